@@ -1,0 +1,37 @@
+# The two commands: `make demo` (runs the product on this machine) and `make test`.
+# Each creates the virtual environment and installs the product on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+INSTALLED = $(VENV)/.installed
+
+.PHONY: demo test test-slow test-all lint format clean
+
+$(INSTALLED): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)  ## sandbox -> sync -> pipeline -> API on http://127.0.0.1:8000
+	$(BIN)/mls2 demo
+
+test: $(INSTALLED)  ## the fast suite (default)
+	$(BIN)/pytest -m "not slow"
+
+test-slow: $(INSTALLED)  ## end-to-end and heavy suites (CI runs these too)
+	$(BIN)/pytest -m slow
+
+test-all: $(INSTALLED)
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .mls2 .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,89 @@
+"""`mls2`: the one console command. Each package owns its subcommands; `demo` runs them all."""
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from conf.settings import SettingsError, load_settings
+from graphql_odata.cli import serve
+from graphql_odata.main import create_app
+from ingestion.cli import sandbox_app, sync_app, sync_with_progress
+from ingestion.client import QobrixClient
+from ingestion.errors import IngestionError
+from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
+from pipelines import DeclarationError, PipelineError
+from pipelines.cli import pipeline_app, update_with_progress
+
+app = typer.Typer(
+    name="mls2",
+    help="MLS 2.0: Qobrix CRM -> RESO Data Dictionary 2.0 lakehouse, served as a RESO Web API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(sync_app, name="sync")
+app.add_typer(pipeline_app, name="pipeline")
+app.command("serve")(serve)
+
+console = Console(stderr=True)
+
+
+@app.command()
+def demo(
+    properties: Annotated[
+        int | None, typer.Option(min=1, help="Sandbox size (default: MLS2_SANDBOX_PROPERTIES, 500).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Sandbox seed (default: MLS2_SANDBOX_SEED, 42).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="API port (default: MLS2_API_PORT, 8000).")] = None,
+) -> None:
+    """Everything on this machine: sandbox (unless Qobrix is configured) -> sync -> pipeline -> API."""
+    try:
+        settings = load_settings()
+        sandbox = None
+        if settings.has_qobrix_credentials:
+            base_url, user, key = settings.require_qobrix()
+            console.print(f"Using Qobrix at {base_url}")
+        else:
+            world = SandboxWorld(
+                seed=settings.mls2_sandbox_seed if seed is None else seed,
+                properties=properties or settings.mls2_sandbox_properties,
+            )
+            sandbox = SandboxServer(world, port=settings.mls2_sandbox_port).start()
+            base_url, user, key = sandbox.base_url, SANDBOX_API_USER, SANDBOX_API_KEY
+            console.print(
+                f"No Qobrix credentials: using the sandbox at {base_url} "
+                f"({world.property_count} properties, seed {world.seed})"
+            )
+        client = QobrixClient(base_url, user, key, timeout=(5.0, settings.mls2_http_timeout_seconds))
+        sync_with_progress(settings, client, entities=None, full_refresh=True, max_properties=None)
+        update_with_progress(settings)
+    except (SettingsError, IngestionError, PipelineError, DeclarationError, OSError) as error:
+        console.print(f"[red]demo failed:[/red] {error}")
+        raise typer.Exit(1) from None
+
+    api_port = settings.mls2_api_port if port is None else port
+    api = f"http://{settings.mls2_api_host}:{api_port}"
+    lines = [
+        "",
+        "[bold]Ready.[/bold] Try:",
+        f"  curl '{api}/odata/Property?$top=5'",
+        f"  curl '{api}/odata/Property?$top=5&$select=ListingKey,ListPrice,StandardStatus'",
+        f"  {api}/docs  (interactive API docs)",
+        f"  {api}/health",
+    ]
+    if sandbox:
+        lines += [
+            "Change the sandbox's data, then sync and update (in another shell):",
+            f"  curl -X POST '{sandbox.url}/_sandbox/advance?updates=5'",
+            f"  export QOBRIX_API_BASE_URL={sandbox.base_url} QOBRIX_API_USER={SANDBOX_API_USER} "
+            f"QOBRIX_API_KEY={SANDBOX_API_KEY} MLS2_DATA_DIR={settings.paths.root}",
+            "  mls2 sync && mls2 pipeline run",
+        ]
+    lines.append("Press Ctrl+C to stop.")
+    console.print("\n".join(lines), soft_wrap=True)
+    uvicorn.run(create_app(settings), host=settings.mls2_api_host, port=api_port, log_level="warning")
+    if sandbox:
+        sandbox.stop()

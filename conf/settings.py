@@ -1,0 +1,108 @@
+"""Settings shared by every part of the product, read from the environment and `.env`.
+
+Every field's environment variable is its name in upper case; `.env.example`
+documents them all with their defaults.
+"""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting has a value the product cannot run with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    qobrix_api_base_url: HttpUrl | None = Field(
+        default=None,
+        description="Qobrix API root, e.g. https://acme.qobrix.com/api/v2. Unset: the demo uses the sandbox.",
+    )
+    qobrix_api_user: str | None = Field(default=None, description="Qobrix API user id (X-Api-User).")
+    qobrix_api_key: str | None = Field(default=None, description="Qobrix API key (X-Api-Key).")
+
+    mls2_data_dir: Path = Field(
+        default=Path(".mls2"), description="Root of the landing zone, the lakehouse and all state."
+    )
+
+    mls2_sandbox_port: int = Field(default=8765, ge=0, le=65535, description="Port of the demo's sandbox.")
+    mls2_sandbox_properties: int = Field(default=500, ge=1, description="Properties the demo's sandbox serves.")
+    mls2_sandbox_seed: int = Field(default=42, description="Seed of the demo's sandbox data.")
+
+    mls2_api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
+    mls2_api_port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on.")
+
+    mls2_http_timeout_seconds: float = Field(default=30.0, gt=0, description="Read timeout of a Qobrix call.")
+    mls2_page_size: int = Field(default=100, ge=1, le=100, description="Records per Qobrix page (API max 100).")
+
+    @field_validator("qobrix_api_user", "qobrix_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("qobrix_api_base_url", mode="before")
+    @classmethod
+    def _blank_url_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @property
+    def has_qobrix_credentials(self) -> bool:
+        return bool(self.qobrix_api_base_url and self.qobrix_api_user and self.qobrix_api_key)
+
+    def require_qobrix(self) -> tuple[str, str, str]:
+        """The Qobrix base URL, user and key, or a SettingsError naming what is missing."""
+        missing = [
+            name.upper()
+            for name in ("qobrix_api_base_url", "qobrix_api_user", "qobrix_api_key")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise SettingsError(
+                f"Qobrix is not configured: set {', '.join(missing)} (see .env.example), "
+                "or run `mls2 demo` to use the built-in sandbox."
+            )
+        return str(self.qobrix_api_base_url).rstrip("/"), self.qobrix_api_user, self.qobrix_api_key
+
+    @cached_property
+    def paths(self) -> "DataPaths":
+        return DataPaths(self.mls2_data_dir)
+
+
+class DataPaths:
+    """Where each kind of data lives under MLS2_DATA_DIR."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def lakehouse(self) -> Path:
+        return self.root / "lakehouse"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def snapshot_pointer(self) -> Path:
+        """The file naming the gold snapshot the API serves (replaced atomically on publish)."""
+        return self.snapshots / "CURRENT.json"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env`, with explicit overrides on top."""
+    try:
+        return Settings(**overrides)
+    except ValueError as error:
+        raise SettingsError(f"Invalid configuration: {error}") from None

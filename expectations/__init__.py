@@ -1,0 +1,1 @@
+"""Data-quality rules as data, and the Qobrix-vs-RESO integrity suite."""

@@ -1,0 +1,20 @@
+"""Shared needs of the routes, as `Annotated` dependencies: routes never open connections themselves."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from conf.settings import Settings
+from graphql_odata.backends.snapshot import SnapshotBackend
+
+
+def get_backend(request: Request) -> SnapshotBackend:
+    return request.app.state.backend
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+BackendDep = Annotated[SnapshotBackend, Depends(get_backend)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,1 @@
+"""OData (RESO Web API): query options -> one checked query -> SQL for a backend's dialect."""

@@ -1,0 +1,1 @@
+"""One router module per concern; `graphql_odata.main` only includes them."""

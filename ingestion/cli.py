@@ -1,0 +1,133 @@
+"""`mls2 sync` and `mls2 sandbox`: thin commands over the ingestion workers."""
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conf.cli_options import split_list
+from conf.entities import select_entities
+from conf.settings import Settings, SettingsError, load_settings
+from ingestion.client import QobrixClient
+from ingestion.errors import IngestionError, QobrixAuthError
+from ingestion.sandbox import SandboxWorld, create_app
+from ingestion.state import SyncState
+from ingestion.sync import SyncResult, run_sync
+
+EXIT_CONFIG = 2
+"""Exit code when settings or arguments are wrong: fix the configuration, do not retry."""
+EXIT_QOBRIX = 3
+"""Exit code when Qobrix failed after every retry: safe to retry later; watermarks did not move."""
+
+console = Console(stderr=True)
+sync_app = typer.Typer(help="Land Qobrix data as JSON Lines in the landing zone (full refresh or CDC).")
+sandbox_app = typer.Typer(help="Run the local Qobrix sandbox: a Qobrix API v2 serving generated records.")
+
+
+def sync_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def print_sync_summary(result: SyncResult) -> None:
+    table = Table(title=f"Sync {result.sync_id}: {result.status}")
+    table.add_column("entity")
+    table.add_column("pages", justify="right")
+    table.add_column("records", justify="right")
+    for entity in result.entities:
+        table.add_row(entity.entity, str(entity.pages), str(entity.records))
+    console.print(table)
+
+
+def sync_with_progress(
+    settings: Settings,
+    client: QobrixClient,
+    *,
+    entities: list[str] | None,
+    full_refresh: bool,
+    max_properties: int | None,
+) -> SyncResult:
+    """Run a sync showing one progress bar per entity, then print its summary table."""
+    selected = select_entities(entities)
+    with sync_progress() as progress:
+        tasks = {entity.name: progress.add_task(entity.name, total=None) for entity in selected}
+
+        def on_page(entity: str, landed: int, total: int) -> None:
+            progress.update(tasks[entity], completed=landed, total=total)
+
+        result = run_sync(
+            client=client,
+            landing_root=settings.paths.landing,
+            state_path=settings.paths.state / "sync_state.json",
+            entities=selected,
+            full_refresh=full_refresh,
+            max_properties=max_properties,
+            page_size=settings.mls2_page_size,
+            progress=on_page,
+        )
+    print_sync_summary(result)
+    return result
+
+
+@sync_app.callback(invoke_without_command=True)
+def sync(
+    context: typer.Context,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Fetch every record, not only changes.")] = False,
+    entities: Annotated[str | None, typer.Option(help="Comma-separated entities to sync (default: all).")] = None,
+    max_properties: Annotated[int | None, typer.Option(min=1, help="Test mode: land at most N properties.")] = None,
+) -> None:
+    """Fetch Qobrix data into the landing zone. Needs QOBRIX_API_BASE_URL, QOBRIX_API_USER, QOBRIX_API_KEY."""
+    if context.invoked_subcommand is not None:
+        return
+    try:
+        settings = load_settings()
+        base_url, user, key = settings.require_qobrix()
+        client = QobrixClient(base_url, user, key, timeout=(5.0, settings.mls2_http_timeout_seconds))
+        sync_with_progress(
+            settings, client, entities=split_list(entities), full_refresh=full_refresh, max_properties=max_properties
+        )
+    except (SettingsError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(EXIT_CONFIG) from None
+    except QobrixAuthError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(EXIT_CONFIG) from None
+    except IngestionError as error:
+        console.print(f"[red]sync failed:[/red] {error}")
+        raise typer.Exit(EXIT_QOBRIX) from None
+
+
+@sync_app.command("status")
+def sync_status() -> None:
+    """Show each entity's last sync and the most recent syncs."""
+    settings = load_settings()
+    state = SyncState(settings.paths.state / "sync_state.json")
+    table = Table(title="Recent syncs")
+    for column in ("sync id", "status", "started", "finished", "records"):
+        table.add_column(column)
+    for summary in state.syncs[:10]:
+        records = sum(entity["records"] for entity in summary["entities"])
+        table.add_row(summary["sync_id"], summary["status"], summary["started"], summary["finished"], str(records))
+    Console().print(table)
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    properties: Annotated[int, typer.Option(min=0, help="Number of properties to serve.")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data (same seed, same data).")] = 42,
+) -> None:
+    """Serve the Qobrix sandbox. Credentials: X-Api-User sandbox-user, X-Api-Key sandbox-key."""
+    world = SandboxWorld(seed=seed, properties=properties)
+    console.print(f"Qobrix sandbox: http://{host}:{port}/api/v2 ({properties} properties, seed {seed})")
+    uvicorn.run(create_app(world), host=host, port=port, log_level="warning")

@@ -1,0 +1,20 @@
+"""The pipeline: the bronze/silver/gold graph declared once, and its embedded executor."""
+
+from pipelines._engine.runner import PipelineBusy, PipelineError, UpdateFailed, UpdateResult, run_update
+from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, LandingSource
+from pipelines.graph import Graph, load_graph
+
+__all__ = [
+    "AutoCdc",
+    "Dataset",
+    "DeclarationError",
+    "Expectation",
+    "Graph",
+    "LandingSource",
+    "PipelineBusy",
+    "PipelineError",
+    "UpdateFailed",
+    "UpdateResult",
+    "load_graph",
+    "run_update",
+]

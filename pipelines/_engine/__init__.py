@@ -1,0 +1,1 @@
+"""The embedded engine: DuckDB computes, Delta Lake (delta-rs) stores."""

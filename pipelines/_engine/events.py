@@ -1,0 +1,115 @@
+"""The pipeline event log, a Delta table in the shape of the Databricks pipeline event log.
+
+Columns: id, sequence, origin (pipeline/update/flow/dataset), timestamp, message,
+level, maturity_level, error, details (a JSON string, as on Databricks), event_type.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import pyarrow as pa
+
+from pipelines._engine.lakehouse import Lakehouse
+
+EVENT_LOG = "mls2_system.event_log"
+PIPELINE_NAME = "mls2"
+
+ORIGIN = pa.struct(
+    [
+        ("pipeline_name", pa.string()),
+        ("update_id", pa.string()),
+        ("flow_name", pa.string()),
+        ("dataset_name", pa.string()),
+    ]
+)
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("sequence", pa.int64()),
+        ("origin", ORIGIN),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("message", pa.string()),
+        ("level", pa.string()),
+        ("maturity_level", pa.string()),
+        ("error", pa.string()),
+        ("details", pa.string()),
+        ("event_type", pa.string()),
+    ]
+)
+
+
+class EventLog:
+    """Collects one update's events; `flush` appends them to the Delta event log in one commit."""
+
+    def __init__(self, lakehouse: Lakehouse, update_id: str) -> None:
+        self.lakehouse = lakehouse
+        self.update_id = update_id
+        self._rows: list[dict] = []
+
+    def emit(
+        self,
+        event_type: str,
+        message: str,
+        details: dict,
+        *,
+        level: str = "INFO",
+        flow: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._rows.append(
+            {
+                "id": str(uuid.uuid4()),
+                "sequence": len(self._rows),
+                "origin": {
+                    "pipeline_name": PIPELINE_NAME,
+                    "update_id": self.update_id,
+                    "flow_name": flow,
+                    "dataset_name": flow,
+                },
+                "timestamp": datetime.now(UTC),
+                "message": message,
+                "level": level,
+                "maturity_level": "STABLE",
+                "error": error,
+                "details": orjson.dumps(details).decode(),
+                "event_type": event_type,
+            }
+        )
+
+    def update_progress(self, state: str, *, error: str | None = None) -> None:
+        self.emit(
+            "update_progress",
+            f"Update {self.update_id[:8]} is {state}.",
+            {"update_progress": {"state": state}},
+            level="ERROR" if state == "FAILED" else "INFO",
+            error=error,
+        )
+
+    def flow_progress(
+        self,
+        flow: str,
+        status: str,
+        *,
+        metrics: dict | None = None,
+        data_quality: dict | None = None,
+        error: str | None = None,
+    ) -> None:
+        progress: dict = {"status": status}
+        if metrics is not None:
+            progress["metrics"] = metrics
+        if data_quality is not None:
+            progress["data_quality"] = data_quality
+        self.emit(
+            "flow_progress",
+            f"Flow '{flow}' is {status}.",
+            {"flow_progress": progress},
+            level="ERROR" if status == "FAILED" else "INFO",
+            flow=flow,
+            error=error,
+        )
+
+    def flush(self) -> None:
+        if self._rows:
+            self.lakehouse.append(EVENT_LOG, pa.Table.from_pylist(self._rows, schema=SCHEMA))
+            self._rows.clear()

@@ -1,0 +1,74 @@
+"""Delta tables under MLS2_DATA_DIR/lakehouse/<schema>/<table>, through delta-rs."""
+
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
+"""Every table keeps a change feed so downstream streaming reads take only what was appended."""
+
+
+class Lakehouse:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        schema, table = name.split(".", 1)
+        return self.root / schema / table
+
+    def table(self, name: str) -> DeltaTable | None:
+        try:
+            return DeltaTable(str(self.path(name)))
+        except TableNotFoundError:
+            return None
+
+    def version(self, name: str) -> int | None:
+        table = self.table(name)
+        return None if table is None else table.version()
+
+    def append(
+        self, name: str, data: pa.Table, *, metadata: dict | None = None, checkpoints: dict[str, int] | None = None
+    ) -> int:
+        return self._write(name, data, mode="append", metadata=metadata, checkpoints=checkpoints)
+
+    def overwrite(
+        self, name: str, data: pa.Table, *, metadata: dict | None = None, checkpoints: dict[str, int] | None = None
+    ) -> int:
+        return self._write(name, data, mode="overwrite", metadata=metadata, checkpoints=checkpoints)
+
+    def _write(
+        self, name: str, data: pa.Table, *, mode: str, metadata: dict | None, checkpoints: dict[str, int] | None
+    ) -> int:
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            str(path),
+            data,
+            mode=mode,
+            schema_mode="overwrite" if mode == "overwrite" else "merge",
+            configuration=CHANGE_DATA_FEED,
+            commit_properties=commit_properties(metadata, checkpoints),
+        )
+        return DeltaTable(str(path)).version()
+
+    def last_commit_metadata(self, name: str) -> dict:
+        table = self.table(name)
+        return table.history(1)[0] if table is not None else {}
+
+    def drop(self, name: str) -> None:
+        """Remove a table's data and log (a full refresh starts it again from nothing)."""
+        import shutil
+
+        shutil.rmtree(self.path(name), ignore_errors=True)
+
+
+def commit_properties(metadata: dict | None, checkpoints: dict[str, int] | None) -> CommitProperties:
+    """Custom commit metadata plus stream checkpoints as Delta app transactions (atomic with the data)."""
+    return CommitProperties(
+        custom_metadata={key: str(value) for key, value in (metadata or {}).items()},
+        app_transactions=[
+            Transaction(app_id=app_id, version=version) for app_id, version in (checkpoints or {}).items()
+        ],
+    )

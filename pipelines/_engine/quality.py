@@ -1,0 +1,102 @@
+"""Expectations on the embedded engine: warn, drop (into quarantine) or fail, with DLT's metrics.
+
+A row breaks an expectation when its constraint is false or NULL (it is kept only
+when the constraint is true, as a filter keeps it).
+"""
+
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from pipelines._engine.sql import spark_to_duckdb_expression
+from pipelines.declaration import Dataset
+
+BROKEN_RULES = "__broken_rules"
+DROPPED = "__dropped"
+RECORD = "__record"
+
+
+class ExpectationFailed(RuntimeError):
+    """An `expect_or_fail` rule was broken: the update stops, naming the rule and a sample row."""
+
+    def __init__(self, dataset: str, rule: str, constraint: str, failed: int, sample: str) -> None:
+        super().__init__(
+            f"{dataset}: expectation {rule!r} ({constraint}) failed on {failed} row(s); "
+            f"update stopped. Sample row: {sample}"
+        )
+        self.dataset = dataset
+        self.rule = rule
+        self.failed = failed
+        self.sample = sample
+
+
+@dataclass
+class QualityReport:
+    dataset: str
+    input_records: int = 0
+    dropped_records: int = 0
+    expectations: list[dict] = field(default_factory=list)
+
+    def as_data_quality(self) -> dict:
+        """The `details.flow_progress.data_quality` object of the Databricks event log."""
+        return {"dropped_records": self.dropped_records, "expectations": self.expectations}
+
+
+@dataclass
+class CheckedBatch:
+    kept: str
+    """DuckDB relation with the rows that passed every drop rule (original columns only)."""
+    quarantine: pa.Table | None
+    report: QualityReport
+
+
+def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> CheckedBatch:
+    """Evaluate `dataset`'s expectations over relation `batch`; raise on a broken fail rule."""
+    report = QualityReport(dataset=dataset.name)
+    report.input_records = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
+    if not dataset.expectations:
+        return CheckedBatch(kept=batch, quarantine=None, report=report)
+
+    conditions = {
+        e.name: f"coalesce(({spark_to_duckdb_expression(e.constraint)}), false)" for e in dataset.expectations
+    }
+    counts = con.execute(
+        "SELECT " + ", ".join(f"count_if(NOT {condition})" for condition in conditions.values()) + f" FROM {batch}"
+    ).fetchall()[0]
+    for expectation, failed in zip(dataset.expectations, counts, strict=True):
+        report.expectations.append(
+            {
+                "name": expectation.name,
+                "dataset": dataset.name,
+                "passed_records": report.input_records - failed,
+                "failed_records": failed,
+            }
+        )
+        if expectation.on_violation == "fail" and failed:
+            sample = con.execute(
+                f"SELECT to_json(b) FROM {batch} b WHERE NOT {conditions[expectation.name]} LIMIT 1"
+            ).fetchall()[0][0]
+            raise ExpectationFailed(dataset.name, expectation.name, expectation.constraint, failed, sample)
+
+    broken = ", ".join(f"CASE WHEN NOT {condition} THEN '{name}' END" for name, condition in conditions.items())
+    drop_rules = [e.name for e in dataset.expectations if e.on_violation == "drop"]
+    dropped_when = " OR ".join(f"NOT {conditions[name]}" for name in drop_rules) or "false"
+    checked = f"{batch}__checked"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT b.*, "
+        f"list_filter([{broken}], lambda rule: rule IS NOT NULL) AS {BROKEN_RULES}, "
+        f"({dropped_when}) AS {DROPPED}, CASE WHEN {dropped_when} THEN to_json(b) END AS {RECORD} FROM {batch} b"
+    )
+    report.dropped_records = con.execute(f"SELECT count(*) FROM {checked} WHERE {DROPPED}").fetchall()[0][0]
+    quarantine = None
+    if report.dropped_records:
+        quarantine = con.sql(
+            f"SELECT {BROKEN_RULES} AS broken_rules, {RECORD} AS record FROM {checked} WHERE {DROPPED}"
+        ).to_arrow_table()
+    kept = f"{batch}__kept"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {kept} AS SELECT * EXCLUDE ({BROKEN_RULES}, {DROPPED}, {RECORD}) "
+        f"FROM {checked} WHERE NOT {DROPPED}"
+    )
+    return CheckedBatch(kept=kept, quarantine=quarantine, report=report)

@@ -1,0 +1,363 @@
+"""One pipeline update on the embedded engine: every selected dataset in dependency order.
+
+Streaming tables and AUTO CDC targets read only what is new since their checkpoint
+(landing files not yet in bronze; Delta versions after the one stored in the target's
+own commit). Materialized views recompute when an input's data changed. After a
+successful update gold is published for serving; a failed one publishes nothing.
+"""
+
+import fcntl
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from conf.mappings import resource_mappings
+from conf.settings import DataPaths
+from pipelines._engine.cdc import apply_changes
+from pipelines._engine.events import EventLog
+from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.landing_reader import landing_files, register_landing
+from pipelines._engine.publish import publish_snapshot, read_pointer
+from pipelines._engine.quality import check
+from pipelines._engine.sql import LANDING_SCHEMA, parse, references, to_duckdb
+from pipelines.declaration import Dataset
+from pipelines.graph import Graph, load_graph
+
+QUARANTINE = "mls2_system.quarantine"
+SOURCES_METADATA = "mls2.sources"
+ROWS_PER_BATCH = 100_000
+
+ProgressCallback = Callable[[str, str], None]
+"""Called with (dataset, state) as each flow starts and ends."""
+
+
+class PipelineError(RuntimeError):
+    """Base of the engine's expected failures; the CLI prints the message."""
+
+
+class PipelineBusy(PipelineError):
+    """Another update holds the pipeline lock."""
+
+
+class UpdateFailed(PipelineError):
+    """A flow failed; nothing was published and a re-run converges."""
+
+
+@dataclass
+class FlowResult:
+    dataset: str
+    status: str
+    input_records: int = 0
+    output_records: int = 0
+    dropped_records: int = 0
+    deleted_records: int = 0
+    version: int | None = None
+
+
+@dataclass
+class UpdateResult:
+    update_id: str
+    state: str = "RUNNING"
+    flows: list[FlowResult] = field(default_factory=list)
+    published: dict | None = None
+    error: str | None = None
+
+
+def relation(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def stream_relation(name: str) -> str:
+    return f"stream__{relation(name)}"
+
+
+class UpdateLock:
+    """An exclusive, non-blocking lock on the pipeline; released when the process ends, even by kill -9."""
+
+    def __init__(self, paths: DataPaths, update_id: str) -> None:
+        self.path = paths.state / "pipeline.lock"
+        self.update_id = update_id
+
+    def __enter__(self) -> "UpdateLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.seek(0)
+            holder = self._handle.read().strip() or "unknown"
+            self._handle.close()
+            raise PipelineBusy(
+                f"another pipeline update is running ({holder}); wait for it to finish, then run again"
+            ) from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"update {self.update_id} pid {os.getpid()} since {datetime.now(UTC).isoformat()}")
+        self._handle.flush()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._handle.seek(0)
+        self._handle.truncate()
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+
+class Update:
+    def __init__(
+        self,
+        paths: DataPaths,
+        graph: Graph,
+        *,
+        full_refresh: bool,
+        refresh: list[str] | None,
+        full_refresh_selection: list[str] | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.paths = paths
+        self.graph = graph
+        self.lakehouse = Lakehouse(paths.lakehouse)
+        self.update_id = str(uuid.uuid4())
+        self.events = EventLog(self.lakehouse, self.update_id)
+        self.progress = progress or (lambda dataset, state: None)
+        chosen_full = set(graph.check_names(full_refresh_selection or []))
+        chosen = set(graph.check_names(refresh or []))
+        everything = set(graph.datasets)
+        self.full_refresh = everything if full_refresh else chosen_full
+        self.selected = everything if not (chosen or chosen_full) else chosen | chosen_full
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    def run(self) -> UpdateResult:
+        result = UpdateResult(update_id=self.update_id)
+        self.events.emit(
+            "create_update",
+            f"Update {self.update_id[:8]} started.",
+            {
+                "create_update": {
+                    "cause": "USER_ACTION",
+                    "full_refresh": sorted(self.full_refresh),
+                    "refresh_selection": sorted(self.selected),
+                }
+            },
+        )
+        self.events.update_progress("RUNNING")
+        current = None
+        try:
+            for dataset in self.graph.ordered():
+                current = dataset.name
+                if dataset.kind == "temporary_view":
+                    continue
+                if dataset.name not in self.selected:
+                    continue
+                self.progress(dataset.name, "RUNNING")
+                flow = self.run_flow(dataset)
+                result.flows.append(flow)
+                self.progress(dataset.name, flow.status)
+            current = None
+            result.published = self.publish_if_gold_changed()
+            result.state = "COMPLETED"
+            self.events.update_progress("COMPLETED")
+        except Exception as error:
+            result.state = "FAILED"
+            result.error = f"{current}: {error}" if current else str(error)
+            if current:
+                self.events.flow_progress(current, "FAILED", error=str(error))
+            self.events.update_progress("FAILED", error=result.error)
+            raise UpdateFailed(f"update {self.update_id} failed in {result.error}") from error
+        finally:
+            self.events.flush()
+            self.con.close()
+        return result
+
+    def run_flow(self, dataset: Dataset) -> FlowResult:
+        tree = parse(dataset.sql, origin=dataset.name)
+        reads, streams = references(tree)
+        full = dataset.name in self.full_refresh
+        if dataset.kind == "materialized_view" and not full and not self.is_stale(dataset):
+            self.events.flow_progress(dataset.name, "SKIPPED")
+            return FlowResult(dataset=dataset.name, status="SKIPPED")
+        checkpoints: dict[str, int] = {}
+        new_input = False
+        for name in reads:
+            self.register_full_read(name)
+        for name in streams:
+            if name.startswith(f"{LANDING_SCHEMA}."):
+                new_input |= self.register_landing_stream(dataset, name, full)
+            else:
+                version, has_rows = self.register_table_stream(dataset, name, full)
+                checkpoints[f"{dataset.name}<-{name}"] = version
+                new_input |= has_rows
+        if streams and not new_input and not full:
+            self.events.flow_progress(dataset.name, "SKIPPED", metrics={"num_output_rows": 0})
+            return FlowResult(dataset=dataset.name, status="SKIPPED")
+
+        batch = f"batch__{relation(dataset.name)}"
+        body = to_duckdb(tree, lambda name, streaming: stream_relation(name) if streaming else relation(name))
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {body}")
+        checked = check(self.con, dataset, batch)
+        self.quarantine(dataset, checked.quarantine)
+        metadata = {"mls2.update_id": self.update_id}
+        flow = FlowResult(
+            dataset=dataset.name,
+            status="COMPLETED",
+            input_records=checked.report.input_records,
+            dropped_records=checked.report.dropped_records,
+        )
+
+        if dataset.kind == "auto_cdc":
+            metrics = apply_changes(
+                self.con,
+                self.lakehouse,
+                dataset,
+                checked.kept,
+                full_refresh=full,
+                metadata=metadata,
+                checkpoints=checkpoints,
+            )
+            flow.output_records, flow.deleted_records = metrics.upserted, metrics.deleted
+        else:
+            rows = self.con.sql(f"SELECT * FROM {checked.kept}").to_arrow_table()
+            flow.output_records = rows.num_rows
+            if dataset.kind == "materialized_view":
+                metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(dataset)).decode()
+                self.lakehouse.overwrite(dataset.name, rows, metadata=metadata)
+            elif full or self.lakehouse.table(dataset.name) is None:
+                self.lakehouse.overwrite(dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
+            else:
+                self.lakehouse.append(dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
+        flow.version = self.lakehouse.version(dataset.name)
+        self.events.flow_progress(
+            dataset.name,
+            "COMPLETED",
+            metrics={"num_output_rows": flow.output_records, "num_deleted_rows": flow.deleted_records},
+            data_quality=checked.report.as_data_quality() if dataset.expectations else None,
+        )
+        return flow
+
+    def register_full_read(self, name: str) -> None:
+        dataset = self.graph[name]
+        if dataset.kind == "temporary_view":
+            tree = parse(dataset.sql, origin=name)
+            for upstream in references(tree)[0]:
+                self.register_full_read(upstream)
+            body = to_duckdb(tree, lambda ref, streaming: relation(ref))
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {relation(name)} AS {body}")
+            return
+        table = self.lakehouse.table(name)
+        if table is None:
+            raise PipelineError(f"{name} has not been computed yet; run an update that includes it")
+        self.con.register(relation(name), table.to_pyarrow_dataset())
+
+    def register_landing_stream(self, dataset: Dataset, name: str, full: bool) -> bool:
+        """Landing files not yet in `dataset` (all of them on a full refresh). True when there are any."""
+        files = landing_files(self.paths.landing, dataset.landing.entity)
+        if not full and (target := self.lakehouse.table(dataset.name)) is not None:
+            self.con.register("processed_target", target.to_pyarrow_dataset())
+            done = {row[0] for row in self.con.sql("SELECT DISTINCT source_file FROM processed_target").fetchall()}
+            self.con.unregister("processed_target")
+            files = [path for path in files if path not in done]
+        register_landing(self.con, stream_relation(name), self.paths.landing, files)
+        return bool(files)
+
+    def register_table_stream(self, dataset: Dataset, name: str, full: bool) -> tuple[int, bool]:
+        """Rows appended to `name` since `dataset`'s checkpoint; returns (version read up to, any rows)."""
+        source = self.lakehouse.table(name)
+        if source is None:
+            raise PipelineError(f"{name} has not been computed yet; run an update that includes it")
+        current = source.version()
+        target = None if full else self.lakehouse.table(dataset.name)
+        done = target.transaction_version(f"{dataset.name}<-{name}") if target is not None else None
+        if done is None:
+            self.con.register(stream_relation(name), source.to_pyarrow_dataset())
+            return current, True
+        if done >= current:
+            self.con.register(stream_relation(name), source.schema().to_arrow().empty_table())
+            return current, False
+        changes = pa.table(source.load_cdf(starting_version=done + 1, ending_version=current))
+        kinds = set(changes.column("_change_type").to_pylist())
+        if kinds - {"insert"}:
+            raise PipelineError(
+                f"{name} changed other than by appends since {dataset.name} last read it; "
+                f"run with --full-refresh-selection {dataset.name}"
+            )
+        self.con.register(
+            stream_relation(name), changes.drop_columns(["_change_type", "_commit_version", "_commit_timestamp"])
+        )
+        return current, changes.num_rows > 0
+
+    def fingerprints(self, dataset: Dataset) -> dict[str, str]:
+        """What each input's data is now: a digest of its Delta files (temporary views: of their inputs)."""
+        prints = {}
+        for name in dataset.depends_on:
+            upstream = self.graph[name]
+            if upstream.kind == "temporary_view":
+                prints[name] = hashlib.sha256(
+                    orjson.dumps(self.fingerprints(upstream), option=orjson.OPT_SORT_KEYS)
+                ).hexdigest()
+                continue
+            table = self.lakehouse.table(name)
+            files = sorted(table.file_uris()) if table is not None else []
+            prints[name] = hashlib.sha256("\n".join(files).encode()).hexdigest()
+        return prints
+
+    def is_stale(self, dataset: Dataset) -> bool:
+        last = self.lakehouse.last_commit_metadata(dataset.name)
+        if SOURCES_METADATA not in last:
+            return True
+        return orjson.loads(last[SOURCES_METADATA]) != self.fingerprints(dataset)
+
+    def quarantine(self, dataset: Dataset, rows: pa.Table | None) -> None:
+        """Keep dropped rows with the rules they broke, the dataset and the update that dropped them."""
+        if rows is None or rows.num_rows == 0:
+            return
+        count = rows.num_rows
+        stamped = pa.table(
+            {
+                "dataset": pa.array([dataset.name] * count, pa.string()),
+                "broken_rules": rows.column("broken_rules"),
+                "record": rows.column("record"),
+                "update_id": pa.array([self.update_id] * count, pa.string()),
+                "quarantined_at": pa.array([datetime.now(UTC)] * count, pa.timestamp("us", tz="UTC")),
+            }
+        )
+        self.lakehouse.append(QUARANTINE, stamped)
+
+    def publish_if_gold_changed(self) -> dict | None:
+        mappings = list(resource_mappings().values())
+        versions = {
+            m.table: self.lakehouse.version(m.table) for m in mappings if self.lakehouse.version(m.table) is not None
+        }
+        pointer = read_pointer(self.paths.snapshot_pointer)
+        if pointer and pointer["versions"] == versions and (self.paths.snapshots / pointer["file"]).exists():
+            return None
+        return publish_snapshot(self.lakehouse, self.paths.snapshot_pointer, mappings, self.update_id)
+
+
+def run_update(
+    paths: DataPaths,
+    *,
+    graph: Graph | None = None,
+    full_refresh: bool = False,
+    refresh: list[str] | None = None,
+    full_refresh_selection: list[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> UpdateResult:
+    """Run one update under the pipeline lock; raises PipelineBusy or UpdateFailed."""
+    update = Update(
+        paths,
+        graph or load_graph(),
+        full_refresh=full_refresh,
+        refresh=refresh,
+        full_refresh_selection=full_refresh_selection,
+        progress=progress,
+    )
+    with UpdateLock(paths, update.update_id):
+        return update.run()

@@ -1,0 +1,52 @@
+"""Bronze: one streaming table per landed Qobrix entity, the payload kept whole.
+
+Generated from the entity catalogue (`conf/entities.yaml`): every entity has the same
+bronze shape, so a new entity needs no new SQL.
+"""
+
+from conf.entities import entities
+from pipelines.declaration import Dataset, Expectation, LandingSource
+
+BRONZE_SQL = """
+SELECT
+  coalesce(entity, '{entity}') AS entity,
+  operation,
+  sync_id,
+  try_to_timestamp(fetched_at) AS fetched_at,
+  get_json_object(record, '$.id') AS record_key,
+  try_to_timestamp(get_json_object(record, '$.modified')) AS record_modified,
+  coalesce(record, _corrupt_record) AS payload,
+  _corrupt_record IS NOT NULL AS is_malformed,
+  source_file
+FROM STREAM(landing.{table})
+"""
+
+BRONZE_EXPECTATIONS = (
+    Expectation("payload_is_json_record", "NOT is_malformed", "warn"),
+    Expectation("record_key_present", "record_key IS NOT NULL", "warn"),
+    Expectation("operation_known", "operation IN ('upsert', 'delete')", "warn"),
+)
+
+
+def table_identifier(entity: str) -> str:
+    """The SQL-safe name of an entity (`property-viewings` -> `property_viewings`)."""
+    return entity.replace("-", "_").replace("/", "_")
+
+
+def bronze_table_name(entity: str) -> str:
+    return f"qobrix_bronze.{table_identifier(entity)}"
+
+
+def bronze_datasets() -> list[Dataset]:
+    """Warn-only expectations: bronze keeps every landed line, good or bad; silver decides."""
+    return [
+        Dataset(
+            name=bronze_table_name(entity.name),
+            kind="streaming_table",
+            sql=BRONZE_SQL.format(entity=entity.name, table=table_identifier(entity.name)).strip(),
+            expectations=BRONZE_EXPECTATIONS,
+            landing=LandingSource(entity.name),
+            comment=f"Qobrix {entity.name} as landed: raw payload plus landing metadata.",
+        )
+        for entity in entities().values()
+    ]

@@ -1,0 +1,91 @@
+"""The pipeline declaration: datasets, expectations and AUTO CDC settings, executor-neutral.
+
+The shapes mirror Lakeflow Declarative Pipelines (`pyspark.pipelines` / `dlt`) so the
+same declaration is run by the embedded engine and registered on Databricks.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+DatasetKind = Literal["streaming_table", "materialized_view", "temporary_view", "auto_cdc"]
+OnViolation = Literal["warn", "drop", "fail"]
+SCHEMAS = ("qobrix_bronze", "qobrix_silver", "reso_gold")
+
+
+class DeclarationError(ValueError):
+    """A dataset declaration is incomplete or contradicts itself."""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A named Spark SQL boolean constraint and what to do with rows that break it."""
+
+    name: str
+    constraint: str
+    on_violation: OnViolation = "warn"
+
+
+@dataclass(frozen=True)
+class AutoCdc:
+    """Settings of `create_auto_cdc_flow`: how change rows become the target's rows."""
+
+    keys: tuple[str, ...]
+    sequence_by: str
+    apply_as_deletes: str | None = None
+    column_list: tuple[str, ...] | None = None
+    except_column_list: tuple[str, ...] | None = None
+    stored_as_scd_type: Literal[1, 2] = 1
+    track_history_column_list: tuple[str, ...] | None = None
+    track_history_except_column_list: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class LandingSource:
+    """A bronze table's input: the landing folder of one Qobrix entity (Auto Loader on Databricks)."""
+
+    entity: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One node of the graph. `name` is `schema.table`; SQL bodies refer to others by that name.
+
+    For `auto_cdc`, `sql` is the change feed (a streaming query) and `cdc` says how to apply it.
+    For a bronze table, `landing` names the entity whose files feed `STREAM(landing)`.
+    """
+
+    name: str
+    kind: DatasetKind
+    sql: str
+    expectations: tuple[Expectation, ...] = ()
+    cdc: AutoCdc | None = None
+    landing: LandingSource | None = None
+    comment: str = ""
+    source_file: Path | None = None
+    depends_on: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def schema(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def table(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def is_stored(self) -> bool:
+        return self.kind != "temporary_view"
+
+    def validate(self) -> None:
+        if self.name.count(".") != 1 or self.schema not in SCHEMAS:
+            raise DeclarationError(f"{self.name}: a dataset name is `schema.table` with schema one of {SCHEMAS}")
+        if (self.kind == "auto_cdc") != (self.cdc is not None):
+            raise DeclarationError(f"{self.name}: AUTO CDC settings belong to, and only to, kind auto_cdc")
+        if self.cdc and self.cdc.column_list and self.cdc.except_column_list:
+            raise DeclarationError(f"{self.name}: give column_list or except_column_list, not both")
+        if not self.sql.strip():
+            raise DeclarationError(f"{self.name}: empty SQL body")
+        names = [expectation.name for expectation in self.expectations]
+        if len(names) != len(set(names)):
+            raise DeclarationError(f"{self.name}: expectation names repeat: {names}")

@@ -1,0 +1,47 @@
+"""MLS 2.0: Qobrix CRM -> RESO Data Dictionary 2.0 lakehouse, RESO Web API and GraphQL."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGES = ["ingestion", "pipelines", "expectations", "graphql_odata", "conf"]
+
+setup(
+    name="mls2",
+    version="0.1.0",
+    description=__doc__,
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=[f"{name}*" for name in PACKAGES]),
+    package_data={
+        "conf": ["*.yaml", "mappings/*.yaml"],
+        "pipelines": ["**/*.sql"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "requests>=2.32",
+        "fastapi>=0.115",
+        "uvicorn>=0.30",
+        "typer>=0.12",
+        "rich>=13",
+        "pydantic>=2.7",
+        "pydantic-settings>=2.3",
+        "duckdb>=2.0,<3",
+        "deltalake>=1.6,<2",
+        "pyarrow>=16",
+        "sqlglot>=30,<31",
+        "pyyaml>=6",
+        "orjson>=3.10",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "httpx2>=2.16",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["mls2=conf.cli:app"]},
+)

@@ -1,0 +1,56 @@
+"""The `mls2` command: help that explains, and clear exits on bad input."""
+
+import pytest
+from typer.testing import CliRunner
+
+from conf.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        ([], ["sandbox", "sync", "pipeline", "serve", "demo"]),
+        (["sync"], ["--full-refresh", "--entities", "--max-properties", "status"]),
+        (["sandbox", "serve"], ["--port", "--properties", "--seed"]),
+        (["pipeline", "run"], ["--full-refresh", "--refresh", "--full-refresh-selection"]),
+        (["serve"], ["--port", "/odata"]),
+        (["demo"], ["sandbox", "sync", "pipeline"]),
+    ],
+)
+def test_help_explains_every_command(args: list[str], mentions: list[str]) -> None:
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0
+    for word in mentions:
+        assert word in result.output
+
+
+def test_sync_without_credentials_exits_2_naming_the_settings() -> None:
+    result = runner.invoke(app, ["sync"])
+    assert result.exit_code == 2
+    assert "QOBRIX_API_BASE_URL" in result.output and "mls2 demo" in result.output
+
+
+def test_sync_with_unknown_entity_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QOBRIX_API_BASE_URL", "http://127.0.0.1:9/api/v2")
+    monkeypatch.setenv("QOBRIX_API_USER", "u")
+    monkeypatch.setenv("QOBRIX_API_KEY", "k")
+    result = runner.invoke(app, ["sync", "--entities", "properties,unicorns"])
+    assert result.exit_code == 2 and "unknown entities: unicorns" in result.output
+
+
+def test_bad_numbers_are_refused_by_the_parser() -> None:
+    result = runner.invoke(app, ["sync", "--max-properties", "0"])
+    assert result.exit_code == 2 and "max-properties" in result.output
+
+
+def test_pipeline_run_with_unknown_dataset_exits_1() -> None:
+    result = runner.invoke(app, ["pipeline", "run", "--refresh", "qobrix_silver.nothing"])
+    assert result.exit_code == 1 and "unknown datasets: qobrix_silver.nothing" in result.output
+
+
+def test_pipeline_graph_lists_the_datasets() -> None:
+    result = runner.invoke(app, ["pipeline", "graph"])
+    assert result.exit_code == 0
+    assert "reso_gold.property" in result.output and "auto_cdc" in result.output

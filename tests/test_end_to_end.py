@@ -1,0 +1,123 @@
+"""Sandbox -> sync -> pipeline -> HTTP API, through real servers and the real `mls2 demo` process."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conf.settings import Settings
+from graphql_odata.main import create_app
+from ingestion.sandbox import BackgroundServer, SandboxServer, SandboxWorld
+from pipelines import load_graph, run_update
+from pipelines._engine.lakehouse import Lakehouse
+
+pytestmark = pytest.mark.slow
+
+STATUS = {
+    "available": "Active",
+    "reserved": "Pending",
+    "under_offer": "Pending",
+    "sold": "Closed",
+    "rented": "Closed",
+    "withdrawn": "Withdrawn",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def expected_property(record: dict) -> dict:
+    """What gold Property must say about one sandbox record."""
+    return {
+        "ListingKey": f"QOBRIX_{record['id']}",
+        "ListPrice": record["list_selling_price_amount"],
+        "StandardStatus": STATUS.get(record["status"]),
+        "ModificationTimestamp": record["modified"].replace("+00:00", "Z"),
+    }
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"mls2 demo exited early with {process.returncode}: {process.stdout.read()}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def test_demo_command_serves_the_sandbox_data(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLS2_DATA_DIR": str(tmp_path / "demo"),
+        "MLS2_API_PORT": str(port),
+        "MLS2_SANDBOX_PORT": "0",
+        "MLS2_SANDBOX_PROPERTIES": "300",
+        "MLS2_SANDBOX_SEED": "11",
+    }
+    mls2 = Path(sys.executable).with_name("mls2")
+    process = subprocess.Popen(
+        [str(mls2), "demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", process)
+        response = requests.get(f"http://127.0.0.1:{port}/odata/Property", params={"$top": "5"}, timeout=10)
+        assert response.status_code == 200
+        served = response.json()["value"]
+        world = SandboxWorld(seed=11, properties=300)
+        expected = sorted((expected_property(r) for r in world.properties_page(1, 300)), key=lambda p: p["ListingKey"])
+        assert served == expected[:5]
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "Ready." in output and f"http://127.0.0.1:{port}/odata/Property?$top=5" in output
+
+
+def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
+    settings: Settings, world: SandboxWorld, sandbox: SandboxServer, sync
+) -> None:
+    sync()
+    run_update(settings.paths)
+    lakehouse = Lakehouse(settings.paths.lakehouse)
+    with BackgroundServer(create_app(settings), name="api") as api:
+
+        def served(key: str) -> dict:
+            response = requests.get(f"{api.url}/odata/Property", params={"$top": "1000"}, timeout=10)
+            assert response.status_code == 200
+            return {row["ListingKey"]: row for row in response.json()["value"]}[key]
+
+        records = world.properties_page(1, world.property_count)
+        for record in records[:20]:
+            assert served(f"QOBRIX_{record['id']}") == expected_property(record)
+
+        versions = {name: lakehouse.version(name) for name in load_graph().datasets}
+        pointer = settings.paths.snapshot_pointer.read_bytes()
+        quiet = run_update(settings.paths)
+        assert {flow.status for flow in quiet.flows} == {"SKIPPED"}
+        assert {name: lakehouse.version(name) for name in versions} == versions
+        assert settings.paths.snapshot_pointer.read_bytes() == pointer
+
+        changed_id = requests.post(f"{sandbox.url}/_sandbox/advance", params={"updates": 1}, timeout=5).json()[
+            "updated"
+        ][0]
+        changed = next(r for r in world.properties_page(1, world.property_count) if r["id"] == changed_id)
+        before = served(f"QOBRIX_{changed_id}")
+        sync()
+        run_update(settings.paths)
+        after = served(f"QOBRIX_{changed_id}")
+        assert after == expected_property(changed)
+        assert after["ModificationTimestamp"] > before["ModificationTimestamp"]

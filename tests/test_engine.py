@@ -1,0 +1,202 @@
+"""The embedded engine over landing files: incremental bronze, AUTO CDC, quarantine, publishing."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import orjson
+import pytest
+from deltalake import DeltaTable
+
+from conf.settings import Settings
+from ingestion.landing import LandingWriter
+from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_graph, run_update
+from pipelines._engine.events import EVENT_LOG
+from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.runner import QUARANTINE, UpdateLock
+from pipelines.graph import build_graph
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def prop(key: str, minutes: int, price: float = 100_000, status: str = "available") -> dict:
+    stamp = (T0 + timedelta(minutes=minutes)).isoformat()
+    return {
+        "id": key,
+        "ref": 1,
+        "name": key,
+        "property_type": "apartment",
+        "status": status,
+        "list_selling_price_amount": price,
+        "created": T0.isoformat(),
+        "modified": stamp,
+    }
+
+
+def land(settings: Settings, sync_id: str, records: list[dict], operation: str = "upsert") -> None:
+    LandingWriter(settings.paths.landing, sync_id).write_page("properties", 1, records, operation=operation)
+
+
+def table(settings: Settings, name: str) -> DeltaTable:
+    return Lakehouse(settings.paths.lakehouse).table(name)
+
+
+def rows(settings: Settings, name: str) -> list[dict]:
+    return sorted(table(settings, name).to_pyarrow_table().to_pylist(), key=lambda row: str(row))
+
+
+def gold_prices(settings: Settings) -> dict[str, float]:
+    return {row["ListingKey"]: float(row["ListPrice"]) for row in rows(settings, "reso_gold.property")}
+
+
+def test_bronze_reads_only_new_files_and_a_rerun_changes_nothing(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1), prop("b", 1)])
+    first = run_update(settings.paths)
+    assert [f.status for f in first.flows] == ["COMPLETED"] * 3 and first.published
+    versions = {name: table(settings, name).version() for name in load_graph().datasets}
+
+    again = run_update(settings.paths)
+    assert [f.status for f in again.flows] == ["SKIPPED"] * 3 and again.published is None
+    assert {name: table(settings, name).version() for name in versions} == versions
+
+    land(settings, "s2", [prop("c", 2)])
+    third = run_update(settings.paths)
+    bronze = next(f for f in third.flows if f.dataset == "qobrix_bronze.properties")
+    assert bronze.input_records == 1
+    assert {row["source_file"].split("/")[2] for row in rows(settings, "qobrix_bronze.properties")} == {"s1", "s2"}
+    assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b", "QOBRIX_c"}
+
+
+def test_newer_change_wins_and_a_late_older_event_is_ignored(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 10, price=200_000)])
+    run_update(settings.paths)
+    land(settings, "s2", [prop("a", 5, price=150_000), prop("b", 1)])
+    run_update(settings.paths)
+    assert gold_prices(settings) == {"QOBRIX_a": 200_000.0, "QOBRIX_b": 100_000.0}
+    land(settings, "s3", [prop("a", 20, price=250_000), prop("a", 15, price=240_000)])
+    run_update(settings.paths)
+    assert gold_prices(settings)["QOBRIX_a"] == 250_000.0
+
+
+def test_deletes_remove_rows_unless_older_than_the_row(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 10), prop("b", 10)])
+    run_update(settings.paths)
+    land(settings, "s2", [prop("a", 11), prop("b", 9)], operation="delete")
+    result = run_update(settings.paths)
+    silver = next(f for f in result.flows if f.dataset == "qobrix_silver.property")
+    assert silver.deleted_records == 1
+    assert set(gold_prices(settings)) == {"QOBRIX_b"}
+
+
+def test_bad_lines_stay_in_bronze_and_land_in_quarantine_with_their_rules(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1), {"name": "no id", "modified": T0.isoformat()}, prop("neg", 1, price=-5)])
+    path = next(settings.paths.landing.glob("properties/*/s1/*.jsonl"))
+    path.write_bytes(path.read_bytes() + b'{"entity": "properties", "record": {"id": "cut\n')
+    result = run_update(settings.paths)
+
+    bronze = rows(settings, "qobrix_bronze.properties")
+    assert len(bronze) == 4
+    assert [row["payload"] for row in bronze if row["is_malformed"]] == [
+        '{"entity": "properties", "record": {"id": "cut'
+    ]
+
+    quarantined = {orjson.loads(row["record"])["name"]: row for row in rows(settings, QUARANTINE)}
+    assert {name: row["broken_rules"] for name, row in quarantined.items()} == {
+        None: ["payload_is_json_record", "id_present", "modified_parses"],
+        "no id": ["id_present"],
+        "neg": ["list_price_not_negative"],
+    }
+    assert {row["dataset"] for row in quarantined.values()} == {"qobrix_silver.property"}
+    assert orjson.loads(quarantined["neg"]["record"])["source_file"] == str(path.relative_to(settings.paths.landing))
+    silver = next(f for f in result.flows if f.dataset == "qobrix_silver.property")
+    assert (silver.input_records, silver.dropped_records, silver.output_records) == (4, 3, 1)
+    assert set(gold_prices(settings)) == {"QOBRIX_a"}
+
+
+def test_event_log_has_the_databricks_shape(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1), {"name": "no id"}])
+    result = run_update(settings.paths)
+    con = duckdb.connect()
+    con.register("events", table(settings, EVENT_LOG).to_pyarrow_dataset())
+    kinds = con.execute(
+        "SELECT event_type, details FROM events WHERE origin.update_id = ? ORDER BY sequence", [result.update_id]
+    ).fetchall()
+    assert kinds[0][0] == "create_update"
+    states = [orjson.loads(d)["update_progress"]["state"] for kind, d in kinds if kind == "update_progress"]
+    assert states == ["RUNNING", "COMPLETED"]
+    [quality] = [
+        orjson.loads(d)["flow_progress"]["data_quality"]
+        for kind, d in kinds
+        if kind == "flow_progress" and "data_quality" in orjson.loads(d)["flow_progress"] and "id_present" in d
+    ]
+    assert quality["dropped_records"] == 1
+    id_rule = next(e for e in quality["expectations"] if e["name"] == "id_present")
+    assert id_rule == {
+        "name": "id_present",
+        "dataset": "qobrix_silver.property",
+        "passed_records": 1,
+        "failed_records": 1,
+    }
+
+
+def test_a_failed_update_publishes_nothing_and_a_rerun_converges(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1)])
+    run_update(settings.paths)
+    published = settings.paths.snapshot_pointer.read_bytes()
+    land(settings, "s2", [prop("b", 2, price=-1)])
+    strict = [
+        d
+        if d.name != "qobrix_silver.property"
+        else Dataset(
+            **{**d.__dict__, "expectations": (Expectation("price_ok", "list_selling_price_amount >= 0", "fail"),)}
+        )
+        for d in load_graph().ordered()
+    ]
+    with pytest.raises(UpdateFailed, match="price_ok"):
+        run_update(settings.paths, graph=build_graph(strict))
+    assert settings.paths.snapshot_pointer.read_bytes() == published
+    result = run_update(settings.paths)
+    assert result.state == "COMPLETED" and set(gold_prices(settings)) == {"QOBRIX_a"}
+
+
+def test_a_second_update_is_refused_while_one_runs(settings: Settings) -> None:
+    with UpdateLock(settings.paths, "holder"), pytest.raises(PipelineBusy, match="update holder"):
+        run_update(settings.paths)
+
+
+def test_full_refresh_rebuilds_from_all_landed_files(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1), prop("b", 1)])
+    run_update(settings.paths)
+    result = run_update(settings.paths, full_refresh=True)
+    assert [f.status for f in result.flows] == ["COMPLETED"] * 3
+    assert len(rows(settings, "qobrix_bronze.properties")) == 2
+    assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b"}
+
+
+def test_refresh_selection_updates_only_the_named_datasets(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1)])
+    run_update(settings.paths)
+    land(settings, "s2", [prop("b", 1)])
+    result = run_update(settings.paths, refresh=["qobrix_bronze.properties"])
+    assert [f.dataset for f in result.flows] == ["qobrix_bronze.properties"]
+    assert set(gold_prices(settings)) == {"QOBRIX_a"}
+    run_update(settings.paths)
+    assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b"}
+
+
+def test_serving_keeps_answering_from_the_old_snapshot_during_an_update(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1)])
+    run_update(settings.paths)
+    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    reader = duckdb.connect(str(settings.paths.snapshots / pointer["file"]), read_only=True)
+    land(settings, "s2", [prop("b", 1)])
+    worker = threading.Thread(target=run_update, args=(settings.paths,))
+    worker.start()
+    while worker.is_alive():
+        assert reader.execute("SELECT count(*) FROM property").fetchone() == (1,)
+    worker.join()
+    newer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    assert newer["file"] != pointer["file"]
+    assert duckdb.connect(str(settings.paths.snapshots / newer["file"]), read_only=True).execute(
+        "SELECT count(*) FROM property"
+    ).fetchone() == (2,)
