@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 PACKAGES = ["ingestion", "pipelines", "expectations", "graphql_odata", "conf"]
 
@@ -14,11 +14,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=find_packages(include=[f"{name}*" for name in PACKAGES]),
-    package_data={
-        "conf": ["*.yaml", "mappings/*.yaml"],
-        "pipelines": ["**/*.sql"],
-    },
+    packages=find_namespace_packages(include=[pattern for name in PACKAGES for pattern in (name, f"{name}.*")]),
+    package_data={"conf": ["*.yaml"], "conf.mappings": ["*.yaml"], "pipelines.silver": ["*.sql"]},
     include_package_data=True,
     install_requires=[
         "requests>=2.32",
@@ -34,11 +31,14 @@ setup(
         "sqlglot>=30,<31",
         "pyyaml>=6",
         "orjson>=3.10",
+        "lark>=1.2",
     ],
     extras_require={
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "openapi-schema-validator>=0.6",
             "httpx2>=2.16",
             "ruff>=0.6",
         ],

@@ -1,7 +1,12 @@
 """`mls2 sync` and `mls2 sandbox`: thin commands over the ingestion workers."""
 
+import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
+import requests
 import typer
 import uvicorn
 from rich.console import Console
@@ -14,6 +19,9 @@ from conf.settings import Settings, SettingsError, load_settings
 from ingestion.client import QobrixClient
 from ingestion.errors import IngestionError, QobrixAuthError
 from ingestion.sandbox import SandboxWorld, create_app
+from ingestion.sandbox.faults import TRANSIENT_KINDS, FaultConfig, FaultConfigError, Faults
+from ingestion.sandbox.server import STATE_DIR_VARIABLE
+from ingestion.sandbox.shared import SharedSandbox
 from ingestion.state import SyncState
 from ingestion.sync import SyncResult, run_sync
 
@@ -124,10 +132,74 @@ def sync_status() -> None:
 def sandbox_serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8765,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    properties: Annotated[int, typer.Option(min=0, help="Number of properties to serve.")] = 500,
-    seed: Annotated[int, typer.Option(help="Seed of the generated data (same seed, same data).")] = 42,
+    properties: Annotated[
+        int, typer.Option(min=1, help="Number of properties to serve (other entities scale with it).")
+    ] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data (same seed and size, same data).")] = 42,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes (they share state through a log).")] = 1,
+    fault_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction of API requests that fail.")] = 0.0,
+    faults: Annotated[str, typer.Option(help=f"Fault kinds to draw from: {', '.join(TRANSIENT_KINDS)}.")] = ",".join(
+        TRANSIENT_KINDS
+    ),
+    defect_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fraction of records served with a permanent defect.")
+    ] = 0.0,
+    churn_every: Annotated[
+        int, typer.Option(min=0, help="Every N-th list request first changes some data (0: never).")
+    ] = 0,
+    retry_after: Annotated[float, typer.Option(min=0, help="Retry-After seconds of a 429.")] = 1.0,
+    slow_seconds: Annotated[float, typer.Option(min=0, help="Stall of a slow response, in seconds.")] = 3.0,
 ) -> None:
-    """Serve the Qobrix sandbox. Credentials: X-Api-User sandbox-user, X-Api-Key sandbox-key."""
-    world = SandboxWorld(seed=seed, properties=properties)
-    console.print(f"Qobrix sandbox: http://{host}:{port}/api/v2 ({properties} properties, seed {seed})")
-    uvicorn.run(create_app(world), host=host, port=port, log_level="warning")
+    """Serve the Qobrix sandbox: API v2 at /api/v2 (X-Api-User sandbox-user, X-Api-Key sandbox-key).
+
+    Admin routes: POST /_sandbox/advance (move time forward), GET /_sandbox/state, GET/PUT /_sandbox/faults.
+    """
+    try:
+        config = FaultConfig(
+            rate=fault_rate, kinds=tuple(split_list(faults) or ()), defect_rate=defect_rate, churn_every=churn_every,
+            retry_after=retry_after, slow_seconds=slow_seconds, seed=seed,
+        ).validate()  # fmt: skip
+    except FaultConfigError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(EXIT_CONFIG) from None
+    console.print(
+        f"Qobrix sandbox: http://{host}:{port}/api/v2 ({properties} properties, seed {seed}, {workers} worker(s))"
+    )
+    if workers == 1:
+        world = SandboxWorld(seed=seed, properties=properties)
+        app = create_app(SharedSandbox(world, faults=Faults(config)))
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    with tempfile.TemporaryDirectory(prefix="mls2-sandbox-") as state_dir:
+        Path(state_dir, "sandbox.json").write_text(json.dumps({"seed": seed, "properties": properties}))
+        Path(state_dir, "faults.json").write_text(json.dumps(config.public()))
+        os.environ[STATE_DIR_VARIABLE] = state_dir
+        uvicorn.run(
+            "ingestion.sandbox.server:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
+
+
+@sandbox_app.command("advance")
+def sandbox_advance(
+    url: Annotated[str, typer.Option(help="The sandbox's root URL.")] = "http://127.0.0.1:8765",
+    steps: Annotated[int, typer.Option(min=1, max=10_000, help="Steps of 15 sandbox minutes to apply.")] = 1,
+) -> None:
+    """Move a running sandbox's time forward: records are created, edited, trashed, restored and deleted."""
+    try:
+        response = requests.post(f"{url.rstrip('/')}/_sandbox/advance", params={"steps": steps}, timeout=60)
+        response.raise_for_status()
+    except requests.RequestException as error:
+        console.print(f"[red]error:[/red] the sandbox at {url} did not answer: {error}")
+        raise typer.Exit(EXIT_QOBRIX) from None
+    report = response.json()
+    table = Table(title=f"Sandbox step {report['step']} (clock {report['clock']})")
+    table.add_column("entity")
+    table.add_column("changes")
+    for entity, kinds in report["changed"].items():
+        table.add_row(entity, ", ".join(f"{kind} {len(ids)}" for kind, ids in kinds.items()))
+    Console().print(table)

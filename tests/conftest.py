@@ -12,6 +12,13 @@ from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, 
 from ingestion.sync import SyncResult, run_sync
 
 
+def sandbox_records(world: SandboxWorld, entity: str = "properties") -> list[dict]:
+    """Every listed record of `entity` as the sandbox serves it with `expand=false&media=false`."""
+    records, count = world.list_records(entity, limit=10**9, expand=False, media=False)
+    assert len(records) == count
+    return records
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env or Qobrix credentials."""

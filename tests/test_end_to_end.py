@@ -16,6 +16,7 @@ from graphql_odata.main import create_app
 from ingestion.sandbox import BackgroundServer, SandboxServer, SandboxWorld
 from pipelines import load_graph, run_update
 from pipelines._engine.lakehouse import Lakehouse
+from tests.conftest import sandbox_records
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +80,7 @@ def test_demo_command_serves_the_sandbox_data(tmp_path: Path) -> None:
         assert response.status_code == 200
         served = response.json()["value"]
         world = SandboxWorld(seed=11, properties=300)
-        expected = sorted((expected_property(r) for r in world.properties_page(1, 300)), key=lambda p: p["ListingKey"])
+        expected = sorted((expected_property(r) for r in sandbox_records(world)), key=lambda p: p["ListingKey"])
         assert served == expected[:5]
     finally:
         process.send_signal(signal.SIGINT)
@@ -100,7 +101,7 @@ def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
             assert response.status_code == 200
             return {row["ListingKey"]: row for row in response.json()["value"]}[key]
 
-        records = world.properties_page(1, world.property_count)
+        records = sandbox_records(world)
         for record in records[:20]:
             assert served(f"QOBRIX_{record['id']}") == expected_property(record)
 
@@ -111,10 +112,9 @@ def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
         assert {name: lakehouse.version(name) for name in versions} == versions
         assert settings.paths.snapshot_pointer.read_bytes() == pointer
 
-        changed_id = requests.post(f"{sandbox.url}/_sandbox/advance", params={"updates": 1}, timeout=5).json()[
-            "updated"
-        ][0]
-        changed = next(r for r in world.properties_page(1, world.property_count) if r["id"] == changed_id)
+        advance = requests.post(f"{sandbox.url}/_sandbox/advance", json={"properties": {"updates": 1}}, timeout=5)
+        changed_id = advance.json()["changed"]["properties"]["updated"][0]
+        changed = next(r for r in sandbox_records(world) if r["id"] == changed_id)
         before = served(f"QOBRIX_{changed_id}")
         sync()
         run_update(settings.paths)

@@ -9,6 +9,7 @@ from conf.settings import Settings
 from graphql_odata.main import create_app
 from ingestion.sandbox import SandboxWorld
 from pipelines import run_update
+from tests.conftest import sandbox_records
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def test_top_and_select_return_the_sandbox_values(api: TestClient, world: Sandbo
     assert response.headers["OData-Version"] == "4.01"
     body = response.json()
     assert body["@odata.context"].endswith("/odata/$metadata#Property(ListingKey,ListPrice)")
-    by_key = {f"QOBRIX_{r['id']}": r for r in world.properties_page(1, world.property_count)}
+    by_key = {f"QOBRIX_{r['id']}": r for r in sandbox_records(world)}
     expected = sorted(by_key)[:5]
     assert [row["ListingKey"] for row in body["value"]] == expected
     for row in body["value"]:
@@ -43,7 +44,7 @@ def test_top_and_select_return_the_sandbox_values(api: TestClient, world: Sandbo
 
 def test_all_fields_without_select(api: TestClient, world: SandboxWorld) -> None:
     [row] = api.get("/odata/Property", params={"$top": "1"}).json()["value"]
-    source = next(r for r in world.properties_page(1, world.property_count) if f"QOBRIX_{r['id']}" == row["ListingKey"])
+    source = next(r for r in sandbox_records(world) if f"QOBRIX_{r['id']}" == row["ListingKey"])
     statuses = {
         "available": "Active",
         "reserved": "Pending",

@@ -1,76 +1,163 @@
-"""The sandbox speaks the Qobrix list envelope, header auth and errors, deterministically."""
+"""The Qobrix sandbox over real HTTP: envelope, auth, errors, every entity, determinism, change."""
 
+import pytest
 import requests
 
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
-from ingestion.sandbox.generator import property_record
+from ingestion.sandbox.generator import ENTITIES
 
 AUTH = {"X-Api-User": SANDBOX_API_USER, "X-Api-Key": SANDBOX_API_KEY}
 
 
-def test_list_envelope_and_pagination(sandbox: SandboxServer) -> None:
-    response = requests.get(f"{sandbox.base_url}/properties", params={"page": 3, "limit": 100}, headers=AUTH, timeout=5)
+def get(server: SandboxServer, path: str, **params: object) -> requests.Response:
+    return requests.get(f"{server.base_url}/{path}", params=params, headers=AUTH, timeout=10)
+
+
+def test_list_envelope_and_pagination(sandbox: SandboxServer, world: SandboxWorld) -> None:
+    response = get(sandbox, "properties", page=3, limit=100, expand="false", media="false")
     assert response.status_code == 200
     body = response.json()
+    count = world.property_count
     assert body["pagination"] == {
-        "page_count": 3,
+        "page_count": -(-count // 100),
         "current_page": 3,
         "has_next_page": False,
         "has_prev_page": True,
-        "count": 230,
+        "count": count,
         "limit": 100,
     }
-    assert [record["ref"] for record in body["data"]] == list(range(201, 231))
+    assert [record["ref"] for record in body["data"]] == list(range(201, count + 1))
+
+
+def test_default_limit_is_ten_and_pages_cover_everything_once(sandbox: SandboxServer, world: SandboxWorld) -> None:
+    assert len(get(sandbox, "agents").json()["data"]) == min(10, world.live_count("agents"))
+    seen = []
+    for page in range(1, 100):
+        body = get(sandbox, "contacts", page=page, limit=37, expand="false", media="false").json()
+        seen += [record["id"] for record in body["data"]]
+        if not body["pagination"]["has_next_page"]:
+            break
+    assert len(seen) == len(set(seen)) and set(seen) == world.live_ids("contacts")
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_every_entity_lists_and_reads_by_id(sandbox: SandboxServer, world: SandboxWorld, entity: str) -> None:
+    body = get(sandbox, entity, limit=5).json()
+    assert body["pagination"]["count"] == world.live_count(entity)
+    first = body["data"][0]
+    one = get(sandbox, f"{entity}/{first['id']}")
+    assert one.status_code == 200 and one.json()["data"] == first
+
+
+def test_expand_and_media_flags(sandbox: SandboxServer, world: SandboxWorld) -> None:
+    lean = get(sandbox, "properties", limit=20, expand="false", media="false").json()["data"]
+    rich = get(sandbox, "properties", limit=20).json()["data"]
+    assert "media" not in lean[0] and "seller_contact" not in lean[0]
+    for plain, expanded in zip(lean, rich, strict=True):
+        assert {k: v for k, v in expanded.items() if k in plain} == plain
+        assert expanded["seller_contact"]["id"] == plain["seller"]
+        assert expanded["location_location"]["id"] == plain["location"]
+        assert expanded["PropertyPropertyType"]["code"] == plain["property_type"]
+        assert expanded["agent_agent"]["id"] == plain["agent"]
+        assert (expanded["project_project"] or {}).get("id") == plain["project"]
+        assert expanded["media"] and all(m["related_id"] in (plain["id"], plain["project"]) for m in expanded["media"])
+    assert len(get(sandbox, "properties", limit=20, expand="true", media="false").json()["data"][0]) > len(lean[0])
+
+
+def test_media_by_category_matches_inline_media(sandbox: SandboxServer, world: SandboxWorld) -> None:
+    properties = get(sandbox, "properties", limit=40).json()["data"]
+    inherited = next(p for p in properties if p["project"] and p["inherit_project_media"])
+    for record in (properties[0], inherited):
+        by_category = []
+        for category in ("photos", "documents", "floorplans"):
+            response = get(sandbox, f"media/by-category/{category}/Properties/{record['id']}")
+            assert response.status_code == 200 and set(response.json()) == {"data"}
+            assert {m["category"]["name"] for m in response.json()["data"]} <= {category}
+            by_category += response.json()["data"]
+        assert by_category == record["media"]
+    project_photos = get(sandbox, f"media/by-category/photos/Projects/{inherited['project']}").json()["data"]
+    assert {m["id"] for m in project_photos} <= {m["id"] for m in inherited["media"]}
+    assert all(m["file"]["href"].startswith("https://") for m in inherited["media"])
+
+
+def test_viewings_point_at_meetings_with_real_times(sandbox: SandboxServer) -> None:
+    for viewing in get(sandbox, "property-viewings", limit=20).json()["data"]:
+        meeting = get(sandbox, f"meetings/{viewing['viewing_id']}").json()["data"]
+        assert meeting["start_date"] < meeting["end_date"]
+        assert meeting["subject"] == "Property viewing" and meeting["related_agent"]
+        assert get(sandbox, f"properties/{viewing['property_id']}").status_code == 200
 
 
 def test_missing_or_wrong_credentials_get_401_error_envelope(sandbox: SandboxServer) -> None:
-    for headers in ({}, {**AUTH, "X-Api-Key": "wrong"}):
+    for headers in ({}, {"X-Api-User": SANDBOX_API_USER}, {**AUTH, "X-Api-Key": "wrong"}):
         response = requests.get(f"{sandbox.base_url}/properties", headers=headers, timeout=5)
         assert response.status_code == 401
-        assert "errors" in response.json() and response.json()["errors"][0].startswith("Unauthorized")
+        assert response.json()["errors"][0].startswith("Unauthorized")
 
 
-def test_bad_parameters_get_400_and_unknown_paths_404(sandbox: SandboxServer) -> None:
-    too_many = requests.get(f"{sandbox.base_url}/properties", params={"limit": 101}, headers=AUTH, timeout=5)
-    assert too_many.status_code == 400 and "limit" in too_many.json()["errors"][0]
-    not_a_number = requests.get(f"{sandbox.base_url}/properties", params={"page": "x"}, headers=AUTH, timeout=5)
-    assert not_a_number.status_code == 400 and "page" in not_a_number.json()["errors"][0]
-    unknown = requests.get(f"{sandbox.base_url}/nothing-here", headers=AUTH, timeout=5)
-    assert unknown.status_code == 404 and unknown.json() == {"errors": ["Not Found"]}
+@pytest.mark.parametrize(
+    ("path", "params", "status", "fragment"),
+    [
+        ("properties", {"limit": 101}, 400, "limit: must be at most 100"),
+        ("properties", {"limit": 0}, 400, "limit: must be a positive integer"),
+        ("properties", {"page": "x"}, 400, "page: must be a positive integer"),
+        ("properties", {"trashed": "maybe"}, 400, "trashed: must be true or false"),
+        ("properties", {"search": "modified >="}, 400, "malformed search expression"),
+        ("properties", {"search": "modified >= '2025-01-01' and"}, 400, "malformed search expression"),
+        ("properties", {"search": "colour == 'red'"}, 400, "unknown field 'colour'"),
+        ("properties", {"search": "DAYS_AGO(7) < modified"}, 400, "DAYS_AGO() is not supported"),
+        ("properties", {"sort[]": "-colour"}, 400, "cannot sort Properties by unknown field"),
+        ("bayut-locations", {"search": "modified >= '2025-01-01'"}, 400, "unknown field 'modified'"),
+        ("nothing-here", {}, 404, "Not Found"),
+        ("properties/not-a-uuid", {}, 404, "not found"),
+        ("media/by-category/photos/Properties/00000000-0000-4000-8000-000000000000", {}, 404, "not found"),
+        ("media/by-category/selfies/Properties/x", {}, 404, "category selfies not found"),
+    ],
+)
+def test_bad_requests_get_qobrix_errors_not_crashes(
+    sandbox: SandboxServer, path: str, params: dict, status: int, fragment: str
+) -> None:
+    response = get(sandbox, path, **params)
+    assert response.status_code == status
+    assert set(response.json()) == {"errors"} and fragment in response.json()["errors"][0]
 
 
-def test_same_seed_same_records_other_seed_other_records() -> None:
-    first, again, other = (
-        SandboxWorld(seed=5, properties=50),
-        SandboxWorld(seed=5, properties=50),
-        SandboxWorld(seed=6, properties=50),
+def test_search_sort_and_trashed(sandbox: SandboxServer, world: SandboxWorld) -> None:
+    world.advance(steps=3)
+    since = "2026-01-01 00:00:00"
+    changed = get(sandbox, "properties", search=f"modified >= '{since}'", **{"sort[]": "modified"}, limit=100).json()
+    expected = {r["id"] for r in world.list_records("properties", limit=100, expand=False, media=False)[0]}
+    assert changed["data"] and all(r["modified"] >= "2026-01-01T00:00:00" for r in changed["data"])
+    stamps = [r["modified"] for r in changed["data"]]
+    assert stamps == sorted(stamps)
+    trashed = get(sandbox, "properties", trashed="true", limit=100).json()["data"]
+    assert {r["id"] for r in trashed} == world.live_ids("properties", trashed=True)
+    assert all(r["trashed"] for r in trashed) and not expected & {r["id"] for r in trashed}
+    by_status = get(sandbox, "properties", search="status in ['sold', 'rented'] and bedrooms >= 2", limit=100).json()[
+        "data"
+    ]
+    assert by_status and all(r["status"] in ("sold", "rented") and r["bedrooms"] >= 2 for r in by_status)
+
+
+def test_one_record_of_a_trashed_property_needs_trashed_true(sandbox: SandboxServer, world: SandboxWorld) -> None:
+    report = world.advance()
+    [trashed_id] = report.ids("properties", "trashed")[:1]
+    assert get(sandbox, f"properties/{trashed_id}").status_code == 404
+    assert get(sandbox, f"properties/{trashed_id}", trashed="true").json()["data"]["trashed"]
+
+
+def test_admin_advance_and_state(sandbox: SandboxServer, world: SandboxWorld) -> None:
+    response = requests.post(
+        f"{sandbox.url}/_sandbox/advance",
+        params={"steps": 2},
+        json={"properties": {"updates": 3, "deletes": 1}},
+        timeout=10,
     )
-    assert first.properties_page(1, 50) == again.properties_page(1, 50)
-    assert [r["id"] for r in first.properties_page(1, 50)] != [r["id"] for r in other.properties_page(1, 50)]
-    assert first.properties_page(1, 50)[17] == property_record(5, 17, 50)
-
-
-def test_advance_edits_records_and_moves_modified_forward() -> None:
-    world = SandboxWorld(seed=5, properties=50)
-    before = {record["id"]: record for record in world.properties_page(1, 50)}
-    report = world.advance(updates=4)
-    after = {record["id"]: record for record in world.properties_page(1, 50)}
-    assert len(report.updated) == 4
-    changed = {key for key in before if before[key] != after[key]}
-    assert changed == set(report.updated)
-    for key in changed:
-        assert after[key]["modified"] > before[key]["modified"]
-        assert after[key]["modified"] == report.clock.isoformat()
-
-
-def test_advance_is_deterministic() -> None:
-    one, two = SandboxWorld(seed=9, properties=80), SandboxWorld(seed=9, properties=80)
-    for _ in range(3):
-        assert one.advance(updates=5).updated == two.advance(updates=5).updated
-    assert one.properties_page(1, 80) == two.properties_page(1, 80)
-
-
-def test_admin_advance_endpoint(sandbox: SandboxServer) -> None:
-    response = requests.post(f"{sandbox.url}/_sandbox/advance", params={"updates": 3}, timeout=5)
     assert response.status_code == 200
-    assert response.json()["step"] == 1 and len(response.json()["updated"]) == 3
+    body = response.json()
+    assert body["step"] == 2 and len(body["changed"]["properties"]["updated"]) == 3
+    assert set(body["changed"]) == {"properties"}
+    state = requests.get(f"{sandbox.url}/_sandbox/state", timeout=5).json()
+    assert state["step"] == 2 and state["counts"]["properties"] == world.property_count
+    bad = requests.post(f"{sandbox.url}/_sandbox/advance", json={"unicorns": {"updates": 1}}, timeout=5)
+    assert bad.status_code == 400 and "unknown entities" in bad.json()["errors"][0]

@@ -8,6 +8,7 @@ from ingestion.client import QobrixClient
 from ingestion.errors import QobrixAuthError
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from ingestion.state import SyncState
+from tests.conftest import sandbox_records
 
 
 def landed_records(settings: Settings) -> list[dict]:
@@ -20,7 +21,7 @@ def test_full_sync_lands_every_record_exactly(settings: Settings, world: Sandbox
     assert result.status == "succeeded"
     assert result.entities[0].records == world.property_count == 230
     assert result.entities[0].pages == 3
-    assert landed_records(settings) == world.properties_page(1, world.property_count)
+    assert landed_records(settings) == sandbox_records(world)
 
 
 def test_max_properties_limits_the_landing(settings: Settings, sync) -> None:
