@@ -9,8 +9,7 @@ from rich.console import Console
 from conf.settings import SettingsError, load_settings
 from graphql_odata.cli import serve
 from graphql_odata.main import create_app
-from ingestion.cli import sandbox_app, sync_app, sync_with_progress
-from ingestion.client import QobrixClient
+from ingestion.cli import make_client, sandbox_app, sync_app, sync_with_progress
 from ingestion.errors import IngestionError
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
 from pipelines import DeclarationError, PipelineError
@@ -57,8 +56,8 @@ def demo(
                 f"No Qobrix credentials: using the sandbox at {base_url} "
                 f"({world.property_count} properties, seed {world.seed})"
             )
-        client = QobrixClient(base_url, user, key, timeout=(5.0, settings.mls2_http_timeout_seconds))
-        sync_with_progress(settings, client, entities=None, full_refresh=True, max_properties=None)
+        client = make_client(settings, base_url, user, key)
+        sync_with_progress(settings, client, entities=None, full_refresh=False, max_properties=None)
         update_with_progress(settings)
     except (SettingsError, IngestionError, PipelineError, DeclarationError, OSError) as error:
         console.print(f"[red]demo failed:[/red] {error}")

@@ -36,13 +36,31 @@ class Settings(BaseSettings):
     mls2_api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
     mls2_api_port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on.")
 
+    mls2_landing_url: str | None = Field(
+        default=None,
+        description="Where pages land: a path or fsspec URL (a Unity Catalog Volume, s3://...). "
+        "Default: MLS2_DATA_DIR/landing.",
+    )
     mls2_http_timeout_seconds: float = Field(default=30.0, gt=0, description="Read timeout of a Qobrix call.")
+    mls2_http_retries: int = Field(default=6, ge=0, le=20, description="Retries of a failed Qobrix call.")
     mls2_page_size: int = Field(default=100, ge=1, le=100, description="Records per Qobrix page (API max 100).")
+    mls2_max_in_flight: int = Field(default=4, ge=1, le=64, description="Qobrix requests in flight at once.")
+    mls2_requests_per_second: float | None = Field(default=None, gt=0, description="Cap on Qobrix calls a second.")
+    mls2_cdc_overlap_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="How far before the watermark an incremental sync starts (equal times, clock skew).",
+    )
 
     @field_validator("qobrix_api_user", "qobrix_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("mls2_landing_url", "mls2_requests_per_second", mode="before")
+    @classmethod
+    def _blank_optional_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("qobrix_api_base_url", mode="before")
     @classmethod
@@ -66,6 +84,15 @@ class Settings(BaseSettings):
                 "or run `mls2 demo` to use the built-in sandbox."
             )
         return str(self.qobrix_api_base_url).rstrip("/"), self.qobrix_api_user, self.qobrix_api_key
+
+    @property
+    def landing_root(self) -> str:
+        """Where the ingestion job writes: MLS2_LANDING_URL, or the local landing folder."""
+        return self.mls2_landing_url or str(self.paths.landing)
+
+    @property
+    def sync_state_path(self) -> Path:
+        return self.paths.state / "sync_state.sqlite"
 
     @cached_property
     def paths(self) -> "DataPaths":

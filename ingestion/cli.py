@@ -3,6 +3,7 @@
 import json
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -16,14 +17,14 @@ from rich.table import Table
 from conf.cli_options import split_list
 from conf.entities import select_entities
 from conf.settings import Settings, SettingsError, load_settings
-from ingestion.client import QobrixClient
+from ingestion.client import ClientSettings, QobrixClient
 from ingestion.errors import IngestionError, QobrixAuthError
 from ingestion.sandbox import SandboxWorld, create_app
 from ingestion.sandbox.faults import TRANSIENT_KINDS, FaultConfig, FaultConfigError, Faults
 from ingestion.sandbox.server import STATE_DIR_VARIABLE
 from ingestion.sandbox.shared import SharedSandbox
 from ingestion.state import SyncState
-from ingestion.sync import SyncResult, run_sync
+from ingestion.sync import Sync, SyncOptions, SyncReport
 
 EXIT_CONFIG = 2
 """Exit code when settings or arguments are wrong: fix the configuration, do not retry."""
@@ -37,7 +38,7 @@ sandbox_app = typer.Typer(help="Run the local Qobrix sandbox: a Qobrix API v2 se
 
 def sync_progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:<24}"),
+        TextColumn("[bold]{task.description:<30}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -46,14 +47,43 @@ def sync_progress() -> Progress:
     )
 
 
-def print_sync_summary(result: SyncResult) -> None:
-    table = Table(title=f"Sync {result.sync_id}: {result.status}")
-    table.add_column("entity")
-    table.add_column("pages", justify="right")
-    table.add_column("records", justify="right")
-    for entity in result.entities:
-        table.add_row(entity.entity, str(entity.pages), str(entity.records))
+def print_sync_summary(report: SyncReport) -> None:
+    title = f"Sync {report.sync_id} ({report.mode}{', resumed' if report.resumed else ''}): {report.status}"
+    table = Table(title=title)
+    for column in ("entity", "mode", "pages", "records", "deletes", "warnings"):
+        table.add_column(column, justify="left" if column in ("entity", "mode") else "right")
+    for entity in report.entities:
+        table.add_row(
+            entity.entity,
+            entity.mode,
+            str(entity.pages),
+            str(entity.records),
+            str(entity.deletes),
+            str(entity.warnings),
+        )
     console.print(table)
+    per_1000 = report.calls_per_1000_properties()
+    console.print(f"{report.http_calls} HTTP calls" + (f" ({per_1000} per 1,000 properties)" if per_1000 else ""))
+    if any(entity.warnings for entity in report.entities):
+        console.print(
+            "[yellow]Some records lack an id or a readable time; they were landed raw for the pipeline to quarantine."
+        )
+
+
+def make_client(
+    settings: Settings, base_url: str, user: str, key: str, *, requests_per_second: float | None = None
+) -> QobrixClient:
+    return QobrixClient(
+        base_url,
+        user,
+        key,
+        ClientSettings(
+            timeout=(5.0, settings.mls2_http_timeout_seconds),
+            retries=settings.mls2_http_retries,
+            requests_per_second=requests_per_second or settings.mls2_requests_per_second,
+            pool_size=max(8, settings.mls2_max_in_flight),
+        ),
+    )
 
 
 def sync_with_progress(
@@ -63,69 +93,117 @@ def sync_with_progress(
     entities: list[str] | None,
     full_refresh: bool,
     max_properties: int | None,
-) -> SyncResult:
+    max_in_flight: int | None = None,
+) -> SyncReport:
     """Run a sync showing one progress bar per entity, then print its summary table."""
     selected = select_entities(entities)
-    with sync_progress() as progress:
-        tasks = {entity.name: progress.add_task(entity.name, total=None) for entity in selected}
+    options = SyncOptions(
+        full_refresh=full_refresh,
+        max_properties=max_properties,
+        max_in_flight=max_in_flight or settings.mls2_max_in_flight,
+        overlap=timedelta(seconds=settings.mls2_cdc_overlap_seconds),
+        page_size=settings.mls2_page_size,
+    )
+    state = SyncState(settings.sync_state_path)
+    try:
+        with sync_progress() as progress:
+            tasks = {entity.name: progress.add_task(entity.name, total=None) for entity in selected}
 
-        def on_page(entity: str, landed: int, total: int) -> None:
-            progress.update(tasks[entity], completed=landed, total=total)
+            def on_page(entity: str, landed: int, expected: int | None) -> None:
+                progress.update(tasks[entity], completed=landed, total=max(expected or 0, landed) or None)
 
-        result = run_sync(
-            client=client,
-            landing_root=settings.paths.landing,
-            state_path=settings.paths.state / "sync_state.json",
-            entities=selected,
-            full_refresh=full_refresh,
-            max_properties=max_properties,
-            page_size=settings.mls2_page_size,
-            progress=on_page,
-        )
-    print_sync_summary(result)
-    return result
+            sync = Sync(
+                client=client,
+                landing_root=settings.landing_root,
+                state=state,
+                entities=selected,
+                options=options,
+                progress=on_page,
+            )
+            report = sync.run()
+    finally:
+        state.close()
+    print_sync_summary(report)
+    return report
 
 
 @sync_app.callback(invoke_without_command=True)
 def sync(
     context: typer.Context,
-    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Fetch every record, not only changes.")] = False,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Fetch every record; records gone from Qobrix become deletes.")
+    ] = False,
     entities: Annotated[str | None, typer.Option(help="Comma-separated entities to sync (default: all).")] = None,
-    max_properties: Annotated[int | None, typer.Option(min=1, help="Test mode: land at most N properties.")] = None,
+    max_properties: Annotated[
+        int | None, typer.Option(min=1, help="Test mode: N properties and only what they reference.")
+    ] = None,
+    max_in_flight: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Requests in flight (default: MLS2_MAX_IN_FLIGHT).")
+    ] = None,
 ) -> None:
-    """Fetch Qobrix data into the landing zone. Needs QOBRIX_API_BASE_URL, QOBRIX_API_USER, QOBRIX_API_KEY."""
+    """Fetch Qobrix data into the landing zone: changes since the last sync, or everything.
+
+    Needs QOBRIX_API_BASE_URL, QOBRIX_API_USER and QOBRIX_API_KEY. A sync that stopped
+    (error, Ctrl+C, kill) resumes when run again with the same options.
+    Exit codes: 0 done, 2 configuration or arguments wrong (fix, do not retry),
+    3 Qobrix failed after every retry (safe to retry; watermarks did not move).
+    """
     if context.invoked_subcommand is not None:
         return
     try:
         settings = load_settings()
         base_url, user, key = settings.require_qobrix()
-        client = QobrixClient(base_url, user, key, timeout=(5.0, settings.mls2_http_timeout_seconds))
+        client = make_client(settings, base_url, user, key)
         sync_with_progress(
-            settings, client, entities=split_list(entities), full_refresh=full_refresh, max_properties=max_properties
-        )
-    except (SettingsError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(EXIT_CONFIG) from None
-    except QobrixAuthError as error:
+            settings, client, entities=split_list(entities), full_refresh=full_refresh, max_properties=max_properties,
+            max_in_flight=max_in_flight,
+        )  # fmt: skip
+    except (SettingsError, ValueError, QobrixAuthError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(EXIT_CONFIG) from None
     except IngestionError as error:
         console.print(f"[red]sync failed:[/red] {error}")
+        console.print("Watermarks did not move; run the same command again to resume.")
         raise typer.Exit(EXIT_QOBRIX) from None
 
 
 @sync_app.command("status")
 def sync_status() -> None:
-    """Show each entity's last sync and the most recent syncs."""
+    """Show each entity's watermarks and the most recent syncs."""
     settings = load_settings()
-    state = SyncState(settings.paths.state / "sync_state.json")
-    table = Table(title="Recent syncs")
-    for column in ("sync id", "status", "started", "finished", "records"):
-        table.add_column(column)
-    for summary in state.syncs[:10]:
-        records = sum(entity["records"] for entity in summary["entities"])
-        table.add_row(summary["sync_id"], summary["status"], summary["started"], summary["finished"], str(records))
-    Console().print(table)
+    if not settings.sync_state_path.exists():
+        console.print(f"No sync has run yet (no state at {settings.sync_state_path}).")
+        return
+    state = SyncState(settings.sync_state_path)
+    try:
+        marks = Table(title="Watermarks")
+        for column in ("entity", "modified", "created", "last sync", "last full refresh"):
+            marks.add_column(column)
+        for mark in state.watermarks():
+            marks.add_row(
+                mark.entity,
+                mark.modified or "",
+                mark.created or "",
+                mark.last_sync_id or "",
+                mark.last_full_refresh or "",
+            )
+        syncs = Table(title="Recent syncs")
+        for column in ("sync id", "mode", "status", "started", "finished", "error"):
+            syncs.add_column(column)
+        for record in state.recent_syncs():
+            syncs.add_row(
+                record.sync_id,
+                record.mode,
+                record.status,
+                record.started_at,
+                record.finished_at or "",
+                (record.error or "")[:80],
+            )
+    finally:
+        state.close()
+    out = Console()
+    out.print(marks)
+    out.print(syncs)
 
 
 @sandbox_app.command("serve")

@@ -1,68 +1,186 @@
-"""The Qobrix API v2 client: one pooled `requests` session, header auth, retries on the adapter."""
+"""The Qobrix API v2 client: pooled `requests` sessions, header auth, retries, politeness.
 
-from collections.abc import Iterator
+Retries live in two places, each for what only it can see:
+- the adapter (`urllib3.Retry`) retries 429 (honouring `Retry-After`), 5xx and failed
+  connections, with exponential backoff and jitter, before a response reaches us;
+- `get_json` retries what happens after the headers arrived: a connection cut mid-body,
+  a read timeout, a body that is not the JSON envelope. GETs are idempotent, so both
+  are safe.
+Requests in flight are bounded by the caller's worker count (one session per thread);
+an optional requests-per-second cap applies across threads.
+"""
+
+import random
+import threading
+import time
 from dataclasses import dataclass
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from ingestion.errors import MalformedResponseError, QobrixAuthError, QobrixError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+BODY_ERRORS = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+)
+
+
+class CountingRetry(Retry):
+    """urllib3's Retry that reports each retry, so every HTTP request made is counted."""
+
+    def __init__(self, *args, on_retry=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_retry = on_retry
+
+    def new(self, **kwargs) -> "CountingRetry":
+        retry = super().new(**kwargs)
+        retry.on_retry = self.on_retry
+        return retry
+
+    def increment(self, *args, **kwargs) -> "CountingRetry":
+        retry = super().increment(*args, **kwargs)
+        if self.on_retry is not None and not retry.is_exhausted():
+            self.on_retry()
+        return retry
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    timeout: tuple[float, float] = (5.0, 30.0)
+    """(connect, read) seconds; no call is made without both."""
+    retries: int = 6
+    backoff: float = 0.5
+    """First backoff in seconds; doubles each retry, with jitter, up to `max_backoff`."""
+    max_backoff: float = 30.0
+    requests_per_second: float | None = None
+    pool_size: int = 8
 
 
 @dataclass(frozen=True)
 class Page:
     number: int
-    records: list[dict]
+    records: list
     count: int
     has_next: bool
 
 
+class RateLimiter:
+    """At most `rate` calls a second across threads (a token bucket of one second's burst)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    def wait(self) -> None:
+        if not self.rate:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(self._next, now)
+            self._next = slot + 1.0 / self.rate
+        if slot > now:
+            time.sleep(slot - now)
+
+
 class QobrixClient:
-    """Reads Qobrix list endpoints page by page.
+    """Reads Qobrix: list pages and single documents, counting every HTTP call it makes."""
 
-    Retries (429 honouring Retry-After, 5xx, connection errors) live on the mounted
-    adapter, so every call gets them; GETs are idempotent, so retrying is safe.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        api_user: str,
-        api_key: str,
-        *,
-        timeout: tuple[float, float] = (5.0, 30.0),
-        retries: int = 5,
-        backoff_factor: float = 0.5,
-        pool_size: int = 8,
-    ) -> None:
+    def __init__(self, base_url: str, api_user: str, api_key: str, settings: ClientSettings | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers.update({"X-Api-User": api_user, "X-Api-Key": api_key, "Accept": "application/json"})
-        retry = Retry(
-            total=retries,
-            backoff_factor=backoff_factor,
-            backoff_jitter=backoff_factor,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.settings = settings or ClientSettings()
+        self._headers = {"X-Api-User": api_user, "X-Api-Key": api_key, "Accept": "application/json"}
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self._limiter = RateLimiter(self.settings.requests_per_second)
+        self.calls = 0
+        """HTTP requests made, retries included."""
 
-    def get_page(self, entity: str, path: str, page: int, *, limit: int = 100, params: dict | None = None) -> Page:
-        """One page of a list endpoint; raises QobrixError naming entity and page."""
-        query = {"page": page, "limit": limit, **(params or {})}
-        try:
-            response = self.session.get(f"{self.base_url}/{path}", params=query, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise QobrixError(f"request failed after retries: {error}", entity=entity, page=page) from error
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(self._headers)
+            retry = CountingRetry(
+                on_retry=self._count,
+                total=self.settings.retries,
+                connect=self.settings.retries,
+                read=0,
+                status=self.settings.retries,
+                backoff_factor=self.settings.backoff,
+                backoff_jitter=self.settings.backoff,
+                backoff_max=self.settings.max_backoff,
+                status_forcelist=RETRY_STATUSES,
+                allowed_methods=frozenset({"GET"}),
+                respect_retry_after_header=True,
+                raise_on_status=False,
+            )
+            adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=self.settings.pool_size)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _count(self) -> None:
+        with self._lock:
+            self.calls += 1
+
+    def get_json(self, path: str, params: dict | None = None, *, entity: str, page: int | None = None) -> dict:
+        """A JSON document from `path`; raises a QobrixError naming entity and page once retries are spent."""
+        attempt = 0
+        while True:
+            self._limiter.wait()
+            self._count()
+            try:
+                response = self._session().get(f"{self.base_url}/{path}", params=params, timeout=self.settings.timeout)
+                body = response.content
+            except requests.exceptions.RetryError as error:
+                raise QobrixError(
+                    f"gave up after {self.settings.retries} retries: {error}", entity=entity, page=page
+                ) from None
+            except BODY_ERRORS as error:
+                if error.args and isinstance(error.args[0], MaxRetryError):
+                    raise QobrixError(
+                        f"cannot reach Qobrix after {self.settings.retries} retries: {error.args[0].reason}",
+                        entity=entity,
+                        page=page,
+                    ) from None
+                cause = f"{type(error).__name__}: {error}"
+            else:
+                self._raise_for_status(response, entity=entity, page=page)
+                try:
+                    document = orjson.loads(body)
+                    if not isinstance(document, dict):
+                        raise TypeError("the body is not a JSON object")
+                    return document
+                except (orjson.JSONDecodeError, TypeError) as error:
+                    cause = f"malformed JSON body ({len(body)} bytes): {error}"
+                    if attempt >= self.settings.retries:
+                        raise MalformedResponseError(cause, entity=entity, page=page, body=body) from None
+            if attempt >= self.settings.retries:
+                raise QobrixError(f"gave up after {attempt} retries: {cause}", entity=entity, page=page)
+            attempt += 1
+            time.sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.settings.max_backoff, self.settings.backoff * 2 ** (attempt - 1))
+        return delay * random.uniform(0.5, 1.5)
+
+    @staticmethod
+    def _raise_for_status(response: requests.Response, *, entity: str, page: int | None) -> None:
+        if response.status_code == 200:
+            return
+        detail = response.text[:300]
         if response.status_code in (401, 403):
             raise QobrixAuthError(
                 f"Qobrix refused the credentials (HTTP {response.status_code}); "
@@ -71,30 +189,26 @@ class QobrixClient:
                 page=page,
                 status=response.status_code,
             )
-        if response.status_code != 200:
-            raise QobrixError(
-                f"HTTP {response.status_code}: {response.text[:300]}",
-                entity=entity,
-                page=page,
-                status=response.status_code,
-            )
-        try:
-            body = orjson.loads(response.content)
-            records, meta = body["data"], body["pagination"]
-            if not isinstance(records, list):
-                raise TypeError("data is not a list")
-            return Page(number=page, records=records, count=int(meta["count"]), has_next=bool(meta["has_next_page"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise MalformedResponseError(f"not a Qobrix list envelope: {error}", entity=entity, page=page) from error
+        raise QobrixError(
+            f"HTTP {response.status_code}: {detail}", entity=entity, page=page, status=response.status_code
+        )
 
-    def iter_pages(self, entity: str, path: str, *, limit: int = 100, params: dict | None = None) -> Iterator[Page]:
-        page_number = 1
-        while True:
-            page = self.get_page(entity, path, page_number, limit=limit, params=params)
-            yield page
-            if not page.has_next or not page.records:
-                return
-            page_number += 1
+    def list_page(self, entity: str, path: str, params: dict) -> Page:
+        """One page of a list endpoint, checked to be Qobrix's list envelope."""
+        page = int(params.get("page", 1))
+        document = self.get_json(path, params, entity=entity, page=page)
+        try:
+            records, meta = document["data"], document["pagination"]
+            if not isinstance(records, list):
+                raise TypeError("`data` is not a list")
+            return Page(number=page, records=records, count=int(meta["count"]), has_next=bool(meta["has_next_page"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise MalformedResponseError(
+                f"not a Qobrix list envelope: {error}", entity=entity, page=page, body=orjson.dumps(document)
+            ) from None
 
     def close(self) -> None:
-        self.session.close()
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()

@@ -21,4 +21,15 @@ class QobrixAuthError(QobrixError):
 
 
 class MalformedResponseError(QobrixError):
-    """Qobrix answered 200 with a body that is not the documented envelope."""
+    """Qobrix answered 200 with a body that is not the documented envelope, even after retries.
+
+    Carries the body so it can be landed raw: bronze keeps what arrived, whatever it is.
+    """
+
+    def __init__(self, message: str, *, entity: str | None = None, page: int | None = None, body: bytes = b"") -> None:
+        super().__init__(message, entity=entity, page=page)
+        self.body = body
+
+
+class LandingError(IngestionError):
+    """The landing zone could not be written."""

@@ -1,26 +1,37 @@
 """The landing zone: one JSON Lines file per fetched page, written atomically.
 
-Layout (readable by the embedded engine and by Databricks Auto Loader, which skip
-names starting with `_` or `.`):
+Layout (what the embedded engine and Databricks Auto Loader read; both skip names
+starting with `_` or `.`):
 
-    <landing>/<entity>/<YYYY-MM-DD>/<sync_id>/page-000001.jsonl
+    <landing>/<entity folder>/<YYYY-MM-DD>/<sync_id>/page-000001.jsonl
     <landing>/_manifests/<sync_id>.json
 
-Each line is one record as Qobrix sent it, wrapped with its metadata:
+Each line is one record as Qobrix sent it, with its metadata:
 `{"entity", "operation": "upsert"|"delete", "sync_id", "fetched_at", "record": {...}}`.
+A page whose body was not JSON after every retry is kept as one line
+`{"entity", "operation": "malformed", "sync_id", "fetched_at", "raw": "<body>"}`.
+
+The landing root is a local path by default, or any fsspec URL (a Unity Catalog
+Volume path, `s3://...`, `abfss://...`): object stores put whole objects atomically.
 """
 
+import re
 import secrets
+import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
+import fsspec
 import orjson
+from fsspec.implementations.local import LocalFileSystem
 
+from conf.entities import Entity
 from conf.files import write_atomically
+from ingestion.errors import LandingError
 
 Operation = Literal["upsert", "delete"]
 MANIFESTS = "_manifests"
+PAGE_NAME = re.compile(r"page-(\d+)\.jsonl$")
 
 
 def new_sync_id(now: datetime | None = None) -> str:
@@ -30,39 +41,62 @@ def new_sync_id(now: datetime | None = None) -> str:
 
 
 class LandingWriter:
-    """Writes the pages of one sync under the landing root."""
+    """Writes the pages of one sync under the landing root; safe to use from worker threads."""
 
-    def __init__(self, root: Path, sync_id: str, *, started: datetime | None = None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str, sync_id: str, *, started: datetime) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(str(root))
+        self.root = self.root.rstrip("/")
         self.sync_id = sync_id
-        self.day = (started or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
+        self.day = started.astimezone(UTC).strftime("%Y-%m-%d")
+        self._lock = threading.Lock()
+        self._next_page: dict[str, int] = {}
 
-    def page_path(self, entity: str, page: int, *, part: str = "page") -> Path:
-        return self.root / entity / self.day / self.sync_id / f"{part}-{page:06d}.jsonl"
+    def folder(self, entity: Entity) -> str:
+        return f"{self.root}/{entity.folder}/{self.day}/{self.sync_id}"
 
-    def write_page(
-        self, entity: str, page: int, records: list[dict], *, operation: Operation = "upsert", part: str = "page"
-    ) -> Path:
-        """Land one page; writing the same page again replaces it (idempotent re-landing)."""
+    def _page_number(self, entity: Entity) -> int:
+        """The next page number of this sync for `entity`, continuing after pages already landed (resume)."""
+        with self._lock:
+            if entity.name not in self._next_page:
+                existing = (
+                    self.fs.glob(f"{self.folder(entity)}/page-*.jsonl") if self.fs.exists(self.folder(entity)) else []
+                )
+                numbers = [int(match.group(1)) for path in existing if (match := PAGE_NAME.search(path))]
+                self._next_page[entity.name] = max(numbers, default=0) + 1
+            number = self._next_page[entity.name]
+            self._next_page[entity.name] = number + 1
+            return number
+
+    def write_page(self, entity: Entity, records: list[dict], *, operation: Operation = "upsert") -> str:
         fetched_at = datetime.now(UTC).isoformat()
-        lines = b"".join(
-            orjson.dumps(
-                {
-                    "entity": entity,
-                    "operation": operation,
-                    "sync_id": self.sync_id,
-                    "fetched_at": fetched_at,
-                    "record": record,
-                }
-            )
-            + b"\n"
-            for record in records
-        )
-        path = self.page_path(entity, page, part=part)
-        write_atomically(path, lines)
-        return path
+        head = {"entity": entity.name, "operation": operation, "sync_id": self.sync_id, "fetched_at": fetched_at}
+        lines = b"".join(orjson.dumps({**head, "record": record}) + b"\n" for record in records)
+        return self._put(f"{self.folder(entity)}/page-{self._page_number(entity):06d}.jsonl", lines)
 
-    def write_manifest(self, manifest: dict) -> Path:
-        path = self.root / MANIFESTS / f"{self.sync_id}.json"
-        write_atomically(path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    def write_malformed(self, entity: Entity, body: bytes) -> str:
+        """Keep a body that never parsed, whole, so nothing that arrived is lost."""
+        line = {
+            "entity": entity.name,
+            "operation": "malformed",
+            "sync_id": self.sync_id,
+            "fetched_at": datetime.now(UTC).isoformat(),
+            "raw": body.decode("utf-8", errors="replace"),
+        }
+        return self._put(
+            f"{self.folder(entity)}/page-{self._page_number(entity):06d}.jsonl", orjson.dumps(line) + b"\n"
+        )
+
+    def write_manifest(self, manifest: dict) -> str:
+        return self._put(
+            f"{self.root}/{MANIFESTS}/{self.sync_id}.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
+        )
+
+    def _put(self, path: str, data: bytes) -> str:
+        try:
+            if isinstance(self.fs, LocalFileSystem):
+                write_atomically(path, data)
+            else:
+                self.fs.pipe_file(path, data)
+        except OSError as error:
+            raise LandingError(f"cannot write {path}: {error}") from error
         return path

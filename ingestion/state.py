@@ -1,33 +1,308 @@
-"""Sync state (the 2025 version's `cdc_metadata`): per-entity watermarks and recent syncs.
+"""Sync state (the 2025 version's `cdc_metadata`), durable in SQLite.
 
-Stored as one JSON document replaced atomically, and advanced only after the data
-it describes is on disk.
+- `watermarks`: per entity, the newest `modified` and `created` landed by a finished sync;
+  they move only when a whole sync has landed its data.
+- `syncs` / `sync_entities` / `windows`: the sync in progress and its cursors, so a sync
+  killed at any point (even `kill -9`) resumes where it stopped.
+- `known_ids`: every record id landed as live, so a full refresh can tell which records
+  vanished (hard deletes) without holding a million ids in memory.
 """
 
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS watermarks (
+    entity TEXT PRIMARY KEY,
+    modified TEXT,
+    created TEXT,
+    last_sync_id TEXT,
+    last_full_refresh TEXT,
+    updated_at TEXT
+);
+CREATE TABLE IF NOT EXISTS syncs (
+    sync_id TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    entities TEXT NOT NULL,
+    max_properties INTEGER,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    error TEXT,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS sync_entities (
+    sync_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pages INTEGER NOT NULL DEFAULT 0,
+    records INTEGER NOT NULL DEFAULT 0,
+    deletes INTEGER NOT NULL DEFAULT 0,
+    warnings INTEGER NOT NULL DEFAULT 0,
+    max_modified TEXT,
+    max_created TEXT,
+    PRIMARY KEY (sync_id, entity)
+);
+CREATE TABLE IF NOT EXISTS windows (
+    sync_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    lower TEXT,
+    upper TEXT,
+    cursor TEXT,
+    done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sync_id, entity, window)
+);
+CREATE TABLE IF NOT EXISTS known_ids (
+    entity TEXT NOT NULL,
+    id TEXT NOT NULL,
+    live INTEGER NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (entity, id)
+) WITHOUT ROWID;
+"""
 
-from conf.files import write_atomically
 
-RECENT_SYNCS_KEPT = 50
+@dataclass(frozen=True)
+class Watermark:
+    entity: str
+    modified: str | None = None
+    created: str | None = None
+    last_sync_id: str | None = None
+    last_full_refresh: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    sync_id: str
+    mode: str
+    entities: tuple[str, ...]
+    max_properties: int | None
+    status: str
+    started_at: str
+    finished_at: str | None = None
+    error: str | None = None
+    summary: str | None = None
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 class SyncState:
+    """One SQLite database; safe to use from the sync's worker threads."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._doc = orjson.loads(self.path.read_bytes()) if self.path.exists() else {"entities": {}, "syncs": []}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL survives any process crash (kill -9 included); after a power
+        # loss the last commits may be missing, never half-applied: a resume then re-lands pages.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
 
-    def entity(self, name: str) -> dict:
-        return dict(self._doc["entities"].get(name, {}))
+    def close(self) -> None:
+        self._db.close()
 
-    @property
-    def syncs(self) -> list[dict]:
-        return list(self._doc["syncs"])
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
-    def record_sync(self, summary: dict, entity_updates: dict[str, dict]) -> None:
-        """Store a finished sync and its entities' new watermarks in one atomic write."""
-        for name, update in entity_updates.items():
-            self._doc["entities"][name] = {**self._doc["entities"].get(name, {}), **update}
-        self._doc["syncs"] = ([summary] + self._doc["syncs"])[:RECENT_SYNCS_KEPT]
-        write_atomically(self.path, orjson.dumps(self._doc, option=orjson.OPT_INDENT_2))
+    def _rows(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
+
+    # --- watermarks -------------------------------------------------------------------------
+    def watermark(self, entity: str) -> Watermark:
+        rows = self._rows(
+            "SELECT entity, modified, created, last_sync_id, last_full_refresh FROM watermarks WHERE entity = ?",
+            (entity,),
+        )
+        return Watermark(*rows[0]) if rows else Watermark(entity)
+
+    def watermarks(self) -> list[Watermark]:
+        rows = self._rows(
+            "SELECT entity, modified, created, last_sync_id, last_full_refresh FROM watermarks ORDER BY entity"
+        )
+        return [Watermark(*row) for row in rows]
+
+    # --- syncs ------------------------------------------------------------------------------
+    def unfinished_sync(self) -> SyncRecord | None:
+        rows = self._rows("SELECT * FROM syncs WHERE status IN ('running', 'failed') ORDER BY started_at DESC LIMIT 1")
+        return self._sync(rows[0]) if rows else None
+
+    def recent_syncs(self, limit: int = 10) -> list[SyncRecord]:
+        return [self._sync(row) for row in self._rows("SELECT * FROM syncs ORDER BY started_at DESC LIMIT ?", (limit,))]
+
+    @staticmethod
+    def _sync(row: tuple) -> SyncRecord:
+        sync_id, mode, entities, max_properties, status, started, finished, error, summary = row
+        return SyncRecord(
+            sync_id, mode, tuple(entities.split(",")), max_properties, status, started, finished, error, summary
+        )
+
+    def begin_sync(self, sync_id: str, mode: str, entities: list[str], max_properties: int | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO syncs (sync_id, mode, entities, max_properties, status, started_at) "
+                "VALUES (?, ?, ?, ?, 'running', ?)",
+                (sync_id, mode, ",".join(entities), max_properties, now()),
+            )
+
+    def resume_sync(self, sync_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE syncs SET status = 'running', error = NULL WHERE sync_id = ?", (sync_id,))
+
+    def fail_sync(self, sync_id: str, error: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE syncs SET status = 'failed', error = ?, finished_at = ? WHERE sync_id = ?",
+                (error, now(), sync_id),
+            )
+
+    def abandon_sync(self, sync_id: str) -> None:
+        """A newer, different sync replaces an unfinished one: its data stays landed, its cursors go."""
+        with self.transaction() as db:
+            db.execute("UPDATE syncs SET status = 'abandoned', finished_at = ? WHERE sync_id = ?", (now(), sync_id))
+
+    def finish_sync(self, sync_id: str, summary: str, *, advance_watermarks: bool, full_refresh: bool) -> None:
+        """Mark the sync succeeded and, in the same transaction, move its entities' watermarks."""
+        with self.transaction() as db:
+            if advance_watermarks:
+                for entity, max_modified, max_created in db.execute(
+                    "SELECT entity, max_modified, max_created FROM sync_entities WHERE sync_id = ?", (sync_id,)
+                ).fetchall():
+                    db.execute(
+                        """
+                        INSERT INTO watermarks (entity, modified, created, last_sync_id, last_full_refresh, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (entity) DO UPDATE SET
+                          modified = CASE WHEN excluded.modified > coalesce(watermarks.modified, '')
+                                          THEN excluded.modified ELSE watermarks.modified END,
+                          created = CASE WHEN excluded.created > coalesce(watermarks.created, '')
+                                         THEN excluded.created ELSE watermarks.created END,
+                          last_sync_id = excluded.last_sync_id,
+                          last_full_refresh = coalesce(excluded.last_full_refresh, watermarks.last_full_refresh),
+                          updated_at = excluded.updated_at
+                        """,
+                        (entity, max_modified, max_created, sync_id, sync_id if full_refresh else None, now()),
+                    )
+            db.execute(
+                "UPDATE syncs SET status = 'succeeded', finished_at = ?, summary = ?, error = NULL WHERE sync_id = ?",
+                (now(), summary, sync_id),
+            )
+            db.execute("DELETE FROM windows WHERE sync_id = ?", (sync_id,))
+
+    # --- entity progress --------------------------------------------------------------------
+    def entity_progress(self, sync_id: str, entity: str) -> dict | None:
+        rows = self._rows(
+            "SELECT status, pages, records, deletes, warnings, max_modified, max_created "
+            "FROM sync_entities WHERE sync_id = ? AND entity = ?",
+            (sync_id, entity),
+        )
+        if not rows:
+            return None
+        status, pages, records, deletes, warnings, max_modified, max_created = rows[0]
+        return {"status": status, "pages": pages, "records": records, "deletes": deletes, "warnings": warnings,
+                "max_modified": max_modified, "max_created": max_created}  # fmt: skip
+
+    def start_entity(self, sync_id: str, entity: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO sync_entities (sync_id, entity, status) VALUES (?, ?, 'running')",
+                (sync_id, entity),
+            )
+
+    def record_page(
+        self, sync_id: str, entity: str, *, ids: list[str], live: bool, pages: int = 1, records: int = 0,
+        deletes: int = 0, warnings: int = 0, max_modified: str | None = None, max_created: str | None = None,
+        window: int | None = None, cursor: str | None = None,
+    ) -> None:  # fmt: skip
+        """Everything one landed page changes, in one transaction: ids seen, counters, the window's cursor."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO known_ids (entity, id, live, last_seen) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (entity, id) DO UPDATE SET live = excluded.live, last_seen = excluded.last_seen",
+                [(entity, record_id, int(live), sync_id) for record_id in ids],
+            )
+            db.execute(
+                """
+                UPDATE sync_entities SET
+                  pages = pages + ?, records = records + ?, deletes = deletes + ?, warnings = warnings + ?,
+                  max_modified = CASE WHEN ? > coalesce(max_modified, '') THEN ? ELSE max_modified END,
+                  max_created = CASE WHEN ? > coalesce(max_created, '') THEN ? ELSE max_created END
+                WHERE sync_id = ? AND entity = ?
+                """,
+                (pages, records, deletes, warnings, max_modified, max_modified, max_created, max_created,
+                 sync_id, entity),
+            )  # fmt: skip
+            if window is not None and cursor is not None:
+                db.execute(
+                    "UPDATE windows SET cursor = ? WHERE sync_id = ? AND entity = ? AND window = ?",
+                    (cursor, sync_id, entity, window),
+                )
+
+    def finish_entity(self, sync_id: str, entity: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE sync_entities SET status = 'done' WHERE sync_id = ? AND entity = ?", (sync_id, entity))
+
+    # --- windows (keyset cursors) -----------------------------------------------------------
+    def windows(self, sync_id: str, entity: str) -> list[tuple[int, str | None, str | None, str | None, bool]]:
+        rows = self._rows(
+            "SELECT window, lower, upper, cursor, done FROM windows WHERE sync_id = ? AND entity = ? ORDER BY window",
+            (sync_id, entity),
+        )
+        return [(window, lower, upper, cursor, bool(done)) for window, lower, upper, cursor, done in rows]
+
+    def plan_windows(
+        self, sync_id: str, entity: str, bounds: list[tuple[str | None, str | None]], *, first: int = 0
+    ) -> None:
+        """Record windows numbered from `first`, each starting at its lower bound; existing ones stay."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO windows (sync_id, entity, window, lower, upper, cursor) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (sync_id, entity, first + number, lower, upper, lower)
+                    for number, (lower, upper) in enumerate(bounds)
+                ],
+            )
+
+    def move_cursor(self, sync_id: str, entity: str, window: int, cursor: str | None, *, done: bool = False) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE windows SET cursor = ?, done = ? WHERE sync_id = ? AND entity = ? AND window = ?",
+                (cursor, int(done), sync_id, entity, window),
+            )
+
+    # --- known ids ----------------------------------------------------------------------------
+    def vanished(self, entity: str, sync_id: str, batch: int = 1000) -> Iterator[list[str]]:
+        """Ids known as live that this full refresh never saw, in batches (memory stays flat)."""
+        last = ""
+        while True:
+            rows = self._rows(
+                "SELECT id FROM known_ids WHERE entity = ? AND live = 1 AND last_seen <> ? AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (entity, sync_id, last, batch),
+            )
+            if not rows:
+                return
+            yield [row[0] for row in rows]
+            last = rows[-1][0]
+
+    def live_count(self, entity: str) -> int:
+        return self._rows("SELECT count(*) FROM known_ids WHERE entity = ? AND live = 1", (entity,))[0][0]

@@ -4,7 +4,7 @@ Generated from the entity catalogue (`conf/entities.yaml`): every entity has the
 bronze shape, so a new entity needs no new SQL.
 """
 
-from conf.entities import entities
+from conf.entities import Entity, entities
 from pipelines.declaration import Dataset, Expectation, LandingSource
 
 BRONZE_SQL = """
@@ -28,24 +28,19 @@ BRONZE_EXPECTATIONS = (
 )
 
 
-def table_identifier(entity: str) -> str:
-    """The SQL-safe name of an entity (`property-viewings` -> `property_viewings`)."""
-    return entity.replace("-", "_").replace("/", "_")
-
-
-def bronze_table_name(entity: str) -> str:
-    return f"qobrix_bronze.{table_identifier(entity)}"
+def bronze_table_name(entity: Entity) -> str:
+    return f"qobrix_bronze.{entity.table}"
 
 
 def bronze_datasets() -> list[Dataset]:
     """Warn-only expectations: bronze keeps every landed line, good or bad; silver decides."""
     return [
         Dataset(
-            name=bronze_table_name(entity.name),
+            name=bronze_table_name(entity),
             kind="streaming_table",
-            sql=BRONZE_SQL.format(entity=entity.name, table=table_identifier(entity.name)).strip(),
+            sql=BRONZE_SQL.format(entity=entity.name, table=entity.table).strip(),
             expectations=BRONZE_EXPECTATIONS,
-            landing=LandingSource(entity.name),
+            landing=LandingSource(entity.folder),
             comment=f"Qobrix {entity.name} as landed: raw payload plus landing metadata.",
         )
         for entity in entities().values()

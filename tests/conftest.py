@@ -7,9 +7,10 @@ import pytest
 
 from conf.entities import select_entities
 from conf.settings import Settings, load_settings
-from ingestion.client import QobrixClient
+from ingestion.client import ClientSettings, QobrixClient
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
-from ingestion.sync import SyncResult, run_sync
+from ingestion.state import SyncState
+from ingestion.sync import Sync, SyncOptions, SyncReport
 
 
 def sandbox_records(world: SandboxWorld, entity: str = "properties") -> list[dict]:
@@ -43,24 +44,37 @@ def sandbox(world: SandboxWorld) -> Iterator[SandboxServer]:
         yield server
 
 
+FAST_RETRIES = ClientSettings(backoff=0.01, max_backoff=0.05)
+
+
 @pytest.fixture
 def client(sandbox: SandboxServer) -> Iterator[QobrixClient]:
-    qobrix = QobrixClient(sandbox.base_url, SANDBOX_API_USER, SANDBOX_API_KEY, backoff_factor=0.01)
+    qobrix = QobrixClient(sandbox.base_url, SANDBOX_API_USER, SANDBOX_API_KEY, FAST_RETRIES)
     yield qobrix
     qobrix.close()
 
 
-@pytest.fixture
-def sync(settings: Settings, client: QobrixClient):
-    """Run a sync of every entity from the sandbox into `settings`' landing zone."""
+def make_sync(settings: Settings, server: SandboxServer):
+    """A function running a sync from `server` into `settings`' landing zone (all entities unless `entities=`)."""
 
-    def run(**options: object) -> SyncResult:
-        return run_sync(
-            client=client,
-            landing_root=settings.paths.landing,
-            state_path=settings.paths.state / "sync_state.json",
-            entities=select_entities(None),
-            **options,
-        )
+    def run(entities: list[str] | None = None, **options: object) -> SyncReport:
+        client = QobrixClient(server.base_url, SANDBOX_API_USER, SANDBOX_API_KEY, FAST_RETRIES)
+        state = SyncState(settings.sync_state_path)
+        try:
+            return Sync(
+                client=client,
+                landing_root=settings.landing_root,
+                state=state,
+                entities=select_entities(entities),
+                options=SyncOptions(**options),
+            ).run()
+        finally:
+            state.close()
+            client.close()
 
     return run
+
+
+@pytest.fixture
+def sync(settings: Settings, sandbox: SandboxServer):
+    return make_sync(settings, sandbox)

@@ -54,3 +54,40 @@ def test_pipeline_graph_lists_the_datasets() -> None:
     result = runner.invoke(app, ["pipeline", "graph"])
     assert result.exit_code == 0
     assert "reso_gold.property" in result.output and "auto_cdc" in result.output
+
+
+def configure_qobrix(monkeypatch: pytest.MonkeyPatch, url: str, tmp_path, key: str = "sandbox-key") -> None:
+    monkeypatch.setenv("QOBRIX_API_BASE_URL", url)
+    monkeypatch.setenv("QOBRIX_API_USER", "sandbox-user")
+    monkeypatch.setenv("QOBRIX_API_KEY", key)
+    monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "cli-data"))
+    monkeypatch.setenv("MLS2_HTTP_RETRIES", "1")
+
+
+def test_sync_lands_and_reports_then_status_shows_watermarks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, sandbox
+) -> None:
+    configure_qobrix(monkeypatch, sandbox.base_url, tmp_path)
+    result = runner.invoke(app, ["sync", "--entities", "properties,agents", "--max-in-flight", "2"])
+    assert result.exit_code == 0, result.output
+    assert "properties" in result.output and "per 1,000 properties" in result.output
+    status = runner.invoke(app, ["sync", "status"])
+    assert status.exit_code == 0 and "Watermarks" in status.output and "succeeded" in status.output
+
+
+def test_sync_with_refused_credentials_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path, sandbox) -> None:
+    configure_qobrix(monkeypatch, sandbox.base_url, tmp_path, key="wrong")
+    result = runner.invoke(app, ["sync", "--entities", "agents"])
+    assert result.exit_code == 2 and "refused the credentials" in result.output
+
+
+def test_sync_against_an_unreachable_qobrix_exits_3(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    configure_qobrix(monkeypatch, "http://127.0.0.1:9/api/v2", tmp_path)
+    result = runner.invoke(app, ["sync", "--entities", "agents"])
+    assert result.exit_code == 3 and "Watermarks did not move" in result.output
+
+
+def test_sync_status_before_any_sync(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "nothing"))
+    result = runner.invoke(app, ["sync", "status"])
+    assert result.exit_code == 0 and "No sync has run yet" in result.output

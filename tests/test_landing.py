@@ -5,7 +5,10 @@ from pathlib import Path
 
 import orjson
 
+from conf.entities import entities
 from ingestion.landing import LandingWriter, new_sync_id
+
+STARTED = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 
 
 def test_sync_ids_sort_by_start_time() -> None:
@@ -15,26 +18,36 @@ def test_sync_ids_sort_by_start_time() -> None:
 
 
 def test_page_layout_and_line_format(tmp_path: Path) -> None:
-    writer = LandingWriter(tmp_path, "20260101T100000Z-abc123", started=datetime(2026, 1, 1, tzinfo=UTC))
-    path = writer.write_page("properties", 2, [{"id": "a", "name": "x"}, {"id": "b"}])
-    assert path == tmp_path / "properties" / "2026-01-01" / "20260101T100000Z-abc123" / "page-000002.jsonl"
-    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    writer = LandingWriter(str(tmp_path), "20260101T093000Z-abc123", started=STARTED)
+    first = writer.write_page(entities()["properties"], [{"id": "a", "name": "x"}, {"id": "b"}])
+    second = writer.write_page(entities()["media/categories"], [{"id": "c"}], operation="delete")
+    assert first == f"{tmp_path}/properties/2026-01-01/20260101T093000Z-abc123/page-000001.jsonl"
+    assert second == f"{tmp_path}/media-categories/2026-01-01/20260101T093000Z-abc123/page-000001.jsonl"
+    lines = [orjson.loads(line) for line in Path(first).read_bytes().splitlines()]
     assert [line["record"] for line in lines] == [{"id": "a", "name": "x"}, {"id": "b"}]
-    assert {line["entity"] for line in lines} == {"properties"}
-    assert {line["operation"] for line in lines} == {"upsert"}
-    assert {line["sync_id"] for line in lines} == {"20260101T100000Z-abc123"}
+    assert {(line["entity"], line["operation"], line["sync_id"]) for line in lines} == {
+        ("properties", "upsert", "20260101T093000Z-abc123")
+    }
     assert all(datetime.fromisoformat(line["fetched_at"]).tzinfo is not None for line in lines)
+    assert orjson.loads(Path(second).read_bytes())["operation"] == "delete"
 
 
-def test_rewriting_a_page_replaces_it_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    writer = LandingWriter(tmp_path, "s1")
-    writer.write_page("properties", 1, [{"id": "a"}])
-    path = writer.write_page("properties", 1, [{"id": "b"}], operation="delete")
-    assert [orjson.loads(line)["record"]["id"] for line in path.read_bytes().splitlines()] == ["b"]
-    assert [p.name for p in path.parent.iterdir()] == ["page-000001.jsonl"]
+def test_pages_are_numbered_on_from_what_a_stopped_sync_landed(tmp_path: Path) -> None:
+    LandingWriter(str(tmp_path), "s1", started=STARTED).write_page(entities()["agents"], [{"id": "a"}])
+    resumed = LandingWriter(str(tmp_path), "s1", started=STARTED)
+    assert resumed.write_page(entities()["agents"], [{"id": "b"}]).endswith("page-000002.jsonl")
+    folder = tmp_path / "agents" / "2026-01-01" / "s1"
+    assert sorted(p.name for p in folder.iterdir()) == ["page-000001.jsonl", "page-000002.jsonl"], "no temporary files"
+
+
+def test_a_body_that_never_parsed_is_kept_whole(tmp_path: Path) -> None:
+    writer = LandingWriter(str(tmp_path), "s1", started=STARTED)
+    path = writer.write_malformed(entities()["agents"], b'{"data": [{"id": "a"}, {"id"')
+    line = orjson.loads(Path(path).read_bytes())
+    assert line["operation"] == "malformed" and line["raw"] == '{"data": [{"id": "a"}, {"id"'
 
 
 def test_manifest_is_outside_entity_folders(tmp_path: Path) -> None:
-    path = LandingWriter(tmp_path, "s1").write_manifest({"sync_id": "s1", "status": "succeeded"})
-    assert path == tmp_path / "_manifests" / "s1.json"
-    assert orjson.loads(path.read_bytes())["status"] == "succeeded"
+    path = LandingWriter(str(tmp_path), "s1", started=STARTED).write_manifest({"sync_id": "s1", "status": "succeeded"})
+    assert path == f"{tmp_path}/_manifests/s1.json"
+    assert orjson.loads(Path(path).read_bytes())["status"] == "succeeded"

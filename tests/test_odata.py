@@ -5,18 +5,32 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from conf.settings import Settings
+from conf.settings import Settings, load_settings
 from graphql_odata.main import create_app
-from ingestion.sandbox import SandboxWorld
+from ingestion.sandbox import SandboxServer, SandboxWorld
 from pipelines import run_update
-from tests.conftest import sandbox_records
+from tests.conftest import make_sync, sandbox_records
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, SandboxWorld]]:
+    """One sandbox, synced and run through the pipeline once for the whole module."""
+    settings = load_settings(mls2_data_dir=tmp_path_factory.mktemp("odata") / "data")
+    world = SandboxWorld(seed=7, properties=230)
+    with SandboxServer(world) as server:
+        make_sync(settings, server)(entities=["properties"])
+    run_update(settings.paths)
+    yield settings, world
 
 
 @pytest.fixture
-def api(settings: Settings, world: SandboxWorld, sync, sandbox) -> Iterator[TestClient]:
-    sync()
-    run_update(settings.paths)
-    with TestClient(create_app(settings)) as client:
+def world(published) -> SandboxWorld:
+    return published[1]
+
+
+@pytest.fixture
+def api(published) -> Iterator[TestClient]:
+    with TestClient(create_app(published[0])) as client:
         yield client
 
 

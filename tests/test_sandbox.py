@@ -161,3 +161,34 @@ def test_admin_advance_and_state(sandbox: SandboxServer, world: SandboxWorld) ->
     assert state["step"] == 2 and state["counts"]["properties"] == world.property_count
     bad = requests.post(f"{sandbox.url}/_sandbox/advance", json={"unicorns": {"updates": 1}}, timeout=5)
     assert bad.status_code == 400 and "unknown entities" in bad.json()["errors"][0]
+
+
+def test_pages_are_consistent_snapshots_while_data_changes(sandbox: SandboxServer, world: SandboxWorld) -> None:
+    import threading
+
+    from ingestion.sandbox.server import CHURN
+
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            world.advance(changes=CHURN)
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(15):
+            page = get(
+                sandbox,
+                "properties",
+                search="modified >= '2025-01-01 00:00:00'",
+                limit=100,
+                expand="false",
+                media="false",
+                **{"sort[]": "modified"},
+            )
+            stamps = [record["modified"] for record in page.json()["data"]]
+            assert stamps == sorted(stamps) and all(stamp >= "2025-01-01" for stamp in stamps)
+    finally:
+        stop.set()
+        worker.join()

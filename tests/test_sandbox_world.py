@@ -163,11 +163,23 @@ EXPRESSIONS = st.sampled_from([
     "modified >= '{t}' and modified <= '{u}'", "not (modified < '{t}')", "ref in 1..150",
     "ref <= 40 or modified >= '{t}'",
     "status == 'available' and modified >= '{t}'", "status in ['sold', 'rented']", "modified == '{t}'",
+    "last_media_update >= '{t}'", "modified >= '{t}' or last_media_update >= '{u}'",
 ])  # fmt: skip
 MOMENTS = st.sampled_from(
     ["2024-03-01 00:00:00", "2025-06-15T12:00:00+00:00", "2026-01-01 00:00:00", "2026-01-01 00:40:00", "2025-12-31"]
 )
-SORTS = st.sampled_from([(), ("modified",), ("-modified",), ("created",), ("ref",), ("-ref",), ("status", "-modified")])
+SORTS = st.sampled_from(
+    [
+        (),
+        ("modified",),
+        ("-modified",),
+        ("created",),
+        ("ref",),
+        ("-ref",),
+        ("status", "-modified"),
+        ("last_media_update",),
+    ]
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -176,7 +188,10 @@ def test_fast_paging_equals_brute_force(
     expression: str, t: str, u: str, sort: tuple, trashed: bool, steps: int
 ) -> None:
     world = SandboxWorld(seed=9, properties=240)
-    world.advance(steps=steps, changes={"properties": Changes(creates=3, updates=8, trashes=3, restores=1, deletes=2)})
+    world.advance(
+        steps=steps,
+        changes={"properties": Changes(creates=3, updates=8, media_updates=3, trashes=3, restores=1, deletes=2)},
+    )
     search = expression.format(t=t, u=u)
     tree = parse(search, "Properties", world.fields("properties"))
     state = world.states["properties"]
@@ -192,7 +207,7 @@ def test_fast_paging_equals_brute_force(
     ]
     got = [i for indices, _ in pages for i in indices]
     assert pages[0][1] == len(expected)
-    if sort and sort[0].lstrip("-") in ("modified", "created"):
+    if sort and sort[0].lstrip("-") in ("modified", "created", "last_media_update"):
         key = sort[0].lstrip("-")
         values = [world.record("properties", i)[key] for i in got]
         assert values == sorted(values, reverse=sort[0].startswith("-"))

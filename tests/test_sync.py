@@ -1,46 +1,169 @@
-"""Sync against the sandbox over real HTTP: every record landed as the sandbox served it."""
+"""The ingestion job against the sandbox: everything lands, changes and deletes are captured, nothing is lost."""
 
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import fsspec
 import orjson
 import pytest
 
+from conf.entities import entities
 from conf.settings import Settings
-from ingestion.client import QobrixClient
-from ingestion.errors import QobrixAuthError
+from ingestion.errors import MalformedResponseError, QobrixError
+from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxServer, SandboxWorld
+from ingestion.sandbox.faults import FaultConfig
+from ingestion.sandbox.world import Changes
 from ingestion.state import SyncState
-from tests.conftest import sandbox_records
+from tests.conftest import make_sync
+from tests.landing_checks import assert_everything_landed, landed, latest, served
 
 
-def landed_records(settings: Settings) -> list[dict]:
-    files = sorted(settings.paths.landing.glob("properties/*/*/*.jsonl"))
-    return [orjson.loads(line)["record"] for path in files for line in path.read_bytes().splitlines()]
+def test_first_sync_lands_every_record_of_every_entity(settings: Settings, world: SandboxWorld, sync) -> None:
+    report = sync()
+    assert report.status == "succeeded" and report.mode == "incremental"
+    assert {e.entity: e.mode for e in report.entities}["properties"] == "full"
+    assert_everything_landed(settings, world)
+    marks = {mark.entity: mark for mark in SyncState(settings.sync_state_path).watermarks()}
+    assert set(marks) == set(entities())
+    assert marks["properties"].modified == max(r["modified"] for r in served(world, "properties").values())
 
 
-def test_full_sync_lands_every_record_exactly(settings: Settings, world: SandboxWorld, sync) -> None:
-    result = sync()
-    assert result.status == "succeeded"
-    assert result.entities[0].records == world.property_count == 230
-    assert result.entities[0].pages == 3
-    assert landed_records(settings) == sandbox_records(world)
+def test_inline_media_arrive_with_their_properties(settings: Settings, world: SandboxWorld, sync) -> None:
+    sync(entities=["properties"])
+    records = latest(landed(settings)["properties"])
+    with_project = [r for r in records.values() if r["project"] and r["inherit_project_media"]]
+    assert with_project and all(any(m["related_model"] == "Projects" for m in r["media"]) for r in with_project)
+    assert all(
+        {m["category"]["name"] for m in r["media"]} <= {"photos", "documents", "floorplans"} for r in records.values()
+    )
 
 
-def test_max_properties_limits_the_landing(settings: Settings, sync) -> None:
-    result = sync(max_properties=120)
-    assert result.entities[0].records == 120
-    assert [record["ref"] for record in landed_records(settings)] == list(range(1, 121))
+def test_incremental_sync_captures_edits_media_trash_restores_and_creations(
+    settings: Settings, world: SandboxWorld, sync
+) -> None:
+    sync()
+    world.advance(changes={"properties": Changes(trashes=3)})
+    plan = {
+        "properties": Changes(creates=3, updates=6, media_updates=4, trashes=2, restores=2, deletes=1),
+        "contacts": Changes(updates=3),
+        "property-viewings": Changes(creates=2),
+    }
+    report = world.advance(changes=plan)
+    second = sync()
+    assert {e.entity: e.mode for e in second.entities}["properties"] == "incremental"
+    lines = landed(settings, second.sync_id)
+    upserted = {line["record"]["id"] for line in lines["properties"] if line["operation"] == "upsert"}
+    deleted = {line["record"]["id"] for line in lines["properties"] if line["operation"] == "delete"}
+    for kind in ("created", "updated", "media_updated", "restored"):
+        assert set(report.ids("properties", kind)) <= upserted, kind
+    assert set(report.ids("properties", "trashed")) <= deleted
+    assert len(upserted) < world.property_count / 4, "an incremental sync fetches changes, not everything"
+    assert_everything_landed(settings, world)
 
 
-def test_state_and_manifest_record_the_sync(settings: Settings, sync) -> None:
-    result = sync()
-    state = SyncState(settings.paths.state / "sync_state.json")
-    assert state.entity("properties")["last_sync_id"] == result.sync_id
-    assert state.syncs[0]["sync_id"] == result.sync_id
-    manifest = orjson.loads((settings.paths.landing / "_manifests" / f"{result.sync_id}.json").read_bytes())
-    assert manifest["status"] == "succeeded"
-    assert manifest["entities"] == [{"entity": "properties", "pages": 3, "records": 230}]
+def test_full_refresh_turns_vanished_records_into_deletes(settings: Settings, world: SandboxWorld, sync) -> None:
+    sync()
+    report = world.advance(changes={"properties": Changes(deletes=3), "opportunities": Changes(trashes=1)})
+    incremental = sync()
+    assert not {line["record"]["id"] for line in landed(settings, incremental.sync_id)["properties"]} & set(
+        report.ids("properties", "deleted")
+    ), "a hard delete leaves no trace an incremental sync can see"
+    full = sync(full_refresh=True)
+    deletes = [line for line in landed(settings, full.sync_id)["properties"] if line["operation"] == "delete"]
+    assert {line["record"]["id"] for line in deletes} == set(report.ids("properties", "deleted"))
+    assert all(line["record"]["deleted_reason"] == "absent from a full refresh" for line in deletes)
+    assert {e.entity: e.deletes for e in full.entities}["properties"] == 3
 
 
-def test_wrong_credentials_raise_an_auth_error_naming_entity_and_page(sandbox: SandboxServer) -> None:
-    client = QobrixClient(sandbox.base_url, "someone", "wrong")
-    with pytest.raises(QobrixAuthError, match="entity properties, page 1: Qobrix refused the credentials"):
-        client.get_page("properties", "properties", 1)
+def test_nothing_is_landed_twice_in_one_quiet_sync(settings: Settings, sync) -> None:
+    report = sync()
+    for entity, lines in landed(settings, report.sync_id).items():
+        copies = defaultdict(list)
+        for line in lines:
+            copies[line["record"]["id"]].append(line["record"])
+        for versions in copies.values():
+            assert all(version == versions[0] for version in versions), entity
+
+
+def test_faults_and_changes_while_paging_lose_nothing(settings: Settings, sync) -> None:
+    world = SandboxWorld(seed=21, properties=900)
+    faults = FaultConfig(
+        rate=0.15, kinds=("500", "502", "503", "429", "cut", "malformed"), retry_after=0, churn_every=4, seed=3
+    )
+    with SandboxServer(world, faults=faults) as server:
+        run = make_sync(settings, server)
+        run(max_in_flight=4)
+        assert world.step > 0 and sum(server.faults.seen.values()) > 5
+        run(max_in_flight=4)
+        server.faults.configure(FaultConfig())
+        run(max_in_flight=2)
+    assert_everything_landed(settings, world)
+
+
+def test_errors_outlasting_retries_stop_the_sync_and_a_rerun_resumes(
+    settings: Settings, world: SandboxWorld, sandbox: SandboxServer, sync
+) -> None:
+    sync()
+    before = SyncState(settings.sync_state_path).watermarks()
+    world.advance()
+    sandbox.faults.configure(FaultConfig(rate=1.0, kinds=("503",)))
+    with pytest.raises(QobrixError, match=r"entity \S+, page \d+: HTTP 503"):
+        sync()
+    state = SyncState(settings.sync_state_path)
+    assert state.watermarks() == before
+    failed = state.recent_syncs(1)[0]
+    assert failed.status == "failed" and "HTTP 503" in failed.error
+    sandbox.faults.configure(FaultConfig())
+    resumed = sync()
+    assert resumed.resumed and resumed.sync_id == failed.sync_id
+    assert_everything_landed(settings, world)
+
+
+def test_a_page_that_never_parses_is_landed_raw_and_stops_the_sync(
+    settings: Settings, sandbox: SandboxServer, sync
+) -> None:
+    sandbox.faults.configure(FaultConfig(rate=1.0, kinds=("malformed",)))
+    with pytest.raises(MalformedResponseError, match="malformed JSON body"):
+        sync(entities=["agents"])
+    raw = [line for line in landed(settings)["agents"] if line["operation"] == "malformed"]
+    assert len(raw) == 1 and raw[0]["raw"].startswith('{"data":[')
+    assert SyncState(settings.sync_state_path).watermarks() == []
+
+
+def test_defective_records_are_landed_raw_and_counted(settings: Settings, sync) -> None:
+    world = SandboxWorld(seed=8, properties=400)
+    with SandboxServer(world, faults=FaultConfig(defect_rate=0.1)) as server:
+        report = make_sync(settings, server)(full_refresh=True)
+    lines = landed(settings)["properties"]
+    assert any("x_unexpected_field" in line["record"] for line in lines)
+    assert any(line["record"].get("modified") == "31/12/2025 25:61" for line in lines)
+    assert {e.entity: e.warnings for e in report.entities}["properties"] > 0
+    assert len({line["record"].get("id") for line in lines}) >= world.property_count - 1
+
+
+def test_test_mode_fetches_n_properties_and_only_what_they_need(settings: Settings, world: SandboxWorld, sync) -> None:
+    report = sync(max_properties=25)
+    assert report.mode == "test"
+    lines = landed(settings)
+    properties = latest(lines["properties"])
+    assert len(properties) == 25
+    for field_name, target in entities()["properties"].references.items():
+        wanted = {r[field_name] for r in properties.values() if r[field_name]}
+        assert wanted <= set(latest(lines[target])), field_name
+    viewings = latest(lines["property-viewings"])
+    assert all(v["property_id"] in properties for v in viewings.values())
+    all_viewings = served(world, "property-viewings").values()
+    assert {v["id"] for v in all_viewings if v["property_id"] in properties} == set(viewings)
+    assert {v["viewing_id"] for v in viewings.values()} <= set(latest(lines["meetings"]))
+    assert "opportunities" not in lines
+    assert len(latest(lines["contacts"])) < len(served(world, "contacts"))
+    assert SyncState(settings.sync_state_path).watermarks() == [], "test mode leaves the CDC watermarks alone"
+
+
+def test_landing_goes_to_any_fsspec_url() -> None:
+    writer = LandingWriter("memory://landing-test", "s1", started=datetime(2026, 1, 1, 1, tzinfo=UTC))
+    path = writer.write_page(entities()["agents"], [{"id": "a"}])
+    assert path == "/landing-test/agents/2026-01-01/s1/page-000001.jsonl"
+    assert orjson.loads(fsspec.filesystem("memory").cat(path).splitlines()[0])["record"] == {"id": "a"}
+    assert writer.write_page(entities()["agents"], [{"id": "b"}]).endswith("page-000002.jsonl")

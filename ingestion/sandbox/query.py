@@ -14,7 +14,8 @@ from datetime import datetime
 
 from ingestion.sandbox.search import And, Between, Compare, InList, Not, Or, parse_moment
 
-MONOTONE_FIELDS = ("ref", "created", "modified")
+MONOTONE_FIELDS = ("ref", "created", "modified", "last_media_update")
+"""Fields that grow with the index among untouched base records (`last_media_update` starts at `created`)."""
 Ranges = list[tuple[int, int]]
 
 

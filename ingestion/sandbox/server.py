@@ -166,18 +166,19 @@ def create_app(
         fault_before(kind)
         if faults.churn_due():
             shared.advance(changes={entity: asdict(change) for entity, change in CHURN.items()})
-        try:
-            indices, count = world.list_indices(
-                entity, page=page, limit=limit, search=params.get("search"), sort=sort, trashed=trashed
-            )
-        except SearchError as error:
-            raise QobrixHTTPError(400, f"search: {error}") from None
-        records = [
-            orjson.dumps(faults.defect(entity, world.present(entity, i, expand=expand, media=media)))
-            if faults.is_defective(entity, world.generator.id(entity, i))
-            else world.render(entity, i, expand=expand, media=media)
-            for i in indices
-        ]
+        with world.snapshot():
+            try:
+                indices, count = world.list_indices(
+                    entity, page=page, limit=limit, search=params.get("search"), sort=sort, trashed=trashed
+                )
+            except SearchError as error:
+                raise QobrixHTTPError(400, f"search: {error}") from None
+            records = [
+                orjson.dumps(faults.defect(entity, world.present(entity, i, expand=expand, media=media)))
+                if faults.is_defective(entity, world.generator.id(entity, i))
+                else world.render(entity, i, expand=expand, media=media)
+                for i in indices
+            ]
         body = (
             b'{"data":[' + b",".join(records) + b'],"pagination":' + orjson.dumps(pagination(count, page, limit)) + b"}"
         )

@@ -30,7 +30,7 @@ MODEL_NAMES = {
     "bazaraki-locations": "BazarakiLocations",
     "spitogatos-locations": "SpitogatosLocations", "property-finder-a-e-locations": "PropertyFinderAELocations",
 }  # fmt: skip
-STAMP_FIELDS = {"id", "ref", "created", "modified", "trashed"}
+STAMP_FIELDS = {"id", "ref", "created", "modified", "trashed", "last_media_update"}
 NUMERIC_IDS = ("bazaraki-locations", "spitogatos-locations")
 MUTABLE = ("properties", "contacts", "property-viewings", "meetings", "opportunities", "projects", "agents", "users")
 
@@ -261,6 +261,10 @@ class SandboxWorld:
                 raise NotFound(f"{MODEL_NAMES[entity]} record {record_id} not found")
             return self.media(entity, index, category)
 
+    def snapshot(self) -> threading.RLock:
+        """Hold while choosing a page and rendering it: no change lands between the two, as in a database."""
+        return self._lock
+
     # --- lists ------------------------------------------------------------------------------
     def list_records(
         self,
@@ -400,7 +404,7 @@ class SandboxWorld:
         def key(field_name: str, index: int) -> object:
             if field_name == "ref":
                 return index + 1
-            if field_name == "created":
+            if field_name in ("created", "last_media_update"):
                 return self.generator.base_created(entity, index)
             return self.generator.base_modified(entity, index)
 
@@ -415,6 +419,8 @@ class SandboxWorld:
         if field_name == "ref":
             return index + 1
         stamp = self.stamp(entity, index)
+        if field_name == "last_media_update":
+            return stamp.last_media_update or stamp.created
         return stamp.created if field_name == "created" else stamp.modified
 
     def _generic_key(self, entity: str, sort: tuple[str, ...], index: int) -> tuple:
@@ -435,6 +441,7 @@ class SandboxWorld:
             "created": timestamp(stamp.created),
             "modified": timestamp(stamp.modified),
             "trashed": timestamp(stamp.trashed),
+            "last_media_update": timestamp(stamp.last_media_update or stamp.created),
         }
 
     def live_count(self, entity: str) -> int:

@@ -62,7 +62,9 @@ def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> Check
         e.name: f"coalesce(({spark_to_duckdb_expression(e.constraint)}), false)" for e in dataset.expectations
     }
     counts = con.execute(
-        "SELECT " + ", ".join(f"count_if(NOT {condition})" for condition in conditions.values()) + f" FROM {batch}"
+        "SELECT "
+        + ", ".join(f"coalesce(count_if(NOT {condition}), 0)" for condition in conditions.values())
+        + f" FROM {batch}"
     ).fetchall()[0]
     for expectation, failed in zip(dataset.expectations, counts, strict=True):
         report.expectations.append(
