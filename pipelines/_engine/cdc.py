@@ -1,8 +1,14 @@
-"""AUTO CDC on the embedded engine: change rows merged into a Delta target by key and sequence.
+"""AUTO CDC on the embedded engine: change rows applied to a Delta target by key and sequence.
 
-Within a batch the newest change per key wins; against the target a change applies
-only when its sequence is newer than the stored row's, so a late, older event never
-overwrites a newer one.
+SCD type 1 keeps the newest version of each key. A change applies only when its
+sequence is newer than what the target holds, so a late, older event never overwrites
+a newer one; deleted keys leave a tombstone (a hidden side table) so a late, older
+upsert cannot bring them back.
+
+SCD type 2 keeps every version with `__START_AT` / `__END_AT` (the sequence values that
+opened and closed it). The history of each key a batch touches is rebuilt from its
+stored versions and the new events in sequence order, so events arriving out of order
+land in their place; `track_history_*` limits which columns open a new version.
 """
 
 from dataclasses import dataclass
@@ -16,6 +22,8 @@ from pipelines._engine.sql import spark_to_duckdb_expression
 from pipelines.declaration import Dataset
 
 IS_DELETE = "__is_delete"
+START_AT, END_AT = "__START_AT", "__END_AT"
+TOMBSTONES = "__tombstones"
 
 
 @dataclass
@@ -28,9 +36,13 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def tombstones_of(dataset: Dataset) -> str:
+    return dataset.name + TOMBSTONES
+
+
 def target_columns(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: str) -> list[str]:
     cdc = dataset.cdc
-    columns = [row[0] for row in con.sql(f"DESCRIBE {changes}").fetchall()]
+    columns = [row[0] for row in con.execute(f"DESCRIBE {changes}").fetchall()]
     if cdc.column_list:
         chosen = [c for c in columns if c in cdc.column_list]
     else:
@@ -45,16 +57,20 @@ def target_columns(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: st
     return chosen
 
 
-def latest_changes(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: str) -> pa.Table:
-    """One row per key, the newest by sequence, with its target columns and a delete flag."""
+def _events(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: str, *, latest_only: bool) -> pa.Table:
+    """The change rows with their target columns and a delete flag; for SCD1 only the newest per key."""
     cdc = dataset.cdc
-    columns = target_columns(con, dataset, changes)
+    columns = ", ".join(quote(c) for c in target_columns(con, dataset, changes))
     delete_when = spark_to_duckdb_expression(cdc.apply_as_deletes) if cdc.apply_as_deletes else "false"
     keys = ", ".join(quote(k) for k in cdc.keys)
-    selected = ", ".join(quote(c) for c in columns)
+    newest = (
+        f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {quote(cdc.sequence_by)} DESC, {IS_DELETE} DESC) = 1"
+        if latest_only
+        else ""
+    )
     return con.sql(
-        f"SELECT {selected}, coalesce(({delete_when}), false) AS {IS_DELETE} FROM {changes} "
-        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {quote(cdc.sequence_by)} DESC) = 1"
+        f"SELECT * FROM (SELECT {columns}, coalesce(({delete_when}), false) AS {IS_DELETE} FROM {changes}) "
+        f"WHERE {quote(cdc.sequence_by)} IS NOT NULL{newest}"
     ).to_arrow_table()
 
 
@@ -68,21 +84,43 @@ def apply_changes(
     metadata: dict,
     checkpoints: dict[str, int],
 ) -> CdcMetrics:
-    """SCD type 1: upsert the newest change per key, delete keys whose newest change is a delete."""
-    batch = latest_changes(con, dataset, changes)
-    deletes = batch.column(IS_DELETE)
-    upserts = batch.filter(pc.invert(deletes)).drop_columns([IS_DELETE])
-    metrics = CdcMetrics(upserted=upserts.num_rows, deleted=batch.num_rows - upserts.num_rows)
+    if dataset.cdc.stored_as_scd_type == 2:
+        return _apply_scd2(
+            con, lakehouse, dataset, changes, full_refresh=full_refresh, metadata=metadata, checkpoints=checkpoints
+        )
+    return _apply_scd1(
+        con, lakehouse, dataset, changes, full_refresh=full_refresh, metadata=metadata, checkpoints=checkpoints
+    )
+
+
+def _apply_scd1(
+    con,
+    lakehouse: Lakehouse,
+    dataset: Dataset,
+    changes: str,
+    *,
+    full_refresh: bool,
+    metadata: dict,
+    checkpoints: dict[str, int],
+) -> CdcMetrics:
+    cdc = dataset.cdc
+    keys, sequence = list(cdc.keys), cdc.sequence_by
+    batch = _events(con, dataset, changes, latest_only=True)
+    stones = None if full_refresh else lakehouse.table(tombstones_of(dataset))
+    if stones is not None and batch.num_rows:
+        batch = _drop_older_than_tombstones(con, batch, stones.to_pyarrow_dataset(), keys, sequence)
+    deletes = batch.filter(batch.column(IS_DELETE)).select([*keys, sequence])
+    upserts = batch.filter(pc.invert(batch.column(IS_DELETE))).drop_columns([IS_DELETE])
+    _record_tombstones(lakehouse, dataset, deletes, upserts, keys, sequence, full_refresh=full_refresh)
+
     target = None if full_refresh else lakehouse.table(dataset.name)
     if target is None:
         lakehouse.overwrite(dataset.name, upserts, metadata=metadata, checkpoints=checkpoints)
-        return metrics
-
-    cdc = dataset.cdc
+        return CdcMetrics(upserted=upserts.num_rows, deleted=0)
     columns = [name for name in batch.column_names if name != IS_DELETE]
     assignments = {quote(c): f"s.{quote(c)}" for c in columns}
-    on_keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in cdc.keys)
-    newer = f"s.{quote(cdc.sequence_by)} > t.{quote(cdc.sequence_by)}"
+    on_keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+    newer = f"s.{quote(sequence)} > t.{quote(sequence)}"
     result = (
         target.merge(
             batch,
@@ -101,3 +139,143 @@ def apply_changes(
         upserted=result["num_target_rows_inserted"] + result["num_target_rows_updated"],
         deleted=result["num_target_rows_deleted"],
     )
+
+
+def _drop_older_than_tombstones(con, batch: pa.Table, stones, keys: list[str], sequence: str) -> pa.Table:
+    """Upserts no newer than their key's tombstone: events from before a delete, arriving late."""
+    con.register("cdc_batch", batch)
+    con.register("cdc_tombstones", stones)
+    on = " AND ".join(f"b.{quote(k)} = t.{quote(k)}" for k in keys)
+    kept = con.sql(
+        f"SELECT b.* FROM cdc_batch b LEFT JOIN cdc_tombstones t ON {on} "
+        f"WHERE b.{IS_DELETE} OR t.{quote(sequence)} IS NULL OR b.{quote(sequence)} > t.{quote(sequence)}"
+    ).to_arrow_table()
+    con.unregister("cdc_batch")
+    con.unregister("cdc_tombstones")
+    return kept
+
+
+def _record_tombstones(
+    lakehouse: Lakehouse, dataset: Dataset, deletes: pa.Table, upserts: pa.Table, keys, sequence, *, full_refresh: bool
+) -> None:
+    """Remember each deleted key's delete sequence; forget it when a newer upsert revives the key.
+
+    Written before the target (whose commit carries the checkpoint): a failed update re-reads
+    the same batch and this merge is idempotent.
+    """
+    name = tombstones_of(dataset)
+    stones = None if full_refresh else lakehouse.table(name)
+    if stones is None:
+        if full_refresh or deletes.num_rows:
+            lakehouse.overwrite(name, deletes)
+        return
+    if not (deletes.num_rows or upserts.num_rows):
+        return
+    flagged = pa.concat_tables(
+        [
+            deletes.append_column(IS_DELETE, pa.array([True] * deletes.num_rows)),
+            upserts.select([*keys, sequence]).append_column(IS_DELETE, pa.array([False] * upserts.num_rows)),
+        ],
+        promote_options="permissive",
+    )
+    on_keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+    newer = f"s.{quote(sequence)} > t.{quote(sequence)}"
+    assignments = {quote(c): f"s.{quote(c)}" for c in (*keys, sequence)}
+    (
+        stones.merge(flagged, predicate=on_keys, source_alias="s", target_alias="t", merge_schema=True)
+        .when_matched_update(updates=assignments, predicate=f"s.{IS_DELETE} AND {newer}")
+        .when_matched_delete(predicate=f"NOT s.{IS_DELETE} AND {newer}")
+        .when_not_matched_insert(updates=assignments, predicate=f"s.{IS_DELETE}")
+        .execute()
+    )
+
+
+def _apply_scd2(
+    con,
+    lakehouse: Lakehouse,
+    dataset: Dataset,
+    changes: str,
+    *,
+    full_refresh: bool,
+    metadata: dict,
+    checkpoints: dict[str, int],
+) -> CdcMetrics:
+    """Rebuild the history of every key the batch touches; keep the other keys' rows as they are."""
+    cdc = dataset.cdc
+    keys, sequence = list(cdc.keys), cdc.sequence_by
+    events = _events(con, dataset, changes, latest_only=False)
+    columns = [name for name in events.column_names if name != IS_DELETE]
+    tracked = _tracked_columns(dataset, columns)
+    target = None if full_refresh else lakehouse.table(dataset.name)
+    stored = target.to_pyarrow_table() if target is not None else None
+    incoming: dict[tuple, list[dict]] = {}
+    for event in events.to_pylist():
+        incoming.setdefault(tuple(event[k] for k in keys), []).append(event)
+    touched = set(incoming)
+    history: dict[tuple, list[dict]] = {}
+    kept: list[dict] = []
+    if stored is not None:
+        for row in stored.to_pylist():
+            key = tuple(row[k] for k in keys)
+            (history.setdefault(key, []) if key in touched else kept).append(row)
+    rebuilt: list[dict] = []
+    closed = 0
+    for key, new in incoming.items():
+        versions, closes = _rebuild(history.get(key, []), new, sequence, columns, tracked)
+        rebuilt.extend(versions)
+        closed += closes
+    schema = _scd2_schema(events, stored, sequence)
+    table = pa.Table.from_pylist(kept + rebuilt, schema=schema)
+    lakehouse.overwrite(dataset.name, table, metadata=metadata, checkpoints=checkpoints)
+    return CdcMetrics(upserted=len(rebuilt), deleted=closed)
+
+
+def _tracked_columns(dataset: Dataset, columns: list[str]) -> list[str]:
+    cdc = dataset.cdc
+    data = [c for c in columns if c not in (*cdc.keys, cdc.sequence_by)]
+    if cdc.track_history_column_list:
+        return [c for c in data if c in cdc.track_history_column_list]
+    if cdc.track_history_except_column_list:
+        return [c for c in data if c not in cdc.track_history_except_column_list]
+    return data
+
+
+def _rebuild(
+    stored: list[dict], new: list[dict], sequence: str, columns: list[str], tracked: list[str]
+) -> tuple[list[dict], int]:
+    """One key's versions from its stored versions (as events) and new events, in sequence order."""
+    events: dict = {}
+    for row in stored:
+        events[row[START_AT]] = {**{c: row[c] for c in columns}, IS_DELETE: False}
+        if row[END_AT] is not None and row[END_AT] not in events:
+            events[row[END_AT]] = {**{c: row[c] for c in columns}, sequence: row[END_AT], IS_DELETE: True}
+    for event in new:
+        events[event[sequence]] = event
+    versions: list[dict] = []
+    current: dict | None = None
+    closes = 0
+    for moment in sorted(events):
+        event = events[moment]
+        if event[IS_DELETE]:
+            if current is not None:
+                current[END_AT] = moment
+                current, closes = None, closes + 1
+            continue
+        values = {c: event[c] for c in columns}
+        if current is not None and all(current[c] == values[c] for c in tracked):
+            current.update({c: values[c] for c in columns if c not in tracked and c != sequence})
+            continue
+        if current is not None:
+            current[END_AT] = moment
+        current = {**values, START_AT: moment, END_AT: None}
+        versions.append(current)
+    return versions, closes
+
+
+def _scd2_schema(events: pa.Table, stored: pa.Table | None, sequence: str) -> pa.Schema:
+    """The stored schema, or the change feed's columns plus `__START_AT` / `__END_AT` of the sequence's type."""
+    if stored is not None:
+        return stored.schema
+    base = events.drop_columns([IS_DELETE]).schema
+    sequence_type = base.field(sequence).type
+    return pa.schema([*base, pa.field(START_AT, sequence_type), pa.field(END_AT, sequence_type)])

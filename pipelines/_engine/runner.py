@@ -134,6 +134,8 @@ class Update:
         self.selected = everything if not (chosen or chosen_full) else chosen | chosen_full
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
+        self.staged: dict[str, tuple[pa.Table, dict, FlowResult]] = {}
+        """Materialized views computed this update, written together at its end (a failed update writes none)."""
 
     def run(self) -> UpdateResult:
         result = UpdateResult(update_id=self.update_id)
@@ -162,6 +164,7 @@ class Update:
                 result.flows.append(flow)
                 self.progress(dataset.name, flow.status)
             current = None
+            self.commit_staged()
             result.published = self.publish_if_gold_changed()
             result.state = "COMPLETED"
             self.events.update_progress("COMPLETED")
@@ -185,17 +188,10 @@ class Update:
             self.events.flow_progress(dataset.name, "SKIPPED")
             return FlowResult(dataset=dataset.name, status="SKIPPED")
         checkpoints: dict[str, int] = {}
-        new_input = False
         for name in reads:
             self.register_full_read(name)
-        for name in streams:
-            if name.startswith(f"{LANDING_SCHEMA}."):
-                new_input |= self.register_landing_stream(dataset, name, full)
-            else:
-                version, has_rows = self.register_table_stream(dataset, name, full)
-                checkpoints[f"{dataset.name}<-{name}"] = version
-                new_input |= has_rows
-        if streams and not new_input and not full:
+        new_input = [self.register_stream(dataset, name, full, checkpoints) for name in streams]
+        if streams and not any(new_input) and not full:
             self.events.flow_progress(dataset.name, "SKIPPED", metrics={"num_output_rows": 0})
             return FlowResult(dataset=dataset.name, status="SKIPPED")
 
@@ -228,12 +224,13 @@ class Update:
             flow.output_records = rows.num_rows
             if dataset.kind == "materialized_view":
                 metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(dataset)).decode()
-                self.lakehouse.overwrite(dataset.name, rows, metadata=metadata)
+                self.staged[dataset.name] = (rows, metadata, flow)
             elif full or self.lakehouse.table(dataset.name) is None:
                 self.lakehouse.overwrite(dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
             else:
                 self.lakehouse.append(dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
-        flow.version = self.lakehouse.version(dataset.name)
+        if dataset.name not in self.staged:
+            flow.version = self.lakehouse.version(dataset.name)
         self.events.flow_progress(
             dataset.name,
             "COMPLETED",
@@ -241,6 +238,12 @@ class Update:
             data_quality=checked.report.as_data_quality() if dataset.expectations else None,
         )
         return flow
+
+    def commit_staged(self) -> None:
+        """Write the materialized views computed in this update, only once every flow succeeded."""
+        for name, (rows, metadata, flow) in self.staged.items():
+            flow.version = self.lakehouse.overwrite(name, rows, metadata=metadata)
+        self.staged.clear()
 
     def register_full_read(self, name: str) -> None:
         dataset = self.graph[name]
@@ -251,10 +254,35 @@ class Update:
             body = to_duckdb(tree, lambda ref, streaming: relation(ref))
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {relation(name)} AS {body}")
             return
+        if name in self.staged:
+            self.con.register(relation(name), self.staged[name][0])
+            return
         table = self.lakehouse.table(name)
         if table is None:
             raise PipelineError(f"{name} has not been computed yet; run an update that includes it")
         self.con.register(relation(name), table.to_pyarrow_dataset())
+
+    def register_stream(self, consumer: Dataset, name: str, full: bool, checkpoints: dict[str, int]) -> bool:
+        """Prepare `stream__<name>` with what `consumer` has not read yet; True when there is any.
+
+        A temporary view read as a stream passes the stream through: its own STREAM inputs are
+        read incrementally for (and checkpointed by) the consumer.
+        """
+        if name.startswith(f"{LANDING_SCHEMA}."):
+            return self.register_landing_stream(consumer, name, full)
+        source = self.graph[name]
+        if source.kind == "temporary_view":
+            tree = parse(source.sql, origin=name)
+            reads, streams = references(tree)
+            for upstream in reads:
+                self.register_full_read(upstream)
+            fresh = [self.register_stream(consumer, upstream, full, checkpoints) for upstream in streams]
+            body = to_duckdb(tree, lambda ref, streaming: stream_relation(ref) if streaming else relation(ref))
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {stream_relation(name)} AS {body}")
+            return any(fresh) or not streams
+        version, has_rows = self.register_table_stream(consumer, name, full)
+        checkpoints[f"{consumer.name}<-{name}"] = version
+        return has_rows
 
     def register_landing_stream(self, dataset: Dataset, name: str, full: bool) -> bool:
         """Landing files not yet in `dataset` (all of them on a full refresh). True when there are any."""

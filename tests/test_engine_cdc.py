@@ -1,0 +1,161 @@
+"""AUTO CDC semantics (SCD 1 and 2), temporary views and staged materialized views on the embedded engine."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from conf.entities import entities
+from conf.settings import Settings
+from ingestion.landing import LandingWriter
+from pipelines import AutoCdc, Dataset, Expectation, UpdateFailed, run_update
+from pipelines._engine.cdc import END_AT, START_AT
+from pipelines._engine.lakehouse import Lakehouse
+from pipelines.bronze import bronze_datasets
+from pipelines.graph import build_graph
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+CHANGES_SQL = """
+SELECT
+  record_key AS id,
+  get_json_object(payload, '$.status') AS status,
+  CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price,
+  get_json_object(payload, '$.note') AS note,
+  record_modified AS modified,
+  operation
+FROM STREAM(qobrix_bronze.properties)
+"""
+
+
+def event(key: str, minutes: int, status: str = "available", price: float = 100.0, note: str = "") -> dict:
+    return {
+        "id": key,
+        "status": status,
+        "price": price,
+        "note": note,
+        "modified": (T0 + timedelta(minutes=minutes)).isoformat(),
+    }
+
+
+def land(settings: Settings, sync_id: str, records: list[dict], operation: str = "upsert") -> None:
+    LandingWriter(settings.landing_root, sync_id, started=T0).write_page(
+        entities()["properties"], records, operation=operation
+    )
+
+
+def graph(*datasets: Dataset):
+    bronze = [d for d in bronze_datasets() if d.name == "qobrix_bronze.properties"]
+    return build_graph([*bronze, *datasets])
+
+
+def scd(scd_type: int, **options: object) -> Dataset:
+    cdc = AutoCdc(keys=("id",), sequence_by="modified", apply_as_deletes="operation = 'delete'",
+                  except_column_list=("operation",), stored_as_scd_type=scd_type, **options)  # fmt: skip
+    return Dataset(name="qobrix_silver.history", kind="auto_cdc", sql=CHANGES_SQL, cdc=cdc)
+
+
+def rows(settings: Settings, name: str) -> list[dict]:
+    table = Lakehouse(settings.paths.lakehouse).table(name)
+    return sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: (r["id"], str(r.get(START_AT))))
+
+
+def test_scd1_a_late_older_upsert_does_not_revive_a_deleted_key(settings: Settings) -> None:
+    pipeline = graph(scd(1))
+    land(settings, "s1", [event("a", 10), event("b", 10)])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event("a", 20)], operation="delete")
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s3", [event("a", 15, price=999), event("b", 30, price=5)])
+    run_update(settings.paths, graph=pipeline)
+    assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")] == [("b", 5.0)]
+    land(settings, "s4", [event("a", 25, price=7)])
+    run_update(settings.paths, graph=pipeline)
+    assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")] == [("a", 7.0), ("b", 5.0)]
+
+
+def test_scd1_full_refresh_gives_the_same_answer_as_increments(settings: Settings) -> None:
+    pipeline = graph(scd(1))
+    land(settings, "s1", [event("a", 10), event("b", 10), event("c", 1)])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event("a", 5, price=1), event("c", 2)], operation="delete")
+    land(settings, "s3", [event("b", 20, price=2)])
+    run_update(settings.paths, graph=pipeline)
+    incremental = rows(settings, "qobrix_silver.history")
+    run_update(settings.paths, graph=pipeline, full_refresh=True)
+    assert rows(settings, "qobrix_silver.history") == incremental
+    assert [(r["id"], r["price"]) for r in incremental] == [("a", 100.0), ("b", 2.0)]
+
+
+def test_scd2_keeps_every_version_with_start_and_end(settings: Settings) -> None:
+    pipeline = graph(scd(2))
+    land(settings, "s1", [event("a", 10, price=100)])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event("a", 20, price=90), event("a", 30, status="sold", price=90)])
+    run_update(settings.paths, graph=pipeline)
+    history = rows(settings, "qobrix_silver.history")
+    assert [(r["price"], r["status"]) for r in history] == [(100.0, "available"), (90.0, "available"), (90.0, "sold")]
+    assert [r[START_AT] for r in history] == [T0 + timedelta(minutes=m) for m in (10, 20, 30)]
+    assert [r[END_AT] for r in history] == [T0 + timedelta(minutes=m) for m in (20, 30)] + [None]
+
+
+def test_scd2_places_out_of_order_events_and_closes_on_delete(settings: Settings) -> None:
+    pipeline = graph(scd(2))
+    land(settings, "s1", [event("a", 10, price=100), event("a", 30, price=80)])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event("a", 20, price=90)])
+    land(settings, "s3", [event("a", 40)], operation="delete")
+    run_update(settings.paths, graph=pipeline)
+    history = rows(settings, "qobrix_silver.history")
+    assert [r["price"] for r in history] == [100.0, 90.0, 80.0]
+    assert [r[END_AT] for r in history] == [T0 + timedelta(minutes=m) for m in (20, 30, 40)]
+    land(settings, "s4", [event("a", 50, price=70)])
+    run_update(settings.paths, graph=pipeline)
+    assert [(r["price"], r[END_AT]) for r in rows(settings, "qobrix_silver.history")][-1] == (70.0, None)
+
+
+def test_scd2_track_history_updates_untracked_columns_in_place(settings: Settings) -> None:
+    pipeline = graph(scd(2, track_history_column_list=("price", "status")))
+    land(settings, "s1", [event("a", 10, note="first")])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event("a", 20, note="typo fixed"), event("a", 30, price=50, note="price cut")])
+    run_update(settings.paths, graph=pipeline)
+    history = rows(settings, "qobrix_silver.history")
+    assert [(r["price"], r["note"]) for r in history] == [(100.0, "typo fixed"), (50.0, "price cut")]
+
+
+def test_a_streaming_table_reads_through_a_temporary_view_incrementally(settings: Settings) -> None:
+    view = Dataset(
+        name="qobrix_silver.cheap",
+        kind="temporary_view",
+        sql="SELECT * FROM STREAM(qobrix_bronze.properties) WHERE CAST(get_json_object(payload, '$.price') AS DOUBLE) < 50",
+    )
+    table = Dataset(
+        name="qobrix_silver.cheap_log",
+        kind="streaming_table",
+        sql="SELECT record_key AS id FROM STREAM(qobrix_silver.cheap)",
+    )
+    pipeline = graph(view, table)
+    land(settings, "s1", [event("a", 1, price=10), event("b", 1, price=500)])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event("c", 2, price=20)])
+    result = run_update(settings.paths, graph=pipeline)
+    assert next(f for f in result.flows if f.dataset == "qobrix_silver.cheap_log").output_records == 1
+    assert sorted(r["id"] for r in rows(settings, "qobrix_silver.cheap_log")) == ["a", "c"]
+
+
+def test_materialized_views_are_written_only_when_the_whole_update_succeeds(settings: Settings) -> None:
+    first = Dataset(name="reso_gold.first", kind="materialized_view", sql="SELECT id, price FROM qobrix_silver.history")
+    second = Dataset(
+        name="reso_gold.second", kind="materialized_view", sql="SELECT id, price FROM reso_gold.first",
+        expectations=(Expectation("cheap", "price < 1000", "fail"),),
+    )  # fmt: skip
+    pipeline = graph(scd(1), first, second)
+    land(settings, "s1", [event("a", 1, price=10)])
+    run_update(settings.paths, graph=pipeline)
+    lakehouse = Lakehouse(settings.paths.lakehouse)
+    version = lakehouse.version("reso_gold.first")
+    land(settings, "s2", [event("b", 2, price=5000)])
+    with pytest.raises(UpdateFailed, match="cheap"):
+        run_update(settings.paths, graph=pipeline)
+    assert lakehouse.version("reso_gold.first") == version, "reso_gold.first was computed, then not written"
+    assert [r["id"] for r in rows(settings, "reso_gold.first")] == ["a"]
