@@ -2,13 +2,15 @@
 
 from typing import Annotated
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from conf.cli_options import split_list
 from conf.settings import Settings, load_settings
-from pipelines import DeclarationError, PipelineError, UpdateResult, load_graph, run_update
+from pipelines import DeclarationError, Graph, PipelineError, UpdateResult, load_graph, run_update
+from pipelines._engine.events import read_events
 
 console = Console(stderr=True)
 pipeline_app = typer.Typer(help="Run the bronze -> silver -> gold pipeline on the embedded engine.")
@@ -66,13 +68,90 @@ def run(
         raise typer.Exit(1) from None
 
 
+GRAPH_FORMATS = ("text", "mermaid", "dot")
+
+
+def node_id(name: str) -> str:
+    return name.replace(".", "__").replace("-", "_")
+
+
+def graph_lines(graph: Graph, output: str) -> list[str]:
+    """The graph as Mermaid or Graphviz source: landing folders, then every dataset and its inputs."""
+    shapes = {
+        "streaming_table": ("[", "]"),
+        "auto_cdc": ("[[", "]]"),
+        "materialized_view": ("[(", ")]"),
+        "temporary_view": ("(", ")"),
+    }
+    edges = []
+    for dataset in graph.ordered():
+        sources = [f"landing.{dataset.landing.entity}"] if dataset.landing else list(dataset.depends_on)
+        edges += [(source, dataset.name) for source in sources]
+    if output == "mermaid":
+        lines = ["flowchart LR"]
+        for dataset in graph.ordered():
+            left, right = shapes[dataset.kind]
+            lines.append(f'  {node_id(dataset.name)}{left}"{dataset.name}<br/>{dataset.kind}"{right}')
+        lines += [f"  {node_id(source)} --> {node_id(target)}" for source, target in edges]
+        return lines
+    lines = ["digraph mls2 {", "  rankdir=LR;", "  node [shape=box];"]
+    for dataset in graph.ordered():
+        shape = {"materialized_view": "cylinder", "temporary_view": "ellipse", "auto_cdc": "box3d"}.get(
+            dataset.kind, "box"
+        )
+        lines.append(f'  "{dataset.name}" [shape={shape}, label="{dataset.name}\\n{dataset.kind}"];')
+    lines += [f'  "{source}" -> "{target}";' for source, target in edges]
+    return [*lines, "}"]
+
+
 @pipeline_app.command("graph")
-def graph() -> None:
-    """Show every dataset in dependency order with its kind and inputs."""
+def graph(
+    output: Annotated[str, typer.Option("--format", help=f"One of {', '.join(GRAPH_FORMATS)}.")] = "text",
+) -> None:
+    """Show every dataset in dependency order with its kind, inputs and expectations (or as Mermaid / Graphviz)."""
+    if output not in GRAPH_FORMATS:
+        console.print(f"[red]error:[/red] --format must be one of {', '.join(GRAPH_FORMATS)}, not {output!r}")
+        raise typer.Exit(2)
+    pipeline = load_graph()
+    if output != "text":
+        typer.echo("\n".join(graph_lines(pipeline, output)))
+        return
     table = Table(title="Pipeline graph")
     for column in ("dataset", "kind", "reads", "expectations"):
         table.add_column(column)
-    for dataset in load_graph().ordered():
+    for dataset in pipeline.ordered():
         source = f"landing/{dataset.landing.entity}" if dataset.landing else ", ".join(dataset.depends_on)
         table.add_row(dataset.name, dataset.kind, source, str(len(dataset.expectations)))
-    Console().print(table)
+    Console(width=200).print(table)
+
+
+@pipeline_app.command("events")
+def events(
+    update: Annotated[str | None, typer.Option(help="Update id (default: the latest update).")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="Only this event type, e.g. flow_progress.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most events to show.")] = 200,
+) -> None:
+    """Show the event log of an update: its states and each flow's rows and data quality."""
+    settings = load_settings()
+    try:
+        rows = read_events(settings.paths.lakehouse, update=update, event_type=event_type, limit=limit)
+    except PipelineError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"Events of update {rows[0]['update_id'] if rows else update or '(none)'}")
+    for column in ("time", "event", "dataset", "state", "output rows", "dropped", "failed expectations"):
+        table.add_column(column)
+    for row in rows:
+        details = orjson.loads(row["details"])
+        progress = details.get("flow_progress") or {}
+        state = progress.get("status") or (details.get("update_progress") or {}).get("state", "")
+        quality = progress.get("data_quality") or {}
+        failed = ", ".join(
+            f"{e['name']} {e['failed_records']}" for e in quality.get("expectations", []) if e["failed_records"]
+        )
+        metrics = progress.get("metrics") or {}
+        table.add_row(
+            row["timestamp"].strftime("%H:%M:%S"), row["event_type"], row["dataset"] or "", state,
+            str(metrics.get("num_output_rows", "")), str(quality.get("dropped_records", "")), failed,
+        )  # fmt: skip
+    Console(width=200).print(table)

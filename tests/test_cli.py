@@ -91,3 +91,24 @@ def test_sync_status_before_any_sync(monkeypatch: pytest.MonkeyPatch, tmp_path) 
     monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "nothing"))
     result = runner.invoke(app, ["sync", "status"])
     assert result.exit_code == 0 and "No sync has run yet" in result.output
+
+
+def test_pipeline_graph_renders_mermaid_and_graphviz() -> None:
+    mermaid = runner.invoke(app, ["pipeline", "graph", "--format", "mermaid"])
+    assert mermaid.exit_code == 0 and mermaid.output.startswith("flowchart LR")
+    assert "qobrix_silver__property --> reso_gold__property" in mermaid.output
+    dot = runner.invoke(app, ["pipeline", "graph", "--format", "dot"])
+    assert dot.exit_code == 0 and '"qobrix_bronze.properties" -> "qobrix_silver.property";' in dot.output
+    assert runner.invoke(app, ["pipeline", "graph", "--format", "png"]).exit_code == 2
+
+
+def test_pipeline_events_show_the_latest_update(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "events"))
+    assert "no pipeline update has run yet" in runner.invoke(app, ["pipeline", "events"]).output
+    assert runner.invoke(app, ["pipeline", "run"]).exit_code == 0
+    result = runner.invoke(app, ["pipeline", "events"])
+    assert result.exit_code == 0
+    assert "create_update" in result.output and "COMPLETED" in result.output
+    only_flows = runner.invoke(app, ["pipeline", "events", "--type", "update_progress"])
+    assert "flow_progress" not in only_flows.output and "update_progress" in only_flows.output
+    assert runner.invoke(app, ["pipeline", "events", "--update", "nope"]).exit_code == 1

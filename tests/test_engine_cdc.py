@@ -127,7 +127,8 @@ def test_a_streaming_table_reads_through_a_temporary_view_incrementally(settings
     view = Dataset(
         name="qobrix_silver.cheap",
         kind="temporary_view",
-        sql="SELECT * FROM STREAM(qobrix_bronze.properties) WHERE CAST(get_json_object(payload, '$.price') AS DOUBLE) < 50",
+        sql="SELECT * FROM STREAM(qobrix_bronze.properties) "
+        "WHERE CAST(get_json_object(payload, '$.price') AS DOUBLE) < 50",
     )
     table = Dataset(
         name="qobrix_silver.cheap_log",

@@ -7,9 +7,11 @@ level, maturity_level, error, details (a JSON string, as on Databricks), event_t
 import uuid
 from datetime import UTC, datetime
 
+import duckdb
 import orjson
 import pyarrow as pa
 
+from pipelines._engine.errors import PipelineError
 from pipelines._engine.lakehouse import Lakehouse
 
 EVENT_LOG = "mls2_system.event_log"
@@ -113,3 +115,28 @@ class EventLog:
         if self._rows:
             self.lakehouse.append(EVENT_LOG, pa.Table.from_pylist(self._rows, schema=SCHEMA))
             self._rows.clear()
+
+
+def read_events(
+    lakehouse_root, *, update: str | None = None, event_type: str | None = None, limit: int = 200
+) -> list[dict]:
+    """Events of one update (the latest by default), oldest first, as dicts."""
+    table = Lakehouse(lakehouse_root).table(EVENT_LOG)
+    if table is None:
+        raise PipelineError("no pipeline update has run yet (the event log is empty)")
+    con = duckdb.connect()
+    con.register("events", table.to_pyarrow_dataset())
+    if update is None:
+        latest = con.execute("SELECT origin.update_id FROM events ORDER BY timestamp DESC LIMIT 1").fetchall()
+        update = latest[0][0]
+    query = (
+        "SELECT origin.update_id AS update_id, origin.dataset_name AS dataset, timestamp, event_type, details "
+        "FROM events WHERE origin.update_id = $update AND ($type IS NULL OR event_type = $type) "
+        "ORDER BY timestamp, sequence LIMIT $limit"
+    )
+    found = con.execute(query, {"update": update, "type": event_type, "limit": limit})
+    columns = [column[0] for column in found.description]
+    rows = [dict(zip(columns, row, strict=True)) for row in found.fetchall()]
+    if not rows:
+        raise PipelineError(f"no events for update {update}")
+    return rows

@@ -21,6 +21,7 @@ import pyarrow as pa
 from conf.mappings import resource_mappings
 from conf.settings import DataPaths
 from pipelines._engine.cdc import apply_changes
+from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import EventLog
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.landing_reader import landing_files, register_landing
@@ -36,18 +37,6 @@ ROWS_PER_BATCH = 100_000
 
 ProgressCallback = Callable[[str, str], None]
 """Called with (dataset, state) as each flow starts and ends."""
-
-
-class PipelineError(RuntimeError):
-    """Base of the engine's expected failures; the CLI prints the message."""
-
-
-class PipelineBusy(PipelineError):
-    """Another update holds the pipeline lock."""
-
-
-class UpdateFailed(PipelineError):
-    """A flow failed; nothing was published and a re-run converges."""
 
 
 @dataclass
@@ -191,7 +180,8 @@ class Update:
         for name in reads:
             self.register_full_read(name)
         new_input = [self.register_stream(dataset, name, full, checkpoints) for name in streams]
-        if streams and not any(new_input) and not full:
+        exists = self.lakehouse.table(dataset.name) is not None
+        if streams and not any(new_input) and not full and exists:
             self.events.flow_progress(dataset.name, "SKIPPED", metrics={"num_output_rows": 0})
             return FlowResult(dataset=dataset.name, status="SKIPPED")
 

@@ -1,0 +1,13 @@
+"""The engine's expected failures, under one base the CLI catches and prints."""
+
+
+class PipelineError(RuntimeError):
+    """Base of the engine's expected failures; the CLI prints the message."""
+
+
+class PipelineBusy(PipelineError):
+    """Another update holds the pipeline lock."""
+
+
+class UpdateFailed(PipelineError):
+    """A flow failed; nothing was published and a re-run converges."""
