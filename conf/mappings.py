@@ -1,6 +1,19 @@
 """RESO mapping files (`conf/mappings/*.yaml`): one per gold resource, read by the pipeline and the API.
 
-The same files generate the gold SQL, the OData metadata and the lookup checks.
+The same files generate the gold SQL, the OData `$metadata`, the Lookup resource and the
+lookup expectations. A field is one of:
+
+- `expression`: Spark SQL over the resource's `from` clause;
+- `lookup` + `from` + `values`: a Qobrix code translated to a RESO lookup value (values are
+  RESO's legacy names, e.g. `SingleFamilyResidence`; the wire carries the standard display
+  name, e.g. `Single Family Residence`, from `conf/reso_lookups.yaml`); with type
+  `Collection(Edm.String)`, `from` is an array and every element is translated;
+- `untranslated: <field>`: the codes of that lookup field that have no RESO value, kept
+  rather than lost (local `X_` fields only);
+- `lookup` + `expression` + `emits`: an expression that yields the legacy names listed;
+- `open: true` (lookups DD 2.0 leaves open only): values outside RESO's pass through unchanged
+  and the Lookup resource lists them as local values; `values: same` when the source already
+  holds the lookup's legacy names (country codes).
 """
 
 from dataclasses import dataclass, field
@@ -11,6 +24,8 @@ import yaml
 from sqlglot import exp
 
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
+RESO_LOOKUPS = Path(__file__).with_name("reso_lookups.yaml")
+COLLECTION = "Collection(Edm.String)"
 
 SPARK_TYPES = {
     "Edm.String": "STRING",
@@ -20,7 +35,7 @@ SPARK_TYPES = {
     "Edm.Double": "DOUBLE",
     "Edm.Date": "DATE",
     "Edm.DateTimeOffset": "TIMESTAMP",
-    "Collection(Edm.String)": "ARRAY<STRING>",
+    COLLECTION: "ARRAY<STRING>",
 }
 
 
@@ -28,17 +43,55 @@ class MappingError(ValueError):
     """A mapping file is malformed; the message names the file and field."""
 
 
+def spark_literal(value: object) -> str:
+    return exp.Literal.string(str(value)).sql(dialect="databricks")
+
+
+@cache
+def _reso_lookup_document() -> dict:
+    return yaml.load(RESO_LOOKUPS.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def reso_lookups() -> dict[str, dict[str, str]]:
+    """RESO DD 2.0 lookups of the served resources: lookup name -> legacy name -> standard display name."""
+    return _reso_lookup_document()["lookups"]
+
+
+def reso_lookups_generated_on() -> str:
+    """When the Data Dictionary those lookups come from was generated (the Lookup resource's timestamp)."""
+    return _reso_lookup_document()["generated_on"]
+
+
+def display_name(lookup: str, legacy: str) -> str:
+    try:
+        return reso_lookups()[lookup][legacy]
+    except KeyError:
+        raise MappingError(f"{legacy!r} is not a RESO DD 2.0 value of lookup {lookup}") from None
+
+
 @dataclass(frozen=True)
 class FieldMapping:
     name: str
-    type: str
+    type: str = "Edm.String"
     expression: str | None = None
     lookup: str | None = None
     source: str | None = None
     values: dict[str, str] = field(default_factory=dict)
+    untranslated: str | None = None
+    emits: tuple[str, ...] = ()
     precision: int | None = None
     scale: int | None = None
+    max_length: int | None = None
     description: str = ""
+    open: bool = False
+
+    @property
+    def is_collection(self) -> bool:
+        return self.type == COLLECTION
+
+    @property
+    def is_local(self) -> bool:
+        return self.name.startswith("X_")
 
     @property
     def spark_type(self) -> str:
@@ -46,47 +99,111 @@ class FieldMapping:
             return f"DECIMAL({self.precision or 18},{self.scale if self.scale is not None else 2})"
         return SPARK_TYPES[self.type]
 
-    @property
-    def spark_expression(self) -> str:
-        """The field's value as Spark SQL over the source row."""
-        if self.expression is not None:
-            return self.expression
-        cases = " ".join(
-            f"WHEN {spark_literal(qobrix)} THEN {spark_literal(reso)}" for qobrix, reso in self.values.items()
-        )
-        return f"CASE {self.source} {cases} END"
+    def legacy_values(self) -> list[str]:
+        """The RESO legacy names this field can carry."""
+        return sorted(set(self.values.values()) | set(self.emits))
+
+    def translation(self, value_sql: str) -> str:
+        """A code's RESO display name; an open lookup keeps codes it cannot translate."""
+        changed = {
+            code: display_name(self.lookup, legacy)
+            for code, legacy in self.values.items()
+            if not self.open or display_name(self.lookup, legacy) != code
+        }
+        if self.open and not changed:
+            return value_sql
+        cases = " ".join(f"WHEN {spark_literal(code)} THEN {spark_literal(name)}" for code, name in changed.items())
+        return f"CASE {value_sql} {cases} ELSE {value_sql if self.open else 'NULL'} END"
 
 
 @dataclass(frozen=True)
 class ResourceMapping:
     resource: str
     table: str
-    source: str
+    from_clause: str
     key: str
     fields: tuple[FieldMapping, ...]
     path: Path
+    description: str = ""
+    references: dict[str, str] = field(default_factory=dict)
+    """Field -> `Resource.Field` it must resolve to (checked by the gold integrity dataset)."""
 
     def field(self, name: str) -> FieldMapping:
         return next(f for f in self.fields if f.name == name)
 
+    @property
+    def lookup_fields(self) -> tuple[FieldMapping, ...]:
+        return tuple(f for f in self.fields if f.lookup)
 
-def spark_literal(value: str) -> str:
-    return exp.Literal.string(str(value)).sql(dialect="databricks")
+    def select_sql(self) -> str:
+        """The resource as one Spark SQL query: every field cast to its type, over the `from` clause."""
+        columns = ",\n  ".join(f"CAST({self.spark_expression(f)} AS {f.spark_type}) AS {f.name}" for f in self.fields)
+        return f"SELECT\n  {columns}\nFROM {self.from_clause}"
+
+    def spark_expression(self, mapping: FieldMapping) -> str:
+        """A field's value as Spark SQL over the resource's `from` clause."""
+        if mapping.untranslated:
+            translated = self.field(mapping.untranslated)
+            codes = ", ".join(spark_literal(code) for code in translated.values)
+            if translated.is_collection:
+                return f"filter({translated.source}, code -> NOT code IN ({codes}))"
+            return f"CASE WHEN {translated.source} IN ({codes}) THEN NULL ELSE {translated.source} END"
+        if mapping.expression is not None:
+            if mapping.emits:
+                legacy = " ".join(
+                    f"WHEN {spark_literal(name)} THEN {spark_literal(display_name(mapping.lookup, name))}"
+                    for name in mapping.emits
+                )
+                if mapping.is_collection:
+                    return f"transform({mapping.expression}, name -> CASE name {legacy} END)"
+                return f"CASE {mapping.expression} {legacy} END"
+            return mapping.expression
+        if mapping.is_collection:
+            translated = f"transform({mapping.source}, code -> {mapping.translation('code')})"
+            return f"filter({translated}, value -> value IS NOT NULL)"
+        return mapping.translation(mapping.source)
 
 
 def _field(path: Path, spec: dict) -> FieldMapping:
     name = spec.get("name", "?")
     spec = {("source" if key == "from" else key): value for key, value in spec.items()}
+    if spec.get("values") == "same" and spec.get("lookup") in reso_lookups():
+        spec["values"] = {legacy: legacy for legacy in reso_lookups()[spec["lookup"]]}
+    if not isinstance(spec.get("values", {}), dict):
+        raise MappingError(f"{path.name}: field {name}: `values` is a map of Qobrix code to RESO value, or `same`")
+    for label, items in (("values", spec.get("values", {})), ("emits", {v: v for v in spec.get("emits", [])})):
+        for code, legacy in items.items():
+            if isinstance(code, bool) or not isinstance(legacy, str):
+                raise MappingError(f"{path.name}: field {name}: {label} {code!r}: {legacy!r} must be text (quote it)")
+    if "values" in spec:
+        spec["values"] = {str(code): legacy for code, legacy in spec["values"].items()}
+    if "emits" in spec:
+        spec["emits"] = tuple(spec["emits"])
     try:
         mapping = FieldMapping(**spec)
     except TypeError as error:
         raise MappingError(f"{path.name}: field {name}: {error}") from None
     if mapping.type not in SPARK_TYPES and mapping.type != "Edm.Decimal":
         raise MappingError(f"{path.name}: field {name}: unsupported type {mapping.type}")
-    if (mapping.expression is None) == (mapping.source is None):
-        raise MappingError(f"{path.name}: field {name}: give either `expression` or `from` + `values`")
-    if mapping.source is not None and not mapping.values:
-        raise MappingError(f"{path.name}: field {name}: `from` needs `values`")
+    kinds = [mapping.expression is not None, mapping.source is not None, mapping.untranslated is not None]
+    if sum(kinds) != 1:
+        raise MappingError(f"{path.name}: field {name}: give one of `expression`, `from` + `values`, `untranslated`")
+    if mapping.source is not None and not (mapping.values and mapping.lookup):
+        raise MappingError(f"{path.name}: field {name}: `from` needs `lookup` and `values`")
+    if mapping.emits and not mapping.lookup:
+        raise MappingError(f"{path.name}: field {name}: `emits` belongs to a `lookup` field")
+    if mapping.lookup:
+        if mapping.lookup not in reso_lookups():
+            raise MappingError(f"{path.name}: field {name}: {mapping.lookup} is not a RESO DD 2.0 lookup")
+        for legacy in mapping.legacy_values():
+            try:
+                display_name(mapping.lookup, legacy)
+            except MappingError as error:
+                raise MappingError(f"{path.name}: field {name}: {error}") from None
+    if mapping.open and not mapping.lookup:
+        raise MappingError(f"{path.name}: field {name}: `open` belongs to a `lookup` field")
+    if mapping.untranslated and not mapping.is_local:
+        raise MappingError(f"{path.name}: field {name}: untranslated codes go to a local X_ field")
     return mapping
 
 
@@ -97,23 +214,42 @@ def load_mapping(path: Path) -> ResourceMapping:
         mapping = ResourceMapping(
             resource=document["resource"],
             table=document["table"],
-            source=document["source"],
+            from_clause=document["from"].strip(),
             key=document["key"],
             fields=fields,
             path=path,
+            description=document.get("description", ""),
+            references=dict(document.get("references") or {}),
         )
     except (KeyError, TypeError) as error:
         raise MappingError(f"{path.name}: missing {error}") from None
     names = [f.name for f in fields]
-    if len(names) != len(set(names)):
-        raise MappingError(f"{path.name}: field names repeat")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise MappingError(f"{path.name}: fields repeat: {duplicates}")
     if mapping.key not in names:
         raise MappingError(f"{path.name}: key {mapping.key} is not one of its fields")
+    for spec in fields:
+        if spec.untranslated and spec.untranslated not in names:
+            raise MappingError(f"{path.name}: field {spec.name}: no field {spec.untranslated} to take codes from")
+        if spec.untranslated and mapping.field(spec.untranslated).open:
+            raise MappingError(f"{path.name}: field {spec.name}: {spec.untranslated} is open and keeps every code")
     return mapping
+
+
+def _check_references(mappings: dict[str, ResourceMapping]) -> None:
+    for mapping in mappings.values():
+        for name, target in mapping.references.items():
+            resource, _, target_field = target.partition(".")
+            if name not in {f.name for f in mapping.fields}:
+                raise MappingError(f"{mapping.path.name}: references: no field {name}")
+            if resource not in mappings or target_field not in {f.name for f in mappings[resource].fields}:
+                raise MappingError(f"{mapping.path.name}: references: {name} -> {target}: no such resource field")
 
 
 @cache
 def resource_mappings() -> dict[str, ResourceMapping]:
     """Every gold resource's mapping, by RESO resource name."""
-    mappings = [load_mapping(path) for path in sorted(MAPPINGS_DIR.glob("*.yaml"))]
-    return {mapping.resource: mapping for mapping in mappings}
+    mappings = {mapping.resource: mapping for mapping in map(load_mapping, sorted(MAPPINGS_DIR.glob("*.yaml")))}
+    _check_references(mappings)
+    return mappings

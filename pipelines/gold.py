@@ -1,37 +1,143 @@
-"""Gold: one materialized view per RESO resource, generated from its mapping file in `conf/mappings/`."""
+"""Gold: one materialized view per RESO resource, generated from its mapping file in `conf/mappings/`,
+and the RESO Lookup resource listing every lookup those resources use."""
 
-from conf.mappings import ResourceMapping, resource_mappings, spark_literal
+from conf.mappings import (
+    FieldMapping,
+    ResourceMapping,
+    display_name,
+    reso_lookups,
+    reso_lookups_generated_on,
+    resource_mappings,
+    spark_literal,
+)
 from pipelines.declaration import Dataset, Expectation
 
+LOOKUP_TABLE = "reso_gold.lookup"
+INTEGRITY_TABLE = "reso_gold.integrity"
 
-def gold_sql(mapping: ResourceMapping) -> str:
-    columns = ",\n  ".join(
-        f"CAST({field.spark_expression} AS {field.spark_type}) AS {field.name}" for field in mapping.fields
-    )
-    return f"SELECT\n  {columns}\nFROM {mapping.source}"
+
+def _allowed_values(field: FieldMapping) -> str:
+    return ", ".join(spark_literal(display_name(field.lookup, legacy)) for legacy in field.legacy_values())
 
 
 def gold_expectations(mapping: ResourceMapping) -> tuple[Expectation, ...]:
-    """Every resource's key is present; every translated lookup lands on one of its RESO values."""
+    """Row rules: key present, every lookup value one of RESO's, timestamps present.
+
+    Rules across rows (keys unique, references resolve) are in the integrity dataset."""
     rules = [Expectation(f"{mapping.key}_present", f"{mapping.key} IS NOT NULL", "drop")]
-    for field in mapping.fields:
-        if field.values:
-            allowed = ", ".join(spark_literal(value) for value in sorted(set(field.values.values())))
-            rules.append(
-                Expectation(f"{field.name}_is_standard", f"{field.name} IS NULL OR {field.name} IN ({allowed})", "warn")
-            )
+    if any(f.name == "ModificationTimestamp" for f in mapping.fields):
+        rules.append(Expectation("modification_timestamp_present", "ModificationTimestamp IS NOT NULL", "warn"))
+    for field in mapping.lookup_fields:
+        allowed = _allowed_values(field)
+        constraint = (
+            f"size(filter({field.name}, value -> NOT value IN ({allowed}))) = 0"
+            if field.is_collection
+            else f"{field.name} IS NULL OR {field.name} IN ({allowed})"
+        )
+        # A closed translation can only yield RESO values (anything else is a mapping bug: stop);
+        # an open lookup may carry local values, which the warning counts.
+        rules.append(Expectation(f"{field.name}_is_reso_value", constraint, "warn" if field.open else "fail"))
     return tuple(rules)
 
 
+def used_lookups() -> list[str]:
+    """Every RESO lookup a gold field takes its values from."""
+    return sorted({f.lookup for mapping in resource_mappings().values() for f in mapping.lookup_fields})
+
+
+def _local_values_sql(mapping: ResourceMapping, field: FieldMapping) -> str:
+    values = f"explode({field.name})" if field.is_collection else field.name
+    return f"SELECT DISTINCT {spark_literal(field.lookup)} AS LookupName, {values} AS LookupValue FROM {mapping.table}"
+
+
+def lookup_sql() -> str:
+    """The Lookup resource: every value of every lookup gold uses (standard and legacy names side by side),
+    and the local values open lookups carry in gold (no standard or legacy name)."""
+    stamp = spark_literal(reso_lookups_generated_on().replace("T", " ").removesuffix("Z"))
+    rows = ",\n    ".join(
+        f"({spark_literal(f'{lookup}.{legacy}')}, {spark_literal(lookup)}, {spark_literal(standard)}, "
+        f"{spark_literal(standard)}, {spark_literal(legacy)})"
+        for lookup in used_lookups()
+        for legacy, standard in sorted(reso_lookups()[lookup].items())
+    )
+    local = "\n    UNION\n    ".join(
+        _local_values_sql(mapping, field)
+        for mapping in resource_mappings().values()
+        for field in mapping.lookup_fields
+        if field.open
+    )
+    return f"""WITH standard AS (
+  SELECT * FROM VALUES
+    {rows}
+  AS lookups(LookupKey, LookupName, LookupValue, StandardLookupValue, LegacyODataValue)
+), used_locally AS (
+    {local}
+)
+SELECT *, CAST({stamp} AS TIMESTAMP) AS ModificationTimestamp FROM standard
+UNION ALL
+SELECT
+  concat(u.LookupName, ':', u.LookupValue) AS LookupKey,
+  u.LookupName,
+  u.LookupValue,
+  CAST(NULL AS STRING) AS StandardLookupValue,
+  CAST(NULL AS STRING) AS LegacyODataValue,
+  current_timestamp() AS ModificationTimestamp
+FROM used_locally u
+WHERE u.LookupValue IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM standard s WHERE s.LookupName = u.LookupName AND s.LookupValue = u.LookupValue)"""
+
+
+def integrity_sql() -> str:
+    """One row per cross-row rule of gold: each resource's key is unique; each reference resolves."""
+    mappings = resource_mappings()
+    checks = [
+        f"SELECT 'unique' AS kind, {spark_literal(f'{m.resource}.{m.key}')} AS rule, count(*) AS checked, "
+        f"CAST(count(*) - count(DISTINCT {m.key}) AS BIGINT) AS failed FROM {m.table}"
+        for m in mappings.values()
+    ]
+    for m in mappings.values():
+        for name, target in m.references.items():
+            resource, _, target_field = target.partition(".")
+            checks.append(
+                f"SELECT 'reference' AS kind, {spark_literal(f'{m.resource}.{name} -> {target}')} AS rule, "
+                f"count(*) AS checked, CAST(count_if(t.{target_field} IS NULL) AS BIGINT) AS failed "
+                f"FROM {m.table} s LEFT JOIN (SELECT DISTINCT {target_field} FROM {mappings[resource].table}) t "
+                f"ON t.{target_field} = s.{name} WHERE s.{name} IS NOT NULL"
+            )
+    return "\nUNION ALL\n".join(checks)
+
+
 def gold_datasets() -> list[Dataset]:
-    return [
+    datasets = [
         Dataset(
             name=mapping.table,
             kind="materialized_view",
-            sql=gold_sql(mapping),
+            sql=mapping.select_sql(),
             expectations=gold_expectations(mapping),
-            comment=f"RESO {mapping.resource}, generated from conf/mappings/{mapping.path.name}.",
+            comment=f"RESO {mapping.resource}: {mapping.description} Generated from conf/mappings/{mapping.path.name}.",
             source_file=mapping.path,
         )
         for mapping in resource_mappings().values()
     ]
+    datasets.append(
+        Dataset(
+            name=LOOKUP_TABLE,
+            kind="materialized_view",
+            sql=lookup_sql(),
+            expectations=(Expectation("LookupKey_present", "LookupKey IS NOT NULL", "fail"),),
+            comment="RESO Lookup: every value of every lookup the gold resources use (RESO DD 2.0).",
+        )
+    )
+    datasets.append(
+        Dataset(
+            name=INTEGRITY_TABLE,
+            kind="materialized_view",
+            sql=integrity_sql(),
+            expectations=(
+                Expectation("keys_unique", "kind <> 'unique' OR failed = 0", "fail"),
+                Expectation("references_resolve", "kind <> 'reference' OR failed = 0", "warn"),
+            ),
+            comment="Gold's cross-row rules, one row each: keys unique (fails the update), references resolve (warns).",
+        )
+    )
+    return datasets

@@ -98,7 +98,7 @@ def test_pipeline_graph_renders_mermaid_and_graphviz() -> None:
     assert mermaid.exit_code == 0 and mermaid.output.startswith("flowchart LR")
     assert "qobrix_silver__property --> reso_gold__property" in mermaid.output
     dot = runner.invoke(app, ["pipeline", "graph", "--format", "dot"])
-    assert dot.exit_code == 0 and '"qobrix_bronze.properties" -> "qobrix_silver.property";' in dot.output
+    assert dot.exit_code == 0 and '"qobrix_bronze.properties" -> "qobrix_silver.property_changes";' in dot.output
     assert runner.invoke(app, ["pipeline", "graph", "--format", "png"]).exit_code == 2
 
 

@@ -213,7 +213,6 @@ class Update:
             rows = self.con.sql(f"SELECT * FROM {checked.kept}").to_arrow_table()
             flow.output_records = rows.num_rows
             if dataset.kind == "materialized_view":
-                metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(dataset)).decode()
                 self.staged[dataset.name] = (rows, metadata, flow)
             elif full or self.lakehouse.table(dataset.name) is None:
                 self.lakehouse.overwrite(dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
@@ -230,8 +229,12 @@ class Update:
         return flow
 
     def commit_staged(self) -> None:
-        """Write the materialized views computed in this update, only once every flow succeeded."""
+        """Write the materialized views computed in this update, only once every flow succeeded.
+
+        Views are committed in graph order, so each records the fingerprint of inputs already committed.
+        """
         for name, (rows, metadata, flow) in self.staged.items():
+            metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
             flow.version = self.lakehouse.overwrite(name, rows, metadata=metadata)
         self.staged.clear()
 
@@ -327,6 +330,8 @@ class Update:
         return prints
 
     def is_stale(self, dataset: Dataset) -> bool:
+        if any(name in self.staged for name in dataset.depends_on):
+            return True
         last = self.lakehouse.last_commit_metadata(dataset.name)
         if SOURCES_METADATA not in last:
             return True

@@ -5,6 +5,7 @@ engine. Each gap in sqlglot's own translation is one entry here, with a parity t
 """
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -32,9 +33,19 @@ class SparkSql(Databricks):
         }
 
 
+def _from_json(generator: DuckDB.Generator, expression: exp.FromJson) -> str:
+    """Spark's `from_json(text, 'struct<...>')`: text that is not JSON, or a field of another type, gives NULL."""
+    schema = expression.expression
+    if not isinstance(schema, exp.Literal) or not schema.is_string:
+        raise SqlError("from_json needs its schema as a string literal (a Spark DDL type, e.g. 'struct<id:string>')")
+    target = exp.DataType.build(schema.this, dialect=SparkSql)
+    as_json = exp.TryCast(this=expression.this, to=exp.DataType.build("JSON"))
+    return generator.sql(exp.TryCast(this=as_json, to=target))
+
+
 class EmbeddedDuckDB(DuckDB):
     class Generator(DuckDB.Generator):
-        TRANSFORMS = {**DuckDB.Generator.TRANSFORMS}
+        TRANSFORMS = {**DuckDB.Generator.TRANSFORMS, exp.FromJson: _from_json}
 
         def jsonextractscalar_sql(self, expression: exp.JSONExtractScalar) -> str:
             """Spark's `get_json_object` gives NULL on text that is not JSON; DuckDB's `->>` raises."""
@@ -48,6 +59,12 @@ class SqlError(ValueError):
 
 
 def parse(sql: str, *, origin: str) -> exp.Query:
+    """A dataset body's syntax tree; shared between callers (treat it as read-only)."""
+    return _parse(sql, origin)
+
+
+@lru_cache(maxsize=512)
+def _parse(sql: str, origin: str) -> exp.Query:
     try:
         tree = sqlglot.parse_one(sql, dialect=SparkSql)
     except sqlglot.errors.ParseError as error:
@@ -91,9 +108,10 @@ def to_duckdb(tree: exp.Query, relation: RelationNamer) -> str:
             return replacement
         return node
 
-    return tree.copy().transform(rewrite).sql(dialect=EmbeddedDuckDB)
+    return tree.transform(rewrite).sql(dialect=EmbeddedDuckDB)
 
 
+@lru_cache(maxsize=4096)
 def spark_to_duckdb_expression(sql: str) -> str:
     """A single Spark SQL expression (an expectation's constraint, a CDC condition) for DuckDB."""
     try:

@@ -1,28 +1,24 @@
 /*
 name: qobrix_silver.property
 kind: auto_cdc
-comment: One row per Qobrix property, typed and cleaned; deleted and trashed properties removed.
+comment: >
+  One row per Qobrix property, typed and cleaned; trashed and deleted properties removed. Keeps when
+  its version was fetched and the landing file it came from.
 keys: [id]
 sequence_by: modified
 apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed, source_file]
+except_column_list: [operation, is_malformed, unparsed_fields]
 stored_as_scd_type: 1
 expectations:
   - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
   - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
   - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: list_price_not_negative, constraint: list_selling_price_amount IS NULL OR list_selling_price_amount >= 0, on_violation: drop}
+  - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop}
+  - {name: property_type_present, constraint: operation = 'delete' OR property_type IS NOT NULL, on_violation: drop}
+  - {name: prices_not_negative, constraint: "coalesce(list_selling_price_amount, 0) >= 0 AND coalesce(list_rental_price_amount, 0) >= 0", on_violation: drop}
+  - {name: areas_not_negative, constraint: "coalesce(internal_area_amount, 0) >= 0 AND coalesce(plot_area_amount, 0) >= 0", on_violation: drop}
+  - {name: coordinates_in_range, constraint: "latitude IS NULL OR (latitude BETWEEN -90 AND 90 AND longitude BETWEEN -180 AND 180)", on_violation: warn}
+  - {name: status_known, constraint: "status IS NULL OR status IN ('pending', 'available', 'reserved', 'sold', 'rented', 'withdrawn', 'under_offer')", on_violation: warn}
+  - {name: typed_fields_parse, constraint: size(unparsed_fields) = 0, on_violation: warn}
 */
-SELECT
-  record_key AS id,
-  TRY_CAST(get_json_object(payload, '$.ref') AS INT) AS ref,
-  get_json_object(payload, '$.name') AS name,
-  get_json_object(payload, '$.status') AS status,
-  get_json_object(payload, '$.sale_rent') AS sale_rent,
-  get_json_object(payload, '$.property_type') AS property_type,
-  TRY_CAST(get_json_object(payload, '$.list_selling_price_amount') AS DECIMAL(14, 2)) AS list_selling_price_amount,
-  record_modified AS modified,
-  is_malformed,
-  operation,
-  source_file
-FROM STREAM(qobrix_bronze.properties)
+SELECT * FROM STREAM(qobrix_silver.property_changes)

@@ -1,0 +1,37 @@
+/*
+name: qobrix_silver.location
+kind: auto_cdc
+comment: Qobrix locations (district, area, subarea).
+keys: [id]
+sequence_by: modified
+apply_as_deletes: operation = 'delete'
+except_column_list: [operation, is_malformed]
+stored_as_scd_type: 1
+expectations:
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
+  - {name: district_present, constraint: operation = 'delete' OR district IS NOT NULL, on_violation: warn}
+*/
+WITH parsed AS (
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<area:string,coordinates:string,country:string,created:string,created_by:string,display_priority:string,dist:string,district:string,id:string,modified:string,modified_by:string,ref:string,subarea:string,trashed:string>') AS p
+  FROM STREAM(qobrix_bronze.locations)
+)
+SELECT
+  record_key AS id,
+  p.area AS area,
+  p.coordinates AS coordinates,
+  p.country AS country,
+  try_to_timestamp(p.created) AS created,
+  p.created_by AS created_by,
+  try_cast(p.display_priority AS INT) AS display_priority,
+  try_cast(p.dist AS BOOLEAN) AS dist,
+  p.district AS district,
+  p.modified_by AS modified_by,
+  try_cast(p.ref AS INT) AS ref,
+  p.subarea AS subarea,
+  try_to_timestamp(p.trashed) AS trashed,
+  record_modified AS modified,
+  operation,
+  is_malformed
+FROM parsed

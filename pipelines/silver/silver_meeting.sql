@@ -1,0 +1,44 @@
+/*
+name: qobrix_silver.meeting
+kind: auto_cdc
+comment: One row per Qobrix meeting (the real time, contact and assignee of a viewing), typed.
+keys: [id]
+sequence_by: modified
+apply_as_deletes: operation = 'delete'
+except_column_list: [operation, is_malformed]
+stored_as_scd_type: 1
+expectations:
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
+  - {name: times_present, constraint: operation = 'delete' OR (start_date IS NOT NULL AND end_date IS NOT NULL), on_violation: drop}
+  - {name: ends_after_start, constraint: operation = 'delete' OR end_date >= start_date, on_violation: warn}
+*/
+WITH parsed AS (
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<assigned_to:string,canceled:string,contact:string,created:string,created_by:string,custom_age_group:string,description:string,end_date:string,id:string,legacy_id:string,location:string,modified:string,modified_by:string,ref:string,related_agent:string,related_opportunity:string,start_date:string,subject:string,trashed:string,viewing_type:string>') AS p
+  FROM STREAM(qobrix_bronze.meetings)
+)
+SELECT
+  record_key AS id,
+  p.assigned_to AS assigned_to,
+  try_cast(p.canceled AS BOOLEAN) AS canceled,
+  p.contact AS contact,
+  try_to_timestamp(p.created) AS created,
+  p.created_by AS created_by,
+  p.custom_age_group AS custom_age_group,
+  p.description AS description,
+  try_to_timestamp(p.end_date) AS end_date,
+  p.legacy_id AS legacy_id,
+  p.location AS location,
+  p.modified_by AS modified_by,
+  try_cast(p.ref AS INT) AS ref,
+  p.related_agent AS related_agent,
+  p.related_opportunity AS related_opportunity,
+  try_to_timestamp(p.start_date) AS start_date,
+  p.subject AS subject,
+  try_to_timestamp(p.trashed) AS trashed,
+  p.viewing_type AS viewing_type,
+  record_modified AS modified,
+  operation,
+  is_malformed
+FROM parsed

@@ -1,0 +1,35 @@
+/*
+name: qobrix_silver.property_feature
+kind: auto_cdc
+comment: Qobrix property feature codes and labels, per field.
+keys: [id]
+sequence_by: modified
+apply_as_deletes: operation = 'delete'
+except_column_list: [operation, is_malformed]
+stored_as_scd_type: 1
+expectations:
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
+  - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop}
+*/
+WITH parsed AS (
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<code:string,created:string,created_by:string,dist:string,field:string,id:string,label:string,modified:string,modified_by:string,property_base_types:array<string>,property_types:array<string>,trashed:string>') AS p
+  FROM STREAM(qobrix_bronze.property_features)
+)
+SELECT
+  record_key AS id,
+  p.code AS code,
+  try_to_timestamp(p.created) AS created,
+  p.created_by AS created_by,
+  try_cast(p.dist AS BOOLEAN) AS dist,
+  p.field AS field,
+  p.label AS label,
+  p.modified_by AS modified_by,
+  coalesce(p.property_base_types, array()) AS property_base_types,
+  coalesce(p.property_types, array()) AS property_types,
+  try_to_timestamp(p.trashed) AS trashed,
+  record_modified AS modified,
+  operation,
+  is_malformed
+FROM parsed

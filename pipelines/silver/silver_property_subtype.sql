@@ -1,0 +1,32 @@
+/*
+name: qobrix_silver.property_subtype
+kind: auto_cdc
+comment: Qobrix property subtypes, by id (properties refer to them by code).
+keys: [id]
+sequence_by: modified
+apply_as_deletes: operation = 'delete'
+except_column_list: [operation, is_malformed]
+stored_as_scd_type: 1
+expectations:
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
+  - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop}
+*/
+WITH parsed AS (
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<code:string,created:string,created_by:string,id:string,label:string,modified:string,modified_by:string,property_type:string,trashed:string>') AS p
+  FROM STREAM(qobrix_bronze.property_subtypes)
+)
+SELECT
+  record_key AS id,
+  p.code AS code,
+  try_to_timestamp(p.created) AS created,
+  p.created_by AS created_by,
+  p.label AS label,
+  p.modified_by AS modified_by,
+  p.property_type AS property_type,
+  try_to_timestamp(p.trashed) AS trashed,
+  record_modified AS modified,
+  operation,
+  is_malformed
+FROM parsed
