@@ -6,7 +6,7 @@ lookup expectations. A field is one of:
 - `expression`: Spark SQL over the resource's `from` clause;
 - `lookup` + `from` + `values`: a Qobrix code translated to a RESO lookup value (values are
   RESO's legacy names, e.g. `SingleFamilyResidence`; the wire carries the standard display
-  name, e.g. `Single Family Residence`, from `conf/reso_lookups.yaml`); with type
+  name, e.g. `Single Family Residence`, from `conf/reso_dictionary.yaml`); with type
   `Collection(Edm.String)`, `from` is an array and every element is translated;
 - `untranslated: <field>`: the codes of that lookup field that have no RESO value, kept
   rather than lost (local `X_` fields only);
@@ -24,7 +24,7 @@ import yaml
 from sqlglot import exp
 
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
-RESO_LOOKUPS = Path(__file__).with_name("reso_lookups.yaml")
+RESO_DICTIONARY = Path(__file__).with_name("reso_dictionary.yaml")
 COLLECTION = "Collection(Edm.String)"
 
 SPARK_TYPES = {
@@ -48,18 +48,23 @@ def spark_literal(value: object) -> str:
 
 
 @cache
-def _reso_lookup_document() -> dict:
-    return yaml.load(RESO_LOOKUPS.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+def _reso_dictionary() -> dict:
+    return yaml.load(RESO_DICTIONARY.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def reso_lookups() -> dict[str, dict[str, str]]:
     """RESO DD 2.0 lookups of the served resources: lookup name -> legacy name -> standard display name."""
-    return _reso_lookup_document()["lookups"]
+    return _reso_dictionary()["lookups"]
+
+
+def reso_fields(resource: str) -> dict[str, str]:
+    """The DD 2.0 fields of a served resource (navigation properties aside): name -> standard display name."""
+    return _reso_dictionary()["fields"][resource]
 
 
 def reso_lookups_generated_on() -> str:
     """When the Data Dictionary those lookups come from was generated (the Lookup resource's timestamp)."""
-    return _reso_lookup_document()["generated_on"]
+    return _reso_dictionary()["generated_on"]
 
 
 def display_name(lookup: str, legacy: str) -> str:

@@ -1,4 +1,4 @@
-"""`mls2 pipeline`: run an update on the embedded engine, show the graph."""
+"""`mls2 pipeline`: run an update on the embedded engine; show the graph, the event log and RESO coverage."""
 
 from typing import Annotated
 
@@ -11,6 +11,8 @@ from conf.cli_options import split_list
 from conf.settings import Settings, load_settings
 from pipelines import DeclarationError, Graph, PipelineError, UpdateResult, load_graph, run_update
 from pipelines._engine.events import read_events
+from pipelines._engine.lakehouse import Lakehouse
+from pipelines.coverage import as_markdown, coverage
 
 console = Console(stderr=True)
 pipeline_app = typer.Typer(help="Run the bronze -> silver -> gold pipeline on the embedded engine.")
@@ -155,3 +157,32 @@ def events(
             str(metrics.get("num_output_rows", "")), str(quality.get("dropped_records", "")), failed,
         )  # fmt: skip
     Console(width=200).print(table)
+
+
+@pipeline_app.command("coverage")
+def coverage_command(
+    data: Annotated[
+        bool, typer.Option("--data", help="Also count the fields that hold a value in the built gold tables.")
+    ] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown table (as in docs/COVERAGE.md).")
+    ] = False,
+) -> None:
+    """Per RESO resource: DD 2.0 fields filled, X_ extension fields, Qobrix source columns carried."""
+    settings = load_settings()
+    report = coverage(Lakehouse(settings.paths.lakehouse) if data else None)
+    if markdown:
+        typer.echo(as_markdown(report), nl=False)
+        return
+    table = Table(title="RESO coverage" + (" (mapping and data)" if data else " (mapping)"))
+    columns = ["resource", "DD 2.0 fields", "X_ fields", "source columns"]
+    if data:
+        columns += ["records", "DD fields with data", "X_ fields with data"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "resource" else "right")
+    for r in report:
+        cells = [r.resource, f"{r.standard} of {r.dictionary}", str(r.local), str(r.source_columns)]
+        if data:
+            cells += [str(r.records), str(r.standard_filled), str(r.local_filled)]
+        table.add_row(*cells)
+    Console().print(table)

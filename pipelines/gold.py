@@ -16,6 +16,11 @@ LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
 
 
+def served_tables() -> dict[str, str]:
+    """The gold tables the API serves, with their keys: every RESO resource and the Lookup resource."""
+    return {**{m.table: m.key for m in resource_mappings().values()}, LOOKUP_TABLE: "LookupKey"}
+
+
 def _allowed_values(field: FieldMapping) -> str:
     return ", ".join(spark_literal(display_name(field.lookup, legacy)) for legacy in field.legacy_values())
 

@@ -14,6 +14,7 @@ from conf.mappings import (
     reso_lookups,
     resource_mappings,
 )
+from pipelines.coverage import as_markdown, coverage
 from pipelines.gold import gold_datasets, used_lookups
 
 DD = json.loads((Path(__file__).parent / "contracts" / "reso_dd.json").read_text())
@@ -165,3 +166,9 @@ def test_a_bad_mapping_file_is_refused_with_the_file_and_field_named(
     with pytest.raises(MappingError, match=r"thing\.yaml") as error:
         load_mapping(write_mapping(tmp_path, fields))
     assert message in str(error.value)
+
+
+def test_the_coverage_document_is_the_generated_report() -> None:
+    document = (Path(__file__).parents[1] / "docs" / "COVERAGE.md").read_text()
+    table = document.split("<!-- coverage:start -->\n", 1)[1].split("<!-- coverage:end -->", 1)[0]
+    assert table == as_markdown(coverage())

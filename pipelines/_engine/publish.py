@@ -12,7 +12,6 @@ import duckdb
 import orjson
 
 from conf.files import write_atomically
-from conf.mappings import ResourceMapping
 from pipelines._engine.lakehouse import Lakehouse
 
 KEPT_SNAPSHOTS = 2
@@ -22,8 +21,8 @@ def read_pointer(pointer: Path) -> dict | None:
     return orjson.loads(pointer.read_bytes()) if pointer.exists() else None
 
 
-def publish_snapshot(lakehouse: Lakehouse, pointer_path: Path, mappings: list[ResourceMapping], update_id: str) -> dict:
-    """Build `gold-<update>.duckdb` from the current gold tables, then point the pointer file at it."""
+def publish_snapshot(lakehouse: Lakehouse, pointer_path: Path, tables: dict[str, str], update_id: str) -> dict:
+    """Build `gold-<update>.duckdb` from the served gold tables (name -> key), then point the pointer at it."""
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
     file_name = f"gold-{update_id}.duckdb"
@@ -31,16 +30,16 @@ def publish_snapshot(lakehouse: Lakehouse, pointer_path: Path, mappings: list[Re
     building.unlink(missing_ok=True)
     versions = {}
     with duckdb.connect(str(building)) as con:
-        for mapping in mappings:
-            table = lakehouse.table(mapping.table)
+        for qualified, key in tables.items():
+            table = lakehouse.table(qualified)
             if table is None:
                 continue
-            versions[mapping.table] = table.version()
-            name = mapping.table.split(".", 1)[1]
+            versions[qualified] = table.version()
+            name = qualified.split(".", 1)[1]
             con.register("gold_source", table.to_pyarrow_dataset())
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM gold_source')
             con.unregister("gold_source")
-            con.execute(f'CREATE UNIQUE INDEX "{name}_key" ON "{name}" ("{mapping.key}")')
+            con.execute(f'CREATE UNIQUE INDEX "{name}_key" ON "{name}" ("{key}")')
         con.execute("CHECKPOINT")
     os.replace(building, snapshots / file_name)
     pointer = {

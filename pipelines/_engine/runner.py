@@ -18,7 +18,6 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from conf.mappings import resource_mappings
 from conf.settings import DataPaths
 from pipelines._engine.cdc import apply_changes
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
@@ -29,6 +28,7 @@ from pipelines._engine.publish import publish_snapshot, read_pointer
 from pipelines._engine.quality import check
 from pipelines._engine.sql import LANDING_SCHEMA, parse, references, to_duckdb
 from pipelines.declaration import Dataset
+from pipelines.gold import served_tables
 from pipelines.graph import Graph, load_graph
 
 QUARANTINE = "mls2_system.quarantine"
@@ -354,14 +354,12 @@ class Update:
         self.lakehouse.append(QUARANTINE, stamped)
 
     def publish_if_gold_changed(self) -> dict | None:
-        mappings = list(resource_mappings().values())
-        versions = {
-            m.table: self.lakehouse.version(m.table) for m in mappings if self.lakehouse.version(m.table) is not None
-        }
+        tables = served_tables()
+        versions = {name: self.lakehouse.version(name) for name in tables if self.lakehouse.version(name) is not None}
         pointer = read_pointer(self.paths.snapshot_pointer)
         if pointer and pointer["versions"] == versions and (self.paths.snapshots / pointer["file"]).exists():
             return None
-        return publish_snapshot(self.lakehouse, self.paths.snapshot_pointer, mappings, self.update_id)
+        return publish_snapshot(self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id)
 
 
 def run_update(
