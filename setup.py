@@ -41,6 +41,7 @@ setup(
             "openapi-schema-validator>=0.6",
             "httpx2>=2.16",
             "ruff>=0.6",
+            "pyspark>=4.0,<5",
         ],
     },
     entry_points={"console_scripts": ["mls2=conf.cli:app"]},

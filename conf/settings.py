@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         ge=0,
         description="How far before the watermark an incremental sync starts (equal times, clock skew).",
     )
+    mls2_engine_memory_limit: str = Field(
+        default="2GB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory the embedded engine (DuckDB) may use before spilling to MLS2_DATA_DIR/tmp.",
+    )
 
     @field_validator("qobrix_api_user", "qobrix_api_key", mode="before")
     @classmethod

@@ -70,7 +70,12 @@ class LandingWriter:
     def write_page(self, entity: Entity, records: list[dict], *, operation: Operation = "upsert") -> str:
         fetched_at = datetime.now(UTC).isoformat()
         head = {"entity": entity.name, "operation": operation, "sync_id": self.sync_id, "fetched_at": fetched_at}
-        lines = b"".join(orjson.dumps({**head, "record": record}) + b"\n" for record in records)
+        return self.write_lines(
+            entity, b"".join(orjson.dumps({**head, "record": record}) + b"\n" for record in records)
+        )
+
+    def write_lines(self, entity: Entity, lines: bytes) -> str:
+        """Land one page already rendered as landing lines (one JSON object a line)."""
         return self._put(f"{self.folder(entity)}/page-{self._page_number(entity):06d}.jsonl", lines)
 
     def write_malformed(self, entity: Entity, body: bytes) -> str:

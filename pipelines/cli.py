@@ -39,7 +39,10 @@ def print_update(result: UpdateResult) -> None:
 def update_with_progress(settings: Settings, **selection: object) -> UpdateResult:
     with console.status("pipeline update") as status:
         result = run_update(
-            settings.paths, progress=lambda dataset, state: status.update(f"{dataset}: {state}"), **selection
+            settings.paths,
+            progress=lambda dataset, state: status.update(f"{dataset}: {state}"),
+            memory_limit=settings.mls2_engine_memory_limit,
+            **selection,
         )
     print_update(result)
     return result

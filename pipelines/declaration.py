@@ -64,6 +64,9 @@ class Dataset:
     comment: str = ""
     source_file: Path | None = None
     depends_on: tuple[str, ...] = field(default=(), compare=False)
+    """Datasets the body reads (set when the graph is built)."""
+    streams: tuple[str, ...] = field(default=(), compare=False)
+    """What the body reads incrementally, `STREAM(name)`, landing relations included (set with `depends_on`)."""
 
     @property
     def schema(self) -> str:

@@ -5,7 +5,7 @@ from functools import cache
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-from pipelines._engine.sql import LANDING_SCHEMA, parse, references
+from pipelines._engine.sql import LANDING_SCHEMA, table_references
 from pipelines.bronze import bronze_datasets
 from pipelines.declaration import Dataset, DeclarationError
 from pipelines.gold import gold_datasets
@@ -36,9 +36,11 @@ class Graph:
 
 
 def with_dependencies(dataset: Dataset) -> Dataset:
-    reads, streams = references(parse(dataset.sql, origin=dataset.name))
+    reads, streams = table_references(dataset.sql, origin=dataset.name)
     return replace(
-        dataset, depends_on=tuple(sorted(n for n in reads | streams if not n.startswith(f"{LANDING_SCHEMA}.")))
+        dataset,
+        depends_on=tuple(sorted(n for n in reads | streams if not n.startswith(f"{LANDING_SCHEMA}."))),
+        streams=tuple(sorted(streams)),
     )
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import AutoCdc, Dataset, DeclarationError, Expectation, load_graph
+from pipelines._engine.sql import parse, references, table_references
 from pipelines.graph import build_graph
 from pipelines.sql_files import parse_sql_file
 
@@ -73,3 +74,9 @@ def test_bad_sql_files_are_named(tmp_path: Path, text: str, problem: str) -> Non
     path.write_text(text)
     with pytest.raises(DeclarationError, match=problem):
         parse_sql_file(path)
+
+
+def test_graph_dependencies_from_tokens_agree_with_the_parsed_bodies() -> None:
+    for dataset in load_graph().ordered():
+        parsed = references(parse(dataset.sql, origin=dataset.name))
+        assert table_references(dataset.sql, origin=dataset.name) == parsed, dataset.name

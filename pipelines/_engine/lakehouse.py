@@ -3,11 +3,15 @@
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
 """Every table keeps a change feed so downstream streaming reads take only what was appended."""
+ROW_GROUP_ROWS = 8_192
+"""Small row groups: readers split work by row group, so a table of a few thousand wide rows
+(payloads of tens of KB) is still read and parsed on every core."""
+WRITER = WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD", compression_level=1)
 
 
 class Lakehouse:
@@ -29,17 +33,33 @@ class Lakehouse:
         return None if table is None else table.version()
 
     def append(
-        self, name: str, data: pa.Table, *, metadata: dict | None = None, checkpoints: dict[str, int] | None = None
+        self,
+        name: str,
+        data: pa.Table | pa.RecordBatchReader,
+        *,
+        metadata: dict | None = None,
+        checkpoints: dict[str, int] | None = None,
     ) -> int:
         return self._write(name, data, mode="append", metadata=metadata, checkpoints=checkpoints)
 
     def overwrite(
-        self, name: str, data: pa.Table, *, metadata: dict | None = None, checkpoints: dict[str, int] | None = None
+        self,
+        name: str,
+        data: pa.Table | pa.RecordBatchReader,
+        *,
+        metadata: dict | None = None,
+        checkpoints: dict[str, int] | None = None,
     ) -> int:
         return self._write(name, data, mode="overwrite", metadata=metadata, checkpoints=checkpoints)
 
     def _write(
-        self, name: str, data: pa.Table, *, mode: str, metadata: dict | None, checkpoints: dict[str, int] | None
+        self,
+        name: str,
+        data: pa.Table | pa.RecordBatchReader,
+        *,
+        mode: str,
+        metadata: dict | None,
+        checkpoints: dict[str, int] | None,
     ) -> int:
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +69,7 @@ class Lakehouse:
             mode=mode,
             schema_mode="overwrite" if mode == "overwrite" else "merge",
             configuration=CHANGE_DATA_FEED,
+            writer_properties=WRITER,
             commit_properties=commit_properties(metadata, checkpoints),
         )
         return DeltaTable(str(path)).version()

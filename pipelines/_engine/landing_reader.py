@@ -11,22 +11,21 @@ import duckdb
 
 LANDING_LINES_SQL = """
 WITH lines AS (
-  SELECT substr(filename, length($root) + 2) AS source_file, unnest(string_split(content, chr(10))) AS line
-  FROM read_text($files)
+  -- One column a line: NUL never occurs in a landing line; a line with one would not parse and fail loudly.
+  SELECT substr(filename, length($root) + 2) AS source_file, line
+  FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = '\\0', quote = '', escape = '', header = false,
+                auto_detect = false, filename = true, max_line_size = 268435456)
+  WHERE line IS NOT NULL AND trim(line) <> ''
 ), parsed AS (
-  -- JSON functions only ever see valid JSON: DuckDB does not short-circuit CASE branches.
-  SELECT source_file, line, CASE WHEN json_valid(line) THEN line END AS json_line
-  FROM lines WHERE trim(line) <> ''
+  -- Each line is parsed once; JSON functions only ever see valid JSON (DuckDB does not short-circuit CASE).
+  SELECT source_file, line,
+    CASE WHEN json_valid(line) THEN json_transform(line,
+      '{"entity": "VARCHAR", "operation": "VARCHAR", "sync_id": "VARCHAR", "fetched_at": "VARCHAR", "record": "JSON"}')
+    END AS head
+  FROM lines
 ), landed AS (
-  SELECT
-    source_file,
-    line,
-    json_line ->> '$.entity' AS entity,
-    json_line ->> '$.operation' AS operation,
-    json_line ->> '$.sync_id' AS sync_id,
-    json_line ->> '$.fetched_at' AS fetched_at,
-    CASE WHEN json_type(json_line, '$.record') = 'OBJECT' THEN CAST(json_extract(json_line, '$.record') AS VARCHAR) END
-      AS record
+  SELECT source_file, line, head.entity, head.operation, head.sync_id, head.fetched_at,
+    CASE WHEN json_type(head.record) = 'OBJECT' THEN CAST(head.record AS VARCHAR) END AS record
   FROM parsed
 )
 SELECT entity, operation, sync_id, fetched_at, record,

@@ -12,10 +12,6 @@ import pyarrow as pa
 from pipelines._engine.sql import spark_to_duckdb_expression
 from pipelines.declaration import Dataset
 
-BROKEN_RULES = "__broken_rules"
-DROPPED = "__dropped"
-RECORD = "__record"
-
 
 class ExpectationFailed(RuntimeError):
     """An `expect_or_fail` rule was broken: the update stops, naming the rule and a sample row."""
@@ -84,21 +80,20 @@ def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> Check
     broken = ", ".join(f"CASE WHEN NOT {condition} THEN '{name}' END" for name, condition in conditions.items())
     drop_rules = [e.name for e in dataset.expectations if e.on_violation == "drop"]
     dropped_when = " OR ".join(f"NOT {conditions[name]}" for name in drop_rules) or "false"
-    checked = f"{batch}__checked"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT b.*, "
-        f"list_filter([{broken}], lambda rule: rule IS NOT NULL) AS {BROKEN_RULES}, "
-        f"({dropped_when}) AS {DROPPED}, CASE WHEN {dropped_when} THEN to_json(b) END AS {RECORD} FROM {batch} b"
+    # No copy of the batch: kept rows are a filtered view; only dropped rows are serialized.
+    report.dropped_records = sum(
+        failed
+        for expectation, failed in zip(dataset.expectations, counts, strict=True)
+        if expectation.name in drop_rules
     )
-    report.dropped_records = con.execute(f"SELECT count(*) FROM {checked} WHERE {DROPPED}").fetchall()[0][0]
+    if len(drop_rules) > 1 and report.dropped_records:
+        report.dropped_records = con.execute(f"SELECT count(*) FROM {batch} b WHERE {dropped_when}").fetchall()[0][0]
     quarantine = None
     if report.dropped_records:
         quarantine = con.sql(
-            f"SELECT {BROKEN_RULES} AS broken_rules, {RECORD} AS record FROM {checked} WHERE {DROPPED}"
+            f"SELECT list_filter([{broken}], lambda rule: rule IS NOT NULL) AS broken_rules, to_json(b) AS record "
+            f"FROM {batch} b WHERE {dropped_when}"
         ).to_arrow_table()
     kept = f"{batch}__kept"
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {kept} AS SELECT * EXCLUDE ({BROKEN_RULES}, {DROPPED}, {RECORD}) "
-        f"FROM {checked} WHERE NOT {DROPPED}"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {kept} AS SELECT * FROM {batch} b WHERE NOT ({dropped_when})")
     return CheckedBatch(kept=kept, quarantine=quarantine, report=report)

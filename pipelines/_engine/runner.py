@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import duckdb
 import orjson
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from conf.settings import DataPaths
 from pipelines._engine.cdc import apply_changes
@@ -59,12 +60,38 @@ class UpdateResult:
     error: str | None = None
 
 
+DEFAULT_MEMORY_LIMIT = "2GB"
+STREAM_BATCH_ROWS = 20_000
+"""Rows per Arrow batch a streaming table's new rows are written in (they never sit in memory whole)."""
+
+
 def relation(name: str) -> str:
     return name.replace(".", "__")
 
 
 def stream_relation(name: str) -> str:
     return f"stream__{relation(name)}"
+
+
+def bind_arrow(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
+    """Make Arrow data readable as `name`, replacing whatever had that name."""
+    con.execute(f"DROP VIEW IF EXISTS {name}")
+    con.register(name, data)
+
+
+def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable) -> None:
+    """Make a Delta table's current version readable as `name`, through DuckDB's parallel Parquet reader.
+
+    delta-rs writes plain Parquet (no deletion vectors, no column mapping), so the version's files
+    are its rows; files from before a column was added read it as NULL.
+    """
+    files = table.file_uris()
+    if not files:
+        bind_arrow(con, name, table.schema().to_arrow().empty_table())
+        return
+    con.execute(f"DROP VIEW IF EXISTS {name}")
+    listed = ", ".join("'" + uri.replace("'", "''") + "'" for uri in files)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
 
 
 class UpdateLock:
@@ -109,6 +136,7 @@ class Update:
         refresh: list[str] | None,
         full_refresh_selection: list[str] | None,
         progress: ProgressCallback | None,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.paths = paths
         self.graph = graph
@@ -121,7 +149,9 @@ class Update:
         everything = set(graph.datasets)
         self.full_refresh = everything if full_refresh else chosen_full
         self.selected = everything if not (chosen or chosen_full) else chosen | chosen_full
-        self.con = duckdb.connect()
+        spill = paths.root / "tmp" / "engine"
+        spill.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
         self.con.execute("SET TimeZone = 'UTC'")
         self.staged: dict[str, tuple[pa.Table, dict, FlowResult]] = {}
         """Materialized views computed this update, written together at its end (a failed update writes none)."""
@@ -170,8 +200,8 @@ class Update:
         return result
 
     def run_flow(self, dataset: Dataset) -> FlowResult:
-        tree = parse(dataset.sql, origin=dataset.name)
-        reads, streams = references(tree)
+        streams = dataset.streams
+        reads = [name for name in dataset.depends_on if name not in streams]
         full = dataset.name in self.full_refresh
         if dataset.kind == "materialized_view" and not full and not self.is_stale(dataset):
             self.events.flow_progress(dataset.name, "SKIPPED")
@@ -186,6 +216,7 @@ class Update:
             return FlowResult(dataset=dataset.name, status="SKIPPED")
 
         batch = f"batch__{relation(dataset.name)}"
+        tree = parse(dataset.sql, origin=dataset.name)
         body = to_duckdb(tree, lambda name, streaming: stream_relation(name) if streaming else relation(name))
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {body}")
         checked = check(self.con, dataset, batch)
@@ -209,15 +240,17 @@ class Update:
                 checkpoints=checkpoints,
             )
             flow.output_records, flow.deleted_records = metrics.upserted, metrics.deleted
-        else:
+        elif dataset.kind == "materialized_view":
             rows = self.con.sql(f"SELECT * FROM {checked.kept}").to_arrow_table()
             flow.output_records = rows.num_rows
-            if dataset.kind == "materialized_view":
-                self.staged[dataset.name] = (rows, metadata, flow)
-            elif full or self.lakehouse.table(dataset.name) is None:
-                self.lakehouse.overwrite(dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
+            self.staged[dataset.name] = (rows, metadata, flow)
+        else:
+            flow.output_records = checked.report.input_records - checked.report.dropped_records
+            batches = self.con.sql(f"SELECT * FROM {checked.kept}").to_arrow_reader(STREAM_BATCH_ROWS)
+            if full or self.lakehouse.table(dataset.name) is None:
+                self.lakehouse.overwrite(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
             else:
-                self.lakehouse.append(dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
+                self.lakehouse.append(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
         if dataset.name not in self.staged:
             flow.version = self.lakehouse.version(dataset.name)
         self.events.flow_progress(
@@ -248,12 +281,12 @@ class Update:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {relation(name)} AS {body}")
             return
         if name in self.staged:
-            self.con.register(relation(name), self.staged[name][0])
+            bind_arrow(self.con, relation(name), self.staged[name][0])
             return
         table = self.lakehouse.table(name)
         if table is None:
             raise PipelineError(f"{name} has not been computed yet; run an update that includes it")
-        self.con.register(relation(name), table.to_pyarrow_dataset())
+        register_delta(self.con, relation(name), table)
 
     def register_stream(self, consumer: Dataset, name: str, full: bool, checkpoints: dict[str, int]) -> bool:
         """Prepare `stream__<name>` with what `consumer` has not read yet; True when there is any.
@@ -281,9 +314,8 @@ class Update:
         """Landing files not yet in `dataset` (all of them on a full refresh). True when there are any."""
         files = landing_files(self.paths.landing, dataset.landing.entity)
         if not full and (target := self.lakehouse.table(dataset.name)) is not None:
-            self.con.register("processed_target", target.to_pyarrow_dataset())
+            register_delta(self.con, "processed_target", target)
             done = {row[0] for row in self.con.sql("SELECT DISTINCT source_file FROM processed_target").fetchall()}
-            self.con.unregister("processed_target")
             files = [path for path in files if path not in done]
         register_landing(self.con, stream_relation(name), self.paths.landing, files)
         return bool(files)
@@ -297,10 +329,10 @@ class Update:
         target = None if full else self.lakehouse.table(dataset.name)
         done = target.transaction_version(f"{dataset.name}<-{name}") if target is not None else None
         if done is None:
-            self.con.register(stream_relation(name), source.to_pyarrow_dataset())
+            register_delta(self.con, stream_relation(name), source)
             return current, True
         if done >= current:
-            self.con.register(stream_relation(name), source.schema().to_arrow().empty_table())
+            bind_arrow(self.con, stream_relation(name), source.schema().to_arrow().empty_table())
             return current, False
         changes = pa.table(source.load_cdf(starting_version=done + 1, ending_version=current))
         kinds = set(changes.column("_change_type").to_pylist())
@@ -309,8 +341,10 @@ class Update:
                 f"{name} changed other than by appends since {dataset.name} last read it; "
                 f"run with --full-refresh-selection {dataset.name}"
             )
-        self.con.register(
-            stream_relation(name), changes.drop_columns(["_change_type", "_commit_version", "_commit_timestamp"])
+        bind_arrow(
+            self.con,
+            stream_relation(name),
+            changes.drop_columns(["_change_type", "_commit_version", "_commit_timestamp"]),
         )
         return current, changes.num_rows > 0
 
@@ -370,14 +404,19 @@ def run_update(
     refresh: list[str] | None = None,
     full_refresh_selection: list[str] | None = None,
     progress: ProgressCallback | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> UpdateResult:
-    """Run one update under the pipeline lock; raises PipelineBusy or UpdateFailed."""
+    """Run one update under the pipeline lock; raises PipelineBusy or UpdateFailed.
+
+    `memory_limit` caps DuckDB's memory; beyond it, work spills to MLS2_DATA_DIR/tmp/engine.
+    """
     update = Update(
         paths,
         graph or load_graph(),
         full_refresh=full_refresh,
         refresh=refresh,
         full_refresh_selection=full_refresh_selection,
+        memory_limit=memory_limit,
         progress=progress,
     )
     with UpdateLock(paths, update.update_id):

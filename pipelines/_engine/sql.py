@@ -4,6 +4,7 @@
 engine. Each gap in sqlglot's own translation is one entry here, with a parity test.
 """
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -11,6 +12,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.databricks import Databricks
 from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.tokens import TokenType
 
 LANDING_SCHEMA = "landing"
 """Pseudo-schema of the landing relations bronze reads: `STREAM(landing.properties)`."""
@@ -83,6 +85,40 @@ def references(tree: exp.Query) -> tuple[set[str], set[str]]:
     streamed = {_qualified(table) for stream in tree.find_all(exp.Stream) for table in stream.find_all(exp.Table)}
     every = {_qualified(table) for table in tree.find_all(exp.Table) if table.db}
     return every - streamed, streamed
+
+
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def table_references(sql: str, *, origin: str) -> tuple[set[str], set[str]]:
+    """`references` from the tokens alone: the `schema.table` names after FROM, JOIN or `STREAM(`.
+
+    Graph building needs only the names a body reads; tokenizing is many times faster than
+    parsing, and a body is parsed only when its flow runs. A test keeps both in agreement.
+    """
+    try:
+        tokens = SparkSql().tokenize(sql)
+    except sqlglot.errors.TokenError as error:
+        raise SqlError(f"{origin}: Spark SQL does not tokenize: {error}") from None
+    reads: set[str] = set()
+    streams: set[str] = set()
+    kinds = [token.token_type for token in tokens]
+    # A name part may tokenize as a keyword (`reso_gold.first`): any word or quoted identifier counts.
+    named = [
+        kind == TokenType.IDENTIFIER or WORD.fullmatch(token.text) is not None
+        for kind, token in zip(kinds, tokens, strict=True)
+    ]
+    for i in range(1, len(tokens) - 2):
+        if not (named[i] and kinds[i + 1] == TokenType.DOT and named[i + 2]):
+            continue
+        if i + 3 < len(tokens) and kinds[i + 3] == TokenType.DOT:
+            continue
+        name = f"{tokens[i].text}.{tokens[i + 2].text}"
+        if kinds[i - 1] in (TokenType.FROM, TokenType.JOIN):
+            reads.add(name)
+        elif kinds[i - 1] == TokenType.L_PAREN and i >= 2 and kinds[i - 2] == TokenType.STREAM:
+            streams.add(name)
+    return reads - streams, streams
 
 
 RelationNamer = Callable[[str, bool], str]

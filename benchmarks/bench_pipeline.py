@@ -1,0 +1,158 @@
+"""Pipeline: a full refresh of a whole brokerage to gold, then an incremental update of 1% changes.
+
+    python -m benchmarks.bench_pipeline [--properties 100000] [--spark] [--record]
+
+Landing files come from the sandbox's generator (no HTTP): every entity, properties and
+projects with their media inline, in the pages a sync writes. Each update runs as
+`mls2 pipeline run` in a process of its own (wall time and peak memory of that process).
+With `--spark`, the same SQL bodies run on a local Spark session over the same landing
+files, in the same run, as the baseline (benchmarks/spark_baseline.py).
+Targets on 2 cores: full refresh <= 60 s, incremental <= 5 s, peak memory < 3 GB.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from benchmarks.common import record
+from conf.entities import entities
+from ingestion.landing import LandingWriter
+from ingestion.sandbox import SandboxWorld
+from ingestion.sandbox.world import Changes
+
+PAGE = 100
+INLINE_MEDIA = ("properties", "projects")
+
+
+def write_entity(world: SandboxWorld, writer: LandingWriter, name: str, ids: list[str] | None = None) -> int:
+    """Land every live record of an entity (or those of `ids`) the way a sync does; returns the count."""
+    entity = entities()[name]
+    if name not in INLINE_MEDIA:
+        records, _ = world.list_records(name, limit=10**9, expand=False, media=False)
+        for start in range(0, len(records), PAGE):
+            writer.write_page(entity, records[start : start + PAGE])
+        return len(records)
+    wanted = set(ids) if ids is not None else world.live_ids(name)
+    indices = [i for i in range(world.states[name].total) if world.generator.id(name, i) in wanted]
+    fetched_at = datetime.now(UTC).isoformat()
+    head = orjson.dumps({"entity": name, "operation": "upsert", "sync_id": writer.sync_id, "fetched_at": fetched_at})
+    for start in range(0, len(indices), PAGE):
+        lines = b"".join(
+            head[:-1] + b',"record":' + world.render(name, i, expand=False, media=True) + b"}\n"
+            for i in indices[start : start + PAGE]
+        )
+        writer.write_lines(entity, lines)
+    return len(indices)
+
+
+def land_everything(world: SandboxWorld, landing: Path) -> dict[str, int]:
+    writer = LandingWriter(str(landing), "20260101T000000Z-bench1", started=datetime(2026, 1, 1, tzinfo=UTC))
+    return {name: write_entity(world, writer, name) for name in entities()}
+
+
+def run_pipeline(data: Path, *extra: str) -> dict:
+    """`mls2 pipeline run` in its own process: wall seconds and peak memory."""
+    mls2 = str(Path(sys.executable).with_name("mls2"))
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [mls2, "pipeline", "run", *extra],
+        env={**os.environ, "MLS2_DATA_DIR": str(data)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError(f"pipeline run failed: {process.stderr.read().decode()[-3000:]}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def gold_counts(data: Path) -> dict[str, int]:
+    from deltalake import DeltaTable
+
+    counts = {}
+    for table in ("property", "media", "member", "contacts", "showing_appointment"):
+        con = duckdb.connect()
+        con.register("t", DeltaTable(str(data / "lakehouse" / "reso_gold" / table)).to_pyarrow_dataset())
+        counts[table] = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+    return counts
+
+
+def table_row(run: str, figures: dict, properties: int | None = None, media: int | None = None) -> str:
+    counted = [f"{n:,}" if n is not None else "" for n in (properties, media)]
+    peak = f"{figures['peak_mb']:,.0f}" if "peak_mb" in figures else ""
+    return f"| {run} | {counted[0]} | {counted[1]} | {figures['seconds']:.1f} | {peak} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--properties", type=int, default=100_000)
+    parser.add_argument("--changed", type=float, default=0.01, help="fraction of properties changed for the increment")
+    parser.add_argument("--spark", action="store_true", help="also run the Spark baseline")
+    parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+
+    world = SandboxWorld(seed=42, properties=args.properties)
+    with tempfile.TemporaryDirectory(prefix="mls2-bench-pipeline-") as scratch:
+        data = Path(scratch) / "data"
+        started = time.perf_counter()
+        landed = land_everything(world, data / "landing")
+        landing_mb = sum(p.stat().st_size for p in (data / "landing").rglob("*.jsonl")) / 2**20
+        print(
+            f"landed {landed['properties']:,} properties ({landing_mb:,.0f} MB) in {time.perf_counter() - started:.0f}s"
+        )
+
+        full = run_pipeline(data, "--full-refresh")
+        counts = gold_counts(data)
+        print(f"full refresh: {full['seconds']:.1f}s, peak {full['peak_mb']:,.0f} MB, gold {counts}")
+
+        changed = int(args.properties * args.changed)
+        report = world.advance(changes={"properties": Changes(updates=changed)})
+        writer = LandingWriter(
+            str(data / "landing"), "20260101T001500Z-bench2", started=datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
+        )
+        updated = report.changed["properties"]["updated"]
+        write_entity(world, writer, "properties", updated)
+        incremental = run_pipeline(data)
+        print(
+            f"incremental ({len(updated):,} changed): {incremental['seconds']:.1f}s, {incremental['peak_mb']:,.0f} MB"
+        )
+
+        quiet = run_pipeline(data)
+        print(f"nothing new: {quiet['seconds']:.1f}s")
+
+        spark = None
+        if args.spark:
+            from benchmarks.spark_baseline import run_on_spark
+
+            spark = run_on_spark(data / "landing", Path(scratch) / "spark")
+            print(f"spark baseline (same SQL, local[2]): {spark['seconds']:.1f}s")
+
+    if args.record:
+        lines = [
+            "| run | properties | media rows in gold | seconds | peak memory MB |",
+            "|---|---|---|---|---|",
+            table_row("full refresh (embedded)", full, counts["property"], counts["media"]),
+            table_row(f"incremental, {len(updated):,} changed (embedded)", incremental),
+            table_row("nothing new (embedded)", quiet),
+        ]
+        if spark:
+            lines.append(
+                table_row("full refresh, same SQL on Spark local[2]", spark, spark["properties"], spark["media"])
+            )
+        lines += ["", f"Landing: {landing_mb:,.0f} MB of JSON lines."]
+        if spark:
+            lines.append(f"Baseline: Spark / embedded = {spark['seconds'] / full['seconds']:.1f}x on the full refresh.")
+        record(f"Pipeline full refresh and 1% incremental, {args.properties:,} properties", lines)
+
+
+if __name__ == "__main__":
+    main()
