@@ -32,6 +32,7 @@ setup(
         "pyyaml>=6",
         "orjson>=3.10",
         "lark>=1.2",
+        "fsspec>=2024.6",
     ],
     extras_require={
         "dev": [

@@ -86,8 +86,6 @@ class FieldMapping:
     emits: tuple[str, ...] = ()
     precision: int | None = None
     scale: int | None = None
-    max_length: int | None = None
-    description: str = ""
     open: bool = False
 
     @property
