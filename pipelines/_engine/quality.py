@@ -81,19 +81,13 @@ def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> Check
     drop_rules = [e.name for e in dataset.expectations if e.on_violation == "drop"]
     dropped_when = " OR ".join(f"NOT {conditions[name]}" for name in drop_rules) or "false"
     # No copy of the batch: kept rows are a filtered view; only dropped rows are serialized.
-    report.dropped_records = sum(
-        failed
-        for expectation, failed in zip(dataset.expectations, counts, strict=True)
-        if expectation.name in drop_rules
-    )
-    if len(drop_rules) > 1 and report.dropped_records:
-        report.dropped_records = con.execute(f"SELECT count(*) FROM {batch} b WHERE {dropped_when}").fetchall()[0][0]
     quarantine = None
-    if report.dropped_records:
+    if any(failed for e, failed in zip(dataset.expectations, counts, strict=True) if e.on_violation == "drop"):
         quarantine = con.sql(
             f"SELECT list_filter([{broken}], lambda rule: rule IS NOT NULL) AS broken_rules, to_json(b) AS record "
             f"FROM {batch} b WHERE {dropped_when}"
         ).to_arrow_table()
+        report.dropped_records = quarantine.num_rows
     kept = f"{batch}__kept"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {kept} AS SELECT * FROM {batch} b WHERE NOT ({dropped_when})")
     return CheckedBatch(kept=kept, quarantine=quarantine, report=report)
