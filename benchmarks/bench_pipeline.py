@@ -19,7 +19,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import orjson
 
 from benchmarks.common import record
@@ -27,6 +26,7 @@ from conf.entities import entities
 from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxWorld
 from ingestion.sandbox.world import Changes
+from pipelines._engine.lakehouse import Lakehouse
 
 PAGE = 100
 INLINE_MEDIA = ("properties", "projects")
@@ -76,14 +76,11 @@ def run_pipeline(data: Path, *extra: str) -> dict:
 
 
 def gold_counts(data: Path) -> dict[str, int]:
-    from deltalake import DeltaTable
-
-    counts = {}
-    for table in ("property", "media", "member", "contacts", "showing_appointment"):
-        con = duckdb.connect()
-        con.register("t", DeltaTable(str(data / "lakehouse" / "reso_gold" / table)).to_pyarrow_dataset())
-        counts[table] = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
-    return counts
+    lakehouse = Lakehouse(data / "lakehouse")
+    return {
+        table: lakehouse.table(f"reso_gold.{table}").count()
+        for table in ("property", "media", "member", "contacts", "showing_appointment")
+    }
 
 
 def table_row(run: str, figures: dict, properties: int | None = None, media: int | None = None) -> str:
