@@ -23,15 +23,20 @@ def landed(settings: Settings, sync_id: str | None = None) -> dict[str, list[dic
     return lines
 
 
+def version_order(record: dict) -> tuple[str, str]:
+    """How versions of a record order, as silver orders them: a media-only change moves only `last_media_update`."""
+    return record.get("modified") or "", record.get("last_media_update") or ""
+
+
 def latest(lines: list[dict]) -> dict[str, dict]:
-    """The newest landed version of each record (by `modified`, then landing order)."""
+    """The newest landed version of each record (by `version_order`, then landing order)."""
     versions: dict[str, dict] = {}
     for line in lines:
         record = line["record"]
         if line["operation"] != "upsert" or not isinstance(record, dict):
             continue
         current = versions.get(record["id"])
-        if current is None or (record.get("modified") or "") >= (current.get("modified") or ""):
+        if current is None or version_order(record) >= version_order(current):
             versions[record["id"]] = record
     return versions
 

@@ -211,3 +211,25 @@ def test_serving_keeps_answering_from_the_old_snapshot_during_an_update(settings
     assert duckdb.connect(str(settings.paths.snapshots / newer["file"]), read_only=True).execute(
         "SELECT count(*) FROM property"
     ).fetchone() == (2,)
+
+
+def test_a_media_only_change_reaches_silver_though_modified_did_not_move(settings: Settings) -> None:
+    """Qobrix moves `last_media_update`, not `modified`, when only a property's media change."""
+
+    def photo(media_id: str) -> dict:
+        file = {"href": f"https://files.example/{media_id}.jpg", "mime_type": "image/jpeg"}
+        return {"id": media_id, "category": {"name": "photos"}, "related_model": "Properties", "file": file}
+
+    first = {**prop("a", 1), "last_media_update": (T0 + timedelta(minutes=1)).isoformat(), "media": [photo("m1")]}
+    land(settings, "s1", [first])
+    run_update(settings.paths)
+    second = {
+        **first,
+        "last_media_update": (T0 + timedelta(minutes=5)).isoformat(),
+        "media": [photo("m1"), photo("m2")],
+    }
+    land(settings, "s2", [second])
+    run_update(settings.paths)
+    [silver] = rows(settings, "qobrix_silver.property")
+    assert [media["id"] for media in silver["media"]] == ["m1", "m2"]
+    assert sorted(row["media_id"] for row in rows(settings, "qobrix_silver.media")) == ["m1", "m2"]

@@ -18,7 +18,7 @@ def test_product_graph_runs_bronze_then_silver_then_gold() -> None:
         < names.index("reso_gold.property")
     )
     silver = load_graph()["qobrix_silver.property"]
-    assert silver.kind == "auto_cdc" and silver.cdc.keys == ("id",) and silver.cdc.sequence_by == "modified"
+    assert silver.kind == "auto_cdc" and silver.cdc.keys == ("id",) and silver.cdc.sequence_by == "change_sequence"
     assert silver.depends_on == ("qobrix_silver.property_changes",)
     assert load_graph()["qobrix_silver.property_changes"].depends_on == ("qobrix_bronze.properties",)
 

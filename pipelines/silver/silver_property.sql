@@ -5,7 +5,7 @@ comment: >
   One row per Qobrix property, typed and cleaned; trashed and deleted properties removed. Keeps when
   its version was fetched and the landing file it came from.
 keys: [id]
-sequence_by: modified
+sequence_by: change_sequence
 apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed, unparsed_fields]
 stored_as_scd_type: 1

@@ -249,6 +249,11 @@ SELECT
   try_to_timestamp(p.trashed) AS trashed,
   coalesce(p.media, array()) AS media,
   CASE WHEN operation = 'delete' THEN greatest(record_modified, try_to_timestamp(p.trashed)) ELSE record_modified END AS modified,
+  -- The order of a property's versions: a media-only change moves last_media_update, not modified.
+  greatest(
+    CASE WHEN operation = 'delete' THEN greatest(record_modified, try_to_timestamp(p.trashed)) ELSE record_modified END,
+    try_to_timestamp(p.last_media_update)
+  ) AS change_sequence,
   filter(array(
     CASE WHEN p.abuts_green_area IS NOT NULL AND try_cast(p.abuts_green_area AS BOOLEAN) IS NULL THEN 'abuts_green_area' END,
     CASE WHEN p.air_condition IS NOT NULL AND try_cast(p.air_condition AS BOOLEAN) IS NULL THEN 'air_condition' END,
