@@ -33,6 +33,8 @@ setup(
         "orjson>=3.10",
         "lark>=1.2",
         "fsspec>=2024.6",
+        "odata-query>=0.10,<0.11",
+        "lxml>=5",
     ],
     extras_require={
         "dev": [
@@ -43,6 +45,8 @@ setup(
             "httpx2>=2.16",
             "ruff>=0.6",
             "pyspark>=4.0,<5",
+            "jsonschema>=4.20",
+            "python-odata>=0.8",
         ],
     },
     entry_points={"console_scripts": ["mls2=conf.cli:app"]},

@@ -120,6 +120,17 @@ class FieldMapping:
 
 
 @dataclass(frozen=True)
+class Navigation:
+    """A link the API can `$expand`: rows of `resource` whose `remote` field equals this row's `local` field."""
+
+    name: str
+    resource: str
+    local: str
+    remote: str
+    many: bool = False
+
+
+@dataclass(frozen=True)
 class ResourceMapping:
     resource: str
     table: str
@@ -130,6 +141,7 @@ class ResourceMapping:
     description: str = ""
     references: dict[str, str] = field(default_factory=dict)
     """Field -> `Resource.Field` it must resolve to (checked by the gold integrity dataset)."""
+    navigation: tuple[Navigation, ...] = ()
 
     def field(self, name: str) -> FieldMapping:
         return next(f for f in self.fields if f.name == name)
@@ -223,6 +235,7 @@ def load_mapping(path: Path) -> ResourceMapping:
             path=path,
             description=document.get("description", ""),
             references=dict(document.get("references") or {}),
+            navigation=tuple(Navigation(**spec) for spec in document.get("navigation") or ()),
         )
     except (KeyError, TypeError) as error:
         raise MappingError(f"{path.name}: missing {error}") from None
@@ -248,6 +261,16 @@ def _check_references(mappings: dict[str, ResourceMapping]) -> None:
                 raise MappingError(f"{mapping.path.name}: references: no field {name}")
             if resource not in mappings or target_field not in {f.name for f in mappings[resource].fields}:
                 raise MappingError(f"{mapping.path.name}: references: {name} -> {target}: no such resource field")
+        for link in mapping.navigation:
+            target = mappings.get(link.resource)
+            if link.name in {f.name for f in mapping.fields}:
+                raise MappingError(f"{mapping.path.name}: navigation {link.name} has the name of a field")
+            if link.local not in {f.name for f in mapping.fields}:
+                raise MappingError(f"{mapping.path.name}: navigation {link.name}: no field {link.local}")
+            if target is None or link.remote not in {f.name for f in target.fields}:
+                raise MappingError(
+                    f"{mapping.path.name}: navigation {link.name}: no field {link.remote} in {link.resource}"
+                )
 
 
 @cache

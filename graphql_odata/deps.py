@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from conf.settings import Settings
-from graphql_odata.backends.snapshot import SnapshotBackend
+from graphql_odata.backends.base import Backend
 
 
-def get_backend(request: Request) -> SnapshotBackend:
+def get_backend(request: Request) -> Backend:
     return request.app.state.backend
 
 
@@ -16,5 +16,5 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-BackendDep = Annotated[SnapshotBackend, Depends(get_backend)]
+BackendDep = Annotated[Backend, Depends(get_backend)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -78,3 +78,35 @@ def make_sync(settings: Settings, server: SandboxServer):
 @pytest.fixture
 def sync(settings: Settings, sandbox: SandboxServer):
     return make_sync(settings, sandbox)
+
+
+class PublishedGold:
+    """A sandbox synced whole and run through the pipeline once: what the API tests read."""
+
+    def __init__(self, settings: Settings, world: SandboxWorld) -> None:
+        self.settings = settings
+        self.world = world
+
+    def rows(self, table: str) -> list[dict]:
+        """Every row of a published gold table, read straight from the snapshot (not through the API)."""
+        import duckdb
+        import orjson
+
+        pointer = orjson.loads(self.settings.paths.snapshot_pointer.read_bytes())
+        with duckdb.connect(str(self.settings.paths.snapshots / pointer["file"]), read_only=True) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            cursor = con.execute(f'SELECT * FROM "{table}"')
+            columns = [c[0] for c in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="session")
+def published_gold(tmp_path_factory: pytest.TempPathFactory) -> PublishedGold:
+    from pipelines import run_update
+
+    settings = load_settings(mls2_data_dir=tmp_path_factory.mktemp("published") / "data")
+    world = SandboxWorld(seed=11, properties=260)
+    with SandboxServer(world) as server:
+        make_sync(settings, server)()
+    run_update(settings.paths)
+    return PublishedGold(settings, world)

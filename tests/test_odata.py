@@ -1,98 +1,364 @@
-"""The OData routes over a published snapshot: $top, $select, errors in the OData JSON shape."""
+"""The RESO Web API over a published snapshot: options, keys, counts, expansion, paging, errors, payloads."""
 
 from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
 
+import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from conf.settings import Settings, load_settings
+from conf.settings import Settings
 from graphql_odata.main import create_app
-from ingestion.sandbox import SandboxServer, SandboxWorld
-from pipelines import run_update
-from tests.conftest import make_sync, sandbox_records
+from graphql_odata.odata.paging import DEFAULT_PAGE_SIZE
+from tests.conftest import PublishedGold, sandbox_records
+
+RESOURCES = ["Property", "Member", "Office", "Media", "Contacts", "ShowingAppointment", "Lookup"]
+TABLES = {
+    "Property": "property",
+    "Member": "member",
+    "Office": "office",
+    "Media": "media",
+    "Contacts": "contacts",
+    "ShowingAppointment": "showing_appointment",
+    "Lookup": "lookup",
+}
+KEYS = {
+    "Property": "ListingKey",
+    "Member": "MemberKey",
+    "Office": "OfficeKey",
+    "Media": "MediaKey",
+    "Contacts": "ContactKey",
+    "ShowingAppointment": "ShowingAppointmentKey",
+    "Lookup": "LookupKey",
+}
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, SandboxWorld]]:
-    """One sandbox, synced and run through the pipeline once for the whole module."""
-    settings = load_settings(mls2_data_dir=tmp_path_factory.mktemp("odata") / "data")
-    world = SandboxWorld(seed=7, properties=230)
-    with SandboxServer(world) as server:
-        make_sync(settings, server)(entities=["properties"])
-    run_update(settings.paths)
-    yield settings, world
-
-
-@pytest.fixture
-def world(published) -> SandboxWorld:
-    return published[1]
-
-
-@pytest.fixture
-def api(published) -> Iterator[TestClient]:
-    with TestClient(create_app(published[0])) as client:
+def api(published_gold: PublishedGold) -> Iterator[TestClient]:
+    with TestClient(create_app(published_gold.settings)) as client:
         yield client
 
 
+def wire(value: object) -> object:
+    """A snapshot value as the API's JSON carries it."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
 def assert_odata_error(response, status: int, target: str | None, fragment: str) -> None:
-    assert response.status_code == status
+    assert response.status_code == status, response.text
     assert response.headers["OData-Version"] == "4.01"
     error = response.json()["error"]
     assert set(error) == {"code", "message", "target", "details"}
-    assert error["target"] == target and fragment in error["message"]
+    assert error["target"] == target and fragment in error["message"], error
 
 
-def test_top_and_select_return_the_sandbox_values(api: TestClient, world: SandboxWorld) -> None:
+def follow(api: TestClient, url: str, params: dict | None = None, headers: dict | None = None) -> tuple[list, int]:
+    """Every record of a query by following @odata.nextLink; also how many pages it took."""
+    records, pages = [], 0
+    response = api.get(url, params=params, headers=headers)
+    while True:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        records += body["value"]
+        pages += 1
+        if "@odata.nextLink" not in body:
+            return records, pages
+        response = api.get(body["@odata.nextLink"], headers=headers)
+
+
+def test_top_and_select_return_the_sandbox_values(api: TestClient, published_gold: PublishedGold) -> None:
     response = api.get("/odata/Property", params={"$top": "5", "$select": "ListingKey,ListPrice"})
     assert response.status_code == 200
     assert response.headers["OData-Version"] == "4.01"
     body = response.json()
     assert body["@odata.context"].endswith("/odata/$metadata#Property(ListingKey,ListPrice)")
-    by_key = {f"QOBRIX_{r['id']}": r for r in sandbox_records(world)}
-    expected = sorted(by_key)[:5]
-    assert [row["ListingKey"] for row in body["value"]] == expected
+    by_key = {f"QOBRIX_{r['id']}": r for r in sandbox_records(published_gold.world)}
+    assert [row["ListingKey"] for row in body["value"]] == sorted(by_key)[:5]
     for row in body["value"]:
         assert set(row) == {"ListingKey", "ListPrice"}
         assert row["ListPrice"] == by_key[row["ListingKey"]]["list_selling_price_amount"]
 
 
-def test_all_fields_without_select(api: TestClient, world: SandboxWorld) -> None:
-    [row] = api.get("/odata/Property", params={"$top": "1"}).json()["value"]
-    source = next(r for r in sandbox_records(world) if f"QOBRIX_{r['id']}" == row["ListingKey"])
-    statuses = {
-        "available": "Active",
-        "reserved": "Pending",
-        "under_offer": "Pending",
-        "sold": "Closed",
-        "rented": "Closed",
-        "withdrawn": "Withdrawn",
-    }
-    assert row["StandardStatus"] == statuses.get(source["status"])
-    assert row["ModificationTimestamp"] == source["modified"].replace("+00:00", "Z")
-
-
-def test_service_document_lists_resources(api: TestClient) -> None:
+def test_service_document_lists_every_resource(api: TestClient) -> None:
     body = api.get("/odata").json()
+    assert [item["name"] for item in body["value"]] == [*sorted(RESOURCES[:-1]), "Lookup"]
     assert {"name": "Property", "kind": "EntitySet", "url": "Property"} in body["value"]
 
 
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_every_resource_serves_every_record_by_paging(
+    api: TestClient, published_gold: PublishedGold, resource: str
+) -> None:
+    expected = {row[KEYS[resource]]: row for row in published_gold.rows(TABLES[resource])}
+    records, pages = follow(api, f"/odata/{resource}", headers={"Prefer": "odata.maxpagesize=97"})
+    keys = [r[KEYS[resource]] for r in records]
+    assert len(keys) == len(set(keys)) == len(expected) > 0
+    assert keys == sorted(keys)
+    assert pages == -(-len(expected) // 97)
+    sample = records[:: max(1, len(records) // 25)]
+    for record in sample:
+        assert record == {name: wire(value) for name, value in expected[record[KEYS[resource]]].items()}
+
+
+def test_page_size_preference_is_applied_and_said(api: TestClient) -> None:
+    response = api.get("/odata/Property", params={"$select": "ListingKey"}, headers={"Prefer": "odata.maxpagesize=7"})
+    assert response.headers["Preference-Applied"] == "odata.maxpagesize=7"
+    assert len(response.json()["value"]) == 7
+    default = api.get("/odata/Property", params={"$select": "ListingKey"})
+    assert "Preference-Applied" not in default.headers
+    assert len(default.json()["value"]) == DEFAULT_PAGE_SIZE
+
+
+def test_top_spans_pages_and_stops_at_top(api: TestClient) -> None:
+    records, pages = follow(
+        api, "/odata/Property", {"$top": "25", "$select": "ListingKey"}, {"Prefer": "odata.maxpagesize=10"}
+    )
+    assert len(records) == 25 and pages == 3
+
+
 @pytest.mark.parametrize(
-    ("params", "status", "target", "fragment"),
+    "orderby",
+    ["BedroomsTotal asc,ListPrice desc", "BedroomsTotal desc", "StandardStatus,City desc", "ListingContractDate"],
+)
+def test_paging_in_any_order_neither_repeats_nor_misses_rows(
+    api: TestClient, published_gold: PublishedGold, orderby: str
+) -> None:
+    """Sort keys with many ties and nulls: the keyset (sort values + key) must still walk every row once."""
+    fields = [term.split()[0] for term in orderby.split(",")]
+    records, _ = follow(
+        api,
+        "/odata/Property",
+        {"$orderby": orderby, "$select": ",".join(["ListingKey", *fields])},
+        {"Prefer": "odata.maxpagesize=13"},
+    )
+    rows = published_gold.rows("property")
+    assert sorted(r["ListingKey"] for r in records) == sorted(r["ListingKey"] for r in rows)
+    descending = [term.strip().endswith("desc") for term in orderby.split(",")]
+
+    def sort_key(record: dict) -> tuple:
+        parts = []
+        for name, desc in zip(fields, descending, strict=True):
+            value = record[name]
+            # OData: nulls first ascending, last descending.
+            parts.append((value is not None, value) if not desc else (value is None, value))
+        return tuple(parts)
+
+    expected = sorted(records, key=lambda r: r["ListingKey"])
+    for name, desc in reversed(list(zip(fields, descending, strict=True))):
+        present = sorted((r for r in expected if r[name] is not None), key=lambda r: r[name], reverse=desc)
+        absent = [r for r in expected if r[name] is None]
+        expected = absent + present if not desc else present + absent
+    assert [r["ListingKey"] for r in records] == [r["ListingKey"] for r in expected]
+
+
+def test_replication_by_timestamp_with_shared_timestamps(api: TestClient, published_gold: PublishedGold) -> None:
+    """Lookup rows share one ModificationTimestamp: replication by timestamp must still return each once."""
+    rows = published_gold.rows("lookup")
+    stamps = [r["ModificationTimestamp"] for r in rows]
+    assert max(stamps.count(s) for s in stamps) > 50
+    records, pages = follow(
+        api,
+        "/odata/Lookup",
+        {"$filter": "ModificationTimestamp ge 2000-01-01T00:00:00Z", "$orderby": "ModificationTimestamp"},
+        {"Prefer": "odata.maxpagesize=50"},
+    )
+    assert pages > 5
+    assert sorted(r["LookupKey"] for r in records) == sorted(r["LookupKey"] for r in rows)
+    assert len({r["LookupKey"] for r in records}) == len(records)
+
+
+def test_count_option_and_count_segment(api: TestClient, published_gold: PublishedGold) -> None:
+    rows = published_gold.rows("property")
+    active = sum(r["StandardStatus"] == "Active" for r in rows)
+    body = api.get(
+        "/odata/Property", params={"$count": "true", "$filter": "StandardStatus eq 'Active'", "$top": "1"}
+    ).json()
+    assert body["@odata.count"] == active and len(body["value"]) == 1
+    response = api.get("/odata/Property/$count", params={"$filter": "StandardStatus eq 'Active'"})
+    assert response.status_code == 200 and response.text == str(active)
+    assert response.headers["content-type"].startswith("text/plain")
+    assert api.get("/odata/Media/$count").text == str(len(published_gold.rows("media")))
+
+
+def test_skip_skips(api: TestClient, published_gold: PublishedGold) -> None:
+    keys = sorted(r["ListingKey"] for r in published_gold.rows("property"))
+    body = api.get("/odata/Property", params={"$skip": "10", "$top": "5", "$select": "ListingKey"}).json()
+    assert [r["ListingKey"] for r in body["value"]] == keys[10:15]
+
+
+def test_entity_by_key(api: TestClient, published_gold: PublishedGold) -> None:
+    row = published_gold.rows("property")[3]
+    key = row["ListingKey"]
+    body = api.get(f"/odata/Property('{key}')").json()
+    assert body["@odata.context"].endswith("/$metadata#Property/$entity")
+    assert {k: v for k, v in body.items() if not k.startswith("@")} == {k: wire(v) for k, v in row.items()}
+    selected = api.get(f"/odata/Property(ListingKey='{key}')", params={"$select": "ListPrice"}).json()
+    assert selected["ListPrice"] == wire(row["ListPrice"]) and "City" not in selected
+    assert_odata_error(api.get("/odata/Property('QOBRIX_missing')"), 404, "ListingKey", "no Property")
+    assert_odata_error(api.get("/odata/Property(42)"), 400, "ListingKey", "keys are strings")
+    assert_odata_error(api.get("/odata/Property(MemberKey='x')"), 400, "ListingKey", "keyed by ListingKey")
+
+
+def test_expand_follows_every_navigation_with_nested_options(api: TestClient, published_gold: PublishedGold) -> None:
+    members = {r["MemberKey"]: r for r in published_gold.rows("member")}
+    offices = {r["OfficeKey"]: r for r in published_gold.rows("office")}
+    media: dict[str, list] = {}
+    for row in published_gold.rows("media"):
+        media.setdefault(row["ResourceRecordKey"], []).append(row)
+    showings: dict[str, list] = {}
+    for row in published_gold.rows("showing_appointment"):
+        showings.setdefault(row["X_ListingKey"], []).append(row)
+    body = api.get(
+        "/odata/Property",
+        params={
+            "$select": "ListingKey",
+            "$top": "40",
+            "$expand": "ListAgent($select=MemberKey,MemberFullName;$expand=Office($select=OfficeName)),"
+            "ListOffice,Media($select=MediaKey,Order;$filter=MediaCategory eq 'Photo';$orderby=Order desc;$top=3),"
+            "ShowingAppointments($select=ShowingAppointmentKey)",
+        },
+    ).json()
+    assert body["@odata.context"].endswith(
+        "#Property(ListingKey,ListAgent(),ListOffice(),Media(),ShowingAppointments())"
+    )
+    source = {r["ListingKey"]: r for r in published_gold.rows("property")}
+    checked_media = 0
+    for record in body["value"]:
+        listing = source[record["ListingKey"]]
+        agent = members.get(listing["ListAgentKey"])
+        if agent is None:
+            assert record["ListAgent"] is None
+        else:
+            office = offices.get(agent["OfficeKey"])
+            assert record["ListAgent"] == {
+                "MemberKey": agent["MemberKey"],
+                "MemberFullName": agent["MemberFullName"],
+                "Office": None if office is None else {"OfficeName": office["OfficeName"]},
+            }
+        office = offices.get(listing["ListOfficeKey"])
+        assert record["ListOffice"] == (None if office is None else {k: wire(v) for k, v in office.items()})
+        photos = sorted(
+            (m for m in media.get(listing["ListingKey"], []) if m["MediaCategory"] == "Photo"),
+            key=lambda m: (m["Order"] is None, -(m["Order"] or 0), m["MediaKey"]),
+        )[:3]
+        assert record["Media"] == [{"MediaKey": m["MediaKey"], "Order": m["Order"]} for m in photos]
+        checked_media += len(photos)
+        assert sorted(s["ShowingAppointmentKey"] for s in record["ShowingAppointments"]) == sorted(
+            s["ShowingAppointmentKey"] for s in showings.get(listing["ListingKey"], [])
+        )
+    assert checked_media > 20
+
+
+def test_metadata_xml_and_json_describe_the_same_model(api: TestClient) -> None:
+    xml = api.get("/odata/$metadata", params={"$format": "application/xml"})
+    assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")
+    assert xml.headers["OData-Version"] == "4.01"
+    assert b'<Property Name="StandardStatus" Type="Edm.String">' in xml.content
+    assert b'<Annotation Term="RESO.OData.Metadata.LookupName" String="StandardStatus"/>' in xml.content
+    assert b'<NavigationProperty Name="Media" Type="Collection(org.reso.metadata.Media)"/>' in xml.content
+    document = api.get("/odata/$metadata", params={"$format": "json"}).json()
+    model = document["org.reso.metadata"]
+    assert model["Property"]["$Key"] == ["ListingKey"]
+    assert model["Property"]["Appliances"] == {
+        "$Type": "Edm.String",
+        "$Collection": True,
+        "$Nullable": False,
+        "@RESO.OData.Metadata.LookupName": "Appliances",
+    }
+    assert model["Default"]["Property"]["$NavigationPropertyBinding"]["ListAgent"] == "Member"
+    assert api.get("/odata/$metadata", headers={"Accept": "application/json"}).json() == document
+
+
+def _json_schema(property_model: dict) -> dict:
+    """A JSON schema of one entity's records from its CSDL JSON: every field typed, nothing else allowed."""
+    scalar = {
+        "Edm.String": {"type": "string"},
+        "Edm.Boolean": {"type": "boolean"},
+        "Edm.Int32": {"type": "integer"},
+        "Edm.Int64": {"type": "integer"},
+        "Edm.Decimal": {"type": "number"},
+        "Edm.Double": {"type": "number"},
+        "Edm.Date": {"type": "string", "format": "date"},
+        "Edm.DateTimeOffset": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"},
+    }
+    properties = {}
+    for name, described in property_model.items():
+        if name.startswith("$") or described.get("$Kind") == "NavigationProperty":
+            continue
+        schema = dict(scalar[described["$Type"]])
+        if described.get("$Collection"):
+            schema = {"type": "array", "items": schema}
+        elif described.get("$Nullable", True):
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        properties[name] = schema
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_every_record_matches_a_schema_built_from_our_metadata(api: TestClient, resource: str) -> None:
+    model = api.get("/odata/$metadata", params={"$format": "json"}).json()["org.reso.metadata"]
+    validator = jsonschema.Draft202012Validator(
+        _json_schema(model[resource]), format_checker=jsonschema.FormatChecker()
+    )
+    records, _ = follow(api, f"/odata/{resource}", headers={"Prefer": "odata.maxpagesize=1000"})
+    assert records
+    for record in records:
+        validator.validate(record)
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "status", "target", "fragment"),
     [
-        ({"$top": "-1"}, 400, "$top", "non-negative integer"),
-        ({"$top": "abc"}, 400, "$top", "non-negative integer"),
-        ({"$top": "100000"}, 400, "$top", "at most"),
-        ({"$select": "ListingKey,Nope"}, 400, "$select", "Nope"),
-        ({"$select": "ListingKey,"}, 400, "$select", "(empty)"),
-        ({"$frobnicate": "1"}, 400, "$frobnicate", "unknown system query option"),
+        ("/odata/Property", {"$top": "-1"}, 400, "$top", "non-negative integer"),
+        ("/odata/Property", {"$top": "abc"}, 400, "$top", "non-negative integer"),
+        ("/odata/Property", {"$top": "100000"}, 400, "$top", "at most"),
+        ("/odata/Property", {"$skip": "x"}, 400, "$skip", "non-negative integer"),
+        ("/odata/Property", {"$select": "ListingKey,Nope"}, 400, "$select", "Nope"),
+        ("/odata/Property", {"$select": "ListingKey,"}, 400, "$select", "empty item"),
+        ("/odata/Property", {"$frobnicate": "1"}, 400, "$frobnicate", "not a system query option"),
+        ("/odata/Property", {"$search": "pool"}, 501, "$search", "not supported"),
+        ("/odata/Property", {"$count": "yes"}, 400, "$count", "true or false"),
+        ("/odata/Property", {"$orderby": "Nope desc"}, 400, "$orderby", "no field 'Nope'"),
+        ("/odata/Property", {"$orderby": "ListPrice sideways"}, 400, "$orderby", "Field [asc|desc]"),
+        ("/odata/Property", {"$orderby": "Appliances"}, 400, "$orderby", "multi-select"),
+        ("/odata/Property", {"$orderby": "ListPrice,ListPrice desc"}, 400, "$orderby", "twice"),
+        ("/odata/Property", {"$expand": "Nope"}, 400, "$expand", "no navigation property 'Nope'"),
+        ("/odata/Property", {"$expand": "Media($top=x)"}, 400, "$top", "non-negative integer"),
+        ("/odata/Property", {"$expand": "Media($select=Nope)"}, 400, "$select", "Nope"),
+        ("/odata/Property", {"$expand": "Media($filter=Order eq 'x')"}, 400, "$filter", "cannot compare"),
+        ("/odata/Property", {"$expand": "Media(($top=1)"}, 400, "$expand", "unbalanced"),
+        ("/odata/Property", {"$expand": "ListAgent($top=1)"}, 400, "$expand", "single record"),
+        ("/odata/Property", {"$expand": "Media($skiptoken=a)"}, 400, "$skiptoken", "inside $expand"),
+        ("/odata/Property", {"$expand": "ListAgent($expand=Office($expand=Nope))"}, 400, "$expand", "at most 2"),
+        ("/odata/Property", {"$skiptoken": "garbage"}, 400, "$skiptoken", "not one this service issued"),
+        ("/odata/Property", {"$format": "xml"}, 400, "$format", "application/json"),
+        ("/odata/Property/$count", {"$top": "1"}, 400, "$top", "does not apply"),
+        ("/odata/Property('x')", {"$filter": "true"}, 400, "$filter", "does not apply"),
+        ("/odata/$metadata", {"$format": "csv"}, 400, "$format", "application/xml or application/json"),
+        ("/odata/ResourceNotFound", {}, 404, "ResourceNotFound", "no resource"),
+        ("/odata/ResourceNotFound('x')", {}, 404, "ResourceNotFound", "no resource"),
+        ("/odata/ResourceNotFound/$count", {}, 404, "ResourceNotFound", "no resource"),
     ],
 )
-def test_bad_options_get_odata_errors(api: TestClient, params: dict, status: int, target: str, fragment: str) -> None:
-    assert_odata_error(api.get("/odata/Property", params=params), status, target, fragment)
+def test_bad_requests_get_odata_errors(
+    api: TestClient, url: str, params: dict, status: int, target: str, fragment: str
+) -> None:
+    assert_odata_error(api.get(url, params=params), status, target, fragment)
 
 
-def test_unknown_resource_is_404(api: TestClient) -> None:
-    assert_odata_error(api.get("/odata/ResourceNotFound"), 404, "ResourceNotFound", "no resource")
+def test_a_token_from_another_order_is_refused(api: TestClient) -> None:
+    first = api.get("/odata/Property", params={"$orderby": "ListPrice"}, headers={"Prefer": "odata.maxpagesize=5"})
+    token = parse_qs(urlsplit(first.json()["@odata.nextLink"]).query)["$skiptoken"][0]
+    replay = api.get("/odata/Property", params={"$orderby": "City", "$skiptoken": token})
+    assert_odata_error(replay, 400, "$skiptoken", "not one this service issued")
 
 
 def test_no_snapshot_yet_is_503_not_500(settings: Settings) -> None:

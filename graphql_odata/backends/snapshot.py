@@ -6,10 +6,12 @@ from pathlib import Path
 
 import duckdb
 import orjson
+from sqlglot import exp
 
+from graphql_odata.backends.base import BackendUnavailable, QueryRejected
+from graphql_odata.schema import EntitySet
 
-class BackendUnavailable(RuntimeError):
-    """Nothing to serve yet, or the backend cannot be reached."""
+DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
 
 
 class SnapshotBackend:
@@ -39,7 +41,9 @@ class SnapshotBackend:
         with self._lock:
             if stamp != self._stamp or self._connection is None:
                 pointer = orjson.loads(self.pointer_path.read_bytes())
-                self._connection = duckdb.connect(str(self.snapshots / pointer["file"]), read_only=True)
+                connection = duckdb.connect(str(self.snapshots / pointer["file"]), read_only=True)
+                connection.execute("SET TimeZone = 'UTC'")
+                self._connection = connection
                 self._stamp, self.pointer = stamp, pointer
             return self._connection
 
@@ -49,12 +53,13 @@ class SnapshotBackend:
             cursor.execute(sql, parameters or {})
             columns = [column[0] for column in cursor.description]
             return columns, cursor.fetchall()
+        except DATA_ERRORS as error:
+            raise QueryRejected(str(error).splitlines()[0]) from None
         finally:
             cursor.close()
 
-    def tables(self) -> set[str]:
-        _, rows = self.query("SELECT table_name FROM information_schema.tables")
-        return {row[0] for row in rows}
+    def table(self, entity: EntitySet) -> exp.Table:
+        return exp.to_table(entity.table_name, quoted=True)
 
     def health(self) -> dict:
         self._current()

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from graphql_odata.backends.snapshot import BackendUnavailable
+from graphql_odata.backends.base import BackendUnavailable
 from graphql_odata.deps import BackendDep
 
 router = APIRouter(tags=["Health"])

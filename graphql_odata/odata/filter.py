@@ -1,0 +1,381 @@
+"""`$filter`: parsed by `odata-query`, checked against the entity's fields, built as a sqlglot tree.
+
+Names reach SQL only after they matched a field (and are quoted); every literal becomes a bound
+parameter of the field's type. Semantics follow OData, not SQL: `eq`/`ne` treat null as a value
+(`Field eq null`, `Field ne 'x'` is true for a null), other comparisons with null are false, and
+`any`/`all` over an empty or absent list are false/true.
+"""
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+from odata_query import ast
+from odata_query import exceptions as odata_exceptions
+from odata_query.grammar import ODataLexer, ODataParser
+from sly.lex import Token
+from sqlglot import exp
+
+from graphql_odata.odata.errors import ODataError
+from graphql_odata.schema import EntitySet
+
+MAX_FILTER_LENGTH = 4000
+MAX_FILTER_NODES = 400
+MAX_INTEGER = 2**63 - 1
+MAX_DECIMAL_DIGITS = 28
+
+STRING, BOOLEAN, INTEGER, DECIMAL, DOUBLE, DATE, TIMESTAMP = (
+    "Edm.String",
+    "Edm.Boolean",
+    "Edm.Int64",
+    "Edm.Decimal",
+    "Edm.Double",
+    "Edm.Date",
+    "Edm.DateTimeOffset",
+)
+STRINGS = "Collection(Edm.String)"
+NULL = "null"
+NUMERIC = {INTEGER, DECIMAL, DOUBLE}
+FIELD_KINDS = {"Edm.Int32": INTEGER, "Edm.Int64": INTEGER}
+SQL_TYPES = {DATE: "DATE", TIMESTAMP: "TIMESTAMPTZ", DECIMAL: "DECIMAL(38,10)", DOUBLE: "DOUBLE"}
+
+COMPARISONS = {ast.Lt: exp.LT, ast.LtE: exp.LTE, ast.Gt: exp.GT, ast.GtE: exp.GTE}
+ARITHMETIC = {ast.Add: exp.Add, ast.Sub: exp.Sub, ast.Mult: exp.Mul, ast.Mod: exp.Mod}
+STRING_PREDICATES = {"contains": "%{}%", "startswith": "{}%", "endswith": "%{}"}
+STRING_FUNCTIONS = {"tolower": exp.Lower, "toupper": exp.Upper, "trim": exp.Trim}
+PARTS = {
+    "year": (exp.Year, {DATE, TIMESTAMP}),
+    "month": (exp.Month, {DATE, TIMESTAMP}),
+    "day": (exp.Day, {DATE, TIMESTAMP}),
+    "hour": (exp.Hour, {TIMESTAMP}),
+    "minute": (exp.Minute, {TIMESTAMP}),
+    "second": (exp.Second, {TIMESTAMP}),
+}
+ROUNDING = {"round": exp.Round, "floor": exp.Floor, "ceiling": exp.Ceil}
+LIKE_ESCAPE = "\\"
+
+_parser_lock = threading.Lock()
+_lexer, _parser = ODataLexer(), ODataParser()
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A value expression and its OData type (a field's, a literal's, or a function's result)."""
+
+    sql: exp.Expression
+    type: str
+
+
+class Parameters:
+    """Bound values of one query, named `p0`, `p1`, ...; SQL only ever holds their placeholders."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def bind(self, value: object, sql_type: str | None = None) -> exp.Expression:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        placeholder = exp.Placeholder(this=name)
+        return exp.Cast(this=placeholder, to=exp.DataType.build(sql_type)) if sql_type else placeholder
+
+
+def parse_filter(text: str) -> ast._Node:
+    """The OData syntax tree of a `$filter`, or a 400 naming where it stopped making sense."""
+    if len(text) > MAX_FILTER_LENGTH:
+        raise ODataError(413, f"$filter is {len(text)} characters; at most {MAX_FILTER_LENGTH}", target="$filter")
+    if not text.strip():
+        raise ODataError(400, "$filter is empty", target="$filter")
+    try:
+        with _parser_lock:
+            tree = _parser.parse(iter(_one_item_lists(list(_lexer.tokenize(text)))))
+    except odata_exceptions.ODataException as error:
+        raise ODataError(400, f"$filter is not valid OData: {_syntax_message(text, error)}", target="$filter") from None
+    if tree is None:
+        raise ODataError(400, "$filter is not valid OData: it ends too early", target="$filter")
+    return tree
+
+
+def _one_item_lists(tokens: list[Token]) -> list[Token]:
+    """`F in ('a')` is valid OData, but odata-query only reads a one-item list written `('a',)`: add the comma."""
+    fixed = list(tokens)
+    for position in reversed(range(len(tokens))):
+        if tokens[position].type != "IN":
+            continue
+        opening = next((i for i in range(position + 1, len(tokens)) if tokens[i].type != "WS"), None)
+        if opening is None or tokens[opening].type != "(":
+            continue
+        depth = 0
+        for index in range(opening, len(tokens)):
+            kind = tokens[index].type
+            depth += kind == "("
+            depth -= kind == ")"
+            if depth == 1 and kind == ",":
+                break
+            if depth == 0:
+                comma = Token()
+                comma.type, comma.value, comma.lineno, comma.index = ",", ",", 1, tokens[index].index
+                fixed.insert(index, comma)
+                break
+    return fixed
+
+
+def _syntax_message(text: str, error: odata_exceptions.ODataException) -> str:
+    token = getattr(error, "token", None)
+    if " has " in f" {text} ":
+        return (
+            "`has` applies to enumeration types, and this service serves lookups as strings "
+            "(RESO Lookup resource): use `Field eq 'Value'`, or `Field/any(v: v eq 'Value')` for a multi-select"
+        )
+    if token is None:
+        return "it ends too early"
+    return f"unexpected {token.value!r} at position {token.index}"
+
+
+class FilterCompiler:
+    """Turns one `$filter` tree into a boolean sqlglot expression over one entity set's columns."""
+
+    def __init__(self, entity: EntitySet, parameters: Parameters, *, now: datetime | None = None) -> None:
+        self.entity = entity
+        self.parameters = parameters
+        self.now = now or datetime.now(UTC)
+        self.lambda_variables: dict[str, Typed] = {}
+        self.nodes = 0
+
+    def condition(self, node: ast._Node) -> exp.Expression:
+        """A two-valued condition: where SQL would say unknown (a null operand), OData says false."""
+        typed = self.value(node)
+        if typed.type != BOOLEAN:
+            raise ODataError(400, f"$filter must be a condition, not a {typed.type} value", target="$filter")
+        return _definite(typed.sql) if isinstance(node, ast.Identifier) else typed.sql
+
+    def value(self, node: ast._Node) -> Typed:
+        self.nodes += 1
+        if self.nodes > MAX_FILTER_NODES:
+            raise ODataError(400, f"$filter is too complex (more than {MAX_FILTER_NODES} terms)", target="$filter")
+        match node:
+            case ast.Identifier():
+                return self.identifier(node)
+            case ast._Literal():
+                return self.literal(node)
+            case ast.BoolOp():
+                combine = exp.And if isinstance(node.op, ast.And) else exp.Or
+                left, right = self.condition(node.left), self.condition(node.right)
+                return Typed(combine(this=_group(left), expression=_group(right)), BOOLEAN)
+            case ast.UnaryOp(op=ast.Not()):
+                return Typed(exp.Not(this=exp.Paren(this=self.condition(node.operand))), BOOLEAN)
+            case ast.UnaryOp(op=ast.USub()):
+                operand = self.value(node.operand)
+                self.require(operand, NUMERIC, "the operand of -")
+                return Typed(exp.Neg(this=_group(operand.sql)), operand.type)
+            case ast.Compare():
+                return self.compare(node)
+            case ast.BinOp():
+                return self.arithmetic(node)
+            case ast.Call():
+                return self.call(node)
+            case ast.CollectionLambda():
+                return self.collection_lambda(node)
+            case ast.Attribute():
+                raise ODataError(
+                    400, "filtering across navigation properties is not supported; use $expand", target="$filter"
+                )
+        raise ODataError(400, f"$filter: {type(node).__name__} is not supported", target="$filter")
+
+    def identifier(self, node: ast.Identifier) -> Typed:
+        if node.namespace:
+            raise ODataError(400, f"$filter: qualified names are not supported ({node.name})", target="$filter")
+        if node.name in self.lambda_variables:
+            return self.lambda_variables[node.name]
+        field = self.entity.fields.get(node.name)
+        if field is None:
+            raise ODataError(400, f"$filter: {self.entity.name} has no field {node.name!r}", target=node.name)
+        return Typed(exp.column(field.name, quoted=True), FIELD_KINDS.get(field.type, field.type))
+
+    def literal(self, node: ast._Literal) -> Typed:
+        match node:
+            case ast.Null():
+                return Typed(exp.Null(), NULL)
+            case ast.Boolean():
+                return Typed(exp.Boolean(this=node.val == "true"), BOOLEAN)
+            case ast.String():
+                return Typed(self.parameters.bind(node.val), STRING)
+            case ast.Integer():
+                number = int(node.val)
+                if abs(number) > MAX_INTEGER:
+                    raise ODataError(400, f"$filter: {node.val} is out of range for Edm.Int64", target="$filter")
+                return Typed(self.parameters.bind(number), INTEGER)
+            case ast.Float():
+                try:
+                    number = Decimal(node.val)
+                except InvalidOperation:
+                    raise ODataError(400, f"$filter: {node.val!r} is not a number", target="$filter") from None
+                if not number.is_finite() or number.adjusted() >= MAX_DECIMAL_DIGITS:
+                    raise ODataError(400, f"$filter: {node.val} is out of range for Edm.Decimal", target="$filter")
+                return Typed(self.parameters.bind(number, SQL_TYPES[DECIMAL]), DECIMAL)
+            case ast.Date():
+                return Typed(self.parameters.bind(self._parse(date.fromisoformat, node.val), "DATE"), DATE)
+            case ast.DateTime():
+                moment = self._parse(datetime.fromisoformat, node.val)
+                if moment.tzinfo is None:
+                    raise ODataError(400, f"$filter: timestamp {node.val} needs a zone (Z or +hh:mm)", target="$filter")
+                return Typed(self.parameters.bind(moment.astimezone(UTC), SQL_TYPES[TIMESTAMP]), TIMESTAMP)
+            case ast.List():
+                raise ODataError(400, "$filter: a list of values belongs after `in`", target="$filter")
+        raise ODataError(400, f"$filter: {type(node).__name__} literals are not supported", target="$filter")
+
+    @staticmethod
+    def _parse(parse, text: str):
+        try:
+            return parse(text)
+        except ValueError:
+            raise ODataError(400, f"$filter: {text!r} is not a valid date or timestamp", target="$filter") from None
+
+    def compare(self, node: ast.Compare) -> Typed:
+        left = self.value(node.left)
+        if isinstance(node.comparator, ast.In):
+            return self.membership(left, node.right)
+        right = self.value(node.right)
+        for side in (left, right):
+            if side.type == STRINGS:
+                raise ODataError(
+                    400,
+                    "$filter: compare a multi-select field with any() or all(), e.g. F/any(v: v eq 'X')",
+                    target="$filter",
+                )
+        self.require_comparable(left, right)
+        left, right = Typed(_group(left.sql), left.type), Typed(_group(right.sql), right.type)
+        if isinstance(node.comparator, ast.Eq | ast.NotEq):
+            equal = (
+                exp.Is(this=(left if right.type == NULL else right).sql, expression=exp.Null())
+                if NULL in (left.type, right.type)
+                else exp.NullSafeEQ(this=left.sql, expression=right.sql)
+            )
+            return Typed(equal if isinstance(node.comparator, ast.Eq) else exp.Not(this=exp.Paren(this=equal)), BOOLEAN)
+        if NULL in (left.type, right.type):
+            return Typed(exp.false(), BOOLEAN)
+        return Typed(_definite(COMPARISONS[type(node.comparator)](this=left.sql, expression=right.sql)), BOOLEAN)
+
+    def membership(self, left: Typed, right: ast._Node) -> Typed:
+        # `F in ('a')` parses as a parenthesised literal: a list of one.
+        items = right.val if isinstance(right, ast.List) else [right] if isinstance(right, ast._Literal) else []
+        if not items:
+            raise ODataError(400, "$filter: `in` takes a parenthesised list of values", target="$filter")
+        values = [self.value(item) for item in items]
+        for value in values:
+            self.require_comparable(left, value)
+        present = [v.sql for v in values if v.type != NULL]
+        test = exp.In(this=left.sql, expressions=present) if present else exp.false()
+        if len(present) < len(values):
+            test = exp.Or(this=test, expression=exp.Is(this=left.sql, expression=exp.Null()))
+        return Typed(_definite(exp.Paren(this=test)), BOOLEAN)
+
+    def arithmetic(self, node: ast.BinOp) -> Typed:
+        left, right = self.value(node.left), self.value(node.right)
+        for side in (left, right):
+            self.require(side, NUMERIC | {NULL}, "arithmetic")
+        kinds = {left.type, right.type} - {NULL}
+        result = DOUBLE if DOUBLE in kinds else DECIMAL if DECIMAL in kinds else INTEGER
+        operands = {"this": _group(left.sql), "expression": _group(right.sql)}
+        if isinstance(node.op, ast.Div):
+            if result == INTEGER:
+                return Typed(exp.IntDiv(**operands), INTEGER)
+            return Typed(exp.Div(**operands, typed=True, safe=True), result)
+        return Typed(ARITHMETIC[type(node.op)](**operands), result)
+
+    def call(self, node: ast.Call) -> Typed:
+        name = node.func.name
+        if name in STRING_PREDICATES:
+            text, pattern = node.args
+            if not isinstance(pattern, ast.String):
+                raise ODataError(400, f"$filter: the second argument of {name}() must be a string", target="$filter")
+            text = self.value(text)
+            self.require(text, {STRING}, f"{name}()")
+            escaped = "".join(LIKE_ESCAPE + c if c in "%_\\" else c for c in pattern.val)
+            like = exp.Like(this=text.sql, expression=self.parameters.bind(STRING_PREDICATES[name].format(escaped)))
+            return Typed(_definite(exp.Escape(this=like, expression=exp.Literal.string(LIKE_ESCAPE))), BOOLEAN)
+        args = [self.value(arg) for arg in node.args]
+        if name in STRING_FUNCTIONS:
+            self.require(args[0], {STRING}, f"{name}()")
+            return Typed(STRING_FUNCTIONS[name](this=args[0].sql), STRING)
+        if name == "length":
+            self.require(args[0], {STRING}, "length()")
+            return Typed(exp.Length(this=args[0].sql), INTEGER)
+        if name in PARTS:
+            function, accepted = PARTS[name]
+            self.require(args[0], accepted, f"{name}()")
+            return Typed(function(this=args[0].sql), INTEGER)
+        if name == "date":
+            self.require(args[0], {TIMESTAMP}, "date()")
+            return Typed(exp.Cast(this=args[0].sql, to=exp.DataType.build("DATE")), DATE)
+        if name == "now":
+            return Typed(self.parameters.bind(self.now, SQL_TYPES[TIMESTAMP]), TIMESTAMP)
+        if name in ROUNDING:
+            self.require(args[0], NUMERIC, f"{name}()")
+            function = ROUNDING[name]
+            rounded = (
+                function(this=args[0].sql, decimals=exp.Literal.number(0))
+                if name == "round"
+                else function(this=args[0].sql)
+            )
+            return Typed(rounded, args[0].type)
+        raise ODataError(400, f"$filter: the function {name}() is not supported", target="$filter")
+
+    def collection_lambda(self, node: ast.CollectionLambda) -> Typed:
+        owner = self.value(node.owner)
+        if owner.type != STRINGS:
+            raise ODataError(400, "$filter: any() and all() apply to multi-select fields", target="$filter")
+        if node.lambda_ is None:
+            if isinstance(node.operator, ast.All):
+                raise ODataError(400, "$filter: all() needs a condition", target="$filter")
+            return Typed(exp.GT(this=exp.ArraySize(this=owner.sql), expression=exp.Literal.number(0)), BOOLEAN)
+        name = node.lambda_.identifier.name
+        if name in self.lambda_variables or name in self.entity.fields:
+            raise ODataError(400, f"$filter: the lambda variable {name!r} hides another name", target="$filter")
+        variable = exp.to_identifier(f"v{len(self.lambda_variables)}")
+        self.lambda_variables[name] = Typed(variable, STRING)
+        try:
+            body = self.condition(node.lambda_.expression)
+        finally:
+            del self.lambda_variables[name]
+        if isinstance(node.operator, ast.Any):
+            matches, expected = _definite(body), exp.GT
+        else:
+            matches, expected = exp.Not(this=_definite(body)), exp.EQ
+        counted = exp.ArraySize(
+            this=exp.ArrayFilter(
+                this=exp.Coalesce(this=owner.sql, expressions=[exp.Array(expressions=[])]),
+                expression=exp.Lambda(this=matches, expressions=[variable]),
+            )
+        )
+        return Typed(expected(this=counted, expression=exp.Literal.number(0)), BOOLEAN)
+
+    @staticmethod
+    def require(typed: Typed, accepted: set[str], where: str) -> None:
+        if typed.type not in accepted:
+            raise ODataError(
+                400, f"$filter: {where} takes {' or '.join(sorted(accepted))}, not {typed.type}", target="$filter"
+            )
+
+    @staticmethod
+    def require_comparable(left: Typed, right: Typed) -> None:
+        kinds = {left.type, right.type} - {NULL}
+        if len(kinds) <= 1 or kinds <= NUMERIC:
+            return
+        raise ODataError(400, f"$filter: cannot compare {left.type} with {right.type}", target="$filter")
+
+
+def _group(expression: exp.Expression) -> exp.Expression:
+    """Parenthesise a compound operand: the OData tree fixed the grouping, SQL text must keep it."""
+    return exp.Paren(this=expression) if isinstance(expression, exp.Binary | exp.Unary) else expression
+
+
+def _definite(condition: exp.Expression) -> exp.Expression:
+    return exp.Coalesce(this=condition, expressions=[exp.false()])
+
+
+def compile_filter(
+    text: str, entity: EntitySet, parameters: Parameters, *, now: datetime | None = None
+) -> exp.Expression:
+    """The `$filter` text as a boolean sqlglot expression whose values are bound in `parameters`."""
+    return FilterCompiler(entity, parameters, now=now).condition(parse_filter(text))

@@ -1,0 +1,140 @@
+"""Checked queries to SQL for a backend's dialect, with sqlglot: a page, a count, an expansion.
+
+Every identifier comes from the entity model and is quoted; every value is a bound parameter.
+Order is total (requested order, then the key) with OData's null order: nulls first ascending,
+last descending.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlglot import exp
+
+from graphql_odata.odata.filter import FilterCompiler, Parameters
+from graphql_odata.odata.query import CollectionQuery, OrderTerm
+
+PARENT_COLUMN = "__parent"
+ROW_COLUMN = "__row"
+
+
+def column(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table, quoted=True)
+
+
+def fetched_columns(query: CollectionQuery) -> list[str]:
+    """What a page reads: the selection, plus what ordering, paging and expansion need."""
+    needed = [*query.select, *(t.field for t in query.order), *(e.link.local for e in query.expand)]
+    return list(dict.fromkeys(needed))
+
+
+def _ordering(order: Sequence[OrderTerm]) -> list[exp.Ordered]:
+    return [exp.Ordered(this=column(t.field), desc=t.descending, nulls_first=not t.descending) for t in order]
+
+
+def _where(query: CollectionQuery, parameters: Parameters, now: datetime | None) -> list[exp.Expression]:
+    if query.filter is None:
+        return []
+    return [FilterCompiler(query.entity, parameters, now=now).condition(query.filter)]
+
+
+def after_row(order: Sequence[OrderTerm], values: Sequence[object], parameters: Parameters) -> exp.Expression:
+    """Rows strictly after `values` in `order`: the keyset condition of the next page."""
+    condition: exp.Expression = exp.false()
+    for term, value in reversed(list(zip(order, values, strict=True))):
+        field = column(term.field)
+        if value is None:
+            same = exp.Is(this=field, expression=exp.Null())
+            beyond = exp.false() if term.descending else exp.Not(this=same.copy())
+        else:
+            bound = parameters.bind(value)
+            same = exp.EQ(this=field, expression=bound)
+            if term.descending:
+                beyond = exp.Or(
+                    this=exp.LT(this=field, expression=bound.copy()),
+                    expression=exp.Is(this=field.copy(), expression=exp.Null()),
+                )
+            else:
+                beyond = exp.GT(this=field, expression=bound.copy())
+        condition = exp.or_(exp.paren(beyond), exp.and_(same, exp.paren(condition)))
+    return condition
+
+
+def page_sql(
+    query: CollectionQuery,
+    table: exp.Table,
+    *,
+    dialect: str,
+    size: int,
+    after: Sequence[object] | None = None,
+    now: datetime | None = None,
+) -> tuple[str, dict]:
+    """One page: `size + 1` rows (the extra one says whether a next page exists)."""
+    parameters = Parameters()
+    conditions = _where(query, parameters, now)
+    if after is not None:
+        conditions.append(after_row(query.order, after, parameters))
+    tree = exp.select(*(column(name) for name in fetched_columns(query))).from_(table)
+    if conditions:
+        tree = tree.where(exp.and_(*conditions))
+    tree = tree.order_by(*_ordering(query.order)).limit(size + 1)
+    if query.skip and after is None:
+        tree = tree.offset(query.skip)
+    return tree.sql(dialect=dialect), parameters.values
+
+
+def count_sql(
+    query: CollectionQuery, table: exp.Table, *, dialect: str, now: datetime | None = None
+) -> tuple[str, dict]:
+    parameters = Parameters()
+    tree = exp.select(exp.Count(this=exp.Star()).as_("count")).from_(table)
+    conditions = _where(query, parameters, now)
+    if conditions:
+        tree = tree.where(conditions[0])
+    return tree.sql(dialect=dialect), parameters.values
+
+
+def key_sql(query: CollectionQuery, table: exp.Table, key: str, *, dialect: str) -> tuple[str, dict]:
+    parameters = Parameters()
+    tree = (
+        exp.select(*(column(name) for name in fetched_columns(query)))
+        .from_(table)
+        .where(exp.EQ(this=column(query.entity.key), expression=parameters.bind(key)))
+    )
+    return tree.sql(dialect=dialect), parameters.values
+
+
+def expansion_sql(
+    query: CollectionQuery,
+    table: exp.Table,
+    remote: str,
+    parents: Sequence[object],
+    *,
+    many: bool,
+    dialect: str,
+    now: datetime | None = None,
+) -> tuple[str, dict]:
+    """The related rows of a page's `parents`, each tagged with its parent's value, in order per parent."""
+    parameters = Parameters()
+    keys = exp.In(this=column(remote), expressions=[parameters.bind(value) for value in parents])
+    selected = [column(name) for name in fetched_columns(query)] + [column(remote).as_(PARENT_COLUMN, quoted=True)]
+    if not many:
+        tree = exp.select(*selected).from_(table).where(keys)
+        return tree.sql(dialect=dialect), parameters.values
+    conditions = [keys, *_where(query, parameters, now)]
+    numbered = exp.Window(
+        this=exp.RowNumber(), partition_by=[column(remote)], order=exp.Order(expressions=_ordering(query.order))
+    )
+    inner = (
+        exp.select(*selected, exp.alias_(numbered, ROW_COLUMN, quoted=True)).from_(table).where(exp.and_(*conditions))
+    )
+    row = column(ROW_COLUMN)
+    window = [exp.GT(this=row, expression=exp.Literal.number(query.skip))]
+    if query.top is not None:
+        window.append(exp.LTE(this=row.copy(), expression=exp.Literal.number(query.skip + query.top)))
+    tree = (
+        exp.select(exp.Star())
+        .from_(inner.subquery("related"))
+        .where(exp.and_(*window))
+        .order_by(column(PARENT_COLUMN), column(ROW_COLUMN))
+    )
+    return tree.sql(dialect=dialect), parameters.values
