@@ -37,6 +37,7 @@ setup(
         "lxml>=5",
     ],
     extras_require={
+        "databricks": ["databricks-sql-connector>=4,<5", "databricks-sdk>=0.60"],
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",

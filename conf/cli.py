@@ -7,8 +7,9 @@ import uvicorn
 from rich.console import Console
 
 from conf.settings import SettingsError, load_settings
-from graphql_odata.cli import serve
+from graphql_odata.cli import clients_app, serve, token_recipe
 from graphql_odata.main import create_app
+from graphql_odata.security.clients import ClientRegistry
 from ingestion.cli import make_client, sandbox_app, sync_app, sync_with_progress
 from ingestion.errors import IngestionError
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
@@ -25,9 +26,11 @@ app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(sync_app, name="sync")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(clients_app, name="clients")
 app.command("serve")(serve)
 
 console = Console(stderr=True)
+DEMO_CLIENT = "demo"
 
 
 @app.command()
@@ -65,11 +68,13 @@ def demo(
 
     api_port = settings.mls2_api_port if port is None else port
     api = f"http://{settings.mls2_api_host}:{api_port}"
+    secret = ClientRegistry(settings.paths.api_clients).add(DEMO_CLIENT, replace=True)
     lines = [
         "",
-        "[bold]Ready.[/bold] Try:",
-        f"  curl '{api}/odata/Property?$top=5'",
-        f"  curl '{api}/odata/Property?$top=5&$select=ListingKey,ListPrice,StandardStatus'",
+        f"[bold]Ready.[/bold] The API wants OAuth2 client credentials; the demo registered {DEMO_CLIENT!r}.",
+        token_recipe(api, DEMO_CLIENT, secret),
+        f'  curl -H "Authorization: Bearer $TOKEN" '
+        f"'{api}/odata/Property?$top=5&$select=ListingKey,ListPrice,StandardStatus'",
         f"  {api}/docs  (interactive API docs)",
         f"  {api}/health",
     ]

@@ -6,6 +6,7 @@ documents them all with their defaults.
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,36 @@ class Settings(BaseSettings):
     mls2_api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
     mls2_api_port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on.")
 
+    mls2_api_auth: bool = Field(
+        default=True,
+        description="Require OAuth2 bearer tokens on /odata (false only behind your own gateway).",
+    )
+    mls2_api_token_ttl_seconds: int = Field(
+        default=3600, ge=60, le=86400, description="Lifetime of an access token from /oauth/token."
+    )
+    mls2_api_token_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        description="Key signing access tokens (share it between API processes). "
+        "Unset: a random key kept in MLS2_DATA_DIR/state.",
+    )
+    mls2_api_rate_limit_per_minute: int = Field(
+        default=1200, ge=1, description="Requests a client may make per minute, unless its registration says otherwise."
+    )
+    mls2_api_backend: Literal["snapshot", "databricks"] = Field(
+        default="snapshot",
+        description="Where the API reads gold: the published embedded snapshot, or a Databricks SQL warehouse.",
+    )
+    databricks_host: str | None = Field(default=None, description="Workspace host, e.g. adb-123.4.azuredatabricks.net.")
+    databricks_http_path: str | None = Field(
+        default=None, description="HTTP path of the SQL warehouse, e.g. /sql/1.0/warehouses/abc123."
+    )
+    databricks_token: str | None = Field(default=None, description="Token the API uses on the SQL warehouse.")
+    mls2_gold_schema: str = Field(
+        default="main.reso_gold",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
+        description="catalog.schema holding gold on Databricks.",
+    )
     mls2_landing_url: str | None = Field(
         default=None,
         description="Where pages land: a path or fsspec URL (a Unity Catalog Volume, s3://...). "
@@ -62,7 +93,15 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if isinstance(value, str) else value
 
-    @field_validator("mls2_landing_url", "mls2_requests_per_second", mode="before")
+    @field_validator(
+        "mls2_landing_url",
+        "mls2_requests_per_second",
+        "mls2_api_token_secret",
+        "databricks_host",
+        "databricks_http_path",
+        "databricks_token",
+        mode="before",
+    )
     @classmethod
     def _blank_optional_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -89,6 +128,15 @@ class Settings(BaseSettings):
                 "or run `mls2 demo` to use the built-in sandbox."
             )
         return str(self.qobrix_api_base_url).rstrip("/"), self.qobrix_api_user, self.qobrix_api_key
+
+    def require_databricks(self) -> tuple[str, str, str]:
+        """The warehouse's host, HTTP path and token, or a SettingsError naming what is missing."""
+        missing = [
+            n.upper() for n in ("databricks_host", "databricks_http_path", "databricks_token") if not getattr(self, n)
+        ]
+        if missing:
+            raise SettingsError(f"MLS2_API_BACKEND=databricks needs {', '.join(missing)} (see .env.example)")
+        return self.databricks_host, self.databricks_http_path, self.databricks_token
 
     @property
     def landing_root(self) -> str:
@@ -125,6 +173,15 @@ class DataPaths:
     @property
     def snapshots(self) -> Path:
         return self.root / "snapshots"
+
+    @property
+    def api_clients(self) -> Path:
+        """The API clients the operator registered (hashed secrets)."""
+        return self.state / "api_clients.json"
+
+    @property
+    def api_token_key(self) -> Path:
+        return self.state / "api_token.key"
 
     @property
     def snapshot_pointer(self) -> Path:

@@ -6,8 +6,10 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from conf.settings import load_settings
+from conf.settings import SettingsError, load_settings
+from graphql_odata.backends.base import BackendUnavailable
 from graphql_odata.main import create_app
+from graphql_odata.security.clients import ClientError, ClientRegistry
 
 console = Console(stderr=True)
 
@@ -16,9 +18,79 @@ def serve(
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port (default: MLS2_API_PORT, 8000).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface (default: MLS2_API_HOST, 127.0.0.1).")] = None,
 ) -> None:
-    """Serve gold as a RESO Web API: OData under /odata, health at /health, docs at /docs."""
-    settings = load_settings()
+    """Serve gold as a RESO Web API: OData under /odata (OAuth2 bearer tokens from /oauth/token), /health, /docs."""
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except (SettingsError, BackendUnavailable) as error:
+        console.print(f"[red]cannot serve:[/red] {error}")
+        raise typer.Exit(2) from None
     host = host or settings.mls2_api_host
     port = settings.mls2_api_port if port is None else port
     console.print(f"RESO Web API on http://{host}:{port}/odata (docs: /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if not settings.mls2_api_auth:
+        console.print("[yellow]MLS2_API_AUTH=false: /odata answers anyone who can reach this port[/yellow]")
+    elif not ClientRegistry(settings.paths.api_clients).clients():
+        console.print("No API clients yet: register one with `mls2 clients add NAME`")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+clients_app = typer.Typer(
+    help="API clients (OAuth2 client credentials): register, list, remove. Secrets are shown once.",
+    no_args_is_help=True,
+)
+
+
+def _registry() -> ClientRegistry:
+    return ClientRegistry(load_settings().paths.api_clients)
+
+
+@clients_app.command("add")
+def add_client(
+    client_id: Annotated[str, typer.Argument(help="A name for the client: letters, digits, '.', '_', '-'.")],
+    requests_per_minute: Annotated[
+        int | None, typer.Option(min=1, help="Its rate limit (default: MLS2_API_RATE_LIMIT_PER_MINUTE).")
+    ] = None,
+    rotate: Annotated[
+        bool, typer.Option(help="Give an existing client a new secret (the old one stops working).")
+    ] = False,
+) -> None:
+    """Register a client and print its secret (once) with the request that turns it into a token."""
+    settings = load_settings()
+    try:
+        secret = ClientRegistry(settings.paths.api_clients).add(client_id, requests_per_minute, replace=rotate)
+    except ClientError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"client_id:     {client_id}\nclient_secret: {secret}   (shown once; keep it safe)", soft_wrap=True)
+    api = f"http://{settings.mls2_api_host}:{settings.mls2_api_port}"
+    console.print(token_recipe(api, client_id, secret), soft_wrap=True)
+
+
+@clients_app.command("list")
+def list_clients() -> None:
+    """The registered clients and their rate limits (never their secrets)."""
+    for client in _registry().clients():
+        limit = client.requests_per_minute or f"default ({load_settings().mls2_api_rate_limit_per_minute})"
+        console.print(f"{client.client_id}\t{limit} requests/minute")
+
+
+@clients_app.command("remove")
+def remove_client(client_id: Annotated[str, typer.Argument(help="The client to remove.")]) -> None:
+    """Remove a client: its tokens stop working at once."""
+    try:
+        _registry().remove(client_id)
+    except ClientError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"removed {client_id}")
+
+
+def token_recipe(api: str, client_id: str, secret: str) -> str:
+    read_token = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
+    return (
+        "Get a token, then call the API with it:\n"
+        f"  TOKEN=$(curl -s -d grant_type=client_credentials -d client_id={client_id} "
+        f"-d client_secret={secret} {api}/oauth/token | {read_token})\n"
+        f"  curl -H \"Authorization: Bearer $TOKEN\" '{api}/odata/Property?$top=5'"
+    )

@@ -6,6 +6,8 @@ from fastapi import Depends, Request
 
 from conf.settings import Settings
 from graphql_odata.backends.base import Backend
+from graphql_odata.security.clients import ApiClient
+from graphql_odata.security.guard import Security
 
 
 def get_backend(request: Request) -> Backend:
@@ -18,3 +20,15 @@ def get_settings(request: Request) -> Settings:
 
 BackendDep = Annotated[Backend, Depends(get_backend)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_security(request: Request) -> Security:
+    return request.app.state.security
+
+
+def require_client(request: Request) -> ApiClient | None:
+    """Every /odata request: the caller's bearer token checked, and its rate limit counted."""
+    return get_security(request).authorize(request.headers.get("authorization"))
+
+
+SecurityDep = Annotated[Security, Depends(get_security)]

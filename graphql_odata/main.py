@@ -3,12 +3,22 @@
 from fastapi import FastAPI
 
 from conf.settings import Settings, load_settings
+from graphql_odata.backends.base import Backend
+from graphql_odata.backends.databricks import DatabricksBackend, warehouse_connector
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.errors import ODataError, odata_error_handler
-from graphql_odata.routes import health, odata
+from graphql_odata.routes import health, oauth, odata
+from graphql_odata.security.guard import Security
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def make_backend(settings: Settings) -> Backend:
+    """The backend MLS2_API_BACKEND names; a SettingsError says what a Databricks backend still needs."""
+    if settings.mls2_api_backend == "databricks":
+        return DatabricksBackend(warehouse_connector(*settings.require_databricks()), settings.mls2_gold_schema)
+    return SnapshotBackend(settings.paths.snapshot_pointer)
+
+
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
     settings = settings or load_settings()
     app = FastAPI(
         title="MLS 2.0 RESO Web API",
@@ -16,8 +26,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.backend = SnapshotBackend(settings.paths.snapshot_pointer)
+    app.state.backend = backend or make_backend(settings)
+    app.state.security = Security.from_settings(settings)
     app.add_exception_handler(ODataError, odata_error_handler)
     app.include_router(health.router)
+    app.include_router(oauth.router)
     app.include_router(odata.router)
     return app

@@ -1,9 +1,11 @@
 """Shared fixtures: a fresh data directory, the sandbox on a real port, sync and update helpers."""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from conf.entities import select_entities
 from conf.settings import Settings, load_settings
@@ -110,3 +112,26 @@ def published_gold(tmp_path_factory: pytest.TempPathFactory) -> PublishedGold:
         make_sync(settings, server)()
     run_update(settings.paths)
     return PublishedGold(settings, world)
+
+
+TEST_CLIENT_ID = "tests"
+
+
+def register_test_client(settings: Settings) -> tuple[str, str]:
+    """An API client for the tests (rate limit out of the way), as (client_id, secret)."""
+    from graphql_odata.security.clients import ClientRegistry
+
+    secret = ClientRegistry(settings.paths.api_clients).add(TEST_CLIENT_ID, 10**7, replace=True)
+    return TEST_CLIENT_ID, secret
+
+
+@contextmanager
+def authorized_api(settings: Settings, backend: object | None = None) -> Iterator[TestClient]:
+    """The app in-process (on `backend`, default the snapshot), with a registered client's bearer token."""
+    from graphql_odata.main import create_app
+
+    client_id, secret = register_test_client(settings)
+    with TestClient(create_app(settings, backend)) as client:
+        grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        client.headers["Authorization"] = f"Bearer {client.post('/oauth/token', data=grant).json()['access_token']}"
+        yield client

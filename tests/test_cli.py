@@ -11,7 +11,8 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("args", "mentions"),
     [
-        ([], ["sandbox", "sync", "pipeline", "serve", "demo"]),
+        ([], ["sandbox", "sync", "pipeline", "serve", "demo", "clients"]),
+        (["clients", "add"], ["--rotate", "once"]),
         (["sync"], ["--full-refresh", "--entities", "--max-properties", "status"]),
         (["sandbox", "serve"], ["--port", "--properties", "--seed"]),
         (["pipeline", "run"], ["--full-refresh", "--refresh", "--full-refresh-selection"]),
@@ -112,3 +113,26 @@ def test_pipeline_events_show_the_latest_update(monkeypatch: pytest.MonkeyPatch,
     only_flows = runner.invoke(app, ["pipeline", "events", "--type", "update_progress"])
     assert "flow_progress" not in only_flows.output and "update_progress" in only_flows.output
     assert runner.invoke(app, ["pipeline", "events", "--update", "nope"]).exit_code == 1
+
+
+def test_clients_add_list_rotate_remove(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "data"))
+    added = runner.invoke(app, ["clients", "add", "acme", "--requests-per-minute", "60"])
+    assert added.exit_code == 0 and "client_secret:" in added.output and "/oauth/token" in added.output
+    secret = added.output.split("client_secret:")[1].split()[0]
+    again = runner.invoke(app, ["clients", "add", "acme"])
+    assert again.exit_code == 2 and "exists" in again.output
+    rotated = runner.invoke(app, ["clients", "add", "acme", "--rotate"])
+    assert rotated.exit_code == 0 and secret not in rotated.output
+    listed = runner.invoke(app, ["clients", "list"])
+    assert "acme" in listed.output and "60 requests/minute" in listed.output and secret not in listed.output
+    assert runner.invoke(app, ["clients", "add", "no spaces"]).exit_code == 2
+    assert runner.invoke(app, ["clients", "remove", "acme"]).exit_code == 0
+    assert runner.invoke(app, ["clients", "remove", "acme"]).exit_code == 2
+
+
+def test_serve_on_databricks_without_its_settings_exits_2_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLS2_API_BACKEND", "databricks")
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert "DATABRICKS_HOST" in result.output and "DATABRICKS_TOKEN" in result.output

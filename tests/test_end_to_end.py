@@ -1,10 +1,12 @@
 """Sandbox -> sync -> pipeline -> HTTP API, through real servers and the real `mls2 demo` process."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from graphql_odata.main import create_app
 from ingestion.sandbox import BackgroundServer, SandboxServer, SandboxWorld
 from pipelines import load_graph, run_update
 from pipelines._engine.lakehouse import Lakehouse
-from tests.conftest import sandbox_records
+from tests.conftest import register_test_client, sandbox_records
 
 pytestmark = pytest.mark.slow
 
@@ -76,10 +78,20 @@ def test_demo_command_serves_the_sandbox_data(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [str(mls2), "demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
     try:
         wait_for(f"http://127.0.0.1:{port}/health", process)
+        url = f"http://127.0.0.1:{port}/odata/Property"
+        assert requests.get(url, timeout=10).status_code == 401
+        # The token recipe the demo printed works as printed.
+        recipe = next(line for line in lines if "client_secret=" in line)
+        secret = re.search(r"client_secret=(\S+)", recipe).group(1)
+        grant = {"grant_type": "client_credentials", "client_id": "demo", "client_secret": secret}
+        token = requests.post(f"http://127.0.0.1:{port}/oauth/token", data=grant, timeout=10).json()["access_token"]
         response = requests.get(
-            f"http://127.0.0.1:{port}/odata/Property", params={"$top": "5", "$select": CHECKED}, timeout=10
+            url, params={"$top": "5", "$select": CHECKED}, headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
         assert response.status_code == 200
         served = response.json()["value"]
@@ -88,7 +100,9 @@ def test_demo_command_serves_the_sandbox_data(tmp_path: Path) -> None:
         assert served == expected[:5]
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert "Ready." in output and f"http://127.0.0.1:{port}/odata/Property?$top=5" in output
 
 
@@ -98,11 +112,15 @@ def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
     sync()
     run_update(settings.paths)
     lakehouse = Lakehouse(settings.paths.lakehouse)
+    client_id, secret = register_test_client(settings)
     with BackgroundServer(create_app(settings), name="api") as api:
+        grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        token = requests.post(f"{api.url}/oauth/token", data=grant, timeout=10).json()["access_token"]
 
         def served(key: str) -> dict:
             params = {"$top": "1000", "$select": CHECKED}
-            response = requests.get(f"{api.url}/odata/Property", params=params, timeout=10)
+            headers = {"Authorization": f"Bearer {token}"}
+            response = requests.get(f"{api.url}/odata/Property", params=params, headers=headers, timeout=10)
             assert response.status_code == 200
             return {row["ListingKey"]: row for row in response.json()["value"]}[key]
 

@@ -10,9 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conf.settings import Settings
-from graphql_odata.main import create_app
 from graphql_odata.odata.paging import DEFAULT_PAGE_SIZE
-from tests.conftest import PublishedGold, sandbox_records
+from tests.conftest import PublishedGold, authorized_api, sandbox_records
 
 RESOURCES = ["Property", "Member", "Office", "Media", "Contacts", "ShowingAppointment", "Lookup"]
 TABLES = {
@@ -37,7 +36,7 @@ KEYS = {
 
 @pytest.fixture(scope="module")
 def api(published_gold: PublishedGold) -> Iterator[TestClient]:
-    with TestClient(create_app(published_gold.settings)) as client:
+    with authorized_api(published_gold.settings) as client:
         yield client
 
 
@@ -362,7 +361,7 @@ def test_a_token_from_another_order_is_refused(api: TestClient) -> None:
 
 
 def test_no_snapshot_yet_is_503_not_500(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with authorized_api(settings) as client:
         response = client.get("/odata/Property")
         assert response.status_code == 503 and "mls2 pipeline run" in response.json()["error"]["message"]
         assert client.get("/health").json()["status"] == "unavailable"

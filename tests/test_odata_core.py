@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import requests
 import uvicorn
 from fastapi.testclient import TestClient
 from lxml import etree
@@ -20,7 +21,7 @@ from lxml import etree
 from graphql_odata.main import create_app
 from graphql_odata.odata.metadata import metadata_xml
 from graphql_odata.schema import entity_sets
-from tests.conftest import PublishedGold
+from tests.conftest import PublishedGold, authorized_api, register_test_client
 from tests.test_mappings import DD, ENUM_PREFIX, allowed_types, dd_fields
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "reso"
@@ -39,7 +40,7 @@ LOW, HIGH = 1, 15
 
 @pytest.fixture(scope="module")
 def api(published_gold: PublishedGold) -> Iterator[TestClient]:
-    with TestClient(create_app(published_gold.settings)) as client:
+    with authorized_api(published_gold.settings) as client:
         yield client
 
 
@@ -273,7 +274,12 @@ def test_an_independent_odata_client_reads_and_queries(
 ) -> None:
     from odata import ODataService
 
-    service = ODataService(live_server, reflect_entities=True)
+    client_id, secret = register_test_client(published_gold.settings)
+    grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    token = requests.post(live_server.replace("/odata/", "/oauth/token"), data=grant, timeout=10).json()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token['access_token']}"
+    service = ODataService(live_server, reflect_entities=True, session=session)
     assert {"Property", "Member", "Office", "Media", "Lookup"} <= set(service.entities)
     listing = service.entities["Property"]
     query = (

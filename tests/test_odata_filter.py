@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphql_odata.main import create_app
-from tests.conftest import PublishedGold
+from tests.conftest import PublishedGold, authorized_api
 
 Row = dict
 Predicate = Callable[[Row], bool]
@@ -39,7 +38,7 @@ class Filter:
 
 @pytest.fixture(scope="module")
 def api(published_gold: PublishedGold) -> Iterator[TestClient]:
-    with TestClient(create_app(published_gold.settings)) as client:
+    with authorized_api(published_gold.settings) as client:
         yield client
 
 

@@ -6,10 +6,10 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
-from graphql_odata.deps import BackendDep
+from graphql_odata.deps import BackendDep, require_client
 from graphql_odata.odata.errors import ODATA_VERSION, ODataError
 from graphql_odata.odata.fetch import read_count, read_entity, read_page
 from graphql_odata.odata.metadata import metadata_json, metadata_xml
@@ -17,7 +17,7 @@ from graphql_odata.odata.paging import decode_token, encode_token, page_size
 from graphql_odata.odata.query import CollectionQuery, entity_set, parse_key, parse_query
 from graphql_odata.schema import entity_sets
 
-router = APIRouter(prefix="/odata", tags=["OData"])
+router = APIRouter(prefix="/odata", tags=["OData"], dependencies=[Depends(require_client)])
 
 ENTITY_BY_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$", re.DOTALL)
 MAX_PAGE_PREFERENCE = re.compile(r"(?:^|[,;\s])(?:odata\.)?maxpagesize\s*=\s*(\d+)", re.IGNORECASE)

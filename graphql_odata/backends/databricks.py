@@ -1,0 +1,80 @@
+"""Gold on a Databricks SQL warehouse, through `databricks-sql-connector` with named parameter markers.
+
+The query compiler renders Databricks SQL (`:p0` markers, sent beside the text as native
+parameters), so values never become SQL text here either. One connection per serving thread.
+"""
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlglot import exp
+
+from graphql_odata.backends.base import BackendUnavailable, QueryRejected
+from graphql_odata.schema import EntitySet
+
+Connect = Callable[[], object]
+DATA_ERROR_MARKERS = ("ARITHMETIC_OVERFLOW", "CAST_INVALID_INPUT", "DIVIDE_BY_ZERO", "NUMERIC_VALUE_OUT_OF_RANGE")
+
+
+def warehouse_connector(host: str, http_path: str, token: str) -> Connect:
+    """A function opening a connection to the warehouse (the connector is the `databricks` extra)."""
+    try:
+        from databricks import sql
+    except ImportError:
+        raise BackendUnavailable(
+            "the Databricks backend needs databricks-sql-connector: pip install 'mls2[databricks]'"
+        ) from None
+    return lambda: sql.connect(
+        server_hostname=host, http_path=http_path, access_token=token, session_configuration={"TIMEZONE": "UTC"}
+    )
+
+
+def _plain(value: object) -> object:
+    """A warehouse value as the snapshot gives it: timestamps in UTC with their zone, arrays as lists."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+class DatabricksBackend:
+    dialect = "databricks"
+
+    def __init__(self, connect: Connect, schema: str) -> None:
+        """`schema` is where gold lives, `catalog.schema` (for example `main.reso_gold`)."""
+        self._connect = connect
+        self.schema = schema
+        self._local = threading.local()
+
+    def _connection(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = self._local.connection = self._connect()
+            except Exception as error:  # the connector raises many kinds; all mean "cannot reach it"
+                raise BackendUnavailable(f"cannot reach the Databricks SQL warehouse: {error}") from None
+        return connection
+
+    def query(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]:
+        cursor = self._connection().cursor()
+        try:
+            cursor.execute(sql, parameters or {})
+            columns = [column[0] for column in cursor.description]
+            return columns, [tuple(_plain(value) for value in row) for row in cursor.fetchall()]
+        except Exception as error:
+            message = str(error)
+            if any(marker in message for marker in DATA_ERROR_MARKERS):
+                raise QueryRejected(message.splitlines()[0]) from None
+            self._local.connection = None
+            raise
+        finally:
+            cursor.close()
+
+    def table(self, entity: EntitySet) -> exp.Table:
+        return exp.to_table(f"{self.schema}.{entity.table_name}", dialect="databricks")
+
+    def health(self) -> dict:
+        self.query("SELECT 1")
+        return {"backend": "databricks", "schema": self.schema}

@@ -1,0 +1,62 @@
+"""`POST /oauth/token`: OAuth2 client credentials (RFC 6749 section 4.4) -> an expiring bearer token."""
+
+import base64
+import binascii
+from urllib.parse import parse_qsl, unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from graphql_odata.deps import SecurityDep
+
+router = APIRouter(tags=["OAuth2"])
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _oauth_error(status: int, error: str, description: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers={**NO_STORE, **(headers or {})}
+    )
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ("", "")
+    return unquote(client_id), unquote(secret)
+
+
+@router.post(
+    "/oauth/token",
+    summary="Exchange client credentials for a bearer token",
+    description="Form fields `grant_type=client_credentials`, `client_id`, `client_secret` "
+    "(or HTTP Basic with the client id and secret). Returns `access_token`, `token_type`, `expires_in`.",
+)
+async def token(request: Request, security: SecurityDep) -> JSONResponse:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _oauth_error(400, "invalid_request", "send the form as application/x-www-form-urlencoded")
+    try:
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True, max_num_fields=10))
+    except (UnicodeDecodeError, ValueError):
+        return _oauth_error(400, "invalid_request", "the form could not be read")
+    if not form.get("grant_type"):
+        return _oauth_error(400, "invalid_request", "grant_type is required (client_credentials)")
+    if form.get("grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "only grant_type=client_credentials is supported")
+    credentials = _basic_credentials(request.headers.get("authorization")) or (
+        form.get("client_id", ""),
+        form.get("client_secret", ""),
+    )
+    client = security.registry.verify(*credentials) if all(credentials) else None
+    if client is None:
+        return _oauth_error(
+            401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": 'Basic realm="mls2"'}
+        )
+    access_token, lifetime = security.issuer.issue(client.client_id)
+    return JSONResponse(
+        {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime}, headers=NO_STORE
+    )

@@ -1,0 +1,53 @@
+"""Bearer tokens: short-lived JWTs (HS256) naming the client, signed with the server's key.
+
+The key is MLS2_API_TOKEN_SECRET when set (several API processes share it), otherwise a random
+key kept in MLS2_DATA_DIR/state (readable by the owner only), so tokens outlive a restart.
+"""
+
+import os
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+
+from conf.files import write_atomically
+
+ISSUER = "mls2"
+ALGORITHM = "HS256"
+
+
+class InvalidToken(ValueError):
+    """A token that is missing, malformed, forged or expired; the message says which."""
+
+
+def signing_key(configured: str | None, key_file: Path) -> bytes:
+    if configured:
+        return configured.encode()
+    if not key_file.exists():
+        write_atomically(key_file, secrets.token_hex(32).encode())
+        os.chmod(key_file, 0o600)
+    return key_file.read_bytes().strip()
+
+
+class TokenIssuer:
+    def __init__(self, key: bytes, ttl_seconds: int) -> None:
+        self.key = key
+        self.ttl = timedelta(seconds=ttl_seconds)
+
+    def issue(self, client_id: str) -> tuple[str, int]:
+        """A token for the client and its lifetime in seconds."""
+        now = datetime.now(UTC)
+        claims = {"iss": ISSUER, "sub": client_id, "iat": now, "exp": now + self.ttl}
+        return jwt.encode(claims, self.key, algorithm=ALGORITHM), int(self.ttl.total_seconds())
+
+    def client_of(self, token: str) -> str:
+        try:
+            claims = jwt.decode(
+                token, self.key, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub", "iss"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("the access token has expired; request a new one at /oauth/token") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken("the access token is not valid; request one at /oauth/token") from None
+        return claims["sub"]

@@ -1,0 +1,144 @@
+"""OAuth2 client credentials on the API: tokens, refusals with their reasons, rate limits, no secrets in logs."""
+
+import base64
+import logging
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from conf.settings import Settings, load_settings
+from graphql_odata.main import create_app
+from graphql_odata.security.clients import ClientRegistry
+from graphql_odata.security.tokens import signing_key
+
+GRANT = "client_credentials"
+
+
+@pytest.fixture
+def registry(settings: Settings) -> ClientRegistry:
+    return ClientRegistry(settings.paths.api_clients)
+
+
+@pytest.fixture
+def app(settings: Settings) -> TestClient:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def get_token(app: TestClient, client_id: str, secret: str) -> str:
+    response = app.post("/oauth/token", data={"grant_type": GRANT, "client_id": client_id, "client_secret": secret})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
+    assert response.headers["Cache-Control"] == "no-store"
+    return body["access_token"]
+
+
+def assert_unauthorized(response, fragment: str, error: str | None = None) -> None:
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="mls2"')
+    assert error is None or f'error="{error}"' in challenge
+    body = response.json()["error"]
+    assert body["code"] == "Unauthorized" and fragment in body["message"]
+
+
+def test_no_token_is_401_with_a_challenge_and_health_docs_stay_open(app: TestClient) -> None:
+    assert_unauthorized(app.get("/odata/Property"), "access token is required")
+    assert_unauthorized(app.get("/odata/$metadata"), "access token is required")
+    assert_unauthorized(app.get("/odata/Property", headers={"Authorization": "Basic abc"}), "access token is required")
+    assert app.get("/health").status_code in {200, 503}
+    assert app.get("/docs").status_code == 200
+
+
+def test_a_registered_client_gets_a_token_that_opens_the_api(app: TestClient, registry: ClientRegistry) -> None:
+    secret = registry.add("acme")
+    token = get_token(app, "acme", secret)
+    assert app.get("/odata", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    basic = base64.b64encode(f"acme:{secret}".encode()).decode()
+    by_basic = app.post("/oauth/token", data={"grant_type": GRANT}, headers={"Authorization": f"Basic {basic}"})
+    assert by_basic.status_code == 200 and by_basic.json()["access_token"]
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "error"),
+    [
+        ({"grant_type": GRANT, "client_id": "acme", "client_secret": "wrong"}, 401, "invalid_client"),
+        ({"grant_type": GRANT, "client_id": "nobody", "client_secret": "x"}, 401, "invalid_client"),
+        ({"grant_type": GRANT, "client_id": "acme"}, 401, "invalid_client"),
+        ({"grant_type": "password", "client_id": "acme", "client_secret": "x"}, 400, "unsupported_grant_type"),
+        ({"client_id": "acme"}, 400, "invalid_request"),
+    ],
+)
+def test_bad_token_requests_get_oauth_errors(
+    app: TestClient, registry: ClientRegistry, form: dict, status: int, error: str
+) -> None:
+    registry.add("acme")
+    response = app.post("/oauth/token", data=form)
+    assert response.status_code == status and response.json()["error"] == error
+    assert response.json()["error_description"]
+
+
+def test_a_json_token_request_is_refused_as_invalid(app: TestClient) -> None:
+    response = app.post("/oauth/token", json={"grant_type": GRANT})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+def test_forged_expired_and_orphaned_tokens_are_refused(
+    app: TestClient, registry: ClientRegistry, settings: Settings
+) -> None:
+    secret = registry.add("acme")
+    key = signing_key(None, settings.paths.api_token_key)
+    past = datetime.now(UTC) - timedelta(hours=2)
+    expired = jwt.encode({"iss": "mls2", "sub": "acme", "iat": past, "exp": past + timedelta(hours=1)}, key)
+    assert_unauthorized(app.get("/odata", headers={"Authorization": f"Bearer {expired}"}), "expired", "invalid_token")
+    forged = jwt.encode({"iss": "mls2", "sub": "acme", "exp": datetime.now(UTC) + timedelta(hours=1)}, "x" * 32)
+    assert_unauthorized(app.get("/odata", headers={"Authorization": f"Bearer {forged}"}), "not valid", "invalid_token")
+    assert_unauthorized(app.get("/odata", headers={"Authorization": "Bearer garbage"}), "not valid", "invalid_token")
+    token = get_token(app, "acme", secret)
+    registry.remove("acme")
+    assert_unauthorized(app.get("/odata", headers={"Authorization": f"Bearer {token}"}), "no longer registered")
+
+
+def test_a_rotated_secret_stops_the_old_one(app: TestClient, registry: ClientRegistry) -> None:
+    old = registry.add("acme")
+    new = registry.add("acme", replace=True)
+    form = {"grant_type": GRANT, "client_id": "acme"}
+    assert app.post("/oauth/token", data={**form, "client_secret": old}).status_code == 401
+    assert app.post("/oauth/token", data={**form, "client_secret": new}).status_code == 200
+
+
+def test_each_client_has_its_own_rate_limit(app: TestClient, registry: ClientRegistry) -> None:
+    slow = {"Authorization": f"Bearer {get_token(app, 'slow', registry.add('slow', requests_per_minute=3))}"}
+    fast = {"Authorization": f"Bearer {get_token(app, 'fast', registry.add('fast'))}"}
+    assert [app.get("/odata", headers=slow).status_code for _ in range(3)] == [200, 200, 200]
+    limited = app.get("/odata", headers=slow)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert (
+        limited.json()["error"]["code"] == "TooManyRequests"
+        and "3 requests per minute" in limited.json()["error"]["message"]
+    )
+    assert app.get("/odata", headers=fast).status_code == 200
+
+
+def test_auth_can_be_turned_off_by_the_operator(tmp_path) -> None:
+    settings = load_settings(mls2_data_dir=tmp_path / "data", mls2_api_auth=False)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/odata").status_code == 200
+
+
+def test_secrets_and_tokens_never_reach_the_logs(
+    app: TestClient, registry: ClientRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = registry.add("acme")
+    token = get_token(app, "acme", secret)
+    app.get("/odata/Property", headers={"Authorization": f"Bearer {token}"})
+    app.post("/oauth/token", data={"grant_type": GRANT, "client_id": "acme", "client_secret": "wrong-" + secret})
+    assert caplog.records
+    assert secret not in caplog.text and token not in caplog.text
+    stored = registry.path.read_text()
+    assert secret not in stored and "pbkdf2_sha256$" in stored
+    assert registry.path.stat().st_mode & 0o077 == 0
