@@ -35,6 +35,7 @@ setup(
         "fsspec>=2024.6",
         "odata-query>=0.10,<0.11",
         "lxml>=5",
+        "pyjwt>=2.8",
     ],
     extras_require={
         "databricks": ["databricks-sql-connector>=4,<5", "databricks-sdk>=0.60"],
