@@ -16,9 +16,17 @@ LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
 
 
-def served_tables() -> dict[str, str]:
-    """The gold tables the API serves, with their keys: every RESO resource and the Lookup resource."""
-    return {**{m.table: m.key for m in resource_mappings().values()}, LOOKUP_TABLE: "LookupKey"}
+def served_tables() -> dict[str, tuple[str, ...]]:
+    """The gold tables the API serves, each with the columns it looks rows up by: the key first, then the
+    fields `$expand` follows into it (Media.ResourceRecordKey from Property, ...)."""
+    mappings = resource_mappings()
+    served = {m.table: [m.key] for m in mappings.values()}
+    for mapping in mappings.values():
+        for link in mapping.navigation:
+            columns = served[mappings[link.resource].table]
+            if link.remote not in columns:
+                columns.append(link.remote)
+    return {**{table: tuple(columns) for table, columns in served.items()}, LOOKUP_TABLE: ("LookupKey",)}
 
 
 def _allowed_values(field: FieldMapping) -> str:

@@ -3,7 +3,8 @@
 A DB-API connection over `pyspark` stands in for the SQL warehouse: it receives exactly what
 `databricks-sql-connector` would (Databricks SQL text with `:p0` markers, and the values beside
 it) and runs it with `spark.sql(text, args=values)` over the same gold rows as the snapshot.
-Every response must equal the embedded backend's, byte for byte.
+Every response must equal the embedded backend's (the snapshot serves stored documents, the
+warehouse serialised rows: the same JSON values).
 """
 
 from collections.abc import Iterator
@@ -75,7 +76,7 @@ def apis(published_gold: PublishedGold, spark: SparkSession, sent: list) -> Iter
     pointer = orjson.loads(published_gold.settings.paths.snapshot_pointer.read_bytes())
     with duckdb.connect(str(published_gold.settings.paths.snapshots / pointer["file"]), read_only=True) as con:
         for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
-            arrow = con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
+            arrow = con.sql(f"SELECT COLUMNS(lambda c: c <> '__document') FROM \"{name}\"").to_arrow_table()
             spark.createDataFrame(arrow).createOrReplaceGlobalTempView(name)
     backend = DatabricksBackend(lambda: SparkConnection(spark, sent), schema="global_temp")
     with (
@@ -119,7 +120,7 @@ def test_databricks_backend_answers_like_the_snapshot(apis: tuple[TestClient, Te
     embedded, remote = apis
     expected, answered = embedded.get(f"/odata/{url}"), remote.get(f"/odata/{url}")
     assert expected.status_code == answered.status_code == 200, answered.text
-    assert answered.content == expected.content
+    assert answered.json() == expected.json()
     if url.startswith("Property?") and "$top" not in url:
         assert expected.json()["value"]
 

@@ -15,8 +15,14 @@ class QueryRejected(ValueError):
     """The backend could not evaluate a well-formed query on the data (an overflow, a bad conversion): a 400."""
 
 
+DOCUMENT_COLUMN = "__document"
+"""A column holding the whole row already written as OData JSON, where a backend keeps one."""
+
+
 class Backend(Protocol):
     dialect: str
+
+    def stores_documents(self, entity: EntitySet) -> bool: ...
 
     def query(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]: ...
 

@@ -72,6 +72,9 @@ class DatabricksBackend:
         finally:
             cursor.close()
 
+    def stores_documents(self, entity: EntitySet) -> bool:
+        return False
+
     def table(self, entity: EntitySet) -> exp.Table:
         return exp.to_table(f"{self.schema}.{entity.table_name}", dialect="databricks")
 

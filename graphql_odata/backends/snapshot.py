@@ -8,7 +8,7 @@ import duckdb
 import orjson
 from sqlglot import exp
 
-from graphql_odata.backends.base import BackendUnavailable, QueryRejected
+from graphql_odata.backends.base import DOCUMENT_COLUMN, BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -29,6 +29,7 @@ class SnapshotBackend:
         self._lock = threading.Lock()
         self._stamp: int | None = None
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._document_tables: frozenset[str] = frozenset()
         self.pointer: dict | None = None
 
     def _current(self) -> duckdb.DuckDBPyConnection:
@@ -43,7 +44,10 @@ class SnapshotBackend:
                 pointer = orjson.loads(self.pointer_path.read_bytes())
                 connection = duckdb.connect(str(self.snapshots / pointer["file"]), read_only=True)
                 connection.execute("SET TimeZone = 'UTC'")
-                self._connection = connection
+                stored = connection.execute(
+                    "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_COLUMN]
+                ).fetchall()
+                self._connection, self._document_tables = connection, frozenset(row[0] for row in stored)
                 self._stamp, self.pointer = stamp, pointer
             return self._connection
 
@@ -57,6 +61,11 @@ class SnapshotBackend:
             raise QueryRejected(str(error).splitlines()[0]) from None
         finally:
             cursor.close()
+
+    def stores_documents(self, entity: EntitySet) -> bool:
+        """Whether the snapshot keeps this entity's rows as OData JSON too (`__document`, wide tables)."""
+        self._current()
+        return entity.table_name in self._document_tables
 
     def table(self, entity: EntitySet) -> exp.Table:
         return exp.to_table(entity.table_name, quoted=True)

@@ -1,23 +1,37 @@
-"""Running checked queries on a backend: pages, counts, single entities, and their expansions."""
+"""Running checked queries on a backend, keys first: a narrow query finds the page's keys in order,
+then whole rows are read by key (as stored documents where the backend keeps them)."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from graphql_odata.backends.base import Backend
+from graphql_odata.backends.base import DOCUMENT_COLUMN, Backend
 from graphql_odata.odata.query import CollectionQuery
-from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, expansion_sql, key_sql, page_sql
+from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, related_sql, rows_sql
+from graphql_odata.odata.wire import Document
 from graphql_odata.schema import entity_sets
 
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[dict]
+    rows: list[dict | Document]
     last: dict | None
-    """The page's last row with its sort values, when another page follows."""
+    """The sort values of the page's last row, when another page follows."""
 
 
 def _records(columns: list[str], rows: list[tuple]) -> list[dict]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _rows_by(backend: Backend, query: CollectionQuery, by: str, values: list) -> list[dict]:
+    """Rows of `query.entity` whose `by` is in `values`: the selection (or the stored document), and
+    what expansion needs."""
+    if not values:
+        return []
+    stored = query.selects_everything and backend.stores_documents(query.entity)
+    wanted = [DOCUMENT_COLUMN] if stored else list(query.select)
+    columns = list(dict.fromkeys([*wanted, by, query.entity.key, *(e.link.local for e in query.expand)]))
+    sql, parameters = rows_sql(backend.table(query.entity), by, values, columns, dialect=backend.dialect)
+    return _records(*backend.query(sql, parameters))
 
 
 def read_page(
@@ -27,11 +41,15 @@ def read_page(
     sql, parameters = page_sql(
         query, backend.table(query.entity), dialect=backend.dialect, size=size, after=after, now=now
     )
-    records = _records(*backend.query(sql, parameters))
-    more = len(records) > size
-    records = records[:size]
+    heads = _records(*backend.query(sql, parameters))
+    more = len(heads) > size
+    heads = heads[:size]
+    key = query.entity.key
+    found = {row[key]: row for row in _rows_by(backend, query, key, [head[key] for head in heads])}
+    # A key gone between the two reads (a new snapshot swapped in) is simply not served.
+    records = [found[head[key]] for head in heads if head[key] in found]
     expand(backend, query, records, now)
-    return Page([shape(query, r) for r in records], records[-1] if more else None)
+    return Page([shape(query, r) for r in records], heads[-1] if more else None)
 
 
 def read_count(backend: Backend, query: CollectionQuery, now: datetime | None = None) -> int:
@@ -40,9 +58,10 @@ def read_count(backend: Backend, query: CollectionQuery, now: datetime | None = 
     return int(rows[0][0])
 
 
-def read_entity(backend: Backend, query: CollectionQuery, key: str, now: datetime | None = None) -> dict | None:
-    sql, parameters = key_sql(query, backend.table(query.entity), key, dialect=backend.dialect)
-    records = _records(*backend.query(sql, parameters))
+def read_entity(
+    backend: Backend, query: CollectionQuery, key: str, now: datetime | None = None
+) -> dict | Document | None:
+    records = _rows_by(backend, query, query.entity.key, [key])
     if not records:
         return None
     expand(backend, query, records, now or datetime.now(UTC))
@@ -50,33 +69,33 @@ def read_entity(backend: Backend, query: CollectionQuery, key: str, now: datetim
 
 
 def expand(backend: Backend, query: CollectionQuery, records: list[dict], now: datetime) -> None:
-    """Attach each `$expand` item to `records` (keys first: one query per navigation for the whole page)."""
+    """Attach each `$expand` item to `records`: one lookup per navigation for the whole page."""
     for expansion in query.expand:
         link, nested = expansion.link, expansion.query
+        target = entity_sets()[link.resource]
         parents = sorted({r[link.local] for r in records if r[link.local] is not None})
-        related: dict[object, list[dict]] = {}
-        if parents:
-            sql, parameters = expansion_sql(
-                nested,
-                backend.table(entity_sets()[link.resource]),
-                link.remote,
-                parents,
-                many=link.many,
-                dialect=backend.dialect,
-                now=now,
+        children: list[tuple[object, dict]] = []
+        if parents and link.many:
+            sql, parameters = related_sql(
+                nested, backend.table(target), link.remote, parents, dialect=backend.dialect, now=now
             )
-            children = _records(*backend.query(sql, parameters))
-            expand(backend, nested, children, now)
-            for child in children:
-                related.setdefault(child[PARENT_COLUMN], []).append(shape(nested, child))
+            pairs = _records(*backend.query(sql, parameters))
+            rows = {r[target.key]: r for r in _rows_by(backend, nested, target.key, [p[target.key] for p in pairs])}
+            children = [(p[PARENT_COLUMN], rows[p[target.key]]) for p in pairs if p[target.key] in rows]
+        elif parents:
+            children = [(r[link.remote], r) for r in _rows_by(backend, nested, link.remote, parents)]
+        expand(backend, nested, [child for _, child in children], now)
+        related: dict[object, list] = {}
+        for parent, child in children:
+            related.setdefault(parent, []).append(shape(nested, child))
         for record in records:
             found = related.get(record[link.local], [])
             record[link.name] = found if link.many else (found[0] if found else None)
 
 
-def shape(query: CollectionQuery, record: dict) -> dict:
-    """The record as served: the selected fields, then the expanded navigation properties."""
-    shaped = {name: record[name] for name in query.select}
-    for expansion in query.expand:
-        shaped[expansion.link.name] = record[expansion.link.name]
-    return shaped
+def shape(query: CollectionQuery, record: dict) -> dict | Document:
+    """The record as served: the selected fields (or the stored document), then the expanded navigation."""
+    expanded = {e.link.name: record[e.link.name] for e in query.expand}
+    if DOCUMENT_COLUMN in record:
+        return Document(record[DOCUMENT_COLUMN].encode()).with_fields(expanded)
+    return {name: record[name] for name in query.select} | expanded

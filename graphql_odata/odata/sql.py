@@ -21,12 +21,6 @@ def column(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table, quoted=True)
 
 
-def fetched_columns(query: CollectionQuery) -> list[str]:
-    """What a page reads: the selection, plus what ordering, paging and expansion need."""
-    needed = [*query.select, *(t.field for t in query.order), *(e.link.local for e in query.expand)]
-    return list(dict.fromkeys(needed))
-
-
 def _ordering(order: Sequence[OrderTerm]) -> list[exp.Ordered]:
     return [exp.Ordered(this=column(t.field), desc=t.descending, nulls_first=not t.descending) for t in order]
 
@@ -68,17 +62,29 @@ def page_sql(
     after: Sequence[object] | None = None,
     now: datetime | None = None,
 ) -> tuple[str, dict]:
-    """One page: `size + 1` rows (the extra one says whether a next page exists)."""
+    """The sort values (key included) of one page's rows, plus one row more if another page follows.
+
+    Narrow on purpose: whole rows are read afterwards by key, for this page only."""
     parameters = Parameters()
     conditions = _where(query, parameters, now)
     if after is not None:
         conditions.append(after_row(query.order, after, parameters))
-    tree = exp.select(*(column(name) for name in fetched_columns(query))).from_(table)
+    tree = exp.select(*(column(term.field) for term in query.order)).from_(table)
     if conditions:
         tree = tree.where(exp.and_(*conditions))
     tree = tree.order_by(*_ordering(query.order)).limit(size + 1)
     if query.skip and after is None:
         tree = tree.offset(query.skip)
+    return tree.sql(dialect=dialect), parameters.values
+
+
+def rows_sql(
+    table: exp.Table, by: str, values: Sequence[object], columns: Sequence[str], *, dialect: str
+) -> tuple[str, dict]:
+    """`columns` of the rows whose `by` column is one of `values`."""
+    parameters = Parameters()
+    matches = exp.In(this=column(by), expressions=[parameters.bind(value) for value in values])
+    tree = exp.select(*(column(name) for name in columns)).from_(table).where(matches)
     return tree.sql(dialect=dialect), parameters.values
 
 
@@ -93,46 +99,38 @@ def count_sql(
     return tree.sql(dialect=dialect), parameters.values
 
 
-def key_sql(query: CollectionQuery, table: exp.Table, key: str, *, dialect: str) -> tuple[str, dict]:
-    parameters = Parameters()
-    tree = (
-        exp.select(*(column(name) for name in fetched_columns(query)))
-        .from_(table)
-        .where(exp.EQ(this=column(query.entity.key), expression=parameters.bind(key)))
-    )
-    return tree.sql(dialect=dialect), parameters.values
-
-
-def expansion_sql(
+def related_sql(
     query: CollectionQuery,
     table: exp.Table,
     remote: str,
     parents: Sequence[object],
     *,
-    many: bool,
     dialect: str,
     now: datetime | None = None,
 ) -> tuple[str, dict]:
-    """The related rows of a page's `parents`, each tagged with its parent's value, in order per parent."""
+    """Keys of the related rows of a page's `parents`, each with its parent, in order per parent
+    (nested `$filter`, `$orderby`, `$skip`, `$top` applied per parent)."""
     parameters = Parameters()
     keys = exp.In(this=column(remote), expressions=[parameters.bind(value) for value in parents])
-    selected = [column(name) for name in fetched_columns(query)] + [column(remote).as_(PARENT_COLUMN, quoted=True)]
-    if not many:
-        tree = exp.select(*selected).from_(table).where(keys)
-        return tree.sql(dialect=dialect), parameters.values
     conditions = [keys, *_where(query, parameters, now)]
     numbered = exp.Window(
         this=exp.RowNumber(), partition_by=[column(remote)], order=exp.Order(expressions=_ordering(query.order))
     )
     inner = (
-        exp.select(*selected, exp.alias_(numbered, ROW_COLUMN, quoted=True)).from_(table).where(exp.and_(*conditions))
+        exp.select(
+            column(query.entity.key),
+            column(remote).as_(PARENT_COLUMN, quoted=True),
+            exp.alias_(numbered, ROW_COLUMN, quoted=True),
+        )
+        .from_(table)
+        .where(exp.and_(*conditions))
     )
     row = column(ROW_COLUMN)
     window = [exp.GT(this=row, expression=exp.Literal.number(query.skip))]
     if query.top is not None:
         window.append(exp.LTE(this=row.copy(), expression=exp.Literal.number(query.skip + query.top)))
     tree = (
-        exp.select(exp.Star())
+        exp.select(column(query.entity.key), column(PARENT_COLUMN))
         .from_(inner.subquery("related"))
         .where(exp.and_(*window))
         .order_by(column(PARENT_COLUMN), column(ROW_COLUMN))

@@ -2,10 +2,8 @@
 
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
 from urllib.parse import urlencode
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
@@ -15,6 +13,7 @@ from graphql_odata.odata.fetch import read_count, read_entity, read_page
 from graphql_odata.odata.metadata import metadata_json, metadata_xml
 from graphql_odata.odata.paging import decode_token, encode_token, page_size
 from graphql_odata.odata.query import CollectionQuery, entity_set, parse_key, parse_query
+from graphql_odata.odata.wire import Document, dumps
 from graphql_odata.schema import entity_sets
 
 router = APIRouter(prefix="/odata", tags=["OData"], dependencies=[Depends(require_client)])
@@ -24,14 +23,8 @@ MAX_PAGE_PREFERENCE = re.compile(r"(?:^|[,;\s])(?:odata\.)?maxpagesize\s*=\s*(\d
 SAFE_IN_LINKS = "$,()'*:/"
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def odata_json(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
-    body = orjson.dumps(payload, default=_json_default, option=orjson.OPT_UTC_Z)
+def odata_json(payload: dict | Document, status: int = 200, headers: dict | None = None) -> Response:
+    body = payload.json if isinstance(payload, Document) else dumps(payload)
     return Response(
         body,
         status_code=status,
@@ -102,8 +95,8 @@ def _entity(name: str, key_text: str, request: Request, backend) -> Response:
     record = _run(read_entity, backend, query, key)
     if record is None:
         raise ODataError(404, f"no {entity.name} with {entity.key} {key!r}", target=entity.key)
-    context = f"{service_root(request)}/$metadata#{entity.name}{_selection(query)}/$entity"
-    return odata_json({"@odata.context": context, **record})
+    context = {"@odata.context": f"{service_root(request)}/$metadata#{entity.name}{_selection(query)}/$entity"}
+    return odata_json(record.with_leading(context) if isinstance(record, Document) else {**context, **record})
 
 
 def _collection(name: str, request: Request, backend) -> Response:

@@ -2,9 +2,18 @@
 
 The API reads `CURRENT.json` to find the snapshot; a new snapshot is complete on disk
 before the pointer moves, so readers never see half an update.
+
+Serving reads whole records by key, which a column store does slowly for wide rows (reading a
+row touches every column), so each row of a wide table (Property: 300 columns) also carries
+`__document`: the record already written as OData JSON (timestamps in UTC with `Z`, decimals as
+JSON numbers), read as one column. Rows are stored in the order they are looked up by: the
+column `$expand` follows into the table (a listing's media side by side), else
+`ModificationTimestamp` (replication pages touch few row groups). The key and every lookup
+column are indexed.
 """
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,14 +24,53 @@ from conf.files import write_atomically
 from pipelines._engine.lakehouse import Lakehouse
 
 KEPT_SNAPSHOTS = 2
+DOCUMENT_COLUMN = "__document"
+WIDE_ROW_COLUMNS = 64
+WHOLE_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+MICROSECONDS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def read_pointer(pointer: Path) -> dict | None:
     return orjson.loads(pointer.read_bytes()) if pointer.exists() else None
 
 
-def publish_snapshot(lakehouse: Lakehouse, pointer_path: Path, tables: dict[str, str], update_id: str) -> dict:
-    """Build `gold-<update>.duckdb` from the served gold tables (name -> key), then point the pointer at it."""
+def _json_value(name: str, kind: str) -> str:
+    column = f'"{name}"'
+    if kind.startswith("TIMESTAMP"):
+        return (
+            f"CASE WHEN microsecond({column}) % 1000000 = 0 THEN strftime({column}, '{WHOLE_SECONDS}') "
+            f"ELSE strftime({column}, '{MICROSECONDS}') END"
+        )
+    if kind.startswith("DECIMAL"):
+        return f"CAST({column} AS DOUBLE)"
+    return column
+
+
+def document_sql(columns: list[tuple[str, str]]) -> str:
+    """SQL writing a row as its OData JSON object, fields in column order."""
+    fields = ", ".join(f'"{name}" := {_json_value(name, kind)}' for name, kind in columns)
+    return f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"
+
+
+def create_serving_table(
+    con: duckdb.DuckDBPyConnection, name: str, source: str, key: str, lookups: Sequence[str] = ()
+) -> None:
+    """`name` from the relation `source`: every column (plus `__document` when rows are wide), stored
+    in lookup order, indexed."""
+    columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    document = f', {document_sql(columns)} AS "{DOCUMENT_COLUMN}"' if len(columns) >= WIDE_ROW_COLUMNS else ""
+    order = [f'"{c}"' for c in (*lookups[:1], "ModificationTimestamp", key) if c in dict(columns)]
+    con.execute(f'CREATE TABLE "{name}" AS SELECT *{document} FROM {source} ORDER BY {", ".join(order)}')
+    con.execute(f'CREATE UNIQUE INDEX "{name}_key" ON "{name}" ("{key}")')
+    for column in lookups:
+        con.execute(f'CREATE INDEX "{name}_{column}" ON "{name}" ("{column}")')
+
+
+def publish_snapshot(
+    lakehouse: Lakehouse, pointer_path: Path, tables: dict[str, tuple[str, ...]], update_id: str
+) -> dict:
+    """Build `gold-<update>.duckdb` from the served gold tables (name -> key, then lookup columns),
+    then point the pointer at it."""
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
     file_name = f"gold-{update_id}.duckdb"
@@ -30,16 +78,16 @@ def publish_snapshot(lakehouse: Lakehouse, pointer_path: Path, tables: dict[str,
     building.unlink(missing_ok=True)
     versions = {}
     with duckdb.connect(str(building)) as con:
-        for qualified, key in tables.items():
+        con.execute("SET TimeZone = 'UTC'")
+        for qualified, (key, *lookups) in tables.items():
             table = lakehouse.table(qualified)
             if table is None:
                 continue
             versions[qualified] = table.version()
             name = qualified.split(".", 1)[1]
             con.register("gold_source", table.to_pyarrow_dataset())
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM gold_source')
+            create_serving_table(con, name, "gold_source", key, lookups)
             con.unregister("gold_source")
-            con.execute(f'CREATE UNIQUE INDEX "{name}_key" ON "{name}" ("{key}")')
         con.execute("CHECKPOINT")
     os.replace(building, snapshots / file_name)
     pointer = {
