@@ -20,7 +20,7 @@ setup(
     install_requires=[
         "requests>=2.32",
         "fastapi>=0.115",
-        "uvicorn>=0.30",
+        "uvicorn[standard]>=0.30",
         "typer>=0.12",
         "rich>=13",
         "pydantic>=2.7",

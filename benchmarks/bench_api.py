@@ -63,7 +63,9 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
     target = snapshots / "gold-bench.duckdb"
     target.unlink(missing_ok=True)
     print(f"repeating gold x{copies} into {target} ...", flush=True)
-    with duckdb.connect(str(target)) as con:
+    spill = data / "tmp"
+    spill.mkdir(exist_ok=True)
+    with duckdb.connect(str(target), config={"memory_limit": "8GB", "temp_directory": str(spill)}) as con:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"ATTACH '{source / 'snapshots' / pointer['file']}' AS source (READ_ONLY)")
         for qualified, (key, *lookups) in served_tables().items():
@@ -226,7 +228,7 @@ def main() -> None:
         params = {"$filter": "ModificationTimestamp ge 2000-01-01T00:00:00Z", "$orderby": "ModificationTimestamp"}
         session, headers = requests.Session(), {**auth, "Prefer": "odata.maxpagesize=1000"}
         while url and replicated < args.replicate:
-            body = session.get(url, params=params, headers=headers).json()
+            body = orjson.loads(session.get(url, params=params, headers=headers).content)
             replicated += len(body["value"])
             url, params = body.get("@odata.nextLink"), None
         rate = replicated / (time.perf_counter() - started)

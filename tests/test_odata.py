@@ -125,7 +125,14 @@ def test_top_spans_pages_and_stops_at_top(api: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "orderby",
-    ["BedroomsTotal asc,ListPrice desc", "BedroomsTotal desc", "StandardStatus,City desc", "ListingContractDate"],
+    [
+        "BedroomsTotal asc,ListPrice desc",
+        "BedroomsTotal desc",
+        "StandardStatus,City desc",
+        "ListingContractDate",
+        "ModificationTimestamp desc",
+        "ModificationTimestamp,City",
+    ],
 )
 def test_paging_in_any_order_neither_repeats_nor_misses_rows(
     api: TestClient, published_gold: PublishedGold, orderby: str

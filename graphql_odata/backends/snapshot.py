@@ -63,7 +63,7 @@ class SnapshotBackend:
             cursor.close()
 
     def stores_documents(self, entity: EntitySet) -> bool:
-        """Whether the snapshot keeps this entity's rows as OData JSON too (`__document`, wide tables)."""
+        """Whether the snapshot keeps this entity's rows as OData JSON too (`__document`)."""
         self._current()
         return entity.table_name in self._document_tables
 

@@ -1,14 +1,17 @@
 """Running checked queries on a backend, keys first: a narrow query finds the page's keys in order,
-then whole rows are read by key (as stored documents where the backend keeps them)."""
+then whole rows are read by key (as stored documents where the backend keeps them). Related rows
+of `$expand` come in one query per navigation for the whole page (stored side by side)."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from graphql_odata.backends.base import DOCUMENT_COLUMN, Backend
 from graphql_odata.odata.query import CollectionQuery
-from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, related_sql, rows_sql
+from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, range_sql, related_sql, rows_sql
 from graphql_odata.odata.wire import Document
 from graphql_odata.schema import entity_sets
+
+RANGE_READ_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -22,14 +25,18 @@ def _records(columns: list[str], rows: list[tuple]) -> list[dict]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def _rows_by(backend: Backend, query: CollectionQuery, by: str, values: list) -> list[dict]:
-    """Rows of `query.entity` whose `by` is in `values`: the selection (or the stored document), and
-    what expansion needs."""
-    if not values:
-        return []
+def _columns(backend: Backend, query: CollectionQuery, *also: str) -> list[str]:
+    """What a record read needs: the selection (or the stored document), the key, what expansion follows."""
     stored = query.selects_everything and backend.stores_documents(query.entity)
     wanted = [DOCUMENT_COLUMN] if stored else list(query.select)
-    columns = list(dict.fromkeys([*wanted, by, query.entity.key, *(e.link.local for e in query.expand)]))
+    return list(dict.fromkeys([*wanted, *also, query.entity.key, *(e.link.local for e in query.expand)]))
+
+
+def _rows_by(backend: Backend, query: CollectionQuery, by: str, values: list) -> list[dict]:
+    """Rows of `query.entity` whose `by` is one of `values`."""
+    if not values:
+        return []
+    columns = _columns(backend, query, by)
     sql, parameters = rows_sql(backend.table(query.entity), by, values, columns, dialect=backend.dialect)
     return _records(*backend.query(sql, parameters))
 
@@ -45,11 +52,40 @@ def read_page(
     more = len(heads) > size
     heads = heads[:size]
     key = query.entity.key
-    found = {row[key]: row for row in _rows_by(backend, query, key, [head[key] for head in heads])}
+    found = {row[key]: row for row in _page_rows(backend, query, heads)}
     # A key gone between the two reads (a new snapshot swapped in) is simply not served.
     records = [found[head[key]] for head in heads if head[key] in found]
     expand(backend, query, records, now)
     return Page([shape(query, r) for r in records], heads[-1] if more else None)
+
+
+def _page_rows(backend: Backend, query: CollectionQuery, heads: list[dict]) -> list[dict]:
+    """The page's records. In modification order (replication, recent first), rows the snapshot
+    stores side by side are read as one range; otherwise, or when the range holds far more rows
+    than the page, by key."""
+    key, first = query.entity.key, query.order[0].field
+    stamps = [head[first] for head in heads]
+    if (
+        heads
+        and first == query.entity.timestamp_field
+        and None not in stamps
+        and backend.stores_documents(query.entity)
+    ):
+        limit = RANGE_READ_FACTOR * len(heads) + 1
+        sql, parameters = range_sql(
+            backend.table(query.entity),
+            first,
+            min(stamps),
+            max(stamps),
+            _columns(backend, query, first),
+            limit=limit,
+            dialect=backend.dialect,
+        )
+        rows = _records(*backend.query(sql, parameters))
+        if len(rows) < limit:
+            wanted = {head[key] for head in heads}
+            return [row for row in rows if row[key] in wanted]
+    return _rows_by(backend, query, key, [head[key] for head in heads])
 
 
 def read_count(backend: Backend, query: CollectionQuery, now: datetime | None = None) -> int:
@@ -76,12 +112,11 @@ def expand(backend: Backend, query: CollectionQuery, records: list[dict], now: d
         parents = sorted({r[link.local] for r in records if r[link.local] is not None})
         children: list[tuple[object, dict]] = []
         if parents and link.many:
+            columns = _columns(backend, nested)
             sql, parameters = related_sql(
-                nested, backend.table(target), link.remote, parents, dialect=backend.dialect, now=now
+                nested, backend.table(target), link.remote, parents, columns, dialect=backend.dialect, now=now
             )
-            pairs = _records(*backend.query(sql, parameters))
-            rows = {r[target.key]: r for r in _rows_by(backend, nested, target.key, [p[target.key] for p in pairs])}
-            children = [(p[PARENT_COLUMN], rows[p[target.key]]) for p in pairs if p[target.key] in rows]
+            children = [(row[PARENT_COLUMN], row) for row in _records(*backend.query(sql, parameters))]
         elif parents:
             children = [(r[link.remote], r) for r in _rows_by(backend, nested, link.remote, parents)]
         expand(backend, nested, [child for _, child in children], now)

@@ -3,10 +3,10 @@
 The API reads `CURRENT.json` to find the snapshot; a new snapshot is complete on disk
 before the pointer moves, so readers never see half an update.
 
-Serving reads whole records by key, which a column store does slowly for wide rows (reading a
-row touches every column), so each row of a wide table (Property: 300 columns) also carries
-`__document`: the record already written as OData JSON (timestamps in UTC with `Z`, decimals as
-JSON numbers), read as one column. Rows are stored in the order they are looked up by: the
+Serving reads whole records by key, which a column store does slowly (reading one row
+decompresses a block of every column: 300 for Property), so each row also carries `__document`:
+the record already written as OData JSON (timestamps in UTC with `Z`, decimals as JSON numbers),
+read as one column. Rows are stored in the order they are looked up by: the
 column `$expand` follows into the table (a listing's media side by side), else
 `ModificationTimestamp` (replication pages touch few row groups). The key and every lookup
 column are indexed.
@@ -25,7 +25,6 @@ from pipelines._engine.lakehouse import Lakehouse
 
 KEPT_SNAPSHOTS = 2
 DOCUMENT_COLUMN = "__document"
-WIDE_ROW_COLUMNS = 64
 WHOLE_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 MICROSECONDS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -55,10 +54,9 @@ def document_sql(columns: list[tuple[str, str]]) -> str:
 def create_serving_table(
     con: duckdb.DuckDBPyConnection, name: str, source: str, key: str, lookups: Sequence[str] = ()
 ) -> None:
-    """`name` from the relation `source`: every column (plus `__document` when rows are wide), stored
-    in lookup order, indexed."""
+    """`name` from the relation `source`: every column plus `__document`, stored in lookup order, indexed."""
     columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-    document = f', {document_sql(columns)} AS "{DOCUMENT_COLUMN}"' if len(columns) >= WIDE_ROW_COLUMNS else ""
+    document = f', {document_sql(columns)} AS "{DOCUMENT_COLUMN}"'
     order = [f'"{c}"' for c in (*lookups[:1], "ModificationTimestamp", key) if c in dict(columns)]
     con.execute(f'CREATE TABLE "{name}" AS SELECT *{document} FROM {source} ORDER BY {", ".join(order)}')
     con.execute(f'CREATE UNIQUE INDEX "{name}_key" ON "{name}" ("{key}")')
@@ -67,17 +65,21 @@ def create_serving_table(
 
 
 def publish_snapshot(
-    lakehouse: Lakehouse, pointer_path: Path, tables: dict[str, tuple[str, ...]], update_id: str
+    lakehouse: Lakehouse,
+    pointer_path: Path,
+    tables: dict[str, tuple[str, ...]],
+    update_id: str,
+    config: dict[str, str] | None = None,
 ) -> dict:
     """Build `gold-<update>.duckdb` from the served gold tables (name -> key, then lookup columns),
-    then point the pointer at it."""
+    then point the pointer at it. `config` is DuckDB's (the engine's memory limit and spill folder)."""
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
     file_name = f"gold-{update_id}.duckdb"
     building = snapshots / f".{file_name}.building"
     building.unlink(missing_ok=True)
     versions = {}
-    with duckdb.connect(str(building)) as con:
+    with duckdb.connect(str(building), config=config or {}) as con:
         con.execute("SET TimeZone = 'UTC'")
         for qualified, (key, *lookups) in tables.items():
             table = lakehouse.table(qualified)

@@ -151,7 +151,8 @@ class Update:
         self.selected = everything if not (chosen or chosen_full) else chosen | chosen_full
         spill = paths.root / "tmp" / "engine"
         spill.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
+        self.engine_config = {"memory_limit": memory_limit, "temp_directory": str(spill)}
+        self.con = duckdb.connect(config=self.engine_config)
         self.con.execute("SET TimeZone = 'UTC'")
         self.staged: dict[str, tuple[pa.Table, dict, FlowResult]] = {}
         """Materialized views computed this update, written together at its end (a failed update writes none)."""
@@ -393,7 +394,9 @@ class Update:
         pointer = read_pointer(self.paths.snapshot_pointer)
         if pointer and pointer["versions"] == versions and (self.paths.snapshots / pointer["file"]).exists():
             return None
-        return publish_snapshot(self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id)
+        return publish_snapshot(
+            self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id, config=self.engine_config
+        )
 
 
 def run_update(
