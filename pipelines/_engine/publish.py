@@ -25,6 +25,7 @@ from pipelines._engine.lakehouse import Lakehouse
 
 KEPT_SNAPSHOTS = 2
 DOCUMENT_COLUMN = "__document"
+SLOW_COMPRESSION = "dict_fsst"
 WHOLE_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 MICROSECONDS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -81,6 +82,9 @@ def publish_snapshot(
     versions = {}
     with duckdb.connect(str(building), config=config or {}) as con:
         con.execute("SET TimeZone = 'UTC'")
+        # DuckDB 2.0's dict_fsst analysis of the document column takes 5x the rest of the build
+        # (measured: 13.8 s -> 2.7 s for 20,000 listings), and the file comes out smaller without it.
+        con.execute(f"SET disabled_compression_methods = '{SLOW_COMPRESSION}'")
         for qualified, (key, *lookups) in tables.items():
             table = lakehouse.table(qualified)
             if table is None:
