@@ -126,12 +126,14 @@ def register_test_client(settings: Settings) -> tuple[str, str]:
 
 
 @contextmanager
-def authorized_api(settings: Settings, backend: object | None = None) -> Iterator[TestClient]:
+def authorized_api(
+    settings: Settings, backend: object | None = None, *, raise_server_exceptions: bool = True
+) -> Iterator[TestClient]:
     """The app in-process (on `backend`, default the snapshot), with a registered client's bearer token."""
     from graphql_odata.main import create_app
 
     client_id, secret = register_test_client(settings)
-    with TestClient(create_app(settings, backend)) as client:
+    with TestClient(create_app(settings, backend), raise_server_exceptions=raise_server_exceptions) as client:
         grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
         client.headers["Authorization"] = f"Bearer {client.post('/oauth/token', data=grant).json()['access_token']}"
         yield client

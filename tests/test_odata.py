@@ -352,6 +352,7 @@ def test_every_record_matches_a_schema_built_from_our_metadata(api: TestClient, 
         ("/odata/ResourceNotFound", {}, 404, "ResourceNotFound", "no resource"),
         ("/odata/ResourceNotFound('x')", {}, 404, "ResourceNotFound", "no resource"),
         ("/odata/ResourceNotFound/$count", {}, 404, "ResourceNotFound", "no resource"),
+        ("/odata/Property('x')/Media", {}, 404, "Media", "use $expand"),
     ],
 )
 def test_bad_requests_get_odata_errors(
@@ -377,3 +378,20 @@ def test_no_snapshot_yet_is_503_not_500(settings: Settings) -> None:
 def test_health_reports_the_snapshot(api: TestClient) -> None:
     health = api.get("/health").json()
     assert health["status"] == "ok" and health["snapshot"].startswith("gold-") and health["age_seconds"] >= 0
+
+
+def test_a_defect_is_a_500_in_the_odata_shape_without_internals(published_gold: PublishedGold) -> None:
+    class BrokenBackend:
+        dialect = "duckdb"
+
+        def stores_documents(self, entity) -> bool:
+            return False
+
+        def table(self, entity):
+            raise RuntimeError("secret internal detail")
+
+    with authorized_api(published_gold.settings, BrokenBackend(), raise_server_exceptions=False) as client:
+        response = client.get("/odata/Property")
+    assert response.status_code == 500 and response.headers["OData-Version"] == "4.01"
+    assert response.json()["error"]["code"] == "InternalServerError"
+    assert "secret internal detail" not in response.text

@@ -40,3 +40,9 @@ async def odata_error_handler(_: Request, error: ODataError) -> Response:
     return JSONResponse(
         error.body(), status_code=error.status, headers={"OData-Version": ODATA_VERSION, **error.headers}
     )
+
+
+async def internal_error_handler(_: Request, error: Exception) -> Response:
+    """A defect, not bad input: the OData error shape without internals (the server log has the traceback)."""
+    body = ODataError(500, "internal error; the server log has the details", code="InternalServerError").body()
+    return JSONResponse(body, status_code=500, headers={"OData-Version": ODATA_VERSION})

@@ -80,6 +80,16 @@ def resource(segment: str, request: Request, backend: BackendDep) -> Response:
     return _collection(segment, request, backend)
 
 
+@router.get("/{resource}/{rest:path}", include_in_schema=False)
+def unsupported_path(resource: str, rest: str) -> Response:
+    """Paths this service does not serve (navigation segments, `$value`, ...), as OData 404s."""
+    raise ODataError(
+        404,
+        f"{resource}/{rest} is not a path this service serves; use $expand to follow navigation properties",
+        target=rest,
+    )
+
+
 def _only(request: Request, allowed: set[str]) -> dict[str, str]:
     options = dict(request.query_params)
     for name in options:
