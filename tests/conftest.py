@@ -97,7 +97,7 @@ class PublishedGold:
         pointer = orjson.loads(self.settings.paths.snapshot_pointer.read_bytes())
         with duckdb.connect(str(self.settings.paths.snapshots / pointer["file"]), read_only=True) as con:
             con.execute("SET TimeZone = 'UTC'")
-            cursor = con.execute(f"SELECT COLUMNS(lambda c: c <> '__document') FROM \"{table}\"")
+            cursor = con.execute(f"SELECT COLUMNS(lambda c: NOT starts_with(c, '__')) FROM \"{table}\"")
             columns = [c[0] for c in cursor.description]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 

@@ -263,6 +263,23 @@ def test_expand_follows_every_navigation_with_nested_options(api: TestClient, pu
     assert checked_media > 20
 
 
+def test_a_plain_expand_serves_every_related_record_whole(api: TestClient, published_gold: PublishedGold) -> None:
+    """`$expand=Media` with no nested options comes from the documents held in the listing row."""
+    media: dict[str, list] = {}
+    for row in published_gold.rows("media"):
+        media.setdefault(row["ResourceRecordKey"], []).append(row)
+    body = api.get("/odata/Property", params={"$top": "60", "$expand": "Media,ShowingAppointments"}).json()
+    keyed = api.get(f"/odata/Property('{body['value'][0]['ListingKey']}')", params={"$expand": "Media"}).json()
+    assert keyed["Media"] == body["value"][0]["Media"]
+    selected = api.get("/odata/Property", params={"$top": "60", "$select": "ListingKey", "$expand": "Media"}).json()
+    assert [r["Media"] for r in selected["value"]] == [r["Media"] for r in body["value"]]
+    assert sum(len(r["Media"]) for r in body["value"]) > 100
+    for record in body["value"]:
+        expected = sorted(media.get(record["ListingKey"], []), key=lambda m: m["MediaKey"])
+        assert record["Media"] == [{k: wire(v) for k, v in m.items()} for m in expected]
+        assert all(s["X_ListingKey"] == record["ListingKey"] for s in record["ShowingAppointments"])
+
+
 def test_metadata_xml_and_json_describe_the_same_model(api: TestClient) -> None:
     xml = api.get("/odata/$metadata", params={"$format": "application/xml"})
     assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")

@@ -76,7 +76,7 @@ def apis(published_gold: PublishedGold, spark: SparkSession, sent: list) -> Iter
     pointer = orjson.loads(published_gold.settings.paths.snapshot_pointer.read_bytes())
     with duckdb.connect(str(published_gold.settings.paths.snapshots / pointer["file"]), read_only=True) as con:
         for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
-            arrow = con.sql(f"SELECT COLUMNS(lambda c: c <> '__document') FROM \"{name}\"").to_arrow_table()
+            arrow = con.sql(f"SELECT COLUMNS(lambda c: NOT starts_with(c, '__')) FROM \"{name}\"").to_arrow_table()
             spark.createDataFrame(arrow).createOrReplaceGlobalTempView(name)
     backend = DatabricksBackend(lambda: SparkConnection(spark, sent), schema="global_temp")
     with (
@@ -109,6 +109,8 @@ QUERIES = [
     "Property?$select=ListingKey&$top=12&$expand=ListAgent($select=MemberFullName;$expand=Office($select=OfficeName)),"
     "Media($select=MediaKey,Order;$orderby=Order desc;$top=2;$filter=MediaCategory eq 'Photo')",
     "Member?$expand=Office",
+    "Property?$top=15&$expand=Media,ShowingAppointments",
+    "Property('QOBRIX_x')",
     "Lookup?$filter=LookupName eq 'StandardStatus'&$orderby=LookupValue",
     "Property/$count?$filter=City eq 'Paphos'",
     "Media?$select=MediaKey,ResourceRecordKey&$orderby=ResourceRecordKey desc,Order&$top=25",

@@ -372,10 +372,3 @@ def _group(expression: exp.Expression) -> exp.Expression:
 
 def _definite(condition: exp.Expression) -> exp.Expression:
     return exp.Coalesce(this=condition, expressions=[exp.false()])
-
-
-def compile_filter(
-    text: str, entity: EntitySet, parameters: Parameters, *, now: datetime | None = None
-) -> exp.Expression:
-    """The `$filter` text as a boolean sqlglot expression whose values are bound in `parameters`."""
-    return FilterCompiler(entity, parameters, now=now).condition(parse_filter(text))

@@ -17,8 +17,8 @@ PARENT_COLUMN = "__parent"
 ROW_COLUMN = "__row"
 
 
-def column(name: str, table: str | None = None) -> exp.Column:
-    return exp.column(name, table=table, quoted=True)
+def column(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
 
 
 def _ordering(order: Sequence[OrderTerm]) -> list[exp.Ordered]:
