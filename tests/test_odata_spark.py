@@ -110,7 +110,6 @@ QUERIES = [
     "Media($select=MediaKey,Order;$orderby=Order desc;$top=2;$filter=MediaCategory eq 'Photo')",
     "Member?$expand=Office",
     "Property?$top=15&$expand=Media,ShowingAppointments",
-    "Property('QOBRIX_x')",
     "Lookup?$filter=LookupName eq 'StandardStatus'&$orderby=LookupValue",
     "Property/$count?$filter=City eq 'Paphos'",
     "Media?$select=MediaKey,ResourceRecordKey&$orderby=ResourceRecordKey desc,Order&$top=25",
