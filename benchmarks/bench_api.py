@@ -68,7 +68,7 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
     with duckdb.connect(str(target), config={"memory_limit": "8GB", "temp_directory": str(spill)}) as con:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"ATTACH '{source / 'snapshots' / pointer['file']}' AS source (READ_ONLY)")
-        for qualified, served in sorted(served_tables().items(), key=lambda item: bool(item[1].embedded)):
+        for qualified, (key, *lookups) in served_tables().items():
             name = qualified.split(".", 1)[1]
             columns = "COLUMNS(lambda c: NOT starts_with(c, '__'))"
             renamed = RENAMED.get(name)
@@ -88,7 +88,7 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
                     f'(SELECT * REPLACE ({fresh}{spread}) FROM (SELECT {columns} FROM source."{name}"), '
                     f"range({copies}) copies(copy){limit})"
                 )
-            create_serving_table(con, name, relation, served)
+            create_serving_table(con, name, relation, key, lookups)
         con.execute("CHECKPOINT")
     (snapshots / "CURRENT.json").write_bytes(
         orjson.dumps(

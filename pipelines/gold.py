@@ -1,8 +1,6 @@
 """Gold: one materialized view per RESO resource, generated from its mapping file in `conf/mappings/`,
 and the RESO Lookup resource listing every lookup those resources use."""
 
-from dataclasses import dataclass
-
 from conf.mappings import (
     FieldMapping,
     ResourceMapping,
@@ -18,47 +16,17 @@ LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
 
 
-@dataclass(frozen=True)
-class Embedded:
-    """A to-many navigation whose related rows the snapshot also keeps inside the parent row."""
-
-    name: str
-    table: str
-    local: str
-    remote: str
-    key: str
-
-
-@dataclass(frozen=True)
-class ServedTable:
-    key: str
-    lookups: tuple[str, ...] = ()
-    """Further columns rows are looked up by: the fields `$expand` follows into this table."""
-    embedded: tuple[Embedded, ...] = ()
-
-
-def served_tables() -> dict[str, ServedTable]:
-    """The gold tables the API serves (every RESO resource and the Lookup resource), with how it reads them."""
+def served_tables() -> dict[str, tuple[str, ...]]:
+    """The gold tables the API serves, each with the columns it looks rows up by: the key first, then the
+    fields `$expand` follows into it (Media.ResourceRecordKey from Property, ...)."""
     mappings = resource_mappings()
-    lookups: dict[str, list[str]] = {m.table: [] for m in mappings.values()}
+    served = {m.table: [m.key] for m in mappings.values()}
     for mapping in mappings.values():
         for link in mapping.navigation:
-            target = mappings[link.resource]
-            if link.remote != target.key and link.remote not in lookups[target.table]:
-                lookups[target.table].append(link.remote)
-    served = {
-        m.table: ServedTable(
-            m.key,
-            tuple(lookups[m.table]),
-            tuple(
-                Embedded(link.name, mappings[link.resource].table, link.local, link.remote, mappings[link.resource].key)
-                for link in m.navigation
-                if link.many
-            ),
-        )
-        for m in mappings.values()
-    }
-    return {**served, LOOKUP_TABLE: ServedTable("LookupKey")}
+            columns = served[mappings[link.resource].table]
+            if link.remote not in columns:
+                columns.append(link.remote)
+    return {**{table: tuple(columns) for table, columns in served.items()}, LOOKUP_TABLE: ("LookupKey",)}
 
 
 def _allowed_values(field: FieldMapping) -> str:

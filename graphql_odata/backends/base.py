@@ -17,18 +17,12 @@ class QueryRejected(ValueError):
 
 DOCUMENT_COLUMN = "__document"
 """A column holding the whole row already written as OData JSON, where a backend keeps one."""
-EMBEDDED_PREFIX = "__expand_"
-"""Columns `__expand_<Navigation>` hold the JSON array of a row's related documents, in key order."""
 
 
 class Backend(Protocol):
     dialect: str
 
     def stores_documents(self, entity: EntitySet) -> bool: ...
-
-    def embedded(self, entity: EntitySet) -> frozenset[str]:
-        """The to-many navigation properties whose related documents this entity's rows hold."""
-        ...
 
     def query(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]: ...
 

@@ -75,9 +75,6 @@ class DatabricksBackend:
     def stores_documents(self, entity: EntitySet) -> bool:
         return False
 
-    def embedded(self, entity: EntitySet) -> frozenset[str]:
-        return frozenset()
-
     def table(self, entity: EntitySet) -> exp.Table:
         return exp.to_table(f"{self.schema}.{entity.table_name}", dialect="databricks")
 

@@ -8,7 +8,7 @@ import duckdb
 import orjson
 from sqlglot import exp
 
-from graphql_odata.backends.base import DOCUMENT_COLUMN, EMBEDDED_PREFIX, BackendUnavailable, QueryRejected
+from graphql_odata.backends.base import DOCUMENT_COLUMN, BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -30,7 +30,6 @@ class SnapshotBackend:
         self._stamp: int | None = None
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._document_tables: frozenset[str] = frozenset()
-        self._embedded: dict[str, frozenset[str]] = {}
         self.pointer: dict | None = None
 
     def _current(self) -> duckdb.DuckDBPyConnection:
@@ -45,16 +44,10 @@ class SnapshotBackend:
                 pointer = orjson.loads(self.pointer_path.read_bytes())
                 connection = duckdb.connect(str(self.snapshots / pointer["file"]), read_only=True)
                 connection.execute("SET TimeZone = 'UTC'")
-                special = connection.execute(
-                    "SELECT table_name, column_name FROM information_schema.columns "
-                    "WHERE starts_with(column_name, '__')"
+                stored = connection.execute(
+                    "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_COLUMN]
                 ).fetchall()
-                embedded: dict[str, frozenset[str]] = {}
-                for table, column in special:
-                    if column.startswith(EMBEDDED_PREFIX):
-                        embedded[table] = embedded.get(table, frozenset()) | {column.removeprefix(EMBEDDED_PREFIX)}
-                self._connection, self._embedded = connection, embedded
-                self._document_tables = frozenset(table for table, column in special if column == DOCUMENT_COLUMN)
+                self._connection, self._document_tables = connection, frozenset(row[0] for row in stored)
                 self._stamp, self.pointer = stamp, pointer
             return self._connection
 
@@ -73,10 +66,6 @@ class SnapshotBackend:
         """Whether the snapshot keeps this entity's rows as OData JSON too (`__document`)."""
         self._current()
         return entity.table_name in self._document_tables
-
-    def embedded(self, entity: EntitySet) -> frozenset[str]:
-        self._current()
-        return self._embedded.get(entity.table_name, frozenset())
 
     def table(self, entity: EntitySet) -> exp.Table:
         return exp.to_table(entity.table_name, quoted=True)

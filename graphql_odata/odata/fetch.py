@@ -5,7 +5,7 @@ of `$expand` come in one query per navigation for the whole page (stored side by
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from graphql_odata.backends.base import DOCUMENT_COLUMN, EMBEDDED_PREFIX, Backend
+from graphql_odata.backends.base import DOCUMENT_COLUMN, Backend
 from graphql_odata.odata.query import CollectionQuery
 from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, range_sql, related_sql, rows_sql
 from graphql_odata.odata.wire import Document
@@ -25,26 +25,11 @@ def _records(columns: list[str], rows: list[tuple]) -> list[dict]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def _plain(query: CollectionQuery) -> bool:
-    return (
-        query.selects_everything
-        and not (query.filter or query.orderby or query.skip or query.expand)
-        and (query.top is None)
-    )
-
-
-def _embedded(backend: Backend, query: CollectionQuery) -> list[str]:
-    """The `$expand` items the parent rows already hold (to-many, no nested options)."""
-    held = backend.embedded(query.entity)
-    return [e.link.name for e in query.expand if e.link.many and e.link.name in held and _plain(e.query)]
-
-
 def _columns(backend: Backend, query: CollectionQuery, *also: str) -> list[str]:
     """What a record read needs: the selection (or the stored document), the key, what expansion follows."""
     stored = query.selects_everything and backend.stores_documents(query.entity)
     wanted = [DOCUMENT_COLUMN] if stored else list(query.select)
-    held = [f"{EMBEDDED_PREFIX}{name}" for name in _embedded(backend, query)]
-    return list(dict.fromkeys([*wanted, *also, query.entity.key, *(e.link.local for e in query.expand), *held]))
+    return list(dict.fromkeys([*wanted, *also, query.entity.key, *(e.link.local for e in query.expand)]))
 
 
 def _rows_by(backend: Backend, query: CollectionQuery, by: str, values: list) -> list[dict]:
@@ -120,15 +105,9 @@ def read_entity(
 
 
 def expand(backend: Backend, query: CollectionQuery, records: list[dict], now: datetime) -> None:
-    """Attach each `$expand` item to `records`: held in the row already, or one lookup per navigation
-    for the whole page."""
-    held = _embedded(backend, query)
+    """Attach each `$expand` item to `records`: one lookup per navigation for the whole page."""
     for expansion in query.expand:
         link, nested = expansion.link, expansion.query
-        if link.name in held:
-            for record in records:
-                record[link.name] = Document(record.pop(f"{EMBEDDED_PREFIX}{link.name}").encode())
-            continue
         target = entity_sets()[link.resource]
         parents = sorted({r[link.local] for r in records if r[link.local] is not None})
         children: list[tuple[object, dict]] = []

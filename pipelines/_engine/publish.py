@@ -6,15 +6,14 @@ before the pointer moves, so readers never see half an update.
 Serving reads whole records by key, which a column store does slowly (reading one row
 decompresses a block of every column: 300 for Property), so each row also carries `__document`:
 the record already written as OData JSON (timestamps in UTC with `Z`, decimals as JSON numbers),
-read as one column; a row also holds the documents of its to-many navigation (a listing's
-media, in key order), so a plain `$expand` costs no second query. Rows are stored in the order
-they are looked up by: the
+read as one column. Rows are stored in the order they are looked up by: the
 column `$expand` follows into the table (a listing's media side by side), else
 `ModificationTimestamp` (replication pages touch few row groups). The key and every lookup
 column are indexed.
 """
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,11 +22,9 @@ import orjson
 
 from conf.files import write_atomically
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines.gold import Embedded, ServedTable
 
 KEPT_SNAPSHOTS = 2
 DOCUMENT_COLUMN = "__document"
-EMBEDDED_PREFIX = "__expand_"
 SLOW_COMPRESSION = "dict_fsst"
 WHOLE_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 MICROSECONDS = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -55,47 +52,28 @@ def document_sql(columns: list[tuple[str, str]]) -> str:
     return f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"
 
 
-def _embedded_sql(link: Embedded) -> tuple[str, str]:
-    """A join adding the JSON array of `link`'s related documents (in key order) to each parent row."""
-    target = link.table.split(".", 1)[1]
-    alias = f"embedded_{link.name}"
-    join = (
-        f'LEFT JOIN (SELECT "{link.remote}" AS parent, '
-        f"'[' || string_agg(\"{DOCUMENT_COLUMN}\", ',' ORDER BY \"{link.key}\") || ']' AS documents "
-        f'FROM "{target}" GROUP BY 1) {alias} ON {alias}.parent = source."{link.local}"'
-    )
-    return join, f"coalesce({alias}.documents, '[]') AS \"{EMBEDDED_PREFIX}{link.name}\""
-
-
-def create_serving_table(con: duckdb.DuckDBPyConnection, name: str, source: str, served: ServedTable) -> None:
-    """`name` from the relation `source`: every column, `__document`, the related documents of each
-    to-many navigation (built already), stored in lookup order, indexed."""
+def create_serving_table(
+    con: duckdb.DuckDBPyConnection, name: str, source: str, key: str, lookups: Sequence[str] = ()
+) -> None:
+    """`name` from the relation `source`: every column plus `__document`, stored in lookup order, indexed."""
     columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-    selected = ["source.*", f'{document_sql(columns)} AS "{DOCUMENT_COLUMN}"']
-    joins = []
-    for link in served.embedded:
-        join, column = _embedded_sql(link)
-        joins.append(join)
-        selected.append(column)
-    order = [f'source."{c}"' for c in (*served.lookups[:1], "ModificationTimestamp", served.key) if c in dict(columns)]
-    con.execute(
-        f'CREATE TABLE "{name}" AS SELECT {", ".join(selected)} FROM {source} source {" ".join(joins)} '
-        f"ORDER BY {', '.join(order)}"
-    )
-    con.execute(f'CREATE UNIQUE INDEX "{name}_key" ON "{name}" ("{served.key}")')
-    for column in served.lookups:
+    document = f', {document_sql(columns)} AS "{DOCUMENT_COLUMN}"'
+    order = [f'"{c}"' for c in (*lookups[:1], "ModificationTimestamp", key) if c in dict(columns)]
+    con.execute(f'CREATE TABLE "{name}" AS SELECT *{document} FROM {source} ORDER BY {", ".join(order)}')
+    con.execute(f'CREATE UNIQUE INDEX "{name}_key" ON "{name}" ("{key}")')
+    for column in lookups:
         con.execute(f'CREATE INDEX "{name}_{column}" ON "{name}" ("{column}")')
 
 
 def publish_snapshot(
     lakehouse: Lakehouse,
     pointer_path: Path,
-    tables: dict[str, ServedTable],
+    tables: dict[str, tuple[str, ...]],
     update_id: str,
     config: dict[str, str] | None = None,
 ) -> dict:
-    """Build `gold-<update>.duckdb` from the served gold tables, then point the pointer at it.
-    `config` is DuckDB's (the engine's memory limit and spill folder)."""
+    """Build `gold-<update>.duckdb` from the served gold tables (name -> key, then lookup columns),
+    then point the pointer at it. `config` is DuckDB's (the engine's memory limit and spill folder)."""
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
     file_name = f"gold-{update_id}.duckdb"
@@ -107,15 +85,14 @@ def publish_snapshot(
         # DuckDB 2.0's dict_fsst analysis of the document column takes 5x the rest of the build
         # (measured: 13.8 s -> 2.7 s for 20,000 listings), and the file comes out smaller without it.
         con.execute(f"SET disabled_compression_methods = '{SLOW_COMPRESSION}'")
-        # Tables holding others' documents come after those others.
-        for qualified, served in sorted(tables.items(), key=lambda item: bool(item[1].embedded)):
+        for qualified, (key, *lookups) in tables.items():
             table = lakehouse.table(qualified)
             if table is None:
                 continue
             versions[qualified] = table.version()
             name = qualified.split(".", 1)[1]
             con.register("gold_source", table.to_pyarrow_dataset())
-            create_serving_table(con, name, "gold_source", served)
+            create_serving_table(con, name, "gold_source", key, lookups)
             con.unregister("gold_source")
         con.execute("CHECKPOINT")
     os.replace(building, snapshots / file_name)
