@@ -10,6 +10,7 @@ STATUS_CODES = {
     404: "NotFound",
     413: "PayloadTooLarge",
     429: "TooManyRequests",
+    500: "InternalServerError",
     501: "NotImplemented",
     503: "ServiceUnavailable",
 }
@@ -44,5 +45,5 @@ async def odata_error_handler(_: Request, error: ODataError) -> Response:
 
 async def internal_error_handler(_: Request, error: Exception) -> Response:
     """A defect, not bad input: the OData error shape without internals (the server log has the traceback)."""
-    body = ODataError(500, "internal error; the server log has the details", code="InternalServerError").body()
+    body = ODataError(500, "internal error; the server log has the details").body()
     return JSONResponse(body, status_code=500, headers={"OData-Version": ODATA_VERSION})

@@ -75,7 +75,7 @@ def parse_query(options: Mapping[str, str], entity: EntitySet, *, depth: int = 0
     allowed = TOP_LEVEL_OPTIONS if depth == 0 else NESTED_OPTIONS
     for name in options:
         if name in UNSUPPORTED_OPTIONS:
-            raise ODataError(501, f"{name} is not supported by this service", target=name, code="NotImplemented")
+            raise ODataError(501, f"{name} is not supported by this service", target=name)
         if name.startswith("$") and name not in allowed:
             where = "here" if depth == 0 else "inside $expand"
             raise ODataError(400, f"{name} is not a system query option allowed {where}", target=name)

@@ -42,9 +42,9 @@ def _run(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
     except QueryRejected as error:
-        raise ODataError(400, f"the query cannot be evaluated on this data: {error}", code="BadRequest") from None
+        raise ODataError(400, f"the query cannot be evaluated on this data: {error}") from None
     except BackendUnavailable as error:
-        raise ODataError(503, str(error), code="ServiceUnavailable") from None
+        raise ODataError(503, str(error)) from None
 
 
 @router.get("", name="service_document", summary="OData service document: the resources served")
