@@ -32,13 +32,13 @@ import requests
 
 from benchmarks.bench_pipeline import land_everything, run_pipeline
 from benchmarks.common import free_port, record
-from conf.settings import load_settings
+from conf.settings import DataPaths, load_settings
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.fetch import read_entity, read_page
 from graphql_odata.odata.query import entity_set, parse_query
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.sandbox import SandboxWorld
-from pipelines._engine.publish import create_serving_table
+from pipelines._engine.publish import create_serving_table, snapshot_file, write_pointer
 from pipelines.gold import served_tables
 
 # Columns that must stay unique (or keep pointing at their copied listing) when gold rows repeat.
@@ -52,13 +52,15 @@ RENAMED = {
 def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
     """A real pipeline run over a generated brokerage, its gold repeated to `properties` listings."""
     source = data / "source"
-    if not (source / "snapshots" / "CURRENT.json").exists():
+    source_file = snapshot_file(DataPaths(source).snapshot_pointer)
+    if source_file is None:
         print(f"landing and running the pipeline for {source_properties:,} properties ...", flush=True)
         land_everything(SandboxWorld(seed=5, properties=source_properties), source / "landing")
         run_pipeline(source)
-    pointer = orjson.loads((source / "snapshots" / "CURRENT.json").read_bytes())
+        source_file = snapshot_file(DataPaths(source).snapshot_pointer)
     copies = -(-properties // source_properties)
-    snapshots = data / "serve" / "snapshots"
+    serving = DataPaths(data / "serve")
+    snapshots = serving.snapshots
     snapshots.mkdir(parents=True, exist_ok=True)
     target = snapshots / "gold-bench.duckdb"
     target.unlink(missing_ok=True)
@@ -67,7 +69,7 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
     spill.mkdir(exist_ok=True)
     with duckdb.connect(str(target), config={"memory_limit": "8GB", "temp_directory": str(spill)}) as con:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"ATTACH '{source / 'snapshots' / pointer['file']}' AS source (READ_ONLY)")
+        con.execute(f"ATTACH '{source_file}' AS source (READ_ONLY)")
         for qualified, (key, *lookups) in served_tables().items():
             name = qualified.split(".", 1)[1]
             columns = "COLUMNS(lambda c: NOT starts_with(c, '__'))"
@@ -90,11 +92,7 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
                 )
             create_serving_table(con, name, relation, key, lookups)
         con.execute("CHECKPOINT")
-    (snapshots / "CURRENT.json").write_bytes(
-        orjson.dumps(
-            {"file": target.name, "update_id": "bench", "published_at": "2026-01-01T00:00:00+00:00", "versions": {}}
-        )
-    )
+    write_pointer(serving.snapshot_pointer, target.name, "bench", {})
 
 
 def percentile(samples: list[float], share: float) -> float:
@@ -137,7 +135,7 @@ def main() -> None:
 
     data = args.data or Path(tempfile.mkdtemp(prefix="mls2-bench-api-"))
     serve_dir = data / "serve"
-    if not (serve_dir / "snapshots" / "CURRENT.json").exists():
+    if snapshot_file(DataPaths(serve_dir).snapshot_pointer) is None:
         started = time.perf_counter()
         build_snapshot(data, args.properties, args.source_properties)
         print(f"snapshot built in {time.perf_counter() - started:.0f} s", flush=True)

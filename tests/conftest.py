@@ -92,10 +92,10 @@ class PublishedGold:
     def rows(self, table: str) -> list[dict]:
         """Every row of a published gold table, read straight from the snapshot (not through the API)."""
         import duckdb
-        import orjson
 
-        pointer = orjson.loads(self.settings.paths.snapshot_pointer.read_bytes())
-        with duckdb.connect(str(self.settings.paths.snapshots / pointer["file"]), read_only=True) as con:
+        from pipelines._engine.publish import snapshot_file
+
+        with duckdb.connect(str(snapshot_file(self.settings.paths.snapshot_pointer)), read_only=True) as con:
             con.execute("SET TimeZone = 'UTC'")
             cursor = con.execute(f"SELECT COLUMNS(lambda c: NOT starts_with(c, '__')) FROM \"{table}\"")
             columns = [c[0] for c in cursor.description]

@@ -96,6 +96,13 @@ def publish_snapshot(
             con.unregister("gold_source")
         con.execute("CHECKPOINT")
     os.replace(building, snapshots / file_name)
+    pointer = write_pointer(pointer_path, file_name, update_id, versions)
+    _remove_old_snapshots(snapshots, keep=file_name)
+    return pointer
+
+
+def write_pointer(pointer_path: Path, file_name: str, update_id: str, versions: dict[str, int]) -> dict:
+    """Point readers at the snapshot `file_name` (beside the pointer), atomically."""
     pointer = {
         "file": file_name,
         "update_id": update_id,
@@ -103,8 +110,13 @@ def publish_snapshot(
         "versions": versions,
     }
     write_atomically(pointer_path, orjson.dumps(pointer, option=orjson.OPT_INDENT_2))
-    _remove_old_snapshots(snapshots, keep=file_name)
     return pointer
+
+
+def snapshot_file(pointer_path: Path) -> Path | None:
+    """The snapshot the pointer names, if any."""
+    pointer = read_pointer(pointer_path)
+    return None if pointer is None else pointer_path.parent / pointer["file"]
 
 
 def _remove_old_snapshots(snapshots: Path, *, keep: str) -> None:
