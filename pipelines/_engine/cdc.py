@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines._engine.lakehouse import Lakehouse, commit_properties
 from pipelines._engine.sql import spark_to_duckdb_expression
@@ -24,6 +23,8 @@ from pipelines.declaration import Dataset
 IS_DELETE = "__is_delete"
 START_AT, END_AT = "__START_AT", "__END_AT"
 TOMBSTONES = "__tombstones"
+CDC_BATCH_ROWS = 20_000
+"""Rows per Arrow batch a full refresh streams into its target."""
 
 
 @dataclass
@@ -57,7 +58,7 @@ def target_columns(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: st
     return chosen
 
 
-def _events(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: str, *, latest_only: bool) -> pa.Table:
+def _events_sql(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: str, *, latest_only: bool) -> str:
     """The change rows with their target columns and a delete flag; for SCD1 only the newest per key."""
     cdc = dataset.cdc
     columns = ", ".join(quote(c) for c in target_columns(con, dataset, changes))
@@ -68,10 +69,10 @@ def _events(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: str, *, l
         if latest_only
         else ""
     )
-    return con.sql(
+    return (
         f"SELECT * FROM (SELECT {columns}, coalesce(({delete_when}), false) AS {IS_DELETE} FROM {changes}) "
         f"WHERE {quote(cdc.sequence_by)} IS NOT NULL{newest}"
-    ).to_arrow_table()
+    )
 
 
 def apply_changes(
@@ -103,20 +104,31 @@ def _apply_scd1(
     metadata: dict,
     checkpoints: dict[str, int],
 ) -> CdcMetrics:
+    """The batch stays in DuckDB (which spills under its memory limit); only keys travel as Arrow,
+    and new rows stream into the target."""
     cdc = dataset.cdc
     keys, sequence = list(cdc.keys), cdc.sequence_by
-    batch = _events(con, dataset, changes, latest_only=True)
-    stones = None if full_refresh else lakehouse.table(tombstones_of(dataset))
-    if stones is not None and batch.num_rows:
-        batch = _drop_older_than_tombstones(con, batch, stones.to_pyarrow_dataset(), keys, sequence)
-    deletes = batch.filter(batch.column(IS_DELETE)).select([*keys, sequence])
-    upserts = batch.filter(pc.invert(batch.column(IS_DELETE))).drop_columns([IS_DELETE])
-    _record_tombstones(lakehouse, dataset, deletes, upserts, keys, sequence, full_refresh=full_refresh)
+    events = f"cdc_events__{dataset.name.replace('.', '__')}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {events} AS {_events_sql(con, dataset, changes, latest_only=True)}")
+    try:
+        stones = None if full_refresh else lakehouse.table(tombstones_of(dataset))
+        if stones is not None:
+            _drop_older_than_tombstones(con, events, stones.to_pyarrow_dataset(), keys, sequence)
+        marks = ", ".join(quote(c) for c in (*keys, sequence))
+        deletes = con.sql(f"SELECT {marks} FROM {events} WHERE {IS_DELETE}").to_arrow_table()
+        upserted = con.sql(f"SELECT {marks} FROM {events} WHERE NOT {IS_DELETE}").to_arrow_table()
+        _record_tombstones(lakehouse, dataset, deletes, upserted, keys, sequence, full_refresh=full_refresh)
 
-    target = None if full_refresh else lakehouse.table(dataset.name)
-    if target is None:
-        lakehouse.overwrite(dataset.name, upserts, metadata=metadata, checkpoints=checkpoints)
-        return CdcMetrics(upserted=upserts.num_rows, deleted=0)
+        target = None if full_refresh else lakehouse.table(dataset.name)
+        if target is None:
+            rows = con.sql(f"SELECT * EXCLUDE ({IS_DELETE}) FROM {events} WHERE NOT {IS_DELETE}")
+            lakehouse.overwrite(
+                dataset.name, rows.to_arrow_reader(CDC_BATCH_ROWS), metadata=metadata, checkpoints=checkpoints
+            )
+            return CdcMetrics(upserted=upserted.num_rows, deleted=0)
+        batch = con.sql(f"SELECT * FROM {events}").to_arrow_table()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {events}")
     columns = [name for name in batch.column_names if name != IS_DELETE]
     assignments = {quote(c): f"s.{quote(c)}" for c in columns}
     on_keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
@@ -141,18 +153,15 @@ def _apply_scd1(
     )
 
 
-def _drop_older_than_tombstones(con, batch: pa.Table, stones, keys: list[str], sequence: str) -> pa.Table:
-    """Upserts no newer than their key's tombstone: events from before a delete, arriving late."""
-    con.register("cdc_batch", batch)
+def _drop_older_than_tombstones(con, events: str, stones, keys: list[str], sequence: str) -> None:
+    """Remove upserts no newer than their key's tombstone from `events`: events from before a delete, arriving late."""
     con.register("cdc_tombstones", stones)
-    on = " AND ".join(f"b.{quote(k)} = t.{quote(k)}" for k in keys)
-    kept = con.sql(
-        f"SELECT b.* FROM cdc_batch b LEFT JOIN cdc_tombstones t ON {on} "
-        f"WHERE b.{IS_DELETE} OR t.{quote(sequence)} IS NULL OR b.{quote(sequence)} > t.{quote(sequence)}"
-    ).to_arrow_table()
-    con.unregister("cdc_batch")
+    on = " AND ".join(f"e.{quote(k)} = t.{quote(k)}" for k in keys)
+    con.execute(
+        f"DELETE FROM {events} e USING cdc_tombstones t "
+        f"WHERE {on} AND NOT e.{IS_DELETE} AND e.{quote(sequence)} <= t.{quote(sequence)}"
+    )
     con.unregister("cdc_tombstones")
-    return kept
 
 
 def _record_tombstones(
@@ -203,7 +212,7 @@ def _apply_scd2(
     """Rebuild the history of every key the batch touches; keep the other keys' rows as they are."""
     cdc = dataset.cdc
     keys, sequence = list(cdc.keys), cdc.sequence_by
-    events = _events(con, dataset, changes, latest_only=False)
+    events = con.sql(_events_sql(con, dataset, changes, latest_only=False)).to_arrow_table()
     columns = [name for name in events.column_names if name != IS_DELETE]
     tracked = _tracked_columns(dataset, columns)
     target = None if full_refresh else lakehouse.table(dataset.name)

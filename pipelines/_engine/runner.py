@@ -154,8 +154,9 @@ class Update:
         self.engine_config = {"memory_limit": memory_limit, "temp_directory": str(spill)}
         self.con = duckdb.connect(config=self.engine_config)
         self.con.execute("SET TimeZone = 'UTC'")
-        self.staged: dict[str, tuple[pa.Table, dict, FlowResult]] = {}
-        """Materialized views computed this update, written together at its end (a failed update writes none)."""
+        self.staged: dict[str, tuple[str, dict, FlowResult]] = {}
+        """Materialized views computed this update (DuckDB temp tables, which spill to disk under the
+        memory limit), written together at its end: a failed update writes none."""
 
     def run(self) -> UpdateResult:
         result = UpdateResult(update_id=self.update_id)
@@ -242,9 +243,10 @@ class Update:
             )
             flow.output_records, flow.deleted_records = metrics.upserted, metrics.deleted
         elif dataset.kind == "materialized_view":
-            rows = self.con.sql(f"SELECT * FROM {checked.kept}").to_arrow_table()
-            flow.output_records = rows.num_rows
-            self.staged[dataset.name] = (rows, metadata, flow)
+            staged = f"staged__{relation(dataset.name)}"
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT * FROM {checked.kept}")
+            flow.output_records = checked.report.input_records - checked.report.dropped_records
+            self.staged[dataset.name] = (staged, metadata, flow)
         else:
             flow.output_records = checked.report.input_records - checked.report.dropped_records
             batches = self.con.sql(f"SELECT * FROM {checked.kept}").to_arrow_reader(STREAM_BATCH_ROWS)
@@ -252,6 +254,7 @@ class Update:
                 self.lakehouse.overwrite(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
             else:
                 self.lakehouse.append(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
+        self.release(batch, checked.kept, *(stream_relation(name) for name in streams))
         if dataset.name not in self.staged:
             flow.version = self.lakehouse.version(dataset.name)
         self.events.flow_progress(
@@ -267,10 +270,21 @@ class Update:
 
         Views are committed in graph order, so each records the fingerprint of inputs already committed.
         """
-        for name, (rows, metadata, flow) in self.staged.items():
+        for name, (staged, metadata, flow) in self.staged.items():
             metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
+            rows = self.con.sql(f"SELECT * FROM {staged}").to_arrow_reader(STREAM_BATCH_ROWS)
             flow.version = self.lakehouse.overwrite(name, rows, metadata=metadata)
+            self.release(staged)
         self.staged.clear()
+
+    def release(self, *relations: str) -> None:
+        """Drop a flow's temporary relations, so what it computed does not hold memory for the rest of the update."""
+        for name in relations:
+            kind = self.con.execute(
+                "SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name]
+            ).fetchone()
+            if kind is not None:
+                self.con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} IF EXISTS {name}")
 
     def register_full_read(self, name: str) -> None:
         dataset = self.graph[name]
@@ -282,7 +296,8 @@ class Update:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {relation(name)} AS {body}")
             return
         if name in self.staged:
-            bind_arrow(self.con, relation(name), self.staged[name][0])
+            self.con.execute(f"DROP VIEW IF EXISTS {relation(name)}")
+            self.con.execute(f"CREATE TEMP VIEW {relation(name)} AS SELECT * FROM {self.staged[name][0]}")
             return
         table = self.lakehouse.table(name)
         if table is None:
