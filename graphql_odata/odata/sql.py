@@ -5,6 +5,7 @@ Order is total (requested order, then the key) with OData's null order: nulls fi
 last descending.
 """
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -82,10 +83,17 @@ def rows_sql(
     table: exp.Table, by: str, values: Sequence[object], columns: Sequence[str], *, dialect: str
 ) -> tuple[str, dict]:
     """`columns` of the rows whose `by` column is one of `values`."""
+    sql = _rows_sql_text(table, by, len(values), tuple(columns), dialect)
+    return sql, {f"p{index}": value for index, value in enumerate(values)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _rows_sql_text(table: exp.Table, by: str, count: int, columns: tuple[str, ...], dialect: str) -> str:
+    """The text of `rows_sql`, which depends only on its shape: rendering it took longer than a key lookup."""
     parameters = Parameters()
-    matches = exp.In(this=column(by), expressions=[parameters.bind(value) for value in values])
+    matches = exp.In(this=column(by), expressions=[parameters.bind(None) for _ in range(count)])
     tree = exp.select(*(column(name) for name in columns)).from_(table).where(matches)
-    return tree.sql(dialect=dialect), parameters.values
+    return tree.sql(dialect=dialect)
 
 
 def range_sql(
