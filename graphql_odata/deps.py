@@ -1,4 +1,8 @@
-"""Shared needs of the routes, as `Annotated` dependencies: routes never open connections themselves."""
+"""Shared needs of the routes, as `Annotated` dependencies: routes never open connections themselves.
+
+They are `async` though they await nothing: FastAPI runs a plain `def` dependency on its thread
+pool, a hop per dependency per request (measured: a quarter of a key lookup's time over HTTP).
+"""
 
 from typing import Annotated
 
@@ -10,11 +14,11 @@ from graphql_odata.security.clients import ApiClient
 from graphql_odata.security.guard import Security
 
 
-def get_backend(request: Request) -> Backend:
+async def get_backend(request: Request) -> Backend:
     return request.app.state.backend
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -22,13 +26,14 @@ BackendDep = Annotated[Backend, Depends(get_backend)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_security(request: Request) -> Security:
+async def get_security(request: Request) -> Security:
     return request.app.state.security
 
 
-def require_client(request: Request) -> ApiClient | None:
+async def require_client(request: Request) -> ApiClient | None:
     """Every /odata request: the caller's bearer token checked, and its rate limit counted."""
-    return get_security(request).authorize(request.headers.get("authorization"))
+    security: Security = request.app.state.security
+    return security.authorize(request.headers.get("authorization"))
 
 
 SecurityDep = Annotated[Security, Depends(get_security)]

@@ -91,7 +91,9 @@ def rows_sql(
 def _rows_sql_text(table: exp.Table, by: str, count: int, columns: tuple[str, ...], dialect: str) -> str:
     """The text of `rows_sql`, which depends only on its shape: rendering it took longer than a key lookup."""
     parameters = Parameters()
-    matches = exp.In(this=column(by), expressions=[parameters.bind(None) for _ in range(count)])
+    bound = [parameters.bind(None) for _ in range(count)]
+    # One value as `=`: DuckDB plans `IN ($p0)` slower (1.3 ms against 0.7 ms for a key read).
+    matches = exp.EQ(this=column(by), expression=bound[0]) if count == 1 else exp.In(this=column(by), expressions=bound)
     tree = exp.select(*(column(name) for name in columns)).from_(table).where(matches)
     return tree.sql(dialect=dialect)
 
