@@ -54,16 +54,22 @@ def landing_files(landing_root: Path, entity: str) -> list[str]:
     )
 
 
-def register_landing(con: duckdb.DuckDBPyConnection, relation: str, landing_root: Path, files: list[str]) -> None:
-    """Create temp table `relation` holding the lines of `files` (none: an empty table of the same shape).
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
-    `source_file` is kept relative to the landing root, so the lakehouse can move with its data.
+
+def register_landing(con: duckdb.DuckDBPyConnection, relation: str, landing_root: Path, files: list[str]) -> None:
+    """Create temp view `relation` over the lines of `files` (none: an empty relation of the same shape).
+
+    A view, not a copy: the consumer's batch is the one place the parsed lines are held (copying
+    them first took a third of bronze's time). `source_file` is kept relative to the landing root,
+    so the lakehouse can move with its data.
     """
     if files:
         root = str(Path(landing_root).resolve())
-        absolute = [f"{root}/{name}" for name in files]
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {relation} AS {LANDING_LINES_SQL}", {"files": absolute, "root": root}
-        )
+        listed = "[" + ", ".join(_literal(f"{root}/{name}") for name in files) + "]"
+        body = LANDING_LINES_SQL.replace("$root", _literal(root)).replace("$files", listed)
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {relation} AS {EMPTY_LANDING_SQL}")
+        body = EMPTY_LANDING_SQL
+    con.execute(f"DROP VIEW IF EXISTS {relation}")
+    con.execute(f"CREATE TEMP VIEW {relation} AS {body}")
