@@ -44,7 +44,13 @@ class MappingError(ValueError):
 
 
 def spark_literal(value: object) -> str:
-    return exp.Literal.string(str(value)).sql(dialect="databricks")
+    return _string_literal(str(value))
+
+
+@cache
+def _string_literal(text: str) -> str:
+    """Rendered once per text: building the graph quotes thousands of lookup values, many alike."""
+    return exp.Literal.string(text).sql(dialect="databricks")
 
 
 @cache

@@ -23,6 +23,7 @@ from pipelines.declaration import Dataset
 IS_DELETE = "__is_delete"
 START_AT, END_AT = "__START_AT", "__END_AT"
 TOMBSTONES = "__tombstones"
+TOMBSTONE_RELATION = "cdc_tombstones"
 CDC_BATCH_ROWS = 20_000
 """Rows per Arrow batch a full refresh streams into its target."""
 
@@ -105,15 +106,20 @@ def _apply_scd1(
     checkpoints: dict[str, int],
 ) -> CdcMetrics:
     """The batch stays in DuckDB (which spills under its memory limit); only keys travel as Arrow,
-    and new rows stream into the target."""
+    and new rows stream into the target. When every key occurs once (a full refresh, most
+    increments) the newest-per-key step is skipped and the events stay a view of the batch."""
     cdc = dataset.cdc
     keys, sequence = list(cdc.keys), cdc.sequence_by
-    events = f"cdc_events__{dataset.name.replace('.', '__')}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {events} AS {_events_sql(con, dataset, changes, latest_only=True)}")
+    key_list = ", ".join(quote(k) for k in keys)
+    repeated = con.execute(f"SELECT count(*) > count(DISTINCT ({key_list})) FROM {changes}").fetchone()[0]
+    events_sql = _events_sql(con, dataset, changes, latest_only=repeated)
+    stones = None if full_refresh else lakehouse.table(tombstones_of(dataset))
+    if stones is not None:
+        con.register(TOMBSTONE_RELATION, stones.to_pyarrow_dataset())
+        events_sql = _newer_than_tombstones(events_sql, keys, sequence)
+    events, kind = f"cdc_events__{dataset.name.replace('.', '__')}", "TABLE" if repeated else "VIEW"
+    con.execute(f"CREATE OR REPLACE TEMP {kind} {events} AS {events_sql}")
     try:
-        stones = None if full_refresh else lakehouse.table(tombstones_of(dataset))
-        if stones is not None:
-            _drop_older_than_tombstones(con, events, stones.to_pyarrow_dataset(), keys, sequence)
         marks = ", ".join(quote(c) for c in (*keys, sequence))
         deletes = con.sql(f"SELECT {marks} FROM {events} WHERE {IS_DELETE}").to_arrow_table()
         upserted = con.sql(f"SELECT {marks} FROM {events} WHERE NOT {IS_DELETE}").to_arrow_table()
@@ -128,7 +134,9 @@ def _apply_scd1(
             return CdcMetrics(upserted=upserted.num_rows, deleted=0)
         batch = con.sql(f"SELECT * FROM {events}").to_arrow_table()
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {events}")
+        con.execute(f"DROP {kind} IF EXISTS {events}")
+        if stones is not None:
+            con.unregister(TOMBSTONE_RELATION)
     columns = [name for name in batch.column_names if name != IS_DELETE]
     assignments = {quote(c): f"s.{quote(c)}" for c in columns}
     on_keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
@@ -147,21 +155,20 @@ def _apply_scd1(
         .when_not_matched_insert(updates=assignments, predicate=f"NOT s.{IS_DELETE}")
         .execute()
     )
+    lakehouse.forget(dataset.name)
     return CdcMetrics(
         upserted=result["num_target_rows_inserted"] + result["num_target_rows_updated"],
         deleted=result["num_target_rows_deleted"],
     )
 
 
-def _drop_older_than_tombstones(con, events: str, stones, keys: list[str], sequence: str) -> None:
-    """Remove upserts no newer than their key's tombstone from `events`: events from before a delete, arriving late."""
-    con.register("cdc_tombstones", stones)
+def _newer_than_tombstones(events_sql: str, keys: list[str], sequence: str) -> str:
+    """`events_sql` without upserts no newer than their key's tombstone: events from before a delete, arriving late."""
     on = " AND ".join(f"e.{quote(k)} = t.{quote(k)}" for k in keys)
-    con.execute(
-        f"DELETE FROM {events} e USING cdc_tombstones t "
-        f"WHERE {on} AND NOT e.{IS_DELETE} AND e.{quote(sequence)} <= t.{quote(sequence)}"
+    return (
+        f"SELECT e.* FROM ({events_sql}) e WHERE e.{IS_DELETE} OR NOT EXISTS "
+        f"(SELECT 1 FROM {TOMBSTONE_RELATION} t WHERE {on} AND e.{quote(sequence)} <= t.{quote(sequence)})"
     )
-    con.unregister("cdc_tombstones")
 
 
 def _record_tombstones(
@@ -197,6 +204,7 @@ def _record_tombstones(
         .when_not_matched_insert(updates=assignments, predicate=f"s.{IS_DELETE}")
         .execute()
     )
+    lakehouse.forget(name)
 
 
 def _apply_scd2(

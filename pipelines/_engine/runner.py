@@ -27,7 +27,7 @@ from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import publish_snapshot, read_pointer
 from pipelines._engine.quality import check
-from pipelines._engine.sql import LANDING_SCHEMA, parse, references, to_duckdb
+from pipelines._engine.sql import LANDING_SCHEMA, parse, passthrough_stream, references, to_duckdb
 from pipelines.declaration import Dataset
 from pipelines.gold import served_tables
 from pipelines.graph import Graph, load_graph
@@ -140,7 +140,7 @@ class Update:
     ) -> None:
         self.paths = paths
         self.graph = graph
-        self.lakehouse = Lakehouse(paths.lakehouse)
+        self.lakehouse = Lakehouse(paths.lakehouse, cache_tables=True)
         self.update_id = str(uuid.uuid4())
         self.events = EventLog(self.lakehouse, self.update_id)
         self.progress = progress or (lambda dataset, state: None)
@@ -157,6 +157,12 @@ class Update:
         self.staged: dict[str, tuple[str, dict, FlowResult]] = {}
         """Materialized views computed this update (DuckDB temp tables, which spill to disk under the
         memory limit), written together at its end: a failed update writes none."""
+        self.stream_reads: dict[str, tuple] = {}
+        """What the last registration of each stream covered: a table's (checkpoint, version read up to),
+        the landing files read."""
+        self.shared_streams: dict[str, tuple[tuple, str]] = {}
+        """Temporary views read as a stream by several datasets: what they covered, and the temp table
+        holding their rows, computed once for every reader that reads the same range."""
 
     def run(self) -> UpdateResult:
         result = UpdateResult(update_id=self.update_id)
@@ -214,13 +220,16 @@ class Update:
         new_input = [self.register_stream(dataset, name, full, checkpoints) for name in streams]
         exists = self.lakehouse.table(dataset.name) is not None
         if streams and not any(new_input) and not full and exists:
+            self.release_shared_streams(dataset)
             self.events.flow_progress(dataset.name, "SKIPPED", metrics={"num_output_rows": 0})
             return FlowResult(dataset=dataset.name, status="SKIPPED")
 
         batch = f"batch__{relation(dataset.name)}"
         tree = parse(dataset.sql, origin=dataset.name)
         body = to_duckdb(tree, lambda name, streaming: stream_relation(name) if streaming else relation(name))
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {body}")
+        # A body passing on rows already computed for several readers is not copied again.
+        kind = "VIEW" if passthrough_stream(tree) in self.shared_streams else "TABLE"
+        self.con.execute(f"CREATE OR REPLACE TEMP {kind} {batch} AS {body}")
         checked = check(self.con, dataset, batch)
         self.quarantine(dataset, checked.quarantine)
         metadata = {"mls2.update_id": self.update_id}
@@ -254,7 +263,9 @@ class Update:
                 self.lakehouse.overwrite(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
             else:
                 self.lakehouse.append(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
-        self.release(batch, checked.kept, *(stream_relation(name) for name in streams))
+        self.release(kind, batch)
+        self.release("VIEW", *{checked.kept} - {batch}, *(stream_relation(name) for name in streams))
+        self.release_shared_streams(dataset)
         if dataset.name not in self.staged:
             flow.version = self.lakehouse.version(dataset.name)
         self.events.flow_progress(
@@ -274,17 +285,14 @@ class Update:
             metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
             rows = self.con.sql(f"SELECT * FROM {staged}").to_arrow_reader(STREAM_BATCH_ROWS)
             flow.version = self.lakehouse.overwrite(name, rows, metadata=metadata)
-            self.release(staged)
+            self.release("TABLE", staged)
         self.staged.clear()
 
-    def release(self, *relations: str) -> None:
-        """Drop a flow's temporary relations, so what it computed does not hold memory for the rest of the update."""
+    def release(self, kind: str, *relations: str) -> None:
+        """Drop temporary relations (of `kind`: TABLE or VIEW), so what a flow computed does not hold
+        memory for the rest of the update."""
         for name in relations:
-            kind = self.con.execute(
-                "SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name]
-            ).fetchone()
-            if kind is not None:
-                self.con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} IF EXISTS {name}")
+            self.con.execute(f"DROP {kind} IF EXISTS {name}")
 
     def register_full_read(self, name: str) -> None:
         dataset = self.graph[name]
@@ -320,11 +328,39 @@ class Update:
                 self.register_full_read(upstream)
             fresh = [self.register_stream(consumer, upstream, full, checkpoints) for upstream in streams]
             body = to_duckdb(tree, lambda ref, streaming: stream_relation(ref) if streaming else relation(ref))
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {stream_relation(name)} AS {body}")
+            self.register_view_stream(consumer, name, body, tuple(self.stream_reads.get(u) for u in streams))
             return any(fresh) or not streams
         version, has_rows = self.register_table_stream(consumer, name, full)
         checkpoints[f"{consumer.name}<-{name}"] = version
         return has_rows
+
+    def register_view_stream(self, consumer: Dataset, name: str, body: str, covers: tuple) -> None:
+        """`stream__<name>` for a temporary view: its rows computed once when a later dataset of this
+        update reads the same range of it (property changes are parsed once for the latest state and
+        for the history), else a plain view."""
+        self.stream_reads[name] = covers
+        shared = self.shared_streams.get(name)
+        if shared is not None and shared[0] == covers:
+            source = shared[1]
+        elif self.later_stream_readers(consumer, name):
+            source = f"shared__{relation(name)}"
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {source} AS {body}")
+            self.shared_streams[name] = (covers, source)
+        else:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {stream_relation(name)} AS {body}")
+            return
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {stream_relation(name)} AS SELECT * FROM {source}")
+
+    def later_stream_readers(self, consumer: Dataset, name: str) -> list[str]:
+        """Datasets of this update after `consumer` that read `name` as a stream."""
+        order = [dataset.name for dataset in self.graph.ordered()]
+        after = order[order.index(consumer.name) + 1 :]
+        return [later for later in after if later in self.selected and name in self.graph[later].streams]
+
+    def release_shared_streams(self, consumer: Dataset) -> None:
+        """Drop the shared rows of temporary views no later dataset of this update reads."""
+        for name in [name for name in self.shared_streams if not self.later_stream_readers(consumer, name)]:
+            self.release("TABLE", self.shared_streams.pop(name)[1])
 
     def register_landing_stream(self, dataset: Dataset, name: str, full: bool) -> bool:
         """Landing files not yet in `dataset` (all of them on a full refresh). True when there are any."""
@@ -334,6 +370,7 @@ class Update:
             done = {row[0] for row in self.con.sql("SELECT DISTINCT source_file FROM processed_target").fetchall()}
             files = [path for path in files if path not in done]
         register_landing(self.con, stream_relation(name), self.paths.landing, files)
+        self.stream_reads[name] = tuple(files)
         return bool(files)
 
     def register_table_stream(self, dataset: Dataset, name: str, full: bool) -> tuple[int, bool]:
@@ -344,6 +381,7 @@ class Update:
         current = source.version()
         target = None if full else self.lakehouse.table(dataset.name)
         done = target.transaction_version(f"{dataset.name}<-{name}") if target is not None else None
+        self.stream_reads[name] = (done, current)
         if done is None:
             register_delta(self.con, stream_relation(name), source)
             return current, True

@@ -82,9 +82,31 @@ def _qualified(table: exp.Table) -> str:
 
 def references(tree: exp.Query) -> tuple[set[str], set[str]]:
     """The datasets a body reads: (whole reads, incremental `STREAM(...)` reads), as `schema.table`."""
+    reads, streams = _references(tree)
+    return set(reads), set(streams)
+
+
+@lru_cache(maxsize=512)
+def _references(tree: exp.Query) -> tuple[frozenset[str], frozenset[str]]:
     streamed = {_qualified(table) for stream in tree.find_all(exp.Stream) for table in stream.find_all(exp.Table)}
     every = {_qualified(table) for table in tree.find_all(exp.Table) if table.db}
-    return every - streamed, streamed
+    return frozenset(every - streamed), frozenset(streamed)
+
+
+def passthrough_stream(tree: exp.Query) -> str | None:
+    """The dataset a body only passes on (`SELECT * FROM STREAM(x)`, nothing else), if it is one."""
+    if not isinstance(tree, exp.Select) or len(tree.expressions) != 1 or not isinstance(tree.expressions[0], exp.Star):
+        return None
+    if any(
+        tree.args.get(part) for part in ("joins", "where", "group", "having", "qualify", "order", "limit", "distinct")
+    ):
+        return None
+    source = tree.args.get("from_") or tree.args.get("from")
+    stream = source.this if source is not None else None
+    if not isinstance(stream, exp.Stream):
+        return None
+    tables = list(stream.find_all(exp.Table))
+    return _qualified(tables[0]) if len(tables) == 1 else None
 
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -126,7 +148,23 @@ RelationNamer = Callable[[str, bool], str]
 
 
 def to_duckdb(tree: exp.Query, relation: RelationNamer) -> str:
-    """Render a body for DuckDB, pointing each dataset reference at the relation the engine prepared."""
+    """Render a body for DuckDB, pointing each dataset reference at the relation the engine prepared.
+
+    Rendered once per body and naming: the largest bodies took longer to render than to run on a
+    small increment."""
+    reads, streams = _references(tree)
+    names = tuple(sorted((name, False, relation(name, False)) for name in reads)) + tuple(
+        sorted((name, True, relation(name, True)) for name in streams)
+    )
+    return _render(tree, names)
+
+
+@lru_cache(maxsize=512)
+def _render(tree: exp.Query, names: tuple[tuple[str, bool, str], ...]) -> str:
+    chosen = {(name, streaming): target for name, streaming, target in names}
+
+    def relation(name: str, streaming: bool) -> str:
+        return chosen[(name, streaming)]
 
     def rewrite(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Stream):
