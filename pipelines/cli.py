@@ -33,7 +33,8 @@ def print_update(result: UpdateResult) -> None:
         )
     console.print(table)
     if result.published:
-        console.print(f"Published gold snapshot {result.published['file']}")
+        tables = ", ".join(f"{name} {how}" for name, how in result.published.get("tables", {}).items())
+        console.print(f"Published gold snapshot {result.published['file']} ({tables})")
 
 
 def update_with_progress(settings: Settings, **selection: object) -> UpdateResult:

@@ -213,6 +213,36 @@ def test_serving_keeps_answering_from_the_old_snapshot_during_an_update(settings
     ).fetchone() == (2,)
 
 
+def served(con: duckdb.DuckDBPyConnection, table_name: str) -> list[tuple]:
+    return sorted(con.execute(f'SELECT * EXCLUDE ("__hash") FROM "{table_name}"').fetchall(), key=str)
+
+
+def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1), prop("b", 1), prop("c", 1)])
+    run_update(settings.paths)
+    land(settings, "s2", [prop("a", 2, price=250_000), prop("d", 2)])
+    land(settings, "s3", [prop("b", 3)], operation="delete")
+    run_update(settings.paths)
+    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    assert pointer["tables"]["property"] == "patched: 2 rows removed, 2 written"
+    assert pointer["tables"]["member"] == "unchanged"
+    patched = duckdb.connect(str(settings.paths.snapshots / pointer["file"]), read_only=True)
+
+    run_update(settings.paths, full_refresh=True)
+    settings.paths.snapshot_pointer.unlink()
+    run_update(settings.paths, full_refresh=True)
+    fresh_pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    assert set(fresh_pointer["tables"].values()) == {"built"}
+    fresh = duckdb.connect(str(settings.paths.snapshots / fresh_pointer["file"]), read_only=True)
+    for table_name in fresh_pointer["tables"]:
+        assert served(patched, table_name) == served(fresh, table_name), table_name
+    assert [row[0] for row in patched.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()] == [
+        "QOBRIX_a",
+        "QOBRIX_c",
+        "QOBRIX_d",
+    ]
+
+
 def test_a_media_only_change_reaches_silver_though_modified_did_not_move(settings: Settings) -> None:
     """Qobrix moves `last_media_update`, not `modified`, when only a property's media change."""
 

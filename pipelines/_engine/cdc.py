@@ -111,7 +111,7 @@ def _apply_scd1(
     cdc = dataset.cdc
     keys, sequence = list(cdc.keys), cdc.sequence_by
     key_list = ", ".join(quote(k) for k in keys)
-    repeated = con.execute(f"SELECT count(*) > count(DISTINCT ({key_list})) FROM {changes}").fetchone()[0]
+    repeated = con.execute(f"SELECT count(*) > count(DISTINCT ({key_list})) FROM {changes}").fetchall()[0][0]
     events_sql = _events_sql(con, dataset, changes, latest_only=repeated)
     stones = None if full_refresh else lakehouse.table(tombstones_of(dataset))
     if stones is not None:

@@ -1,5 +1,7 @@
 """Delta tables under MLS2_DATA_DIR/lakehouse/<schema>/<table>, through delta-rs."""
 
+import hashlib
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,6 +43,13 @@ class Lakehouse:
         if self._tables is not None:
             self._tables[name] = table
         return table
+
+    def fingerprint(self, name: str) -> str:
+        """What the table holds now: a digest of its data files, relative to the table (so a moved
+        lakehouse keeps its fingerprints; a commit that adds no file leaves it as it was)."""
+        table, root = self.table(name), self.path(name)
+        files = sorted(os.path.relpath(uri, root) for uri in table.file_uris()) if table is not None else []
+        return hashlib.sha256("\n".join(files).encode()).hexdigest()
 
     def forget(self, name: str) -> None:
         """The table was written other than through this object: open it afresh next time."""

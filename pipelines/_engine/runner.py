@@ -157,6 +157,9 @@ class Update:
         self.staged: dict[str, tuple[str, dict, FlowResult]] = {}
         """Materialized views computed this update (DuckDB temp tables, which spill to disk under the
         memory limit), written together at its end: a failed update writes none."""
+        self.unchanged: dict[str, tuple[dict, FlowResult]] = {}
+        """Materialized views recomputed this update that hold the same rows: at its end they get a
+        commit recording their inputs, and no data."""
         self.stream_reads: dict[str, tuple] = {}
         """What the last registration of each stream covered: a table's (checkpoint, version read up to),
         the landing files read."""
@@ -255,7 +258,11 @@ class Update:
             staged = f"staged__{relation(dataset.name)}"
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT * FROM {checked.kept}")
             flow.output_records = checked.report.input_records - checked.report.dropped_records
-            self.staged[dataset.name] = (staged, metadata, flow)
+            if not full and self.holds_same_rows(dataset.name, staged):
+                self.release("TABLE", staged)
+                self.unchanged[dataset.name] = (metadata, flow)
+            else:
+                self.staged[dataset.name] = (staged, metadata, flow)
         else:
             flow.output_records = checked.report.input_records - checked.report.dropped_records
             batches = self.con.sql(f"SELECT * FROM {checked.kept}").to_arrow_reader(STREAM_BATCH_ROWS)
@@ -266,7 +273,7 @@ class Update:
         self.release(kind, batch)
         self.release("VIEW", *{checked.kept} - {batch}, *(stream_relation(name) for name in streams))
         self.release_shared_streams(dataset)
-        if dataset.name not in self.staged:
+        if dataset.name not in self.staged and dataset.name not in self.unchanged:
             flow.version = self.lakehouse.version(dataset.name)
         self.events.flow_progress(
             dataset.name,
@@ -281,12 +288,36 @@ class Update:
 
         Views are committed in graph order, so each records the fingerprint of inputs already committed.
         """
-        for name, (staged, metadata, flow) in self.staged.items():
-            metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
-            rows = self.con.sql(f"SELECT * FROM {staged}").to_arrow_reader(STREAM_BATCH_ROWS)
-            flow.version = self.lakehouse.overwrite(name, rows, metadata=metadata)
-            self.release("TABLE", staged)
-        self.staged.clear()
+        for name in [dataset.name for dataset in self.graph.ordered()]:
+            if name in self.staged:
+                staged, metadata, flow = self.staged.pop(name)
+                metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
+                rows = self.con.sql(f"SELECT * FROM {staged}").to_arrow_reader(STREAM_BATCH_ROWS)
+                flow.version = self.lakehouse.overwrite(name, rows, metadata=metadata)
+                self.release("TABLE", staged)
+            elif name in self.unchanged:
+                metadata, flow = self.unchanged.pop(name)
+                metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
+                empty = self.lakehouse.table(name).schema().to_arrow().empty_table()
+                flow.version = self.lakehouse.append(name, empty, metadata=metadata)
+
+    def holds_same_rows(self, name: str, staged: str) -> bool:
+        """Whether the materialized view already holds exactly the rows just computed (same columns and
+        types, same multiset of rows by count and row hashes): then it is not rewritten, and what reads
+        it is not recomputed."""
+        table = self.lakehouse.table(name)
+        if table is None:
+            return False
+        register_delta(self.con, "current_rows", table)
+        digests = []
+        for rows in (staged, "current_rows"):
+            columns = self.con.execute(f"DESCRIBE {rows}").fetchall()
+            [digest] = self.con.execute(
+                f"SELECT count(*), sum(hash(r)::HUGEINT), bit_xor(hash(r)) FROM {rows} r"
+            ).fetchall()
+            digests.append(([column[:2] for column in columns], digest))
+        self.release("VIEW", "current_rows")
+        return digests[0] == digests[1]
 
     def release(self, kind: str, *relations: str) -> None:
         """Drop temporary relations (of `kind`: TABLE or VIEW), so what a flow computed does not hold
@@ -412,9 +443,7 @@ class Update:
                     orjson.dumps(self.fingerprints(upstream), option=orjson.OPT_SORT_KEYS)
                 ).hexdigest()
                 continue
-            table = self.lakehouse.table(name)
-            files = sorted(table.file_uris()) if table is not None else []
-            prints[name] = hashlib.sha256("\n".join(files).encode()).hexdigest()
+            prints[name] = self.lakehouse.fingerprint(name)
         return prints
 
     def is_stale(self, dataset: Dataset) -> bool:
@@ -443,9 +472,15 @@ class Update:
 
     def publish_if_gold_changed(self) -> dict | None:
         tables = served_tables()
-        versions = {name: self.lakehouse.version(name) for name in tables if self.lakehouse.version(name) is not None}
+        fingerprints = {
+            name: self.lakehouse.fingerprint(name) for name in tables if self.lakehouse.table(name) is not None
+        }
         pointer = read_pointer(self.paths.snapshot_pointer)
-        if pointer and pointer["versions"] == versions and (self.paths.snapshots / pointer["file"]).exists():
+        if (
+            pointer
+            and pointer.get("fingerprints") == fingerprints
+            and (self.paths.snapshots / pointer["file"]).exists()
+        ):
             return None
         return publish_snapshot(
             self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id, config=self.engine_config
