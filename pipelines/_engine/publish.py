@@ -14,7 +14,8 @@ column are indexed.
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from pipelines._engine.lakehouse import Lakehouse
 KEPT_SNAPSHOTS = 2
 DOCUMENT_COLUMN = "__document"
 HASH_COLUMN = "__hash"
+SERVING_DATABASE = "serving_snapshot"
 UNSUITED_COMPRESSION = "dict_fsst,zstd"
 """Compression methods the snapshot does without. DuckDB 2.0 stores long strings as ZSTD, and reading
 one row of it decompresses a whole vector: a Property document took 9 ms to read by key, 0.7 ms
@@ -125,11 +127,35 @@ def patch_serving_table(
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]).fetchall()[
-            0
-        ][0]
-    )
+    """Whether the database being built (the connection's default) has table `name`."""
+    [(count,)] = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()", [name]
+    ).fetchall()
+    return bool(count)
+
+
+@contextmanager
+def _building(
+    path: Path, connection: duckdb.DuckDBPyConnection | None, config: dict[str, str] | None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`path` attached as the default database of `connection` (or of a new in-memory one), with
+    the storage settings of a snapshot; checkpointed and detached at the end."""
+    con = connection or duckdb.connect(config=config or {})
+    [(home,)] = con.execute("SELECT current_database()").fetchall()
+    literal = "'" + str(path).replace("'", "''") + "'"
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET disabled_compression_methods = '{UNSUITED_COMPRESSION}'")
+        con.execute(f"ATTACH {literal} AS {SERVING_DATABASE}")
+        con.execute(f"USE {SERVING_DATABASE}")
+        yield con
+        con.execute(f"CHECKPOINT {SERVING_DATABASE}")
+    finally:
+        con.execute(f"USE {home}")
+        con.execute(f"DETACH DATABASE IF EXISTS {SERVING_DATABASE}")
+        con.execute("RESET disabled_compression_methods")
+        if connection is None:
+            con.close()
 
 
 def publish_snapshot(
@@ -138,9 +164,11 @@ def publish_snapshot(
     tables: dict[str, tuple[str, ...]],
     update_id: str,
     config: dict[str, str] | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> dict:
     """Build `gold-<update>.duckdb` from the served gold tables (name -> key, then lookup columns),
-    then point the pointer at it. `config` is DuckDB's (the engine's memory limit and spill folder).
+    then point the pointer at it. Built through `connection` (the engine's, so publishing stays
+    within its memory limit rather than adding a second one) or a new one with DuckDB `config`.
 
     Built on a copy of the snapshot served now, when there is one: a table whose gold files are
     unchanged is kept as it is, a changed one is patched row by row (documents are written only
@@ -160,7 +188,7 @@ def publish_snapshot(
     else:
         served = {}
     versions, fingerprints, outcome = {}, {}, {}
-    with serving_connection(building, config) as con:
+    with _building(building, connection, config) as con:
         for qualified, (key, *lookups) in tables.items():
             table = lakehouse.table(qualified)
             name = qualified.split(".", 1)[1]
@@ -180,7 +208,6 @@ def publish_snapshot(
             else:
                 outcome[name] = f"patched: {patched[0]} rows removed, {patched[1]} written"
             con.unregister("gold_source")
-        con.execute("CHECKPOINT")
     os.replace(building, snapshots / file_name)
     pointer = write_pointer(pointer_path, file_name, update_id, versions, fingerprints, outcome)
     _remove_old_snapshots(snapshots, keep=file_name)

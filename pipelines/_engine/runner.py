@@ -483,7 +483,7 @@ class Update:
         ):
             return None
         return publish_snapshot(
-            self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id, config=self.engine_config
+            self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id, connection=self.con
         )
 
 
