@@ -213,6 +213,29 @@ def test_serving_keeps_answering_from_the_old_snapshot_during_an_update(settings
     ).fetchone() == (2,)
 
 
+def photo(media_id: str) -> dict:
+    file = {"href": f"https://files.example/{media_id}.jpg", "mime_type": "image/jpeg"}
+    return {"id": media_id, "category": {"name": "photos"}, "related_model": "Properties", "file": file}
+
+
+def test_a_view_recomputed_to_the_same_rows_is_not_rewritten_and_its_readers_skip(settings: Settings) -> None:
+    land(
+        settings,
+        "s1",
+        [{**prop("a", 1), "media": [photo("m1"), photo("m2")]}, {**prop("b", 1), "media": [photo("m3")]}],
+    )
+    run_update(settings.paths)
+    lakehouse = Lakehouse(settings.paths.lakehouse)
+    media_files = lakehouse.fingerprint("qobrix_silver.media")
+    assert len(rows(settings, "reso_gold.media")) == 3
+    land(settings, "s2", [{**prop("a", 2, price=300_000), "media": [photo("m1"), photo("m2")]}])
+    result = run_update(settings.paths)
+    by_name = {flow.dataset: flow.status for flow in result.flows}
+    assert by_name["qobrix_silver.media"] == "COMPLETED" and by_name["reso_gold.media"] == "SKIPPED"
+    assert lakehouse.fingerprint("qobrix_silver.media") == media_files
+    assert gold_prices(settings)["QOBRIX_a"] == 300_000
+
+
 def served(con: duckdb.DuckDBPyConnection, table_name: str) -> list[tuple]:
     return sorted(con.execute(f'SELECT * EXCLUDE ("__hash") FROM "{table_name}"').fetchall(), key=str)
 
@@ -245,11 +268,6 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
 
 def test_a_media_only_change_reaches_silver_though_modified_did_not_move(settings: Settings) -> None:
     """Qobrix moves `last_media_update`, not `modified`, when only a property's media change."""
-
-    def photo(media_id: str) -> dict:
-        file = {"href": f"https://files.example/{media_id}.jpg", "mime_type": "image/jpeg"}
-        return {"id": media_id, "category": {"name": "photos"}, "related_model": "Properties", "file": file}
-
     first = {**prop("a", 1), "last_media_update": (T0 + timedelta(minutes=1)).isoformat(), "media": [photo("m1")]}
     land(settings, "s1", [first])
     run_update(settings.paths)

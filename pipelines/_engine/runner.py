@@ -151,8 +151,7 @@ class Update:
         self.selected = everything if not (chosen or chosen_full) else chosen | chosen_full
         spill = paths.root / "tmp" / "engine"
         spill.mkdir(parents=True, exist_ok=True)
-        self.engine_config = {"memory_limit": memory_limit, "temp_directory": str(spill)}
-        self.con = duckdb.connect(config=self.engine_config)
+        self.con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
         self.con.execute("SET TimeZone = 'UTC'")
         self.staged: dict[str, tuple[str, dict, FlowResult]] = {}
         """Materialized views computed this update (DuckDB temp tables, which spill to disk under the
