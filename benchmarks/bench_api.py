@@ -8,8 +8,9 @@ then repeated with new keys until Property holds `--properties` rows (Media and 
 follow their listings), and published with the product's own serving-table builder. The API
 runs as `mls2 serve` (one process, OAuth2 on); the load generator runs on the same machine at
 concurrency 1 and 4: client processes, each on one keep-alive `http.client` connection (a thread
-pool of `requests` sessions spent more on the client than the server spent answering). Baseline in the same run: the same queries through the same code without
-HTTP (in-process), which says what the engine costs and what HTTP and threads add.
+pool of `requests` sessions spent more on the client than the server spent answering).
+Baseline in the same run: the same queries through the same code without HTTP (in-process),
+which says what the engine costs and what HTTP and threads add.
 Targets on 2 cores: key lookup p50 <= 5 ms; a filtered, ordered page of 100 full records p50
 <= 30 ms and p99 <= 100 ms; that page with `$expand=Media` p50 <= 60 ms; replication >= 20,000
 records/s.
@@ -40,7 +41,7 @@ from graphql_odata.odata.fetch import read_entity, read_page
 from graphql_odata.odata.query import entity_set, parse_query
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.sandbox import SandboxWorld
-from pipelines._engine.publish import create_serving_table, serving_connection, snapshot_file, write_pointer
+from pipelines._engine.publish import create_serving_table, snapshot_database, snapshot_file, write_pointer
 from pipelines.gold import served_tables
 
 # Columns that must stay unique (or keep pointing at their copied listing) when gold rows repeat.
@@ -69,7 +70,7 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
     print(f"repeating gold x{copies} into {target} ...", flush=True)
     spill = data / "tmp"
     spill.mkdir(exist_ok=True)
-    with serving_connection(target, {"memory_limit": "8GB", "temp_directory": str(spill)}) as con:
+    with snapshot_database(target, config={"memory_limit": "8GB", "temp_directory": str(spill)}) as con:
         con.execute(f"ATTACH '{source_file}' AS source (READ_ONLY)")
         for qualified, (key, *lookups) in served_tables().items():
             name = qualified.split(".", 1)[1]
@@ -92,7 +93,6 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
                     f"range({copies}) copies(copy){limit})"
                 )
             create_serving_table(con, name, relation, key, lookups)
-        con.execute("CHECKPOINT")
     write_pointer(serving.snapshot_pointer, target.name, "bench", {})
 
 

@@ -32,7 +32,7 @@ SERVING_DATABASE = "serving_snapshot"
 UNSUITED_COMPRESSION = "dict_fsst,zstd"
 """Compression methods the snapshot does without. DuckDB 2.0 stores long strings as ZSTD, and reading
 one row of it decompresses a whole vector: a Property document took 9 ms to read by key, 0.7 ms
-stored plain (the file grows about tenfold on the sandbox's repetitive records). Its `dict_fsst`
+stored plain (in about ten times the space on the sandbox's repetitive records). Its `dict_fsst`
 analysis of the document column took 5x the rest of the build (13.8 s -> 2.7 s for 20,000 listings)."""
 WHOLE_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 MICROSECONDS = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -58,14 +58,6 @@ def document_sql(columns: list[tuple[str, str]]) -> str:
     """SQL writing a row as its OData JSON object, fields in column order."""
     fields = ", ".join(f'"{name}" := {_json_value(name, kind)}' for name, kind in columns)
     return f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"
-
-
-def serving_connection(path: Path, config: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
-    """A connection building a snapshot file: UTC, and storage chosen for reading rows by key."""
-    con = duckdb.connect(str(path), config=config or {})
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET disabled_compression_methods = '{UNSUITED_COMPRESSION}'")
-    return con
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
@@ -135,11 +127,12 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 @contextmanager
-def _building(
-    path: Path, connection: duckdb.DuckDBPyConnection | None, config: dict[str, str] | None
+def snapshot_database(
+    path: Path, connection: duckdb.DuckDBPyConnection | None = None, config: dict[str, str] | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`path` attached as the default database of `connection` (or of a new in-memory one), with
-    the storage settings of a snapshot; checkpointed and detached at the end."""
+    """`path` attached as the default database of `connection` (or of a new in-memory one with
+    DuckDB `config`), in UTC, with storage chosen for reading rows by key; checkpointed and
+    detached at the end."""
     con = connection or duckdb.connect(config=config or {})
     [(home,)] = con.execute("SELECT current_database()").fetchall()
     literal = "'" + str(path).replace("'", "''") + "'"
@@ -188,7 +181,7 @@ def publish_snapshot(
     else:
         served = {}
     versions, fingerprints, outcome = {}, {}, {}
-    with _building(building, connection, config) as con:
+    with snapshot_database(building, connection, config) as con:
         for qualified, (key, *lookups) in tables.items():
             table = lakehouse.table(qualified)
             name = qualified.split(".", 1)[1]
