@@ -266,6 +266,21 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
     ]
 
 
+def test_a_damaged_served_snapshot_is_rebuilt_rather_than_patched(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1)])
+    run_update(settings.paths)
+    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    (settings.paths.snapshots / pointer["file"]).write_bytes(b"not a duckdb file" * 1000)
+    land(settings, "s2", [prop("b", 2)])
+    run_update(settings.paths)
+    newer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    assert set(newer["tables"].values()) == {"built"}
+    served_keys = duckdb.connect(str(settings.paths.snapshots / newer["file"]), read_only=True).execute(
+        'SELECT "ListingKey" FROM property ORDER BY 1'
+    )
+    assert [row[0] for row in served_keys.fetchall()] == ["QOBRIX_a", "QOBRIX_b"]
+
+
 def test_a_media_only_change_reaches_silver_though_modified_did_not_move(settings: Settings) -> None:
     """Qobrix moves `last_media_update`, not `modified`, when only a property's media change."""
     first = {**prop("a", 1), "last_media_update": (T0 + timedelta(minutes=1)).isoformat(), "media": [photo("m1")]}

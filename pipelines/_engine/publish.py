@@ -172,14 +172,43 @@ def publish_snapshot(
     snapshots.mkdir(parents=True, exist_ok=True)
     file_name = f"gold-{update_id}.duckdb"
     building = snapshots / f".{file_name}.building"
-    building.unlink(missing_ok=True)
+    _discard(building)
     previous = read_pointer(pointer_path)
     base = snapshots / previous["file"] if previous else None
     if base is not None and base.exists():
         shutil.copyfile(base, building)
-        served = previous.get("fingerprints", {})
+        try:
+            built = _fill(building, lakehouse, tables, previous.get("fingerprints", {}), connection, config)
+        except duckdb.Error:
+            # The served snapshot cannot be patched (damaged, or unreadable by this DuckDB): build
+            # from nothing, so a rerun converges; a real fault fails again there.
+            _discard(building)
+            built = _fill(building, lakehouse, tables, {}, connection, config)
     else:
-        served = {}
+        built = _fill(building, lakehouse, tables, {}, connection, config)
+    versions, fingerprints, outcome = built
+    os.replace(building, snapshots / file_name)
+    pointer = write_pointer(pointer_path, file_name, update_id, versions, fingerprints, outcome)
+    _remove_old_snapshots(snapshots, keep=file_name)
+    return pointer
+
+
+def _discard(database: Path) -> None:
+    """Remove a DuckDB file and its write-ahead log."""
+    database.unlink(missing_ok=True)
+    database.with_name(database.name + ".wal").unlink(missing_ok=True)
+
+
+def _fill(
+    building: Path,
+    lakehouse: Lakehouse,
+    tables: dict[str, tuple[str, ...]],
+    served: dict[str, str],
+    connection: duckdb.DuckDBPyConnection | None,
+    config: dict[str, str] | None,
+) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+    """Bring the file `building` to the gold tables; `served` has the fingerprints of what it holds.
+    Returns the tables' versions, their fingerprints, and what was done to each."""
     versions, fingerprints, outcome = {}, {}, {}
     with snapshot_database(building, connection, config) as con:
         for qualified, (key, *lookups) in tables.items():
@@ -201,10 +230,7 @@ def publish_snapshot(
             else:
                 outcome[name] = f"patched: {patched[0]} rows removed, {patched[1]} written"
             con.unregister("gold_source")
-    os.replace(building, snapshots / file_name)
-    pointer = write_pointer(pointer_path, file_name, update_id, versions, fingerprints, outcome)
-    _remove_old_snapshots(snapshots, keep=file_name)
-    return pointer
+    return versions, fingerprints, outcome
 
 
 def write_pointer(
