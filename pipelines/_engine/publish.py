@@ -9,7 +9,8 @@ the record already written as OData JSON (timestamps in UTC with `Z`, decimals a
 read as one column. Rows are stored in the order they are looked up by: the
 column `$expand` follows into the table (a listing's media side by side), else
 `ModificationTimestamp` (replication pages touch few row groups). The key and every lookup
-column are indexed.
+column are indexed. Each row also carries `__hash`, so the next publish, which starts from a
+copy of this snapshot, rewrites only the rows whose hash changed.
 """
 
 import os
