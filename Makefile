@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format clean
+.PHONY: demo test test-slow test-all lint format clean csdl-schemas
 
 $(INSTALLED): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test-slow: $(INSTALLED)  ## end-to-end and heavy suites (CI runs these too)
 test-all: $(INSTALLED)
 	$(BIN)/pytest
 
+CSDL_SCHEMAS = .cache/odata-csdl/package/schemas
+
+csdl-schemas: $(CSDL_SCHEMAS)/edmx.xsd  ## OASIS CSDL 4.01 XML schemas (npm package odata-csdl) for the $$metadata test
+
+$(CSDL_SCHEMAS)/edmx.xsd:
+	mkdir -p .cache/odata-csdl
+	cd .cache/odata-csdl && npm pack --silent odata-csdl@0.11.2 && tar xzf odata-csdl-0.11.2.tgz
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -34,4 +42,4 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .mls2 .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .mls2 .pytest_cache .ruff_cache .cache build *.egg-info

@@ -26,6 +26,7 @@ from tests.test_mappings import DD, ENUM_PREFIX, allowed_types, dd_fields
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "reso"
 needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason="needs ../shared/reference/reso")
+CSDL_SCHEMAS = Path(__file__).resolve().parents[1] / ".cache" / "odata-csdl" / "package" / "schemas"
 
 KEY, INTEGER, DECIMAL, DATE, TIMESTAMP = (
     "ListingKey",
@@ -202,9 +203,11 @@ def test_core_request(api: TestClient, rows: list[dict], request_id: str) -> Non
             assert set(returned) == matching and matching
 
 
-@needs_reference
-def test_metadata_validates_against_the_odata_csdl_schemas(tmp_path: Path) -> None:
+def reso_commander_schemas(folder: Path) -> Path | None:
+    """OData 4.0 errata03 schemas as RESO's Web API Commander ships them (../shared/reference)."""
     xsd = REFERENCE / "xsd"
+    if not xsd.exists():
+        return None
     edmx = (xsd / "edmx.4.0.errata03.xsd").read_text(encoding="utf-8")
     # The shipped EDMX schema imports the EDM namespace without a location: point it at the file beside it.
     edmx = edmx.replace(
@@ -212,11 +215,29 @@ def test_metadata_validates_against_the_odata_csdl_schemas(tmp_path: Path) -> No
         'namespace="http://docs.oasis-open.org/odata/ns/edm" schemaLocation="edm.4.0.errata03.xsd"',
         1,
     )
-    (tmp_path / "edmx.xsd").write_text(edmx, encoding="utf-8")
-    (tmp_path / "edm.4.0.errata03.xsd").write_bytes((xsd / "edm.4.0.errata03.xsd").read_bytes())
-    schema = etree.XMLSchema(etree.parse(str(tmp_path / "edmx.xsd")))
+    (folder / "edmx.xsd").write_text(edmx, encoding="utf-8")
+    (folder / "edm.4.0.errata03.xsd").write_bytes((xsd / "edm.4.0.errata03.xsd").read_bytes())
+    return folder / "edmx.xsd"
+
+
+def oasis_schemas(folder: Path) -> Path | None:
+    """OASIS CSDL 4.01 schemas from the npm package odata-csdl (`make csdl-schemas`; CI fetches them)."""
+    edmx = CSDL_SCHEMAS / "edmx.xsd"
+    return edmx if edmx.exists() else None
+
+
+@pytest.mark.parametrize("schemas", [reso_commander_schemas, oasis_schemas], ids=["4.0-errata03", "4.01"])
+def test_metadata_validates_against_the_odata_csdl_schemas(schemas, tmp_path: Path) -> None:
+    edmx = schemas(tmp_path)
+    if edmx is None:
+        pytest.skip(f"{schemas.__doc__} not on this machine")
+    schema = etree.XMLSchema(etree.parse(str(edmx)))
     document = etree.fromstring(metadata_xml())
     assert schema.validate(document), schema.error_log
+    # The schemas do reject a broken document: an entity type without its name.
+    broken = etree.fromstring(metadata_xml())
+    del broken.find(".//{http://docs.oasis-open.org/odata/ns/edm}EntityType").attrib["Name"]
+    assert not schema.validate(broken)
 
 
 def test_every_standard_field_and_navigation_in_the_metadata_is_dd_2_0() -> None:
