@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from pipelines._engine.lakehouse import Lakehouse, commit_properties
+from pipelines._engine.lakehouse import Lakehouse, arrow_batches, commit_properties
 from pipelines._engine.sql import spark_to_duckdb_expression
 from pipelines.declaration import Dataset
 
@@ -24,8 +24,6 @@ IS_DELETE = "__is_delete"
 START_AT, END_AT = "__START_AT", "__END_AT"
 TOMBSTONES = "__tombstones"
 TOMBSTONE_RELATION = "cdc_tombstones"
-CDC_BATCH_ROWS = 20_000
-"""Rows per Arrow batch a full refresh streams into its target."""
 
 
 @dataclass
@@ -127,10 +125,8 @@ def _apply_scd1(
 
         target = None if full_refresh else lakehouse.table(dataset.name)
         if target is None:
-            rows = con.sql(f"SELECT * EXCLUDE ({IS_DELETE}) FROM {events} WHERE NOT {IS_DELETE}")
-            lakehouse.overwrite(
-                dataset.name, rows.to_arrow_reader(CDC_BATCH_ROWS), metadata=metadata, checkpoints=checkpoints
-            )
+            rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {events} WHERE NOT {IS_DELETE})"
+            lakehouse.overwrite(dataset.name, arrow_batches(con, rows), metadata=metadata, checkpoints=checkpoints)
             return CdcMetrics(upserted=upserted.num_rows, deleted=0)
         batch = con.sql(f"SELECT * FROM {events}").to_arrow_table()
     finally:

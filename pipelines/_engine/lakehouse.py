@@ -4,6 +4,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
@@ -13,7 +14,20 @@ CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
 ROW_GROUP_ROWS = 8_192
 """Small row groups: readers split work by row group, so a table of a few thousand wide rows
 (payloads of tens of KB) is still read and parsed on every core."""
+BATCH_BYTES = 32 << 20
+"""About how much data an Arrow batch handed to the Delta writer holds: batches of a fixed row count
+held 540 MB each for bronze payloads of 27 KB, and the writer keeps several in flight."""
+MAX_BATCH_ROWS = 20_000
 WRITER = WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD", compression_level=1)
+
+
+def arrow_batches(con: duckdb.DuckDBPyConnection, relation: str) -> pa.RecordBatchReader:
+    """The rows of a DuckDB relation as Arrow batches of about BATCH_BYTES, for a Delta write."""
+    [(width,)] = con.execute(
+        f"SELECT avg(strlen(CAST(to_json(sample) AS VARCHAR))) FROM (SELECT * FROM {relation} LIMIT 256) sample"
+    ).fetchall()
+    rows = MAX_BATCH_ROWS if not width else max(16, min(MAX_BATCH_ROWS, int(BATCH_BYTES / width)))
+    return con.sql(f"SELECT * FROM {relation}").to_arrow_reader(rows)
 
 
 class Lakehouse:

@@ -23,7 +23,7 @@ from conf.settings import DataPaths
 from pipelines._engine.cdc import apply_changes
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import EventLog
-from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.lakehouse import Lakehouse, arrow_batches
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import publish_snapshot, read_pointer
 from pipelines._engine.quality import check
@@ -61,8 +61,6 @@ class UpdateResult:
 
 
 DEFAULT_MEMORY_LIMIT = "2GB"
-STREAM_BATCH_ROWS = 20_000
-"""Rows per Arrow batch a streaming table's new rows are written in (they never sit in memory whole)."""
 
 
 def relation(name: str) -> str:
@@ -264,7 +262,7 @@ class Update:
                 self.staged[dataset.name] = (staged, metadata, flow)
         else:
             flow.output_records = checked.report.input_records - checked.report.dropped_records
-            batches = self.con.sql(f"SELECT * FROM {checked.kept}").to_arrow_reader(STREAM_BATCH_ROWS)
+            batches = arrow_batches(self.con, checked.kept)
             if full or self.lakehouse.table(dataset.name) is None:
                 self.lakehouse.overwrite(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
             else:
@@ -291,8 +289,7 @@ class Update:
             if name in self.staged:
                 staged, metadata, flow = self.staged.pop(name)
                 metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
-                rows = self.con.sql(f"SELECT * FROM {staged}").to_arrow_reader(STREAM_BATCH_ROWS)
-                flow.version = self.lakehouse.overwrite(name, rows, metadata=metadata)
+                flow.version = self.lakehouse.overwrite(name, arrow_batches(self.con, staged), metadata=metadata)
                 self.release("TABLE", staged)
             elif name in self.unchanged:
                 metadata, flow = self.unchanged.pop(name)
