@@ -30,6 +30,27 @@ def arrow_batches(con: duckdb.DuckDBPyConnection, relation: str) -> pa.RecordBat
     return con.sql(f"SELECT * FROM {relation}").to_arrow_reader(rows)
 
 
+def bind_arrow(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
+    """Make Arrow data readable as `name`, replacing whatever had that name."""
+    con.execute(f"DROP VIEW IF EXISTS {name}")
+    con.register(name, data)
+
+
+def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable) -> None:
+    """Make a Delta table's current version readable as `name`, through DuckDB's parallel Parquet reader.
+
+    delta-rs writes plain Parquet (no deletion vectors, no column mapping), so the version's files
+    are its rows; files from before a column was added read it as NULL.
+    """
+    files = table.file_uris()
+    if not files:
+        bind_arrow(con, name, table.schema().to_arrow().empty_table())
+        return
+    con.execute(f"DROP VIEW IF EXISTS {name}")
+    listed = ", ".join("'" + uri.replace("'", "''") + "'" for uri in files)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
+
+
 class Lakehouse:
     """Delta tables by `schema.table` name.
 

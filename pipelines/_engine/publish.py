@@ -24,7 +24,7 @@ import duckdb
 import orjson
 
 from conf.files import write_atomically
-from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.lakehouse import Lakehouse, register_delta
 
 KEPT_SNAPSHOTS = 2
 DOCUMENT_COLUMN = "__document"
@@ -225,7 +225,7 @@ def _fill(
             if served.get(qualified) == fingerprints[qualified] and _has_table(con, name):
                 outcome[name] = "unchanged"
                 continue
-            con.register("gold_source", table.to_pyarrow_dataset())
+            register_delta(con, "gold_source", table)
             patched = patch_serving_table(con, name, "gold_source", key, lookups)
             if patched is None:
                 con.execute(f'DROP TABLE IF EXISTS "{name}"')
@@ -233,7 +233,7 @@ def _fill(
                 outcome[name] = "built"
             else:
                 outcome[name] = f"patched: {patched[0]} rows removed, {patched[1]} written"
-            con.unregister("gold_source")
+            con.execute("DROP VIEW gold_source")
     return versions, fingerprints, outcome
 
 

@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 import duckdb
 import orjson
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from conf.settings import DataPaths
 from pipelines._engine.cdc import apply_changes
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import EventLog
-from pipelines._engine.lakehouse import Lakehouse, arrow_batches
+from pipelines._engine.lakehouse import Lakehouse, arrow_batches, bind_arrow, register_delta
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import publish_snapshot, read_pointer
 from pipelines._engine.quality import check
@@ -69,27 +68,6 @@ def relation(name: str) -> str:
 
 def stream_relation(name: str) -> str:
     return f"stream__{relation(name)}"
-
-
-def bind_arrow(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
-    """Make Arrow data readable as `name`, replacing whatever had that name."""
-    con.execute(f"DROP VIEW IF EXISTS {name}")
-    con.register(name, data)
-
-
-def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable) -> None:
-    """Make a Delta table's current version readable as `name`, through DuckDB's parallel Parquet reader.
-
-    delta-rs writes plain Parquet (no deletion vectors, no column mapping), so the version's files
-    are its rows; files from before a column was added read it as NULL.
-    """
-    files = table.file_uris()
-    if not files:
-        bind_arrow(con, name, table.schema().to_arrow().empty_table())
-        return
-    con.execute(f"DROP VIEW IF EXISTS {name}")
-    listed = ", ".join("'" + uri.replace("'", "''") + "'" for uri in files)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
 
 
 class UpdateLock:
