@@ -14,6 +14,8 @@ from pipelines.declaration import Dataset, Expectation
 
 LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
+DOCUMENT_COLUMN = "__document"
+"""In the serving snapshot, a column holding each row already written as OData JSON."""
 
 
 def served_tables() -> dict[str, tuple[str, ...]]:

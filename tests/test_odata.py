@@ -264,7 +264,8 @@ def test_expand_follows_every_navigation_with_nested_options(api: TestClient, pu
 
 
 def test_a_plain_expand_serves_every_related_record_whole(api: TestClient, published_gold: PublishedGold) -> None:
-    """`$expand=Media` with no nested options comes from the documents held in the listing row."""
+    """`$expand=Media` with no nested options serves each listing's media whole, the same in a collection,
+    by key and beside `$select`."""
     media: dict[str, list] = {}
     for row in published_gold.rows("media"):
         media.setdefault(row["ResourceRecordKey"], []).append(row)

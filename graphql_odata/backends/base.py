@@ -15,10 +15,6 @@ class QueryRejected(ValueError):
     """The backend could not evaluate a well-formed query on the data (an overflow, a bad conversion): a 400."""
 
 
-DOCUMENT_COLUMN = "__document"
-"""A column holding the whole row already written as OData JSON, where a backend keeps one."""
-
-
 class Backend(Protocol):
     dialect: str
 

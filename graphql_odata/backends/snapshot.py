@@ -8,8 +8,9 @@ import duckdb
 import orjson
 from sqlglot import exp
 
-from graphql_odata.backends.base import DOCUMENT_COLUMN, BackendUnavailable, QueryRejected
+from graphql_odata.backends.base import BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
+from pipelines.gold import DOCUMENT_COLUMN
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
 

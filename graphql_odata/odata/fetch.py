@@ -5,11 +5,12 @@ of `$expand` come in one query per navigation for the whole page (stored side by
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from graphql_odata.backends.base import DOCUMENT_COLUMN, Backend
+from graphql_odata.backends.base import Backend
 from graphql_odata.odata.query import CollectionQuery
 from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, range_sql, related_sql, rows_sql
 from graphql_odata.odata.wire import Document
 from graphql_odata.schema import entity_sets
+from pipelines.gold import DOCUMENT_COLUMN
 
 RANGE_READ_FACTOR = 10
 

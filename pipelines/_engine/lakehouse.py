@@ -9,6 +9,8 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from pipelines._engine.sql import string_literal
+
 CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
 """Every table keeps a change feed so downstream streaming reads take only what was appended."""
 ROW_GROUP_ROWS = 8_192
@@ -47,7 +49,7 @@ def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable)
         bind_arrow(con, name, table.schema().to_arrow().empty_table())
         return
     con.execute(f"DROP VIEW IF EXISTS {name}")
-    listed = ", ".join("'" + uri.replace("'", "''") + "'" for uri in files)
+    listed = ", ".join(string_literal(uri) for uri in files)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
 
 

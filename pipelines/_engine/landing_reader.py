@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines._engine.sql import string_literal
+
 LANDING_LINES_SQL = """
 WITH lines AS (
   -- One column a line: NUL never occurs in a landing line; a line with one would not parse and fail loudly.
@@ -54,10 +56,6 @@ def landing_files(landing_root: Path, entity: str) -> list[str]:
     )
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def register_landing(con: duckdb.DuckDBPyConnection, relation: str, landing_root: Path, files: list[str]) -> None:
     """Create temp view `relation` over the lines of `files` (none: an empty relation of the same shape).
 
@@ -67,8 +65,8 @@ def register_landing(con: duckdb.DuckDBPyConnection, relation: str, landing_root
     """
     if files:
         root = str(Path(landing_root).resolve())
-        listed = "[" + ", ".join(_literal(f"{root}/{name}") for name in files) + "]"
-        body = LANDING_LINES_SQL.replace("$root", _literal(root)).replace("$files", listed)
+        listed = "[" + ", ".join(string_literal(f"{root}/{name}") for name in files) + "]"
+        body = LANDING_LINES_SQL.replace("$root", string_literal(root)).replace("$files", listed)
     else:
         body = EMPTY_LANDING_SQL
     con.execute(f"DROP VIEW IF EXISTS {relation}")

@@ -25,9 +25,10 @@ import orjson
 
 from conf.files import write_atomically
 from pipelines._engine.lakehouse import Lakehouse, register_delta
+from pipelines._engine.sql import string_literal
+from pipelines.gold import DOCUMENT_COLUMN
 
 KEPT_SNAPSHOTS = 2
-DOCUMENT_COLUMN = "__document"
 HASH_COLUMN = "__hash"
 SERVING_DATABASE = "serving_snapshot"
 UNSUITED_COMPRESSION = "dict_fsst,zstd"
@@ -139,11 +140,10 @@ def snapshot_database(
     detached at the end."""
     con = connection or duckdb.connect(config=config or {})
     [(home,)] = con.execute("SELECT current_database()").fetchall()
-    literal = "'" + str(path).replace("'", "''") + "'"
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET disabled_compression_methods = '{UNSUITED_COMPRESSION}'")
-        con.execute(f"ATTACH {literal} AS {SERVING_DATABASE}")
+        con.execute(f"ATTACH {string_literal(str(path))} AS {SERVING_DATABASE}")
         con.execute(f"USE {SERVING_DATABASE}")
         yield con
         con.execute(f"CHECKPOINT {SERVING_DATABASE}")

@@ -264,14 +264,17 @@ class Update:
         Views are committed in graph order, so each records the fingerprint of inputs already committed.
         """
         for name in [dataset.name for dataset in self.graph.ordered()]:
+            if name not in self.staged and name not in self.unchanged:
+                continue
+            sources = orjson.dumps(self.fingerprints(self.graph[name])).decode()
             if name in self.staged:
                 staged, metadata, flow = self.staged.pop(name)
-                metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
+                metadata[SOURCES_METADATA] = sources
                 flow.version = self.lakehouse.overwrite(name, arrow_batches(self.con, staged), metadata=metadata)
                 self.release("TABLE", staged)
-            elif name in self.unchanged:
+            else:
                 metadata, flow = self.unchanged.pop(name)
-                metadata[SOURCES_METADATA] = orjson.dumps(self.fingerprints(self.graph[name])).decode()
+                metadata[SOURCES_METADATA] = sources
                 empty = self.lakehouse.table(name).schema().to_arrow().empty_table()
                 flow.version = self.lakehouse.append(name, empty, metadata=metadata)
 

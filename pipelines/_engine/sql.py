@@ -143,6 +143,11 @@ def table_references(sql: str, *, origin: str) -> tuple[set[str], set[str]]:
     return reads - streams, streams
 
 
+def string_literal(text: str) -> str:
+    """`text` as a SQL string literal (single quotes doubled), for places DuckDB takes no parameters."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 RelationNamer = Callable[[str, bool], str]
 """Maps (`schema.table`, is a STREAM read) to the DuckDB relation that holds its rows."""
 
