@@ -41,7 +41,13 @@ from graphql_odata.odata.fetch import read_entity, read_page
 from graphql_odata.odata.query import entity_set, parse_query
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.sandbox import SandboxWorld
-from pipelines._engine.publish import create_serving_table, snapshot_database, snapshot_file, write_pointer
+from pipelines._engine.publish import (
+    create_serving_table,
+    read_pointer,
+    served_files,
+    snapshot_database,
+    write_pointer,
+)
 from pipelines.gold import served_tables
 
 # Columns that must stay unique (or keep pointing at their copied listing) when gold rows repeat.
@@ -54,46 +60,44 @@ RENAMED = {
 
 def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
     """A real pipeline run over a generated brokerage, its gold repeated to `properties` listings."""
-    source = data / "source"
-    source_file = snapshot_file(DataPaths(source).snapshot_pointer)
-    if source_file is None:
+    source = DataPaths(data / "source")
+    if not served_files(source.snapshots, read_pointer(source.snapshot_pointer)):
         print(f"landing and running the pipeline for {source_properties:,} properties ...", flush=True)
-        land_everything(SandboxWorld(seed=5, properties=source_properties), source / "landing")
-        run_pipeline(source)
-        source_file = snapshot_file(DataPaths(source).snapshot_pointer)
+        land_everything(SandboxWorld(seed=5, properties=source_properties), source.root / "landing")
+        run_pipeline(source.root)
+    source_files = served_files(source.snapshots, read_pointer(source.snapshot_pointer))
     copies = -(-properties // source_properties)
     serving = DataPaths(data / "serve")
-    snapshots = serving.snapshots
-    snapshots.mkdir(parents=True, exist_ok=True)
-    target = snapshots / "gold-bench.duckdb"
-    target.unlink(missing_ok=True)
-    print(f"repeating gold x{copies} into {target} ...", flush=True)
     spill = data / "tmp"
     spill.mkdir(exist_ok=True)
-    with snapshot_database(target, config={"memory_limit": "8GB", "temp_directory": str(spill)}) as con:
-        con.execute(f"ATTACH '{source_file}' AS source (READ_ONLY)")
-        for qualified, (key, *lookups) in served_tables().items():
-            name = qualified.split(".", 1)[1]
-            columns = "COLUMNS(lambda c: NOT starts_with(c, '__'))"
-            renamed = RENAMED.get(name)
-            if renamed is None:
-                relation = f'(SELECT {columns} FROM source."{name}")'
-            else:
-                fresh = ", ".join(
-                    f'CASE WHEN copy = 0 THEN "{c}" ELSE "{c}" || \'-\' || copy END AS "{c}"' for c in renamed
-                )
-                spread = (
-                    ', "ModificationTimestamp" + to_minutes(copy) AS "ModificationTimestamp"'
-                    if name == "property"
-                    else ""
-                )
-                limit = f" LIMIT {properties}" if name == "property" else ""
-                relation = (
-                    f'(SELECT * REPLACE ({fresh}{spread}) FROM (SELECT {columns} FROM source."{name}"), '
-                    f"range({copies}) copies(copy){limit})"
-                )
-            create_serving_table(con, name, relation, key, lookups)
-    write_pointer(serving.snapshot_pointer, target.name, "bench", {})
+    print(f"repeating gold x{copies} into {serving.snapshots} ...", flush=True)
+    files = {}
+    for qualified, (key, *lookups) in served_tables().items():
+        name = qualified.split(".", 1)[1]
+        target = serving.snapshots / name / "bench.duckdb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        with snapshot_database(target, config={"memory_limit": "8GB", "temp_directory": str(spill)}) as con:
+            con.execute(f"ATTACH '{source_files[name]}' AS source (READ_ONLY)")
+            create_serving_table(con, name, _repeated(name, copies, properties), key, lookups)
+            con.execute("DETACH source")
+        files[name] = f"{name}/{target.name}"
+    write_pointer(serving.snapshot_pointer, files, "bench", {})
+
+
+def _repeated(name: str, copies: int, properties: int) -> str:
+    """The source snapshot's `name` rows repeated `copies` times, keys made unique per copy."""
+    columns = "COLUMNS(lambda c: NOT starts_with(c, '__'))"
+    renamed = RENAMED.get(name)
+    if renamed is None:
+        return f'(SELECT {columns} FROM source."{name}")'
+    fresh = ", ".join(f'CASE WHEN copy = 0 THEN "{c}" ELSE "{c}" || \'-\' || copy END AS "{c}"' for c in renamed)
+    spread = ', "ModificationTimestamp" + to_minutes(copy) AS "ModificationTimestamp"' if name == "property" else ""
+    limit = f" LIMIT {properties}" if name == "property" else ""
+    return (
+        f'(SELECT * REPLACE ({fresh}{spread}) FROM (SELECT {columns} FROM source."{name}"), '
+        f"range({copies}) copies(copy){limit})"
+    )
 
 
 def percentile(samples: list[float], share: float) -> float:
@@ -170,7 +174,8 @@ def main() -> None:
 
     data = args.data or Path(tempfile.mkdtemp(prefix="mls2-bench-api-"))
     serve_dir = data / "serve"
-    if snapshot_file(DataPaths(serve_dir).snapshot_pointer) is None:
+    serving = DataPaths(serve_dir)
+    if not served_files(serving.snapshots, read_pointer(serving.snapshot_pointer)):
         started = time.perf_counter()
         build_snapshot(data, args.properties, args.source_properties)
         print(f"snapshot built in {time.perf_counter() - started:.0f} s", flush=True)

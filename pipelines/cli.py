@@ -34,7 +34,7 @@ def print_update(result: UpdateResult) -> None:
     console.print(table)
     if result.published:
         tables = ", ".join(f"{name} {how}" for name, how in result.published.get("tables", {}).items())
-        console.print(f"Published gold snapshot {result.published['file']} ({tables})")
+        console.print(f"Published gold snapshot of update {result.published['update_id']} ({tables})")
 
 
 def update_with_progress(settings: Settings, **selection: object) -> UpdateResult:

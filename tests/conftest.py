@@ -91,12 +91,10 @@ class PublishedGold:
 
     def rows(self, table: str) -> list[dict]:
         """Every row of a published gold table, read straight from the snapshot (not through the API)."""
-        import duckdb
+        from pipelines._engine.publish import open_snapshot, read_pointer
 
-        from pipelines._engine.publish import snapshot_file
-
-        with duckdb.connect(str(snapshot_file(self.settings.paths.snapshot_pointer)), read_only=True) as con:
-            con.execute("SET TimeZone = 'UTC'")
+        paths = self.settings.paths
+        with open_snapshot(paths.snapshots, read_pointer(paths.snapshot_pointer)) as con:
             cursor = con.execute(f"SELECT COLUMNS(lambda c: NOT starts_with(c, '__')) FROM \"{table}\"")
             columns = [c[0] for c in cursor.description]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

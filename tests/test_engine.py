@@ -14,6 +14,7 @@ from ingestion.landing import LandingWriter
 from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_graph, run_update
 from pipelines._engine.events import EVENT_LOG
 from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.publish import open_snapshot
 from pipelines._engine.runner import QUARANTINE, UpdateLock
 from pipelines.graph import build_graph
 
@@ -195,22 +196,43 @@ def test_refresh_selection_updates_only_the_named_datasets(settings: Settings) -
     assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b"}
 
 
+def served_snapshot(settings: Settings) -> tuple[dict, duckdb.DuckDBPyConnection]:
+    """The pointer as it is now, and a reader of the snapshot it names."""
+    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    return pointer, open_snapshot(settings.paths.snapshots, pointer)
+
+
 def test_serving_keeps_answering_from_the_old_snapshot_during_an_update(settings: Settings) -> None:
     land(settings, "s1", [prop("a", 1)])
     run_update(settings.paths)
-    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
-    reader = duckdb.connect(str(settings.paths.snapshots / pointer["file"]), read_only=True)
+    pointer, reader = served_snapshot(settings)
     land(settings, "s2", [prop("b", 1)])
     worker = threading.Thread(target=run_update, args=(settings.paths,))
     worker.start()
     while worker.is_alive():
-        assert reader.execute("SELECT count(*) FROM property").fetchone() == (1,)
+        assert reader.execute("SELECT count(*) FROM property").fetchall() == [(1,)]
     worker.join()
-    newer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
-    assert newer["file"] != pointer["file"]
-    assert duckdb.connect(str(settings.paths.snapshots / newer["file"]), read_only=True).execute(
-        "SELECT count(*) FROM property"
-    ).fetchone() == (2,)
+    newer, newer_reader = served_snapshot(settings)
+    assert newer["files"]["property"] != pointer["files"]["property"]
+    assert newer_reader.execute("SELECT count(*) FROM property").fetchall() == [(2,)]
+
+
+def test_a_changed_table_is_patched_in_a_standby_file_no_recent_reader_holds(settings: Settings) -> None:
+    """From the fourth publish on, a changed table is patched in place in its file from three
+    publishes back (the served one is copied before that); readers of the served pointer and the
+    one before it see their rows throughout."""
+    readers, outcomes = [], []
+    for update in range(1, 6):
+        land(settings, f"s{update}", [prop(f"k{update}", update)])
+        run_update(settings.paths)
+        pointer, reader = served_snapshot(settings)
+        readers.append(reader)
+        outcomes.append(pointer["tables"]["property"])
+        for count, held in enumerate(readers[-3:], start=max(1, update - 2)):
+            assert held.execute("SELECT count(*) FROM property").fetchall() == [(count,)], (update, count)
+    once, thrice = "patched: 0 rows removed, 1 written", "patched: 0 rows removed, 3 written"
+    assert outcomes == ["built", once, once, thrice, thrice]
+    assert len(list((settings.paths.snapshots / "property").iterdir())) == 3
 
 
 def photo(media_id: str) -> dict:
@@ -246,17 +268,15 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
     land(settings, "s2", [prop("a", 2, price=250_000), prop("d", 2)])
     land(settings, "s3", [prop("b", 3)], operation="delete")
     run_update(settings.paths)
-    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    pointer, patched = served_snapshot(settings)
     assert pointer["tables"]["property"] == "patched: 2 rows removed, 2 written"
     assert pointer["tables"]["member"] == "unchanged"
-    patched = duckdb.connect(str(settings.paths.snapshots / pointer["file"]), read_only=True)
 
     run_update(settings.paths, full_refresh=True)
     settings.paths.snapshot_pointer.unlink()
     run_update(settings.paths, full_refresh=True)
-    fresh_pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    fresh_pointer, fresh = served_snapshot(settings)
     assert set(fresh_pointer["tables"].values()) == {"built"}
-    fresh = duckdb.connect(str(settings.paths.snapshots / fresh_pointer["file"]), read_only=True)
     for table_name in fresh_pointer["tables"]:
         assert served(patched, table_name) == served(fresh, table_name), table_name
     assert [row[0] for row in patched.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()] == [
@@ -270,14 +290,12 @@ def test_a_damaged_served_snapshot_is_rebuilt_rather_than_patched(settings: Sett
     land(settings, "s1", [prop("a", 1)])
     run_update(settings.paths)
     pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
-    (settings.paths.snapshots / pointer["file"]).write_bytes(b"not a duckdb file" * 1000)
+    (settings.paths.snapshots / pointer["files"]["property"]).write_bytes(b"not a duckdb file" * 1000)
     land(settings, "s2", [prop("b", 2)])
     run_update(settings.paths)
-    newer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
-    assert set(newer["tables"].values()) == {"built"}
-    served_keys = duckdb.connect(str(settings.paths.snapshots / newer["file"]), read_only=True).execute(
-        'SELECT "ListingKey" FROM property ORDER BY 1'
-    )
+    newer, reader = served_snapshot(settings)
+    assert newer["tables"]["property"] == "built" and newer["tables"]["member"] == "unchanged"
+    served_keys = reader.execute('SELECT "ListingKey" FROM property ORDER BY 1')
     assert [row[0] for row in served_keys.fetchall()] == ["QOBRIX_a", "QOBRIX_b"]
 
 

@@ -9,13 +9,12 @@ warehouse serialised rows: the same JSON values).
 
 from collections.abc import Iterator
 
-import duckdb
 import pytest
 from fastapi.testclient import TestClient
 from pyspark.sql import SparkSession
 
 from graphql_odata.backends.databricks import DatabricksBackend
-from pipelines._engine.publish import snapshot_file
+from pipelines._engine.publish import open_snapshot, read_pointer
 from tests.conftest import PublishedGold, authorized_api
 
 pytestmark = pytest.mark.slow
@@ -73,8 +72,11 @@ def sent() -> list:
 @pytest.fixture(scope="module")
 def apis(published_gold: PublishedGold, spark: SparkSession, sent: list) -> Iterator[tuple[TestClient, TestClient]]:
     """The same app twice: on the embedded snapshot, and on the Databricks backend over Spark."""
-    with duckdb.connect(str(snapshot_file(published_gold.settings.paths.snapshot_pointer)), read_only=True) as con:
-        for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
+    paths = published_gold.settings.paths
+    with open_snapshot(paths.snapshots, read_pointer(paths.snapshot_pointer)) as con:
+        for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'"
+        ).fetchall():
             arrow = con.sql(f"SELECT COLUMNS(lambda c: NOT starts_with(c, '__')) FROM \"{name}\"").to_arrow_table()
             spark.createDataFrame(arrow).createOrReplaceGlobalTempView(name)
     backend = DatabricksBackend(lambda: SparkConnection(spark, sent), schema="global_temp")

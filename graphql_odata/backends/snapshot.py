@@ -10,6 +10,7 @@ from sqlglot import exp
 
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
+from pipelines._engine.publish import open_snapshot
 from pipelines.gold import DOCUMENT_COLUMN
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -43,8 +44,10 @@ class SnapshotBackend:
         with self._lock:
             if stamp != self._stamp or self._connection is None:
                 pointer = orjson.loads(self.pointer_path.read_bytes())
-                connection = duckdb.connect(str(self.snapshots / pointer["file"]), read_only=True)
-                connection.execute("SET TimeZone = 'UTC'")
+                try:
+                    connection = open_snapshot(self.snapshots, pointer)
+                except (FileNotFoundError, duckdb.IOException) as error:
+                    raise BackendUnavailable(f"the published snapshot cannot be opened: {error}") from None
                 stored = connection.execute(
                     "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_COLUMN]
                 ).fetchall()
@@ -76,7 +79,7 @@ class SnapshotBackend:
         published = datetime.fromisoformat(self.pointer["published_at"])
         return {
             "backend": "snapshot",
-            "snapshot": self.pointer["file"],
+            "tables": sorted(self.pointer["files"]),
             "update_id": self.pointer["update_id"],
             "published_at": self.pointer["published_at"],
             "age_seconds": round((datetime.now(UTC) - published).total_seconds(), 1),

@@ -1,7 +1,8 @@
-"""Publishing gold for serving: a DuckDB file built from the gold Delta tables, swapped in atomically.
+"""Publishing gold for serving: a DuckDB file per gold table built from the gold Delta tables, swapped in atomically.
 
-The API reads `CURRENT.json` to find the snapshot; a new snapshot is complete on disk
-before the pointer moves, so readers never see half an update.
+The API reads `CURRENT.json` to find the snapshot (`files`: table -> file); new files are complete on
+disk before the pointer moves, so readers never see half an update. Files are per table so that an
+update touching listings does not copy the media table: an unchanged table keeps its file.
 
 Serving reads whole records by key, which a column store does slowly (reading one row
 decompresses a block of every column: 300 for Property), so each row also carries `__document`:
@@ -9,8 +10,8 @@ the record already written as OData JSON (timestamps in UTC with `Z`, decimals a
 read as one column. Rows are stored in the order they are looked up by: the
 column `$expand` follows into the table (a listing's media side by side), else
 `ModificationTimestamp` (replication pages touch few row groups). The key and every lookup
-column are indexed. Each row also carries `__hash`, so the next publish, which starts from a
-copy of this snapshot, rewrites only the rows whose hash changed.
+column are indexed. Each row also carries `__hash`, so the next publish, which patches an older
+file of the table, rewrites only the rows whose hash changed.
 """
 
 import os
@@ -22,13 +23,13 @@ from pathlib import Path
 
 import duckdb
 import orjson
+from deltalake import DeltaTable
 
 from conf.files import write_atomically
 from pipelines._engine.lakehouse import Lakehouse, register_delta
 from pipelines._engine.sql import string_literal
 from pipelines.gold import DOCUMENT_COLUMN
 
-KEPT_SNAPSHOTS = 2
 HASH_COLUMN = "__hash"
 SERVING_DATABASE = "serving_snapshot"
 UNSUITED_COMPRESSION = "dict_fsst,zstd"
@@ -163,38 +164,118 @@ def publish_snapshot(
     config: dict[str, str] | None = None,
     connection: duckdb.DuckDBPyConnection | None = None,
 ) -> dict:
-    """Build `gold-<update>.duckdb` from the served gold tables (name -> key, then lookup columns),
-    then point the pointer at it. Built through `connection` (the engine's, so publishing stays
-    within its memory limit rather than adding a second one) or a new one with DuckDB `config`.
+    """Bring a DuckDB file per served gold table (name -> key, then lookup columns) to gold, then point
+    the pointer at them. Built through `connection` (the engine's, so publishing stays within its
+    memory limit rather than adding a second one) or a new one with DuckDB `config`.
 
-    Built on a copy of the snapshot served now, when there is one: a table whose gold files are
-    unchanged is kept as it is, a changed one is patched row by row (documents are written only
-    for rows that changed), a table whose columns changed is built anew. The pointer's `tables`
-    says which happened to each.
+    A table whose gold files are unchanged keeps its served file. A changed one is written to a file
+    no reader can be using (see `_base_for`) and patched row by row to gold (documents are written
+    only for rows that changed), or built anew when its columns changed or there is no such file.
+    The pointer's `tables` says which happened to each.
     """
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
-    file_name = f"gold-{update_id}.duckdb"
-    building = snapshots / f".{file_name}.building"
-    _discard(building)
-    previous = read_pointer(pointer_path)
-    base = snapshots / previous["file"] if previous else None
-    if base is not None and base.exists():
-        shutil.copyfile(base, building)
-        try:
-            built = _fill(building, lakehouse, tables, previous.get("fingerprints", {}), connection, config)
-        except duckdb.Error:
-            # The served snapshot cannot be patched (damaged, or unreadable by this DuckDB): build
-            # from nothing, so a rerun converges; a real fault fails again there.
-            _discard(building)
-            built = _fill(building, lakehouse, tables, {}, connection, config)
-    else:
-        built = _fill(building, lakehouse, tables, {}, connection, config)
-    versions, fingerprints, outcome = built
-    os.replace(building, snapshots / file_name)
-    pointer = write_pointer(pointer_path, file_name, update_id, versions, fingerprints, outcome)
-    _remove_old_snapshots(snapshots, keep=file_name)
+    previous = read_pointer(pointer_path) or {}
+    in_use = {*previous.get("files", {}).values(), *previous.get("previous_files", {}).values()}
+    files, versions, fingerprints, outcome = {}, {}, {}, {}
+    for qualified, (key, *lookups) in tables.items():
+        table = lakehouse.table(qualified)
+        if table is None:
+            continue
+        name = qualified.split(".", 1)[1]
+        versions[qualified], fingerprints[qualified] = table.version(), lakehouse.fingerprint(qualified)
+        served = previous.get("files", {}).get(name)
+        unchanged = previous.get("fingerprints", {}).get(qualified) == fingerprints[qualified]
+        if served and unchanged and (snapshots / served).exists():
+            files[name], outcome[name] = served, "unchanged"
+            continue
+        target = Path(name) / f"{update_id}.duckdb"
+        building = snapshots / name / f".{update_id}.duckdb.building"
+        building.parent.mkdir(exist_ok=True)
+        outcome[name] = _publish_table(
+            building, _bases(snapshots, name, served, in_use), table, key, lookups, connection, config
+        )
+        os.replace(building, snapshots / target)
+        files[name] = target.as_posix()
+    pointer = write_pointer(
+        pointer_path, files, update_id, versions, fingerprints, outcome, previous_files=previous.get("files", {})
+    )
+    _remove_unused_files(snapshots, {*files.values(), *previous.get("files", {}).values()})
     return pointer
+
+
+def _bases(snapshots: Path, name: str, served: str | None, in_use: set[str]) -> list[tuple[Path, bool]]:
+    """Files a new snapshot of table `name` may start from, best first, each with whether it must be
+    copied: a standby (a file of this table that neither the served pointer nor the one before it
+    names, so no reader switching with the pointers holds it: patched in place, no copy), then the
+    served file (copied: readers have it open). None when no pointer names files (a fresh start)."""
+    if not in_use:
+        return []
+    directory = snapshots / name
+    standby = sorted(
+        (
+            path
+            for path in (*directory.glob("*.duckdb"), *directory.glob(".*.building"))
+            if f"{name}/{path.name}" not in in_use
+        ),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    bases = [(path, False) for path in standby[:1]]
+    if served and (snapshots / served).exists():
+        bases.append((snapshots / served, True))
+    return bases
+
+
+def _publish_table(
+    building: Path,
+    bases: list[tuple[Path, bool]],
+    table: DeltaTable,
+    key: str,
+    lookups: Sequence[str],
+    connection: duckdb.DuckDBPyConnection | None,
+    config: dict[str, str] | None,
+) -> str:
+    """Write gold `table` into the file `building` from the first base that can be patched, else
+    from nothing; returns what was done. A base that cannot be patched (damaged, unreadable by this
+    DuckDB, locked by a reader in another process) is passed over, so a rerun converges."""
+    for base, copy in bases:
+        _discard(building)
+        (shutil.copyfile if copy else _move)(base, building)
+        try:
+            return _write_table(building, table, key, lookups, connection, config)
+        except duckdb.Error:
+            continue
+    _discard(building)
+    return _write_table(building, table, key, lookups, connection, config)
+
+
+def _write_table(
+    building: Path,
+    table: DeltaTable,
+    key: str,
+    lookups: Sequence[str],
+    connection: duckdb.DuckDBPyConnection | None,
+    config: dict[str, str] | None,
+) -> str:
+    """Patch the serving table in `building` to gold `table`, or build it where it cannot be."""
+    name = building.parent.name
+    with snapshot_database(building, connection, config) as con:
+        register_delta(con, "gold_source", table)
+        patched = patch_serving_table(con, name, "gold_source", key, lookups)
+        if patched is None:
+            con.execute(f'DROP TABLE IF EXISTS "{name}"')
+            create_serving_table(con, name, "gold_source", key, lookups)
+        con.execute("DROP VIEW gold_source")
+    return "built" if patched is None else f"patched: {patched[0]} rows removed, {patched[1]} written"
+
+
+def _move(database: Path, target: Path) -> None:
+    """Rename a DuckDB file with its write-ahead log, if it has one."""
+    wal = database.with_name(database.name + ".wal")
+    if wal.exists():
+        os.replace(wal, target.with_name(target.name + ".wal"))
+    os.replace(database, target)
 
 
 def _discard(database: Path) -> None:
@@ -203,54 +284,23 @@ def _discard(database: Path) -> None:
     database.with_name(database.name + ".wal").unlink(missing_ok=True)
 
 
-def _fill(
-    building: Path,
-    lakehouse: Lakehouse,
-    tables: dict[str, tuple[str, ...]],
-    served: dict[str, str],
-    connection: duckdb.DuckDBPyConnection | None,
-    config: dict[str, str] | None,
-) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
-    """Bring the file `building` to the gold tables; `served` has the fingerprints of what it holds.
-    Returns the tables' versions, their fingerprints, and what was done to each."""
-    versions, fingerprints, outcome = {}, {}, {}
-    with snapshot_database(building, connection, config) as con:
-        for qualified, (key, *lookups) in tables.items():
-            table = lakehouse.table(qualified)
-            name = qualified.split(".", 1)[1]
-            if table is None:
-                con.execute(f'DROP TABLE IF EXISTS "{name}"')
-                continue
-            versions[qualified], fingerprints[qualified] = table.version(), lakehouse.fingerprint(qualified)
-            if served.get(qualified) == fingerprints[qualified] and _has_table(con, name):
-                outcome[name] = "unchanged"
-                continue
-            register_delta(con, "gold_source", table)
-            patched = patch_serving_table(con, name, "gold_source", key, lookups)
-            if patched is None:
-                con.execute(f'DROP TABLE IF EXISTS "{name}"')
-                create_serving_table(con, name, "gold_source", key, lookups)
-                outcome[name] = "built"
-            else:
-                outcome[name] = f"patched: {patched[0]} rows removed, {patched[1]} written"
-            con.execute("DROP VIEW gold_source")
-    return versions, fingerprints, outcome
-
-
 def write_pointer(
     pointer_path: Path,
-    file_name: str,
+    files: dict[str, str],
     update_id: str,
     versions: dict[str, int],
     fingerprints: dict[str, str] | None = None,
     tables: dict[str, str] | None = None,
+    previous_files: dict[str, str] | None = None,
 ) -> dict:
-    """Point readers at the snapshot `file_name` (beside the pointer), atomically. `fingerprints` are
-    the gold tables' (what the next publish compares), `tables` what this publish did to each."""
+    """Point readers at the snapshot `files` (table -> file, relative to the pointer's folder),
+    atomically. `fingerprints` are the gold tables' (what the next publish compares), `tables` what
+    this publish did to each, `previous_files` what the pointer named before (readers may hold them)."""
     pointer = {
-        "file": file_name,
         "update_id": update_id,
         "published_at": datetime.now(UTC).isoformat(),
+        "files": files,
+        "previous_files": previous_files or {},
         "versions": versions,
         "fingerprints": fingerprints or {},
         "tables": tables or {},
@@ -259,14 +309,37 @@ def write_pointer(
     return pointer
 
 
-def snapshot_file(pointer_path: Path) -> Path | None:
-    """The snapshot the pointer names, if any."""
-    pointer = read_pointer(pointer_path)
-    return None if pointer is None else pointer_path.parent / pointer["file"]
+def served_files(snapshots: Path, pointer: dict | None) -> dict[str, Path]:
+    """The file of each table `pointer` serves (none when nothing is published). A pointer written
+    before snapshots were kept per table names none, so the next update publishes anew."""
+    return {name: snapshots / file for name, file in (pointer or {}).get("files", {}).items()}
 
 
-def _remove_old_snapshots(snapshots: Path, *, keep: str) -> None:
-    """Keep the new snapshot and the one before it (readers may still hold it open)."""
-    older = sorted((p for p in snapshots.glob("gold-*.duckdb") if p.name != keep), key=lambda p: p.stat().st_mtime)
-    for path in older[: max(0, len(older) - (KEPT_SNAPSHOTS - 1))]:
-        path.unlink(missing_ok=True)
+def open_snapshot(snapshots: Path, pointer: dict | None) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection (UTC) on which each table `pointer` serves is a view of its file,
+    attached read-only. Views live in the in-memory catalog, so every cursor of it sees them."""
+    files = served_files(snapshots, pointer)
+    if not files:
+        raise FileNotFoundError(f"no snapshot files are published in {snapshots}; run `mls2 pipeline run`")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name, path in files.items():
+        con.execute(f'ATTACH {string_literal(str(path))} AS "served_{name}" (READ_ONLY)')
+        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "served_{name}"."{name}"')
+    return con
+
+
+def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
+    """Per table keep the files the new and the previous pointer name (readers may still hold the
+    previous ones) and the newest other one, the standby the next publish patches; remove the rest
+    (and snapshots of the single-file layout, once the previous pointer no longer names them)."""
+    for directory in (path for path in snapshots.iterdir() if path.is_dir()):
+        others = sorted(
+            (p for p in directory.glob("*.duckdb") if f"{directory.name}/{p.name}" not in in_use),
+            key=lambda path: path.stat().st_mtime,
+            reverse=True,
+        )
+        for path in [*others[1:], *directory.glob(".*.building")]:
+            _discard(path)
+    for path in snapshots.glob("gold-*.duckdb"):
+        _discard(path)

@@ -24,7 +24,7 @@ from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import EventLog
 from pipelines._engine.lakehouse import Lakehouse, arrow_batches, bind_arrow, register_delta
 from pipelines._engine.landing_reader import landing_files, register_landing
-from pipelines._engine.publish import publish_snapshot, read_pointer
+from pipelines._engine.publish import publish_snapshot, read_pointer, served_files
 from pipelines._engine.quality import check
 from pipelines._engine.sql import LANDING_SCHEMA, parse, passthrough_stream, references, to_duckdb
 from pipelines.declaration import Dataset
@@ -453,11 +453,8 @@ class Update:
             name: self.lakehouse.fingerprint(name) for name in tables if self.lakehouse.table(name) is not None
         }
         pointer = read_pointer(self.paths.snapshot_pointer)
-        if (
-            pointer
-            and pointer.get("fingerprints") == fingerprints
-            and (self.paths.snapshots / pointer["file"]).exists()
-        ):
+        files = served_files(self.paths.snapshots, pointer)
+        if files and pointer["fingerprints"] == fingerprints and all(path.exists() for path in files.values()):
             return None
         return publish_snapshot(
             self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id, connection=self.con
