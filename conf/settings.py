@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     mls2_api_rate_limit_per_minute: int = Field(
         default=1200, ge=1, description="Requests a client may make per minute, unless its registration says otherwise."
     )
+    mls2_api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API server processes. Python runs one request at a time per process, so on a machine "
+        "with several cores more processes answer more requests at once; rate limits are then kept in "
+        "MLS2_DATA_DIR/state/rate_limits.sqlite, shared by all of them.",
+    )
     mls2_api_backend: Literal["snapshot", "databricks"] = Field(
         default="snapshot",
         description="Where the API reads gold: the published embedded snapshot, or a Databricks SQL warehouse.",

@@ -1,5 +1,6 @@
 """`mls2 serve`: the RESO Web API over the published gold snapshot."""
 
+import os
 from typing import Annotated
 
 import typer
@@ -17,10 +18,13 @@ console = Console(stderr=True)
 def serve(
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port (default: MLS2_API_PORT, 8000).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface (default: MLS2_API_HOST, 127.0.0.1).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Server processes (default: MLS2_API_WORKERS, 1).")
+    ] = None,
 ) -> None:
     """Serve gold as a RESO Web API: OData under /odata (OAuth2 bearer tokens from /oauth/token), /health, /docs."""
     try:
-        settings = load_settings()
+        settings = load_settings(**({} if workers is None else {"mls2_api_workers": workers}))
         app = create_app(settings)
     except (SettingsError, BackendUnavailable) as error:
         console.print(f"[red]cannot serve:[/red] {error}")
@@ -32,7 +36,19 @@ def serve(
         console.print("[yellow]MLS2_API_AUTH=false: /odata answers anyone who can reach this port[/yellow]")
     elif not ClientRegistry(settings.paths.api_clients).clients():
         console.print("No API clients yet: register one with `mls2 clients add NAME`")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    if settings.mls2_api_workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+        return
+    console.print(f"{settings.mls2_api_workers} server processes; rate limits shared through {settings.paths.state}")
+    os.environ["MLS2_API_WORKERS"] = str(settings.mls2_api_workers)
+    uvicorn.run(
+        "graphql_odata.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=settings.mls2_api_workers,
+        log_level="info",
+    )
 
 
 clients_app = typer.Typer(

@@ -142,3 +142,16 @@ def test_secrets_and_tokens_never_reach_the_logs(
     stored = registry.path.read_text()
     assert secret not in stored and "pbkdf2_sha256$" in stored
     assert registry.path.stat().st_mode & 0o077 == 0
+
+
+def test_server_processes_share_each_clients_rate_limit(settings: Settings, registry: ClientRegistry) -> None:
+    """With MLS2_API_WORKERS > 1 each process keeps its buckets in one SQLite file: two apps (two
+    processes' worth of state) let a client of 3 requests a minute make 3 between them, not 6."""
+    shared = settings.model_copy(update={"mls2_api_workers": 2})
+    secret = registry.add("slow", requests_per_minute=3)
+    with TestClient(create_app(shared)) as first, TestClient(create_app(shared)) as second:
+        headers = {"Authorization": f"Bearer {get_token(first, 'slow', secret)}"}
+        assert [app.get("/odata", headers=headers).status_code for app in (first, second, second)] == [200] * 3
+        assert first.get("/odata", headers=headers).status_code == 429
+        assert second.get("/odata", headers=headers).status_code == 429
+    assert (settings.paths.state / "rate_limits.sqlite").exists()

@@ -15,10 +15,11 @@ import requests
 
 from conf.settings import Settings
 from graphql_odata.main import create_app
+from graphql_odata.security.clients import ClientRegistry
 from ingestion.sandbox import BackgroundServer, SandboxServer, SandboxWorld
 from pipelines import load_graph, run_update
 from pipelines._engine.lakehouse import Lakehouse
-from tests.conftest import register_test_client, sandbox_records
+from tests.conftest import PublishedGold, register_test_client, sandbox_records
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +55,7 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"mls2 demo exited early with {process.returncode}: {process.stdout.read()}")
+            raise AssertionError(f"{process.args} exited early with {process.returncode}: {process.stdout.read()}")
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
@@ -104,6 +105,35 @@ def test_demo_command_serves_the_sandbox_data(tmp_path: Path) -> None:
         reader.join(timeout=10)
     output = "".join(lines)
     assert "Ready." in output and f"http://127.0.0.1:{port}/odata/Property?$top=5" in output
+
+
+def test_serve_with_two_processes_answers_and_holds_one_rate_limit(published_gold: PublishedGold) -> None:
+    """`mls2 serve --workers 2`: two server processes on one port, each request on a new connection,
+    the client's 8 requests a minute enforced across both."""
+    port = free_port()
+    secret = ClientRegistry(published_gold.settings.paths.api_clients).add("pair", 8, replace=True)
+    env = {**os.environ, "MLS2_DATA_DIR": str(published_gold.settings.paths.root)}
+    mls2 = Path(sys.executable).with_name("mls2")
+    process = subprocess.Popen(
+        [str(mls2), "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    api = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{api}/health", process)
+        grant = {"grant_type": "client_credentials", "client_id": "pair", "client_secret": secret}
+        token = requests.post(f"{api}/oauth/token", data=grant, timeout=10).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        key = published_gold.rows("property")[0]["ListingKey"]
+        codes = [requests.get(f"{api}/odata/Property('{key}')", headers=headers).status_code for _ in range(12)]
+        assert codes == [200] * 8 + [429] * 4
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert output.count("Started server process") == 2, output
 
 
 def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(

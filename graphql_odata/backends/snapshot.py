@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
-from pipelines._engine.publish import open_snapshot
+from pipelines._engine.publish import open_snapshot, served_catalog
 from pipelines.gold import DOCUMENT_COLUMN
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -72,7 +72,7 @@ class SnapshotBackend:
         return entity.table_name in self._document_tables
 
     def table(self, entity: EntitySet) -> exp.Table:
-        return exp.to_table(entity.table_name, quoted=True)
+        return exp.table_(entity.table_name, db="main", catalog=served_catalog(entity.table_name), quoted=True)
 
     def health(self) -> dict:
         self._current()

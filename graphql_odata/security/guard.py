@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from conf.settings import Settings
 from graphql_odata.odata.errors import ODataError
 from graphql_odata.security.clients import ApiClient, ClientRegistry
-from graphql_odata.security.ratelimit import RateLimiter
+from graphql_odata.security.ratelimit import RateLimiter, SharedRateLimiter
 from graphql_odata.security.tokens import InvalidToken, TokenIssuer, signing_key
 
 REALM = 'Bearer realm="mls2"'
@@ -16,13 +16,17 @@ class Security:
     settings: Settings
     registry: ClientRegistry
     issuer: TokenIssuer
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: RateLimiter | SharedRateLimiter = field(default_factory=RateLimiter)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Security":
         key = signing_key(settings.mls2_api_token_secret, settings.paths.api_token_key)
+        shared = settings.mls2_api_workers > 1
         return cls(
-            settings, ClientRegistry(settings.paths.api_clients), TokenIssuer(key, settings.mls2_api_token_ttl_seconds)
+            settings,
+            ClientRegistry(settings.paths.api_clients),
+            TokenIssuer(key, settings.mls2_api_token_ttl_seconds),
+            SharedRateLimiter(settings.paths.state / "rate_limits.sqlite") if shared else RateLimiter(),
         )
 
     def authorize(self, authorization: str | None) -> ApiClient | None:

@@ -1,24 +1,77 @@
-"""Per-client rate limits: a token bucket per client, refilled continuously, in this process."""
+"""Per-client rate limits: a token bucket per client, refilled continuously; kept in this process, or
+in SQLite when several server processes must share them."""
 
 import math
+import sqlite3
 import threading
 import time
+from pathlib import Path
+
+
+def _take(tokens: float, updated: float, per_minute: int, now: float) -> tuple[float, float]:
+    """The bucket refilled to `now` with one request taken if it can be: (tokens left, seconds to wait,
+    0 when the request may proceed)."""
+    rate = per_minute / 60.0
+    tokens = min(float(per_minute), tokens + max(0.0, now - updated) * rate)
+    if tokens >= 1:
+        return tokens - 1, 0.0
+    return tokens, max(1.0, math.ceil((1 - tokens) / rate))
 
 
 class RateLimiter:
+    """Buckets in this process: for a single server process."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def acquire(self, client_id: str, per_minute: int) -> float:
         """0 if the request may proceed, else the seconds until it may (the `Retry-After`)."""
-        rate = per_minute / 60.0
         now = time.monotonic()
         with self._lock:
             tokens, updated = self._buckets.get(client_id, (float(per_minute), now))
-            tokens = min(float(per_minute), tokens + (now - updated) * rate)
-            if tokens >= 1:
-                self._buckets[client_id] = (tokens - 1, now)
-                return 0.0
+            tokens, wait = _take(tokens, updated, per_minute, now)
             self._buckets[client_id] = (tokens, now)
-            return max(1.0, math.ceil((1 - tokens) / rate))
+            return wait
+
+
+class SharedRateLimiter:
+    """Buckets in a SQLite file, taken in one write transaction each: several server processes
+    (`MLS2_API_WORKERS`) enforce one limit per client between them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = OFF")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS buckets "
+                "(client_id TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)"
+            )
+            self._local.connection = connection
+        return connection
+
+    def acquire(self, client_id: str, per_minute: int) -> float:
+        """0 if the request may proceed, else the seconds until it may (the `Retry-After`)."""
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            now = time.time()
+            row = connection.execute("SELECT tokens, updated FROM buckets WHERE client_id = ?", (client_id,)).fetchone()
+            tokens, wait = _take(*(row or (float(per_minute), now)), per_minute, now)
+            connection.execute(
+                "INSERT INTO buckets VALUES (?, ?, ?) "
+                "ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
+                (client_id, tokens, now),
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return wait
