@@ -169,7 +169,7 @@ def publish_snapshot(
     memory limit rather than adding a second one) or a new one with DuckDB `config`.
 
     A table whose gold files are unchanged keeps its served file. A changed one is written to a file
-    no reader can be using (see `_base_for`) and patched row by row to gold (documents are written
+    no reader can be using (see `_bases`) and patched row by row to gold (documents are written
     only for rows that changed), or built anew when its columns changed or there is no such file.
     The pointer's `tables` says which happened to each.
     """
