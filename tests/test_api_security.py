@@ -2,6 +2,7 @@
 
 import base64
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from conf.settings import Settings, load_settings
 from graphql_odata.main import create_app
 from graphql_odata.security.clients import ClientRegistry
-from graphql_odata.security.tokens import signing_key
+from graphql_odata.security.tokens import InvalidToken, TokenIssuer, signing_key
 
 GRANT = "client_credentials"
 
@@ -98,8 +99,18 @@ def test_forged_expired_and_orphaned_tokens_are_refused(
     assert_unauthorized(app.get("/odata", headers={"Authorization": f"Bearer {forged}"}), "not valid", "invalid_token")
     assert_unauthorized(app.get("/odata", headers={"Authorization": "Bearer garbage"}), "not valid", "invalid_token")
     token = get_token(app, "acme", secret)
+    assert app.get("/odata", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     registry.remove("acme")
     assert_unauthorized(app.get("/odata", headers={"Authorization": f"Bearer {token}"}), "no longer registered")
+
+
+def test_a_token_verified_before_is_still_refused_once_it_expires() -> None:
+    issuer = TokenIssuer(b"k" * 32, ttl_seconds=1)
+    token, _ = issuer.issue("acme")
+    assert issuer.client_of(token) == issuer.client_of(token) == "acme"
+    time.sleep(2.05)
+    with pytest.raises(InvalidToken, match="expired"):
+        issuer.client_of(token)
 
 
 def test_a_rotated_secret_stops_the_old_one(app: TestClient, registry: ClientRegistry) -> None:
