@@ -170,6 +170,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="Requests per scenario and concurrency.")
     parser.add_argument("--replicate", type=int, default=200_000, help="Records to replicate by nextLink.")
     parser.add_argument("--workers", type=int, default=1, help="API server processes (`mls2 serve --workers`).")
+    parser.add_argument(
+        "--access-log", action="store_true", help="Serve with the access log on (off by default, as behind a proxy)."
+    )
     parser.add_argument("--record", action="store_true", help="Append the figures to benchmarks/RESULTS.md.")
     args = parser.parse_args()
 
@@ -186,7 +189,15 @@ def main() -> None:
     port = free_port()
     mls2 = str(Path(sys.executable).with_name("mls2"))
     server = subprocess.Popen(
-        [mls2, "serve", "--port", str(port), "--workers", str(args.workers)],
+        [
+            mls2,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            f"--{'' if args.access_log else 'no-'}access-log",
+        ],
         env={**os.environ, "MLS2_DATA_DIR": str(serve_dir)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -233,7 +244,7 @@ def main() -> None:
         }
         lines = [
             f"Snapshot: {count:,} properties (gold of {args.source_properties:,} generated properties, repeated); "
-            f"{args.workers} server process(es).",
+            f"{args.workers} server process(es), access log {'on' if args.access_log else 'off'}.",
             "",
             "| scenario | concurrency | requests/s | p50 ms | p99 ms | in-process p50 ms (baseline) |",
             "|---|---|---|---|---|---|",

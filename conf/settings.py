@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         "with several cores more processes answer more requests at once; rate limits are then kept in "
         "MLS2_DATA_DIR/state/rate_limits.sqlite, shared by all of them.",
     )
+    mls2_api_access_log: bool = Field(
+        default=True,
+        description="Log every API request (method, path, status) to stderr. Costs about a tenth of the "
+        "server's time per key lookup; turn off where a proxy in front keeps the access log.",
+    )
     mls2_api_backend: Literal["snapshot", "databricks"] = Field(
         default="snapshot",
         description="Where the API reads gold: the published embedded snapshot, or a Databricks SQL warehouse.",

@@ -21,10 +21,15 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=1, max=64, help="Server processes (default: MLS2_API_WORKERS, 1).")
     ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option("--access-log/--no-access-log", help="Log each request (default: MLS2_API_ACCESS_LOG, on)."),
+    ] = None,
 ) -> None:
     """Serve gold as a RESO Web API: OData under /odata (OAuth2 bearer tokens from /oauth/token), /health, /docs."""
     try:
-        settings = load_settings(**({} if workers is None else {"mls2_api_workers": workers}))
+        overrides = {"mls2_api_workers": workers, "mls2_api_access_log": access_log}
+        settings = load_settings(**{name: value for name, value in overrides.items() if value is not None})
         app = create_app(settings)
     except (SettingsError, BackendUnavailable) as error:
         console.print(f"[red]cannot serve:[/red] {error}")
@@ -37,7 +42,7 @@ def serve(
     elif not ClientRegistry(settings.paths.api_clients).clients():
         console.print("No API clients yet: register one with `mls2 clients add NAME`")
     if settings.mls2_api_workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=settings.mls2_api_access_log)
         return
     console.print(f"{settings.mls2_api_workers} server processes; rate limits shared through {settings.paths.state}")
     os.environ["MLS2_API_WORKERS"] = str(settings.mls2_api_workers)
@@ -48,6 +53,7 @@ def serve(
         port=port,
         workers=settings.mls2_api_workers,
         log_level="info",
+        access_log=settings.mls2_api_access_log,
     )
 
 

@@ -108,14 +108,14 @@ def test_demo_command_serves_the_sandbox_data(tmp_path: Path) -> None:
 
 
 def test_serve_with_two_processes_answers_and_holds_one_rate_limit(published_gold: PublishedGold) -> None:
-    """`mls2 serve --workers 2`: two server processes on one port, each request on a new connection,
-    the client's 8 requests a minute enforced across both."""
+    """`mls2 serve --workers 2 --no-access-log`: two server processes on one port, each request on a
+    new connection, the client's 8 requests a minute enforced across both, no request logged."""
     port = free_port()
     secret = ClientRegistry(published_gold.settings.paths.api_clients).add("pair", 8, replace=True)
     env = {**os.environ, "MLS2_DATA_DIR": str(published_gold.settings.paths.root)}
     mls2 = Path(sys.executable).with_name("mls2")
     process = subprocess.Popen(
-        [str(mls2), "serve", "--port", str(port), "--workers", "2"],
+        [str(mls2), "serve", "--port", str(port), "--workers", "2", "--no-access-log"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -134,6 +134,7 @@ def test_serve_with_two_processes_answers_and_holds_one_rate_limit(published_gol
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     assert output.count("Started server process") == 2, output
+    assert "GET /odata" not in output, "--no-access-log still logged requests"
 
 
 def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
