@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pyarrow.parquet as pq
 import pytest
 
 from conf.entities import entities
@@ -84,6 +85,25 @@ def test_scd1_full_refresh_gives_the_same_answer_as_increments(settings: Setting
     run_update(settings.paths, graph=pipeline, full_refresh=True)
     assert rows(settings, "qobrix_silver.history") == incremental
     assert [(r["id"], r["price"]) for r in incremental] == [("a", 100.0), ("b", 2.0)]
+
+
+def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings) -> None:
+    """delta-rs MERGE left to its defaults wrote SNAPPY files of one row group (read on one thread)."""
+    pipeline = graph(scd(1))
+    land(settings, "s1", [event("a", 10), event("b", 10)])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event("a", 20, price=1)])
+    land(settings, "s3", [event("b", 20)], operation="delete")
+    run_update(settings.paths, graph=pipeline)
+    history = Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history()
+    assert "MERGE" in [commit["operation"] for commit in history]
+    layouts = {
+        (path.parent.parent.name, path.parent.name, column.compression)
+        for path in settings.paths.lakehouse.rglob("*.parquet")
+        for row_group in range(pq.ParquetFile(path).metadata.num_row_groups)
+        for column in [pq.ParquetFile(path).metadata.row_group(row_group).column(0)]
+    }
+    assert {compression for *_, compression in layouts} == {"ZSTD"}, layouts
 
 
 def test_scd2_keeps_every_version_with_start_and_end(settings: Settings) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from pipelines._engine.lakehouse import Lakehouse, arrow_batches, commit_properties
+from pipelines._engine.lakehouse import WRITER, Lakehouse, arrow_batches, commit_properties
 from pipelines._engine.sql import spark_to_duckdb_expression
 from pipelines.declaration import Dataset
 
@@ -144,6 +144,7 @@ def _apply_scd1(
             source_alias="s",
             target_alias="t",
             merge_schema=True,
+            writer_properties=WRITER,
             commit_properties=commit_properties(metadata, checkpoints),
         )
         .when_matched_delete(predicate=f"s.{IS_DELETE} AND {newer}")
@@ -194,7 +195,9 @@ def _record_tombstones(
     newer = f"s.{quote(sequence)} > t.{quote(sequence)}"
     assignments = {quote(c): f"s.{quote(c)}" for c in (*keys, sequence)}
     (
-        stones.merge(flagged, predicate=on_keys, source_alias="s", target_alias="t", merge_schema=True)
+        stones.merge(
+            flagged, predicate=on_keys, source_alias="s", target_alias="t", merge_schema=True, writer_properties=WRITER
+        )
         .when_matched_update(updates=assignments, predicate=f"s.{IS_DELETE} AND {newer}")
         .when_matched_delete(predicate=f"NOT s.{IS_DELETE} AND {newer}")
         .when_not_matched_insert(updates=assignments, predicate=f"s.{IS_DELETE}")

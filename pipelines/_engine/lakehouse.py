@@ -21,6 +21,8 @@ BATCH_BYTES = 32 << 20
 held 540 MB each for bronze payloads of 27 KB, and the writer keeps several in flight."""
 MAX_BATCH_ROWS = 20_000
 WRITER = WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD", compression_level=1)
+"""How every write and merge lays out Parquet (a MERGE left to delta-rs defaults wrote SNAPPY files of one
+row group, which DuckDB reads on one thread and holds whole in memory)."""
 
 
 def arrow_batches(con: duckdb.DuckDBPyConnection, relation: str) -> pa.RecordBatchReader:
