@@ -106,6 +106,19 @@ def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings
     assert {compression for *_, compression in layouts} == {"ZSTD"}, layouts
 
 
+def test_a_target_without_the_declared_sequence_column_asks_for_its_full_refresh(settings: Settings) -> None:
+    land(settings, "s1", [event("a", 10)])
+    run_update(settings.paths, graph=graph(scd(1)))
+    cdc = AutoCdc(keys=("id",), sequence_by="changed_at", stored_as_scd_type=1)
+    renamed = CHANGES_SQL.replace("record_modified AS modified", "record_modified AS changed_at")
+    redeclared = graph(Dataset(name="qobrix_silver.history", kind="auto_cdc", sql=renamed, cdc=cdc))
+    land(settings, "s2", [event("a", 20, price=5)])
+    with pytest.raises(UpdateFailed, match=r"holds no changed_at .*--full-refresh-selection qobrix_silver\.history"):
+        run_update(settings.paths, graph=redeclared)
+    run_update(settings.paths, graph=redeclared, full_refresh_selection=["qobrix_silver.history"])
+    assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")] == [("a", 5.0)]
+
+
 def test_scd2_keeps_every_version_with_start_and_end(settings: Settings) -> None:
     pipeline = graph(scd(2))
     land(settings, "s1", [event("a", 10, price=100)])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from pipelines._engine.errors import PipelineError
 from pipelines._engine.lakehouse import WRITER, Lakehouse, arrow_batches, commit_properties
 from pipelines._engine.sql import spark_to_duckdb_expression
 from pipelines.declaration import Dataset
@@ -84,6 +85,15 @@ def apply_changes(
     metadata: dict,
     checkpoints: dict[str, int],
 ) -> CdcMetrics:
+    target = None if full_refresh else lakehouse.table(dataset.name)
+    if target is not None:
+        held = set(target.schema().to_arrow().names)
+        missing = [c for c in (*dataset.cdc.keys, dataset.cdc.sequence_by) if c not in held]
+        if missing:
+            raise PipelineError(
+                f"{dataset.name} holds no {', '.join(missing)} (written by an earlier declaration); "
+                f"run with --full-refresh-selection {dataset.name}"
+            )
     if dataset.cdc.stored_as_scd_type == 2:
         return _apply_scd2(
             con, lakehouse, dataset, changes, full_refresh=full_refresh, metadata=metadata, checkpoints=checkpoints
