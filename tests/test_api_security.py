@@ -104,13 +104,19 @@ def test_forged_expired_and_orphaned_tokens_are_refused(
     assert_unauthorized(app.get("/odata", headers={"Authorization": f"Bearer {token}"}), "no longer registered")
 
 
-def test_a_token_verified_before_is_still_refused_once_it_expires() -> None:
+def test_a_token_is_decoded_once_and_still_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = []
+    monkeypatch.setattr(
+        jwt, "decode", lambda *args, _decode=jwt.decode, **kw: decoded.append(1) or _decode(*args, **kw)
+    )
     issuer = TokenIssuer(b"k" * 32, ttl_seconds=1)
     token, _ = issuer.issue("acme")
     assert issuer.client_of(token) == issuer.client_of(token) == "acme"
+    assert len(decoded) == 1
     time.sleep(2.05)
     with pytest.raises(InvalidToken, match="expired"):
         issuer.client_of(token)
+    assert len(decoded) == 2
 
 
 def test_a_rotated_secret_stops_the_old_one(app: TestClient, registry: ClientRegistry) -> None:
@@ -166,3 +172,12 @@ def test_server_processes_share_each_clients_rate_limit(settings: Settings, regi
         assert first.get("/odata", headers=headers).status_code == 429
         assert second.get("/odata", headers=headers).status_code == 429
     assert (settings.paths.state / "rate_limits.sqlite").exists()
+
+
+def test_shared_rate_limits_that_cannot_be_kept_answer_503(settings: Settings, registry: ClientRegistry) -> None:
+    (settings.paths.state / "rate_limits.sqlite").mkdir(parents=True)
+    with TestClient(create_app(settings.model_copy(update={"mls2_api_workers": 2}))) as app:
+        headers = {"Authorization": f"Bearer {get_token(app, 'acme', registry.add('acme'))}"}
+        response = app.get("/odata", headers=headers)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert "rate_limits.sqlite cannot be checked" in response.json()["error"]["message"]

@@ -286,6 +286,28 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
     ]
 
 
+def test_a_standby_left_without_its_indexes_is_rebuilt_rather_than_patched(settings: Settings) -> None:
+    """What a publish that failed between creating a table and indexing it leaves behind: a file no
+    pointer names, holding the table without its unique key index (here with a duplicate row)."""
+    for update in range(1, 4):
+        land(settings, f"s{update}", [prop(f"k{update}", update)])
+        run_update(settings.paths)
+    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    named = {pointer["files"]["property"], pointer["previous_files"]["property"]}
+    [standby] = [p for p in (settings.paths.snapshots / "property").iterdir() if f"property/{p.name}" not in named]
+    with duckdb.connect(str(standby)) as broken:
+        broken.execute("DROP INDEX property_key")
+        broken.execute("INSERT INTO property SELECT * FROM property")
+    land(settings, "s4", [prop("k4", 4)])
+    run_update(settings.paths)
+    newer, reader = served_snapshot(settings)
+    assert newer["tables"]["property"] == "built"
+    keys = [row[0] for row in reader.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()]
+    assert keys == ["QOBRIX_k1", "QOBRIX_k2", "QOBRIX_k3", "QOBRIX_k4"]
+    indexes = reader.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'property'").fetchall()
+    assert ("property_key",) in indexes
+
+
 def test_a_damaged_served_snapshot_is_rebuilt_rather_than_patched(settings: Settings) -> None:
     land(settings, "s1", [prop("a", 1)])
     run_update(settings.paths)

@@ -1,5 +1,6 @@
 """AUTO CDC semantics (SCD 1 and 2), temporary views and staged materialized views on the embedded engine."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
@@ -88,22 +89,25 @@ def test_scd1_full_refresh_gives_the_same_answer_as_increments(settings: Setting
 
 
 def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings) -> None:
-    """delta-rs MERGE left to its defaults wrote SNAPPY files of one row group (read on one thread)."""
+    """delta-rs MERGE left to its defaults wrote SNAPPY files (of one row group, however long): the
+    target's and the tombstones' merges must write ZSTD like every other write."""
     pipeline = graph(scd(1))
-    land(settings, "s1", [event("a", 10), event("b", 10)])
+    land(settings, "s1", [event("a", 10), event("b", 10), event("c", 10)])
     run_update(settings.paths, graph=pipeline)
     land(settings, "s2", [event("a", 20, price=1)])
     land(settings, "s3", [event("b", 20)], operation="delete")
     run_update(settings.paths, graph=pipeline)
-    history = Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history()
-    assert "MERGE" in [commit["operation"] for commit in history]
-    layouts = {
-        (path.parent.parent.name, path.parent.name, column.compression)
-        for path in settings.paths.lakehouse.rglob("*.parquet")
-        for row_group in range(pq.ParquetFile(path).metadata.num_row_groups)
-        for column in [pq.ParquetFile(path).metadata.row_group(row_group).column(0)]
-    }
-    assert {compression for *_, compression in layouts} == {"ZSTD"}, layouts
+    land(settings, "s4", [event("c", 30)], operation="delete")
+    run_update(settings.paths, graph=pipeline)
+    lakehouse = Lakehouse(settings.paths.lakehouse)
+    for name in ("qobrix_silver.history", "qobrix_silver.history__tombstones"):
+        assert "MERGE" in [commit["operation"] for commit in lakehouse.table(name).history()], name
+    compressions = {}
+    for path in settings.paths.lakehouse.rglob("*.parquet"):
+        metadata = pq.ParquetFile(path).metadata
+        for row_group in range(metadata.num_row_groups):
+            compressions[f"{path.parent.name}/{path.name}"] = metadata.row_group(row_group).column(0).compression
+    assert set(compressions.values()) == {"ZSTD"}, compressions
 
 
 def test_a_target_without_the_declared_sequence_column_asks_for_its_full_refresh(settings: Settings) -> None:
@@ -117,6 +121,18 @@ def test_a_target_without_the_declared_sequence_column_asks_for_its_full_refresh
         run_update(settings.paths, graph=redeclared)
     run_update(settings.paths, graph=redeclared, full_refresh_selection=["qobrix_silver.history"])
     assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")] == [("a", 5.0)]
+
+
+def test_tombstones_without_a_declared_key_ask_for_a_full_refresh(settings: Settings) -> None:
+    land(settings, "s1", [event("a", 10), event("b", 10)])
+    land(settings, "s2", [event("b", 20)], operation="delete")
+    run_update(settings.paths, graph=graph(scd(1)))
+    wider = Dataset(
+        name="qobrix_silver.history", kind="auto_cdc", sql=CHANGES_SQL, cdc=replace(scd(1).cdc, keys=("id", "status"))
+    )
+    land(settings, "s3", [event("a", 30, price=5)])
+    with pytest.raises(UpdateFailed, match=r"history__tombstones holds no status .*--full-refresh-selection"):
+        run_update(settings.paths, graph=graph(wider))
 
 
 def test_scd2_keeps_every_version_with_start_and_end(settings: Settings) -> None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from conf.settings import Settings
 from graphql_odata.odata.errors import ODataError
 from graphql_odata.security.clients import ApiClient, ClientRegistry
-from graphql_odata.security.ratelimit import RateLimiter, SharedRateLimiter
+from graphql_odata.security.ratelimit import RateLimiter, RateLimitUnavailable, SharedRateLimiter
 from graphql_odata.security.tokens import InvalidToken, TokenIssuer, signing_key
 
 REALM = 'Bearer realm="mls2"'
@@ -53,7 +53,10 @@ class Security:
                 headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
             )
         limit = client.requests_per_minute or self.settings.mls2_api_rate_limit_per_minute
-        wait = self.limiter.acquire(client.client_id, limit)
+        try:
+            wait = self.limiter.acquire(client.client_id, limit)
+        except RateLimitUnavailable as error:
+            raise ODataError(503, str(error), headers={"Retry-After": "1"}) from None
         if wait:
             raise ODataError(
                 429,

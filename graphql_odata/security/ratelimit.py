@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 
+class RateLimitUnavailable(RuntimeError):
+    """The shared rate-limit file cannot be read or written; the message says why."""
+
+
 def _take(tokens: float, updated: float, per_minute: int, now: float) -> tuple[float, float]:
     """The bucket refilled to `now` with one request taken if it can be: (tokens left, seconds to wait,
     0 when the request may proceed)."""
@@ -58,20 +62,22 @@ class SharedRateLimiter:
         return connection
 
     def acquire(self, client_id: str, per_minute: int) -> float:
-        """0 if the request may proceed, else the seconds until it may (the `Retry-After`)."""
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
+        """0 if the request may proceed, else the seconds until it may (the `Retry-After`); a
+        RateLimitUnavailable when the file cannot be used (locked too long, not writable)."""
         try:
-            now = time.time()
-            row = connection.execute("SELECT tokens, updated FROM buckets WHERE client_id = ?", (client_id,)).fetchone()
-            tokens, wait = _take(*(row or (float(per_minute), now)), per_minute, now)
-            connection.execute(
-                "INSERT INTO buckets VALUES (?, ?, ?) "
-                "ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
-                (client_id, tokens, now),
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+            connection = self._connection()
+            with connection:
+                connection.execute("BEGIN IMMEDIATE")
+                now = time.time()
+                row = connection.execute(
+                    "SELECT tokens, updated FROM buckets WHERE client_id = ?", (client_id,)
+                ).fetchone()
+                tokens, wait = _take(*(row or (float(per_minute), now)), per_minute, now)
+                connection.execute(
+                    "INSERT INTO buckets VALUES (?, ?, ?) "
+                    "ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
+                    (client_id, tokens, now),
+                )
+        except sqlite3.Error as error:
+            raise RateLimitUnavailable(f"rate limits in {self.path} cannot be checked: {error}") from None
         return wait

@@ -53,8 +53,10 @@ class TokenIssuer:
 
     def client_of(self, token: str) -> str:
         remembered = self._verified.get(token)
-        if remembered is not None and time.time() < remembered[1]:
-            return remembered[0]
+        if remembered is not None:
+            if time.time() < remembered[1]:
+                return remembered[0]
+            self._verified.pop(token, None)
         try:
             claims = jwt.decode(
                 token, self.key, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub", "iss"]}

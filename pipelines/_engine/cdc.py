@@ -85,15 +85,8 @@ def apply_changes(
     metadata: dict,
     checkpoints: dict[str, int],
 ) -> CdcMetrics:
-    target = None if full_refresh else lakehouse.table(dataset.name)
-    if target is not None:
-        held = set(target.schema().to_arrow().names)
-        missing = [c for c in (*dataset.cdc.keys, dataset.cdc.sequence_by) if c not in held]
-        if missing:
-            raise PipelineError(
-                f"{dataset.name} holds no {', '.join(missing)} (written by an earlier declaration); "
-                f"run with --full-refresh-selection {dataset.name}"
-            )
+    if not full_refresh:
+        _require_declared_columns(lakehouse, dataset)
     if dataset.cdc.stored_as_scd_type == 2:
         return _apply_scd2(
             con, lakehouse, dataset, changes, full_refresh=full_refresh, metadata=metadata, checkpoints=checkpoints
@@ -101,6 +94,21 @@ def apply_changes(
     return _apply_scd1(
         con, lakehouse, dataset, changes, full_refresh=full_refresh, metadata=metadata, checkpoints=checkpoints
     )
+
+
+def _require_declared_columns(lakehouse: Lakehouse, dataset: Dataset) -> None:
+    """The target and its tombstones hold the declared keys and sequence column, or the update asks
+    for a full refresh (they were written under an earlier declaration; a merge would fail with
+    delta-rs's schema error)."""
+    for name in (dataset.name, tombstones_of(dataset)):
+        table = lakehouse.table(name)
+        held = set(table.schema().to_arrow().names) if table is not None else None
+        missing = [c for c in (*dataset.cdc.keys, dataset.cdc.sequence_by) if held is not None and c not in held]
+        if missing:
+            raise PipelineError(
+                f"{name} holds no {', '.join(missing)} (written by an earlier declaration of {dataset.name}); "
+                f"run with --full-refresh-selection {dataset.name}"
+            )
 
 
 def _apply_scd1(

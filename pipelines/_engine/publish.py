@@ -89,20 +89,40 @@ def create_serving_table(
     lookup order, indexed."""
     columns = _columns(con, source)
     con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns), columns)}')
-    con.execute(f'CREATE UNIQUE INDEX "{name}_key" ON "{name}" ("{key}")')
-    for column in lookups:
-        con.execute(f'CREATE INDEX "{name}_{column}" ON "{name}" ("{column}")')
+    for index, (column, unique) in _indexes(name, key, lookups).items():
+        con.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{index}" ON "{name}" ("{column}")')
+
+
+def _indexes(name: str, key: str, lookups: Sequence[str]) -> dict[str, tuple[str, bool]]:
+    """The indexes a serving table has: index name -> (column, unique)."""
+    return {f"{name}_key": (key, True), **{f"{name}_{column}": (column, False) for column in lookups}}
+
+
+def _is_served_shape(
+    con: duckdb.DuckDBPyConnection, name: str, key: str, lookups: Sequence[str], columns: list[tuple[str, str]]
+) -> bool:
+    """Whether table `name` of the database being built is a complete serving table for `columns`:
+    its columns, then every index (a file left by a publish that failed before indexing has none)."""
+    if not _has_table(con, name):
+        return False
+    if _columns(con, f'"{name}"') != [*columns, (DOCUMENT_COLUMN, "VARCHAR"), (HASH_COLUMN, "UBIGINT")]:
+        return False
+    held = con.execute(
+        "SELECT index_name, is_unique FROM duckdb_indexes() "
+        "WHERE table_name = ? AND database_name = current_database()",
+        [name],
+    ).fetchall()
+    return dict(held) == {index: unique for index, (_, unique) in _indexes(name, key, lookups).items()}
 
 
 def patch_serving_table(
     con: duckdb.DuckDBPyConnection, name: str, source: str, key: str, lookups: Sequence[str] = ()
 ) -> tuple[int, int] | None:
     """Bring the existing `name` up to `source`, rewriting only rows that changed (by key and row
-    hash): returns (rows removed, rows written), or None when `name` is absent or its columns
-    differ (build it anew)."""
+    hash): returns (rows removed, rows written), or None when `name` is absent, its columns differ
+    or an index is missing (build it anew)."""
     columns = _columns(con, source)
-    stored = _columns(con, f'"{name}"') if _has_table(con, name) else None
-    if stored != [*columns, (DOCUMENT_COLUMN, "VARCHAR"), (HASH_COLUMN, "UBIGINT")]:
+    if not _is_served_shape(con, name, key, lookups, columns):
         return None
     quoted = f'"{key}"'
     same = f's.{quoted} = i.{quoted} AND s."{HASH_COLUMN}" = i."{HASH_COLUMN}"'
@@ -168,10 +188,10 @@ def publish_snapshot(
     the pointer at them. Built through `connection` (the engine's, so publishing stays within its
     memory limit rather than adding a second one) or a new one with DuckDB `config`.
 
-    A table whose gold files are unchanged keeps its served file. A changed one is written to a file
-    no reader can be using (see `_bases`) and patched row by row to gold (documents are written
-    only for rows that changed), or built anew when its columns changed or there is no such file.
-    The pointer's `tables` says which happened to each.
+    A table whose gold files are unchanged keeps its served file. A changed one is patched row by
+    row to gold (documents are written only for rows that changed) in a standby file or a copy of
+    the served one (see `_bases`), or built anew when its columns or indexes differ or there is no
+    such file. The pointer's `tables` says which happened to each.
     """
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -200,15 +220,21 @@ def publish_snapshot(
     pointer = write_pointer(
         pointer_path, files, update_id, versions, fingerprints, outcome, previous_files=previous.get("files", {})
     )
-    _remove_unused_files(snapshots, {*files.values(), *previous.get("files", {}).values()})
+    legacy = [previous["file"]] if "file" in previous else []
+    _remove_unused_files(snapshots, {*files.values(), *previous.get("files", {}).values(), *legacy})
     return pointer
 
 
 def _bases(snapshots: Path, name: str, served: str | None, in_use: set[str]) -> list[tuple[Path, bool]]:
     """Files a new snapshot of table `name` may start from, best first, each with whether it must be
     copied: a standby (a file of this table that neither the served pointer nor the one before it
-    names, so no reader switching with the pointers holds it: patched in place, no copy), then the
-    served file (copied: readers have it open). None when no pointer names files (a fresh start)."""
+    names: patched in place, no copy), then the served file (copied: readers have it open). None
+    when no pointer names files (a fresh start).
+
+    An API process re-reads the pointer before each query, so it queries no standby; one that has
+    served nothing for two publishes may still hold one attached, and DuckDB's file lock then
+    refuses the patch (the served file is copied instead). That lock does not work between
+    connections of one process: a process that publishes must not also serve from old pointers."""
     if not in_use:
         return []
     directory = snapshots / name
@@ -240,6 +266,8 @@ def _publish_table(
     from nothing; returns what was done. A base that cannot be patched (damaged, unreadable by this
     DuckDB, locked by a reader in another process) is passed over, so a rerun converges."""
     for base, copy in bases:
+        if base == building:
+            continue
         _discard(building)
         (shutil.copyfile if copy else _move)(base, building)
         try:
@@ -328,17 +356,21 @@ def open_snapshot(snapshots: Path, pointer: dict | None) -> duckdb.DuckDBPyConne
     if not files:
         raise FileNotFoundError(f"no snapshot files are published in {snapshots}; run `mls2 pipeline run`")
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    for name, path in files.items():
-        con.execute(f'ATTACH {string_literal(str(path))} AS "{served_catalog(name)}" (READ_ONLY)')
-        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{served_catalog(name)}"."{name}"')
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for name, path in files.items():
+            con.execute(f'ATTACH {string_literal(str(path))} AS "{served_catalog(name)}" (READ_ONLY)')
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{served_catalog(name)}"."{name}"')
+    except duckdb.Error:
+        con.close()
+        raise
     return con
 
 
 def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
     """Per table keep the files the new and the previous pointer name (readers may still hold the
     previous ones) and the newest other one, the standby the next publish patches; remove the rest
-    (and snapshots of the single-file layout, once the previous pointer no longer names them)."""
+    (and snapshot files of the single-file layout that the previous pointer does not name)."""
     for directory in (path for path in snapshots.iterdir() if path.is_dir()):
         others = sorted(
             (p for p in directory.glob("*.duckdb") if f"{directory.name}/{p.name}" not in in_use),
@@ -348,4 +380,5 @@ def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
         for path in [*others[1:], *directory.glob(".*.building")]:
             _discard(path)
     for path in snapshots.glob("gold-*.duckdb"):
-        _discard(path)
+        if path.name not in in_use:
+            _discard(path)
