@@ -1,5 +1,6 @@
 """`mls2`: the one console command. Each package owns its subcommands; `demo` runs them all."""
 
+import socket
 from typing import Annotated
 
 import typer
@@ -44,6 +45,8 @@ def demo(
     """Everything on this machine: sandbox (unless Qobrix is configured) -> sync -> pipeline -> API."""
     try:
         settings = load_settings()
+        api_port = settings.mls2_api_port if port is None else port
+        listener = _reserve(settings.mls2_api_host, api_port)
         sandbox = None
         if settings.has_qobrix_credentials:
             base_url, user, key = settings.require_qobrix()
@@ -66,7 +69,7 @@ def demo(
         console.print(f"[red]demo failed:[/red] {error}")
         raise typer.Exit(1) from None
 
-    api_port = settings.mls2_api_port if port is None else port
+    api_port = listener.getsockname()[1]
     api = f"http://{settings.mls2_api_host}:{api_port}"
     secret = ClientRegistry(settings.paths.api_clients).add(DEMO_CLIENT, replace=True)
     lines = [
@@ -88,6 +91,26 @@ def demo(
         ]
     lines.append("Press Ctrl+C to stop.")
     console.print("\n".join(lines), soft_wrap=True)
-    uvicorn.run(create_app(settings), host=settings.mls2_api_host, port=api_port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning")).run(sockets=[listener])
     if sandbox:
         sandbox.stop()
+
+
+def _reserve(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before anything runs: a taken port fails the demo at once, not after
+    the sync and the pipeline, and nothing else can take it meanwhile. It listens only once the
+    server starts, so a request before then is refused rather than left waiting."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as error:
+        raise OSError(f"the API host {host!r} cannot be resolved ({error}); set MLS2_API_HOST") from None
+    reserved = socket.socket(family, kind, protocol)
+    try:
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reserved.bind(address)
+    except OSError as error:
+        reserved.close()
+        raise OSError(
+            f"the API port {host}:{port} is not free ({error.strerror}); set MLS2_API_PORT or --port"
+        ) from None
+    return reserved

@@ -1,5 +1,7 @@
 """The `mls2` command: help that explains, and clear exits on bad input."""
 
+import socket
+
 import pytest
 from typer.testing import CliRunner
 
@@ -136,3 +138,13 @@ def test_serve_on_databricks_without_its_settings_exits_2_naming_them(monkeypatc
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 2
     assert "DATABRICKS_HOST" in result.output and "DATABRICKS_TOKEN" in result.output
+
+
+def test_demo_with_its_api_port_taken_fails_before_syncing(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "demo"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["demo", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"the API port 127.0.0.1:{port} is not free" in result.output and "--port" in result.output
+    assert not (tmp_path / "demo" / "landing").exists()
