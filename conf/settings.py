@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         ge=0,
         description="How far before the watermark an incremental sync starts (equal times, clock skew).",
     )
+    mls2_lakehouse_retention_hours: int = Field(
+        default=168,
+        ge=0,
+        description="Once a day, after `mls2 pipeline run`, delete the Delta files no table version of the last "
+        "this many hours uses (VACUUM; time travel further back stops working). 0: never vacuum automatically.",
+    )
     mls2_engine_memory_limit: str = Field(
         default="2GB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",

@@ -1,5 +1,6 @@
 """`mls2 pipeline`: run an update on the embedded engine; show the graph, the event log and RESO coverage."""
 
+import time
 from typing import Annotated
 
 import orjson
@@ -12,6 +13,7 @@ from conf.settings import Settings, load_settings
 from pipelines import DeclarationError, Graph, PipelineError, UpdateResult, load_graph, run_update
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.runner import vacuum_lakehouse
 from pipelines.coverage import as_markdown, coverage
 
 console = Console(stderr=True)
@@ -46,7 +48,27 @@ def update_with_progress(settings: Settings, **selection: object) -> UpdateResul
             **selection,
         )
     print_update(result)
+    marker = settings.paths.state / "last_vacuum"
+    due = not marker.exists() or time.time() - marker.stat().st_mtime >= VACUUM_INTERVAL_SECONDS
+    if settings.mls2_lakehouse_retention_hours and due:
+        vacuum_with_report(settings, settings.mls2_lakehouse_retention_hours)
     return result
+
+
+VACUUM_INTERVAL_SECONDS = 24 * 3600
+"""How often `run` vacuums: a pass over every table takes about a second even with nothing to remove."""
+
+
+def vacuum_with_report(settings: Settings, retention_hours: int) -> dict[str, int]:
+    with console.status("vacuuming the lakehouse"):
+        removed = vacuum_lakehouse(settings.paths, retention_hours)
+    (settings.paths.state / "last_vacuum").touch()
+    total = sum(removed.values())
+    console.print(
+        f"Vacuumed the lakehouse: {total:,} data files older than {retention_hours} h removed "
+        f"from {sum(1 for count in removed.values() if count)} of {len(removed)} tables"
+    )
+    return removed
 
 
 @pipeline_app.command("run")
@@ -70,6 +92,28 @@ def run(
             full_refresh_selection=split_list(full_refresh_selection),
         )
     except (PipelineError, DeclarationError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+
+
+@pipeline_app.command("vacuum")
+def vacuum(
+    retain_hours: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Keep what versions of the last H hours use (default: MLS2_LAKEHOUSE_RETENTION_HOURS)."
+        ),
+    ] = None,
+) -> None:
+    """Delete lakehouse data files no recent table version uses (Delta VACUUM); `run` does this once a day."""
+    settings = load_settings()
+    hours = settings.mls2_lakehouse_retention_hours if retain_hours is None else retain_hours
+    if retain_hours is None and not hours:
+        console.print("[red]error:[/red] MLS2_LAKEHOUSE_RETENTION_HOURS is 0 (vacuum off); pass --retain-hours")
+        raise typer.Exit(2)
+    try:
+        vacuum_with_report(settings, hours)
+    except PipelineError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
 

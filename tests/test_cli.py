@@ -148,3 +148,20 @@ def test_demo_with_its_api_port_taken_fails_before_syncing(monkeypatch: pytest.M
     assert result.exit_code == 1
     assert f"the API port 127.0.0.1:{port} is not free" in result.output and "--port" in result.output
     assert not (tmp_path / "demo" / "landing").exists()
+
+
+def test_pipeline_run_vacuums_once_a_day_and_vacuum_takes_a_retention(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "data"))
+    first = runner.invoke(app, ["pipeline", "run"])
+    assert first.exit_code == 0 and "Vacuumed the lakehouse: 0 data files older than 168 h" in first.output
+    again = runner.invoke(app, ["pipeline", "run", "--full-refresh"])
+    assert again.exit_code == 0 and "Vacuumed" not in again.output, "vacuumed twice within a day"
+    result = runner.invoke(app, ["pipeline", "vacuum", "--retain-hours", "0"])
+    assert result.exit_code == 0 and "older than 0 h removed" in result.output
+    monkeypatch.setenv("MLS2_LAKEHOUSE_RETENTION_HOURS", "0")
+    off = runner.invoke(app, ["pipeline", "vacuum"])
+    assert off.exit_code == 2 and "pass --retain-hours" in off.output
+    (tmp_path / "data" / "state" / "last_vacuum").unlink()
+    assert "Vacuumed" not in runner.invoke(app, ["pipeline", "run"]).output

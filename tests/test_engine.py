@@ -15,7 +15,7 @@ from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_gra
 from pipelines._engine.events import EVENT_LOG
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.publish import open_snapshot
-from pipelines._engine.runner import QUARANTINE, UpdateLock
+from pipelines._engine.runner import QUARANTINE, UpdateLock, vacuum_lakehouse
 from pipelines.graph import build_graph
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -336,3 +336,19 @@ def test_a_media_only_change_reaches_silver_though_modified_did_not_move(setting
     [silver] = rows(settings, "qobrix_silver.property")
     assert [media["id"] for media in silver["media"]] == ["m1", "m2"]
     assert sorted(row["media_id"] for row in rows(settings, "qobrix_silver.media")) == ["m1", "m2"]
+
+
+def test_vacuum_removes_files_no_current_version_uses_and_updates_go_on(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1), prop("b", 1)])
+    run_update(settings.paths)
+    run_update(settings.paths, full_refresh=True)
+    before = {name: rows(settings, name) for name in ("qobrix_silver.property", "reso_gold.property")}
+    parquet = set(settings.paths.lakehouse.rglob("*.parquet"))
+    removed = vacuum_lakehouse(settings.paths, retention_hours=0)
+    assert removed["reso_gold.property"] >= 1 and removed["qobrix_silver.property"] >= 1
+    assert len(parquet) - len(set(settings.paths.lakehouse.rglob("*.parquet"))) == sum(removed.values())
+    assert {name: rows(settings, name) for name in before} == before
+    assert vacuum_lakehouse(settings.paths, retention_hours=0)["reso_gold.property"] == 0
+    land(settings, "s2", [prop("a", 2, price=200_000), prop("c", 2)])
+    run_update(settings.paths)
+    assert gold_prices(settings) == {"QOBRIX_a": 200_000, "QOBRIX_b": 100_000, "QOBRIX_c": 100_000}

@@ -95,6 +95,26 @@ class Lakehouse:
         if self._tables is not None:
             self._tables.pop(name, None)
 
+    def names(self) -> list[str]:
+        """Every Delta table under the root, as `schema.table`."""
+        return sorted(f"{log.parent.parent.name}.{log.parent.name}" for log in self.root.glob("*/*/_delta_log"))
+
+    def vacuum(self, retention_hours: int) -> dict[str, int]:
+        """Delete the data files no version of the last `retention_hours` uses (Delta VACUUM), in every
+        table; returns the files removed per table. Time travel further back than that stops working."""
+        removed = {}
+        for name in self.names():
+            table, root = DeltaTable(str(self.path(name))), self.path(name)
+            options = {"retention_hours": retention_hours, "enforce_retention_duration": False}
+            # delta-rs lists every tombstone past retention, even files an earlier vacuum deleted,
+            # and commits twice per vacuum: count what is on disk, and vacuum only then.
+            present = [path for path in table.vacuum(dry_run=True, **options) if (root / path).exists()]
+            if present:
+                table.vacuum(dry_run=False, **options)
+                self.forget(name)
+            removed[name] = len(present)
+        return removed
+
     def version(self, name: str) -> int | None:
         table = self.table(name)
         return None if table is None else table.version()

@@ -461,6 +461,13 @@ class Update:
         )
 
 
+def vacuum_lakehouse(paths: DataPaths, retention_hours: int) -> dict[str, int]:
+    """VACUUM every lakehouse table under the pipeline lock (no update may write meanwhile); returns
+    the data files removed per table."""
+    with UpdateLock(paths, f"vacuum-{uuid.uuid4()}"):
+        return Lakehouse(paths.lakehouse).vacuum(retention_hours)
+
+
 def run_update(
     paths: DataPaths,
     *,
