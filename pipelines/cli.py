@@ -1,6 +1,5 @@
 """`mls2 pipeline`: run an update on the embedded engine; show the graph, the event log and RESO coverage."""
 
-import time
 from typing import Annotated
 
 import orjson
@@ -13,7 +12,7 @@ from conf.settings import Settings, load_settings
 from pipelines import DeclarationError, Graph, PipelineError, UpdateResult, load_graph, run_update
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.runner import vacuum_lakehouse
+from pipelines._engine.runner import vacuum_due, vacuum_lakehouse
 from pipelines.coverage import as_markdown, coverage
 
 console = Console(stderr=True)
@@ -48,21 +47,14 @@ def update_with_progress(settings: Settings, **selection: object) -> UpdateResul
             **selection,
         )
     print_update(result)
-    marker = settings.paths.state / "last_vacuum"
-    due = not marker.exists() or time.time() - marker.stat().st_mtime >= VACUUM_INTERVAL_SECONDS
-    if settings.mls2_lakehouse_retention_hours and due:
+    if settings.mls2_lakehouse_retention_hours and vacuum_due(settings.paths):
         vacuum_with_report(settings, settings.mls2_lakehouse_retention_hours)
     return result
-
-
-VACUUM_INTERVAL_SECONDS = 24 * 3600
-"""How often `run` vacuums: a pass over every table takes about a second even with nothing to remove."""
 
 
 def vacuum_with_report(settings: Settings, retention_hours: int) -> dict[str, int]:
     with console.status("vacuuming the lakehouse"):
         removed = vacuum_lakehouse(settings.paths, retention_hours)
-    (settings.paths.state / "last_vacuum").touch()
     total = sum(removed.values())
     console.print(
         f"Vacuumed the lakehouse: {total:,} data files older than {retention_hours} h removed "

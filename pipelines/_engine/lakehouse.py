@@ -104,7 +104,8 @@ class Lakehouse:
         table; returns the files removed per table. Time travel further back than that stops working."""
         removed = {}
         for name in self.names():
-            table, root = DeltaTable(str(self.path(name))), self.path(name)
+            root = self.path(name)
+            table = DeltaTable(str(root))
             options = {"retention_hours": retention_hours, "enforce_retention_duration": False}
             # delta-rs lists every tombstone past retention, even files an earlier vacuum deleted,
             # and commits twice per vacuum: count what is on disk, and vacuum only then.

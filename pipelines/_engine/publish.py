@@ -196,7 +196,8 @@ def publish_snapshot(
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
     previous = read_pointer(pointer_path) or {}
-    in_use = {*previous.get("files", {}).values(), *previous.get("previous_files", {}).values()}
+    served_before = previous.get("files", {})
+    in_use = {*served_before.values(), *previous.get("previous_files", {}).values()}
     files, versions, fingerprints, outcome = {}, {}, {}, {}
     for qualified, (key, *lookups) in tables.items():
         table = lakehouse.table(qualified)
@@ -204,7 +205,7 @@ def publish_snapshot(
             continue
         name = qualified.split(".", 1)[1]
         versions[qualified], fingerprints[qualified] = table.version(), lakehouse.fingerprint(qualified)
-        served = previous.get("files", {}).get(name)
+        served = served_before.get(name)
         unchanged = previous.get("fingerprints", {}).get(qualified) == fingerprints[qualified]
         if served and unchanged and (snapshots / served).exists():
             files[name], outcome[name] = served, "unchanged"
@@ -218,10 +219,10 @@ def publish_snapshot(
         os.replace(building, snapshots / target)
         files[name] = target.as_posix()
     pointer = write_pointer(
-        pointer_path, files, update_id, versions, fingerprints, outcome, previous_files=previous.get("files", {})
+        pointer_path, files, update_id, versions, fingerprints, outcome, previous_files=served_before
     )
     legacy = [previous["file"]] if "file" in previous else []
-    _remove_unused_files(snapshots, {*files.values(), *previous.get("files", {}).values(), *legacy})
+    _remove_unused_files(snapshots, {*files.values(), *served_before.values(), *legacy})
     return pointer
 
 
@@ -265,37 +266,29 @@ def _publish_table(
     """Write gold `table` into the file `building` from the first base that can be patched, else
     from nothing; returns what was done. A base that cannot be patched (damaged, unreadable by this
     DuckDB, locked by a reader in another process) is passed over, so a rerun converges."""
+    name = building.parent.name
+
+    def patch_or_build() -> str:
+        with snapshot_database(building, connection, config) as con:
+            register_delta(con, "gold_source", table)
+            patched = patch_serving_table(con, name, "gold_source", key, lookups)
+            if patched is None:
+                con.execute(f'DROP TABLE IF EXISTS "{name}"')
+                create_serving_table(con, name, "gold_source", key, lookups)
+            con.execute("DROP VIEW gold_source")
+        return "built" if patched is None else f"patched: {patched[0]} rows removed, {patched[1]} written"
+
     for base, copy in bases:
         if base == building:
             continue
         _discard(building)
         (shutil.copyfile if copy else _move)(base, building)
         try:
-            return _write_table(building, table, key, lookups, connection, config)
+            return patch_or_build()
         except duckdb.Error:
             continue
     _discard(building)
-    return _write_table(building, table, key, lookups, connection, config)
-
-
-def _write_table(
-    building: Path,
-    table: DeltaTable,
-    key: str,
-    lookups: Sequence[str],
-    connection: duckdb.DuckDBPyConnection | None,
-    config: dict[str, str] | None,
-) -> str:
-    """Patch the serving table in `building` to gold `table`, or build it where it cannot be."""
-    name = building.parent.name
-    with snapshot_database(building, connection, config) as con:
-        register_delta(con, "gold_source", table)
-        patched = patch_serving_table(con, name, "gold_source", key, lookups)
-        if patched is None:
-            con.execute(f'DROP TABLE IF EXISTS "{name}"')
-            create_serving_table(con, name, "gold_source", key, lookups)
-        con.execute("DROP VIEW gold_source")
-    return "built" if patched is None else f"patched: {patched[0]} rows removed, {patched[1]} written"
+    return patch_or_build()
 
 
 def _move(database: Path, target: Path) -> None:
