@@ -3,6 +3,7 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -11,7 +12,9 @@ from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import AutoCdc, Dataset, Expectation, UpdateFailed, run_update
 from pipelines._engine.cdc import END_AT, START_AT
+from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.runner import QUARANTINE
 from pipelines.bronze import bronze_datasets
 from pipelines.graph import build_graph
 
@@ -191,6 +194,60 @@ def test_a_streaming_table_reads_through_a_temporary_view_incrementally(settings
     result = run_update(settings.paths, graph=pipeline)
     assert next(f for f in result.flows if f.dataset == "qobrix_silver.cheap_log").output_records == 1
     assert sorted(r["id"] for r in rows(settings, "qobrix_silver.cheap_log")) == ["a", "c"]
+
+
+def test_a_streaming_table_checks_its_rows_as_it_writes_them(settings: Settings) -> None:
+    table = Dataset(
+        name="qobrix_silver.priced",
+        kind="streaming_table",
+        sql="SELECT record_key AS id, CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price, "
+        "get_json_object(payload, '$.note') AS note FROM STREAM(qobrix_bronze.properties)",
+        expectations=(
+            Expectation("noted", "note <> ''", "warn"),
+            Expectation("priced", "price > 0", "drop"),
+            Expectation("cheap", "price < 1000", "drop"),
+        ),
+    )
+    pipeline = graph(table)
+    land(settings, "s1", [event("a", 1, note="x"), event("b", 1, price=-1), event("c", 1, price=5000, note="y")])
+    result = run_update(settings.paths, graph=pipeline)
+
+    flow = next(f for f in result.flows if f.dataset == "qobrix_silver.priced")
+    assert (flow.input_records, flow.dropped_records, flow.output_records) == (3, 2, 1)
+    assert [r["id"] for r in rows(settings, "qobrix_silver.priced")] == ["a"]
+    quarantine = Lakehouse(settings.paths.lakehouse).table(QUARANTINE).to_pyarrow_table().to_pylist()
+    quarantined = {orjson.loads(r["record"])["id"]: r["broken_rules"] for r in quarantine}
+    assert quarantined == {"b": ["noted", "priced"], "c": ["cheap"]}
+    [quality] = [
+        orjson.loads(event["details"])["flow_progress"]["data_quality"]
+        for event in read_events(settings.paths.lakehouse, update=result.update_id, event_type="flow_progress")
+        if event["dataset"] == "qobrix_silver.priced" and "data_quality" in event["details"]
+    ]
+    assert quality["dropped_records"] == 2
+    assert {e["name"]: (e["passed_records"], e["failed_records"]) for e in quality["expectations"]} == {
+        "noted": (2, 1),
+        "priced": (2, 1),
+        "cheap": (2, 1),
+    }
+
+
+def test_a_streaming_table_with_a_broken_fail_rule_writes_nothing(settings: Settings) -> None:
+    table = Dataset(
+        name="qobrix_silver.priced",
+        kind="streaming_table",
+        sql="SELECT record_key AS id, CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price "
+        "FROM STREAM(qobrix_bronze.properties)",
+        expectations=(Expectation("cheap", "price < 1000", "fail"),),
+    )
+    pipeline = graph(table)
+    land(settings, "s1", [event("a", 1)])
+    run_update(settings.paths, graph=pipeline)
+    version = Lakehouse(settings.paths.lakehouse).version("qobrix_silver.priced")
+    land(settings, "s2", [event("b", 2), event("c", 2, price=5000)])
+    with pytest.raises(UpdateFailed, match=r"cheap.*Sample row.*5000"):
+        run_update(settings.paths, graph=pipeline)
+    assert Lakehouse(settings.paths.lakehouse).version("qobrix_silver.priced") == version
+    assert [r["id"] for r in rows(settings, "qobrix_silver.priced")] == ["a"]
 
 
 def test_materialized_views_are_written_only_when_the_whole_update_succeeds(settings: Settings) -> None:

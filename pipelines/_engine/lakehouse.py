@@ -27,11 +27,15 @@ row group, which DuckDB reads on one thread and holds whole in memory)."""
 
 def arrow_batches(con: duckdb.DuckDBPyConnection, relation: str) -> pa.RecordBatchReader:
     """The rows of a DuckDB relation as Arrow batches of about BATCH_BYTES, for a Delta write."""
+    return con.sql(f"SELECT * FROM {relation}").to_arrow_reader(batch_rows(con, relation))
+
+
+def batch_rows(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    """How many of a relation's rows make about BATCH_BYTES, judged from a sample of them."""
     [(width,)] = con.execute(
         f"SELECT avg(strlen(CAST(to_json(sample) AS VARCHAR))) FROM (SELECT * FROM {relation} LIMIT 256) sample"
     ).fetchall()
-    rows = MAX_BATCH_ROWS if not width else max(16, min(MAX_BATCH_ROWS, int(BATCH_BYTES / width)))
-    return con.sql(f"SELECT * FROM {relation}").to_arrow_reader(rows)
+    return MAX_BATCH_ROWS if not width else max(16, min(MAX_BATCH_ROWS, int(BATCH_BYTES / width)))
 
 
 def bind_arrow(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:

@@ -17,7 +17,8 @@ WITH lines AS (
   SELECT substr(filename, length($root) + 2) AS source_file, line
   FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = '\\0', quote = '', escape = '', header = false,
                 auto_detect = false, filename = true, max_line_size = 268435456)
-  WHERE line IS NOT NULL AND trim(line) <> ''
+  -- Blank lines are skipped; a regex stops at the first character, trim() decodes every one of 25 KB.
+  WHERE line IS NOT NULL AND regexp_matches(line, '[^[:space:]]')
 ), parsed AS (
   -- Each line is parsed once; JSON functions only ever see valid JSON (DuckDB does not short-circuit CASE).
   SELECT source_file, line,

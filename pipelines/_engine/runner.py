@@ -24,10 +24,10 @@ from conf.settings import DataPaths
 from pipelines._engine.cdc import apply_changes
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import EventLog
-from pipelines._engine.lakehouse import Lakehouse, arrow_batches, bind_arrow, register_delta
+from pipelines._engine.lakehouse import Lakehouse, arrow_batches, batch_rows, bind_arrow, register_delta
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import publish_snapshot, read_pointer, served_files
-from pipelines._engine.quality import check
+from pipelines._engine.quality import CheckedStream, QualityReport, check
 from pipelines._engine.sql import LANDING_SCHEMA, parse, passthrough_stream, references, to_duckdb
 from pipelines.declaration import Dataset
 from pipelines.gold import served_tables
@@ -207,9 +207,13 @@ class Update:
         batch = f"batch__{relation(dataset.name)}"
         tree = parse(dataset.sql, origin=dataset.name)
         body = to_duckdb(tree, lambda name, streaming: stream_relation(name) if streaming else relation(name))
-        # A body passing on rows already computed for several readers is not copied again.
-        kind = "VIEW" if passthrough_stream(tree) in self.shared_streams else "TABLE"
+        # A streaming table without fail rules is checked as it is written, in one pass; a body passing
+        # on rows already computed for several readers is not copied again.
+        one_pass = dataset.kind == "streaming_table" and not any(e.on_violation == "fail" for e in dataset.expectations)
+        kind = "VIEW" if one_pass or passthrough_stream(tree) in self.shared_streams else "TABLE"
         self.con.execute(f"CREATE OR REPLACE TEMP {kind} {batch} AS {body}")
+        if one_pass:
+            return self.write_stream(dataset, batch, full, checkpoints, streams)
         checked = check(self.con, dataset, batch)
         self.quarantine(dataset, checked.quarantine)
         metadata = {"mls2.update_id": self.update_id}
@@ -242,13 +246,44 @@ class Update:
                 self.staged[dataset.name] = (staged, metadata, flow)
         else:
             flow.output_records = checked.report.input_records - checked.report.dropped_records
-            batches = arrow_batches(self.con, checked.kept)
-            if full or self.lakehouse.table(dataset.name) is None:
-                self.lakehouse.overwrite(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
-            else:
-                self.lakehouse.append(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
+            self.write(dataset, arrow_batches(self.con, checked.kept), full, metadata, checkpoints)
         self.release(kind, batch)
         self.release("VIEW", *{checked.kept} - {batch}, *(stream_relation(name) for name in streams))
+        return self.complete_flow(dataset, flow, checked.report)
+
+    def write_stream(
+        self, dataset: Dataset, batch: str, full: bool, checkpoints: dict[str, int], streams: list[str]
+    ) -> FlowResult:
+        """Write a streaming table's new rows while checking its expectations on them, in one pass."""
+        checked = CheckedStream(self.con, dataset, batch, batch_rows(self.con, batch))
+        self.write(dataset, checked.batches(), full, {"mls2.update_id": self.update_id}, checkpoints)
+        self.quarantine(dataset, checked.quarantine)
+        report = checked.report
+        flow = FlowResult(
+            dataset=dataset.name,
+            status="COMPLETED",
+            input_records=report.input_records,
+            output_records=report.input_records - report.dropped_records,
+            dropped_records=report.dropped_records,
+        )
+        self.release("VIEW", batch, *(stream_relation(name) for name in streams))
+        return self.complete_flow(dataset, flow, report)
+
+    def write(
+        self,
+        dataset: Dataset,
+        batches: pa.RecordBatchReader,
+        full: bool,
+        metadata: dict,
+        checkpoints: dict[str, int],
+    ) -> None:
+        """Append a streaming table's new rows (replace them all on a full refresh or a first run)."""
+        if full or self.lakehouse.table(dataset.name) is None:
+            self.lakehouse.overwrite(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
+        else:
+            self.lakehouse.append(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
+
+    def complete_flow(self, dataset: Dataset, flow: FlowResult, report: QualityReport) -> FlowResult:
         self.release_shared_streams(dataset)
         if dataset.name not in self.staged and dataset.name not in self.unchanged:
             flow.version = self.lakehouse.version(dataset.name)
@@ -256,7 +291,7 @@ class Update:
             dataset.name,
             "COMPLETED",
             metrics={"num_output_rows": flow.output_records, "num_deleted_rows": flow.deleted_records},
-            data_quality=checked.report.as_data_quality() if dataset.expectations else None,
+            data_quality=report.as_data_quality() if dataset.expectations else None,
         )
         return flow
 
