@@ -129,7 +129,11 @@ class Update:
         self.selected = everything if not (chosen or chosen_full) else chosen | chosen_full
         spill = paths.root / "tmp" / "engine"
         spill.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
+        # Row order is left to DuckDB (tables have none; what needs an order says ORDER BY): keeping the
+        # order of wide batches under the memory limit halved the speed of parsing property changes.
+        self.con = duckdb.connect(
+            config={"memory_limit": memory_limit, "temp_directory": str(spill), "preserve_insertion_order": False}
+        )
         self.con.execute("SET TimeZone = 'UTC'")
         self.staged: dict[str, tuple[str, dict, FlowResult]] = {}
         """Materialized views computed this update (DuckDB temp tables, which spill to disk under the
