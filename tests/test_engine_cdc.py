@@ -250,6 +250,25 @@ def test_a_streaming_table_with_a_broken_fail_rule_writes_nothing(settings: Sett
     assert [r["id"] for r in rows(settings, "qobrix_silver.priced")] == ["a"]
 
 
+def test_a_materialized_view_writes_only_the_rows_its_drop_rules_keep(settings: Settings) -> None:
+    view = Dataset(
+        name="reso_gold.priced",
+        kind="materialized_view",
+        sql="SELECT id, price FROM qobrix_silver.history",
+        expectations=(Expectation("cheap", "price < 1000", "drop"),),
+    )
+    pipeline = graph(scd(1), view)
+    land(settings, "s1", [event("a", 1, price=10), event("b", 1, price=5000)])
+    result = run_update(settings.paths, graph=pipeline)
+    assert [r["id"] for r in rows(settings, "reso_gold.priced")] == ["a"]
+    flow = next(f for f in result.flows if f.dataset == "reso_gold.priced")
+    assert (flow.input_records, flow.dropped_records, flow.output_records) == (2, 1, 1)
+
+    land(settings, "s2", [event("b", 2, price=500)])
+    run_update(settings.paths, graph=pipeline)
+    assert [(r["id"], r["price"]) for r in rows(settings, "reso_gold.priced")] == [("a", 10.0), ("b", 500.0)]
+
+
 def test_materialized_views_are_written_only_when_the_whole_update_succeeds(settings: Settings) -> None:
     first = Dataset(name="reso_gold.first", kind="materialized_view", sql="SELECT id, price FROM qobrix_silver.history")
     second = Dataset(

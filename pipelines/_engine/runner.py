@@ -241,7 +241,12 @@ class Update:
             flow.output_records, flow.deleted_records = metrics.upserted, metrics.deleted
         elif dataset.kind == "materialized_view":
             staged = f"staged__{relation(dataset.name)}"
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT * FROM {checked.kept}")
+            self.release("TABLE", staged)
+            if kind == "TABLE" and not checked.report.dropped_records:
+                # The computed batch is what will be written: no copy (it took 7.7 s of a full refresh).
+                self.con.execute(f"ALTER TABLE {batch} RENAME TO {staged}")
+            else:
+                self.con.execute(f"CREATE TEMP TABLE {staged} AS SELECT * FROM {checked.kept}")
             flow.output_records = checked.report.input_records - checked.report.dropped_records
             if not full and self.holds_same_rows(dataset.name, staged):
                 self.release("TABLE", staged)
