@@ -196,7 +196,31 @@ def test_a_streaming_table_reads_through_a_temporary_view_incrementally(settings
     assert sorted(r["id"] for r in rows(settings, "qobrix_silver.cheap_log")) == ["a", "c"]
 
 
-def test_a_streaming_table_checks_its_rows_as_it_writes_them(settings: Settings) -> None:
+def test_a_streaming_table_whose_rules_only_warn_counts_them_as_it_writes(settings: Settings) -> None:
+    table = Dataset(
+        name="qobrix_silver.priced",
+        kind="streaming_table",
+        sql="SELECT record_key AS id, CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price "
+        "FROM STREAM(qobrix_bronze.properties)",
+        expectations=(Expectation("priced", "price > 0", "warn"), Expectation("cheap", "price < 1000", "warn")),
+    )
+    land(settings, "s1", [event("a", 1), event("b", 1, price=-1), event("c", 1, price=5000), event("d", 1, price=0)])
+    result = run_update(settings.paths, graph=graph(table))
+
+    assert [r["id"] for r in rows(settings, "qobrix_silver.priced")] == ["a", "b", "c", "d"]
+    [quality] = [
+        orjson.loads(event["details"])["flow_progress"]["data_quality"]
+        for event in read_events(settings.paths.lakehouse, update=result.update_id, event_type="flow_progress")
+        if event["dataset"] == "qobrix_silver.priced" and "data_quality" in event["details"]
+    ]
+    assert quality["dropped_records"] == 0
+    assert {e["name"]: (e["passed_records"], e["failed_records"]) for e in quality["expectations"]} == {
+        "priced": (2, 2),
+        "cheap": (3, 1),
+    }
+
+
+def test_a_streaming_table_quarantines_what_its_drop_rules_drop(settings: Settings) -> None:
     table = Dataset(
         name="qobrix_silver.priced",
         kind="streaming_table",

@@ -82,12 +82,15 @@ def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> Check
             ).fetchall()[0][0]
             raise ExpectationFailed(dataset.name, expectation.name, expectation.constraint, failed, sample)
 
-    broken, dropped_when = _broken_rules(dataset, conditions), _dropped_when(dataset, conditions)
+    broken = ", ".join(f"CASE WHEN NOT {condition} THEN '{name}' END" for name, condition in conditions.items())
+    drop_rules = [e.name for e in dataset.expectations if e.on_violation == "drop"]
+    dropped_when = " OR ".join(f"NOT {conditions[name]}" for name in drop_rules) or "false"
     # No copy of the batch: kept rows are a filtered view; only dropped rows are serialized.
     quarantine = None
     if any(failed for e, failed in zip(dataset.expectations, counts, strict=True) if e.on_violation == "drop"):
         quarantine = con.sql(
-            f"SELECT {broken} AS broken_rules, to_json(b) AS record FROM {batch} b WHERE {dropped_when}"
+            f"SELECT list_filter([{broken}], lambda rule: rule IS NOT NULL) AS broken_rules, to_json(b) AS record "
+            f"FROM {batch} b WHERE {dropped_when}"
         ).to_arrow_table()
         report.dropped_records = quarantine.num_rows
     kept = f"{batch}__kept"
@@ -96,64 +99,46 @@ def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> Check
 
 
 class CheckedStream:
-    """Expectations evaluated while a batch streams into its table, in the same pass over its rows.
+    """Warn-only expectations counted while a batch streams into its table, in the same pass over its rows.
 
     `check` needs its batch materialized (it reads it once to count, again to write), which for
     bronze properties meant 2.5 GB held and spilled by DuckDB and twice the time. Only for datasets
-    without fail rules: a fail rule must stop the update before anything is written. `report` and
-    `quarantine` are complete once `batches()` is exhausted.
+    whose rules all warn: a fail rule must stop the update before anything is written, and dropped
+    rows must reach the quarantine before the table's commit moves its checkpoint past them (a
+    Delta write cannot be made from inside another). `report` is complete once `batches()` is exhausted.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, rows_per_batch: int) -> None:
-        if any(e.on_violation == "fail" for e in dataset.expectations):
-            raise ValueError(f"{dataset.name} has fail rules: check it before writing")
+        if not warns_only(dataset):
+            raise ValueError(f"{dataset.name} has drop or fail rules: check it before writing")
         self.dataset = dataset
         self.report = QualityReport(dataset=dataset.name)
-        self.quarantine: pa.Table | None = None
         self.columns = [column for column, *_ in con.execute(f"DESCRIBE {batch}").fetchall()]
-        conditions = _conditions(dataset)
-        flags = "".join(f", NOT {condition} AS __broken_{index}" for index, condition in enumerate(conditions.values()))
-        dropped_when = _dropped_when(dataset, conditions)
-        quarantined = (
-            f", CASE WHEN {dropped_when} THEN {_broken_rules(dataset, conditions)} END AS __broken_rules"
-            f", CASE WHEN {dropped_when} THEN to_json(b) END AS __quarantined"
+        flags = "".join(
+            f", NOT {condition} AS __broken_{index}" for index, condition in enumerate(_conditions(dataset).values())
         )
-        self._reader = con.sql(f"SELECT *{flags}{quarantined} FROM {batch} b").to_arrow_reader(rows_per_batch)
+        self._reader = con.sql(f"SELECT *{flags} FROM {batch}").to_arrow_reader(rows_per_batch)
 
     def batches(self) -> pa.RecordBatchReader:
-        """The kept rows (the batch's own columns), counting and quarantining as they pass."""
+        """The batch's rows (its own columns), counted as they pass."""
         schema = pa.schema([self._reader.schema.field(column) for column in self.columns])
         return pa.RecordBatchReader.from_batches(schema, self._pass())
 
     def _pass(self) -> Iterator[pa.RecordBatch]:
         failures = [0] * len(self.dataset.expectations)
-        quarantined: list[pa.Table] = []
         for batch in self._reader:
             self.report.input_records += batch.num_rows
             for index in range(len(failures)):
                 failures[index] += pc.sum(batch.column(f"__broken_{index}")).as_py() or 0
-            dropped = batch.column("__quarantined").is_valid()
-            if pc.any(dropped).as_py():
-                rows = batch.filter(dropped)
-                quarantined.append(pa.table({"broken_rules": rows["__broken_rules"], "record": rows["__quarantined"]}))
-                batch = batch.filter(pc.invert(dropped))
             yield batch.select(self.columns)
         self.report.count_failures(self.dataset, failures)
-        if quarantined:
-            self.quarantine = pa.concat_tables(quarantined)
-            self.report.dropped_records = self.quarantine.num_rows
+
+
+def warns_only(dataset: Dataset) -> bool:
+    """Whether every expectation of `dataset` only warns (so its rows can be counted as they are written)."""
+    return all(e.on_violation == "warn" for e in dataset.expectations)
 
 
 def _conditions(dataset: Dataset) -> dict[str, str]:
     """Each expectation's constraint in DuckDB, NULL counting as broken."""
     return {e.name: f"coalesce(({spark_to_duckdb_expression(e.constraint)}), false)" for e in dataset.expectations}
-
-
-def _broken_rules(dataset: Dataset, conditions: dict[str, str]) -> str:
-    """A row's broken rules, as a list of their names."""
-    names = ", ".join(f"CASE WHEN NOT {condition} THEN '{name}' END" for name, condition in conditions.items())
-    return f"list_filter([{names}], lambda rule: rule IS NOT NULL)"
-
-
-def _dropped_when(dataset: Dataset, conditions: dict[str, str]) -> str:
-    return " OR ".join(f"NOT {conditions[e.name]}" for e in dataset.expectations if e.on_violation == "drop") or "false"

@@ -27,7 +27,7 @@ from pipelines._engine.events import EventLog
 from pipelines._engine.lakehouse import Lakehouse, arrow_batches, batch_rows, bind_arrow, register_delta
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import publish_snapshot, read_pointer, served_files
-from pipelines._engine.quality import CheckedStream, QualityReport, check
+from pipelines._engine.quality import CheckedStream, QualityReport, check, warns_only
 from pipelines._engine.sql import LANDING_SCHEMA, parse, passthrough_stream, references, to_duckdb
 from pipelines.declaration import Dataset
 from pipelines.gold import served_tables
@@ -211,9 +211,9 @@ class Update:
         batch = f"batch__{relation(dataset.name)}"
         tree = parse(dataset.sql, origin=dataset.name)
         body = to_duckdb(tree, lambda name, streaming: stream_relation(name) if streaming else relation(name))
-        # A streaming table without fail rules is checked as it is written, in one pass; a body passing
+        # A streaming table whose rules only warn is counted as it is written, in one pass; a body passing
         # on rows already computed for several readers is not copied again.
-        one_pass = dataset.kind == "streaming_table" and not any(e.on_violation == "fail" for e in dataset.expectations)
+        one_pass = dataset.kind == "streaming_table" and warns_only(dataset)
         kind = "VIEW" if one_pass or passthrough_stream(tree) in self.shared_streams else "TABLE"
         self.con.execute(f"CREATE OR REPLACE TEMP {kind} {batch} AS {body}")
         if one_pass:
@@ -266,14 +266,12 @@ class Update:
         """Write a streaming table's new rows while checking its expectations on them, in one pass."""
         checked = CheckedStream(self.con, dataset, batch, batch_rows(self.con, batch))
         self.write(dataset, checked.batches(), full, {"mls2.update_id": self.update_id}, checkpoints)
-        self.quarantine(dataset, checked.quarantine)
         report = checked.report
         flow = FlowResult(
             dataset=dataset.name,
             status="COMPLETED",
             input_records=report.input_records,
-            output_records=report.input_records - report.dropped_records,
-            dropped_records=report.dropped_records,
+            output_records=report.input_records,
         )
         self.release("VIEW", batch, *(stream_relation(name) for name in streams))
         return self.complete_flow(dataset, flow, report)
