@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -291,6 +292,29 @@ def test_a_materialized_view_writes_only_the_rows_its_drop_rules_keep(settings: 
     land(settings, "s2", [event("b", 2, price=500)])
     run_update(settings.paths, graph=pipeline)
     assert [(r["id"], r["price"]) for r in rows(settings, "reso_gold.priced")] == [("a", 10.0), ("b", 500.0)]
+
+
+def test_a_materialized_view_is_a_delta_table_any_reader_reads_across_its_versions(settings: Settings) -> None:
+    view = Dataset(name="reso_gold.priced", kind="materialized_view", sql="SELECT id, price FROM qobrix_silver.history")
+    land(settings, "s1", [event("a", 1, price=10), event("b", 1, price=20)])
+    run_update(settings.paths, graph=graph(scd(1), view))
+    wider = replace(view, sql="SELECT id, price, status, modified FROM qobrix_silver.history")
+    land(settings, "s2", [event("a", 2, price=15)])
+    run_update(settings.paths, graph=graph(scd(1), wider))
+
+    table = Lakehouse(settings.paths.lakehouse).table("reso_gold.priced")
+    assert table.schema().to_arrow().names == ["id", "price", "status", "modified"]
+    assert sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: r["id"]) == [
+        {"id": "a", "price": 15.0, "status": "available", "modified": T0 + timedelta(minutes=2)},
+        {"id": "b", "price": 20.0, "status": "available", "modified": T0 + timedelta(minutes=1)},
+    ]
+    [latest] = table.history(1)
+    assert latest["operation"] == "WRITE" and "mls2.update_id" in latest
+    files = pa.table(table.get_add_actions(flatten=True))
+    assert sum(files.column("num_records").to_pylist()) == 2
+    table.load_as_version(table.version() - 1)
+    assert table.schema().to_arrow().names == ["id", "price"]
+    assert sorted(r["price"] for r in table.to_pyarrow_table().to_pylist()) == [10.0, 20.0]
 
 
 def test_materialized_views_are_written_only_when_the_whole_update_succeeds(settings: Settings) -> None:

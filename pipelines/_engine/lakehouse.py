@@ -2,12 +2,16 @@
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
 
 import duckdb
+import orjson
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from pipelines._engine.sql import string_literal
 
@@ -164,6 +168,47 @@ class Lakehouse:
             writer_properties=WRITER,
             commit_properties=commit_properties(metadata, checkpoints),
         )
+        self.forget(name)
+        return self.table(name).version()
+
+    def replace_with_relation(
+        self, con: duckdb.DuckDBPyConnection, name: str, relation: str, *, metadata: dict | None = None
+    ) -> int:
+        """Replace a table's rows (and schema) with a DuckDB relation's; returns the new version.
+
+        DuckDB writes the Parquet files, on every core (delta-rs's writer uses one: 6.2 s against
+        2.8 s for a million media rows), and delta-rs commits them. The table's schema is read from
+        the files written, so log and files agree. Files carry their row count as statistics, not
+        min/max: for materialized views, which nothing merges into and which are read whole.
+        """
+        path = self.path(name)
+        path.mkdir(parents=True, exist_ok=True)
+        written = con.execute(
+            f"COPY (SELECT * FROM {relation}) TO {string_literal(str(path))} (FORMAT parquet, COMPRESSION zstd, "
+            f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, PER_THREAD_OUTPUT true, OVERWRITE_OR_IGNORE true, "
+            f"FILENAME_PATTERN 'part-{uuid.uuid4()}-{{i}}', RETURN_STATS true)"
+        ).fetchall()
+        files = [(Path(file), rows, size) for file, rows, size, *_ in written]
+        schema = Schema.from_arrow(pq.read_schema(files[0][0]))
+        actions = [
+            AddAction(
+                path=file.relative_to(path).as_posix(),
+                size=size,
+                partition_values={},
+                modification_time=int(file.stat().st_mtime * 1000),
+                data_change=True,
+                stats=orjson.dumps({"numRecords": rows}).decode(),
+            )
+            for file, rows, size in files
+        ]
+        commit = commit_properties(metadata, None)
+        table = self.table(name)
+        if table is None:
+            create_table_with_add_actions(
+                str(path), schema, actions, configuration=CHANGE_DATA_FEED, commit_properties=commit
+            )
+        else:
+            table.create_write_transaction(actions, mode="overwrite", schema=schema, commit_properties=commit)
         self.forget(name)
         return self.table(name).version()
 

@@ -314,7 +314,7 @@ class Update:
             if name in self.staged:
                 staged, metadata, flow = self.staged.pop(name)
                 metadata[SOURCES_METADATA] = sources
-                flow.version = self.lakehouse.overwrite(name, arrow_batches(self.con, staged), metadata=metadata)
+                flow.version = self.lakehouse.replace_with_relation(self.con, name, staged, metadata=metadata)
                 self.release("TABLE", staged)
             else:
                 metadata, flow = self.unchanged.pop(name)
