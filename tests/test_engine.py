@@ -343,9 +343,12 @@ def test_vacuum_removes_files_no_current_version_uses_and_updates_go_on(settings
     run_update(settings.paths)
     run_update(settings.paths, full_refresh=True)
     before = {name: rows(settings, name) for name in ("qobrix_silver.property", "reso_gold.property")}
+    orphan = settings.paths.lakehouse / "reso_gold" / "property" / "part-left-by-a-failed-write.parquet"
+    orphan.write_bytes(b"PAR1")
     parquet = set(settings.paths.lakehouse.rglob("*.parquet"))
     removed = vacuum_lakehouse(settings.paths, retention_hours=0)
     assert removed["reso_gold.property"] >= 1 and removed["qobrix_silver.property"] >= 1
+    assert not orphan.exists(), "a file no version names (a write that failed before its commit) is removed"
     assert len(parquet) - len(set(settings.paths.lakehouse.rglob("*.parquet"))) == sum(removed.values())
     assert {name: rows(settings, name) for name in before} == before
     assert vacuum_lakehouse(settings.paths, retention_hours=0)["reso_gold.property"] == 0

@@ -166,6 +166,19 @@ def test_scd2_places_out_of_order_events_and_closes_on_delete(settings: Settings
     assert [(r["price"], r[END_AT]) for r in rows(settings, "qobrix_silver.history")][-1] == (70.0, None)
 
 
+def test_scd2_a_delete_wins_over_an_upsert_of_the_same_sequence(settings: Settings) -> None:
+    keys = [f"k{index:02d}" for index in range(40)]
+    land(settings, "s1", [event(key, 1) for key in keys])
+    run_update(settings.paths, graph=graph(scd(2)))
+    land(settings, "s2", [event(key, 2, price=50) for key in keys])
+    land(settings, "s3", [event(key, 2) for key in keys], operation="delete")
+    run_update(settings.paths, graph=graph(scd(2)))
+    history = rows(settings, "qobrix_silver.history")
+    assert [(r["id"], r["price"], r[END_AT]) for r in history] == [
+        (key, 100.0, T0 + timedelta(minutes=2)) for key in keys
+    ]
+
+
 def test_scd2_track_history_updates_untracked_columns_in_place(settings: Settings) -> None:
     pipeline = graph(scd(2, track_history_column_list=("price", "status")))
     land(settings, "s1", [event("a", 10, note="first")])

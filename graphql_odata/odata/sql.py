@@ -2,7 +2,8 @@
 
 Every identifier comes from the entity model and is quoted; every value is a bound parameter.
 Trees are built in place (`copy=False`: sqlglot's builders otherwise copy the whole tree at each
-step, which took over half of rendering a page's SQL); only the shared table node is copied.
+step, which took over half of rendering a page's SQL); every node is new to its request (backends
+build a new table node per call), so nothing is shared between trees or threads.
 Order is total (requested order, then the key) with OData's null order: nulls first ascending,
 last descending.
 """

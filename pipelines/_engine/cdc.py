@@ -237,7 +237,11 @@ def _apply_scd2(
     """Rebuild the history of every key the batch touches; keep the other keys' rows as they are."""
     cdc = dataset.cdc
     keys, sequence = list(cdc.keys), cdc.sequence_by
-    events = con.sql(_events_sql(con, dataset, changes, latest_only=False)).to_arrow_table()
+    # In sequence order, a delete after an upsert of the same sequence: it wins the tie, as in SCD type 1.
+    ordered = f"ORDER BY {quote(sequence)}, {IS_DELETE}"
+    events = con.sql(
+        f"SELECT * FROM ({_events_sql(con, dataset, changes, latest_only=False)}) {ordered}"
+    ).to_arrow_table()
     columns = [name for name in events.column_names if name != IS_DELETE]
     tracked = _tracked_columns(dataset, columns)
     target = None if full_refresh else lakehouse.table(dataset.name)

@@ -114,7 +114,8 @@ class Lakehouse:
         for name in self.names():
             root = self.path(name)
             table = DeltaTable(str(root))
-            options = {"retention_hours": retention_hours, "enforce_retention_duration": False}
+            # `full`: also files no version ever named (left by a write that failed before its commit).
+            options = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
             # delta-rs lists every tombstone past retention, even files an earlier vacuum deleted,
             # and commits twice per vacuum: count what is on disk, and vacuum only then.
             present = [path for path in table.vacuum(dry_run=True, **options) if (root / path).exists()]
@@ -188,18 +189,18 @@ class Lakehouse:
             f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, PER_THREAD_OUTPUT true, OVERWRITE_OR_IGNORE true, "
             f"FILENAME_PATTERN 'part-{uuid.uuid4()}-{{i}}', RETURN_STATS true)"
         ).fetchall()
-        files = [(Path(file), rows, size) for file, rows, size, *_ in written]
+        files = [(Path(file), rows, Path(file).stat()) for file, rows, *_ in written]
         schema = Schema.from_arrow(pq.read_schema(files[0][0]))
         actions = [
             AddAction(
                 path=file.relative_to(path).as_posix(),
-                size=size,
+                size=stat.st_size,
                 partition_values={},
-                modification_time=int(file.stat().st_mtime * 1000),
+                modification_time=int(stat.st_mtime * 1000),
                 data_change=True,
                 stats=orjson.dumps({"numRecords": rows}).decode(),
             )
-            for file, rows, size in files
+            for file, rows, stat in files
         ]
         commit = commit_properties(metadata, None)
         table = self.table(name)

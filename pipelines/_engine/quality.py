@@ -115,7 +115,8 @@ class CheckedStream:
         self.report = QualityReport(dataset=dataset.name)
         self.columns = [column for column, *_ in con.execute(f"DESCRIBE {batch}").fetchall()]
         flags = "".join(
-            f", NOT {condition} AS __broken_{index}" for index, condition in enumerate(_conditions(dataset).values())
+            f", NOT {condition} AS __mls2_broken_{index}"
+            for index, condition in enumerate(_conditions(dataset).values())
         )
         self._reader = con.sql(f"SELECT *{flags} FROM {batch}").to_arrow_reader(rows_per_batch)
 
@@ -129,7 +130,7 @@ class CheckedStream:
         for batch in self._reader:
             self.report.input_records += batch.num_rows
             for index in range(len(failures)):
-                failures[index] += pc.sum(batch.column(f"__broken_{index}")).as_py() or 0
+                failures[index] += pc.sum(batch.column(f"__mls2_broken_{index}")).as_py() or 0
             yield batch.select(self.columns)
         self.report.count_failures(self.dataset, failures)
 
