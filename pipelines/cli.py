@@ -97,7 +97,8 @@ def vacuum(
         ),
     ] = None,
 ) -> None:
-    """Delete lakehouse data files no recent table version uses (Delta VACUUM); `run` does this once a day."""
+    """Delete lakehouse data files no recent table version uses, and files no version names (left by writes
+    that failed before their commit): Delta VACUUM; `run` does this once a day."""
     settings = load_settings()
     hours = settings.mls2_lakehouse_retention_hours if retain_hours is None else retain_hours
     if retain_hours is None and not hours:
