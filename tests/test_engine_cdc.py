@@ -60,6 +60,27 @@ def scd(scd_type: int, **options: object) -> Dataset:
     return Dataset(name="qobrix_silver.history", kind="auto_cdc", sql=CHANGES_SQL, cdc=cdc)
 
 
+def priced_stream(*expectations: Expectation) -> Dataset:
+    """A streaming table of each landed property's price and note, under `expectations`."""
+    return Dataset(
+        name="qobrix_silver.priced",
+        kind="streaming_table",
+        sql="SELECT record_key AS id, CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price, "
+        "get_json_object(payload, '$.note') AS note FROM STREAM(qobrix_bronze.properties)",
+        expectations=expectations,
+    )
+
+
+def data_quality(settings: Settings, update_id: str, dataset: str) -> dict:
+    """The event log's `data_quality` of `dataset`'s flow in update `update_id`."""
+    [quality] = [
+        orjson.loads(event["details"])["flow_progress"]["data_quality"]
+        for event in read_events(settings.paths.lakehouse, update=update_id, event_type="flow_progress")
+        if event["dataset"] == dataset and "data_quality" in event["details"]
+    ]
+    return quality
+
+
 def rows(settings: Settings, name: str) -> list[dict]:
     table = Lakehouse(settings.paths.lakehouse).table(name)
     return sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: (r["id"], str(r.get(START_AT))))
@@ -211,22 +232,12 @@ def test_a_streaming_table_reads_through_a_temporary_view_incrementally(settings
 
 
 def test_a_streaming_table_whose_rules_only_warn_counts_them_as_it_writes(settings: Settings) -> None:
-    table = Dataset(
-        name="qobrix_silver.priced",
-        kind="streaming_table",
-        sql="SELECT record_key AS id, CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price "
-        "FROM STREAM(qobrix_bronze.properties)",
-        expectations=(Expectation("priced", "price > 0", "warn"), Expectation("cheap", "price < 1000", "warn")),
-    )
+    table = priced_stream(Expectation("priced", "price > 0", "warn"), Expectation("cheap", "price < 1000", "warn"))
     land(settings, "s1", [event("a", 1), event("b", 1, price=-1), event("c", 1, price=5000), event("d", 1, price=0)])
     result = run_update(settings.paths, graph=graph(table))
 
     assert [r["id"] for r in rows(settings, "qobrix_silver.priced")] == ["a", "b", "c", "d"]
-    [quality] = [
-        orjson.loads(event["details"])["flow_progress"]["data_quality"]
-        for event in read_events(settings.paths.lakehouse, update=result.update_id, event_type="flow_progress")
-        if event["dataset"] == "qobrix_silver.priced" and "data_quality" in event["details"]
-    ]
+    quality = data_quality(settings, result.update_id, "qobrix_silver.priced")
     assert quality["dropped_records"] == 0
     assert {e["name"]: (e["passed_records"], e["failed_records"]) for e in quality["expectations"]} == {
         "priced": (2, 2),
@@ -235,16 +246,10 @@ def test_a_streaming_table_whose_rules_only_warn_counts_them_as_it_writes(settin
 
 
 def test_a_streaming_table_quarantines_what_its_drop_rules_drop(settings: Settings) -> None:
-    table = Dataset(
-        name="qobrix_silver.priced",
-        kind="streaming_table",
-        sql="SELECT record_key AS id, CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price, "
-        "get_json_object(payload, '$.note') AS note FROM STREAM(qobrix_bronze.properties)",
-        expectations=(
-            Expectation("noted", "note <> ''", "warn"),
-            Expectation("priced", "price > 0", "drop"),
-            Expectation("cheap", "price < 1000", "drop"),
-        ),
+    table = priced_stream(
+        Expectation("noted", "note <> ''", "warn"),
+        Expectation("priced", "price > 0", "drop"),
+        Expectation("cheap", "price < 1000", "drop"),
     )
     pipeline = graph(table)
     land(settings, "s1", [event("a", 1, note="x"), event("b", 1, price=-1), event("c", 1, price=5000, note="y")])
@@ -256,11 +261,7 @@ def test_a_streaming_table_quarantines_what_its_drop_rules_drop(settings: Settin
     quarantine = Lakehouse(settings.paths.lakehouse).table(QUARANTINE).to_pyarrow_table().to_pylist()
     quarantined = {orjson.loads(r["record"])["id"]: r["broken_rules"] for r in quarantine}
     assert quarantined == {"b": ["noted", "priced"], "c": ["cheap"]}
-    [quality] = [
-        orjson.loads(event["details"])["flow_progress"]["data_quality"]
-        for event in read_events(settings.paths.lakehouse, update=result.update_id, event_type="flow_progress")
-        if event["dataset"] == "qobrix_silver.priced" and "data_quality" in event["details"]
-    ]
+    quality = data_quality(settings, result.update_id, "qobrix_silver.priced")
     assert quality["dropped_records"] == 2
     assert {e["name"]: (e["passed_records"], e["failed_records"]) for e in quality["expectations"]} == {
         "noted": (2, 1),
@@ -270,14 +271,7 @@ def test_a_streaming_table_quarantines_what_its_drop_rules_drop(settings: Settin
 
 
 def test_a_streaming_table_with_a_broken_fail_rule_writes_nothing(settings: Settings) -> None:
-    table = Dataset(
-        name="qobrix_silver.priced",
-        kind="streaming_table",
-        sql="SELECT record_key AS id, CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price "
-        "FROM STREAM(qobrix_bronze.properties)",
-        expectations=(Expectation("cheap", "price < 1000", "fail"),),
-    )
-    pipeline = graph(table)
+    pipeline = graph(priced_stream(Expectation("cheap", "price < 1000", "fail")))
     land(settings, "s1", [event("a", 1)])
     run_update(settings.paths, graph=pipeline)
     version = Lakehouse(settings.paths.lakehouse).version("qobrix_silver.priced")
