@@ -30,6 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
+import duckdb
 import orjson
 import requests
 
@@ -45,6 +46,7 @@ from pipelines._engine.publish import (
     create_serving_table,
     read_pointer,
     served_files,
+    serving_storage,
     snapshot_database,
     write_pointer,
 )
@@ -77,7 +79,11 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
         target = serving.snapshots / name / "bench.duckdb"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)
-        with snapshot_database(target, config={"memory_limit": "8GB", "temp_directory": str(spill)}) as con:
+        with (
+            duckdb.connect(config={"memory_limit": "8GB", "temp_directory": str(spill)}) as con,
+            serving_storage(con),
+            snapshot_database(target, con),
+        ):
             con.execute(f"ATTACH '{source_files[name]}' AS source (READ_ONLY)")
             create_serving_table(con, name, _repeated(name, copies, properties), key, lookups)
             con.execute("DETACH source")

@@ -1,6 +1,8 @@
 """The embedded engine over landing files: incremental bronze, AUTO CDC, quarantine, publishing."""
 
 import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -319,6 +321,42 @@ def test_a_damaged_served_snapshot_is_rebuilt_rather_than_patched(settings: Sett
     assert newer["tables"]["property"] == "built" and newer["tables"]["member"] == "unchanged"
     served_keys = reader.execute('SELECT "ListingKey" FROM property ORDER BY 1')
     assert [row[0] for row in served_keys.fetchall()] == ["QOBRIX_a", "QOBRIX_b"]
+
+
+def test_a_table_that_fails_to_publish_moves_no_pointer_and_a_rerun_converges(settings: Settings) -> None:
+    """Tables are built two at a time: the failure of one (here its folder is taken by a file) lets
+    the other builds finish, publishes none of them, and the next update publishes them all."""
+    land(settings, "s1", [{**prop("a", 1), "media": [photo("m1")]}])
+    settings.paths.snapshots.mkdir(parents=True)
+    (settings.paths.snapshots / "media").write_bytes(b"in the way")
+    with pytest.raises(UpdateFailed, match=r"publishing the serving snapshot: .*snapshots.media"):
+        run_update(settings.paths)
+    assert not settings.paths.snapshot_pointer.exists()
+    assert [path.suffix for path in (settings.paths.snapshots / "property").iterdir()] == [".duckdb"]
+    (settings.paths.snapshots / "media").unlink()
+    run_update(settings.paths)
+    pointer, reader = served_snapshot(settings)
+    assert set(pointer["tables"].values()) == {"built"}
+    assert reader.execute('SELECT "MediaKey" FROM media').fetchall() == [("QOBRIX_MEDIA_m1",)]
+    assert reader.execute('SELECT "ListingKey" FROM property').fetchall() == [("QOBRIX_a",)]
+
+
+@pytest.fixture
+def eastern_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone is New York (DuckDB takes a new connection's zone from it)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_documents_are_written_in_utc_whatever_the_local_zone(settings: Settings, eastern_local_time: None) -> None:
+    land(settings, "s1", [{**prop("a", 1), "media": [photo("m1")]}])
+    run_update(settings.paths)
+    _, reader = served_snapshot(settings)
+    [(document,)] = reader.execute('SELECT "__document" FROM property').fetchall()
+    assert orjson.loads(document)["ModificationTimestamp"] == "2026-01-01T00:01:00Z"
 
 
 def test_a_media_only_change_reaches_silver_though_modified_did_not_move(settings: Settings) -> None:

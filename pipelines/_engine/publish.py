@@ -17,6 +17,7 @@ file of the table, rewrites only the rows whose hash changed.
 import os
 import shutil
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,27 +154,40 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 @contextmanager
+def serving_storage(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Storage chosen for reading rows by key, while snapshot files are built through `con` or its
+    cursors. DuckDB holds this setting per database instance, not per cursor, so it is set once
+    around builds that may run side by side."""
+    con.execute(f"SET disabled_compression_methods = '{UNSUITED_COMPRESSION}'")
+    try:
+        yield
+    finally:
+        con.execute("RESET disabled_compression_methods")
+
+
+@contextmanager
 def snapshot_database(
-    path: Path, connection: duckdb.DuckDBPyConnection | None = None, config: dict[str, str] | None = None
+    path: Path, con: duckdb.DuckDBPyConnection, alias: str = SERVING_DATABASE
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`path` attached as the default database of `connection` (or of a new in-memory one with
-    DuckDB `config`), in UTC, with storage chosen for reading rows by key; checkpointed and
-    detached at the end."""
-    con = connection or duckdb.connect(config=config or {})
+    """`path` attached as `alias` and made the default database of `con` (in UTC: documents write
+    timestamps with `Z`), checkpointed and detached at the end. Builds running side by side each
+    use a cursor of their own (the default database and time zone are per cursor) and another
+    `alias`. Build within `serving_storage`."""
     [(home,)] = con.execute("SELECT current_database()").fetchall()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET disabled_compression_methods = '{UNSUITED_COMPRESSION}'")
-        con.execute(f"ATTACH {string_literal(str(path))} AS {SERVING_DATABASE}")
-        con.execute(f"USE {SERVING_DATABASE}")
+        con.execute(f'ATTACH {string_literal(str(path))} AS "{alias}"')
+        con.execute(f'USE "{alias}"')
         yield con
-        con.execute(f"CHECKPOINT {SERVING_DATABASE}")
+        con.execute(f'CHECKPOINT "{alias}"')
     finally:
         con.execute(f"USE {home}")
-        con.execute(f"DETACH DATABASE IF EXISTS {SERVING_DATABASE}")
-        con.execute("RESET disabled_compression_methods")
-        if connection is None:
-            con.close()
+        con.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
+
+
+PUBLISHING_THREADS = 2
+"""Tables built side by side. Storing a table's rows in its DuckDB file runs mostly on one core
+(Property's build used 1.0 of 2), so two builds fill the machine's cores."""
 
 
 def publish_snapshot(
@@ -181,17 +195,17 @@ def publish_snapshot(
     pointer_path: Path,
     tables: dict[str, tuple[str, ...]],
     update_id: str,
-    config: dict[str, str] | None = None,
-    connection: duckdb.DuckDBPyConnection | None = None,
+    connection: duckdb.DuckDBPyConnection,
 ) -> dict:
     """Bring a DuckDB file per served gold table (name -> key, then lookup columns) to gold, then point
-    the pointer at them. Built through `connection` (the engine's, so publishing stays within its
-    memory limit rather than adding a second one) or a new one with DuckDB `config`.
+    the pointer at them. Built through cursors of `connection` (the engine's, so publishing stays
+    within its memory limit rather than adding a second one), two tables at a time, largest first.
 
     A table whose gold files are unchanged keeps its served file. A changed one is patched row by
     row to gold (documents are written only for rows that changed) in a standby file or a copy of
     the served one (see `_bases`), or built anew when its columns or indexes differ or there is no
-    such file. The pointer's `tables` says which happened to each.
+    such file. The pointer's `tables` says which happened to each. When a table fails, the others
+    finish and the error is raised before the pointer moves.
     """
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -199,6 +213,7 @@ def publish_snapshot(
     served_before = previous.get("files", {})
     in_use = {*served_before.values(), *previous.get("previous_files", {}).values()}
     files, versions, fingerprints, outcome = {}, {}, {}, {}
+    changed: list[tuple[str, DeltaTable, str, list[str]]] = []
     for qualified, (key, *lookups) in tables.items():
         table = lakehouse.table(qualified)
         if table is None:
@@ -209,21 +224,40 @@ def publish_snapshot(
         unchanged = previous.get("fingerprints", {}).get(qualified) == fingerprints[qualified]
         if served and unchanged and (snapshots / served).exists():
             files[name], outcome[name] = served, "unchanged"
-            continue
-        target = Path(name) / f"{update_id}.duckdb"
+        else:
+            changed.append((name, table, key, lookups))
+
+    def publish(name: str, table: DeltaTable, key: str, lookups: list[str]) -> None:
         building = snapshots / name / f".{update_id}.duckdb.building"
         building.parent.mkdir(exist_ok=True)
-        outcome[name] = _publish_table(
-            building, _bases(snapshots, name, served, in_use), table, key, lookups, connection, config
-        )
+        bases = _bases(snapshots, name, served_before.get(name), in_use)
+        with connection.cursor() as cursor:
+            outcome[name] = _publish_table(building, bases, table, key, lookups, cursor)
+        target = Path(name) / f"{update_id}.duckdb"
         os.replace(building, snapshots / target)
         files[name] = target.as_posix()
+
+    changed.sort(key=lambda item: _data_bytes(item[1]), reverse=True)
+    with serving_storage(connection), ThreadPoolExecutor(PUBLISHING_THREADS) as pool:
+        for done in [pool.submit(publish, *item) for item in changed]:
+            done.result()
     pointer = write_pointer(
-        pointer_path, files, update_id, versions, fingerprints, outcome, previous_files=served_before
+        pointer_path,
+        dict(sorted(files.items())),
+        update_id,
+        versions,
+        fingerprints,
+        dict(sorted(outcome.items())),
+        previous_files=served_before,
     )
     legacy = [previous["file"]] if "file" in previous else []
     _remove_unused_files(snapshots, {*files.values(), *served_before.values(), *legacy})
     return pointer
+
+
+def _data_bytes(table: DeltaTable) -> int:
+    """The size of a Delta table's current data files (what its build has to read)."""
+    return sum(os.path.getsize(uri) for uri in table.file_uris())
 
 
 def _bases(snapshots: Path, name: str, served: str | None, in_use: set[str]) -> list[tuple[Path, bool]]:
@@ -260,16 +294,16 @@ def _publish_table(
     table: DeltaTable,
     key: str,
     lookups: Sequence[str],
-    connection: duckdb.DuckDBPyConnection | None,
-    config: dict[str, str] | None,
+    cursor: duckdb.DuckDBPyConnection,
 ) -> str:
-    """Write gold `table` into the file `building` from the first base that can be patched, else
-    from nothing; returns what was done. A base that cannot be patched (damaged, unreadable by this
-    DuckDB, locked by a reader in another process) is passed over, so a rerun converges."""
+    """Write gold `table` into the file `building` through `cursor` (one of this build's own), from
+    the first base that can be patched, else from nothing; returns what was done. A base that cannot
+    be patched (damaged, unreadable by this DuckDB, locked by a reader in another process) is passed
+    over, so a rerun converges."""
     name = building.parent.name
 
     def patch_or_build() -> str:
-        with snapshot_database(building, connection, config) as con:
+        with snapshot_database(building, cursor, alias=f"serving_{name}") as con:
             register_delta(con, "gold_source", table)
             patched = patch_serving_table(con, name, "gold_source", key, lookups)
             if patched is None:

@@ -162,7 +162,7 @@ class Update:
             },
         )
         self.events.update_progress("RUNNING")
-        current = None
+        current = stage = None
         try:
             for dataset in self.graph.ordered():
                 current = dataset.name
@@ -175,13 +175,16 @@ class Update:
                 result.flows.append(flow)
                 self.progress(dataset.name, flow.status)
             current = None
+            stage = "committing the staged tables"
             self.commit_staged()
+            stage = "publishing the serving snapshot"
             result.published = self.publish_if_gold_changed()
             result.state = "COMPLETED"
             self.events.update_progress("COMPLETED")
         except Exception as error:
             result.state = "FAILED"
-            result.error = f"{current}: {error}" if current else str(error)
+            where = current or stage
+            result.error = f"{where}: {error}" if where else str(error)
             if current:
                 self.events.flow_progress(current, "FAILED", error=str(error))
             self.events.update_progress("FAILED", error=result.error)
