@@ -100,6 +100,21 @@ def test_scd1_a_late_older_upsert_does_not_revive_a_deleted_key(settings: Settin
     assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")] == [("a", 7.0), ("b", 5.0)]
 
 
+def test_scd1_a_column_without_nulls_at_full_refresh_takes_one_later(settings: Settings) -> None:
+    pipeline = graph(scd(1))
+    land(settings, "s1", [event("a", 10, note="first"), event("b", 10, note="first")])
+    run_update(settings.paths, graph=pipeline, full_refresh=True)
+    assert all(
+        field.nullable for field in Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").schema().fields
+    )
+    land(settings, "s2", [{**event("a", 20), "note": None, "price": None}])
+    run_update(settings.paths, graph=pipeline)
+    assert [(r["id"], r["price"], r["note"]) for r in rows(settings, "qobrix_silver.history")] == [
+        ("a", None, None),
+        ("b", 100.0, "first"),
+    ]
+
+
 def test_scd1_full_refresh_gives_the_same_answer_as_increments(settings: Settings) -> None:
     pipeline = graph(scd(1))
     land(settings, "s1", [event("a", 10), event("b", 10), event("c", 1)])
@@ -311,6 +326,7 @@ def test_a_materialized_view_is_a_delta_table_any_reader_reads_across_its_versio
 
     table = Lakehouse(settings.paths.lakehouse).table("reso_gold.priced")
     assert table.schema().to_arrow().names == ["id", "price", "status", "modified"]
+    assert all(field.nullable for field in table.schema().fields), "no row had a null, yet a later one may"
     assert sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: r["id"]) == [
         {"id": "a", "price": 15.0, "status": "available", "modified": T0 + timedelta(minutes=2)},
         {"id": "b", "price": 20.0, "status": "available", "modified": T0 + timedelta(minutes=1)},

@@ -179,7 +179,8 @@ class Lakehouse:
 
         DuckDB writes the Parquet files, on every core (delta-rs's writer uses one: 6.2 s against
         2.8 s for a million media rows), and delta-rs commits them. The table's schema is read from
-        the files written, so log and files agree. Files carry their row count as statistics, not
+        the files written, so log and files agree; every column
+        allows nulls, as in any table Spark writes. Files carry their row count as statistics, not
         min/max: for materialized views, which nothing merges into and which are read whole.
         """
         path = self.path(name)
@@ -190,7 +191,7 @@ class Lakehouse:
             f"FILENAME_PATTERN 'part-{uuid.uuid4()}-{{i}}', RETURN_STATS true)"
         ).fetchall()
         files = [(Path(file), rows, Path(file).stat()) for file, rows, *_ in written]
-        schema = Schema.from_arrow(pq.read_schema(files[0][0]))
+        schema = Schema.from_arrow(pa.schema([_nullable(field) for field in pq.read_schema(files[0][0])]))
         actions = [
             AddAction(
                 path=file.relative_to(path).as_posix(),
@@ -223,6 +224,21 @@ class Lakehouse:
 
         shutil.rmtree(self.path(name), ignore_errors=True)
         self.forget(name)
+
+
+def _nullable(field: pa.Field) -> pa.Field:
+    """`field`, and every field nested in it, allowing nulls. DuckDB marks a Parquet column required
+    when the rows it wrote had no null there; the table's later rows may have them."""
+    kind = field.type
+    if pa.types.is_struct(kind):
+        kind = pa.struct([_nullable(child) for child in kind.fields])
+    elif pa.types.is_large_list(kind):
+        kind = pa.large_list(_nullable(kind.value_field))
+    elif pa.types.is_list(kind):
+        kind = pa.list_(_nullable(kind.value_field))
+    elif pa.types.is_map(kind):
+        kind = pa.map_(kind.key_field, _nullable(kind.item_field))
+    return pa.field(field.name, kind, nullable=True, metadata=field.metadata)
 
 
 def commit_properties(metadata: dict | None, checkpoints: dict[str, int] | None) -> CommitProperties:
