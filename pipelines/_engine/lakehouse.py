@@ -179,9 +179,9 @@ class Lakehouse:
 
         DuckDB writes the Parquet files, on every core (delta-rs's writer uses one: 6.2 s against
         2.8 s for a million media rows), and delta-rs commits them. The table's schema is read from
-        the files written, so log and files agree; every column
-        allows nulls, as in any table Spark writes. Files carry their row count as statistics, not
-        min/max: for materialized views, which nothing merges into and which are read whole.
+        the files written, so log and files agree, with every column allowing nulls as in a table
+        Spark writes. Files carry their row count as statistics, not min/max: for materialized
+        views, which nothing merges into and which are read whole.
         """
         path = self.path(name)
         path.mkdir(parents=True, exist_ok=True)
