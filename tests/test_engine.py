@@ -14,9 +14,11 @@ from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_graph, run_update
+from pipelines._engine import publish
+from pipelines._engine.documents import DocumentFiles, documents_of
 from pipelines._engine.events import EVENT_LOG
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.publish import open_snapshot
+from pipelines._engine.publish import open_documents, open_snapshot
 from pipelines._engine.runner import QUARANTINE, UpdateLock, vacuum_lakehouse
 from pipelines.graph import build_graph
 
@@ -234,7 +236,8 @@ def test_a_changed_table_is_patched_in_a_standby_file_no_recent_reader_holds(set
             assert held.execute("SELECT count(*) FROM property").fetchall() == [(count,)], (update, count)
     once, thrice = "patched: 0 rows removed, 1 written", "patched: 0 rows removed, 3 written"
     assert outcomes == ["built", once, once, thrice, thrice]
-    assert len(list((settings.paths.snapshots / "property").iterdir())) == 3
+    files = sorted(path.name for path in (settings.paths.snapshots / "property").iterdir())
+    assert len(files) == 6 and all(f"{name}.documents" in files for name in files if name.endswith(".duckdb"))
 
 
 def photo(media_id: str) -> dict:
@@ -260,8 +263,15 @@ def test_a_view_recomputed_to_the_same_rows_is_not_rewritten_and_its_readers_ski
     assert gold_prices(settings)["QOBRIX_a"] == 300_000
 
 
-def served(con: duckdb.DuckDBPyConnection, table_name: str) -> list[tuple]:
-    return sorted(con.execute(f'SELECT * EXCLUDE ("__hash") FROM "{table_name}"').fetchall(), key=str)
+def served(settings: Settings, pointer: dict, con: duckdb.DuckDBPyConnection, table_name: str) -> list[tuple]:
+    """Every row of a served table as stored, its document read from the documents file in place of
+    where it lies there (which differs between a patched file and a fresh one)."""
+    documents = open_documents(settings.paths.snapshots, pointer)
+    rows = con.execute(
+        f'SELECT * EXCLUDE ("__hash", "__document_at", "__document_size"), "__document_at", "__document_size" '
+        f'FROM "{table_name}"'
+    ).fetchall()
+    return sorted(((*row[:-2], documents.read(table_name, *row[-2:])) for row in rows), key=str)
 
 
 def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(settings: Settings) -> None:
@@ -273,6 +283,7 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
     pointer, patched = served_snapshot(settings)
     assert pointer["tables"]["property"] == "patched: 2 rows removed, 2 written"
     assert pointer["tables"]["member"] == "unchanged"
+    patched_rows = {table_name: served(settings, pointer, patched, table_name) for table_name in pointer["tables"]}
 
     run_update(settings.paths, full_refresh=True)
     settings.paths.snapshot_pointer.unlink()
@@ -280,12 +291,60 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
     fresh_pointer, fresh = served_snapshot(settings)
     assert set(fresh_pointer["tables"].values()) == {"built"}
     for table_name in fresh_pointer["tables"]:
-        assert served(patched, table_name) == served(fresh, table_name), table_name
+        assert patched_rows[table_name] == served(settings, fresh_pointer, fresh, table_name), table_name
     assert [row[0] for row in patched.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()] == [
         "QOBRIX_a",
         "QOBRIX_c",
         "QOBRIX_d",
     ]
+
+
+def served_document(reader: duckdb.DuckDBPyConnection, documents: DocumentFiles) -> dict:
+    """The one property row's document, read through a snapshot's reader and its documents."""
+    [(at, size)] = reader.execute('SELECT "__document_at", "__document_size" FROM property').fetchall()
+    return orjson.loads(documents.read("property", at, size))
+
+
+def test_a_documents_file_is_shared_by_link_and_written_anew_once_mostly_dead(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patch appends the documents of the rows it writes to a link of the served documents file;
+    readers of the served snapshot keep reading theirs. A file more than half dead is written anew."""
+    monkeypatch.setattr(publish, "DEAD_DOCUMENTS_MIN_BYTES", 0)
+    land(settings, "s1", [prop("a", 1, price=100_000)])
+    run_update(settings.paths)
+    first, first_reader = served_snapshot(settings)
+    first_documents = open_documents(settings.paths.snapshots, first)
+    first_file = documents_of(settings.paths.snapshots / first["files"]["property"])
+    outcomes = []
+    for update in range(2, 8):
+        land(settings, f"s{update}", [prop("a", update, price=100_000 + update)])
+        run_update(settings.paths)
+        pointer, reader = served_snapshot(settings)
+        outcomes.append(pointer["tables"]["property"])
+        assert (
+            served_document(reader, open_documents(settings.paths.snapshots, pointer))["ListPrice"] == 100_000 + update
+        )
+        served_file = documents_of(settings.paths.snapshots / pointer["files"]["property"])
+        if update == 2:
+            assert served_file.stat().st_ino == first_file.stat().st_ino
+        [(size,)] = reader.execute('SELECT "__document_size" FROM property').fetchall()
+        assert served_file.stat().st_size <= 3 * size
+    assert outcomes[0] == "patched: 1 rows removed, 1 written" and "built" in outcomes
+    assert served_document(first_reader, first_documents)["ListPrice"] == 100_000, "appended to, then unlinked"
+
+
+def test_a_served_file_without_its_documents_file_is_built_anew_though_gold_did_not_change(settings: Settings) -> None:
+    """What a snapshot published before documents had files of their own looks like to an update."""
+    land(settings, "s1", [prop("a", 1)])
+    run_update(settings.paths)
+    pointer, _ = served_snapshot(settings)
+    documents_of(settings.paths.snapshots / pointer["files"]["property"]).unlink()
+    result = run_update(settings.paths)
+    assert result.published["tables"]["property"] == "built"
+    assert result.published["tables"]["member"] == "unchanged"
+    newer, reader = served_snapshot(settings)
+    assert served_document(reader, open_documents(settings.paths.snapshots, newer))["ListingKey"] == "QOBRIX_a"
 
 
 def test_a_standby_left_without_its_indexes_is_rebuilt_rather_than_patched(settings: Settings) -> None:
@@ -296,7 +355,9 @@ def test_a_standby_left_without_its_indexes_is_rebuilt_rather_than_patched(setti
         run_update(settings.paths)
     pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
     named = {pointer["files"]["property"], pointer["previous_files"]["property"]}
-    [standby] = [p for p in (settings.paths.snapshots / "property").iterdir() if f"property/{p.name}" not in named]
+    [standby] = [
+        p for p in (settings.paths.snapshots / "property").glob("*.duckdb") if f"property/{p.name}" not in named
+    ]
     with duckdb.connect(str(standby)) as broken:
         broken.execute("DROP INDEX property_key")
         broken.execute("INSERT INTO property SELECT * FROM property")
@@ -332,7 +393,10 @@ def test_a_table_that_fails_to_publish_moves_no_pointer_and_a_rerun_converges(se
     with pytest.raises(UpdateFailed, match=r"publishing the serving snapshot: .*snapshots.media"):
         run_update(settings.paths)
     assert not settings.paths.snapshot_pointer.exists()
-    assert [path.suffix for path in (settings.paths.snapshots / "property").iterdir()] == [".duckdb"]
+    assert sorted(path.suffix for path in (settings.paths.snapshots / "property").iterdir()) == [
+        ".documents",
+        ".duckdb",
+    ]
     (settings.paths.snapshots / "media").unlink()
     run_update(settings.paths)
     pointer, reader = served_snapshot(settings)
@@ -354,8 +418,9 @@ def eastern_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_documents_are_written_in_utc_whatever_the_local_zone(settings: Settings, eastern_local_time: None) -> None:
     land(settings, "s1", [{**prop("a", 1), "media": [photo("m1")]}])
     run_update(settings.paths)
-    _, reader = served_snapshot(settings)
-    [(document,)] = reader.execute('SELECT "__document" FROM property').fetchall()
+    pointer, reader = served_snapshot(settings)
+    [(at, size)] = reader.execute('SELECT "__document_at", "__document_size" FROM property').fetchall()
+    document = open_documents(settings.paths.snapshots, pointer).read("property", at, size)
     assert orjson.loads(document)["ModificationTimestamp"] == "2026-01-01T00:01:00Z"
 
 

@@ -20,7 +20,13 @@ class Backend(Protocol):
 
     def stores_documents(self, entity: EntitySet) -> bool: ...
 
-    def query(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]: ...
+    def query(
+        self, sql: str, parameters: dict | None = None, documents: str | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """Rows of `sql`. With `documents` (a table `stores_documents` is true of), the result's
+        `__document_at` and `__document_size` come back as one column `__document`: the rows'
+        stored OData JSON, read from the same snapshot as the rows."""
+        ...
 
     def table(self, entity: EntitySet) -> exp.Table: ...
 

@@ -57,7 +57,10 @@ class DatabricksBackend:
                 raise BackendUnavailable(f"cannot reach the Databricks SQL warehouse: {error}") from None
         return connection
 
-    def query(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]:
+    def query(
+        self, sql: str, parameters: dict | None = None, documents: str | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """Rows of `sql` (the warehouse stores no documents: `documents` is never asked of it)."""
         cursor = self._connection().cursor()
         try:
             cursor.execute(sql, parameters or {})

@@ -10,7 +10,8 @@ from sqlglot import exp
 
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
-from pipelines._engine.publish import open_snapshot, served_catalog
+from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE, DocumentFiles
+from pipelines._engine.publish import open_documents, open_snapshot, served_catalog
 from pipelines.gold import DOCUMENT_COLUMN
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -30,11 +31,12 @@ class SnapshotBackend:
         self.snapshots = self.pointer_path.parent
         self._lock = threading.Lock()
         self._stamp: int | None = None
-        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._served: tuple[duckdb.DuckDBPyConnection, DocumentFiles] | None = None
         self._document_tables: frozenset[str] = frozenset()
         self.pointer: dict | None = None
 
-    def _current(self) -> duckdb.DuckDBPyConnection:
+    def _current(self) -> tuple[duckdb.DuckDBPyConnection, DocumentFiles]:
+        """The snapshot's connection and documents, as one: a query reads both from the same snapshot."""
         try:
             stamp = self.pointer_path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -42,32 +44,44 @@ class SnapshotBackend:
                 f"no published snapshot in {self.snapshots}; run `mls2 pipeline run` first"
             ) from None
         with self._lock:
-            if stamp != self._stamp or self._connection is None:
+            if stamp != self._stamp or self._served is None:
                 pointer = orjson.loads(self.pointer_path.read_bytes())
                 try:
                     connection = open_snapshot(self.snapshots, pointer)
+                    documents = open_documents(self.snapshots, pointer)
                 except (FileNotFoundError, duckdb.IOException) as error:
                     raise BackendUnavailable(f"the published snapshot cannot be opened: {error}") from None
                 stored = connection.execute(
-                    "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_COLUMN]
+                    "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_AT]
                 ).fetchall()
-                self._connection, self._document_tables = connection, frozenset(row[0] for row in stored)
+                self._served = connection, documents
+                self._document_tables = frozenset(row[0] for row in stored if row[0] in documents)
                 self._stamp, self.pointer = stamp, pointer
-            return self._connection
+            return self._served
 
-    def query(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]:
-        cursor = self._current().cursor()
+    def query(
+        self, sql: str, parameters: dict | None = None, documents: str | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        connection, files = self._current()
+        cursor = connection.cursor()
         try:
             cursor.execute(sql, parameters or {})
             columns = [column[0] for column in cursor.description]
-            return columns, cursor.fetchall()
+            rows = cursor.fetchall()
         except DATA_ERRORS as error:
             raise QueryRejected(str(error).splitlines()[0]) from None
         finally:
             cursor.close()
+        if documents is None:
+            return columns, rows
+        at, size = columns.index(DOCUMENT_AT), columns.index(DOCUMENT_SIZE)
+        others = [i for i in range(len(columns)) if i not in (at, size)]
+        return [DOCUMENT_COLUMN, *(columns[i] for i in others)], [
+            (files.read(documents, row[at], row[size]), *(row[i] for i in others)) for row in rows
+        ]
 
     def stores_documents(self, entity: EntitySet) -> bool:
-        """Whether the snapshot keeps this entity's rows as OData JSON too (`__document`)."""
+        """Whether the snapshot keeps this entity's rows as OData JSON too (in its documents file)."""
         self._current()
         return entity.table_name in self._document_tables
 

@@ -10,6 +10,7 @@ from graphql_odata.odata.query import CollectionQuery
 from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, range_sql, related_sql, rows_sql
 from graphql_odata.odata.wire import Document
 from graphql_odata.schema import entity_sets
+from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE
 from pipelines.gold import DOCUMENT_COLUMN
 
 RANGE_READ_FACTOR = 10
@@ -26,11 +27,22 @@ def _records(columns: list[str], rows: list[tuple]) -> list[dict]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
+def _stored(backend: Backend, query: CollectionQuery) -> bool:
+    """Whether whole records of `query` are read as the documents the backend stores."""
+    return query.selects_everything and backend.stores_documents(query.entity)
+
+
 def _columns(backend: Backend, query: CollectionQuery, *also: str) -> list[str]:
-    """What a record read needs: the selection (or the stored document), the key, what expansion follows."""
-    stored = query.selects_everything and backend.stores_documents(query.entity)
-    wanted = [DOCUMENT_COLUMN] if stored else list(query.select)
+    """What a record read needs: the selection (or where its stored document lies), the key, what
+    expansion follows."""
+    wanted = [DOCUMENT_AT, DOCUMENT_SIZE] if _stored(backend, query) else list(query.select)
     return list(dict.fromkeys([*wanted, *also, query.entity.key, *(e.link.local for e in query.expand)]))
+
+
+def _read_records(backend: Backend, query: CollectionQuery, sql: str, parameters: dict) -> list[dict]:
+    """Records of `query.entity` that `sql` (selecting `_columns`) reads, with their stored documents."""
+    documents = query.entity.table_name if _stored(backend, query) else None
+    return _records(*backend.query(sql, parameters, documents=documents))
 
 
 def _rows_by(backend: Backend, query: CollectionQuery, by: str, values: list) -> list[dict]:
@@ -39,7 +51,7 @@ def _rows_by(backend: Backend, query: CollectionQuery, by: str, values: list) ->
         return []
     columns = _columns(backend, query, by)
     sql, parameters = rows_sql(backend.table(query.entity), by, values, columns, dialect=backend.dialect)
-    return _records(*backend.query(sql, parameters))
+    return _read_records(backend, query, sql, parameters)
 
 
 def read_page(
@@ -82,7 +94,7 @@ def _page_rows(backend: Backend, query: CollectionQuery, heads: list[dict]) -> l
             limit=limit,
             dialect=backend.dialect,
         )
-        rows = _records(*backend.query(sql, parameters))
+        rows = _read_records(backend, query, sql, parameters)
         if len(rows) < limit:
             wanted = {head[key] for head in heads}
             return [row for row in rows if row[key] in wanted]
@@ -117,7 +129,7 @@ def expand(backend: Backend, query: CollectionQuery, records: list[dict], now: d
             sql, parameters = related_sql(
                 nested, backend.table(target), link.remote, parents, columns, dialect=backend.dialect, now=now
             )
-            children = [(row[PARENT_COLUMN], row) for row in _records(*backend.query(sql, parameters))]
+            children = [(row[PARENT_COLUMN], row) for row in _read_records(backend, nested, sql, parameters)]
         elif parents:
             children = [(r[link.remote], r) for r in _rows_by(backend, nested, link.remote, parents)]
         expand(backend, nested, [child for _, child in children], now)
@@ -133,5 +145,5 @@ def shape(query: CollectionQuery, record: dict) -> dict | Document:
     """The record as served: the selected fields (or the stored document), then the expanded navigation."""
     expanded = {e.link.name: record[e.link.name] for e in query.expand}
     if DOCUMENT_COLUMN in record:
-        return Document(record[DOCUMENT_COLUMN].encode()).with_fields(expanded)
+        return Document(record[DOCUMENT_COLUMN]).with_fields(expanded)
     return {name: record[name] for name in query.select} | expanded

@@ -5,9 +5,9 @@ disk before the pointer moves, so readers never see half an update. Files are pe
 update touching listings does not copy the media table: an unchanged table keeps its file.
 
 Serving reads whole records by key, which a column store does slowly (reading one row
-decompresses a block of every column: 300 for Property), so each row also carries `__document`:
-the record already written as OData JSON (timestamps in UTC with `Z`, decimals as JSON numbers),
-read as one column. Rows are stored in the order they are looked up by: the
+decompresses a block of every column: 300 for Property), so each row's record is also written as
+OData JSON (timestamps in UTC with `Z`, decimals as JSON numbers) in the file's documents file
+(see `documents`), and the row says where. Rows are stored in the order they are looked up by: the
 column `$expand` follows into the table (a listing's media side by side), else
 `ModificationTimestamp` (replication pages touch few row groups). The key and every lookup
 column are indexed. Each row also carries `__hash`, so the next publish, which patches an older
@@ -27,9 +27,16 @@ import orjson
 from deltalake import DeltaTable
 
 from conf.files import write_atomically
+from pipelines._engine.documents import (
+    DOCUMENT_AT,
+    DOCUMENT_SIZE,
+    DocumentFiles,
+    append_documents,
+    documents_of,
+    link_or_copy,
+)
 from pipelines._engine.lakehouse import Lakehouse, register_delta
 from pipelines._engine.sql import string_literal
-from pipelines.gold import DOCUMENT_COLUMN
 
 HASH_COLUMN = "__hash"
 SERVING_DATABASE = "serving_snapshot"
@@ -68,28 +75,39 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, s
     return [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
 
 
-def _served_rows(source: str, columns: list[tuple[str, str]]) -> str:
-    """`source`'s rows with their document and a hash of the row (what tells a changed row next time)."""
+def _served_rows(source: str) -> str:
+    """`source`'s rows with a hash of the row (what tells a changed row next time) and room for where
+    their document lies."""
     return (
-        f'SELECT *, {document_sql(columns)} AS "{DOCUMENT_COLUMN}", hash(source_row) AS "{HASH_COLUMN}" '
-        f"FROM {source} source_row"
+        f'SELECT *, hash(source_row) AS "{HASH_COLUMN}", NULL::BIGINT AS "{DOCUMENT_AT}", '
+        f'NULL::INTEGER AS "{DOCUMENT_SIZE}" FROM {source} source_row'
     )
 
 
+SERVED_COLUMNS = [(HASH_COLUMN, "UBIGINT"), (DOCUMENT_AT, "BIGINT"), (DOCUMENT_SIZE, "INTEGER")]
+
+
 def _in_lookup_order(source: str, key: str, lookups: Sequence[str], columns: list[tuple[str, str]]) -> str:
-    """`source` sorted in the order rows are looked up by. Sorted before documents are added: sorting
-    rows that carry them needed memory in proportion to the table (400 MB failed at 20,000 listings)."""
+    """`source` sorted in the order rows are looked up by."""
     order = ", ".join(f'"{c}"' for c in (*lookups[:1], "ModificationTimestamp", key) if c in dict(columns))
     return f"(SELECT * FROM {source} ORDER BY {order})"
 
 
 def create_serving_table(
-    con: duckdb.DuckDBPyConnection, name: str, source: str, key: str, lookups: Sequence[str] = ()
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    source: str,
+    documents: Path,
+    key: str,
+    lookups: Sequence[str] = (),
 ) -> None:
-    """`name` from the relation `source`: every column plus `__document` and `__hash`, stored in
-    lookup order, indexed."""
+    """`name` from the relation `source`: every column plus `__hash` and its document's place in
+    `documents` (a new file: an older one is unlinked, never truncated, as it may be a link to the
+    served file's), stored in lookup order, indexed."""
     columns = _columns(con, source)
-    con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns), columns)}')
+    con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns))}')
+    documents.unlink(missing_ok=True)
+    append_documents(con, name, document_sql(columns), documents, where="true")
     for index, (column, unique) in _indexes(name, key, lookups).items():
         con.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{index}" ON "{name}" ("{column}")')
 
@@ -100,13 +118,19 @@ def _indexes(name: str, key: str, lookups: Sequence[str]) -> dict[str, tuple[str
 
 
 def _is_served_shape(
-    con: duckdb.DuckDBPyConnection, name: str, key: str, lookups: Sequence[str], columns: list[tuple[str, str]]
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    documents: Path,
+    key: str,
+    lookups: Sequence[str],
+    columns: list[tuple[str, str]],
 ) -> bool:
     """Whether table `name` of the database being built is a complete serving table for `columns`:
-    its columns, then every index (a file left by a publish that failed before indexing has none)."""
-    if not _has_table(con, name):
+    its columns, its documents file, then every index (a file left by a publish that failed before
+    indexing has none)."""
+    if not _has_table(con, name) or not documents.exists():
         return False
-    if _columns(con, f'"{name}"') != [*columns, (DOCUMENT_COLUMN, "VARCHAR"), (HASH_COLUMN, "UBIGINT")]:
+    if _columns(con, f'"{name}"') != [*columns, *SERVED_COLUMNS]:
         return False
     held = con.execute(
         "SELECT index_name, is_unique FROM duckdb_indexes() "
@@ -116,14 +140,31 @@ def _is_served_shape(
     return dict(held) == {index: unique for index, (_, unique) in _indexes(name, key, lookups).items()}
 
 
+DEAD_DOCUMENTS_SHARE = 0.5
+DEAD_DOCUMENTS_MIN_BYTES = 64 * 2**20
+"""A documents file of more than DEAD_DOCUMENTS_MIN_BYTES, more than DEAD_DOCUMENTS_SHARE of which no
+row of the table points to, is written anew. Dead documents are those of rows removed, and those
+other snapshots sharing the file appended."""
+
+
 def patch_serving_table(
-    con: duckdb.DuckDBPyConnection, name: str, source: str, key: str, lookups: Sequence[str] = ()
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    source: str,
+    documents: Path,
+    key: str,
+    lookups: Sequence[str] = (),
 ) -> tuple[int, int] | None:
     """Bring the existing `name` up to `source`, rewriting only rows that changed (by key and row
-    hash): returns (rows removed, rows written), or None when `name` is absent, its columns differ
-    or an index is missing (build it anew)."""
+    hash) and appending their documents: returns (rows removed, rows written), or None when `name`
+    is absent, its columns differ, an index is missing or its documents file is mostly dead (build
+    it anew)."""
     columns = _columns(con, source)
-    if not _is_served_shape(con, name, key, lookups, columns):
+    if not _is_served_shape(con, name, documents, key, lookups, columns):
+        return None
+    [(live,)] = con.execute(f'SELECT coalesce(sum("{DOCUMENT_SIZE}"), 0) FROM "{name}"').fetchall()
+    held = documents.stat().st_size
+    if held > DEAD_DOCUMENTS_MIN_BYTES and held * (1 - DEAD_DOCUMENTS_SHARE) > live:
         return None
     quoted = f'"{key}"'
     same = f's.{quoted} = i.{quoted} AND s."{HASH_COLUMN}" = i."{HASH_COLUMN}"'
@@ -138,9 +179,8 @@ def patch_serving_table(
         con.execute(f'DELETE FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM stale)')
     if written:
         rows = f"(SELECT * FROM {source} WHERE {quoted} IN (SELECT {quoted} FROM fresh))"
-        con.execute(
-            f'INSERT INTO "{name}" BY NAME {_served_rows(_in_lookup_order(rows, key, lookups, columns), columns)}'
-        )
+        con.execute(f'INSERT INTO "{name}" BY NAME {_served_rows(_in_lookup_order(rows, key, lookups, columns))}')
+        append_documents(con, name, document_sql(columns), documents, where=f'"{DOCUMENT_AT}" IS NULL')
     con.execute("DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh")
     return removed, written
 
@@ -222,7 +262,7 @@ def publish_snapshot(
         versions[qualified], fingerprints[qualified] = table.version(), lakehouse.fingerprint(qualified)
         served = served_before.get(name)
         unchanged = previous.get("fingerprints", {}).get(qualified) == fingerprints[qualified]
-        if served and unchanged and (snapshots / served).exists():
+        if served and unchanged and is_complete(snapshots / served):
             files[name], outcome[name] = served, "unchanged"
         else:
             changed.append((name, table, key, lookups))
@@ -234,7 +274,7 @@ def publish_snapshot(
         with connection.cursor() as cursor:
             outcome[name] = _publish_table(building, bases, table, key, lookups, cursor)
         target = Path(name) / f"{update_id}.duckdb"
-        os.replace(building, snapshots / target)
+        _move(building, snapshots / target)
         files[name] = target.as_posix()
 
     changed.sort(key=lambda item: _data_bytes(item[1]), reverse=True)
@@ -253,6 +293,12 @@ def publish_snapshot(
     legacy = [previous["file"]] if "file" in previous else []
     _remove_unused_files(snapshots, {*files.values(), *served_before.values(), *legacy})
     return pointer
+
+
+def is_complete(database: Path) -> bool:
+    """Whether a snapshot file is there with its documents file (a file published before documents
+    had files of their own has none: the next publish builds it anew)."""
+    return database.exists() and documents_of(database).exists()
 
 
 def _data_bytes(table: DeltaTable) -> int:
@@ -305,10 +351,10 @@ def _publish_table(
     def patch_or_build() -> str:
         with snapshot_database(building, cursor, alias=f"serving_{name}") as con:
             register_delta(con, "gold_source", table)
-            patched = patch_serving_table(con, name, "gold_source", key, lookups)
+            patched = patch_serving_table(con, name, "gold_source", documents_of(building), key, lookups)
             if patched is None:
                 con.execute(f'DROP TABLE IF EXISTS "{name}"')
-                create_serving_table(con, name, "gold_source", key, lookups)
+                create_serving_table(con, name, "gold_source", documents_of(building), key, lookups)
             con.execute("DROP VIEW gold_source")
         return "built" if patched is None else f"patched: {patched[0]} rows removed, {patched[1]} written"
 
@@ -316,7 +362,7 @@ def _publish_table(
         if base == building:
             continue
         _discard(building)
-        (shutil.copyfile if copy else _move)(base, building)
+        (_copy if copy else _move)(base, building)
         try:
             return patch_or_build()
         except duckdb.Error:
@@ -325,18 +371,31 @@ def _publish_table(
     return patch_or_build()
 
 
+def _companions(database: Path) -> list[Path]:
+    """The files that go with a snapshot file: DuckDB's write-ahead log and the documents file."""
+    return [database.with_name(database.name + ".wal"), documents_of(database)]
+
+
 def _move(database: Path, target: Path) -> None:
-    """Rename a DuckDB file with its write-ahead log, if it has one."""
-    wal = database.with_name(database.name + ".wal")
-    if wal.exists():
-        os.replace(wal, target.with_name(target.name + ".wal"))
+    """Rename a snapshot file with its companions."""
+    for companion, moved in zip(_companions(database), _companions(target), strict=True):
+        if companion.exists():
+            os.replace(companion, moved)
     os.replace(database, target)
 
 
+def _copy(database: Path, target: Path) -> None:
+    """Copy a served snapshot file (checkpointed: it has no log) and link its documents file (a patch
+    only appends to it)."""
+    shutil.copyfile(database, target)
+    if documents_of(database).exists():
+        link_or_copy(documents_of(database), documents_of(target))
+
+
 def _discard(database: Path) -> None:
-    """Remove a DuckDB file and its write-ahead log."""
-    database.unlink(missing_ok=True)
-    database.with_name(database.name + ".wal").unlink(missing_ok=True)
+    """Remove a snapshot file and its companions."""
+    for path in (database, *_companions(database)):
+        path.unlink(missing_ok=True)
 
 
 def write_pointer(
@@ -394,6 +453,13 @@ def open_snapshot(snapshots: Path, pointer: dict | None) -> duckdb.DuckDBPyConne
     return con
 
 
+def open_documents(snapshots: Path, pointer: dict | None) -> DocumentFiles:
+    """The documents files of the tables `pointer` serves, mapped for reading (a file published before
+    documents had files of their own has none: its rows are served from their columns)."""
+    files = {name: documents_of(path) for name, path in served_files(snapshots, pointer).items()}
+    return DocumentFiles({name: path for name, path in files.items() if path.exists()})
+
+
 def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
     """Per table keep the files the new and the previous pointer name (readers may still hold the
     previous ones) and the newest other one, the standby the next publish patches; remove the rest
@@ -406,6 +472,9 @@ def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
         )
         for path in [*others[1:], *directory.glob(".*.building")]:
             _discard(path)
+        for documents in directory.glob("*.documents"):
+            if not documents.with_suffix("").exists():
+                documents.unlink()
     for path in snapshots.glob("gold-*.duckdb"):
         if path.name not in in_use:
             _discard(path)

@@ -26,7 +26,7 @@ from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import EventLog
 from pipelines._engine.lakehouse import Lakehouse, arrow_batches, batch_rows, bind_arrow, register_delta
 from pipelines._engine.landing_reader import landing_files, register_landing
-from pipelines._engine.publish import publish_snapshot, read_pointer, served_files
+from pipelines._engine.publish import is_complete, publish_snapshot, read_pointer, served_files
 from pipelines._engine.quality import CheckedStream, QualityReport, check, warns_only
 from pipelines._engine.sql import LANDING_SCHEMA, parse, passthrough_stream, references, to_duckdb
 from pipelines.declaration import Dataset
@@ -501,7 +501,7 @@ class Update:
         }
         pointer = read_pointer(self.paths.snapshot_pointer)
         files = served_files(self.paths.snapshots, pointer)
-        if files and pointer["fingerprints"] == fingerprints and all(path.exists() for path in files.values()):
+        if files and pointer["fingerprints"] == fingerprints and all(map(is_complete, files.values())):
             return None
         return publish_snapshot(
             self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id, connection=self.con
