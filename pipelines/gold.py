@@ -15,7 +15,8 @@ from pipelines.declaration import Dataset, Expectation
 LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
 DOCUMENT_COLUMN = "__document"
-"""In the serving snapshot, a column holding each row already written as OData JSON."""
+"""The column under which a backend returns each row already written as OData JSON (the snapshot
+keeps these in a documents file beside each table: `pipelines._engine.documents`)."""
 
 
 def served_tables() -> dict[str, tuple[str, ...]]:
