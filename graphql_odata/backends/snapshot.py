@@ -48,9 +48,13 @@ class SnapshotBackend:
                 pointer = orjson.loads(self.pointer_path.read_bytes())
                 try:
                     connection = open_snapshot(self.snapshots, pointer)
-                    documents = open_documents(self.snapshots, pointer)
                 except (FileNotFoundError, duckdb.IOException) as error:
                     raise BackendUnavailable(f"the published snapshot cannot be opened: {error}") from None
+                try:
+                    documents = open_documents(self.snapshots, pointer)
+                except OSError as error:
+                    connection.close()
+                    raise BackendUnavailable(f"the published snapshot's documents cannot be read: {error}") from None
                 stored = connection.execute(
                     "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_AT]
                 ).fetchall()

@@ -180,7 +180,9 @@ def patch_serving_table(
     if written:
         rows = f"(SELECT * FROM {source} WHERE {quoted} IN (SELECT {quoted} FROM fresh))"
         con.execute(f'INSERT INTO "{name}" BY NAME {_served_rows(_in_lookup_order(rows, key, lookups, columns))}')
-        append_documents(con, name, document_sql(columns), documents, where=f'"{DOCUMENT_AT}" IS NULL')
+    # Also rows an interrupted patch of this file wrote without their documents: the next one sees
+    # them as already there.
+    append_documents(con, name, document_sql(columns), documents, where=f'"{DOCUMENT_AT}" IS NULL')
     con.execute("DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh")
     return removed, written
 

@@ -179,6 +179,7 @@ class Update:
             self.commit_staged()
             stage = "publishing the serving snapshot"
             result.published = self.publish_if_gold_changed()
+            stage = None
             result.state = "COMPLETED"
             self.events.update_progress("COMPLETED")
         except Exception as error:
