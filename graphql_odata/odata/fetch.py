@@ -39,9 +39,12 @@ def _columns(backend: Backend, query: CollectionQuery, *also: str) -> list[str]:
     return list(dict.fromkeys([*wanted, *also, query.entity.key, *(e.link.local for e in query.expand)]))
 
 
-def _read_records(backend: Backend, query: CollectionQuery, sql: str, parameters: dict) -> list[dict]:
-    """Records of `query.entity` that `sql` (selecting `_columns`) reads, with their stored documents."""
-    documents = query.entity.table_name if _stored(backend, query) else None
+def _read_records(
+    backend: Backend, query: CollectionQuery, columns: list[str], sql: str, parameters: dict
+) -> list[dict]:
+    """Records of `query.entity` that `sql` reads (selecting `columns`, from `_columns`), with their
+    stored documents when `columns` place them."""
+    documents = query.entity.table_name if DOCUMENT_AT in columns else None
     return _records(*backend.query(sql, parameters, documents=documents))
 
 
@@ -51,7 +54,7 @@ def _rows_by(backend: Backend, query: CollectionQuery, by: str, values: list) ->
         return []
     columns = _columns(backend, query, by)
     sql, parameters = rows_sql(backend.table(query.entity), by, values, columns, dialect=backend.dialect)
-    return _read_records(backend, query, sql, parameters)
+    return _read_records(backend, query, columns, sql, parameters)
 
 
 def read_page(
@@ -85,16 +88,11 @@ def _page_rows(backend: Backend, query: CollectionQuery, heads: list[dict]) -> l
         and backend.stores_documents(query.entity)
     ):
         limit = RANGE_READ_FACTOR * len(heads) + 1
+        columns = _columns(backend, query, first)
         sql, parameters = range_sql(
-            backend.table(query.entity),
-            first,
-            min(stamps),
-            max(stamps),
-            _columns(backend, query, first),
-            limit=limit,
-            dialect=backend.dialect,
+            backend.table(query.entity), first, min(stamps), max(stamps), columns, limit=limit, dialect=backend.dialect
         )
-        rows = _read_records(backend, query, sql, parameters)
+        rows = _read_records(backend, query, columns, sql, parameters)
         if len(rows) < limit:
             wanted = {head[key] for head in heads}
             return [row for row in rows if row[key] in wanted]
@@ -129,7 +127,7 @@ def expand(backend: Backend, query: CollectionQuery, records: list[dict], now: d
             sql, parameters = related_sql(
                 nested, backend.table(target), link.remote, parents, columns, dialect=backend.dialect, now=now
             )
-            children = [(row[PARENT_COLUMN], row) for row in _read_records(backend, nested, sql, parameters)]
+            children = [(row[PARENT_COLUMN], row) for row in _read_records(backend, nested, columns, sql, parameters)]
         elif parents:
             children = [(r[link.remote], r) for r in _rows_by(backend, nested, link.remote, parents)]
         expand(backend, nested, [child for _, child in children], now)

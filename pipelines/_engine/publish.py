@@ -75,16 +75,15 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, s
     return [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
 
 
+SERVED_COLUMNS = [(HASH_COLUMN, "UBIGINT"), (DOCUMENT_AT, "BIGINT"), (DOCUMENT_SIZE, "INTEGER")]
+"""What a serving table has after its source's columns."""
+
+
 def _served_rows(source: str) -> str:
     """`source`'s rows with a hash of the row (what tells a changed row next time) and room for where
     their document lies."""
-    return (
-        f'SELECT *, hash(source_row) AS "{HASH_COLUMN}", NULL::BIGINT AS "{DOCUMENT_AT}", '
-        f'NULL::INTEGER AS "{DOCUMENT_SIZE}" FROM {source} source_row'
-    )
-
-
-SERVED_COLUMNS = [(HASH_COLUMN, "UBIGINT"), (DOCUMENT_AT, "BIGINT"), (DOCUMENT_SIZE, "INTEGER")]
+    places = ", ".join(f'NULL::{kind} AS "{name}"' for name, kind in SERVED_COLUMNS[1:])
+    return f'SELECT *, hash(source_row) AS "{HASH_COLUMN}", {places} FROM {source} source_row'
 
 
 def _in_lookup_order(source: str, key: str, lookups: Sequence[str], columns: list[tuple[str, str]]) -> str:
