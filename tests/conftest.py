@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh data directory, the sandbox on a real port, sync and update helpers."""
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from ingestion.client import ClientSettings, QobrixClient
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
 from ingestion.state import SyncState
 from ingestion.sync import Sync, SyncOptions, SyncReport
+from pipelines._engine import cdc
 
 
 def sandbox_records(world: SandboxWorld, entity: str = "properties") -> list[dict]:
@@ -33,6 +35,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(mls2_data_dir=tmp_path / "data")
+
+
+@pytest.fixture(params=["merge", "rewrite"])
+def scd1_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with AUTO CDC type 1 targets always merged into, then always rewritten whole
+    (which of the two a batch takes depends on its size against the target's files)."""
+    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", math.inf if request.param == "merge" else 0)
+    return request.param
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_bronze_reads_only_new_files_and_a_rerun_changes_nothing(settings: Setti
     assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b", "QOBRIX_c"}
 
 
-def test_newer_change_wins_and_a_late_older_event_is_ignored(settings: Settings) -> None:
+def test_newer_change_wins_and_a_late_older_event_is_ignored(settings: Settings, scd1_apply: str) -> None:
     land(settings, "s1", [prop("a", 10, price=200_000)])
     run_update(settings.paths)
     land(settings, "s2", [prop("a", 5, price=150_000), prop("b", 1)])
@@ -94,7 +94,7 @@ def test_newer_change_wins_and_a_late_older_event_is_ignored(settings: Settings)
     assert gold_prices(settings)["QOBRIX_a"] == 250_000.0
 
 
-def test_deletes_remove_rows_unless_older_than_the_row(settings: Settings) -> None:
+def test_deletes_remove_rows_unless_older_than_the_row(settings: Settings, scd1_apply: str) -> None:
     land(settings, "s1", [prop("a", 10), prop("b", 10)])
     run_update(settings.paths)
     land(settings, "s2", [prop("a", 11), prop("b", 9)], operation="delete")

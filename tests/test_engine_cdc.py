@@ -12,6 +12,7 @@ from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import AutoCdc, Dataset, Expectation, UpdateFailed, run_update
+from pipelines._engine import cdc
 from pipelines._engine.cdc import END_AT, START_AT
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
@@ -86,7 +87,7 @@ def rows(settings: Settings, name: str) -> list[dict]:
     return sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: (r["id"], str(r.get(START_AT))))
 
 
-def test_scd1_a_late_older_upsert_does_not_revive_a_deleted_key(settings: Settings) -> None:
+def test_scd1_a_late_older_upsert_does_not_revive_a_deleted_key(settings: Settings, scd1_apply: str) -> None:
     pipeline = graph(scd(1))
     land(settings, "s1", [event("a", 10), event("b", 10)])
     run_update(settings.paths, graph=pipeline)
@@ -100,7 +101,7 @@ def test_scd1_a_late_older_upsert_does_not_revive_a_deleted_key(settings: Settin
     assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")] == [("a", 7.0), ("b", 5.0)]
 
 
-def test_scd1_a_column_without_nulls_at_full_refresh_takes_one_later(settings: Settings) -> None:
+def test_scd1_a_column_without_nulls_at_full_refresh_takes_one_later(settings: Settings, scd1_apply: str) -> None:
     pipeline = graph(scd(1))
     land(settings, "s1", [event("a", 10, note="first"), event("b", 10, note="first")])
     run_update(settings.paths, graph=pipeline, full_refresh=True)
@@ -115,7 +116,7 @@ def test_scd1_a_column_without_nulls_at_full_refresh_takes_one_later(settings: S
     ]
 
 
-def test_scd1_full_refresh_gives_the_same_answer_as_increments(settings: Settings) -> None:
+def test_scd1_full_refresh_gives_the_same_answer_as_increments(settings: Settings, scd1_apply: str) -> None:
     pipeline = graph(scd(1))
     land(settings, "s1", [event("a", 10), event("b", 10), event("c", 1)])
     run_update(settings.paths, graph=pipeline)
@@ -128,9 +129,9 @@ def test_scd1_full_refresh_gives_the_same_answer_as_increments(settings: Setting
     assert [(r["id"], r["price"]) for r in incremental] == [("a", 100.0), ("b", 2.0)]
 
 
-def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings) -> None:
+def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings, scd1_apply: str) -> None:
     """delta-rs MERGE left to its defaults wrote SNAPPY files (of one row group, however long): the
-    target's and the tombstones' merges must write ZSTD like every other write."""
+    target's merges or rewrites, and the tombstones' merges, must write ZSTD like every other write."""
     pipeline = graph(scd(1))
     land(settings, "s1", [event("a", 10), event("b", 10), event("c", 10)])
     run_update(settings.paths, graph=pipeline)
@@ -140,14 +141,53 @@ def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings
     land(settings, "s4", [event("c", 30)], operation="delete")
     run_update(settings.paths, graph=pipeline)
     lakehouse = Lakehouse(settings.paths.lakehouse)
-    for name in ("qobrix_silver.history", "qobrix_silver.history__tombstones"):
-        assert "MERGE" in [commit["operation"] for commit in lakehouse.table(name).history()], name
+    target_writes = "MERGE" if scd1_apply == "merge" else "WRITE"
+    last = {name: [commit["operation"] for commit in lakehouse.table(name).history(2)] for name in lakehouse.names()}
+    assert last["qobrix_silver.history"] == [target_writes] * 2
+    assert last["qobrix_silver.history__tombstones"][0] == "MERGE"
     compressions = {}
     for path in settings.paths.lakehouse.rglob("*.parquet"):
         metadata = pq.ParquetFile(path).metadata
         for row_group in range(metadata.num_row_groups):
             compressions[f"{path.parent.name}/{path.name}"] = metadata.row_group(row_group).column(0).compression
     assert set(compressions.values()) == {"ZSTD"}, compressions
+
+
+def test_a_batch_of_as_many_keys_as_the_target_has_files_rewrites_it_whole(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch touching most files is applied by writing the target anew, with a merge's rules and
+    counts and the stream's checkpoint; a smaller batch merges."""
+    pipeline = graph(scd(1))
+    land(settings, "s1", [event("a", 10), event("b", 10), event("c", 10)])
+    run_update(settings.paths, graph=pipeline)
+    target = Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history")
+    assert len(target.file_uris()) == 1
+    land(settings, "s2", [event("a", 20, price=1), event("b", 5, price=2), event("d", 20, price=3)])
+    land(settings, "s3", [event("c", 30), event("e", 30)], operation="delete")
+    result = run_update(settings.paths, graph=pipeline)
+    [flow] = [f for f in result.flows if f.dataset == "qobrix_silver.history"]
+    assert (flow.output_records, flow.deleted_records) == (2, 1)
+    history = Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history(1)[0]
+    assert (history["operation"], history["operationParameters"]["mode"]) == ("WRITE", "Overwrite")
+    assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")] == [
+        ("a", 1.0),
+        ("b", 100.0),
+        ("d", 3.0),
+    ]
+
+    land(settings, "s4", [event("a", 15, price=9), event("d", 15, price=9)])
+    quiet = run_update(settings.paths, graph=pipeline)
+    [flow] = [f for f in quiet.flows if f.dataset == "qobrix_silver.history"]
+    assert (flow.output_records, flow.deleted_records) == (0, 0)
+    assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")][-1] == ("d", 3.0)
+    assert {f.status for f in run_update(settings.paths, graph=pipeline).flows} == {"SKIPPED"}
+
+    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", 3)
+    land(settings, "s5", [event("b", 40, price=4)])
+    run_update(settings.paths, graph=pipeline)
+    assert Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history(1)[0]["operation"] == "MERGE"
+    assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")][1] == ("b", 4.0)
 
 
 def test_a_target_without_the_declared_sequence_column_asks_for_its_full_refresh(settings: Settings) -> None:

@@ -173,15 +173,21 @@ class Lakehouse:
         return self.table(name).version()
 
     def replace_with_relation(
-        self, con: duckdb.DuckDBPyConnection, name: str, relation: str, *, metadata: dict | None = None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        relation: str,
+        *,
+        metadata: dict | None = None,
+        checkpoints: dict[str, int] | None = None,
     ) -> int:
         """Replace a table's rows (and schema) with a DuckDB relation's; returns the new version.
 
         DuckDB writes the Parquet files, on every core (delta-rs's writer uses one: 6.2 s against
         2.8 s for a million media rows), and delta-rs commits them. The table's schema is read from
         the files written, so log and files agree, with every column allowing nulls as in a table
-        Spark writes. Files carry their row count as statistics, not min/max: for materialized
-        views, which nothing merges into and which are read whole.
+        Spark writes. Files carry their row count as statistics, not min/max: materialized views and
+        AUTO CDC targets rewritten whole are read whole. `checkpoints` commit with the rows.
         """
         path = self.path(name)
         path.mkdir(parents=True, exist_ok=True)
@@ -203,7 +209,7 @@ class Lakehouse:
             )
             for file, rows, stat in files
         ]
-        commit = commit_properties(metadata, None)
+        commit = commit_properties(metadata, checkpoints)
         table = self.table(name)
         if table is None:
             create_table_with_add_actions(
