@@ -63,12 +63,20 @@ def used_lookups() -> list[str]:
 
 def _local_values_sql(mapping: ResourceMapping, field: FieldMapping) -> str:
     values = f"explode({field.name})" if field.is_collection else field.name
-    return f"SELECT DISTINCT {spark_literal(field.lookup)} AS LookupName, {values} AS LookupValue FROM {mapping.table}"
+    stamped = any(f.name == "ModificationTimestamp" for f in mapping.fields)
+    modified = "ModificationTimestamp" if stamped else "CAST(NULL AS TIMESTAMP) AS ModificationTimestamp"
+    return (
+        f"SELECT {spark_literal(field.lookup)} AS LookupName, {values} AS LookupValue, {modified} FROM {mapping.table}"
+    )
 
 
 def lookup_sql() -> str:
     """The Lookup resource: every value of every lookup gold uses (standard and legacy names side by side),
-    and the local values open lookups carry in gold (no standard or legacy name)."""
+    and the local values open lookups carry in gold (no standard or legacy name).
+
+    A local value is stamped with the earliest ModificationTimestamp of the rows carrying it, not the
+    time of the update: its row changes only when its rows do, so replication does not fetch it again
+    after every update, and an update that changes no lookup does not rewrite the table."""
     stamp = spark_literal(reso_lookups_generated_on().replace("T", " ").removesuffix("Z"))
     rows = ",\n    ".join(
         f"({spark_literal(f'{lookup}.{legacy}')}, {spark_literal(lookup)}, {spark_literal(standard)}, "
@@ -76,7 +84,7 @@ def lookup_sql() -> str:
         for lookup in used_lookups()
         for legacy, standard in sorted(reso_lookups()[lookup].items())
     )
-    local = "\n    UNION\n    ".join(
+    local = "\n    UNION ALL\n    ".join(
         _local_values_sql(mapping, field)
         for mapping in resource_mappings().values()
         for field in mapping.lookup_fields
@@ -97,10 +105,11 @@ SELECT
   u.LookupValue,
   CAST(NULL AS STRING) AS StandardLookupValue,
   CAST(NULL AS STRING) AS LegacyODataValue,
-  current_timestamp() AS ModificationTimestamp
+  coalesce(min(u.ModificationTimestamp), CAST({stamp} AS TIMESTAMP)) AS ModificationTimestamp
 FROM used_locally u
 WHERE u.LookupValue IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM standard s WHERE s.LookupName = u.LookupName AND s.LookupValue = u.LookupValue)"""
+  AND NOT EXISTS (SELECT 1 FROM standard s WHERE s.LookupName = u.LookupName AND s.LookupValue = u.LookupValue)
+GROUP BY u.LookupName, u.LookupValue"""
 
 
 def integrity_sql() -> str:

@@ -104,6 +104,24 @@ def test_deletes_remove_rows_unless_older_than_the_row(settings: Settings, scd1_
     assert set(gold_prices(settings)) == {"QOBRIX_b"}
 
 
+def test_a_local_lookup_value_is_stamped_from_its_rows_and_outlives_updates_changing_no_lookup(
+    settings: Settings,
+) -> None:
+    """Not from the clock: replication would fetch the row again after every update, and every
+    update would rewrite the Lookup table."""
+    land(settings, "s1", [{**prop("a", 5), "state": "Limassol"}, {**prop("b", 2), "state": "Limassol"}])
+    run_update(settings.paths)
+    lookup = table(settings, "reso_gold.lookup")
+    before, files = rows(settings, "reso_gold.lookup"), lookup.file_uris()
+    [local] = [row for row in before if row["LookupKey"] == "StateOrProvince:Limassol"]
+    assert local["ModificationTimestamp"] == T0 + timedelta(minutes=2)
+    land(settings, "s2", [{**prop("a", 9, price=5), "state": "Limassol"}])
+    result = run_update(settings.paths)
+    assert gold_prices(settings)["QOBRIX_a"] == 5.0 and result.published is not None
+    assert rows(settings, "reso_gold.lookup") == before
+    assert table(settings, "reso_gold.lookup").file_uris() == files
+
+
 def test_bad_lines_stay_in_bronze_and_land_in_quarantine_with_their_rules(settings: Settings) -> None:
     no_id = {"name": "no id", "property_type": "house", "modified": T0.isoformat()}
     land(settings, "s1", [prop("a", 1), no_id, prop("neg", 1, price=-5)])
