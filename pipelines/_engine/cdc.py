@@ -3,7 +3,8 @@
 SCD type 1 keeps the newest version of each key. A change applies only when its
 sequence is newer than what the target holds, so a late, older event never overwrites
 a newer one; deleted keys leave a tombstone (a hidden side table) so a late, older
-upsert cannot bring them back.
+upsert cannot bring them back. A batch is merged into the target, or, when it has keys
+enough to touch most of the target's files, the target is written anew with the same rows.
 
 SCD type 2 keeps every version with `__START_AT` / `__END_AT` (the sequence values that
 opened and closed it). The history of each key a batch touches is rebuilt from its
