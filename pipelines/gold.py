@@ -75,8 +75,10 @@ def lookup_sql() -> str:
     and the local values open lookups carry in gold (no standard or legacy name).
 
     A local value is stamped with the earliest ModificationTimestamp of the rows carrying it, not the
-    time of the update: its row changes only when its rows do, so replication does not fetch it again
-    after every update, and an update that changes no lookup does not rewrite the table."""
+    time of the update: its row changes only when those rows do, so replication does not fetch it
+    again after every update, and an update that changes no lookup does not rewrite the table. Like
+    the records it comes from, a value first carried by a record modified long ago (a backfill) takes
+    that record's time, behind what replication by ModificationTimestamp has already read."""
     stamp = spark_literal(reso_lookups_generated_on().replace("T", " ").removesuffix("Z"))
     rows = ",\n    ".join(
         f"({spark_literal(f'{lookup}.{legacy}')}, {spark_literal(lookup)}, {spark_literal(standard)}, "

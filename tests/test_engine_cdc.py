@@ -176,10 +176,13 @@ def test_a_batch_of_as_many_keys_as_the_target_has_files_rewrites_it_whole(
         ("d", 3.0),
     ]
 
+    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", 0)
     land(settings, "s4", [event("a", 15, price=9), event("d", 15, price=9)])
     quiet = run_update(settings.paths, graph=pipeline)
     [flow] = [f for f in quiet.flows if f.dataset == "qobrix_silver.history"]
     assert (flow.output_records, flow.deleted_records) == (0, 0)
+    commit = Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history(1)[0]
+    assert (commit["operation"], commit["operationParameters"]["mode"]) == ("WRITE", "Append")
     assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")][-1] == ("d", 3.0)
     assert {f.status for f in run_update(settings.paths, graph=pipeline).flows} == {"SKIPPED"}
 
@@ -188,6 +191,25 @@ def test_a_batch_of_as_many_keys_as_the_target_has_files_rewrites_it_whole(
     run_update(settings.paths, graph=pipeline)
     assert Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history(1)[0]["operation"] == "MERGE"
     assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")][1] == ("b", 4.0)
+
+    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", 0)
+    land(settings, "s6", [event(key, 50) for key in "abd"], operation="delete")
+    emptied = run_update(settings.paths, graph=pipeline)
+    assert [f.deleted_records for f in emptied.flows if f.dataset == "qobrix_silver.history"] == [3]
+    assert rows(settings, "qobrix_silver.history") == []
+
+
+def test_a_target_column_the_changes_no_longer_carry_keeps_its_values(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a merge does: a rewrite would write the column empty, so the batch is merged."""
+    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", 0)
+    land(settings, "s1", [event("a", 10, note="kept")])
+    run_update(settings.paths, graph=graph(scd(1)))
+    narrower = replace(scd(1), cdc=replace(scd(1).cdc, except_column_list=("operation", "note")))
+    land(settings, "s2", [event("a", 20, price=5, note="new")])
+    run_update(settings.paths, graph=graph(narrower))
+    assert [(r["id"], r["price"], r["note"]) for r in rows(settings, "qobrix_silver.history")] == [("a", 5.0, "kept")]
 
 
 def test_a_target_without_the_declared_sequence_column_asks_for_its_full_refresh(settings: Settings) -> None:

@@ -34,7 +34,8 @@ REWRITE_KEYS_PER_FILE = 1
 """A batch of at least this many keys per target file rewrites the target whole instead of merging:
 random keys then touch most files, which a merge (copy-on-write) rewrites anyway, and DuckDB reads
 and writes them on every core where delta-rs's merge takes 1.7 times as long (8.2 s against 4.9 s
-for 1,000 keys into 100,000 properties)."""
+for 1,000 keys into 100,000 properties). The files it writes carry row counts, not min/max
+statistics, so a later merge reads every file to find its matches (random keys touch them all anyway)."""
 
 
 @dataclass
@@ -157,7 +158,9 @@ def _apply_scd1(
             lakehouse.overwrite(dataset.name, arrow_batches(con, rows), metadata=metadata, checkpoints=checkpoints)
             return CdcMetrics(upserted=upserted.num_rows, deleted=0)
         if deletes.num_rows + upserted.num_rows >= len(target.file_uris()) * REWRITE_KEYS_PER_FILE:
-            return _rewrite_scd1(con, lakehouse, dataset, events, target, metadata=metadata, checkpoints=checkpoints)
+            metrics = _rewrite_scd1(con, lakehouse, dataset, events, target, metadata=metadata, checkpoints=checkpoints)
+            if metrics is not None:
+                return metrics
         batch = con.sql(f"SELECT * FROM {events}").to_arrow_table()
     finally:
         con.execute(f"DROP {kind} IF EXISTS {events}")
@@ -198,14 +201,20 @@ def _rewrite_scd1(
     *,
     metadata: dict,
     checkpoints: dict[str, int],
-) -> CdcMetrics:
+) -> CdcMetrics | None:
     """Apply the events by writing the target anew: its rows the events do not replace, plus the
     events' new rows. The same rows as a merge, with its rules (a match applies only when newer;
-    a delete without a match does nothing), in one overwrite commit carrying the checkpoints."""
+    a delete without a match does nothing), in one overwrite commit carrying the checkpoints.
+
+    None, and nothing written, when the target has a column the events lack or type otherwise (a
+    declaration changed since it was written): a merge keeps such a column's values and type."""
     keys, sequence = list(dataset.cdc.keys), dataset.cdc.sequence_by
     key_list = ", ".join(quote(k) for k in keys)
     register_delta(con, CDC_TARGET, target)
     try:
+        event_types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {events}").fetchall()}
+        if any(event_types.get(name) != kind for name, kind, *_ in con.execute(f"DESCRIBE {CDC_TARGET}").fetchall()):
+            return None
         on = " AND ".join(f"e.{quote(k)} = t.{quote(k)}" for k in keys)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {CDC_APPLIED} AS SELECT e.* FROM {events} e "
