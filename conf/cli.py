@@ -4,16 +4,13 @@ import socket
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from conf.settings import SettingsError, load_settings
 from graphql_odata.cli import clients_app, serve, token_recipe
-from graphql_odata.main import create_app
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.cli import make_client, sandbox_app, sync_app, sync_with_progress
 from ingestion.errors import IngestionError
-from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
 from pipelines import DeclarationError, PipelineError
 from pipelines.cli import pipeline_app, update_with_progress
 
@@ -43,6 +40,13 @@ def demo(
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="API port (default: MLS2_API_PORT, 8000).")] = None,
 ) -> None:
     """Everything on this machine: sandbox (unless Qobrix is configured) -> sync -> pipeline -> API."""
+    # The servers' modules load here, not with every other `mls2` command.
+    import uvicorn
+
+    from graphql_odata.main import create_app
+    from ingestion.sandbox.server import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer
+    from ingestion.sandbox.world import SandboxWorld
+
     try:
         settings = load_settings()
         api_port = settings.mls2_api_port if port is None else port

@@ -4,12 +4,9 @@ import os
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from conf.settings import SettingsError, load_settings
-from graphql_odata.backends.base import BackendUnavailable
-from graphql_odata.main import create_app
 from graphql_odata.security.clients import ClientError, ClientRegistry
 
 console = Console(stderr=True)
@@ -27,6 +24,12 @@ def serve(
     ] = None,
 ) -> None:
     """Serve gold as a RESO Web API: OData under /odata (OAuth2 bearer tokens from /oauth/token), /health, /docs."""
+    # The API's modules load here, not with every other `mls2` command.
+    import uvicorn
+
+    from graphql_odata.backends.base import BackendUnavailable
+    from graphql_odata.main import create_app
+
     try:
         overrides = {"mls2_api_workers": workers, "mls2_api_access_log": access_log}
         settings = load_settings(**{name: value for name, value in overrides.items() if value is not None})

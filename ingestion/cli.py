@@ -9,7 +9,6 @@ from typing import Annotated
 
 import requests
 import typer
-import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -19,10 +18,7 @@ from conf.entities import select_entities
 from conf.settings import Settings, SettingsError, load_settings
 from ingestion.client import ClientSettings, QobrixClient
 from ingestion.errors import IngestionError, QobrixAuthError
-from ingestion.sandbox import SandboxWorld, create_app
 from ingestion.sandbox.faults import TRANSIENT_KINDS, FaultConfig, FaultConfigError, Faults
-from ingestion.sandbox.server import STATE_DIR_VARIABLE
-from ingestion.sandbox.shared import SharedSandbox
 from ingestion.state import SyncState
 from ingestion.sync import Sync, SyncOptions, SyncReport
 
@@ -232,6 +228,13 @@ def sandbox_serve(
 
     Admin routes: POST /_sandbox/advance (move time forward), GET /_sandbox/state, GET/PUT /_sandbox/faults.
     """
+    # The server's modules load here, not with every other `mls2` command.
+    import uvicorn
+
+    from ingestion.sandbox.server import STATE_DIR_VARIABLE, create_app
+    from ingestion.sandbox.shared import SharedSandbox
+    from ingestion.sandbox.world import SandboxWorld
+
     try:
         config = FaultConfig(
             rate=fault_rate, kinds=tuple(split_list(faults) or ()), defect_rate=defect_rate, churn_every=churn_every,

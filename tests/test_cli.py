@@ -1,6 +1,8 @@
 """The `mls2` command: help that explains, and clear exits on bad input."""
 
 import socket
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -27,6 +29,19 @@ def test_help_explains_every_command(args: list[str], mentions: list[str]) -> No
     assert result.exit_code == 0
     for word in mentions:
         assert word in result.output
+
+
+def test_commands_start_without_loading_the_servers() -> None:
+    """The API and the sandbox server load with `serve`, `sandbox serve` and `demo` only: every
+    pipeline or sync run would otherwise spend most of a second importing them."""
+    servers = ["fastapi", "uvicorn", "graphql_odata.main", "ingestion.sandbox.server", "odata_query"]
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import sys, conf.cli; print([m for m in {servers!r} if m in sys.modules])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_sync_without_credentials_exits_2_naming_the_settings() -> None:
