@@ -35,6 +35,7 @@ from pipelines.graph import Graph, load_graph
 
 QUARANTINE = "mls2_system.quarantine"
 SOURCES_METADATA = "mls2.sources"
+ROWS_DIGEST_METADATA = "mls2.rows_digest"
 ROWS_PER_BATCH = 100_000
 
 ProgressCallback = Callable[[str, str], None]
@@ -252,7 +253,7 @@ class Update:
             else:
                 self.con.execute(f"CREATE TEMP TABLE {staged} AS SELECT * FROM {checked.kept}")
             flow.output_records = checked.report.input_records - checked.report.dropped_records
-            if not full and self.holds_same_rows(dataset.name, staged):
+            if not full and self.holds_same_rows(dataset.name, staged, metadata):
                 self.release("TABLE", staged)
                 self.unchanged[dataset.name] = (metadata, flow)
             else:
@@ -326,23 +327,32 @@ class Update:
                 empty = self.lakehouse.table(name).schema().to_arrow().empty_table()
                 flow.version = self.lakehouse.append(name, empty, metadata=metadata)
 
-    def holds_same_rows(self, name: str, staged: str) -> bool:
+    def holds_same_rows(self, name: str, staged: str, metadata: dict) -> bool:
         """Whether the materialized view already holds exactly the rows just computed (same columns and
         types, same multiset of rows by count and row hashes): then it is not rewritten, and what reads
-        it is not recomputed."""
+        it is not recomputed.
+
+        The staged rows' digest goes into `metadata`, so the commit that writes them (or records them
+        unchanged) carries it, and the next update compares with it instead of reading the table back.
+        A table whose last commit carries none (a full refresh, a vacuum) is read back."""
         table = self.lakehouse.table(name)
         if table is None:
             return False
-        register_delta(self.con, "current_rows", table)
-        digests = []
-        for rows in (staged, "current_rows"):
-            columns = self.con.execute(f"DESCRIBE {rows}").fetchall()
-            [digest] = self.con.execute(
-                f"SELECT count(*), sum(hash(r)::HUGEINT), bit_xor(hash(r)) FROM {rows} r"
-            ).fetchall()
-            digests.append(([column[:2] for column in columns], digest))
-        self.release("VIEW", "current_rows")
-        return digests[0] == digests[1]
+        metadata[ROWS_DIGEST_METADATA] = digest = self.rows_digest(staged)
+        held = self.lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
+        if held is None:
+            register_delta(self.con, "current_rows", table)
+            held = self.rows_digest("current_rows")
+            self.release("VIEW", "current_rows")
+        return held == digest
+
+    def rows_digest(self, rows: str) -> str:
+        """A relation's columns and types, row count and two order-free sums of its row hashes."""
+        columns = [column[:2] for column in self.con.execute(f"DESCRIBE {rows}").fetchall()]
+        [(count, total, xor)] = self.con.execute(
+            f"SELECT count(*), sum(hash(r)::HUGEINT), bit_xor(hash(r)) FROM {rows} r"
+        ).fetchall()
+        return orjson.dumps([columns, count, str(total), str(xor)]).decode()
 
     def release(self, kind: str, *relations: str) -> None:
         """Drop temporary relations (of `kind`: TABLE or VIEW), so what a flow computed does not hold
