@@ -48,6 +48,11 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def keys_match(keys: list[str], left: str, right: str) -> str:
+    """SQL true when rows aliased `left` and `right` have the same keys (NULL keys match nothing)."""
+    return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in keys)
+
+
 def tombstones_of(dataset: Dataset) -> str:
     return dataset.name + TOMBSTONES
 
@@ -168,7 +173,7 @@ def _apply_scd1(
             con.unregister(TOMBSTONE_RELATION)
     columns = [name for name in batch.column_names if name != IS_DELETE]
     assignments = {quote(c): f"s.{quote(c)}" for c in columns}
-    on_keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+    on_keys = keys_match(keys, "t", "s")
     newer = f"s.{quote(sequence)} > t.{quote(sequence)}"
     result = (
         target.merge(
@@ -215,18 +220,17 @@ def _rewrite_scd1(
         event_types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {events}").fetchall()}
         if any(event_types.get(name) != kind for name, kind, *_ in con.execute(f"DESCRIBE {CDC_TARGET}").fetchall()):
             return None
-        on = " AND ".join(f"e.{quote(k)} = t.{quote(k)}" for k in keys)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {CDC_APPLIED} AS SELECT e.* FROM {events} e "
             f"LEFT JOIN (SELECT {key_list}, {quote(sequence)} AS {TARGET_SEQUENCE}, true AS {MATCHED} "
-            f"FROM {CDC_TARGET}) t ON {on} "
+            f"FROM {CDC_TARGET}) t ON {keys_match(keys, 'e', 't')} "
             f"WHERE CASE WHEN t.{MATCHED} THEN e.{quote(sequence)} > t.{TARGET_SEQUENCE} ELSE NOT e.{IS_DELETE} END"
         )
         [(upserted, deleted)] = con.execute(
             f"SELECT count(*) FILTER (NOT {IS_DELETE}), count(*) FILTER ({IS_DELETE}) FROM {CDC_APPLIED}"
         ).fetchall()
         if upserted or deleted:
-            replaced = " AND ".join(f"a.{quote(k)} = t.{quote(k)}" for k in keys)
+            replaced = keys_match(keys, "a", "t")
             rows = (
                 f"(SELECT t.* FROM {CDC_TARGET} t WHERE NOT EXISTS (SELECT 1 FROM {CDC_APPLIED} a WHERE {replaced}) "
                 f"UNION ALL BY NAME SELECT * EXCLUDE ({IS_DELETE}) FROM {CDC_APPLIED} WHERE NOT {IS_DELETE})"
@@ -243,7 +247,7 @@ def _rewrite_scd1(
 
 def _newer_than_tombstones(events_sql: str, keys: list[str], sequence: str) -> str:
     """`events_sql` without upserts no newer than their key's tombstone: events from before a delete, arriving late."""
-    on = " AND ".join(f"e.{quote(k)} = t.{quote(k)}" for k in keys)
+    on = keys_match(keys, "e", "t")
     return (
         f"SELECT e.* FROM ({events_sql}) e WHERE e.{IS_DELETE} OR NOT EXISTS "
         f"(SELECT 1 FROM {TOMBSTONE_RELATION} t WHERE {on} AND e.{quote(sequence)} <= t.{quote(sequence)})"
@@ -273,7 +277,7 @@ def _record_tombstones(
         ],
         promote_options="permissive",
     )
-    on_keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+    on_keys = keys_match(keys, "t", "s")
     newer = f"s.{quote(sequence)} > t.{quote(sequence)}"
     assignments = {quote(c): f"s.{quote(c)}" for c in (*keys, sequence)}
     (
