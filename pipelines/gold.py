@@ -36,12 +36,17 @@ def _allowed_values(field: FieldMapping) -> str:
     return ", ".join(spark_literal(display_name(field.lookup, legacy)) for legacy in field.legacy_values())
 
 
+def _is_stamped(mapping: ResourceMapping) -> bool:
+    """Whether the resource has a ModificationTimestamp field."""
+    return any(f.name == "ModificationTimestamp" for f in mapping.fields)
+
+
 def gold_expectations(mapping: ResourceMapping) -> tuple[Expectation, ...]:
     """Row rules: key present, every lookup value one of RESO's, timestamps present.
 
     Rules across rows (keys unique, references resolve) are in the integrity dataset."""
     rules = [Expectation(f"{mapping.key}_present", f"{mapping.key} IS NOT NULL", "drop")]
-    if any(f.name == "ModificationTimestamp" for f in mapping.fields):
+    if _is_stamped(mapping):
         rules.append(Expectation("modification_timestamp_present", "ModificationTimestamp IS NOT NULL", "warn"))
     for field in mapping.lookup_fields:
         allowed = _allowed_values(field)
@@ -63,8 +68,7 @@ def used_lookups() -> list[str]:
 
 def _local_values_sql(mapping: ResourceMapping, field: FieldMapping) -> str:
     values = f"explode({field.name})" if field.is_collection else field.name
-    stamped = any(f.name == "ModificationTimestamp" for f in mapping.fields)
-    modified = "ModificationTimestamp" if stamped else "CAST(NULL AS TIMESTAMP) AS ModificationTimestamp"
+    modified = "ModificationTimestamp" if _is_stamped(mapping) else "CAST(NULL AS TIMESTAMP) AS ModificationTimestamp"
     return (
         f"SELECT {spark_literal(field.lookup)} AS LookupName, {values} AS LookupValue, {modified} FROM {mapping.table}"
     )
