@@ -406,6 +406,22 @@ def test_rows_an_interrupted_patch_left_without_documents_get_them_from_the_next
     ]
 
 
+def test_serving_files_keep_row_groups_small_enough_for_recent_first_pages_to_skip_most(tmp_path: Path) -> None:
+    """A top-N page in modification order reads only the row groups that may hold its rows: at
+    DuckDB's default size a table of 100,000 listings is one row group, read whole for every page."""
+    path = tmp_path / "table.duckdb"
+    rows = 3 * publish.SERVING_ROW_GROUP_SIZE
+    with duckdb.connect() as con, publish.serving_storage(con), publish.snapshot_database(path, con):
+        con.execute(f"CREATE TEMP TABLE source AS SELECT 'k' || i AS id, i AS v FROM range({rows}) r(i)")
+        publish.create_serving_table(con, "t", "source", documents_of(path), "id")
+    with duckdb.connect(str(path), read_only=True) as served:
+        [(groups, largest)] = served.execute(
+            "SELECT count(*), max(count) FROM (SELECT row_group_id, max(count) AS count "
+            "FROM pragma_storage_info('t') GROUP BY row_group_id)"
+        ).fetchall()
+    assert groups >= 3 and largest <= publish.SERVING_ROW_GROUP_SIZE
+
+
 def test_a_served_file_without_its_documents_file_is_built_anew_though_gold_did_not_change(settings: Settings) -> None:
     """What a snapshot published before documents had files of their own looks like to an update."""
     land(settings, "s1", [prop("a", 1)])

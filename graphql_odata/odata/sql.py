@@ -2,8 +2,9 @@
 
 Every identifier comes from the entity model and is quoted; every value is a bound parameter.
 Trees are built in place (`copy=False`: sqlglot's builders otherwise copy the whole tree at each
-step, which took over half of rendering a page's SQL); every node is new to its request (backends
-build a new table node per call), so nothing is shared between trees or threads.
+step, which took over half of rendering a page's SQL) and rendered in place too (`_render`); every
+node is new to its request (backends build a new table node per call), so nothing is shared
+between trees or threads.
 Order is total (requested order, then the key) with OData's null order: nulls first ascending,
 last descending.
 """
@@ -23,6 +24,13 @@ ROW_COLUMN = "__row"
 
 def column(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
+
+
+def _render(tree: exp.Expression, dialect: str) -> str:
+    """The SQL of a tree built for this request alone. sqlglot copies the tree before rendering unless
+    told not to: the copy took a third of the CPU rendering took (a page: 0.8 -> 0.5 ms; the `$expand`
+    lookup of 100 parents: 1.6 -> 1.0 ms)."""
+    return tree.sql(dialect=dialect, copy=False)
 
 
 def _ordering(order: Sequence[OrderTerm]) -> list[exp.Ordered]:
@@ -79,7 +87,7 @@ def page_sql(
     tree = tree.order_by(*_ordering(query.order), copy=False).limit(size + 1, copy=False)
     if query.skip and after is None:
         tree = tree.offset(query.skip, copy=False)
-    return tree.sql(dialect=dialect), parameters.values
+    return _render(tree, dialect), parameters.values
 
 
 def rows_sql(
@@ -111,7 +119,7 @@ def range_sql(
     tree = (
         exp.select(*(column(name) for name in columns)).from_(table).where(between, copy=False).limit(limit, copy=False)
     )
-    return tree.sql(dialect=dialect), parameters.values
+    return _render(tree, dialect), parameters.values
 
 
 def count_sql(
@@ -122,7 +130,7 @@ def count_sql(
     conditions = _where(query, parameters, now)
     if conditions:
         tree = tree.where(conditions[0], copy=False)
-    return tree.sql(dialect=dialect), parameters.values
+    return _render(tree, dialect), parameters.values
 
 
 def related_sql(
@@ -147,7 +155,7 @@ def related_sql(
             .where(exp.and_(*conditions, copy=False), copy=False)
             .order_by(column(remote), *_ordering(query.order), copy=False)
         )
-        return tree.sql(dialect=dialect), parameters.values
+        return _render(tree, dialect), parameters.values
     numbered = exp.Window(
         this=exp.RowNumber(), partition_by=[column(remote)], order=exp.Order(expressions=_ordering(query.order))
     )
@@ -170,4 +178,4 @@ def related_sql(
         .where(exp.and_(*window, copy=False), copy=False)
         .order_by(column(PARENT_COLUMN), column(ROW_COLUMN), copy=False)
     )
-    return tree.sql(dialect=dialect), parameters.values
+    return _render(tree, dialect), parameters.values
