@@ -422,6 +422,51 @@ def test_serving_files_keep_row_groups_small_enough_for_recent_first_pages_to_sk
     assert groups >= 3 and largest <= publish.SERVING_ROW_GROUP_SIZE
 
 
+def served_runs(path: Path, table: str, column: str) -> dict[str, list]:
+    """Each run of a serving file's runs table, as the records of the JSON array it holds."""
+    documents = DocumentFiles({table: documents_of(path)})
+    with duckdb.connect(str(path), read_only=True) as served:
+        runs = served.execute(
+            f'SELECT "{column}", "__document_at", "__document_size" FROM "{publish.runs_table(table, column)}"'
+        ).fetchall()
+    return {value: orjson.loads(b"[" + documents.read(table, at, size) + b"]") for value, at, size in runs}
+
+
+def source_runs(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
+    runs: dict[str, list] = {}
+    for key, parent, value in con.execute("SELECT * FROM source WHERE parent IS NOT NULL ORDER BY id").fetchall():
+        runs.setdefault(parent, []).append({"id": key, "parent": parent, "v": value})
+    return runs
+
+
+def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_order_through_patches(
+    tmp_path: Path,
+) -> None:
+    """What a plain `$expand` reads: each parent's rows as one slice of the documents file. Built on a
+    connection that reorders rows to save memory, as the engine's does, over several row groups."""
+    path = tmp_path / "media.duckdb"
+    with duckdb.connect(config={"preserve_insertion_order": False}) as con:
+        con.execute(
+            "CREATE TEMP TABLE source AS SELECT 'm' || i AS id, CASE WHEN i % 1000 <> 999 THEN 'p' || (i % 997) END "
+            f"AS parent, i AS v FROM range({2 * publish.SERVING_ROW_GROUP_SIZE}) r(i)"
+        )
+        with publish.serving_storage(con), publish.snapshot_database(path, con):
+            publish.create_serving_table(con, "media", "source", documents_of(path), "id", ["parent"])
+        built = served_runs(path, "media", "parent")
+        assert built == source_runs(con) and len(built) == 997
+        con.execute("UPDATE source SET v = -1 WHERE id = 'm7'")
+        con.execute("DELETE FROM source WHERE id = 'm8' OR parent = 'p5'")
+        con.execute("UPDATE source SET parent = 'p3' WHERE id = 'm9'")
+        con.execute("INSERT INTO source VALUES ('m-new', 'p-new', 1), ('m0-new', 'p0', 2)")
+        with publish.serving_storage(con), publish.snapshot_database(path, con):
+            removed, written = publish.patch_serving_table(con, "media", "source", documents_of(path), "id", ["parent"])
+        patched = served_runs(path, "media", "parent")
+        assert patched == source_runs(con) and "p5" not in patched and "p-new" in patched
+        assert removed > written - 2 and written > 100, "whole runs rewritten, not single rows"
+        [(preserving,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    assert preserving is False
+
+
 def test_a_served_file_without_its_documents_file_is_built_anew_though_gold_did_not_change(settings: Settings) -> None:
     """What a snapshot published before documents had files of their own looks like to an update."""
     land(settings, "s1", [prop("a", 1)])

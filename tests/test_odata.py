@@ -1,15 +1,21 @@
 """The RESO Web API over a published snapshot: options, keys, counts, expansion, paging, errors, payloads."""
 
+import re
+import shutil
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import duckdb
 import jsonschema
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from conf.settings import Settings
+from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.paging import DEFAULT_PAGE_SIZE
 from tests.conftest import PublishedGold, authorized_api, sandbox_records
 
@@ -279,6 +285,45 @@ def test_a_plain_expand_serves_every_related_record_whole(api: TestClient, publi
         expected = sorted(media.get(record["ListingKey"], []), key=lambda m: m["MediaKey"])
         assert record["Media"] == [{k: wire(v) for k, v in m.items()} for m in expected]
         assert all(s["X_ListingKey"] == record["ListingKey"] for s in record["ShowingAppointments"])
+
+
+class RecordingBackend(SnapshotBackend):
+    """The snapshot backend, noting the SQL it runs."""
+
+    def __init__(self, pointer: Path) -> None:
+        super().__init__(pointer)
+        self.ran: list[str] = []
+
+    def query(self, sql: str, parameters: dict | None = None, documents: str | None = None):
+        self.ran.append(sql)
+        return super().query(sql, parameters, documents)
+
+
+def test_a_plain_expand_reads_each_listing_s_media_as_one_run_and_a_broken_run_row_by_row(
+    published_gold: PublishedGold, tmp_path: Path
+) -> None:
+    params = {"$top": "60", "$expand": "Media", "$select": "ListingKey"}
+    snapshots = tmp_path / "snapshots"
+    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
+    reading_runs = RecordingBackend(published_gold.settings.paths.snapshot_pointer)
+    with authorized_api(published_gold.settings, reading_runs) as client:
+        from_runs = client.get("/odata/Property", params=params).json()["value"]
+    media_reads = [sql for sql in reading_runs.ran if '"media' in sql]
+    assert len(media_reads) == 1 and '"media_by_ResourceRecordKey"' in media_reads[0]
+
+    listing = next(record for record in from_runs if len(record["Media"]) > 1)["ListingKey"]
+    pointer = orjson.loads((snapshots / "CURRENT.json").read_bytes())
+    with duckdb.connect(str(snapshots / pointer["files"]["media"])) as served:
+        served.execute(
+            'UPDATE "media_by_ResourceRecordKey" SET "__document_at" = NULL, "__document_size" = NULL '
+            'WHERE "ResourceRecordKey" = ?',
+            [listing],
+        )
+    reading_rows = RecordingBackend(snapshots / "CURRENT.json")
+    with authorized_api(published_gold.settings, reading_rows) as client:
+        row_by_row = client.get("/odata/Property", params=params).json()["value"]
+    assert row_by_row == from_runs
+    assert any(re.search(r'"main"\."media"\s', sql) for sql in reading_rows.ran)
 
 
 def test_metadata_xml_and_json_describe_the_same_model(api: TestClient) -> None:

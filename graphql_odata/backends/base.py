@@ -25,7 +25,12 @@ class Backend(Protocol):
     ) -> tuple[list[str], list[tuple]]:
         """Rows of `sql`. With `documents` (a table `stores_documents` is true of), the result's
         `__document_at` and `__document_size` come back as one column `__document`: the rows'
-        stored OData JSON, read from the same snapshot as the rows."""
+        stored OData JSON (None where the place is NULL), read from the same snapshot as the rows."""
+        ...
+
+    def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
+        """Where a backend that stores documents keeps them in one run per `column` value, the table
+        of those runs (`column`, `__document_at`, `__document_size`, NULL for a run not in one piece)."""
         ...
 
     def table(self, entity: EntitySet) -> exp.Table: ...

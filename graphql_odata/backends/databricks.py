@@ -78,6 +78,9 @@ class DatabricksBackend:
     def stores_documents(self, entity: EntitySet) -> bool:
         return False
 
+    def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
+        return None
+
     def table(self, entity: EntitySet) -> exp.Table:
         return exp.to_table(f"{self.schema}.{entity.table_name}", dialect="databricks")
 

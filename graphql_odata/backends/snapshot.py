@@ -11,7 +11,7 @@ from sqlglot import exp
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
 from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE, DocumentFiles
-from pipelines._engine.publish import open_documents, open_snapshot, served_catalog
+from pipelines._engine.publish import open_documents, open_snapshot, runs_table, served_catalog
 from pipelines.gold import DOCUMENT_COLUMN
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -33,6 +33,7 @@ class SnapshotBackend:
         self._stamp: int | None = None
         self._served: tuple[duckdb.DuckDBPyConnection, DocumentFiles] | None = None
         self._document_tables: frozenset[str] = frozenset()
+        self._tables: frozenset[str] = frozenset()
         self.pointer: dict | None = None
 
     def _current(self) -> tuple[duckdb.DuckDBPyConnection, DocumentFiles]:
@@ -58,8 +59,10 @@ class SnapshotBackend:
                 stored = connection.execute(
                     "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_AT]
                 ).fetchall()
+                tables = connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
                 self._served = connection, documents
                 self._document_tables = frozenset(row[0] for row in stored if row[0] in documents)
+                self._tables = frozenset(row[0] for row in tables)
                 self._stamp, self.pointer = stamp, pointer
             return self._served
 
@@ -81,13 +84,22 @@ class SnapshotBackend:
         at, size = columns.index(DOCUMENT_AT), columns.index(DOCUMENT_SIZE)
         others = [i for i in range(len(columns)) if i not in (at, size)]
         return [DOCUMENT_COLUMN, *(columns[i] for i in others)], [
-            (files.read(documents, row[at], row[size]), *(row[i] for i in others)) for row in rows
+            (None if row[at] is None else files.read(documents, row[at], row[size]), *(row[i] for i in others))
+            for row in rows
         ]
 
     def stores_documents(self, entity: EntitySet) -> bool:
         """Whether the snapshot keeps this entity's rows as OData JSON too (in its documents file)."""
         self._current()
         return entity.table_name in self._document_tables
+
+    def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
+        """The table saying where the documents of the entity's rows sharing a `column` value lie as
+        one run (`__document_at`, `__document_size`: NULL where they do not), when the snapshot has one."""
+        name = runs_table(entity.table_name, column)
+        if entity.table_name not in self._document_tables or name not in self._tables:
+            return None
+        return exp.table_(name, db="main", catalog=served_catalog(entity.table_name), quoted=True)
 
     def table(self, entity: EntitySet) -> exp.Table:
         return exp.table_(entity.table_name, db="main", catalog=served_catalog(entity.table_name), quoted=True)

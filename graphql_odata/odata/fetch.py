@@ -1,15 +1,16 @@
 """Running checked queries on a backend, keys first: a narrow query finds the page's keys in order,
 then whole rows are read by key (as stored documents where the backend keeps them). Related rows
-of `$expand` come in one query per navigation for the whole page (stored side by side)."""
+of `$expand` come in one query per navigation for the whole page: as each parent's run of stored
+documents when they are asked for whole and in key order, else row by row."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from conf.mappings import Navigation
 from graphql_odata.backends.base import Backend
-from graphql_odata.odata.query import CollectionQuery
+from graphql_odata.odata.query import CollectionQuery, OrderTerm
 from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, range_sql, related_sql, rows_sql
 from graphql_odata.odata.wire import Document
-from graphql_odata.schema import entity_sets
 from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE
 from pipelines.gold import DOCUMENT_COLUMN
 
@@ -119,13 +120,17 @@ def expand(backend: Backend, query: CollectionQuery, records: list[dict], now: d
     """Attach each `$expand` item to `records`: one lookup per navigation for the whole page."""
     for expansion in query.expand:
         link, nested = expansion.link, expansion.query
-        target = entity_sets()[link.resource]
         parents = sorted({r[link.local] for r in records if r[link.local] is not None})
+        runs = _related_runs(backend, link, nested, parents) if parents and link.many else None
+        if runs is not None:
+            for record in records:
+                record[link.name] = runs.get(record[link.local], NO_RECORDS)
+            continue
         children: list[tuple[object, dict]] = []
         if parents and link.many:
             columns = _columns(backend, nested)
             sql, parameters = related_sql(
-                nested, backend.table(target), link.remote, parents, columns, dialect=backend.dialect, now=now
+                nested, backend.table(nested.entity), link.remote, parents, columns, dialect=backend.dialect, now=now
             )
             children = [(row[PARENT_COLUMN], row) for row in _read_records(backend, nested, columns, sql, parameters)]
         elif parents:
@@ -137,6 +142,28 @@ def expand(backend: Backend, query: CollectionQuery, records: list[dict], now: d
         for record in records:
             found = related.get(record[link.local], [])
             record[link.name] = found if link.many else (found[0] if found else None)
+
+
+NO_RECORDS = Document(b"[]")
+
+
+def _related_runs(backend: Backend, link: Navigation, nested: CollectionQuery, parents: list) -> dict | None:
+    """Each parent's related records as one JSON array, read from the run of documents the backend
+    stores for it (no parent, no run): when they are asked for whole, unfiltered, in key order and
+    not expanded further, and every run asked for lies in one piece. Otherwise None."""
+    target = nested.entity
+    plain = nested.filter is None and nested.top is None and not nested.skip and not nested.expand
+    if not (plain and nested.order == (OrderTerm(target.key),) and _stored(backend, nested)):
+        return None
+    runs = backend.document_runs(target, link.remote)
+    if runs is None:
+        return None
+    columns = [DOCUMENT_AT, DOCUMENT_SIZE, link.remote]
+    sql, parameters = rows_sql(runs, link.remote, parents, columns, dialect=backend.dialect)
+    _, rows = backend.query(sql, parameters, documents=target.table_name)
+    if any(run is None for run, _ in rows):
+        return None
+    return {parent: Document(b"[" + run + b"]") for run, parent in rows}
 
 
 def shape(query: CollectionQuery, record: dict) -> dict | Document:

@@ -5,6 +5,9 @@ to build) and reads one by key slowly too (a vector's worth of overflow blocks),
 is not a column. The table keeps where its document lies (`__document_at`, `__document_size`) and
 the bytes live in `<file>.documents`, which readers map into memory and slice.
 
+Each document is followed by a comma, which its recorded size leaves out: documents written side
+by side (a listing's media, see `publish`) read as one slice that is a JSON array's items.
+
 The file is only ever appended to: a patch appends the documents of the rows it writes and leaves
 those of rows it removed in place. So a publish may start from a hard link to the served file's
 documents: readers of the served snapshot read only below the length it had, and see nothing of
@@ -21,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 DOCUMENT_AT, DOCUMENT_SIZE = "__document_at", "__document_size"
+SEPARATOR = ","
 ROWS_PER_BATCH = 8192
 
 
@@ -30,10 +34,10 @@ def documents_of(database: Path) -> Path:
 
 def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, documents: Path, where: str) -> int:
     """Write the `document` (a SQL expression over `table`'s columns) of each row matching `where` at
-    the end of `documents`, and record where in the row; returns the bytes appended. Rows are read in
-    a scan's order (stored order, a few thousand rows at a time), so rows stored side by side mostly
-    have their documents side by side."""
-    rows = con.sql(f'SELECT rowid, {document} AS document FROM "{table}" WHERE {where}')
+    the end of `documents`, each followed by `SEPARATOR`, and record where in the row; returns the
+    bytes appended. Rows are read in a scan's order: stored order where insertion order is preserved
+    (`preserve_insertion_order`), so rows stored side by side have their documents side by side."""
+    rows = con.sql(f"SELECT rowid, {document} || '{SEPARATOR}' AS document FROM \"{table}\" WHERE {where}")
     rowids, starts, sizes = [], [], []
     with open(documents, "ab") as file:
         end = begin = file.seek(0, os.SEEK_END)
@@ -44,7 +48,7 @@ def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, 
             file.write(memoryview(text.buffers()[2])[first:last])
             beginnings = offsets.slice(0, len(text))
             starts.append(pc.add(pc.subtract(beginnings, first), end))
-            sizes.append(pc.cast(pc.subtract(offsets.slice(1), beginnings), pa.int32()))
+            sizes.append(pc.cast(pc.subtract(pc.subtract(offsets.slice(1), beginnings), len(SEPARATOR)), pa.int32()))
             # Computed, hence copied: a column imported from DuckDB keeps its whole batch alive, documents too.
             rowids.append(pc.add(batch.column(0), 0))
             end += last - first

@@ -8,10 +8,16 @@ Serving reads whole records by key, which a column store does slowly (reading on
 decompresses a block of every column: 300 for Property), so each row's record is also written as
 OData JSON (timestamps in UTC with `Z`, decimals as JSON numbers) in the file's documents file
 (see `documents`), and the row says where. Rows are stored in the order they are looked up by: the
-column `$expand` follows into the table (a listing's media side by side), else
-`ModificationTimestamp` (replication pages touch few row groups). The key and every lookup
-column are indexed. Each row also carries `__hash`, so the next publish, which patches an older
-file of the table, rewrites only the rows whose hash changed.
+column `$expand` follows into the table, then the key (a listing's media side by side, in the order
+`$expand` serves them), else `ModificationTimestamp` (replication pages touch few row groups). The
+key and every lookup column are indexed. Each row also carries `__hash`, so the next publish, which
+patches an older file of the table, rewrites only the rows whose hash changed.
+
+Where `$expand` follows a column into the table, the documents of the rows sharing a value of it are
+written as one run, and the table `<name>_by_<column>` says where each run lies: a page expanding
+its listings' media reads one slice per listing (the items of its JSON array) instead of looking up
+every media row (expanding a page of 100 listings with 1,100 photos: 16.5 -> 4.7 ms at 100,000
+listings).
 """
 
 import os
@@ -30,6 +36,7 @@ from conf.files import write_atomically
 from pipelines._engine.documents import (
     DOCUMENT_AT,
     DOCUMENT_SIZE,
+    SEPARATOR,
     DocumentFiles,
     append_documents,
     documents_of,
@@ -95,8 +102,28 @@ def _served_rows(source: str) -> str:
 
 def _in_lookup_order(source: str, key: str, lookups: Sequence[str], columns: list[tuple[str, str]]) -> str:
     """`source` sorted in the order rows are looked up by."""
-    order = ", ".join(f'"{c}"' for c in (*lookups[:1], "ModificationTimestamp", key) if c in dict(columns))
+    first = lookups[:1] or [name for name in ("ModificationTimestamp",) if name in dict(columns)]
+    order = ", ".join(f'"{c}"' for c in (*first, key))
     return f"(SELECT * FROM {source} ORDER BY {order})"
+
+
+def runs_table(name: str, column: str) -> str:
+    """The table saying where the documents of `name`'s rows lie as one run per value of `column`."""
+    return f"{name}_by_{column}"
+
+
+def _runs_sql(name: str, column: str, where: str) -> str:
+    """Each value of `column` among `name`'s rows matching `where`, with the run its rows' documents
+    make: from the first to the end of the last. A run is NULL unless only separators lie between
+    them, which documents written in stored order always do (readers then look the rows up one by one)."""
+    at, size = f'"{DOCUMENT_AT}"', f'"{DOCUMENT_SIZE}"'
+    span = f"max({at} + {size}) - min({at})"
+    whole = f"{span} = sum({size}) + (count(*) - 1) * {len(SEPARATOR)}"
+    return (
+        f'SELECT "{column}", CASE WHEN {whole} THEN min({at}) END AS {at}, '
+        f"CAST(CASE WHEN {whole} THEN {span} END AS INTEGER) AS {size} "
+        f'FROM "{name}" WHERE "{column}" IS NOT NULL AND {where} GROUP BY "{column}"'
+    )
 
 
 def create_serving_table(
@@ -109,11 +136,15 @@ def create_serving_table(
 ) -> None:
     """`name` from the relation `source`: every column plus `__hash` and its document's place in
     `documents` (a new file: an older one is unlinked, never truncated, as it may be a link to the
-    served file's), stored in lookup order, indexed."""
+    served file's), stored in lookup order, with its runs table when it has lookups, indexed."""
     columns = _columns(con, source)
     con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns))}')
     documents.unlink(missing_ok=True)
     append_documents(con, name, document_sql(columns), documents, where="true")
+    if lookups:
+        runs = runs_table(name, lookups[0])
+        con.execute(f'CREATE OR REPLACE TABLE "{runs}" AS {_runs_sql(name, lookups[0], "true")}')
+        con.execute(f'CREATE UNIQUE INDEX "{runs}_key" ON "{runs}" ("{lookups[0]}")')
     for index, (column, unique) in _indexes(name, key, lookups).items():
         con.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{index}" ON "{name}" ("{column}")')
 
@@ -132,9 +163,11 @@ def _is_served_shape(
     columns: list[tuple[str, str]],
 ) -> bool:
     """Whether table `name` of the database being built is a complete serving table for `columns`:
-    its columns, its documents file, then every index (a file left by a publish that failed before
-    indexing has none)."""
+    its columns, its documents file, its runs table, then every index (a file left by a publish that
+    failed before indexing has none)."""
     if not _has_table(con, name) or not documents.exists():
+        return False
+    if lookups and not _has_table(con, runs_table(name, lookups[0])):
         return False
     if _columns(con, f'"{name}"') != [*columns, *SERVED_COLUMNS]:
         return False
@@ -162,9 +195,9 @@ def patch_serving_table(
     lookups: Sequence[str] = (),
 ) -> tuple[int, int] | None:
     """Bring the existing `name` up to `source`, rewriting only rows that changed (by key and row
-    hash) and appending their documents: returns (rows removed, rows written), or None when `name`
-    is absent, its columns differ, an index is missing or its documents file is mostly dead (build
-    it anew)."""
+    hash), or every row of a run one changed in, and appending their documents, in one transaction:
+    returns (rows removed, rows written), or None when `name` is absent, its columns differ, an
+    index or its runs table is missing or its documents file is mostly dead (build it anew)."""
     columns = _columns(con, source)
     if not _is_served_shape(con, name, documents, key, lookups, columns):
         return None
@@ -174,23 +207,53 @@ def patch_serving_table(
         return None
     quoted = f'"{key}"'
     same = f's.{quoted} = i.{quoted} AND s."{HASH_COLUMN}" = i."{HASH_COLUMN}"'
+    run_column = [f'"{lookups[0]}"'] if lookups else []
     con.execute(
-        f'CREATE OR REPLACE TEMP TABLE incoming AS SELECT {quoted}, hash(source_row) AS "{HASH_COLUMN}" '
-        f"FROM {source} source_row"
+        f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {', '.join([quoted, *run_column])}, "
+        f'hash(source_row) AS "{HASH_COLUMN}" FROM {source} source_row'
     )
     con.execute(f'CREATE OR REPLACE TEMP TABLE stale AS SELECT {quoted} FROM "{name}" s ANTI JOIN incoming i ON {same}')
     con.execute(f'CREATE OR REPLACE TEMP TABLE fresh AS SELECT {quoted} FROM incoming i ANTI JOIN "{name}" s ON {same}')
+    if lookups:
+        _widen_to_runs(con, name, key, lookups[0])
     [(removed, written)] = con.execute("SELECT (SELECT count(*) FROM stale), (SELECT count(*) FROM fresh)").fetchall()
-    if removed:
-        con.execute(f'DELETE FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM stale)')
-    if written:
-        rows = f"(SELECT * FROM {source} WHERE {quoted} IN (SELECT {quoted} FROM fresh))"
-        con.execute(f'INSERT INTO "{name}" BY NAME {_served_rows(_in_lookup_order(rows, key, lookups, columns))}')
-    # Also rows an interrupted patch of this file wrote without their documents: the next one sees
-    # them as already there.
-    append_documents(con, name, document_sql(columns), documents, where=f'"{DOCUMENT_AT}" IS NULL')
-    con.execute("DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if removed:
+            con.execute(f'DELETE FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM stale)')
+        if written:
+            rows = f"(SELECT * FROM {source} WHERE {quoted} IN (SELECT {quoted} FROM fresh))"
+            con.execute(f'INSERT INTO "{name}" BY NAME {_served_rows(_in_lookup_order(rows, key, lookups, columns))}')
+        # Also rows an interrupted patch left without their documents (before patches were one
+        # transaction): the next one sees them as already there.
+        append_documents(con, name, document_sql(columns), documents, where=f'"{DOCUMENT_AT}" IS NULL')
+        if lookups:
+            runs, touched = runs_table(name, lookups[0]), f"{run_column[0]} IN (SELECT {run_column[0]} FROM touched)"
+            con.execute(f'DELETE FROM "{runs}" WHERE {touched}')
+            con.execute(f'INSERT INTO "{runs}" {_runs_sql(name, lookups[0], touched)}')
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute(f"DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh{'; DROP TABLE touched' if lookups else ''}")
     return removed, written
+
+
+def _widen_to_runs(con: duckdb.DuckDBPyConnection, name: str, key: str, column: str) -> None:
+    """Make the patch's `stale` and `fresh` rows whole runs: every row of each `column` value a
+    changed row has or had (and a row left without its document has), so that each such run is
+    written again in one piece; the values go in `touched`."""
+    quoted, run = f'"{key}"', f'"{column}"'
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE touched AS "
+        f'SELECT {run} FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM stale) OR "{DOCUMENT_AT}" IS NULL '
+        f"UNION SELECT {run} FROM incoming WHERE {quoted} IN (SELECT {quoted} FROM fresh)"
+    )
+    for target, rows in (("stale", f'"{name}"'), ("fresh", "incoming")):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {quoted} FROM {target} "
+            f"UNION SELECT {quoted} FROM {rows} WHERE {run} IN (SELECT {run} FROM touched)"
+        )
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -204,13 +267,18 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 @contextmanager
 def serving_storage(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Storage chosen for reading rows by key, while snapshot files are built through `con` or its
-    cursors. DuckDB holds this setting per database instance, not per cursor, so it is set once
-    around builds that may run side by side."""
+    cursors: no compression that reads slowly by key, and rows kept in the order they are inserted
+    and scanned in (the engine may reorder them elsewhere, to save memory), which writes the
+    documents of a run side by side. DuckDB holds these settings per database instance, not per
+    cursor, so they are set once around builds that may run side by side."""
+    [(preserving,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     con.execute(f"SET disabled_compression_methods = '{UNSUITED_COMPRESSION}'")
+    con.execute("SET preserve_insertion_order = true")
     try:
         yield
     finally:
         con.execute("RESET disabled_compression_methods")
+        con.execute(f"SET preserve_insertion_order = {str(preserving).lower()}")
 
 
 @contextmanager
