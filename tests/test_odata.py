@@ -299,6 +299,23 @@ class RecordingBackend(SnapshotBackend):
         return super().query(sql, parameters, documents)
 
 
+def test_a_page_of_whole_records_is_one_query_and_a_selection_reads_its_rows_by_key(
+    published_gold: PublishedGold,
+) -> None:
+    """The query ordering a page of whole records also finds where their documents lie; a `$select`
+    orders the keys, then reads the selected fields of those rows."""
+    backend = RecordingBackend(published_gold.settings.paths.snapshot_pointer)
+    ordered = {"$top": "50", "$orderby": "ModificationTimestamp desc", "$filter": "ListPrice gt 100000"}
+    with authorized_api(published_gold.settings, backend) as client:
+        whole = client.get("/odata/Property", params=ordered).json()["value"]
+        asked_whole, backend.ran = len(backend.ran), []
+        selected = client.get("/odata/Property", params={**ordered, "$select": "ListingKey,ListPrice"}).json()["value"]
+    assert asked_whole == 1 and len(backend.ran) == 2
+    assert (
+        len(whole) == 50 and [{"ListingKey": r["ListingKey"], "ListPrice": r["ListPrice"]} for r in whole] == selected
+    )
+
+
 def test_a_plain_expand_reads_each_listing_s_media_as_one_run_and_a_broken_run_row_by_row(
     published_gold: PublishedGold, tmp_path: Path
 ) -> None:

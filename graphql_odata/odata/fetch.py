@@ -1,5 +1,6 @@
 """Running checked queries on a backend, keys first: a narrow query finds the page's keys in order,
-then whole rows are read by key (as stored documents where the backend keeps them). Related rows
+then whole rows are read by key; where the backend stores whole records as documents, that query
+finds where the page's documents lie instead, and they are read from there. Related rows
 of `$expand` come in one query per navigation for the whole page: as each parent's run of stored
 documents when they are asked for whole and in key order, else row by row."""
 
@@ -9,12 +10,10 @@ from datetime import UTC, datetime
 from conf.mappings import Navigation
 from graphql_odata.backends.base import Backend
 from graphql_odata.odata.query import CollectionQuery, OrderTerm
-from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, range_sql, related_sql, rows_sql
+from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, related_sql, rows_sql
 from graphql_odata.odata.wire import Document
 from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE
 from pipelines.gold import DOCUMENT_COLUMN
-
-RANGE_READ_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -62,42 +61,24 @@ def read_page(
     backend: Backend, query: CollectionQuery, *, size: int, after: list | None, now: datetime | None = None
 ) -> Page:
     now = now or datetime.now(UTC)
+    stored = _columns(backend, query) if _stored(backend, query) else []
     sql, parameters = page_sql(
-        query, backend.table(query.entity), dialect=backend.dialect, size=size, after=after, now=now
+        query, backend.table(query.entity), dialect=backend.dialect, size=size, after=after, now=now, also=stored
     )
-    heads = _records(*backend.query(sql, parameters))
+    heads = _read_records(backend, query, stored, sql, parameters)
     more = len(heads) > size
     heads = heads[:size]
-    key = query.entity.key
-    found = {row[key]: row for row in _page_rows(backend, query, heads)}
-    # A key gone between the two reads (a new snapshot swapped in) is simply not served.
-    records = [found[head[key]] for head in heads if head[key] in found]
+    records = heads if stored else _page_rows(backend, query, heads)
     expand(backend, query, records, now)
     return Page([shape(query, r) for r in records], heads[-1] if more else None)
 
 
 def _page_rows(backend: Backend, query: CollectionQuery, heads: list[dict]) -> list[dict]:
-    """The page's records. In modification order (replication, recent first), rows the snapshot
-    stores side by side are read as one range; otherwise, or when the range holds far more rows
-    than the page, by key."""
-    key, first = query.entity.key, query.order[0].field
-    stamps = [head[first] for head in heads]
-    if (
-        heads
-        and first == query.entity.timestamp_field
-        and None not in stamps
-        and backend.stores_documents(query.entity)
-    ):
-        limit = RANGE_READ_FACTOR * len(heads) + 1
-        columns = _columns(backend, query, first)
-        sql, parameters = range_sql(
-            backend.table(query.entity), first, min(stamps), max(stamps), columns, limit=limit, dialect=backend.dialect
-        )
-        rows = _read_records(backend, query, columns, sql, parameters)
-        if len(rows) < limit:
-            wanted = {head[key] for head in heads}
-            return [row for row in rows if row[key] in wanted]
-    return _rows_by(backend, query, key, [head[key] for head in heads])
+    """The page's records, read by key, in the order of `heads`."""
+    key = query.entity.key
+    found = {row[key]: row for row in _rows_by(backend, query, key, [head[key] for head in heads])}
+    # A key gone between the two reads (a new snapshot swapped in) is simply not served.
+    return [found[head[key]] for head in heads if head[key] in found]
 
 
 def read_count(backend: Backend, query: CollectionQuery, now: datetime | None = None) -> int:
