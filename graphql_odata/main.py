@@ -8,6 +8,7 @@ from graphql_odata.backends.databricks import DatabricksBackend, warehouse_conne
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.errors import ODataError, internal_error_handler, odata_error_handler
 from graphql_odata.routes import health, oauth, odata
+from graphql_odata.schema import entity_sets
 from graphql_odata.security.guard import Security
 
 
@@ -26,6 +27,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version="0.1.0",
     )
     app.state.settings = settings
+    # The entity model, read from the mapping files now rather than by the first requests, which
+    # each parsed them side by side (functools.cache does not hold the others back).
+    entity_sets()
     app.state.backend = backend or make_backend(settings)
     app.state.security = Security.from_settings(settings)
     app.add_exception_handler(ODataError, odata_error_handler)

@@ -2,8 +2,11 @@
 
 import base64
 import logging
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 import pytest
@@ -181,3 +184,14 @@ def test_shared_rate_limits_that_cannot_be_kept_answer_503(settings: Settings, r
         response = app.get("/odata", headers=headers)
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert "rate_limits.sqlite cannot be checked" in response.json()["error"]["message"]
+
+
+def test_the_app_reads_the_entity_model_before_its_first_request(tmp_path: Path) -> None:
+    """Requests arriving together at a fresh server would otherwise each parse the mapping files."""
+    program = (
+        "from conf.settings import load_settings; from graphql_odata.main import create_app; "
+        "from graphql_odata.schema import entity_sets; "
+        f"create_app(load_settings(mls2_data_dir={str(tmp_path)!r})); print(entity_sets.cache_info().currsize)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "1"
