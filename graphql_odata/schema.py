@@ -27,6 +27,10 @@ class EntitySet:
     def table_name(self) -> str:
         return self.table.split(".", 1)[1]
 
+    @property
+    def timestamp_field(self) -> str | None:
+        return "ModificationTimestamp" if "ModificationTimestamp" in self.fields else None
+
 
 LOOKUP = EntitySet(
     name="Lookup",

@@ -114,6 +114,19 @@ def _rows_sql_text(table: exp.Table, by: str, count: int, columns: tuple[str, ..
     return tree.sql(dialect=dialect)
 
 
+def range_sql(
+    table: exp.Table, by: str, low: object, high: object, columns: Sequence[str], *, limit: int, dialect: str
+) -> tuple[str, dict]:
+    """`columns` of at most `limit` rows whose `by` lies between `low` and `high` (contiguous when the
+    table is stored in `by` order: cheaper than a long key list)."""
+    parameters = Parameters()
+    between = exp.Between(this=column(by), low=parameters.bind(low), high=parameters.bind(high))
+    tree = (
+        exp.select(*(column(name) for name in columns)).from_(table).where(between, copy=False).limit(limit, copy=False)
+    )
+    return _render(tree, dialect), parameters.values
+
+
 def count_sql(
     query: CollectionQuery, table: exp.Table, *, dialect: str, now: datetime | None = None
 ) -> tuple[str, dict]:
