@@ -32,8 +32,9 @@ class SnapshotBackend:
         self._lock = threading.Lock()
         self._stamp: int | None = None
         self._served: tuple[duckdb.DuckDBPyConnection, DocumentFiles] | None = None
-        self._document_tables: frozenset[str] = frozenset()
-        self._tables: frozenset[str] = frozenset()
+        self._tables: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+        """The served snapshot's tables that store documents, and all its tables (one tuple: a reader
+        sees both of one snapshot)."""
         self.pointer: dict | None = None
 
     def _current(self) -> tuple[duckdb.DuckDBPyConnection, DocumentFiles]:
@@ -61,8 +62,10 @@ class SnapshotBackend:
                 ).fetchall()
                 tables = connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
                 self._served = connection, documents
-                self._document_tables = frozenset(row[0] for row in stored if row[0] in documents)
-                self._tables = frozenset(row[0] for row in tables)
+                self._tables = (
+                    frozenset(row[0] for row in stored if row[0] in documents),
+                    frozenset(row[0] for row in tables),
+                )
                 self._stamp, self.pointer = stamp, pointer
             return self._served
 
@@ -91,13 +94,15 @@ class SnapshotBackend:
     def stores_documents(self, entity: EntitySet) -> bool:
         """Whether the snapshot keeps this entity's rows as OData JSON too (in its documents file)."""
         self._current()
-        return entity.table_name in self._document_tables
+        return entity.table_name in self._tables[0]
 
     def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
         """The table saying where the documents of the entity's rows sharing a `column` value lie as
         one run (`__document_at`, `__document_size`: NULL where they do not), when the snapshot has one."""
+        self._current()
+        documented, tables = self._tables
         name = runs_table(entity.table_name, column)
-        if entity.table_name not in self._document_tables or name not in self._tables:
+        if entity.table_name not in documented or name not in tables:
             return None
         return exp.table_(name, db="main", catalog=served_catalog(entity.table_name), quoted=True)
 

@@ -9,7 +9,8 @@ decompresses a block of every column: 300 for Property), so each row's record is
 OData JSON (timestamps in UTC with `Z`, decimals as JSON numbers) in the file's documents file
 (see `documents`), and the row says where. Rows are stored in the order they are looked up by: the
 column `$expand` follows into the table, then the key (a listing's media side by side, in the order
-`$expand` serves them), else `ModificationTimestamp` (replication pages touch few row groups). The
+`$expand` serves them), else `ModificationTimestamp` (replication pages touch few row groups); a
+patch appends the rows it writes, in that order. The
 key and every lookup column are indexed. Each row also carries `__hash`, so the next publish, which
 patches an older file of the table, rewrites only the rows whose hash changed.
 
@@ -24,7 +25,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,7 +116,8 @@ def runs_table(name: str, column: str) -> str:
 def _runs_sql(name: str, column: str, where: str) -> str:
     """Each value of `column` among `name`'s rows matching `where`, with the run its rows' documents
     make: from the first to the end of the last. A run is NULL unless only separators lie between
-    them, which documents written in stored order always do (readers then look the rows up one by one)."""
+    them (readers then look the rows up one by one), which they do when written in stored order:
+    build within `serving_storage`, which keeps insertion order."""
     at, size = f'"{DOCUMENT_AT}"', f'"{DOCUMENT_SIZE}"'
     span = f"max({at} + {size}) - min({at})"
     whole = f"{span} = sum({size}) + (count(*) - 1) * {len(SEPARATOR)}"
@@ -141,9 +143,18 @@ def create_serving_table(
     con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns))}')
     documents.unlink(missing_ok=True)
     append_documents(con, name, document_sql(columns), documents, where="true")
+    # Runs tables of an earlier build (of another column, had the lookups changed) point into the
+    # documents file just replaced.
+    earlier = con.execute(
+        "SELECT table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND starts_with(table_name, ?)",
+        [runs_table(name, "")],
+    ).fetchall()
+    for (stale,) in earlier:
+        con.execute(f'DROP TABLE "{stale}"')
     if lookups:
         runs = runs_table(name, lookups[0])
-        con.execute(f'CREATE OR REPLACE TABLE "{runs}" AS {_runs_sql(name, lookups[0], "true")}')
+        con.execute(f'CREATE TABLE "{runs}" AS {_runs_sql(name, lookups[0], "true")}')
         con.execute(f'CREATE UNIQUE INDEX "{runs}_key" ON "{runs}" ("{lookups[0]}")')
     for index, (column, unique) in _indexes(name, key, lookups).items():
         con.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{index}" ON "{name}" ("{column}")')
@@ -233,7 +244,8 @@ def patch_serving_table(
             con.execute(f'INSERT INTO "{runs}" {_runs_sql(name, lookups[0], touched)}')
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise
     con.execute(f"DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh{'; DROP TABLE touched' if lookups else ''}")
     return removed, written
