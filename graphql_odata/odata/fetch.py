@@ -64,7 +64,8 @@ def read_page(
     backend: Backend, query: CollectionQuery, *, size: int, after: list | None, now: datetime | None = None
 ) -> Page:
     now = now or datetime.now(UTC)
-    stored = _columns(backend, query) if _stored(backend, query) else []
+    columns = _columns(backend, query)
+    stored = columns if DOCUMENT_AT in columns else []
     sql, parameters = page_sql(
         query, backend.table(query.entity), dialect=backend.dialect, size=size, after=after, now=now, also=stored
     )
@@ -161,7 +162,7 @@ def _related_runs(backend: Backend, link: Navigation, nested: CollectionQuery, p
     not expanded further, and every run asked for lies in one piece. Otherwise None."""
     target = nested.entity
     plain = nested.filter is None and nested.top is None and not nested.skip and not nested.expand
-    if not (plain and nested.order == (OrderTerm(target.key),) and _stored(backend, nested)):
+    if not (plain and nested.order == (OrderTerm(target.key),) and nested.selects_everything):
         return None
     runs = backend.document_runs(target, link.remote)
     if runs is None:

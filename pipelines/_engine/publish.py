@@ -10,9 +10,9 @@ OData JSON (timestamps in UTC with `Z`, decimals as JSON numbers) in the file's 
 (see `documents`), and the row says where. Rows are stored in the order they are looked up by: the
 column `$expand` follows into the table, then the key (a listing's media side by side, in the order
 `$expand` serves them), else `ModificationTimestamp` (replication pages touch few row groups); a
-patch appends the rows it writes, in that order. The
-key and every lookup column are indexed. Each row also carries `__hash`, so the next publish, which
-patches an older file of the table, rewrites only the rows whose hash changed.
+patch appends the rows it writes, in that order. The key and every lookup column are indexed.
+Each row also carries `__hash`, so the next publish, which patches an older file of the table,
+rewrites only the rows whose hash changed.
 
 Where `$expand` follows a column into the table, the documents of the rows sharing a value of it are
 written as one run, and the table `<name>_by_<column>` says where each run lies: a page expanding
@@ -145,13 +145,9 @@ def create_serving_table(
     append_documents(con, name, document_sql(columns), documents, where="true")
     # Runs tables of an earlier build (of another column, had the lookups changed) point into the
     # documents file just replaced.
-    earlier = con.execute(
-        "SELECT table_name FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND starts_with(table_name, ?)",
-        [runs_table(name, "")],
-    ).fetchall()
-    for (stale,) in earlier:
-        con.execute(f'DROP TABLE "{stale}"')
+    for stale in _table_names(con):
+        if stale.startswith(runs_table(name, "")):
+            con.execute(f'DROP TABLE "{stale}"')
     if lookups:
         runs = runs_table(name, lookups[0])
         con.execute(f'CREATE TABLE "{runs}" AS {_runs_sql(name, lookups[0], "true")}')
@@ -176,9 +172,10 @@ def _is_served_shape(
     """Whether table `name` of the database being built is a complete serving table for `columns`:
     its columns, its documents file, its runs table, then every index (a file left by a publish that
     failed before indexing has none)."""
-    if not _has_table(con, name) or not documents.exists():
+    tables = _table_names(con)
+    if name not in tables or not documents.exists():
         return False
-    if lookups and not _has_table(con, runs_table(name, lookups[0])):
+    if lookups and runs_table(name, lookups[0]) not in tables:
         return False
     if _columns(con, f'"{name}"') != [*columns, *SERVED_COLUMNS]:
         return False
@@ -268,12 +265,10 @@ def _widen_to_runs(con: duckdb.DuckDBPyConnection, name: str, key: str, column: 
         )
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether the database being built (the connection's default) has table `name`."""
-    [(count,)] = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()", [name]
-    ).fetchall()
-    return bool(count)
+def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables of the database being built (the connection's default)."""
+    rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()
+    return {row[0] for row in rows}
 
 
 @contextmanager
