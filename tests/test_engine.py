@@ -1,8 +1,11 @@
 """The embedded engine over landing files: incremental bronze, AUTO CDC, quarantine, publishing."""
 
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_graph, run_update
-from pipelines._engine import publish, runner
+from pipelines._engine import key_index, publish, runner
 from pipelines._engine.documents import DocumentFiles, documents_of
 from pipelines._engine.events import EVENT_LOG
 from pipelines._engine.lakehouse import Lakehouse
@@ -256,7 +259,10 @@ def test_a_changed_table_is_patched_in_a_standby_file_no_recent_reader_holds(set
     once, thrice = "patched: 0 rows removed, 1 written", "patched: 0 rows removed, 3 written"
     assert outcomes == ["built", once, once, thrice, thrice]
     files = sorted(path.name for path in (settings.paths.snapshots / "property").iterdir())
-    assert len(files) == 6 and all(f"{name}.documents" in files for name in files if name.endswith(".duckdb"))
+    databases = [name for name in files if name.endswith(".duckdb")]
+    assert len(databases) == 3 and files == sorted(
+        [*databases, *(f"{name}{kind}" for name in databases for kind in (".documents", ".keys"))]
+    )
 
 
 def photo(media_id: str) -> dict:
@@ -487,7 +493,61 @@ def test_a_table_built_anew_keeps_no_runs_table_of_an_earlier_build(tmp_path: Pa
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
             ).fetchall()
         }
-    assert tables == {"media", "media_by_b"}
+    assert tables == {"media", "media_by_b", key_index.GENERATION_TABLE}
+
+
+def key_index_rows(index: Path) -> list[tuple]:
+    with closing(sqlite3.connect(index)) as connection:
+        return connection.execute("SELECT key, at, size FROM places ORDER BY key").fetchall()
+
+
+def served_places(path: Path, table: str, key: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as served:
+        return served.execute(
+            f'SELECT "{key}", "__document_at", "__document_size" FROM "{table}" ORDER BY 1'
+        ).fetchall()
+
+
+def test_the_key_index_holds_every_row_s_document_place_through_patches_and_is_rewritten_when_behind(
+    tmp_path: Path,
+) -> None:
+    """A patch brings the SQLite key index to the rows it wrote and removed in place (same file); an
+    index left behind its file (a publish stopped between the two) is written anew, not patched."""
+    path, index = tmp_path / "media.duckdb", key_index.keys_of(tmp_path / "media.duckdb")
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TEMP TABLE source AS SELECT 'm' || i AS id, 'p' || (i % 97) AS parent, i AS v FROM range(5000) r(i)"
+        )
+
+        def publish_source() -> tuple[int, int] | None:
+            with publish.serving_storage(con), publish.snapshot_database(path, con):
+                patched = publish.patch_serving_table(
+                    con, "media", "source", documents_of(path), "id", ["parent"], index
+                )
+                if patched is None:
+                    publish.create_serving_table(con, "media", "source", documents_of(path), "id", ["parent"], index)
+                return patched
+
+        assert publish_source() is None
+        assert key_index_rows(index) == served_places(path, "media", "id") and len(key_index_rows(index)) == 5000
+        built = index.stat().st_ino
+        behind = tmp_path / "behind.keys"
+        shutil.copyfile(index, behind)
+
+        con.execute("UPDATE source SET v = -1 WHERE id IN ('m7', 'm4000')")
+        con.execute("DELETE FROM source WHERE id = 'm8' OR parent = 'p5'")
+        con.execute("INSERT INTO source VALUES ('m-new', 'p-new', 1)")
+        assert publish_source() is not None
+        places = served_places(path, "media", "id")
+        assert key_index_rows(index) == places and index.stat().st_ino == built, "patched in place"
+        keys = {row[0] for row in places}
+        assert "m-new" in keys and "m8" not in keys and "m5" not in keys
+
+        shutil.copyfile(behind, index)
+        con.execute("UPDATE source SET v = -2 WHERE id = 'm9'")
+        assert publish_source() is not None
+        assert key_index_rows(index) == served_places(path, "media", "id") and index.stat().st_ino != built
+        assert not any(path.exists() for path in key_index.index_files(index)[1:])
 
 
 def test_a_served_file_without_its_documents_file_is_built_anew_though_gold_did_not_change(settings: Settings) -> None:
@@ -552,6 +612,7 @@ def test_a_table_that_fails_to_publish_moves_no_pointer_and_a_rerun_converges(se
     assert sorted(path.suffix for path in (settings.paths.snapshots / "property").iterdir()) == [
         ".documents",
         ".duckdb",
+        ".keys",
     ]
     (settings.paths.snapshots / "media").unlink()
     run_update(settings.paths)

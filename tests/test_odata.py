@@ -343,6 +343,37 @@ def test_a_plain_expand_reads_each_listing_s_media_as_one_run_and_a_broken_run_r
     assert any(re.search(r'"main"\."media"\s', sql) for sql in reading_rows.ran)
 
 
+def test_a_record_by_key_is_found_in_the_key_index_without_sql_and_served_as_through_the_snapshot(
+    published_gold: PublishedGold, tmp_path: Path
+) -> None:
+    """Every resource's records by key come from its SQLite key index (no SQL runs), byte for byte
+    what the snapshot's own lookup serves once the key indexes are gone; an absent key is a 404."""
+    snapshots = tmp_path / "snapshots"
+    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
+    indexed = RecordingBackend(published_gold.settings.paths.snapshot_pointer)
+    wanted = [("Property", "ListingKey"), ("Media", "MediaKey"), ("Member", "MemberKey"), ("Office", "OfficeKey")]
+    with authorized_api(published_gold.settings, indexed) as client:
+        keys = {
+            name: [r[key] for r in client.get(f"/odata/{name}", params={"$select": key, "$top": "3"}).json()["value"]]
+            for name, key in wanted
+        }
+        indexed.ran = []
+        from_index = {name: [client.get(f"/odata/{name}('{k}')").content for k in keys[name]] for name in keys}
+        missing = client.get("/odata/Property('no-such-listing')")
+    assert indexed.ran == [] and all(keys.values())
+    assert all([orjson.loads(body)[key] for body in from_index[name]] == keys[name] for name, key in wanted), (
+        "each the record asked for"
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["target"] == "ListingKey"
+
+    for index in snapshots.glob("*/*.keys"):
+        index.unlink()
+    through_sql = RecordingBackend(snapshots / "CURRENT.json")
+    with authorized_api(published_gold.settings, through_sql) as client:
+        assert {name: [client.get(f"/odata/{name}('{k}')").content for k in keys[name]] for name in keys} == from_index
+    assert len(through_sql.ran) == sum(len(found) for found in keys.values())
+
+
 def test_metadata_xml_and_json_describe_the_same_model(api: TestClient) -> None:
     xml = api.get("/odata/$metadata", params={"$format": "application/xml"})
     assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")

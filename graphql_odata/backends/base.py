@@ -1,5 +1,6 @@
 """What every backend offers the API: a dialect, parameterised queries, table names, health."""
 
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlglot import exp
@@ -26,6 +27,11 @@ class Backend(Protocol):
         """Rows of `sql`. With `documents` (a table `stores_documents` is true of), the result's
         `__document_at` and `__document_size` come back as one column `__document`: the rows'
         stored OData JSON (None where the place is NULL), read from the same snapshot as the rows."""
+        ...
+
+    def documents_by_key(self, entity: EntitySet) -> Callable[[str], bytes | None] | None:
+        """Where a backend stores the entity's documents with an index of their keys: a lookup of one
+        record's stored OData JSON by key (None when there is no such record)."""
         ...
 
     def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:

@@ -78,6 +78,9 @@ class DatabricksBackend:
     def stores_documents(self, entity: EntitySet) -> bool:
         return False
 
+    def documents_by_key(self, entity: EntitySet) -> None:
+        return None
+
     def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
         return None
 

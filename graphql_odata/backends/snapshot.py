@@ -1,6 +1,7 @@
 """The embedded backend: the DuckDB snapshot the pipeline published, re-opened when a new one lands."""
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from sqlglot import exp
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
 from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE, DocumentFiles
-from pipelines._engine.publish import open_documents, open_snapshot, runs_table, served_catalog
+from pipelines._engine.key_index import KeyPlaces
+from pipelines._engine.publish import open_documents, open_key_places, open_snapshot, runs_table, served_catalog
 from pipelines.gold import DOCUMENT_COLUMN
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -31,14 +33,14 @@ class SnapshotBackend:
         self.snapshots = self.pointer_path.parent
         self._lock = threading.Lock()
         self._stamp: int | None = None
-        self._served: tuple[duckdb.DuckDBPyConnection, DocumentFiles] | None = None
+        self._served: tuple[duckdb.DuckDBPyConnection, DocumentFiles, KeyPlaces] | None = None
         self._tables: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
         """The served snapshot's tables that store documents, and all its tables (one tuple: a reader
         sees both of one snapshot)."""
         self.pointer: dict | None = None
 
-    def _current(self) -> tuple[duckdb.DuckDBPyConnection, DocumentFiles]:
-        """The snapshot's connection and documents, as one: a query reads both from the same snapshot."""
+    def _current(self) -> tuple[duckdb.DuckDBPyConnection, DocumentFiles, KeyPlaces]:
+        """The snapshot's connection, documents and key indexes, as one: a query reads all from the same snapshot."""
         try:
             stamp = self.pointer_path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -57,11 +59,12 @@ class SnapshotBackend:
                 except OSError as error:
                     connection.close()
                     raise BackendUnavailable(f"the published snapshot's documents cannot be read: {error}") from None
+                places = open_key_places(self.snapshots, pointer)
                 stored = connection.execute(
                     "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_AT]
                 ).fetchall()
                 tables = connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
-                self._served = connection, documents
+                self._served = connection, documents, places
                 self._tables = (
                     frozenset(row[0] for row in stored if row[0] in documents),
                     frozenset(row[0] for row in tables),
@@ -72,7 +75,7 @@ class SnapshotBackend:
     def query(
         self, sql: str, parameters: dict | None = None, documents: str | None = None
     ) -> tuple[list[str], list[tuple]]:
-        connection, files = self._current()
+        connection, files, _ = self._current()
         cursor = connection.cursor()
         try:
             cursor.execute(sql, parameters or {})
@@ -95,6 +98,20 @@ class SnapshotBackend:
         """Whether the snapshot keeps this entity's rows as OData JSON too (in its documents file)."""
         self._current()
         return entity.table_name in self._tables[0]
+
+    def documents_by_key(self, entity: EntitySet) -> Callable[[str], bytes | None] | None:
+        """A lookup of the entity's stored documents by key (None for no such row), on the snapshot
+        served now, when it keeps a key index for them (see `key_index`); else None."""
+        _, files, places = self._current()
+        table = entity.table_name
+        if table not in files or table not in places:
+            return None
+
+        def document(key: str) -> bytes | None:
+            place = places.place(table, key)
+            return None if place is None else files.read(table, *place)
+
+        return document
 
     def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
         """The table saying where the documents of the entity's rows sharing a `column` value lie as

@@ -118,6 +118,10 @@ def read_count(backend: Backend, query: CollectionQuery, now: datetime | None = 
 def read_entity(
     backend: Backend, query: CollectionQuery, key: str, now: datetime | None = None
 ) -> dict | Document | None:
+    by_key = backend.documents_by_key(query.entity) if not query.expand and _stored(backend, query) else None
+    if by_key is not None:
+        document = by_key(key)
+        return None if document is None else Document(document)
     records = _rows_by(backend, query, query.entity.key, [key])
     if not records:
         return None

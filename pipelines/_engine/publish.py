@@ -43,6 +43,15 @@ from pipelines._engine.documents import (
     documents_of,
     link_or_copy,
 )
+from pipelines._engine.key_index import (
+    KeyPlaces,
+    index_files,
+    keys_of,
+    new_generation,
+    recorded_generation,
+    update_key_index,
+    write_key_index,
+)
 from pipelines._engine.lakehouse import Lakehouse, register_delta
 from pipelines._engine.sql import string_literal
 
@@ -135,10 +144,12 @@ def create_serving_table(
     documents: Path,
     key: str,
     lookups: Sequence[str] = (),
+    key_index: Path | None = None,
 ) -> None:
     """`name` from the relation `source`: every column plus `__hash` and its document's place in
     `documents` (a new file: an older one is unlinked, never truncated, as it may be a link to the
-    served file's), stored in lookup order, with its runs table when it has lookups, indexed."""
+    served file's), stored in lookup order, with its runs table when it has lookups, indexed (and
+    its keys in the SQLite `key_index`, when given: see `key_index`)."""
     columns = _columns(con, source)
     con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns))}')
     documents.unlink(missing_ok=True)
@@ -154,6 +165,10 @@ def create_serving_table(
         con.execute(f'CREATE UNIQUE INDEX "{runs}_key" ON "{runs}" ("{lookups[0]}")')
     for index, (column, unique) in _indexes(name, key, lookups).items():
         con.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{index}" ON "{name}" ("{column}")')
+    # A new generation even with no index written: an index left beside the file no longer matches it.
+    generation = new_generation(con)
+    if key_index is not None:
+        write_key_index(con, name, key, key_index, generation)
 
 
 def _indexes(name: str, key: str, lookups: Sequence[str]) -> dict[str, tuple[str, bool]]:
@@ -201,11 +216,13 @@ def patch_serving_table(
     documents: Path,
     key: str,
     lookups: Sequence[str] = (),
+    key_index: Path | None = None,
 ) -> tuple[int, int] | None:
     """Bring the existing `name` up to `source`, rewriting only rows that changed (by key and row
-    hash), or every row of a run one changed in, and appending their documents, in one transaction:
-    returns (rows removed, rows written), or None when `name` is absent, its columns differ, an
-    index or its runs table is missing or its documents file is mostly dead (build it anew)."""
+    hash), or every row of a run one changed in, and appending their documents, in one transaction,
+    then the SQLite `key_index` when given: returns (rows removed, rows written), or None when
+    `name` is absent, its columns differ, an index or its runs table is missing or its documents
+    file is mostly dead (build it anew)."""
     columns = _columns(con, source)
     if not _is_served_shape(con, name, documents, key, lookups, columns):
         return None
@@ -225,6 +242,7 @@ def patch_serving_table(
     if lookups:
         _widen_to_runs(con, name, key, lookups[0])
     [(removed, written)] = con.execute("SELECT (SELECT count(*) FROM stale), (SELECT count(*) FROM fresh)").fetchall()
+    indexed_at = recorded_generation(con)
     con.execute("BEGIN TRANSACTION")
     try:
         if removed:
@@ -239,11 +257,14 @@ def patch_serving_table(
             runs, touched = runs_table(name, lookups[0]), f"{run_column[0]} IN (SELECT {run_column[0]} FROM touched)"
             con.execute(f'DELETE FROM "{runs}" WHERE {touched}')
             con.execute(f'INSERT INTO "{runs}" {_runs_sql(name, lookups[0], touched)}')
+        generation = new_generation(con)
         con.execute("COMMIT")
     except BaseException:
         with suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
+    if key_index is not None:
+        update_key_index(con, name, key, key_index, generation, previous=indexed_at, removed="stale", written_from=held)
     con.execute(f"DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh{'; DROP TABLE touched' if lookups else ''}")
     return removed, written
 
@@ -434,10 +455,11 @@ def _publish_table(
     def patch_or_build() -> str:
         with snapshot_database(building, cursor, alias=f"serving_{name}") as con:
             register_delta(con, "gold_source", table)
-            patched = patch_serving_table(con, name, "gold_source", documents_of(building), key, lookups)
+            documents, keys = documents_of(building), keys_of(building)
+            patched = patch_serving_table(con, name, "gold_source", documents, key, lookups, keys)
             if patched is None:
                 con.execute(f'DROP TABLE IF EXISTS "{name}"')
-                create_serving_table(con, name, "gold_source", documents_of(building), key, lookups)
+                create_serving_table(con, name, "gold_source", documents, key, lookups, keys)
             con.execute("DROP VIEW gold_source")
         return "built" if patched is None else f"patched: {patched[0]} rows removed, {patched[1]} written"
 
@@ -455,8 +477,9 @@ def _publish_table(
 
 
 def _companions(database: Path) -> list[Path]:
-    """The files that go with a snapshot file: DuckDB's write-ahead log and the documents file."""
-    return [database.with_name(database.name + ".wal"), documents_of(database)]
+    """The files that go with a snapshot file: DuckDB's write-ahead log, the documents file, the key
+    index and the files SQLite and its writer keep beside it."""
+    return [database.with_name(database.name + ".wal"), documents_of(database), *index_files(keys_of(database))]
 
 
 def _move(database: Path, target: Path) -> None:
@@ -468,9 +491,11 @@ def _move(database: Path, target: Path) -> None:
 
 
 def _copy(database: Path, target: Path) -> None:
-    """Copy a served snapshot file (checkpointed: it has no log) and link its documents file (a patch
-    only appends to it)."""
+    """Copy a served snapshot file (checkpointed: it has no log) and its key index, and link its
+    documents file (a patch only appends to it)."""
     shutil.copyfile(database, target)
+    if keys_of(database).exists():
+        shutil.copyfile(keys_of(database), keys_of(target))
     if documents_of(database).exists():
         link_or_copy(documents_of(database), documents_of(target))
 
@@ -543,6 +568,13 @@ def open_documents(snapshots: Path, pointer: dict | None) -> DocumentFiles:
     return DocumentFiles({name: path for name, path in files.items() if path.exists()})
 
 
+def open_key_places(snapshots: Path, pointer: dict | None) -> KeyPlaces:
+    """The key indexes of the tables `pointer` serves (a file published before they existed has none:
+    its rows are found through the snapshot)."""
+    files = {name: keys_of(path) for name, path in served_files(snapshots, pointer).items()}
+    return KeyPlaces({name: path for name, path in files.items() if path.exists()})
+
+
 def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
     """Per table keep the files the new and the previous pointer name (readers may still hold the
     previous ones) and the newest other one, the standby the next publish patches; remove the rest
@@ -555,9 +587,9 @@ def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
         )
         for path in [*others[1:], *directory.glob(".*.building")]:
             _discard(path)
-        for documents in directory.glob("*.documents"):
-            if not documents.with_suffix("").exists():
-                documents.unlink()
+        for companion in (*directory.glob("*.documents"), *directory.glob("*.keys")):
+            if not companion.with_suffix("").exists():
+                companion.unlink()
     for path in snapshots.glob("gold-*.duckdb"):
         if path.name not in in_use:
             _discard(path)
