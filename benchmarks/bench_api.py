@@ -42,8 +42,6 @@ from graphql_odata.odata.fetch import read_entity, read_page
 from graphql_odata.odata.query import entity_set, parse_query
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.sandbox import SandboxWorld
-from pipelines._engine.documents import documents_of
-from pipelines._engine.key_index import keys_of
 from pipelines._engine.publish import (
     create_serving_table,
     read_pointer,
@@ -87,8 +85,7 @@ def build_snapshot(data: Path, properties: int, source_properties: int) -> None:
             snapshot_database(target, con),
         ):
             con.execute(f"ATTACH '{source_files[name]}' AS source (READ_ONLY)")
-            rows = _repeated(name, copies, properties)
-            create_serving_table(con, name, rows, documents_of(target), key, lookups, keys_of(target))
+            create_serving_table(con, name, _repeated(name, copies, properties), target, key, lookups)
             con.execute("DETACH source")
         files[name] = f"{name}/{target.name}"
     write_pointer(serving.snapshot_pointer, files, "bench", {})

@@ -18,7 +18,7 @@ from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_graph, run_update
-from pipelines._engine import key_index, publish, runner
+from pipelines._engine import places, publish, runner
 from pipelines._engine.documents import DocumentFiles, documents_of
 from pipelines._engine.events import EVENT_LOG
 from pipelines._engine.lakehouse import Lakehouse
@@ -261,7 +261,7 @@ def test_a_changed_table_is_patched_in_a_standby_file_no_recent_reader_holds(set
     files = sorted(path.name for path in (settings.paths.snapshots / "property").iterdir())
     databases = [name for name in files if name.endswith(".duckdb")]
     assert len(databases) == 3 and files == sorted(
-        [*databases, *(f"{name}{kind}" for name in databases for kind in (".documents", ".keys"))]
+        [*databases, *(f"{name}{kind}" for name in databases for kind in (".documents", ".places"))]
     )
 
 
@@ -400,10 +400,10 @@ def test_rows_an_interrupted_patch_left_without_documents_get_them_from_the_next
     path = tmp_path / "table.duckdb"
     with duckdb.connect() as con, publish.serving_storage(con), publish.snapshot_database(path, con):
         con.execute("CREATE TEMP TABLE source AS SELECT 'k1' AS id, 1 AS v")
-        publish.create_serving_table(con, "t", "source", documents_of(path), "id")
+        publish.create_serving_table(con, "t", "source", path, "id")
         con.execute("INSERT INTO source VALUES ('k2', 2)")
         con.execute("INSERT INTO t BY NAME SELECT *, hash(s) AS __hash FROM (SELECT * FROM source WHERE id = 'k2') s")
-        assert publish.patch_serving_table(con, "t", "source", documents_of(path), "id") == (0, 0)
+        assert publish.patch_serving_table(con, "t", "source", path, "id") == (0, 0)
         placed = con.execute('SELECT "__document_at", "__document_size" FROM t ORDER BY id').fetchall()
     documents = DocumentFiles({"t": documents_of(path)})
     assert [orjson.loads(documents.read("t", *place)) for place in placed] == [
@@ -419,7 +419,7 @@ def test_serving_files_keep_row_groups_small_enough_for_recent_first_pages_to_sk
     rows = 3 * publish.SERVING_ROW_GROUP_SIZE
     with duckdb.connect() as con, publish.serving_storage(con), publish.snapshot_database(path, con):
         con.execute(f"CREATE TEMP TABLE source AS SELECT 'k' || i AS id, i AS v FROM range({rows}) r(i)")
-        publish.create_serving_table(con, "t", "source", documents_of(path), "id")
+        publish.create_serving_table(con, "t", "source", path, "id")
     with duckdb.connect(str(path), read_only=True) as served:
         [(groups, largest)] = served.execute(
             "SELECT count(*), max(count) FROM (SELECT row_group_id, max(count) AS count "
@@ -431,10 +431,11 @@ def test_serving_files_keep_row_groups_small_enough_for_recent_first_pages_to_sk
 def served_runs(path: Path, table: str, column: str) -> dict[str, list]:
     """Each run of a serving file's runs table, as the records of the JSON array it holds."""
     documents = DocumentFiles({table: documents_of(path)})
-    with duckdb.connect(str(path), read_only=True) as served:
-        runs = served.execute(
-            f'SELECT "{column}", "__document_at", "__document_size" FROM "{publish.runs_table(table, column)}"'
-        ).fetchall()
+    index = places.DocumentPlaces({table: places.places_of(path)})
+    assert index.runs_column(table) == column
+    with closing(sqlite3.connect(places.places_of(path))) as connection:
+        values = [row[0] for row in connection.execute("SELECT value FROM runs").fetchall()]
+    runs = index.runs(table, values)
     return {value: orjson.loads(b"[" + documents.read(table, at, size) + b"]") for value, at, size in runs}
 
 
@@ -457,7 +458,7 @@ def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_orde
             f"AS parent, i AS v FROM range({2 * publish.SERVING_ROW_GROUP_SIZE}) r(i)"
         )
         with publish.serving_storage(con), publish.snapshot_database(path, con):
-            publish.create_serving_table(con, "media", "source", documents_of(path), "id", ["parent"])
+            publish.create_serving_table(con, "media", "source", path, "id", ["parent"])
         built = served_runs(path, "media", "parent")
         assert built == source_runs(con) and len(built) == 997
         touched = "parent IN ('p0', 'p3', 'p5', 'p7', 'p8', 'p9', 'p-new')"
@@ -467,7 +468,7 @@ def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_orde
         con.execute("UPDATE source SET parent = 'p3' WHERE id = 'm9'")
         con.execute("INSERT INTO source VALUES ('m-new', 'p-new', 1), ('m0-new', 'p0', 2)")
         with publish.serving_storage(con), publish.snapshot_database(path, con):
-            removed, written = publish.patch_serving_table(con, "media", "source", documents_of(path), "id", ["parent"])
+            removed, written = publish.patch_serving_table(con, "media", "source", path, "id", ["parent"])
         patched = served_runs(path, "media", "parent")
         assert patched == source_runs(con) and "p5" not in patched and "p-new" in patched
         [(after,)] = con.execute(f"SELECT count(*) FROM source WHERE {touched}").fetchall()
@@ -476,28 +477,33 @@ def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_orde
     assert preserving is False
 
 
-def test_a_table_built_anew_keeps_no_runs_table_of_an_earlier_build(tmp_path: Path) -> None:
-    """A runs table left from a build by another column would point into a documents file since replaced."""
+def test_a_file_keeping_runs_as_versions_before_the_places_index_did_is_built_anew(tmp_path: Path) -> None:
+    """Runs in a `<name>_by_<column>` table of the DuckDB file: a patch would leave them stale, so the
+    file is built anew, its runs then only in its places index."""
     path = tmp_path / "media.duckdb"
     with duckdb.connect() as con, publish.serving_storage(con), publish.snapshot_database(path, con):
         con.execute(
-            "CREATE TEMP TABLE source AS "
-            "SELECT 'm' || i AS id, 'p' || (i % 3) AS a, 'q' || (i % 5) AS b FROM range(30) r(i)"
+            "CREATE TEMP TABLE source AS SELECT 'm' || i AS id, 'p' || (i % 3) AS parent, i AS v FROM range(30) r(i)"
         )
-        publish.create_serving_table(con, "media", "source", documents_of(path), "id", ["a"])
+        publish.create_serving_table(con, "media", "source", path, "id", ["parent"])
+        con.execute(
+            'CREATE TABLE "media_by_parent" AS SELECT parent, 0 AS "__document_at", 0 AS "__document_size" FROM source'
+        )
+        assert publish.patch_serving_table(con, "media", "source", path, "id", ["parent"]) is None
         con.execute('DROP TABLE "media"')
-        publish.create_serving_table(con, "media", "source", documents_of(path), "id", ["b"])
+        publish.create_serving_table(con, "media", "source", path, "id", ["parent"])
         tables = {
             row[0]
             for row in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
             ).fetchall()
         }
-    assert tables == {"media", "media_by_b", key_index.GENERATION_TABLE}
+        assert tables == {"media", places.GENERATION_TABLE}
+        assert served_runs(path, "media", "parent") == source_runs(con)
 
 
-def key_index_rows(index: Path) -> list[tuple]:
-    with closing(sqlite3.connect(index)) as connection:
+def places_rows(path: Path) -> list[tuple]:
+    with closing(sqlite3.connect(places.places_of(path))) as connection:
         return connection.execute("SELECT key, at, size FROM places ORDER BY key").fetchall()
 
 
@@ -508,12 +514,14 @@ def served_places(path: Path, table: str, key: str) -> list[tuple]:
         ).fetchall()
 
 
-def test_the_key_index_holds_every_row_s_document_place_through_patches_and_is_rewritten_when_behind(
+def test_the_places_index_follows_patches_in_place_and_is_written_anew_when_behind_its_file(
     tmp_path: Path,
 ) -> None:
-    """A patch brings the SQLite key index to the rows it wrote and removed in place (same file); an
-    index left behind its file (a publish stopped between the two) is written anew, not patched."""
-    path, index = tmp_path / "media.duckdb", key_index.keys_of(tmp_path / "media.duckdb")
+    """A patch brings the SQLite places index to the rows it wrote and removed, and the runs it
+    touched, in place (same file); an index left behind its file (a publish stopped between the
+    two) is written anew, not patched."""
+    path = tmp_path / "media.duckdb"
+    index = places.places_of(path)
     with duckdb.connect() as con:
         con.execute(
             "CREATE TEMP TABLE source AS SELECT 'm' || i AS id, 'p' || (i % 97) AS parent, i AS v FROM range(5000) r(i)"
@@ -521,33 +529,32 @@ def test_the_key_index_holds_every_row_s_document_place_through_patches_and_is_r
 
         def publish_source() -> tuple[int, int] | None:
             with publish.serving_storage(con), publish.snapshot_database(path, con):
-                patched = publish.patch_serving_table(
-                    con, "media", "source", documents_of(path), "id", ["parent"], index
-                )
+                patched = publish.patch_serving_table(con, "media", "source", path, "id", ["parent"])
                 if patched is None:
-                    publish.create_serving_table(con, "media", "source", documents_of(path), "id", ["parent"], index)
+                    publish.create_serving_table(con, "media", "source", path, "id", ["parent"])
                 return patched
 
         assert publish_source() is None
-        assert key_index_rows(index) == served_places(path, "media", "id") and len(key_index_rows(index)) == 5000
+        assert places_rows(path) == served_places(path, "media", "id") and len(places_rows(path)) == 5000
         built = index.stat().st_ino
-        behind = tmp_path / "behind.keys"
+        behind = tmp_path / "behind.places"
         shutil.copyfile(index, behind)
 
         con.execute("UPDATE source SET v = -1 WHERE id IN ('m7', 'm4000')")
         con.execute("DELETE FROM source WHERE id = 'm8' OR parent = 'p5'")
         con.execute("INSERT INTO source VALUES ('m-new', 'p-new', 1)")
         assert publish_source() is not None
-        places = served_places(path, "media", "id")
-        assert key_index_rows(index) == places and index.stat().st_ino == built, "patched in place"
-        keys = {row[0] for row in places}
-        assert "m-new" in keys and "m8" not in keys and "m5" not in keys
+        rows = served_places(path, "media", "id")
+        assert places_rows(path) == rows and index.stat().st_ino == built, "patched in place"
+        assert {"m-new"} <= {row[0] for row in rows} and not {"m8", "m5"} & {row[0] for row in rows}
+        assert served_runs(path, "media", "parent") == source_runs(con)
 
         shutil.copyfile(behind, index)
         con.execute("UPDATE source SET v = -2 WHERE id = 'm9'")
         assert publish_source() is not None
-        assert key_index_rows(index) == served_places(path, "media", "id") and index.stat().st_ino != built
-        assert not any(path.exists() for path in key_index.index_files(index)[1:])
+        assert places_rows(path) == served_places(path, "media", "id") and index.stat().st_ino != built
+        assert served_runs(path, "media", "parent") == source_runs(con)
+        assert not any(path.exists() for path in places.index_files(index)[1:])
 
 
 def test_a_served_file_without_its_documents_file_is_built_anew_though_gold_did_not_change(settings: Settings) -> None:
@@ -612,7 +619,7 @@ def test_a_table_that_fails_to_publish_moves_no_pointer_and_a_rerun_converges(se
     assert sorted(path.suffix for path in (settings.paths.snapshots / "property").iterdir()) == [
         ".documents",
         ".duckdb",
-        ".keys",
+        ".places",
     ]
     (settings.paths.snapshots / "media").unlink()
     run_update(settings.paths)

@@ -2,13 +2,14 @@
 
 import re
 import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import duckdb
 import jsonschema
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from conf.settings import Settings
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.paging import DEFAULT_PAGE_SIZE
+from pipelines._engine.places import places_of
 from tests.conftest import PublishedGold, authorized_api, sandbox_records
 
 RESOURCES = ["Property", "Member", "Office", "Media", "Contacts", "ShowingAppointment", "Lookup"]
@@ -325,17 +327,12 @@ def test_a_plain_expand_reads_each_listing_s_media_as_one_run_and_a_broken_run_r
     reading_runs = RecordingBackend(published_gold.settings.paths.snapshot_pointer)
     with authorized_api(published_gold.settings, reading_runs) as client:
         from_runs = client.get("/odata/Property", params=params).json()["value"]
-    media_reads = [sql for sql in reading_runs.ran if '"media' in sql]
-    assert len(media_reads) == 1 and '"media_by_ResourceRecordKey"' in media_reads[0]
+    assert not [sql for sql in reading_runs.ran if '"media' in sql], "runs found in the places index"
 
     listing = next(record for record in from_runs if len(record["Media"]) > 1)["ListingKey"]
     pointer = orjson.loads((snapshots / "CURRENT.json").read_bytes())
-    with duckdb.connect(str(snapshots / pointer["files"]["media"])) as served:
-        served.execute(
-            'UPDATE "media_by_ResourceRecordKey" SET "__document_at" = NULL, "__document_size" = NULL '
-            'WHERE "ResourceRecordKey" = ?',
-            [listing],
-        )
+    with closing(sqlite3.connect(places_of(snapshots / pointer["files"]["media"]))) as index, index:
+        index.execute("UPDATE runs SET at = NULL, size = NULL WHERE value = ?", [listing])
     reading_rows = RecordingBackend(snapshots / "CURRENT.json")
     with authorized_api(published_gold.settings, reading_rows) as client:
         row_by_row = client.get("/odata/Property", params=params).json()["value"]
@@ -343,11 +340,11 @@ def test_a_plain_expand_reads_each_listing_s_media_as_one_run_and_a_broken_run_r
     assert any(re.search(r'"main"\."media"\s', sql) for sql in reading_rows.ran)
 
 
-def test_a_record_by_key_is_found_in_the_key_index_without_sql_and_served_as_through_the_snapshot(
+def test_a_record_by_key_is_found_in_the_places_index_without_sql_and_served_as_through_the_snapshot(
     published_gold: PublishedGold, tmp_path: Path
 ) -> None:
-    """Every resource's records by key come from its SQLite key index (no SQL runs), byte for byte
-    what the snapshot's own lookup serves once the key indexes are gone; an absent key is a 404."""
+    """Every resource's records by key come from its SQLite places index (no SQL runs), byte for byte
+    what the snapshot's own lookup serves once the places indexes are gone; an absent key is a 404."""
     snapshots = tmp_path / "snapshots"
     shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
     indexed = RecordingBackend(published_gold.settings.paths.snapshot_pointer)
@@ -366,7 +363,7 @@ def test_a_record_by_key_is_found_in_the_key_index_without_sql_and_served_as_thr
     )
     assert missing.status_code == 404 and missing.json()["error"]["target"] == "ListingKey"
 
-    for index in snapshots.glob("*/*.keys"):
+    for index in snapshots.glob("*/*.places"):
         index.unlink()
     through_sql = RecordingBackend(snapshots / "CURRENT.json")
     with authorized_api(published_gold.settings, through_sql) as client:

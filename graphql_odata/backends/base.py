@@ -34,9 +34,10 @@ class Backend(Protocol):
         record's stored OData JSON by key (None when there is no such record)."""
         ...
 
-    def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
-        """Where a backend that stores documents keeps them in one run per `column` value, the table
-        of those runs (`column`, `__document_at`, `__document_size`, NULL for a run not in one piece)."""
+    def document_runs(self, entity: EntitySet, column: str) -> Callable[[list], dict[object, bytes | None]] | None:
+        """Where a backend stores the entity's documents in one run per `column` value: a lookup of
+        the runs of some values (the records' JSON objects, comma-separated; None for a run not in
+        one piece; a value no record has left out)."""
         ...
 
     def table(self, entity: EntitySet) -> exp.Table: ...

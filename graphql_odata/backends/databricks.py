@@ -81,7 +81,7 @@ class DatabricksBackend:
     def documents_by_key(self, entity: EntitySet) -> None:
         return None
 
-    def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
+    def document_runs(self, entity: EntitySet, column: str) -> None:
         return None
 
     def table(self, entity: EntitySet) -> exp.Table:

@@ -12,8 +12,8 @@ from sqlglot import exp
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
 from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE, DocumentFiles
-from pipelines._engine.key_index import KeyPlaces
-from pipelines._engine.publish import open_documents, open_key_places, open_snapshot, runs_table, served_catalog
+from pipelines._engine.places import DocumentPlaces
+from pipelines._engine.publish import open_documents, open_places, open_snapshot, served_catalog
 from pipelines.gold import DOCUMENT_COLUMN
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -33,14 +33,13 @@ class SnapshotBackend:
         self.snapshots = self.pointer_path.parent
         self._lock = threading.Lock()
         self._stamp: int | None = None
-        self._served: tuple[duckdb.DuckDBPyConnection, DocumentFiles, KeyPlaces] | None = None
-        self._tables: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
-        """The served snapshot's tables that store documents, and all its tables (one tuple: a reader
-        sees both of one snapshot)."""
+        self._served: tuple[duckdb.DuckDBPyConnection, DocumentFiles, DocumentPlaces] | None = None
+        self._documented: frozenset[str] = frozenset()
+        """The served snapshot's tables that store documents."""
         self.pointer: dict | None = None
 
-    def _current(self) -> tuple[duckdb.DuckDBPyConnection, DocumentFiles, KeyPlaces]:
-        """The snapshot's connection, documents and key indexes, as one: a query reads all from the same snapshot."""
+    def _current(self) -> tuple[duckdb.DuckDBPyConnection, DocumentFiles, DocumentPlaces]:
+        """The snapshot's connection, documents and places, as one: a query reads all from the same snapshot."""
         try:
             stamp = self.pointer_path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -59,16 +58,12 @@ class SnapshotBackend:
                 except OSError as error:
                     connection.close()
                     raise BackendUnavailable(f"the published snapshot's documents cannot be read: {error}") from None
-                places = open_key_places(self.snapshots, pointer)
+                places = open_places(self.snapshots, pointer)
                 stored = connection.execute(
                     "SELECT table_name FROM information_schema.columns WHERE column_name = ?", [DOCUMENT_AT]
                 ).fetchall()
-                tables = connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
                 self._served = connection, documents, places
-                self._tables = (
-                    frozenset(row[0] for row in stored if row[0] in documents),
-                    frozenset(row[0] for row in tables),
-                )
+                self._documented = frozenset(row[0] for row in stored if row[0] in documents)
                 self._stamp, self.pointer = stamp, pointer
             return self._served
 
@@ -97,11 +92,11 @@ class SnapshotBackend:
     def stores_documents(self, entity: EntitySet) -> bool:
         """Whether the snapshot keeps this entity's rows as OData JSON too (in its documents file)."""
         self._current()
-        return entity.table_name in self._tables[0]
+        return entity.table_name in self._documented
 
     def documents_by_key(self, entity: EntitySet) -> Callable[[str], bytes | None] | None:
         """A lookup of the entity's stored documents by key (None for no such row), on the snapshot
-        served now, when it keeps a key index for them (see `key_index`); else None."""
+        served now, when it keeps an index of their places (see `places`); else None."""
         _, files, places = self._current()
         table = entity.table_name
         if table not in files or table not in places:
@@ -113,15 +108,22 @@ class SnapshotBackend:
 
         return document
 
-    def document_runs(self, entity: EntitySet, column: str) -> exp.Table | None:
-        """The table saying where the documents of the entity's rows sharing a `column` value lie as
-        one run (`__document_at`, `__document_size`: NULL where they do not), when the snapshot has one."""
-        self._current()
-        documented, tables = self._tables
-        name = runs_table(entity.table_name, column)
-        if entity.table_name not in documented or name not in tables:
+    def document_runs(self, entity: EntitySet, column: str) -> Callable[[list], dict[object, bytes | None]] | None:
+        """A lookup of the runs of documents of the entity's rows sharing a `column` value, on the
+        snapshot served now, when its places index keeps them: each value asked for that rows have,
+        with its run (None for a run not in one piece). Else None."""
+        _, files, places = self._current()
+        table = entity.table_name
+        if table not in files or table not in places or places.runs_column(table) != column:
             return None
-        return exp.table_(name, db="main", catalog=served_catalog(entity.table_name), quoted=True)
+
+        def runs(values: list) -> dict[object, bytes | None]:
+            return {
+                value: None if at is None else files.read(table, at, size)
+                for value, at, size in places.runs(table, values)
+            }
+
+        return runs
 
     def table(self, entity: EntitySet) -> exp.Table:
         return exp.table_(entity.table_name, db="main", catalog=served_catalog(entity.table_name), quoted=True)

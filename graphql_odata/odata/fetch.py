@@ -171,12 +171,10 @@ def _related_runs(backend: Backend, link: Navigation, nested: CollectionQuery, p
     runs = backend.document_runs(target, link.remote)
     if runs is None:
         return None
-    columns = [DOCUMENT_AT, DOCUMENT_SIZE, link.remote]
-    sql, parameters = rows_sql(runs, link.remote, parents, columns, dialect=backend.dialect)
-    _, rows = backend.query(sql, parameters, documents=target.table_name)
-    if any(run is None for run, _ in rows):
+    found = runs(parents)
+    if any(run is None for run in found.values()):
         return None
-    return {parent: Document(b"[" + run + b"]") for run, parent in rows}
+    return {parent: Document(b"[" + run + b"]") for parent, run in found.items()}
 
 
 def shape(query: CollectionQuery, record: dict) -> dict | Document:

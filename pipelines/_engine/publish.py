@@ -15,14 +15,15 @@ Each row also carries `__hash`, so the next publish, which patches an older file
 rewrites only the rows whose hash changed.
 
 Where `$expand` follows a column into the table, the documents of the rows sharing a value of it are
-written as one run, and the table `<name>_by_<column>` says where each run lies: a page expanding
-its listings' media reads one slice per listing (the items of its JSON array) instead of looking up
-every media row (expanding a page of 100 listings with 1,100 photos: 16.5 -> 4.7 ms at 100,000
-listings).
+written as one run: a page expanding its listings' media reads one slice per listing (the items of
+its JSON array) instead of looking up every media row (expanding a page of 100 listings with 1,100
+photos: 16.5 -> 4.7 ms at 100,000 listings). Where each record's document lies by key, and each
+run's, is also kept in a SQLite file beside the DuckDB file (see `places`), read without a query.
 """
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -43,16 +44,17 @@ from pipelines._engine.documents import (
     documents_of,
     link_or_copy,
 )
-from pipelines._engine.key_index import (
-    KeyPlaces,
-    index_files,
-    keys_of,
-    new_generation,
-    recorded_generation,
-    update_key_index,
-    write_key_index,
-)
 from pipelines._engine.lakehouse import Lakehouse, register_delta
+from pipelines._engine.places import (
+    DocumentPlaces,
+    index_files,
+    index_generation,
+    new_generation,
+    patch_places,
+    places_of,
+    recorded_generation,
+    write_places,
+)
 from pipelines._engine.sql import string_literal
 
 HASH_COLUMN = "__hash"
@@ -117,9 +119,14 @@ def _in_lookup_order(source: str, key: str, lookups: Sequence[str], columns: lis
     return f"(SELECT * FROM {source} ORDER BY {order})"
 
 
-def runs_table(name: str, column: str) -> str:
-    """The table saying where the documents of `name`'s rows lie as one run per value of `column`."""
-    return f"{name}_by_{column}"
+def _legacy_runs_tables(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    """Tables `<name>_by_<column>` in which versions before the places index kept runs."""
+    return [table for table in _table_names(con) if table.startswith(f"{name}_by_")]
+
+
+def _places_sql(name: str, key: str, where: str) -> str:
+    """Where the document of each of `name`'s rows matching `where` lies, in key order."""
+    return f'SELECT "{key}", "{DOCUMENT_AT}", "{DOCUMENT_SIZE}" FROM "{name}" WHERE {where} ORDER BY "{key}"'
 
 
 def _runs_sql(name: str, column: str, where: str) -> str:
@@ -133,42 +140,38 @@ def _runs_sql(name: str, column: str, where: str) -> str:
     return (
         f'SELECT "{column}", CASE WHEN {whole} THEN min({at}) END AS {at}, '
         f"CAST(CASE WHEN {whole} THEN {span} END AS INTEGER) AS {size} "
-        f'FROM "{name}" WHERE "{column}" IS NOT NULL AND {where} GROUP BY "{column}"'
+        f'FROM "{name}" WHERE "{column}" IS NOT NULL AND {where} GROUP BY "{column}" ORDER BY "{column}"'
     )
+
+
+def _write_places(con: duckdb.DuckDBPyConnection, name: str, database: Path, key: str, lookups: Sequence[str]) -> None:
+    """The places index of `name` anew, at a new generation."""
+    runs = (lookups[0], _runs_sql(name, lookups[0], "true")) if lookups else None
+    write_places(con, places_of(database), new_generation(con), _places_sql(name, key, "true"), runs)
 
 
 def create_serving_table(
     con: duckdb.DuckDBPyConnection,
     name: str,
     source: str,
-    documents: Path,
+    database: Path,
     key: str,
     lookups: Sequence[str] = (),
-    key_index: Path | None = None,
 ) -> None:
-    """`name` from the relation `source`: every column plus `__hash` and its document's place in
-    `documents` (a new file: an older one is unlinked, never truncated, as it may be a link to the
-    served file's), stored in lookup order, with its runs table when it has lookups, indexed (and
-    its keys in the SQLite `key_index`, when given: see `key_index`)."""
+    """`name` from the relation `source` in the `database` being built: every column plus `__hash`
+    and its document's place in the documents file (a new one: an older one is unlinked, never
+    truncated, as it may be a link to the served file's), stored in lookup order, indexed, and its
+    documents' places (by key, and as runs by its first lookup column) in the places index."""
     columns = _columns(con, source)
+    documents = documents_of(database)
     con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns))}')
     documents.unlink(missing_ok=True)
     append_documents(con, name, document_sql(columns), documents, where="true")
-    # Runs tables of an earlier build (of another column, had the lookups changed) point into the
-    # documents file just replaced.
-    for stale in _table_names(con):
-        if stale.startswith(runs_table(name, "")):
-            con.execute(f'DROP TABLE "{stale}"')
-    if lookups:
-        runs = runs_table(name, lookups[0])
-        con.execute(f'CREATE TABLE "{runs}" AS {_runs_sql(name, lookups[0], "true")}')
-        con.execute(f'CREATE UNIQUE INDEX "{runs}_key" ON "{runs}" ("{lookups[0]}")')
+    for legacy in _legacy_runs_tables(con, name):
+        con.execute(f'DROP TABLE "{legacy}"')
     for index, (column, unique) in _indexes(name, key, lookups).items():
         con.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{index}" ON "{name}" ("{column}")')
-    # A new generation even with no index written: an index left beside the file no longer matches it.
-    generation = new_generation(con)
-    if key_index is not None:
-        write_key_index(con, name, key, key_index, generation)
+    _write_places(con, name, database, key, lookups)
 
 
 def _indexes(name: str, key: str, lookups: Sequence[str]) -> dict[str, tuple[str, bool]]:
@@ -185,12 +188,9 @@ def _is_served_shape(
     columns: list[tuple[str, str]],
 ) -> bool:
     """Whether table `name` of the database being built is a complete serving table for `columns`:
-    its columns, its documents file, its runs table, then every index (a file left by a publish that
-    failed before indexing has none)."""
-    tables = _table_names(con)
-    if name not in tables or not documents.exists():
-        return False
-    if lookups and runs_table(name, lookups[0]) not in tables:
+    its columns, its documents file, then every index (a file left by a publish that failed before
+    indexing has none), and no runs kept the way versions before the places index kept them."""
+    if name not in _table_names(con) or not documents.exists() or _legacy_runs_tables(con, name):
         return False
     if _columns(con, f'"{name}"') != [*columns, *SERVED_COLUMNS]:
         return False
@@ -213,17 +213,16 @@ def patch_serving_table(
     con: duckdb.DuckDBPyConnection,
     name: str,
     source: str,
-    documents: Path,
+    database: Path,
     key: str,
     lookups: Sequence[str] = (),
-    key_index: Path | None = None,
 ) -> tuple[int, int] | None:
     """Bring the existing `name` up to `source`, rewriting only rows that changed (by key and row
     hash), or every row of a run one changed in, and appending their documents, in one transaction,
-    then the SQLite `key_index` when given: returns (rows removed, rows written), or None when
-    `name` is absent, its columns differ, an index or its runs table is missing or its documents
-    file is mostly dead (build it anew)."""
+    then the places index: returns (rows removed, rows written), or None when `name` is absent, its
+    columns differ, an index is missing or its documents file is mostly dead (build it anew)."""
     columns = _columns(con, source)
+    documents = documents_of(database)
     if not _is_served_shape(con, name, documents, key, lookups, columns):
         return None
     [(live,)] = con.execute(f'SELECT coalesce(sum("{DOCUMENT_SIZE}"), 0) FROM "{name}"').fetchall()
@@ -253,18 +252,26 @@ def patch_serving_table(
         # Also rows an interrupted patch left without their documents (before patches were one
         # transaction): the next one sees them as already there.
         append_documents(con, name, document_sql(columns), documents, where=f'"{DOCUMENT_AT}" IS NULL')
-        if lookups:
-            runs, touched = runs_table(name, lookups[0]), f"{run_column[0]} IN (SELECT {run_column[0]} FROM touched)"
-            con.execute(f'DELETE FROM "{runs}" WHERE {touched}')
-            con.execute(f'INSERT INTO "{runs}" {_runs_sql(name, lookups[0], touched)}')
         generation = new_generation(con)
         con.execute("COMMIT")
     except BaseException:
         with suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
-    if key_index is not None:
-        update_key_index(con, name, key, key_index, generation, previous=indexed_at, removed="stale", written_from=held)
+    # The rows whose documents the patch wrote, and the runs it touched.
+    changes = [("places", f"SELECT {quoted} FROM stale", _places_sql(name, key, f'"{DOCUMENT_AT}" >= {held}'))]
+    if lookups:
+        touched = f"{run_column[0]} IN (SELECT {run_column[0]} FROM touched)"
+        changes.append(("runs", f"SELECT {run_column[0]} FROM touched", _runs_sql(name, lookups[0], touched)))
+    index = places_of(database)
+    patched = indexed_at is not None and index_generation(index) == indexed_at
+    if patched:
+        try:
+            patch_places(con, index, generation, changes)
+        except sqlite3.Error:
+            patched = False
+    if not patched:
+        _write_places(con, name, database, key, lookups)
     con.execute(f"DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh{'; DROP TABLE touched' if lookups else ''}")
     return removed, written
 
@@ -455,11 +462,10 @@ def _publish_table(
     def patch_or_build() -> str:
         with snapshot_database(building, cursor, alias=f"serving_{name}") as con:
             register_delta(con, "gold_source", table)
-            documents, keys = documents_of(building), keys_of(building)
-            patched = patch_serving_table(con, name, "gold_source", documents, key, lookups, keys)
+            patched = patch_serving_table(con, name, "gold_source", building, key, lookups)
             if patched is None:
                 con.execute(f'DROP TABLE IF EXISTS "{name}"')
-                create_serving_table(con, name, "gold_source", documents, key, lookups, keys)
+                create_serving_table(con, name, "gold_source", building, key, lookups)
             con.execute("DROP VIEW gold_source")
         return "built" if patched is None else f"patched: {patched[0]} rows removed, {patched[1]} written"
 
@@ -479,7 +485,7 @@ def _publish_table(
 def _companions(database: Path) -> list[Path]:
     """The files that go with a snapshot file: DuckDB's write-ahead log, the documents file, the key
     index and the files SQLite and its writer keep beside it."""
-    return [database.with_name(database.name + ".wal"), documents_of(database), *index_files(keys_of(database))]
+    return [database.with_name(database.name + ".wal"), documents_of(database), *index_files(places_of(database))]
 
 
 def _move(database: Path, target: Path) -> None:
@@ -494,8 +500,8 @@ def _copy(database: Path, target: Path) -> None:
     """Copy a served snapshot file (checkpointed: it has no log) and its key index, and link its
     documents file (a patch only appends to it)."""
     shutil.copyfile(database, target)
-    if keys_of(database).exists():
-        shutil.copyfile(keys_of(database), keys_of(target))
+    if places_of(database).exists():
+        shutil.copyfile(places_of(database), places_of(target))
     if documents_of(database).exists():
         link_or_copy(documents_of(database), documents_of(target))
 
@@ -568,11 +574,11 @@ def open_documents(snapshots: Path, pointer: dict | None) -> DocumentFiles:
     return DocumentFiles({name: path for name, path in files.items() if path.exists()})
 
 
-def open_key_places(snapshots: Path, pointer: dict | None) -> KeyPlaces:
-    """The key indexes of the tables `pointer` serves (a file published before they existed has none:
-    its rows are found through the snapshot)."""
-    files = {name: keys_of(path) for name, path in served_files(snapshots, pointer).items()}
-    return KeyPlaces({name: path for name, path in files.items() if path.exists()})
+def open_places(snapshots: Path, pointer: dict | None) -> DocumentPlaces:
+    """The places indexes of the tables `pointer` serves (a file published before they existed has
+    none: its rows are found through the snapshot, row by row)."""
+    files = {name: places_of(path) for name, path in served_files(snapshots, pointer).items()}
+    return DocumentPlaces({name: path for name, path in files.items() if path.exists()})
 
 
 def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
@@ -587,7 +593,7 @@ def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
         )
         for path in [*others[1:], *directory.glob(".*.building")]:
             _discard(path)
-        for companion in (*directory.glob("*.documents"), *directory.glob("*.keys")):
+        for companion in (*directory.glob("*.documents"), *directory.glob("*.places")):
             if not companion.with_suffix("").exists():
                 companion.unlink()
     for path in snapshots.glob("gold-*.duckdb"):
