@@ -429,7 +429,7 @@ def test_serving_files_keep_row_groups_small_enough_for_recent_first_pages_to_sk
 
 
 def served_runs(path: Path, table: str, column: str) -> dict[str, list]:
-    """Each run of a serving file's runs table, as the records of the JSON array it holds."""
+    """Each run in a serving file's places index, as the records of the JSON array it holds."""
     documents = DocumentFiles({table: documents_of(path)})
     index = places.DocumentPlaces({table: places.places_of(path)})
     assert index.runs_column(table) == column
@@ -478,8 +478,8 @@ def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_orde
 
 
 def test_a_file_keeping_runs_as_versions_before_the_places_index_did_is_built_anew(tmp_path: Path) -> None:
-    """Runs in a `<name>_by_<column>` table of the DuckDB file: a patch would leave them stale, so the
-    file is built anew, its runs then only in its places index."""
+    """Runs in a `<name>_by_<column>` table of the DuckDB file and no places index: a patch would leave
+    them stale, so the file is built anew, its runs then only in its places index."""
     path = tmp_path / "media.duckdb"
     with duckdb.connect() as con, publish.serving_storage(con), publish.snapshot_database(path, con):
         con.execute(
@@ -489,6 +489,8 @@ def test_a_file_keeping_runs_as_versions_before_the_places_index_did_is_built_an
         con.execute(
             'CREATE TABLE "media_by_parent" AS SELECT parent, 0 AS "__document_at", 0 AS "__document_size" FROM source'
         )
+        con.execute(f'DROP TABLE "{places.GENERATION_TABLE}"')
+        places.places_of(path).unlink()
         assert publish.patch_serving_table(con, "media", "source", path, "id", ["parent"]) is None
         con.execute('DROP TABLE "media"')
         publish.create_serving_table(con, "media", "source", path, "id", ["parent"])
@@ -557,12 +559,52 @@ def test_the_places_index_follows_patches_in_place_and_is_written_anew_when_behi
         assert not any(path.exists() for path in places.index_files(index)[1:])
 
 
-def test_a_served_file_without_its_documents_file_is_built_anew_though_gold_did_not_change(settings: Settings) -> None:
-    """What a snapshot published before documents had files of their own looks like to an update."""
+def test_a_rebuild_stopped_before_its_places_index_leaves_no_index_that_looks_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file built anew (its documents file rewritten) and killed before writing its places index:
+    the old index, at the generation the file still recorded, would be patched and point every
+    unchanged row into the old documents."""
+    path = tmp_path / "media.duckdb"
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TEMP TABLE source AS SELECT 'm' || i AS id, 'p' || (i % 7) AS parent, i AS v FROM range(100) r(i)"
+        )
+
+        def build() -> None:
+            with publish.serving_storage(con), publish.snapshot_database(path, con):
+                con.execute('DROP TABLE IF EXISTS "media"')
+                publish.create_serving_table(con, "media", "source", path, "id", ["parent"])
+
+        build()
+        con.execute("UPDATE source SET v = -v WHERE id > 'm5'")
+
+        def killed(*args: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(publish, "_write_places", killed)
+        with pytest.raises(KeyboardInterrupt):
+            build()
+        monkeypatch.undo()
+        con.execute("UPDATE source SET v = 1000 WHERE id = 'm0'")
+        with publish.serving_storage(con), publish.snapshot_database(path, con):
+            patched = publish.patch_serving_table(con, "media", "source", path, "id", ["parent"])
+        if patched is None:
+            build()
+        assert places_rows(path) == served_places(path, "media", "id")
+        assert served_runs(path, "media", "parent") == source_runs(con)
+
+
+@pytest.mark.parametrize("companion", [documents_of, places.places_of], ids=["documents", "places"])
+def test_a_served_file_without_its_documents_or_places_is_built_anew_though_gold_did_not_change(
+    settings: Settings, companion
+) -> None:
+    """What a snapshot published before documents (or places) had files of their own looks like to
+    an update."""
     land(settings, "s1", [prop("a", 1)])
     run_update(settings.paths)
     pointer, _ = served_snapshot(settings)
-    documents_of(settings.paths.snapshots / pointer["files"]["property"]).unlink()
+    companion(settings.paths.snapshots / pointer["files"]["property"]).unlink()
     result = run_update(settings.paths)
     assert result.published["tables"]["property"] == "built"
     assert result.published["tables"]["member"] == "unchanged"

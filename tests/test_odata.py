@@ -371,6 +371,18 @@ def test_a_record_by_key_is_found_in_the_places_index_without_sql_and_served_as_
     assert len(through_sql.ran) == sum(len(found) for found in keys.values())
 
 
+def test_a_damaged_places_index_is_a_503_naming_it_not_a_server_error(
+    published_gold: PublishedGold, tmp_path: Path
+) -> None:
+    snapshots = tmp_path / "snapshots"
+    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
+    pointer = orjson.loads((snapshots / "CURRENT.json").read_bytes())
+    places_of(snapshots / pointer["files"]["property"]).write_bytes(b"not a database" * 512)
+    with authorized_api(published_gold.settings, SnapshotBackend(snapshots / "CURRENT.json")) as client:
+        response = client.get("/odata/Property('QOBRIX_any')")
+    assert response.status_code == 503 and "places index" in response.json()["error"]["message"]
+
+
 def test_metadata_xml_and_json_describe_the_same_model(api: TestClient) -> None:
     xml = api.get("/odata/$metadata", params={"$format": "application/xml"})
     assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")

@@ -1,7 +1,9 @@
 """The embedded backend: the DuckDB snapshot the pipeline published, re-opened when a new one lands."""
 
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +19,16 @@ from pipelines._engine.publish import open_documents, open_places, open_snapshot
 from pipelines.gold import DOCUMENT_COLUMN
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
+
+
+@contextmanager
+def _places_read() -> Iterator[None]:
+    """A places index that cannot be read (damaged, or removed before this thread first opened it,
+    two publishes on) is the snapshot unavailable, not a server error."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise BackendUnavailable(f"the published snapshot's places index cannot be read: {error}") from None
 
 
 class SnapshotBackend:
@@ -103,7 +115,8 @@ class SnapshotBackend:
             return None
 
         def document(key: str) -> bytes | None:
-            place = places.place(table, key)
+            with _places_read():
+                place = places.place(table, key)
             return None if place is None else files.read(table, *place)
 
         return document
@@ -114,14 +127,16 @@ class SnapshotBackend:
         with its run (None for a run not in one piece). Else None."""
         _, files, places = self._current()
         table = entity.table_name
-        if table not in files or table not in places or places.runs_column(table) != column:
+        if table not in files or table not in places:
             return None
+        with _places_read():
+            if places.runs_column(table) != column:
+                return None
 
         def runs(values: list) -> dict[object, bytes | None]:
-            return {
-                value: None if at is None else files.read(table, at, size)
-                for value, at, size in places.runs(table, values)
-            }
+            with _places_read():
+                found = places.runs(table, values)
+            return {value: None if at is None else files.read(table, at, size) for value, at, size in found}
 
         return runs
 

@@ -1,9 +1,9 @@
 """Running checked queries on a backend, keys first: a narrow query finds the page's keys in order,
 then the rows of those keys are read (as one range where they are stored side by side); where the
 backend stores whole records as documents, that query finds where the page's documents lie
-instead, and they are read from there. Related rows of `$expand` come in one query per navigation
-for the whole page: as each parent's run of stored documents when they are asked for whole and in
-key order, else row by row."""
+instead, and they are read from there. Related rows of `$expand` come for the whole page at once: as
+each parent's run of stored documents (found in the backend's index of them, without a query) when
+they are asked for whole and in key order, else in one query per navigation, row by row."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime

@@ -8,7 +8,7 @@ the bytes live in `<file>.documents`, which readers map into memory and slice.
 Each document is followed by a comma, which its recorded size leaves out: documents written side
 by side (a listing's media, see `publish`) read as one slice that is a JSON array's items. (A file
 first written before the commas keeps its older documents without them; only runs need them, and
-a serving file without its runs table is built anew.)
+such a file, which has no places index, is built anew.)
 
 The file is only ever appended to: a patch appends the documents of the rows it writes and leaves
 those of rows it removed in place. So a publish may start from a hard link to the served file's

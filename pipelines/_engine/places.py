@@ -31,8 +31,9 @@ ROWS_PER_BATCH = 100_000
 VALUES_PER_QUERY = 500
 """Runs looked up per SQLite statement (its limit on bound values is 32,766)."""
 TABLES = (
-    "CREATE TABLE places (key TEXT PRIMARY KEY, at INTEGER, size INTEGER) WITHOUT ROWID",
-    "CREATE TABLE runs (value TEXT PRIMARY KEY, at INTEGER, size INTEGER) WITHOUT ROWID",
+    # Keys and values untyped (no affinity): what is looked up matches what was stored, type and all.
+    "CREATE TABLE places (key PRIMARY KEY, at INTEGER, size INTEGER) WITHOUT ROWID",
+    "CREATE TABLE runs (value PRIMARY KEY, at INTEGER, size INTEGER) WITHOUT ROWID",
     "CREATE TABLE meta (generation TEXT, runs_column TEXT)",
 )
 

@@ -46,6 +46,7 @@ from pipelines._engine.documents import (
 )
 from pipelines._engine.lakehouse import Lakehouse, register_delta
 from pipelines._engine.places import (
+    GENERATION_TABLE,
     DocumentPlaces,
     index_files,
     index_generation,
@@ -120,7 +121,8 @@ def _in_lookup_order(source: str, key: str, lookups: Sequence[str], columns: lis
 
 
 def _legacy_runs_tables(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-    """Tables `<name>_by_<column>` in which versions before the places index kept runs."""
+    """Tables `<name>_by_<column>` in which versions before the places index kept runs (such a file
+    has no places index, so it is built anew, and they are dropped)."""
     return [table for table in _table_names(con) if table.startswith(f"{name}_by_")]
 
 
@@ -164,6 +166,10 @@ def create_serving_table(
     documents' places (by key, and as runs by its first lookup column) in the places index."""
     columns = _columns(con, source)
     documents = documents_of(database)
+    # A build stopped before its places index is written must not leave the old one looking current.
+    con.execute(f'DROP TABLE IF EXISTS "{GENERATION_TABLE}"')
+    for stale in index_files(places_of(database)):
+        stale.unlink(missing_ok=True)
     con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns))}')
     documents.unlink(missing_ok=True)
     append_documents(con, name, document_sql(columns), documents, where="true")
@@ -182,15 +188,15 @@ def _indexes(name: str, key: str, lookups: Sequence[str]) -> dict[str, tuple[str
 def _is_served_shape(
     con: duckdb.DuckDBPyConnection,
     name: str,
-    documents: Path,
+    database: Path,
     key: str,
     lookups: Sequence[str],
     columns: list[tuple[str, str]],
 ) -> bool:
     """Whether table `name` of the database being built is a complete serving table for `columns`:
-    its columns, its documents file, then every index (a file left by a publish that failed before
-    indexing has none), and no runs kept the way versions before the places index kept them."""
-    if name not in _table_names(con) or not documents.exists() or _legacy_runs_tables(con, name):
+    its columns, its documents file and places index (a file written by a version before them has
+    none), then every index (a file left by a publish that failed before indexing has none)."""
+    if name not in _table_names(con) or not is_complete(database):
         return False
     if _columns(con, f'"{name}"') != [*columns, *SERVED_COLUMNS]:
         return False
@@ -223,7 +229,7 @@ def patch_serving_table(
     columns differ, an index is missing or its documents file is mostly dead (build it anew)."""
     columns = _columns(con, source)
     documents = documents_of(database)
-    if not _is_served_shape(con, name, documents, key, lookups, columns):
+    if not _is_served_shape(con, name, database, key, lookups, columns):
         return None
     [(live,)] = con.execute(f'SELECT coalesce(sum("{DOCUMENT_SIZE}"), 0) FROM "{name}"').fetchall()
     held = documents.stat().st_size
@@ -407,9 +413,9 @@ def publish_snapshot(
 
 
 def is_complete(database: Path) -> bool:
-    """Whether a snapshot file is there with its documents file (a file published before documents
-    had files of their own has none: the next publish builds it anew)."""
-    return database.exists() and documents_of(database).exists()
+    """Whether a snapshot file is there with its documents file and places index (a file published
+    before they existed has none: the next publish builds it anew)."""
+    return database.exists() and documents_of(database).exists() and places_of(database).exists()
 
 
 def _data_bytes(table: DeltaTable) -> int:
@@ -497,7 +503,7 @@ def _move(database: Path, target: Path) -> None:
 
 
 def _copy(database: Path, target: Path) -> None:
-    """Copy a served snapshot file (checkpointed: it has no log) and its key index, and link its
+    """Copy a served snapshot file (checkpointed: it has no log) and its places index, and link its
     documents file (a patch only appends to it)."""
     shutil.copyfile(database, target)
     if places_of(database).exists():
@@ -593,8 +599,8 @@ def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
         )
         for path in [*others[1:], *directory.glob(".*.building")]:
             _discard(path)
-        for companion in (*directory.glob("*.documents"), *directory.glob("*.places")):
-            if not companion.with_suffix("").exists():
+        for companion in (*directory.glob("*.documents"), *directory.glob("*.places*")):
+            if not (directory / companion.name.rsplit(".", 1)[0]).exists():
                 companion.unlink()
     for path in snapshots.glob("gold-*.duckdb"):
         if path.name not in in_use:
