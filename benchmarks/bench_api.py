@@ -257,17 +257,19 @@ def main() -> None:
         ]
         for name, path in scenarios.items():
             baseline = []
-            for index in range(min(args.requests, 100)):
+            # A pass to read what the timed one reads, as the HTTP runs (over the same records) find it cached.
+            for index in (*range(min(args.requests, 100)), *range(min(args.requests, 100))):
                 started = time.perf_counter()
                 in_process[name](index)
                 baseline.append((time.perf_counter() - started) * 1000)
+            baseline = baseline[len(baseline) // 2 :]
             for concurrency in (1, 4):
                 latencies, rate = load(
                     port, auth, [path(i) for i in range(args.requests + 10 * concurrency)], concurrency
                 )
                 line = (
                     f"| {name} | {concurrency} | {rate:,.0f} | {statistics.median(latencies):.1f} | "
-                    f"{percentile(latencies, 0.99):.1f} | {statistics.median(baseline):.1f} |"
+                    f"{percentile(latencies, 0.99):.1f} | {statistics.median(baseline):.2f} |"
                 )
                 print(line, flush=True)
                 lines.append(line)
