@@ -612,9 +612,11 @@ def test_a_served_file_without_its_documents_or_places_is_built_anew_though_gold
     assert served_document(reader, open_documents(settings.paths.snapshots, newer))["ListingKey"] == "QOBRIX_a"
 
 
-def test_a_standby_left_without_its_indexes_is_rebuilt_rather_than_patched(settings: Settings) -> None:
-    """What a publish that failed between creating a table and indexing it leaves behind: a file no
-    pointer names, holding the table without its unique key index (here with a duplicate row)."""
+@pytest.mark.parametrize("unfit", ["no key index", "no places index"])
+def test_a_standby_left_unfit_is_passed_over_for_a_copy_of_the_served_file(settings: Settings, unfit: str) -> None:
+    """What a publish that failed between creating a table and indexing it leaves behind, or a file
+    of the layout before places indexes: a file no pointer names that cannot be patched. The served
+    file is copied and patched instead of the table being built anew."""
     for update in range(1, 4):
         land(settings, f"s{update}", [prop(f"k{update}", update)])
         run_update(settings.paths)
@@ -623,13 +625,16 @@ def test_a_standby_left_without_its_indexes_is_rebuilt_rather_than_patched(setti
     [standby] = [
         p for p in (settings.paths.snapshots / "property").glob("*.duckdb") if f"property/{p.name}" not in named
     ]
-    with duckdb.connect(str(standby)) as broken:
-        broken.execute("DROP INDEX property_key")
-        broken.execute("INSERT INTO property SELECT * FROM property")
+    if unfit == "no key index":
+        with duckdb.connect(str(standby)) as broken:
+            broken.execute("DROP INDEX property_key")
+            broken.execute("INSERT INTO property SELECT * FROM property")
+    else:
+        places.places_of(standby).unlink()
     land(settings, "s4", [prop("k4", 4)])
     run_update(settings.paths)
     newer, reader = served_snapshot(settings)
-    assert newer["tables"]["property"] == "built"
+    assert newer["tables"]["property"] == "patched: 0 rows removed, 1 written"
     keys = [row[0] for row in reader.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()]
     assert keys == ["QOBRIX_k1", "QOBRIX_k2", "QOBRIX_k3", "QOBRIX_k4"]
     indexes = reader.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'property'").fetchall()

@@ -461,19 +461,23 @@ def _publish_table(
 ) -> str:
     """Write gold `table` into the file `building` through `cursor` (one of this build's own), from
     the first base that can be patched, else from nothing; returns what was done. A base that cannot
-    be patched (damaged, unreadable by this DuckDB, locked by a reader in another process) is passed
-    over, so a rerun converges."""
+    be patched (damaged, unreadable by this DuckDB, locked by a reader in another process, of an
+    older layout, missing an index) is passed over for the next, so a rerun converges and a standby
+    left unfit does not cost a build when the served file can be copied and patched."""
     name = building.parent.name
 
-    def patch_or_build() -> str:
+    def patch_or_build(build: bool) -> str | None:
+        """Patch the file in `building` to gold; one that cannot be is built anew there if `build`."""
         with snapshot_database(building, cursor, alias=f"serving_{name}") as con:
             register_delta(con, "gold_source", table)
             patched = patch_serving_table(con, name, "gold_source", building, key, lookups)
-            if patched is None:
+            if patched is None and build:
                 con.execute(f'DROP TABLE IF EXISTS "{name}"')
                 create_serving_table(con, name, "gold_source", building, key, lookups)
             con.execute("DROP VIEW gold_source")
-        return "built" if patched is None else f"patched: {patched[0]} rows removed, {patched[1]} written"
+        if patched is not None:
+            return f"patched: {patched[0]} rows removed, {patched[1]} written"
+        return "built" if build else None
 
     for base, copy in bases:
         if base == building:
@@ -481,11 +485,13 @@ def _publish_table(
         _discard(building)
         (_copy if copy else _move)(base, building)
         try:
-            return patch_or_build()
+            done = patch_or_build(build=False)
         except duckdb.Error:
             continue
+        if done is not None:
+            return done
     _discard(building)
-    return patch_or_build()
+    return patch_or_build(build=True)
 
 
 def _companions(database: Path) -> list[Path]:
