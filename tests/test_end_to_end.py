@@ -147,13 +147,19 @@ def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
     with BackgroundServer(create_app(settings), name="api") as api:
         grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
         token = requests.post(f"{api.url}/oauth/token", data=grant, timeout=10).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
 
         def served(key: str) -> dict:
             params = {"$top": "1000", "$select": CHECKED}
-            headers = {"Authorization": f"Bearer {token}"}
             response = requests.get(f"{api.url}/odata/Property", params=params, headers=headers, timeout=10)
             assert response.status_code == 200
             return {row["ListingKey"]: row for row in response.json()["value"]}[key]
+
+        def by_key(key: str) -> dict:
+            """The record as `Property('K')` serves it: from the published file's places index."""
+            response = requests.get(f"{api.url}/odata/Property('{key}')", headers=headers, timeout=10)
+            assert response.status_code == 200
+            return {name: response.json()[name] for name in CHECKED.split(",")}
 
         records = sandbox_records(world)
         for record in records[:20]:
@@ -173,5 +179,5 @@ def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
         sync()
         run_update(settings.paths)
         after = served(f"QOBRIX_{changed_id}")
-        assert after == expected_property(changed)
+        assert after == expected_property(changed) == by_key(f"QOBRIX_{changed_id}"), "patched, index and all"
         assert after["ModificationTimestamp"] > before["ModificationTimestamp"]
