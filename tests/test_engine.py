@@ -16,6 +16,9 @@ from deltalake import DeltaTable
 
 from conf.entities import entities
 from conf.settings import Settings
+from graphql_odata.backends.snapshot import SnapshotBackend
+from graphql_odata.odata.fetch import read_entity
+from graphql_odata.odata.query import entity_set, parse_query
 from ingestion.landing import LandingWriter
 from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_graph, run_update
 from pipelines._engine import places, publish, runner
@@ -241,6 +244,38 @@ def test_serving_keeps_answering_from_the_old_snapshot_during_an_update(settings
     newer, newer_reader = served_snapshot(settings)
     assert newer["files"]["property"] != pointer["files"]["property"]
     assert newer_reader.execute("SELECT count(*) FROM property").fetchall() == [(2,)]
+
+
+def test_a_record_by_key_stays_whole_and_never_goes_back_while_updates_patch_its_files(settings: Settings) -> None:
+    """Key lookups through the places index, in a thread, while five updates patch Property: the
+    served file's copy first, then standbys in place. Every lookup finds the record whole, at the
+    price of a published update, never older than the one before."""
+    land(settings, "s1", [prop("a", 1, price=100_001)])
+    run_update(settings.paths)
+    backend = SnapshotBackend(settings.paths.snapshot_pointer)
+    query = parse_query({}, entity_set("Property"))
+    prices, failures, done = [], [], threading.Event()
+
+    def look_up() -> None:
+        while not done.is_set():
+            try:
+                prices.append(orjson.loads(read_entity(backend, query, "QOBRIX_a").json)["ListPrice"])
+            except Exception as error:  # any failure is the finding
+                failures.append(error)
+
+    reader = threading.Thread(target=look_up)
+    reader.start()
+    try:
+        for update in range(2, 7):
+            land(settings, f"s{update}", [prop("a", update, price=100_000 + update)])
+            run_update(settings.paths)
+    finally:
+        done.set()
+        reader.join()
+    assert backend.documents_by_key(query.entity) is not None, "read through the places index"
+    assert not failures and len(prices) > 5
+    assert prices == sorted(prices) and set(prices) <= {100_000 + update for update in range(1, 7)}
+    assert orjson.loads(read_entity(backend, query, "QOBRIX_a").json)["ListPrice"] == 100_006
 
 
 def test_a_changed_table_is_patched_in_a_standby_file_no_recent_reader_holds(settings: Settings) -> None:
