@@ -118,7 +118,9 @@ def read_count(backend: Backend, query: CollectionQuery, now: datetime | None = 
 def read_entity(
     backend: Backend, query: CollectionQuery, key: str, now: datetime | None = None
 ) -> dict | Document | None:
-    by_key = backend.documents_by_key(query.entity) if not query.expand and _stored(backend, query) else None
+    # Whole records only; the backend says whether it stores them (asking `_stored` too would look
+    # for the served snapshot twice per lookup).
+    by_key = backend.documents_by_key(query.entity) if query.selects_everything and not query.expand else None
     if by_key is not None:
         document = by_key(key)
         return None if document is None else Document(document)

@@ -495,8 +495,8 @@ def _publish_table(
 
 
 def _companions(database: Path) -> list[Path]:
-    """The files that go with a snapshot file: DuckDB's write-ahead log, the documents file, the key
-    index and the files SQLite and its writer keep beside it."""
+    """The files that go with a snapshot file: DuckDB's write-ahead log, the documents file, the
+    places index and the files SQLite and its writer keep beside it."""
     return [database.with_name(database.name + ".wal"), documents_of(database), *index_files(places_of(database))]
 
 
