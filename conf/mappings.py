@@ -148,6 +148,8 @@ class ResourceMapping:
     references: dict[str, str] = field(default_factory=dict)
     """Field -> `Resource.Field` it must resolve to (checked by the gold integrity dataset)."""
     navigation: tuple[Navigation, ...] = ()
+    incremental: dict | None = None
+    """How the view refreshes from what changed: `pipelines.declaration.IncrementalRefresh`'s spec."""
 
     def field(self, name: str) -> FieldMapping:
         return next(f for f in self.fields if f.name == name)
@@ -242,6 +244,7 @@ def load_mapping(path: Path) -> ResourceMapping:
             description=document.get("description", ""),
             references=dict(document.get("references") or {}),
             navigation=tuple(Navigation(**spec) for spec in document.get("navigation") or ()),
+            incremental=document.get("incremental"),
         )
     except (KeyError, TypeError) as error:
         raise MappingError(f"{path.name}: missing {error}") from None

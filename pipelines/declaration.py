@@ -41,6 +41,36 @@ class AutoCdc:
 
 
 @dataclass(frozen=True)
+class IncrementalRefresh:
+    """How the embedded engine refreshes a materialized view from what changed instead of whole.
+
+    The view's rows whose `column` holds K come from the rows of each input in `inputs` whose key
+    column (the value in `inputs`) holds K, and from the whole of every other input. So when only
+    those inputs changed since the view's last refresh, and the update knows the keys they changed,
+    only those keys' rows are computed again (row-based maintenance). Databricks plans incremental
+    refreshes on its own and is not told this.
+    """
+
+    column: str
+    inputs: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_spec(cls, spec: object, origin: str) -> "IncrementalRefresh":
+        """From a declaration's `incremental: {column: c, inputs: {schema.table: key, ...}}`."""
+        if not isinstance(spec, dict) or set(spec) != {"column", "inputs"}:
+            raise DeclarationError(f"{origin}: incremental takes exactly `column` and `inputs`, got {spec!r}")
+        inputs = spec["inputs"]
+        if not isinstance(inputs, dict) or not inputs:
+            raise DeclarationError(f"{origin}: incremental inputs map each input to its key column, got {inputs!r}")
+        pairs = tuple((str(name), str(key)) for name, key in inputs.items())
+        return cls(column=str(spec["column"]), inputs=pairs)
+
+    def key_of(self, name: str) -> str | None:
+        """The key column of input `name`, or None when the view reads all of it for every row."""
+        return dict(self.inputs).get(name)
+
+
+@dataclass(frozen=True)
 class LandingSource:
     """A bronze table's input: the landing folder of one Qobrix entity (Auto Loader on Databricks)."""
 
@@ -61,6 +91,7 @@ class Dataset:
     expectations: tuple[Expectation, ...] = ()
     cdc: AutoCdc | None = None
     landing: LandingSource | None = None
+    incremental: IncrementalRefresh | None = None
     comment: str = ""
     source_file: Path | None = None
     depends_on: tuple[str, ...] = field(default=(), compare=False)
@@ -89,6 +120,8 @@ class Dataset:
             raise DeclarationError(f"{self.name}: give column_list or except_column_list, not both")
         if not self.sql.strip():
             raise DeclarationError(f"{self.name}: empty SQL body")
+        if self.incremental and self.kind != "materialized_view":
+            raise DeclarationError(f"{self.name}: incremental refresh belongs to materialized views")
         names = [expectation.name for expectation in self.expectations]
         if len(names) != len(set(names)):
             raise DeclarationError(f"{self.name}: expectation names repeat: {names}")

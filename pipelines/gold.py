@@ -10,7 +10,7 @@ from conf.mappings import (
     resource_mappings,
     spark_literal,
 )
-from pipelines.declaration import Dataset, Expectation
+from pipelines.declaration import Dataset, Expectation, IncrementalRefresh
 
 LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
@@ -145,6 +145,9 @@ def gold_datasets() -> list[Dataset]:
             kind="materialized_view",
             sql=mapping.select_sql(),
             expectations=gold_expectations(mapping),
+            incremental=IncrementalRefresh.from_spec(mapping.incremental, mapping.path.name)
+            if mapping.incremental
+            else None,
             comment=f"RESO {mapping.resource}: {mapping.description} Generated from conf/mappings/{mapping.path.name}.",
             source_file=mapping.path,
         )

@@ -55,6 +55,15 @@ def build_graph(datasets: list[Dataset]) -> Graph:
         missing = [name for name in dataset.depends_on if name not in by_name]
         if missing:
             raise DeclarationError(f"{dataset.name} reads {', '.join(missing)}, which no dataset declares")
+        unread = (
+            [name for name, _ in dataset.incremental.inputs if name not in dataset.depends_on]
+            if dataset.incremental
+            else []
+        )
+        if unread:
+            raise DeclarationError(
+                f"{dataset.name}: incremental refresh names {', '.join(unread)}, which it does not read"
+            )
     try:
         order = TopologicalSorter({name: d.depends_on for name, d in by_name.items()}).static_order()
         return Graph({name: by_name[name] for name in order})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation
+from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, IncrementalRefresh
 
 CDC_KEYS = {
     "keys",
@@ -29,7 +29,7 @@ CDC_KEYS = {
     "track_history_column_list",
     "track_history_except_column_list",
 }
-HEADER_KEYS = {"name", "kind", "comment", "expectations"} | CDC_KEYS
+HEADER_KEYS = {"name", "kind", "comment", "expectations", "incremental"} | CDC_KEYS
 
 
 def _tuple(value: object) -> tuple[str, ...] | None:
@@ -73,6 +73,9 @@ def parse_sql_file(path: Path) -> Dataset:
             sql=body.strip(),
             expectations=expectations,
             cdc=cdc,
+            incremental=IncrementalRefresh.from_spec(header["incremental"], str(path))
+            if "incremental" in header
+            else None,
             comment=header.get("comment", ""),
             source_file=path,
         )

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.lakehouse import WRITER, Lakehouse, arrow_batches, commit_properties, register_delta
@@ -42,6 +41,10 @@ statistics, so a later merge reads every file to find its matches (random keys t
 class CdcMetrics:
     upserted: int = 0
     deleted: int = 0
+    changed: str | None = None
+    """A temporary table of the events applied to an existing SCD type 1 target (its columns plus
+    `__is_delete`): every key the update changed, with its new row unless deleted. None when the
+    target was written whole, or its columns differ from the events'."""
 
 
 def quote(name: str) -> str:
@@ -139,7 +142,10 @@ def _apply_scd1(
 ) -> CdcMetrics:
     """The batch stays in DuckDB (which spills under its memory limit); only keys travel as Arrow,
     and new rows stream into the target. When every key occurs once (a full refresh, most
-    increments) the newest-per-key step is skipped and the events stay a view of the batch."""
+    increments) the newest-per-key step is skipped and the events stay a view of the batch.
+
+    Into an existing target, the events that apply (newer than the key's row, or a new key) are
+    kept in a temporary table the metrics name, for what reads the target by key downstream."""
     cdc = dataset.cdc
     keys, sequence = list(cdc.keys), cdc.sequence_by
     key_list = ", ".join(quote(k) for k in keys)
@@ -162,13 +168,18 @@ def _apply_scd1(
             rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {events} WHERE NOT {IS_DELETE})"
             lakehouse.overwrite(dataset.name, arrow_batches(con, rows), metadata=metadata, checkpoints=checkpoints)
             return CdcMetrics(upserted=upserted.num_rows, deleted=0)
-        if deletes.num_rows + upserted.num_rows >= len(target.file_uris()) * REWRITE_KEYS_PER_FILE:
-            metrics = _rewrite_scd1(con, lakehouse, dataset, events, target, metadata=metadata, checkpoints=checkpoints)
-            if metrics is not None:
-                return metrics
-        batch = con.sql(f"SELECT * FROM {events}").to_arrow_table()
+        register_delta(con, CDC_TARGET, target)
+        applied, same_shape = _applied_events(con, dataset, events)
+        [(applying,)] = con.execute(f"SELECT count(*) FROM {applied}").fetchall()
+        many = deletes.num_rows + upserted.num_rows >= len(target.file_uris()) * REWRITE_KEYS_PER_FILE
+        if not applying or (same_shape and many):
+            metrics = _rewrite_scd1(con, lakehouse, dataset, applied, metadata=metadata, checkpoints=checkpoints)
+            metrics.changed = applied if same_shape else None
+            return metrics
+        batch = con.sql(f"SELECT * FROM {applied}").to_arrow_table()
     finally:
         con.execute(f"DROP {kind} IF EXISTS {events}")
+        con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET}")
         if stones is not None:
             con.unregister(TOMBSTONE_RELATION)
     columns = [name for name in batch.column_names if name != IS_DELETE]
@@ -194,54 +205,55 @@ def _apply_scd1(
     return CdcMetrics(
         upserted=result["num_target_rows_inserted"] + result["num_target_rows_updated"],
         deleted=result["num_target_rows_deleted"],
+        changed=applied if same_shape else None,
     )
+
+
+def _applied_events(con: duckdb.DuckDBPyConnection, dataset: Dataset, events: str) -> tuple[str, bool]:
+    """The events that change the target (registered as CDC_TARGET), in a temporary table: a match
+    applies only when newer, a delete without a match does nothing. Also whether the events carry
+    exactly the target's columns and types (not so when the declaration changed since it was written)."""
+    keys, sequence = list(dataset.cdc.keys), dataset.cdc.sequence_by
+    key_list = ", ".join(quote(k) for k in keys)
+    applied = f"{CDC_APPLIED}__{dataset.name.replace('.', '__')}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {applied} AS SELECT e.* FROM {events} e "
+        f"LEFT JOIN (SELECT {key_list}, {quote(sequence)} AS {TARGET_SEQUENCE}, true AS {MATCHED} "
+        f"FROM {CDC_TARGET}) t ON {keys_match(keys, 'e', 't')} "
+        f"WHERE CASE WHEN t.{MATCHED} THEN e.{quote(sequence)} > t.{TARGET_SEQUENCE} ELSE NOT e.{IS_DELETE} END"
+    )
+    event_types = [tuple(row[:2]) for row in con.execute(f"DESCRIBE {applied}").fetchall() if row[0] != IS_DELETE]
+    target_types = [tuple(row[:2]) for row in con.execute(f"DESCRIBE {CDC_TARGET}").fetchall()]
+    return applied, sorted(event_types) == sorted(target_types)
 
 
 def _rewrite_scd1(
     con: duckdb.DuckDBPyConnection,
     lakehouse: Lakehouse,
     dataset: Dataset,
-    events: str,
-    target: DeltaTable,
+    applied: str,
     *,
     metadata: dict,
     checkpoints: dict[str, int],
-) -> CdcMetrics | None:
-    """Apply the events by writing the target anew: its rows the events do not replace, plus the
-    events' new rows. The same rows as a merge, with its rules (a match applies only when newer;
-    a delete without a match does nothing), in one overwrite commit carrying the checkpoints.
-
-    None, and nothing written, when the target has a column the events lack or type otherwise (a
-    declaration changed since it was written): a merge keeps such a column's values and type."""
-    keys, sequence = list(dataset.cdc.keys), dataset.cdc.sequence_by
-    key_list = ", ".join(quote(k) for k in keys)
-    register_delta(con, CDC_TARGET, target)
-    try:
-        event_types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {events}").fetchall()}
-        if any(event_types.get(name) != kind for name, kind, *_ in con.execute(f"DESCRIBE {CDC_TARGET}").fetchall()):
-            return None
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {CDC_APPLIED} AS SELECT e.* FROM {events} e "
-            f"LEFT JOIN (SELECT {key_list}, {quote(sequence)} AS {TARGET_SEQUENCE}, true AS {MATCHED} "
-            f"FROM {CDC_TARGET}) t ON {keys_match(keys, 'e', 't')} "
-            f"WHERE CASE WHEN t.{MATCHED} THEN e.{quote(sequence)} > t.{TARGET_SEQUENCE} ELSE NOT e.{IS_DELETE} END"
+) -> CdcMetrics:
+    """Apply the events by writing the target (registered as CDC_TARGET) anew: its rows the applied
+    events do not replace, plus their new rows. The same rows as a merge, in one overwrite commit
+    carrying the checkpoints; only when the events have the target's columns and types (a merge keeps
+    a column the events lack, and its type)."""
+    keys = list(dataset.cdc.keys)
+    [(upserted, deleted)] = con.execute(
+        f"SELECT count(*) FILTER (NOT {IS_DELETE}), count(*) FILTER ({IS_DELETE}) FROM {applied}"
+    ).fetchall()
+    if upserted or deleted:
+        replaced = keys_match(keys, "a", "t")
+        rows = (
+            f"(SELECT t.* FROM {CDC_TARGET} t WHERE NOT EXISTS (SELECT 1 FROM {applied} a WHERE {replaced}) "
+            f"UNION ALL BY NAME SELECT * EXCLUDE ({IS_DELETE}) FROM {applied} WHERE NOT {IS_DELETE})"
         )
-        [(upserted, deleted)] = con.execute(
-            f"SELECT count(*) FILTER (NOT {IS_DELETE}), count(*) FILTER ({IS_DELETE}) FROM {CDC_APPLIED}"
-        ).fetchall()
-        if upserted or deleted:
-            replaced = keys_match(keys, "a", "t")
-            rows = (
-                f"(SELECT t.* FROM {CDC_TARGET} t WHERE NOT EXISTS (SELECT 1 FROM {CDC_APPLIED} a WHERE {replaced}) "
-                f"UNION ALL BY NAME SELECT * EXCLUDE ({IS_DELETE}) FROM {CDC_APPLIED} WHERE NOT {IS_DELETE})"
-            )
-            lakehouse.replace_with_relation(con, dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
-        else:
-            empty = target.schema().to_arrow().empty_table()
-            lakehouse.append(dataset.name, empty, metadata=metadata, checkpoints=checkpoints)
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {CDC_APPLIED}")
-        con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET}")
+        lakehouse.replace_with_relation(con, dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
+    else:
+        empty = lakehouse.table(dataset.name).schema().to_arrow().empty_table()
+        lakehouse.append(dataset.name, empty, metadata=metadata, checkpoints=checkpoints)
     return CdcMetrics(upserted=upserted, deleted=deleted)
 
 

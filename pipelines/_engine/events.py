@@ -16,6 +16,8 @@ from pipelines._engine.lakehouse import Lakehouse
 
 EVENT_LOG = "mls2_system.event_log"
 PIPELINE_NAME = "mls2"
+MAINTENANCE_ROW_BASED = "MAINTENANCE_TYPE_ROW_BASED"
+MAINTENANCE_COMPLETE_RECOMPUTE = "MAINTENANCE_TYPE_COMPLETE_RECOMPUTE"
 
 ORIGIN = pa.struct(
     [
@@ -109,6 +111,29 @@ class EventLog:
             level="ERROR" if status == "FAILED" else "INFO",
             flow=flow,
             error=error,
+        )
+
+    def planning_information(self, flow: str, technique: str, reason: str | None = None) -> None:
+        """How a materialized view is refreshed this update, as Databricks reports it: row-based
+        maintenance (only the keys that changed) or a complete recompute, and why not row-based."""
+        techniques = [
+            {
+                "maintenance_type": kind,
+                "is_chosen": kind == technique,
+                "is_applicable": kind == MAINTENANCE_COMPLETE_RECOMPUTE or reason is None,
+                **(
+                    {"incrementalization_issues": [{"reason": reason}]}
+                    if kind == MAINTENANCE_ROW_BASED and reason
+                    else {}
+                ),
+            }
+            for kind in (MAINTENANCE_ROW_BASED, MAINTENANCE_COMPLETE_RECOMPUTE)
+        ]
+        self.emit(
+            "planning_information",
+            f"Flow '{flow}' has been planned to be executed as {technique}.",
+            {"planning_information": {"technique_information": techniques}},
+            flow=flow,
         )
 
     def flush(self) -> None:

@@ -2,8 +2,10 @@
 
 Streaming tables and AUTO CDC targets read only what is new since their checkpoint
 (landing files not yet in bronze; Delta versions after the one stored in the target's
-own commit). Materialized views recompute when an input's data changed. After a
-successful update gold is published for serving; a failed one publishes nothing.
+own commit). Materialized views recompute when an input's data or their definition changed:
+by key when they declare how their rows follow their inputs' keys and the update knows the keys
+it changed, else whole. After a successful update gold is published for serving; a failed one
+publishes nothing.
 """
 
 import fcntl
@@ -21,9 +23,9 @@ import orjson
 import pyarrow as pa
 
 from conf.settings import DataPaths
-from pipelines._engine.cdc import apply_changes
+from pipelines._engine.cdc import IS_DELETE, apply_changes, quote
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
-from pipelines._engine.events import EventLog
+from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED, EventLog
 from pipelines._engine.lakehouse import Lakehouse, arrow_batches, batch_rows, bind_arrow, register_delta
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import is_complete, publish_snapshot, read_pointer, served_files
@@ -36,6 +38,7 @@ from pipelines.graph import Graph, load_graph
 QUARANTINE = "mls2_system.quarantine"
 SOURCES_METADATA = "mls2.sources"
 ROWS_DIGEST_METADATA = "mls2.rows_digest"
+DEFINITION_METADATA = "mls2.definition"
 ROWS_PER_BATCH = 100_000
 
 ProgressCallback = Callable[[str, str], None]
@@ -51,6 +54,17 @@ class FlowResult:
     dropped_records: int = 0
     deleted_records: int = 0
     version: int | None = None
+
+
+@dataclass(frozen=True)
+class KeyedRows:
+    """Some keys of a dataset and all its rows for them, as they stand after this update's flows."""
+
+    keys: str
+    """A temporary relation of one column, `key`."""
+    rows: str
+    column: str
+    """The column of `rows` holding the key."""
 
 
 @dataclass
@@ -136,15 +150,20 @@ class Update:
             config={"memory_limit": memory_limit, "temp_directory": str(spill), "preserve_insertion_order": False}
         )
         self.con.execute("SET TimeZone = 'UTC'")
-        self.staged: dict[str, tuple[str, dict, FlowResult]] = {}
+        self.staged: dict[str, tuple[str, str, dict, FlowResult]] = {}
         """Materialized views computed this update (DuckDB temp tables, which spill to disk under the
-        memory limit), written together at its end: a failed update writes none."""
+        memory limit, or views over the table and the keys recomputed), with their kind (TABLE or
+        VIEW), written together at its end: a failed update writes none."""
         self.unchanged: dict[str, tuple[dict, FlowResult]] = {}
         """Materialized views recomputed this update that hold the same rows: at its end they get a
         commit recording their inputs, and no data."""
         self.stream_reads: dict[str, tuple] = {}
         """What the last registration of each stream covered: a table's (checkpoint, version read up to),
         the landing files read."""
+        self.before: dict[str, str] = {}
+        """Each dataset's fingerprint before this update wrote it."""
+        self.keyed_rows: dict[str, KeyedRows] = {}
+        """Rows this update changed (or recomputed) by key, for materialized views refreshed by key."""
         self.shared_streams: dict[str, tuple[tuple, str]] = {}
         """Temporary views read as a stream by several datasets: what they covered, and the temp table
         holding their rows, computed once for every reader that reads the same range."""
@@ -203,6 +222,15 @@ class Update:
         if dataset.kind == "materialized_view" and not full and not self.is_stale(dataset):
             self.events.flow_progress(dataset.name, "SKIPPED")
             return FlowResult(dataset=dataset.name, status="SKIPPED")
+        self.before.setdefault(dataset.name, self.lakehouse.fingerprint(dataset.name))
+        if dataset.kind == "materialized_view":
+            plan = "a full refresh" if full else self.incremental_plan(dataset)
+            if isinstance(plan, dict):
+                flow = self.refresh_by_key(dataset, plan)
+                if flow is not None:
+                    return flow
+                plan = "the rows computed have other columns or types than the table"
+            self.events.planning_information(dataset.name, MAINTENANCE_COMPLETE_RECOMPUTE, plan)
         checkpoints: dict[str, int] = {}
         for name in reads:
             self.register_full_read(name)
@@ -232,6 +260,8 @@ class Update:
             input_records=checked.report.input_records,
             dropped_records=checked.report.dropped_records,
         )
+        if dataset.kind == "materialized_view":
+            metadata[DEFINITION_METADATA] = definition_digest(dataset)
 
         if dataset.kind == "auto_cdc":
             metrics = apply_changes(
@@ -244,6 +274,7 @@ class Update:
                 checkpoints=checkpoints,
             )
             flow.output_records, flow.deleted_records = metrics.upserted, metrics.deleted
+            self.keep_changed_rows(dataset, metrics.changed)
         elif dataset.kind == "materialized_view":
             staged = f"staged__{relation(dataset.name)}"
             self.release("TABLE", staged)
@@ -257,7 +288,7 @@ class Update:
                 self.release("TABLE", staged)
                 self.unchanged[dataset.name] = (metadata, flow)
             else:
-                self.staged[dataset.name] = (staged, metadata, flow)
+                self.staged[dataset.name] = (staged, "TABLE", metadata, flow)
         else:
             flow.output_records = checked.report.input_records - checked.report.dropped_records
             self.write(dataset, arrow_batches(self.con, checked.kept), full, metadata, checkpoints)
@@ -317,10 +348,10 @@ class Update:
                 continue
             sources = orjson.dumps(self.fingerprints(self.graph[name])).decode()
             if name in self.staged:
-                staged, metadata, flow = self.staged.pop(name)
+                staged, kind, metadata, flow = self.staged.pop(name)
                 metadata[SOURCES_METADATA] = sources
                 flow.version = self.lakehouse.replace_with_relation(self.con, name, staged, metadata=metadata)
-                self.release("TABLE", staged)
+                self.release(kind, staged)
             else:
                 metadata, flow = self.unchanged.pop(name)
                 metadata[SOURCES_METADATA] = sources
@@ -482,12 +513,143 @@ class Update:
         return prints
 
     def is_stale(self, dataset: Dataset) -> bool:
+        """Whether an input changed, or the view's definition, since the view was last computed."""
         if any(name in self.staged for name in dataset.depends_on):
             return True
         last = self.lakehouse.last_commit_metadata(dataset.name)
-        if SOURCES_METADATA not in last:
+        if SOURCES_METADATA not in last or last.get(DEFINITION_METADATA) != definition_digest(dataset):
             return True
         return orjson.loads(last[SOURCES_METADATA]) != self.fingerprints(dataset)
+
+    def incremental_plan(self, dataset: Dataset) -> dict[str, KeyedRows] | str:
+        """The inputs a stale view can be refreshed from by key, with the keys they changed; or why it
+        is computed whole. By key only when the view was current before this update, and each input
+        that changed since is one its rows follow by key, with the keys this update changed in it."""
+        declared = dataset.incremental
+        if declared is None:
+            return "its declaration does not say how its rows follow its inputs' keys"
+        last = self.lakehouse.last_commit_metadata(dataset.name)
+        if SOURCES_METADATA not in last or last.get(DEFINITION_METADATA) != definition_digest(dataset):
+            return "it has not been computed under its current definition"
+        recorded = orjson.loads(last[SOURCES_METADATA])
+        changed = {}
+        for name in dataset.depends_on:
+            if self.graph[name].kind == "temporary_view":
+                return f"it reads the temporary view {name}"
+            before = self.before.get(name) or self.lakehouse.fingerprint(name)
+            if recorded.get(name) != before:
+                return f"it was not current with {name} before this update"
+            if name not in self.staged and self.lakehouse.fingerprint(name) == before:
+                continue
+            if declared.key_of(name) is None:
+                return f"{name} changed, and each of its rows reads all of {name}"
+            known = self.keyed_rows.get(name)
+            if known is None or known.column != declared.key_of(name):
+                return f"{name} changed, and this update does not know by which keys"
+            changed[name] = known
+        return changed or "no input changed by key"
+
+    def refresh_by_key(self, dataset: Dataset, changed: dict[str, KeyedRows]) -> FlowResult | None:
+        """Recompute the view's rows for the keys its inputs changed, from those inputs' rows for the
+        keys (and the whole of its other inputs), and stage the view as its other rows plus these.
+        Expectations judge, and quarantine, the recomputed rows. None, and nothing kept, when the
+        rows computed do not have the table's columns and types (the caller computes it whole)."""
+        name, own = dataset.name, relation(dataset.name)
+        declared = dataset.incremental
+        keys = f"refresh_keys__{own}"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {keys} AS "
+            + " UNION ".join(f"SELECT key FROM {known.keys}" for known in changed.values())
+        )
+        partial = {}
+        for source in dataset.depends_on:
+            self.register_full_read(source)
+            if (column := declared.key_of(source)) is not None:
+                partial[source] = self.rows_for_keys(source, column, keys, own)
+        body = to_duckdb(parse(dataset.sql, origin=name), lambda ref, streaming: partial.get(ref, relation(ref)))
+        batch, current = f"batch__{own}", f"current__{own}"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {body}")
+        register_delta(self.con, current, self.lakehouse.table(name))
+        if self.columns(batch) != self.columns(current):
+            self.release("TABLE", batch, keys)
+            self.release("VIEW", current, *partial.values())
+            return None
+        checked = check(self.con, dataset, batch)
+        self.quarantine(dataset, checked.quarantine)
+        refreshed, replaced = f"refreshed__{own}", f"replaced__{own}"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {refreshed} AS SELECT * FROM {checked.kept}")
+        self.release("VIEW", *{checked.kept} - {batch})
+        self.release("TABLE", batch)
+        self.release("VIEW", *partial.values())
+        column = quote(declared.column)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {replaced} AS "
+            f"SELECT c.* FROM {current} c SEMI JOIN {keys} k ON c.{column} = k.key"
+        )
+        added, removed = self.rows_digest(refreshed), self.rows_digest(replaced)
+        self.release("VIEW", replaced)
+        self.keyed_rows[name] = KeyedRows(keys, refreshed, declared.column)
+        metadata = {"mls2.update_id": self.update_id, DEFINITION_METADATA: definition_digest(dataset)}
+        held = self.lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
+        flow = FlowResult(
+            dataset=name,
+            status="COMPLETED",
+            input_records=checked.report.input_records,
+            dropped_records=checked.report.dropped_records,
+            output_records=checked.report.input_records - checked.report.dropped_records,
+        )
+        if added == removed:
+            if held is not None:
+                metadata[ROWS_DIGEST_METADATA] = held
+            self.unchanged[name] = (metadata, flow)
+        else:
+            staged = f"staged__{own}"
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {staged} AS SELECT c.* FROM {current} c ANTI JOIN {keys} k "
+                f"ON c.{column} = k.key UNION ALL BY NAME SELECT * FROM {refreshed}"
+            )
+            digest = replaced_digest(held, removed, added)
+            metadata[ROWS_DIGEST_METADATA] = digest if digest is not None else self.rows_digest(staged)
+            self.staged[name] = (staged, "VIEW", metadata, flow)
+        self.events.planning_information(name, MAINTENANCE_ROW_BASED)
+        return self.complete_flow(dataset, flow, checked.report)
+
+    def rows_for_keys(self, source: str, column: str, keys: str, reader: str) -> str:
+        """A view of `source`'s rows whose `column` is one of `keys`: from the rows this update changed
+        by that key where it knows them, else from the whole input (registered under its relation)."""
+        view, whole = f"partial__{relation(source)}__for__{reader}", relation(source)
+        known = self.keyed_rows.get(source)
+        if known is None or known.column != column:
+            parts = [f"SELECT w.* FROM {whole} w SEMI JOIN {keys} k ON w.{quote(column)} = k.key"]
+        else:
+            parts = [f"SELECT r.* FROM {known.rows} r SEMI JOIN {keys} k ON r.{quote(column)} = k.key"]
+            unknown = f"(SELECT key FROM {keys} EXCEPT SELECT key FROM {known.keys})"
+            if self.con.execute(f"SELECT count(*) FROM {unknown}").fetchall()[0][0]:
+                parts.append(f"SELECT w.* FROM {whole} w SEMI JOIN {unknown} k ON w.{quote(column)} = k.key")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS " + " UNION ALL BY NAME ".join(parts))
+        return view
+
+    def keep_changed_rows(self, dataset: Dataset, applied: str | None) -> None:
+        """Keep the rows an AUTO CDC flow applied by key, when a view of the graph follows its key."""
+        if applied is None:
+            return
+        keys = dataset.cdc.keys
+        followed = any(d.incremental and d.incremental.key_of(dataset.name) for d in self.graph.ordered())
+        if len(keys) != 1 or not followed:
+            self.release("TABLE", applied)
+            return
+        own = relation(dataset.name)
+        changed_keys, rows = f"changed_keys__{own}", f"changed_rows__{own}"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {changed_keys} AS SELECT DISTINCT {quote(keys[0])} AS key FROM {applied}"
+        )
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {rows} AS SELECT * EXCLUDE ({IS_DELETE}) FROM {applied} WHERE NOT {IS_DELETE}"
+        )
+        self.keyed_rows[dataset.name] = KeyedRows(changed_keys, rows, keys[0])
+
+    def columns(self, rows: str) -> list[tuple[str, str]]:
+        return [tuple(column[:2]) for column in self.con.execute(f"DESCRIBE {rows}").fetchall()]
 
     def quarantine(self, dataset: Dataset, rows: pa.Table | None) -> None:
         """Keep dropped rows with the rules they broke, the dataset and the update that dropped them."""
@@ -517,6 +679,32 @@ class Update:
         return publish_snapshot(
             self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id, connection=self.con
         )
+
+
+def definition_digest(dataset: Dataset) -> str:
+    """What a view computes: its SQL, expectations and refresh declaration (a view computed under
+    another definition is recomputed, and whole)."""
+    return hashlib.sha256(orjson.dumps([dataset.sql, dataset.expectations, dataset.incremental])).hexdigest()
+
+
+def replaced_digest(held: str | None, removed: str, added: str) -> str | None:
+    """A table's rows digest (`Update.rows_digest`) after some rows were replaced by others, from the
+    digests of the table and of both sets of rows; None when the table's is unknown or its columns differ."""
+    if held is None:
+        return None
+    columns, count, total, xor = orjson.loads(held)
+    _, removed_count, removed_total, removed_xor = orjson.loads(removed)
+    added_columns, added_count, added_total, added_xor = orjson.loads(added)
+    if columns != added_columns:
+        return None
+
+    def number(text: str) -> int:
+        return 0 if text == "None" else int(text)
+
+    rows = count - removed_count + added_count
+    total = number(total) - number(removed_total) + number(added_total)
+    xor = number(xor) ^ number(removed_xor) ^ number(added_xor)
+    return orjson.dumps([columns, rows, str(total) if rows else "None", str(xor) if rows else "None"]).decode()
 
 
 VACUUM_INTERVAL_SECONDS = 24 * 3600

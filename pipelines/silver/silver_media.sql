@@ -5,6 +5,9 @@ comment: >
   Every photo, document and floor plan of every property: its own media, plus its project's photos
   when it inherits them (taken from the project, so they follow the project's changes), one row per
   property and media id, with absolute URLs and display order.
+incremental:
+  column: property_id
+  inputs: {qobrix_silver.property: id}
 expectations:
   - {name: media_id_present, constraint: media_id IS NOT NULL, on_violation: drop}
   - {name: property_present, constraint: property_id IS NOT NULL, on_violation: drop}

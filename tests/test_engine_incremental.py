@@ -1,0 +1,200 @@
+"""Materialized views refreshed by key: only the keys an update changed are computed again, and the
+view then holds exactly what computing it whole gives."""
+
+from dataclasses import replace
+
+import duckdb
+import orjson
+import pytest
+
+from conf.settings import Settings
+from pipelines import load_graph, run_update
+from pipelines._engine.events import EVENT_LOG, MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
+from pipelines._engine.lakehouse import Lakehouse, register_delta
+from pipelines._engine.runner import ROWS_DIGEST_METADATA
+from pipelines.declaration import DeclarationError, IncrementalRefresh
+from pipelines.graph import Graph, build_graph
+from tests.test_engine import land, photo, prop, rows, table
+
+KEYED_VIEWS = ["qobrix_silver.media", "reso_gold.property", "reso_gold.media"]
+
+
+def techniques(settings: Settings, update_id: str) -> dict[str, tuple[str, str | None]]:
+    """Each view's refresh technique in an update's planning events, with why not row-based."""
+    con = duckdb.connect()
+    con.register("events", table(settings, EVENT_LOG).to_pyarrow_dataset())
+    found = con.execute(
+        "SELECT origin.dataset_name, details FROM events WHERE origin.update_id = ? "
+        "AND event_type = 'planning_information'",
+        [update_id],
+    ).fetchall()
+    planned = {}
+    for dataset, details in found:
+        options = orjson.loads(details)["planning_information"]["technique_information"]
+        [chosen] = [option for option in options if option["is_chosen"]]
+        issues = [issue["reason"] for option in options for issue in option.get("incrementalization_issues", [])]
+        planned[dataset] = (chosen["maintenance_type"], issues[0] if issues else None)
+    return planned
+
+
+def digest(settings: Settings, name: str) -> tuple:
+    con = duckdb.connect()
+    register_delta(con, "rows", table(settings, name))
+    return con.execute("SELECT count(*), sum(hash(r)::HUGEINT), bit_xor(hash(r)) FROM rows r").fetchall()[0]
+
+
+def listing(key: str, minutes: int, photos: list[str], price: float = 100_000) -> dict:
+    return {**prop(key, minutes, price=price), "media": [photo(media_id) for media_id in photos]}
+
+
+def test_views_refreshed_by_key_hold_what_computing_them_whole_gives(settings: Settings, scd1_apply: str) -> None:
+    land(
+        settings,
+        "s1",
+        [
+            listing("a", 1, ["a1", "a2"]),
+            listing("b", 1, ["b1"]),
+            listing("c", 1, ["c1", "c2", "c3"]),
+            listing("d", 1, []),
+            listing("e", 1, ["e1"]),
+        ],
+    )
+    run_update(settings.paths)
+    land(
+        settings,
+        "s2",
+        [
+            listing("a", 2, ["a1", "a2"], price=250_000),
+            listing("b", 2, ["b1", "b2", "b3"]),
+            listing("c", 2, ["c3"]),
+            listing("e", 0, ["e1", "e9"], price=1),
+            listing("f", 2, ["f1"]),
+        ],
+    )
+    land(settings, "s2-deletes", [prop("d", 2)], operation="delete")
+    result = run_update(settings.paths)
+
+    planned = techniques(settings, result.update_id)
+    assert {name: planned[name][0] for name in KEYED_VIEWS} == dict.fromkeys(KEYED_VIEWS, MAINTENANCE_ROW_BASED)
+    assert planned["reso_gold.lookup"][0] == MAINTENANCE_COMPLETE_RECOMPUTE
+    media = sorted((row["ResourceRecordID"], row["MediaObjectID"]) for row in rows(settings, "reso_gold.media"))
+    expected = {"a": ["a1", "a2"], "b": ["b1", "b2", "b3"], "c": ["c3"], "e": ["e1"], "f": ["f1"]}
+    assert media == [(key, media_id) for key, ids in expected.items() for media_id in ids]
+    prices = {row["ListingKey"]: float(row["ListPrice"]) for row in rows(settings, "reso_gold.property")}
+    assert prices == {
+        "QOBRIX_a": 250_000,
+        "QOBRIX_b": 100_000,
+        "QOBRIX_c": 100_000,
+        "QOBRIX_e": 100_000,
+        "QOBRIX_f": 100_000,
+    }
+
+    # The digest each view's commit records (the next update compares with it) follows the rows replaced.
+    land(settings, "s3", [listing("b", 3, ["b3", "b4"]), listing("c", 3, ["c3"], price=5)])
+    result = run_update(settings.paths)
+    assert {name: techniques(settings, result.update_id)[name][0] for name in KEYED_VIEWS} == dict.fromkeys(
+        KEYED_VIEWS, MAINTENANCE_ROW_BASED
+    )
+    lakehouse = Lakehouse(settings.paths.lakehouse)
+    for name in KEYED_VIEWS:
+        recorded = orjson.loads(lakehouse.last_commit_metadata(name)[ROWS_DIGEST_METADATA])
+        count, total, xor = digest(settings, name)
+        assert recorded[1:] == [count, str(total), str(xor)], f"{name}'s recorded digest is not its rows'"
+
+    by_key = {name: digest(settings, name) for name in KEYED_VIEWS}
+    whole = run_update(settings.paths, full_refresh_selection=KEYED_VIEWS)
+    assert {name: techniques(settings, whole.update_id)[name][0] for name in KEYED_VIEWS} == dict.fromkeys(
+        KEYED_VIEWS, MAINTENANCE_COMPLETE_RECOMPUTE
+    )
+    assert {name: digest(settings, name) for name in KEYED_VIEWS} == by_key
+
+
+def test_a_key_change_that_leaves_a_views_rows_as_they_were_rewrites_nothing(settings: Settings) -> None:
+    land(settings, "s1", [listing("a", 1, ["a1"]), listing("b", 1, ["b1"])])
+    run_update(settings.paths)
+    lakehouse = Lakehouse(settings.paths.lakehouse)
+    media_files = lakehouse.fingerprint("qobrix_silver.media")
+    land(settings, "s2", [listing("a", 2, ["a1"], price=300_000)])
+    result = run_update(settings.paths)
+    by_name = {flow.dataset: flow.status for flow in result.flows}
+    assert techniques(settings, result.update_id)["qobrix_silver.media"][0] == MAINTENANCE_ROW_BASED
+    assert by_name["reso_gold.media"] == "SKIPPED"
+    assert lakehouse.fingerprint("qobrix_silver.media") == media_files
+
+
+def test_a_view_is_computed_whole_when_an_input_its_rows_read_whole_changed(settings: Settings) -> None:
+    land(settings, "s1", [listing("a", 1, ["a1"])])
+    run_update(settings.paths)
+    land(settings, "s2", [listing("a", 2, ["a1"], price=300_000)])
+    graph = load_graph()
+    nothing_by_key = {
+        name: replace(dataset, incremental=replace(dataset.incremental, inputs=()))
+        if name == "reso_gold.property"
+        else dataset
+        for name, dataset in graph.datasets.items()
+    }
+    result = run_update(settings.paths, graph=Graph(nothing_by_key))
+    technique, reason = techniques(settings, result.update_id)["reso_gold.property"]
+    assert technique == MAINTENANCE_COMPLETE_RECOMPUTE
+    assert reason == "it has not been computed under its current definition"
+
+    land(settings, "s3", [listing("a", 3, ["a1"], price=400_000)])
+    result = run_update(settings.paths, graph=Graph(nothing_by_key))
+    technique, reason = techniques(settings, result.update_id)["reso_gold.property"]
+    assert technique == MAINTENANCE_COMPLETE_RECOMPUTE
+    assert reason == "qobrix_silver.property changed, and each of its rows reads all of qobrix_silver.property"
+    assert [float(row["ListPrice"]) for row in rows(settings, "reso_gold.property")] == [400_000]
+
+
+def test_a_view_left_behind_by_an_update_that_skipped_it_is_computed_whole_then_by_key_again(
+    settings: Settings,
+) -> None:
+    land(settings, "s1", [listing("a", 1, ["a1"]), listing("b", 1, ["b1"])])
+    run_update(settings.paths)
+    land(settings, "s2", [listing("a", 2, ["a1", "a2"])])
+    run_update(settings.paths, refresh=["qobrix_bronze.properties", "qobrix_silver.property"])
+    land(settings, "s3", [listing("b", 3, ["b1", "b2"])])
+    result = run_update(settings.paths)
+    technique, reason = techniques(settings, result.update_id)["qobrix_silver.media"]
+    assert technique == MAINTENANCE_COMPLETE_RECOMPUTE
+    assert reason == "it was not current with qobrix_silver.property before this update"
+    assert sorted(row["media_id"] for row in rows(settings, "qobrix_silver.media")) == ["a1", "a2", "b1", "b2"]
+
+    land(settings, "s4", [listing("b", 4, ["b2"])])
+    result = run_update(settings.paths)
+    assert techniques(settings, result.update_id)["qobrix_silver.media"][0] == MAINTENANCE_ROW_BASED
+    assert sorted(row["media_id"] for row in rows(settings, "qobrix_silver.media")) == ["a1", "a2", "b2"]
+
+
+def test_a_changed_definition_recomputes_a_view_whose_inputs_did_not_change(settings: Settings) -> None:
+    land(settings, "s1", [listing("a", 1, ["a1"])])
+    run_update(settings.paths)
+    graph = load_graph()
+    media = graph["reso_gold.media"]
+    named = "CAST('Qobrix' AS STRING) AS OriginatingSystemName"
+    assert named in media.sql
+    changed = replace(media, sql=media.sql.replace(named, "CAST('Qobrix CRM' AS STRING) AS OriginatingSystemName"))
+    result = run_update(settings.paths, graph=Graph({**graph.datasets, media.name: changed}))
+    by_name = {flow.dataset: flow.status for flow in result.flows}
+    assert by_name["reso_gold.media"] == "COMPLETED" and by_name["reso_gold.property"] == "SKIPPED"
+    assert [row["OriginatingSystemName"] for row in rows(settings, "reso_gold.media")] == ["Qobrix CRM"]
+
+
+@pytest.mark.parametrize("declared", [{"column": "x"}, {"column": "x", "inputs": []}, "x"])
+def test_an_incremental_declaration_without_its_inputs_is_refused_by_name(declared: object) -> None:
+    with pytest.raises(DeclarationError, match=r"silver_x\.sql: incremental"):
+        IncrementalRefresh.from_spec(declared, "silver_x.sql")
+
+
+def test_an_incremental_declaration_naming_an_input_the_view_does_not_read_is_refused() -> None:
+    unread = IncrementalRefresh("ResourceRecordID", (("qobrix_silver.viewing", "id"),))
+    datasets = [replace(d, incremental=unread) if d.name == "reso_gold.media" else d for d in load_graph().ordered()]
+    with pytest.raises(DeclarationError, match=r"reso_gold\.media: incremental refresh names qobrix_silver\.viewing"):
+        build_graph(datasets)
+
+
+def test_an_incremental_declaration_on_anything_but_a_materialized_view_is_refused() -> None:
+    silver = load_graph()["qobrix_silver.property"]
+    declared = replace(silver, incremental=IncrementalRefresh("id", (("qobrix_silver.property_changes", "id"),)))
+    with pytest.raises(DeclarationError, match="incremental refresh belongs to materialized views"):
+        declared.validate()
