@@ -187,7 +187,7 @@ def events(
     for row in rows:
         details = orjson.loads(row["details"])
         progress = details.get("flow_progress") or {}
-        state = progress.get("status") or (details.get("update_progress") or {}).get("state", "")
+        state = progress.get("status") or (details.get("update_progress") or {}).get("state") or planned(details)
         quality = progress.get("data_quality") or {}
         failed = ", ".join(
             f"{e['name']} {e['failed_records']}" for e in quality.get("expectations", []) if e["failed_records"]
@@ -198,6 +198,14 @@ def events(
             str(metrics.get("num_output_rows", "")), str(quality.get("dropped_records", "")), failed,
         )  # fmt: skip
     Console(width=200).print(table)
+
+
+def planned(details: dict) -> str:
+    """A planning event's chosen refresh technique, with why row-based maintenance was not chosen."""
+    options = (details.get("planning_information") or {}).get("technique_information", [])
+    chosen = next((option["maintenance_type"] for option in options if option["is_chosen"]), "")
+    reasons = [issue["reason"] for option in options for issue in option.get("incrementalization_issues", [])]
+    return chosen.removeprefix("MAINTENANCE_TYPE_") + "".join(f" ({reason})" for reason in reasons)
 
 
 @pipeline_app.command("coverage")

@@ -129,6 +129,8 @@ def test_pipeline_events_show_the_latest_update(monkeypatch: pytest.MonkeyPatch,
     assert "create_update" in result.output and "COMPLETED" in result.output
     only_flows = runner.invoke(app, ["pipeline", "events", "--type", "update_progress"])
     assert "flow_progress" not in only_flows.output and "update_progress" in only_flows.output
+    planned = runner.invoke(app, ["pipeline", "events", "--type", "planning_information"])
+    assert "qobrix_silver.media" in planned.output and "COMPLETE_RECOMPUTE" in planned.output
     assert runner.invoke(app, ["pipeline", "events", "--update", "nope"]).exit_code == 1
 
 
