@@ -11,7 +11,7 @@ from conf.settings import Settings
 from pipelines import load_graph, run_update
 from pipelines._engine.events import EVENT_LOG, MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.lakehouse import Lakehouse, register_delta
-from pipelines._engine.runner import ROWS_DIGEST_METADATA
+from pipelines._engine.runner import ROWS_DIGEST_METADATA, vacuum_lakehouse
 from pipelines.declaration import DeclarationError, IncrementalRefresh
 from pipelines.graph import Graph, build_graph
 from tests.test_engine import land, photo, prop, rows, table
@@ -178,6 +178,37 @@ def test_a_changed_definition_recomputes_a_view_whose_inputs_did_not_change(sett
     by_name = {flow.dataset: flow.status for flow in result.flows}
     assert by_name["reso_gold.media"] == "COMPLETED" and by_name["reso_gold.property"] == "SKIPPED"
     assert [row["OriginatingSystemName"] for row in rows(settings, "reso_gold.media")] == ["Qobrix CRM"]
+
+
+def test_a_declaration_the_rows_do_not_follow_is_caught_and_the_view_computed_whole(settings: Settings) -> None:
+    """Gold Property's ListingKey is 'QOBRIX_' || id: declared as following silver's id, no row matches a key."""
+    land(settings, "s1", [listing("a", 1, ["a1"]), listing("b", 1, ["b1"])])
+    graph = load_graph()
+    prop_view = graph["reso_gold.property"]
+    wrong = replace(prop_view, incremental=replace(prop_view.incremental, column="ListingKey"))
+    misdeclared = Graph({**graph.datasets, prop_view.name: wrong})
+    run_update(settings.paths, graph=misdeclared)
+    land(settings, "s2", [listing("a", 2, ["a1"], price=300_000)])
+    result = run_update(settings.paths, graph=misdeclared)
+    technique, reason = techniques(settings, result.update_id)["reso_gold.property"]
+    assert technique == MAINTENANCE_COMPLETE_RECOMPUTE
+    assert reason == "1 rows computed for its changed keys hold other values in ListingKey"
+    prices = {row["ListingKey"]: float(row["ListPrice"]) for row in rows(settings, "reso_gold.property")}
+    assert prices == {"QOBRIX_a": 300_000, "QOBRIX_b": 100_000}
+
+
+def test_a_vacuum_between_updates_leaves_views_refreshed_by_key(settings: Settings) -> None:
+    land(settings, "s1", [listing("a", 1, ["a1"]), listing("b", 1, ["b1"])])
+    run_update(settings.paths)
+    land(settings, "s2", [listing("a", 2, ["a1", "a2"])])
+    run_update(settings.paths)
+    vacuum_lakehouse(settings.paths, retention_hours=0)
+    land(settings, "s3", [listing("b", 3, ["b2"])])
+    result = run_update(settings.paths)
+    assert {name: techniques(settings, result.update_id)[name][0] for name in KEYED_VIEWS} == dict.fromkeys(
+        KEYED_VIEWS, MAINTENANCE_ROW_BASED
+    )
+    assert sorted(row["media_id"] for row in rows(settings, "qobrix_silver.media")) == ["a1", "a2", "b2"]
 
 
 @pytest.mark.parametrize("declared", [{"column": "x"}, {"column": "x", "inputs": []}, "x"])

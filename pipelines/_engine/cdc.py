@@ -172,11 +172,16 @@ def _apply_scd1(
         applied, same_shape = _applied_events(con, dataset, events)
         [(applying,)] = con.execute(f"SELECT count(*) FROM {applied}").fetchall()
         many = deletes.num_rows + upserted.num_rows >= len(target.file_uris()) * REWRITE_KEYS_PER_FILE
-        if not applying or (same_shape and many):
+        if not same_shape:
+            # A merge adds the columns the events bring; what reads the target by key reads it whole.
+            batch = con.sql(f"SELECT * FROM {events}").to_arrow_table()
+            con.execute(f"DROP TABLE {applied}")
+        elif not applying or many:
             metrics = _rewrite_scd1(con, lakehouse, dataset, applied, metadata=metadata, checkpoints=checkpoints)
-            metrics.changed = applied if same_shape else None
+            metrics.changed = applied
             return metrics
-        batch = con.sql(f"SELECT * FROM {applied}").to_arrow_table()
+        else:
+            batch = con.sql(f"SELECT * FROM {applied}").to_arrow_table()
     finally:
         con.execute(f"DROP {kind} IF EXISTS {events}")
         con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET}")

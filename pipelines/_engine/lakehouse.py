@@ -16,6 +16,10 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from pipelines._engine.sql import string_literal
 
 CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
+UPDATE_METADATA = "mls2.update_id"
+"""Commit metadata naming the pipeline update that wrote a commit."""
+COMMITS_SEARCHED = 10
+"""How far back `last_commit_metadata` looks past commits of others (a vacuum commits twice)."""
 """Every table keeps a change feed so downstream streaming reads take only what was appended."""
 ROW_GROUP_ROWS = 8_192
 """Small row groups: readers split work by row group, so a table of a few thousand wide rows
@@ -221,8 +225,10 @@ class Lakehouse:
         return self.table(name).version()
 
     def last_commit_metadata(self, name: str) -> dict:
+        """The newest commit the pipeline made to the table (not a vacuum's), with its custom metadata."""
         table = self.table(name)
-        return table.history(1)[0] if table is not None else {}
+        commits = table.history(COMMITS_SEARCHED) if table is not None else []
+        return next((commit for commit in commits if UPDATE_METADATA in commit), commits[0] if commits else {})
 
     def drop(self, name: str) -> None:
         """Remove a table's data and log (a full refresh starts it again from nothing)."""

@@ -26,7 +26,14 @@ from conf.settings import DataPaths
 from pipelines._engine.cdc import IS_DELETE, apply_changes, quote
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED, EventLog
-from pipelines._engine.lakehouse import Lakehouse, arrow_batches, batch_rows, bind_arrow, register_delta
+from pipelines._engine.lakehouse import (
+    UPDATE_METADATA,
+    Lakehouse,
+    arrow_batches,
+    batch_rows,
+    bind_arrow,
+    register_delta,
+)
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import is_complete, publish_snapshot, read_pointer, served_files
 from pipelines._engine.quality import CheckedStream, QualityReport, check, warns_only
@@ -226,10 +233,9 @@ class Update:
         if dataset.kind == "materialized_view":
             plan = "a full refresh" if full else self.incremental_plan(dataset)
             if isinstance(plan, dict):
-                flow = self.refresh_by_key(dataset, plan)
-                if flow is not None:
-                    return flow
-                plan = "the rows computed have other columns or types than the table"
+                plan = self.refresh_by_key(dataset, plan)
+                if isinstance(plan, FlowResult):
+                    return plan
             self.events.planning_information(dataset.name, MAINTENANCE_COMPLETE_RECOMPUTE, plan)
         checkpoints: dict[str, int] = {}
         for name in reads:
@@ -253,7 +259,7 @@ class Update:
             return self.write_stream(dataset, batch, full, checkpoints, streams)
         checked = check(self.con, dataset, batch)
         self.quarantine(dataset, checked.quarantine)
-        metadata = {"mls2.update_id": self.update_id}
+        metadata = {UPDATE_METADATA: self.update_id}
         flow = FlowResult(
             dataset=dataset.name,
             status="COMPLETED",
@@ -261,7 +267,7 @@ class Update:
             dropped_records=checked.report.dropped_records,
         )
         if dataset.kind == "materialized_view":
-            metadata[DEFINITION_METADATA] = definition_digest(dataset)
+            metadata[DEFINITION_METADATA] = self.definition_digest(dataset)
 
         if dataset.kind == "auto_cdc":
             metrics = apply_changes(
@@ -301,7 +307,7 @@ class Update:
     ) -> FlowResult:
         """Write a streaming table's new rows while checking its expectations on them, in one pass."""
         checked = CheckedStream(self.con, dataset, batch, batch_rows(self.con, batch))
-        self.write(dataset, checked.batches(), full, {"mls2.update_id": self.update_id}, checkpoints)
+        self.write(dataset, checked.batches(), full, {UPDATE_METADATA: self.update_id}, checkpoints)
         report = checked.report
         flow = FlowResult(
             dataset=dataset.name,
@@ -517,9 +523,16 @@ class Update:
         if any(name in self.staged for name in dataset.depends_on):
             return True
         last = self.lakehouse.last_commit_metadata(dataset.name)
-        if SOURCES_METADATA not in last or last.get(DEFINITION_METADATA) != definition_digest(dataset):
+        if SOURCES_METADATA not in last or last.get(DEFINITION_METADATA) != self.definition_digest(dataset):
             return True
         return orjson.loads(last[SOURCES_METADATA]) != self.fingerprints(dataset)
+
+    def definition_digest(self, dataset: Dataset) -> str:
+        """What a view computes: its SQL, expectations and refresh declaration, and the SQL of the
+        temporary views it reads (a view computed under another definition is recomputed, and whole)."""
+        read = [self.graph[name] for name in dataset.depends_on if self.graph[name].kind == "temporary_view"]
+        parts = [dataset.sql, dataset.expectations, dataset.incremental, [self.definition_digest(v) for v in read]]
+        return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
     def incremental_plan(self, dataset: Dataset) -> dict[str, KeyedRows] | str:
         """The inputs a stale view can be refreshed from by key, with the keys they changed; or why it
@@ -529,7 +542,7 @@ class Update:
         if declared is None:
             return "its declaration does not say how its rows follow its inputs' keys"
         last = self.lakehouse.last_commit_metadata(dataset.name)
-        if SOURCES_METADATA not in last or last.get(DEFINITION_METADATA) != definition_digest(dataset):
+        if SOURCES_METADATA not in last or last.get(DEFINITION_METADATA) != self.definition_digest(dataset):
             return "it has not been computed under its current definition"
         recorded = orjson.loads(last[SOURCES_METADATA])
         changed = {}
@@ -549,39 +562,71 @@ class Update:
             changed[name] = known
         return changed or "no input changed by key"
 
-    def refresh_by_key(self, dataset: Dataset, changed: dict[str, KeyedRows]) -> FlowResult | None:
+    def refresh_by_key(self, dataset: Dataset, changed: dict[str, KeyedRows]) -> FlowResult | str:
         """Recompute the view's rows for the keys its inputs changed, from those inputs' rows for the
         keys (and the whole of its other inputs), and stage the view as its other rows plus these.
-        Expectations judge, and quarantine, the recomputed rows. None, and nothing kept, when the
-        rows computed do not have the table's columns and types (the caller computes it whole)."""
+        Expectations judge, and quarantine, the recomputed rows. When the declaration does not hold
+        (a column missing or of another type, a NULL key, a row computed for a key not asked for),
+        nothing is kept and the reason is returned: the caller computes the view whole."""
         name, own = dataset.name, relation(dataset.name)
-        declared = dataset.incremental
-        keys = f"refresh_keys__{own}"
+        keys, batch, current = f"refresh_keys__{own}", f"batch__{own}", f"current__{own}"
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {keys} AS "
             + " UNION ".join(f"SELECT key FROM {known.keys}" for known in changed.values())
         )
-        partial = {}
+        register_delta(self.con, current, self.lakehouse.table(name))
+        partial: dict[str, str] = {}
+        try:
+            reason = self.compute_by_key(dataset, keys, batch, current, partial)
+        finally:
+            self.release("VIEW", *partial.values())
+        if reason is not None:
+            self.release("TABLE", batch, keys)
+            self.release("VIEW", current)
+            return reason
+        return self.stage_by_key(dataset, keys, batch, current)
+
+    def compute_by_key(
+        self, dataset: Dataset, keys: str, batch: str, current: str, partial: dict[str, str]
+    ) -> str | None:
+        """Compute into `batch` the view's rows for `keys` (registering in `partial` the views of its
+        keyed inputs' rows for them); or say why the declaration does not hold for them."""
+        declared = dataset.incremental
+        key_type = dict(self.columns(keys))["key"]
+        if self.con.execute(f"SELECT count(*) FILTER (key IS NULL) FROM {keys}").fetchall()[0][0]:
+            return "a key it changed is NULL"
         for source in dataset.depends_on:
             self.register_full_read(source)
             if (column := declared.key_of(source)) is not None:
-                partial[source] = self.rows_for_keys(source, column, keys, own)
-        body = to_duckdb(parse(dataset.sql, origin=name), lambda ref, streaming: partial.get(ref, relation(ref)))
-        batch, current = f"batch__{own}", f"current__{own}"
+                if dict(self.columns(relation(source))).get(column) != key_type:
+                    return f"{source} has no column {column} of the keys' type {key_type}"
+                partial[source] = self.rows_for_keys(source, column, keys, relation(dataset.name))
+        body = to_duckdb(
+            parse(dataset.sql, origin=dataset.name), lambda ref, streaming: partial.get(ref, relation(ref))
+        )
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {body}")
-        register_delta(self.con, current, self.lakehouse.table(name))
         if self.columns(batch) != self.columns(current):
-            self.release("TABLE", batch, keys)
-            self.release("VIEW", current, *partial.values())
-            return None
+            return "the rows computed have other columns or types than the table"
+        if dict(self.columns(batch)).get(declared.column) != key_type:
+            return f"it has no column {declared.column} of the keys' type {key_type}"
+        [(strays,)] = self.con.execute(
+            f"SELECT count(*) FROM {batch} b ANTI JOIN {keys} k ON b.{quote(declared.column)} = k.key"
+        ).fetchall()
+        if strays:
+            return f"{strays} rows computed for its changed keys hold other values in {declared.column}"
+        return None
+
+    def stage_by_key(self, dataset: Dataset, keys: str, batch: str, current: str) -> FlowResult:
+        """Check the rows recomputed for `keys`, and stage the view with them in place of its rows for
+        the keys (or record it unchanged when they are the same rows)."""
+        name, own, declared = dataset.name, relation(dataset.name), dataset.incremental
+        column = quote(declared.column)
         checked = check(self.con, dataset, batch)
         self.quarantine(dataset, checked.quarantine)
         refreshed, replaced = f"refreshed__{own}", f"replaced__{own}"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {refreshed} AS SELECT * FROM {checked.kept}")
         self.release("VIEW", *{checked.kept} - {batch})
         self.release("TABLE", batch)
-        self.release("VIEW", *partial.values())
-        column = quote(declared.column)
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {replaced} AS "
             f"SELECT c.* FROM {current} c SEMI JOIN {keys} k ON c.{column} = k.key"
@@ -589,7 +634,7 @@ class Update:
         added, removed = self.rows_digest(refreshed), self.rows_digest(replaced)
         self.release("VIEW", replaced)
         self.keyed_rows[name] = KeyedRows(keys, refreshed, declared.column)
-        metadata = {"mls2.update_id": self.update_id, DEFINITION_METADATA: definition_digest(dataset)}
+        metadata = {UPDATE_METADATA: self.update_id, DEFINITION_METADATA: self.definition_digest(dataset)}
         held = self.lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
         flow = FlowResult(
             dataset=name,
@@ -602,6 +647,7 @@ class Update:
             if held is not None:
                 metadata[ROWS_DIGEST_METADATA] = held
             self.unchanged[name] = (metadata, flow)
+            self.release("VIEW", current)
         else:
             staged = f"staged__{own}"
             self.con.execute(
@@ -679,12 +725,6 @@ class Update:
         return publish_snapshot(
             self.lakehouse, self.paths.snapshot_pointer, tables, self.update_id, connection=self.con
         )
-
-
-def definition_digest(dataset: Dataset) -> str:
-    """What a view computes: its SQL, expectations and refresh declaration (a view computed under
-    another definition is recomputed, and whole)."""
-    return hashlib.sha256(orjson.dumps([dataset.sql, dataset.expectations, dataset.incremental])).hexdigest()
 
 
 def replaced_digest(held: str | None, removed: str, added: str) -> str | None:
