@@ -227,8 +227,12 @@ class Lakehouse:
     def last_commit_metadata(self, name: str) -> dict:
         """The newest commit the pipeline made to the table (not a vacuum's), with its custom metadata."""
         table = self.table(name)
-        commits = table.history(COMMITS_SEARCHED) if table is not None else []
-        return next((commit for commit in commits if UPDATE_METADATA in commit), commits[0] if commits else {})
+        if table is None:
+            return {}
+        [last] = table.history(1)
+        if UPDATE_METADATA in last:
+            return last
+        return next((commit for commit in table.history(COMMITS_SEARCHED) if UPDATE_METADATA in commit), last)
 
     def drop(self, name: str) -> None:
         """Remove a table's data and log (a full refresh starts it again from nothing)."""
