@@ -200,6 +200,10 @@ def test_count_option_and_count_segment(api: TestClient, published_gold: Publish
     assert response.status_code == 200 and response.text == str(active)
     assert response.headers["content-type"].startswith("text/plain")
     assert api.get("/odata/Media/$count").text == str(len(published_gold.rows("media")))
+    only_counted = api.get("/odata/Property", params={"$count": "true", "$top": "0"})
+    assert only_counted.status_code == 200
+    assert only_counted.json()["value"] == [] and only_counted.json()["@odata.count"] == len(rows)
+    assert "@odata.nextLink" not in only_counted.json()
 
 
 def test_skip_skips(api: TestClient, published_gold: PublishedGold) -> None:

@@ -63,6 +63,8 @@ def _rows_by(backend: Backend, query: CollectionQuery, by: str, values: list) ->
 def read_page(
     backend: Backend, query: CollectionQuery, *, size: int, after: list | None, now: datetime | None = None
 ) -> Page:
+    if size == 0:
+        return Page([], None)  # `$top=0`: no rows, and no next page (`$count=true&$top=0` asks for the count only)
     now = now or datetime.now(UTC)
     columns = _columns(backend, query)
     stored = columns if DOCUMENT_AT in columns else []
