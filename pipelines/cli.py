@@ -160,11 +160,13 @@ def graph(
         typer.echo("\n".join(graph_lines(pipeline, output)))
         return
     table = Table(title="Pipeline graph")
-    for column in ("dataset", "kind", "reads", "expectations"):
+    for column in ("dataset", "kind", "reads", "expectations", "refreshed by key"):
         table.add_column(column)
     for dataset in pipeline.ordered():
         source = f"landing/{dataset.landing.entity}" if dataset.landing else ", ".join(dataset.depends_on)
-        table.add_row(dataset.name, dataset.kind, source, str(len(dataset.expectations)))
+        declared = dataset.incremental
+        by_key = f"{declared.column} = " + ", ".join(f"{n}.{key}" for n, key in declared.inputs) if declared else ""
+        table.add_row(dataset.name, dataset.kind, source, str(len(dataset.expectations)), by_key)
     Console(width=200).print(table)
 
 

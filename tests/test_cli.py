@@ -72,6 +72,7 @@ def test_pipeline_graph_lists_the_datasets() -> None:
     result = runner.invoke(app, ["pipeline", "graph"])
     assert result.exit_code == 0
     assert "reso_gold.property" in result.output and "auto_cdc" in result.output
+    assert "property_id = qobrix_silver.property.id" in result.output
 
 
 def configure_qobrix(monkeypatch: pytest.MonkeyPatch, url: str, tmp_path, key: str = "sandbox-key") -> None:
