@@ -47,27 +47,54 @@ class IncrementalRefresh:
     The view's rows whose `column` holds K come from the rows of each input in `inputs` whose key
     column (the value in `inputs`) holds K, and from the whole of every other input. So when only
     those inputs changed since the view's last refresh, and the update knows the keys they changed,
-    only those keys' rows are computed again (row-based maintenance). Databricks plans incremental
-    refreshes on its own and is not told this.
+    only those keys' rows are computed again (row-based maintenance). An input in `through` is
+    read whole, but a change to its row of key K changes only the view's rows for the keys of the
+    keyed input rows whose column (`schema.table.column`) holds K: a project reaches the listings
+    whose `project` it is. Databricks plans incremental refreshes on its own and is not told this.
     """
 
     column: str
     inputs: tuple[tuple[str, str], ...]
+    through: tuple[tuple[str, str, str], ...] = ()
+    """(input, keyed input, that input's column holding the input's key)."""
 
     @classmethod
     def from_spec(cls, spec: object, origin: str) -> "IncrementalRefresh":
-        """From a declaration's `incremental: {column: c, inputs: {schema.table: key, ...}}`."""
-        if not isinstance(spec, dict) or set(spec) != {"column", "inputs"}:
-            raise DeclarationError(f"{origin}: incremental takes exactly `column` and `inputs`, got {spec!r}")
+        """From a declaration's `incremental: {column: c, inputs: {schema.table: key, ...},
+        through: {schema.table: schema.table.column, ...}}` (`through` optional)."""
+        if not isinstance(spec, dict) or not {"column", "inputs"} <= set(spec) <= {"column", "inputs", "through"}:
+            raise DeclarationError(
+                f"{origin}: incremental takes `column`, `inputs` and optionally `through`, got {spec!r}"
+            )
         inputs = spec["inputs"]
         if not isinstance(inputs, dict) or not inputs:
             raise DeclarationError(f"{origin}: incremental inputs map each input to its key column, got {inputs!r}")
         pairs = tuple((str(name), str(key)) for name, key in inputs.items())
-        return cls(column=str(spec["column"]), inputs=pairs)
+        through = spec.get("through") or {}
+        if not isinstance(through, dict):
+            raise DeclarationError(f"{origin}: incremental through maps an input to a keyed input's column")
+        links = []
+        for name, reference in through.items():
+            via, _, column = str(reference).rpartition(".")
+            if via not in dict(pairs) or not column:
+                raise DeclarationError(
+                    f"{origin}: incremental through {name}: {reference!r} is not `input.column` of a keyed input"
+                )
+            links.append((str(name), via, column))
+        return cls(column=str(spec["column"]), inputs=pairs, through=tuple(links))
 
     def key_of(self, name: str) -> str | None:
         """The key column of input `name`, or None when the view reads all of it for every row."""
         return dict(self.inputs).get(name)
+
+    def through_of(self, name: str) -> tuple[str, str] | None:
+        """The keyed input and its column a change to input `name` reaches the view's rows through."""
+        return next(((via, column) for input_name, via, column in self.through if input_name == name), None)
+
+    @property
+    def follows(self) -> list[str]:
+        """Every input whose changes the view takes by key."""
+        return [name for name, _ in self.inputs] + [name for name, _, _ in self.through]
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def build_graph(datasets: list[Dataset]) -> Graph:
         if missing:
             raise DeclarationError(f"{dataset.name} reads {', '.join(missing)}, which no dataset declares")
         unread = (
-            [name for name, _ in dataset.incremental.inputs if name not in dataset.depends_on]
+            [name for name in dataset.incremental.follows if name not in dataset.depends_on]
             if dataset.incremental
             else []
         )

@@ -2,19 +2,22 @@
 view then holds exactly what computing it whole gives."""
 
 from dataclasses import replace
+from datetime import timedelta
 
 import duckdb
 import orjson
 import pytest
 
+from conf.entities import entities
 from conf.settings import Settings
+from ingestion.landing import LandingWriter
 from pipelines import load_graph, run_update
 from pipelines._engine.events import EVENT_LOG, MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.lakehouse import Lakehouse, register_delta
 from pipelines._engine.runner import ROWS_DIGEST_METADATA, vacuum_lakehouse
 from pipelines.declaration import DeclarationError, IncrementalRefresh
 from pipelines.graph import Graph, build_graph
-from tests.test_engine import land, photo, prop, rows, table
+from tests.test_engine import T0, land, photo, prop, rows, table
 
 KEYED_VIEWS = ["qobrix_silver.media", "reso_gold.property", "reso_gold.media"]
 
@@ -106,6 +109,40 @@ def test_views_refreshed_by_key_hold_what_computing_them_whole_gives(settings: S
     assert {name: techniques(settings, whole.update_id)[name][0] for name in KEYED_VIEWS} == dict.fromkeys(
         KEYED_VIEWS, MAINTENANCE_COMPLETE_RECOMPUTE
     )
+    assert {name: digest(settings, name) for name in KEYED_VIEWS} == by_key
+
+
+def land_projects(settings: Settings, sync_id: str, photos_by_project: dict[str, list[str]], minutes: int) -> None:
+    stamp = (T0 + timedelta(minutes=minutes)).isoformat()
+    records = [
+        {"id": key, "name": key, "modified": stamp, "media": [photo(media_id) for media_id in photos]}
+        for key, photos in photos_by_project.items()
+    ]
+    LandingWriter(settings.landing_root, sync_id, started=T0).write_page(entities()["projects"], records)
+
+
+def test_a_project_change_refreshes_by_key_the_listings_that_name_it(settings: Settings) -> None:
+    in_project = {"inherit_project_media": True}
+    land(
+        settings,
+        "s1",
+        [
+            {**listing("a", 1, ["a1"]), **in_project, "project": "P"},
+            listing("b", 1, ["b1"]),
+            {**listing("c", 1, ["c1"]), **in_project, "project": "Q"},
+        ],
+    )
+    land_projects(settings, "s1-projects", {"P": ["p1"], "Q": ["q1"]}, minutes=1)
+    run_update(settings.paths)
+    land_projects(settings, "s2-projects", {"P": ["p1", "p2"]}, minutes=2)
+    result = run_update(settings.paths)
+
+    planned = techniques(settings, result.update_id)
+    assert {name: planned[name][0] for name in KEYED_VIEWS} == dict.fromkeys(KEYED_VIEWS, MAINTENANCE_ROW_BASED)
+    media = sorted((row["property_id"], row["media_id"]) for row in rows(settings, "qobrix_silver.media"))
+    assert media == [("a", "a1"), ("a", "p1"), ("a", "p2"), ("b", "b1"), ("c", "c1"), ("c", "q1")]
+    by_key = {name: digest(settings, name) for name in KEYED_VIEWS}
+    run_update(settings.paths, full_refresh_selection=KEYED_VIEWS)
     assert {name: digest(settings, name) for name in KEYED_VIEWS} == by_key
 
 
@@ -211,7 +248,15 @@ def test_a_vacuum_between_updates_leaves_views_refreshed_by_key(settings: Settin
     assert sorted(row["media_id"] for row in rows(settings, "qobrix_silver.media")) == ["a1", "a2", "b2"]
 
 
-@pytest.mark.parametrize("declared", [{"column": "x"}, {"column": "x", "inputs": []}, "x"])
+@pytest.mark.parametrize(
+    "declared",
+    [
+        {"column": "x"},
+        {"column": "x", "inputs": []},
+        "x",
+        {"column": "x", "inputs": {"qobrix_silver.a": "id"}, "through": {"qobrix_silver.b": "qobrix_silver.c.id"}},
+    ],
+)
 def test_an_incremental_declaration_without_its_inputs_is_refused_by_name(declared: object) -> None:
     with pytest.raises(DeclarationError, match=r"silver_x\.sql: incremental"):
         IncrementalRefresh.from_spec(declared, "silver_x.sql")

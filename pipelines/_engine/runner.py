@@ -554,10 +554,10 @@ class Update:
                 return f"it was not current with {name} before this update"
             if name not in self.staged and self.lakehouse.fingerprint(name) == before:
                 continue
-            if declared.key_of(name) is None:
+            if name not in declared.follows:
                 return f"{name} changed, and each of its rows reads all of {name}"
             known = self.keyed_rows.get(name)
-            if known is None or known.column != declared.key_of(name):
+            if known is None or declared.key_of(name) not in (None, known.column):
                 return f"{name} changed, and this update does not know by which keys"
             changed[name] = known
         return changed or "no input changed by key"
@@ -571,8 +571,7 @@ class Update:
         name, own = dataset.name, relation(dataset.name)
         keys, batch, current = f"refresh_keys__{own}", f"batch__{own}", f"current__{own}"
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {keys} AS "
-            + " UNION ".join(f"SELECT key FROM {known.keys}" for known in changed.values())
+            f"CREATE OR REPLACE TEMP TABLE {keys} AS " + " UNION ".join(self.changed_keys(dataset, changed))
         )
         register_delta(self.con, current, self.lakehouse.table(name))
         partial: dict[str, str] = {}
@@ -585,6 +584,21 @@ class Update:
             self.release("VIEW", current)
             return reason
         return self.stage_by_key(dataset, keys, batch, current)
+
+    def changed_keys(self, dataset: Dataset, changed: dict[str, KeyedRows]) -> list[str]:
+        """Queries of the view's keys each changed input reaches: its own keys, or, for an input it
+        follows through a keyed input, the keys of that input's rows whose column holds a changed key."""
+        queries = []
+        for name, known in changed.items():
+            if dataset.incremental.key_of(name) is not None:
+                queries.append(f"SELECT key FROM {known.keys}")
+                continue
+            via, column = dataset.incremental.through_of(name)
+            self.register_full_read(via)
+            via_key = quote(dataset.incremental.key_of(via))
+            on = f"v.{quote(column)} = c.key"
+            queries.append(f"SELECT v.{via_key} AS key FROM {relation(via)} v SEMI JOIN {known.keys} c ON {on}")
+        return queries
 
     def compute_by_key(
         self, dataset: Dataset, keys: str, batch: str, current: str, partial: dict[str, str]
@@ -680,7 +694,7 @@ class Update:
         if applied is None:
             return
         keys = dataset.cdc.keys
-        followed = any(d.incremental and d.incremental.key_of(dataset.name) for d in self.graph.ordered())
+        followed = any(d.incremental and dataset.name in d.incremental.follows for d in self.graph.ordered())
         if len(keys) != 1 or not followed:
             self.release("TABLE", applied)
             return

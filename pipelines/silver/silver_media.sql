@@ -8,6 +8,7 @@ comment: >
 incremental:
   column: property_id
   inputs: {qobrix_silver.property: id}
+  through: {qobrix_silver.project: qobrix_silver.property.project}
 expectations:
   - {name: media_id_present, constraint: media_id IS NOT NULL, on_violation: drop}
   - {name: property_present, constraint: property_id IS NOT NULL, on_violation: drop}
