@@ -19,7 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines._engine.errors import PipelineError
-from pipelines._engine.lakehouse import WRITER, Lakehouse, arrow_batches, commit_properties, register_delta
+from pipelines._engine.lakehouse import (
+    WRITER,
+    Lakehouse,
+    arrow_batches,
+    column_types,
+    commit_properties,
+    register_delta,
+)
 from pipelines._engine.sql import spark_to_duckdb_expression
 from pipelines.declaration import Dataset
 
@@ -227,9 +234,8 @@ def _applied_events(con: duckdb.DuckDBPyConnection, dataset: Dataset, events: st
         f"FROM {CDC_TARGET}) t ON {keys_match(keys, 'e', 't')} "
         f"WHERE CASE WHEN t.{MATCHED} THEN e.{quote(sequence)} > t.{TARGET_SEQUENCE} ELSE NOT e.{IS_DELETE} END"
     )
-    event_types = [tuple(row[:2]) for row in con.execute(f"DESCRIBE {applied}").fetchall() if row[0] != IS_DELETE]
-    target_types = [tuple(row[:2]) for row in con.execute(f"DESCRIBE {CDC_TARGET}").fetchall()]
-    return applied, sorted(event_types) == sorted(target_types)
+    event_types = [column for column in column_types(con, applied) if column[0] != IS_DELETE]
+    return applied, sorted(event_types) == sorted(column_types(con, CDC_TARGET))
 
 
 def _rewrite_scd1(

@@ -52,6 +52,11 @@ def bind_arrow(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> Non
     con.register(name, data)
 
 
+def column_types(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    """A DuckDB relation's columns as (name, type), in order."""
+    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+
+
 def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable) -> None:
     """Make a Delta table's current version readable as `name`, through DuckDB's parallel Parquet reader.
 

@@ -44,7 +44,7 @@ from pipelines._engine.documents import (
     documents_of,
     link_or_copy,
 )
-from pipelines._engine.lakehouse import Lakehouse, register_delta
+from pipelines._engine.lakehouse import Lakehouse, column_types, register_delta
 from pipelines._engine.places import (
     GENERATION_TABLE,
     DocumentPlaces,
@@ -96,10 +96,6 @@ def document_sql(columns: list[tuple[str, str]]) -> str:
     """SQL writing a row as its OData JSON object, fields in column order."""
     fields = ", ".join(f'"{name}" := {_json_value(name, kind)}' for name, kind in columns)
     return f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"
-
-
-def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
-    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
 
 
 SERVED_COLUMNS = [(HASH_COLUMN, "UBIGINT"), (DOCUMENT_AT, "BIGINT"), (DOCUMENT_SIZE, "INTEGER")]
@@ -164,7 +160,7 @@ def create_serving_table(
     and its document's place in the documents file (a new one: an older one is unlinked, never
     truncated, as it may be a link to the served file's), stored in lookup order, indexed, and its
     documents' places (by key, and as runs by its first lookup column) in the places index."""
-    columns = _columns(con, source)
+    columns = column_types(con, source)
     documents = documents_of(database)
     # A build stopped before its places index is written must not leave the old one looking current.
     con.execute(f'DROP TABLE IF EXISTS "{GENERATION_TABLE}"')
@@ -198,7 +194,7 @@ def _is_served_shape(
     none), then every index (a file left by a publish that failed before indexing has none)."""
     if name not in _table_names(con) or not is_complete(database):
         return False
-    if _columns(con, f'"{name}"') != [*columns, *SERVED_COLUMNS]:
+    if column_types(con, f'"{name}"') != [*columns, *SERVED_COLUMNS]:
         return False
     held = con.execute(
         "SELECT index_name, is_unique FROM duckdb_indexes() "
@@ -227,7 +223,7 @@ def patch_serving_table(
     hash), or every row of a run one changed in, and appending their documents, in one transaction,
     then the places index: returns (rows removed, rows written), or None when `name` is absent, its
     columns differ, an index is missing or its documents file is mostly dead (build it anew)."""
-    columns = _columns(con, source)
+    columns = column_types(con, source)
     documents = documents_of(database)
     if not _is_served_shape(con, name, database, key, lookups, columns):
         return None

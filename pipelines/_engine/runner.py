@@ -32,6 +32,7 @@ from pipelines._engine.lakehouse import (
     arrow_batches,
     batch_rows,
     bind_arrow,
+    column_types,
     register_delta,
 )
 from pipelines._engine.landing_reader import landing_files, register_landing
@@ -385,7 +386,7 @@ class Update:
 
     def rows_digest(self, rows: str) -> str:
         """A relation's columns and types, row count and two order-free sums of its row hashes."""
-        columns = [column[:2] for column in self.con.execute(f"DESCRIBE {rows}").fetchall()]
+        columns = column_types(self.con, rows)
         [(count, total, xor)] = self.con.execute(
             f"SELECT count(*), sum(hash(r)::HUGEINT), bit_xor(hash(r)) FROM {rows} r"
         ).fetchall()
@@ -523,9 +524,13 @@ class Update:
         if any(name in self.staged for name in dataset.depends_on):
             return True
         last = self.lakehouse.last_commit_metadata(dataset.name)
-        if SOURCES_METADATA not in last or last.get(DEFINITION_METADATA) != self.definition_digest(dataset):
+        if not self.computed_as_defined(dataset, last):
             return True
         return orjson.loads(last[SOURCES_METADATA]) != self.fingerprints(dataset)
+
+    def computed_as_defined(self, dataset: Dataset, last: dict) -> bool:
+        """Whether a view's last commit (`last`) recorded its inputs, under its current definition."""
+        return SOURCES_METADATA in last and last.get(DEFINITION_METADATA) == self.definition_digest(dataset)
 
     def definition_digest(self, dataset: Dataset) -> str:
         """What a view computes: its SQL, expectations and refresh declaration, and the SQL of the
@@ -542,7 +547,7 @@ class Update:
         if declared is None:
             return "its declaration does not say how its rows follow its inputs' keys"
         last = self.lakehouse.last_commit_metadata(dataset.name)
-        if SOURCES_METADATA not in last or last.get(DEFINITION_METADATA) != self.definition_digest(dataset):
+        if not self.computed_as_defined(dataset, last):
             return "it has not been computed under its current definition"
         recorded = orjson.loads(last[SOURCES_METADATA])
         changed = {}
@@ -606,22 +611,22 @@ class Update:
         """Compute into `batch` the view's rows for `keys` (registering in `partial` the views of its
         keyed inputs' rows for them); or say why the declaration does not hold for them."""
         declared = dataset.incremental
-        key_type = dict(self.columns(keys))["key"]
+        key_type = dict(column_types(self.con, keys))["key"]
         if self.con.execute(f"SELECT count(*) FILTER (key IS NULL) FROM {keys}").fetchall()[0][0]:
             return "a key it changed is NULL"
         for source in dataset.depends_on:
             self.register_full_read(source)
             if (column := declared.key_of(source)) is not None:
-                if dict(self.columns(relation(source))).get(column) != key_type:
+                if dict(column_types(self.con, relation(source))).get(column) != key_type:
                     return f"{source} has no column {column} of the keys' type {key_type}"
                 partial[source] = self.rows_for_keys(source, column, keys, relation(dataset.name))
         body = to_duckdb(
             parse(dataset.sql, origin=dataset.name), lambda ref, streaming: partial.get(ref, relation(ref))
         )
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {body}")
-        if self.columns(batch) != self.columns(current):
+        if column_types(self.con, batch) != column_types(self.con, current):
             return "the rows computed have other columns or types than the table"
-        if dict(self.columns(batch)).get(declared.column) != key_type:
+        if dict(column_types(self.con, batch)).get(declared.column) != key_type:
             return f"it has no column {declared.column} of the keys' type {key_type}"
         [(strays,)] = self.con.execute(
             f"SELECT count(*) FROM {batch} b ANTI JOIN {keys} k ON b.{quote(declared.column)} = k.key"
@@ -707,9 +712,6 @@ class Update:
             f"CREATE OR REPLACE TEMP VIEW {rows} AS SELECT * EXCLUDE ({IS_DELETE}) FROM {applied} WHERE NOT {IS_DELETE}"
         )
         self.keyed_rows[dataset.name] = KeyedRows(changed_keys, rows, keys[0])
-
-    def columns(self, rows: str) -> list[tuple[str, str]]:
-        return [tuple(column[:2]) for column in self.con.execute(f"DESCRIBE {rows}").fetchall()]
 
     def quarantine(self, dataset: Dataset, rows: pa.Table | None) -> None:
         """Keep dropped rows with the rules they broke, the dataset and the update that dropped them."""
