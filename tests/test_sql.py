@@ -1,9 +1,12 @@
 """Spark SQL -> DuckDB: dataset references, STREAM reads, and each dialect gap we close."""
 
+from decimal import Decimal
+
 import duckdb
 import pytest
+from sqlglot import exp
 
-from pipelines._engine.sql import SqlError, parse, references, spark_to_duckdb_expression, to_duckdb
+from pipelines._engine.sql import SparkSql, SqlError, parse, references, spark_to_duckdb_expression, to_duckdb
 
 
 def run_duckdb(sql: str) -> list[tuple]:
@@ -56,3 +59,54 @@ def test_non_queries_and_bad_sql_are_refused() -> None:
 def test_get_json_object_on_text_that_is_not_json_is_null() -> None:
     expression = spark_to_duckdb_expression("get_json_object('{\"a\": 1', '$.a')")
     assert run_duckdb(f"SELECT {expression}") == [(None,)]
+
+
+def test_get_json_object_calls_on_one_text_parse_it_once() -> None:
+    tree = parse(
+        "SELECT get_json_object(payload, '$.id') AS id, "
+        "try_to_timestamp(get_json_object(payload, '$.modified')) AS changed, "
+        "get_json_object(payload, '$.media[*].id') AS media FROM STREAM(qobrix_bronze.properties)",
+        origin="t",
+    )
+    rows = (
+        '(SELECT * FROM (VALUES (\'{"id": "p1", "modified": "2025-12-02T10:00:00+00:00", '
+        '"media": [{"id": "m1"}]}\'), (\'{"id": "p2"\'), (NULL), (\'[1]\')) v(payload))'
+    )
+    sql = f"WITH rows AS {rows} " + to_duckdb(tree, lambda name, streaming: "rows")
+    assert sql.count("JSON_EXTRACT_STRING(payload, ['$.id', '$.modified'])") == 2
+    assert "JSON_EXTRACT_STRING(payload, '$.media[*].id')" in sql
+    assert run_duckdb(f"SELECT id, CAST(changed AS VARCHAR) FROM ({sql}) ORDER BY id NULLS LAST") == [
+        ("p1", "2025-12-02 10:00:00+00"),
+        (None, None),
+        (None, None),
+        (None, None),
+    ]
+
+
+def test_from_json_reads_text_once_and_agrees_with_casting_through_json() -> None:
+    schema = "struct<a:string,b:array<struct<c:decimal(18,2)>>,t:timestamp,i:int,f:boolean>"
+    documents = [
+        '{"a": 1, "b": [{"c": "1.234"}], "t": "2025-01-01T10:00:00+02:00", "i": "7", "f": true}',
+        '{"a": {"x": 1}, "b": {"c": 1}, "t": 5, "i": "x", "f": "yes"}',
+        '{"b": [{"c": "abc"}, 3], "i": 7.6}',
+        "not json",
+        "[1, 2]",
+        None,
+    ]
+    values = ", ".join("(NULL)" if doc is None else f"('{doc}')" for doc in documents)
+    tree = parse(f"SELECT from_json(payload, '{schema}') AS p FROM STREAM(qobrix_bronze.properties)", origin="t")
+    rows = f"WITH rows AS (SELECT * FROM (VALUES {values}) v(payload)) "
+    sql = rows + to_duckdb(tree, lambda name, streaming: "rows")
+    assert "JSON_TRANSFORM(payload" in sql
+    target = exp.DataType.build(schema, dialect=SparkSql).sql(dialect="duckdb")
+    cast = f"SELECT TRY_CAST(TRY_CAST(payload AS JSON) AS {target}) AS p FROM (VALUES {values}) v(payload)"
+    assert run_duckdb(sql) == run_duckdb(cast)
+    assert run_duckdb(sql)[0][0]["b"][0]["c"] == Decimal("1.23")
+
+
+def test_from_json_of_a_map_is_cast_through_json() -> None:
+    tree = parse(
+        "SELECT from_json(payload, 'map<string,string>') AS m FROM STREAM(qobrix_bronze.properties)", origin="t"
+    )
+    sql = 'WITH rows AS (SELECT \'{"a": "b"}\' AS payload) ' + to_duckdb(tree, lambda name, streaming: "rows")
+    assert run_duckdb(sql) == [({"a": "b"},)]

@@ -20,15 +20,14 @@ WITH lines AS (
   -- Blank lines are skipped; a regex stops at the first character, trim() decodes every one of 25 KB.
   WHERE line IS NOT NULL AND regexp_matches(line, '[^[:space:]]')
 ), parsed AS (
-  -- Each line is parsed once; JSON functions only ever see valid JSON (DuckDB does not short-circuit CASE).
+  -- Each line is parsed once, every field in one extraction; a line that is not JSON gives NULL (try).
   SELECT source_file, line,
-    CASE WHEN json_valid(line) THEN json_transform(line,
-      '{"entity": "VARCHAR", "operation": "VARCHAR", "sync_id": "VARCHAR", "fetched_at": "VARCHAR", "record": "JSON"}')
-    END AS head
+    try(json_extract(line, ['$.entity', '$.operation', '$.sync_id', '$.fetched_at', '$.record'])) AS head
   FROM lines
 ), landed AS (
-  SELECT source_file, line, head.entity, head.operation, head.sync_id, head.fetched_at,
-    CASE WHEN json_type(head.record) = 'OBJECT' THEN CAST(head.record AS VARCHAR) END AS record
+  -- The fields come as JSON values: a record that is not an object (a string, a number) is not one.
+  SELECT source_file, line, head[1] ->> '$' AS entity, head[2] ->> '$' AS operation, head[3] ->> '$' AS sync_id,
+    head[4] ->> '$' AS fetched_at, CASE WHEN starts_with(head[5], '{') THEN CAST(head[5] AS VARCHAR) END AS record
   FROM parsed
 )
 SELECT entity, operation, sync_id, fetched_at, record,

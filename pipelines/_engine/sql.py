@@ -4,7 +4,9 @@
 engine. Each gap in sqlglot's own translation is one entry here, with a parity test.
 """
 
+import json
 import re
+from collections import defaultdict
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -35,14 +37,48 @@ class SparkSql(Databricks):
         }
 
 
+def _parsed_or_null(text: exp.Expression, parse: exp.Expression) -> exp.Expression:
+    """`parse` (a JSON function of `text`), NULL where `text` is not JSON, as Spark's JSON functions give.
+
+    A column is parsed once under `try` (errors become NULL row by row); any other expression is
+    checked by `json_valid` first, so that its own errors still raise."""
+    if isinstance(text, exp.Column):
+        return exp.Anonymous(this="try", expressions=[parse])
+    valid = exp.Anonymous(this="json_valid", expressions=[text.copy()])
+    return exp.Case(ifs=[exp.If(this=valid, true=parse)])
+
+
+def _json_structure(kind: exp.DataType) -> object | None:
+    """`kind` as a `json_transform` structure (objects for structs, one-item lists for arrays, type
+    names for the rest); None when a part has no such form (a map)."""
+    if kind.this == exp.DataType.Type.STRUCT:
+        fields = {field.name: _json_structure(field.args["kind"]) for field in kind.expressions}
+        return None if None in fields.values() else fields
+    if kind.this == exp.DataType.Type.ARRAY:
+        item = _json_structure(kind.expressions[0])
+        return None if item is None else [item]
+    if kind.this == exp.DataType.Type.MAP or any(isinstance(part, exp.DataType) for part in kind.expressions):
+        return None
+    return kind.sql(dialect=DuckDB)
+
+
 def _from_json(generator: DuckDB.Generator, expression: exp.FromJson) -> str:
-    """Spark's `from_json(text, 'struct<...>')`: text that is not JSON, or a field of another type, gives NULL."""
+    """Spark's `from_json(text, 'struct<...>')`: text that is not JSON, or a field of another type, gives NULL.
+
+    Read by `json_transform`, which parses the text once; casting it to JSON and then to the type
+    parsed a 27 KB listing twice (7.8 -> 6.4 s for 100,000). Types without a structure are cast."""
     schema = expression.expression
     if not isinstance(schema, exp.Literal) or not schema.is_string:
         raise SqlError("from_json needs its schema as a string literal (a Spark DDL type, e.g. 'struct<id:string>')")
     target = exp.DataType.build(schema.this, dialect=SparkSql)
-    as_json = exp.TryCast(this=expression.this, to=exp.DataType.build("JSON"))
-    return generator.sql(exp.TryCast(this=as_json, to=target))
+    structure = _json_structure(target)
+    if structure is None:
+        as_json = exp.TryCast(this=expression.this, to=exp.DataType.build("JSON"))
+        return generator.sql(exp.TryCast(this=as_json, to=target))
+    transform = exp.Anonymous(
+        this="json_transform", expressions=[expression.this.copy(), exp.Literal.string(json.dumps(structure))]
+    )
+    return generator.sql(_parsed_or_null(expression.this, transform))
 
 
 class EmbeddedDuckDB(DuckDB):
@@ -51,9 +87,10 @@ class EmbeddedDuckDB(DuckDB):
 
         def jsonextractscalar_sql(self, expression: exp.JSONExtractScalar) -> str:
             """Spark's `get_json_object` gives NULL on text that is not JSON; DuckDB's `->>` raises."""
-            safe = expression.copy()
-            safe.set("this", exp.TryCast(this=expression.this.copy(), to=exp.DataType.build("JSON")))
-            return super().jsonextractscalar_sql(safe)
+            extract = exp.Anonymous(
+                this="json_extract_string", expressions=[expression.this.copy(), expression.expression.copy()]
+            )
+            return self.sql(_parsed_or_null(expression.this, extract))
 
 
 class SqlError(ValueError):
@@ -187,7 +224,33 @@ def _render(tree: exp.Query, names: tuple[tuple[str, bool, str], ...]) -> str:
             return replacement
         return node
 
-    return tree.transform(rewrite).sql(dialect=EmbeddedDuckDB)
+    return _extract_json_once(tree.transform(rewrite)).sql(dialect=EmbeddedDuckDB)
+
+
+def _extract_json_once(tree: exp.Query) -> exp.Query:
+    """Make the `get_json_object` calls of one SELECT on one text items of a single extraction of all
+    their paths, which DuckDB computes once for the row (a shared subexpression): bronze reads a
+    27 KB listing's key and modification time in one parse, not two (4.7 -> 2.9 s for 100,000).
+    Paths with wildcards keep their own call (their value is a list of matches)."""
+    calls: dict[tuple[int, str], list[exp.JSONExtractScalar]] = defaultdict(list)
+    for call in tree.find_all(exp.JSONExtractScalar):
+        path = call.expression
+        if isinstance(path, exp.JSONPath) and not any(
+            isinstance(part, (exp.JSONPathWildcard, exp.JSONPathSlice, exp.JSONPathUnion, exp.JSONPathRecursive))
+            for part in path.find_all(exp.JSONPathPart)
+        ):
+            calls[(id(call.parent_select), call.this.sql())].append(call)
+    for group in calls.values():
+        paths = list(dict.fromkeys(call.expression.sql(dialect=EmbeddedDuckDB) for call in group))
+        if len(paths) < 2:
+            continue
+        listed = exp.Array(expressions=[exp.Literal.string(path.strip("'")) for path in paths])
+        for call in group:
+            text = call.this
+            extract = exp.Anonymous(this="json_extract_string", expressions=[text.copy(), listed.copy()])
+            position = exp.Literal.number(paths.index(call.expression.sql(dialect=EmbeddedDuckDB)) + 1)
+            call.replace(exp.Anonymous(this="list_extract", expressions=[_parsed_or_null(text, extract), position]))
+    return tree
 
 
 @lru_cache(maxsize=4096)
