@@ -12,6 +12,7 @@ from conf.settings import Settings, load_settings
 from pipelines import DeclarationError, Graph, PipelineError, UpdateResult, load_graph, run_update
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.publish import publishing_seconds
 from pipelines._engine.runner import vacuum_due, vacuum_lakehouse
 from pipelines.coverage import as_markdown, coverage
 
@@ -35,7 +36,10 @@ def print_update(result: UpdateResult) -> None:
     console.print(table)
     if result.published:
         tables = ", ".join(f"{name} {how}" for name, how in result.published.get("tables", {}).items())
-        console.print(f"Published gold snapshot of update {result.published['update_id']} ({tables})")
+        console.print(
+            f"Published gold snapshot of update {result.published['update_id']} "
+            f"in {publishing_seconds(result.published):.1f} s ({tables})"
+        )
 
 
 def update_with_progress(settings: Settings, **selection: object) -> UpdateResult:

@@ -360,6 +360,7 @@ def publish_snapshot(
     such file. The pointer's `tables` says which happened to each. When a table fails, the others
     finish and the error is raised before the pointer moves.
     """
+    started_at = datetime.now(UTC)
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
     previous = read_pointer(pointer_path) or {}
@@ -402,6 +403,7 @@ def publish_snapshot(
         fingerprints,
         dict(sorted(outcome.items())),
         previous_files=served_before,
+        started_at=started_at,
     )
     legacy = [previous["file"]] if "file" in previous else []
     _remove_unused_files(snapshots, {*files.values(), *served_before.values(), *legacy})
@@ -528,13 +530,17 @@ def write_pointer(
     fingerprints: dict[str, str] | None = None,
     tables: dict[str, str] | None = None,
     previous_files: dict[str, str] | None = None,
+    started_at: datetime | None = None,
 ) -> dict:
     """Point readers at the snapshot `files` (table -> file, relative to the pointer's folder),
     atomically. `fingerprints` are the gold tables' (what the next publish compares), `tables` what
-    this publish did to each, `previous_files` what the pointer named before (readers may hold them)."""
+    this publish did to each, `previous_files` what the pointer named before (readers may hold them),
+    `started_at` when the publish began (its length is how long building the files took)."""
+    published_at = datetime.now(UTC)
     pointer = {
         "update_id": update_id,
-        "published_at": datetime.now(UTC).isoformat(),
+        "started_at": (started_at or published_at).isoformat(),
+        "published_at": published_at.isoformat(),
         "files": files,
         "previous_files": previous_files or {},
         "versions": versions,
@@ -543,6 +549,12 @@ def write_pointer(
     }
     write_atomically(pointer_path, orjson.dumps(pointer, option=orjson.OPT_INDENT_2))
     return pointer
+
+
+def publishing_seconds(pointer: dict) -> float:
+    """How long the publish that wrote `pointer` took (0 for a pointer written before it was recorded)."""
+    started = pointer.get("started_at", pointer["published_at"])
+    return (datetime.fromisoformat(pointer["published_at"]) - datetime.fromisoformat(started)).total_seconds()
 
 
 def served_files(snapshots: Path, pointer: dict | None) -> dict[str, Path]:
