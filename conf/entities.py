@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
+from conf.files import load_yaml
 
 CATALOGUE = Path(__file__).with_name("entities.yaml")
 LEAN = {"expand": "false", "media": "false"}
@@ -41,7 +41,7 @@ class Entity:
 
 @cache
 def entities() -> dict[str, Entity]:
-    document = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+    document = load_yaml(CATALOGUE.read_text(encoding="utf-8"))
     catalogue = {}
     for name, spec in document["entities"].items():
         parent = spec.pop("parent", None)

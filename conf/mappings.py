@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
 from sqlglot import exp
+
+from conf.files import load_yaml
 
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
 RESO_DICTIONARY = Path(__file__).with_name("reso_dictionary.yaml")
@@ -55,7 +56,7 @@ def _string_literal(text: str) -> str:
 
 @cache
 def _reso_dictionary() -> dict:
-    return yaml.load(RESO_DICTIONARY.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return load_yaml(RESO_DICTIONARY.read_text(encoding="utf-8"))
 
 
 def reso_lookups() -> dict[str, dict[str, str]]:
@@ -231,7 +232,7 @@ def _field(path: Path, spec: dict) -> FieldMapping:
 
 
 def load_mapping(path: Path) -> ResourceMapping:
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = load_yaml(path.read_text(encoding="utf-8"))
     try:
         fields = tuple(_field(path, spec) for spec in document["fields"])
         mapping = ResourceMapping(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from conf.files import load_yaml
 from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, IncrementalRefresh
 
 CDC_KEYS = {
@@ -43,7 +44,7 @@ def parse_sql_file(path: Path) -> Dataset:
         raise DeclarationError(f"{path}: a dataset file starts with a /* YAML header */")
     header_text, body = stripped[2:].split("*/", 1)
     try:
-        header = yaml.safe_load(header_text) or {}
+        header = load_yaml(header_text) or {}
     except yaml.YAMLError as error:
         raise DeclarationError(f"{path}: header is not YAML: {error}") from None
     unknown = set(header) - HEADER_KEYS
