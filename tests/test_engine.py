@@ -25,7 +25,7 @@ from pipelines._engine import places, publish, runner
 from pipelines._engine.documents import DocumentFiles, documents_of
 from pipelines._engine.events import EVENT_LOG
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.publish import open_documents, open_snapshot
+from pipelines._engine.publish import open_documents, open_snapshot, publishing_seconds
 from pipelines._engine.runner import QUARANTINE, UpdateLock, vacuum_lakehouse
 from pipelines.graph import build_graph
 
@@ -372,6 +372,8 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
     pointer, patched = served_snapshot(settings)
     assert pointer["tables"]["property"] == "patched: 2 rows removed, 2 written"
     assert pointer["tables"]["member"] == "unchanged"
+    assert pointer["started_at"] < pointer["published_at"] and publishing_seconds(pointer) > 0
+    assert publishing_seconds({k: v for k, v in pointer.items() if k != "started_at"}) == 0, "a pointer of before"
     patched_rows = {table_name: served(settings, pointer, patched, table_name) for table_name in pointer["tables"]}
 
     run_update(settings.paths, full_refresh=True)
