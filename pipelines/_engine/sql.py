@@ -241,14 +241,15 @@ def _extract_json_once(tree: exp.Query) -> exp.Query:
         ):
             calls[(id(call.parent_select), call.this.sql())].append(call)
     for group in calls.values():
-        paths = list(dict.fromkeys(call.expression.sql(dialect=EmbeddedDuckDB) for call in group))
+        paths = {call.expression.sql(dialect=EmbeddedDuckDB): call.expression for call in group}
         if len(paths) < 2:
             continue
-        listed = exp.Array(expressions=[exp.Literal.string(path.strip("'")) for path in paths])
+        listed = exp.Array(expressions=[path.copy() for path in paths.values()])
+        positions = {rendered: index for index, rendered in enumerate(paths, start=1)}
         for call in group:
             text = call.this
             extract = exp.Anonymous(this="json_extract_string", expressions=[text.copy(), listed.copy()])
-            position = exp.Literal.number(paths.index(call.expression.sql(dialect=EmbeddedDuckDB)) + 1)
+            position = exp.Literal.number(positions[call.expression.sql(dialect=EmbeddedDuckDB)])
             call.replace(exp.Anonymous(this="list_extract", expressions=[_parsed_or_null(text, extract), position]))
     return tree
 
