@@ -110,3 +110,11 @@ def test_from_json_of_a_map_is_cast_through_json() -> None:
     )
     sql = 'WITH rows AS (SELECT \'{"a": "b"}\' AS payload) ' + to_duckdb(tree, lambda name, streaming: "rows")
     assert run_duckdb(sql) == [({"a": "b"},)]
+
+
+def test_json_functions_of_a_volatile_expression_give_null_not_an_error() -> None:
+    text = "CASE WHEN rand() < 0.5 THEN '{\"a\": \"1\"}' ELSE 'not json' END"
+    extracted = spark_to_duckdb_expression(f"get_json_object({text}, '$.a')")
+    parsed = spark_to_duckdb_expression(f"from_json({text}, 'struct<a:string>').a")
+    [(found, read)] = run_duckdb(f"SELECT count({extracted}), count({parsed}) FROM range(20000)")
+    assert 0 < found < 20000 and 0 < read < 20000

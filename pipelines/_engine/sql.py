@@ -37,15 +37,15 @@ class SparkSql(Databricks):
         }
 
 
-def _parsed_or_null(text: exp.Expression, parse: exp.Expression) -> exp.Expression:
-    """`parse` (a JSON function of `text`), NULL where `text` is not JSON, as Spark's JSON functions give.
-
-    A column is parsed once under `try` (errors become NULL row by row); any other expression is
-    checked by `json_valid` first, so that its own errors still raise."""
+def _parsed_or_null(text: exp.Expression, function: str, *arguments: exp.Expression) -> exp.Expression:
+    """The JSON `function` of `text` (then `arguments`), NULL where `text` is not JSON, as Spark's JSON
+    functions give. A column is parsed once, under `try` (errors become NULL row by row); any other
+    expression is cast to JSON first (`try` refuses volatile functions, and a cast evaluates it once)."""
     if isinstance(text, exp.Column):
+        parse = exp.Anonymous(this=function, expressions=[text.copy(), *arguments])
         return exp.Anonymous(this="try", expressions=[parse])
-    valid = exp.Anonymous(this="json_valid", expressions=[text.copy()])
-    return exp.Case(ifs=[exp.If(this=valid, true=parse)])
+    as_json = exp.TryCast(this=text.copy(), to=exp.DataType.build("JSON"))
+    return exp.Anonymous(this=function, expressions=[as_json, *arguments])
 
 
 def _json_structure(kind: exp.DataType) -> object | None:
@@ -75,10 +75,7 @@ def _from_json(generator: DuckDB.Generator, expression: exp.FromJson) -> str:
     if structure is None:
         as_json = exp.TryCast(this=expression.this, to=exp.DataType.build("JSON"))
         return generator.sql(exp.TryCast(this=as_json, to=target))
-    transform = exp.Anonymous(
-        this="json_transform", expressions=[expression.this.copy(), exp.Literal.string(json.dumps(structure))]
-    )
-    return generator.sql(_parsed_or_null(expression.this, transform))
+    return generator.sql(_parsed_or_null(expression.this, "json_transform", exp.Literal.string(json.dumps(structure))))
 
 
 class EmbeddedDuckDB(DuckDB):
@@ -87,10 +84,7 @@ class EmbeddedDuckDB(DuckDB):
 
         def jsonextractscalar_sql(self, expression: exp.JSONExtractScalar) -> str:
             """Spark's `get_json_object` gives NULL on text that is not JSON; DuckDB's `->>` raises."""
-            extract = exp.Anonymous(
-                this="json_extract_string", expressions=[expression.this.copy(), expression.expression.copy()]
-            )
-            return self.sql(_parsed_or_null(expression.this, extract))
+            return self.sql(_parsed_or_null(expression.this, "json_extract_string", expression.expression.copy()))
 
 
 class SqlError(ValueError):
@@ -247,10 +241,9 @@ def _extract_json_once(tree: exp.Query) -> exp.Query:
         listed = exp.Array(expressions=[path.copy() for path in paths.values()])
         positions = {rendered: index for index, rendered in enumerate(paths, start=1)}
         for call in group:
-            text = call.this
-            extract = exp.Anonymous(this="json_extract_string", expressions=[text.copy(), listed.copy()])
+            extract = _parsed_or_null(call.this, "json_extract_string", listed.copy())
             position = exp.Literal.number(positions[call.expression.sql(dialect=EmbeddedDuckDB)])
-            call.replace(exp.Anonymous(this="list_extract", expressions=[_parsed_or_null(text, extract), position]))
+            call.replace(exp.Anonymous(this="list_extract", expressions=[extract, position]))
     return tree
 
 
