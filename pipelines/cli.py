@@ -168,8 +168,7 @@ def graph(
         table.add_column(column)
     for dataset in pipeline.ordered():
         source = f"landing/{dataset.landing.entity}" if dataset.landing else ", ".join(dataset.depends_on)
-        declared = dataset.incremental
-        by_key = f"{declared.column} = " + ", ".join(f"{n}.{key}" for n, key in declared.inputs) if declared else ""
+        by_key = dataset.incremental.describe() if dataset.incremental else ""
         table.add_row(dataset.name, dataset.kind, source, str(len(dataset.expectations)), by_key)
     Console(width=200).print(table)
 

@@ -91,6 +91,12 @@ class IncrementalRefresh:
         """The keyed input and its column a change to input `name` reaches the view's rows through."""
         return next(((via, column) for input_name, via, column in self.through if input_name == name), None)
 
+    def describe(self) -> str:
+        """The declaration in a line per part: the view's column = each keyed input's key, then each
+        input followed through a keyed input's column."""
+        keyed = f"{self.column} = " + ", ".join(f"{name}.{key}" for name, key in self.inputs)
+        return "\n".join([keyed, *(f"{name} via {via}.{column}" for name, via, column in self.through)])
+
     @property
     def follows(self) -> list[str]:
         """Every input whose changes the view takes by key."""

@@ -73,6 +73,7 @@ def test_pipeline_graph_lists_the_datasets() -> None:
     assert result.exit_code == 0
     assert "reso_gold.property" in result.output and "auto_cdc" in result.output
     assert "property_id = qobrix_silver.property.id" in result.output
+    assert "qobrix_silver.project via qobrix_silver.property.project" in result.output
 
 
 def configure_qobrix(monkeypatch: pytest.MonkeyPatch, url: str, tmp_path, key: str = "sandbox-key") -> None:
