@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ import pyarrow as pa
 
 from conf.settings import DataPaths
 from pipelines._engine.cdc import IS_DELETE, apply_changes, quote
+from pipelines._engine.compiled import CompiledBodies
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED, EventLog
 from pipelines._engine.lakehouse import (
@@ -38,7 +40,7 @@ from pipelines._engine.lakehouse import (
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import is_complete, publish_snapshot, read_pointer, served_files
 from pipelines._engine.quality import CheckedStream, QualityReport, check, warns_only
-from pipelines._engine.sql import LANDING_SCHEMA, parse, passthrough_stream, references, to_duckdb
+from pipelines._engine.sql import LANDING_SCHEMA
 from pipelines.declaration import Dataset
 from pipelines.gold import served_tables
 from pipelines.graph import Graph, load_graph
@@ -47,7 +49,8 @@ QUARANTINE = "mls2_system.quarantine"
 SOURCES_METADATA = "mls2.sources"
 ROWS_DIGEST_METADATA = "mls2.rows_digest"
 DEFINITION_METADATA = "mls2.definition"
-ROWS_PER_BATCH = 100_000
+COMPILED_BODIES = "compiled_bodies.json"
+"""The bodies' DuckDB SQL kept between updates, under MLS2_DATA_DIR/state."""
 
 ProgressCallback = Callable[[str, str], None]
 """Called with (dataset, state) as each flow starts and ends."""
@@ -144,6 +147,7 @@ class Update:
         self.lakehouse = Lakehouse(paths.lakehouse, cache_tables=True)
         self.update_id = str(uuid.uuid4())
         self.events = EventLog(self.lakehouse, self.update_id)
+        self.bodies = CompiledBodies(paths.state / COMPILED_BODIES)
         self.progress = progress or (lambda dataset, state: None)
         chosen_full = set(graph.check_names(full_refresh_selection or []))
         chosen = set(graph.check_names(refresh or []))
@@ -221,6 +225,9 @@ class Update:
         finally:
             self.events.flush()
             self.con.close()
+            with suppress(OSError):
+                # Only a cache: an update that cannot keep it renders its bodies again next time.
+                self.bodies.save([dataset.sql for dataset in self.graph.datasets.values()])
         return result
 
     def run_flow(self, dataset: Dataset) -> FlowResult:
@@ -249,12 +256,15 @@ class Update:
             return FlowResult(dataset=dataset.name, status="SKIPPED")
 
         batch = f"batch__{relation(dataset.name)}"
-        tree = parse(dataset.sql, origin=dataset.name)
-        body = to_duckdb(tree, lambda name, streaming: stream_relation(name) if streaming else relation(name))
+        body = self.bodies.render(
+            dataset.sql, dataset.name, lambda name, streaming: stream_relation(name) if streaming else relation(name)
+        )
         # A streaming table whose rules only warn is counted as it is written, in one pass; a body passing
         # on rows already computed for several readers is not copied again.
         one_pass = dataset.kind == "streaming_table" and warns_only(dataset)
-        kind = "VIEW" if one_pass or passthrough_stream(tree) in self.shared_streams else "TABLE"
+        kind = (
+            "VIEW" if one_pass or self.bodies.passthrough(dataset.sql, dataset.name) in self.shared_streams else "TABLE"
+        )
         self.con.execute(f"CREATE OR REPLACE TEMP {kind} {batch} AS {body}")
         if one_pass:
             return self.write_stream(dataset, batch, full, checkpoints, streams)
@@ -401,10 +411,9 @@ class Update:
     def register_full_read(self, name: str) -> None:
         dataset = self.graph[name]
         if dataset.kind == "temporary_view":
-            tree = parse(dataset.sql, origin=name)
-            for upstream in references(tree)[0]:
+            for upstream in self.bodies.references(dataset.sql, name)[0]:
                 self.register_full_read(upstream)
-            body = to_duckdb(tree, lambda ref, streaming: relation(ref))
+            body = self.bodies.render(dataset.sql, name, lambda ref, streaming: relation(ref))
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {relation(name)} AS {body}")
             return
         if name in self.staged:
@@ -426,12 +435,13 @@ class Update:
             return self.register_landing_stream(consumer, name, full)
         source = self.graph[name]
         if source.kind == "temporary_view":
-            tree = parse(source.sql, origin=name)
-            reads, streams = references(tree)
+            reads, streams = self.bodies.references(source.sql, name)
             for upstream in reads:
                 self.register_full_read(upstream)
             fresh = [self.register_stream(consumer, upstream, full, checkpoints) for upstream in streams]
-            body = to_duckdb(tree, lambda ref, streaming: stream_relation(ref) if streaming else relation(ref))
+            body = self.bodies.render(
+                source.sql, name, lambda ref, streaming: stream_relation(ref) if streaming else relation(ref)
+            )
             self.register_view_stream(consumer, name, body, tuple(self.stream_reads.get(u) for u in streams))
             return any(fresh) or not streams
         version, has_rows = self.register_table_stream(consumer, name, full)
@@ -620,9 +630,7 @@ class Update:
                 if dict(column_types(self.con, relation(source))).get(column) != key_type:
                     return f"{source} has no column {column} of the keys' type {key_type}"
                 partial[source] = self.rows_for_keys(source, column, keys, relation(dataset.name))
-        body = to_duckdb(
-            parse(dataset.sql, origin=dataset.name), lambda ref, streaming: partial.get(ref, relation(ref))
-        )
+        body = self.bodies.render(dataset.sql, dataset.name, lambda ref, streaming: partial.get(ref, relation(ref)))
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {body}")
         if column_types(self.con, batch) != column_types(self.con, current):
             return "the rows computed have other columns or types than the table"
