@@ -22,7 +22,6 @@ from pipelines._engine.errors import PipelineError
 from pipelines._engine.lakehouse import (
     WRITER,
     Lakehouse,
-    arrow_batches,
     column_types,
     commit_properties,
     register_delta,
@@ -173,7 +172,7 @@ def _apply_scd1(
         target = None if full_refresh else lakehouse.table(dataset.name)
         if target is None:
             rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {events} WHERE NOT {IS_DELETE})"
-            lakehouse.overwrite(dataset.name, arrow_batches(con, rows), metadata=metadata, checkpoints=checkpoints)
+            lakehouse.replace_with_relation(con, dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
             return CdcMetrics(upserted=upserted.num_rows, deleted=0)
         register_delta(con, CDC_TARGET, target)
         applied, same_shape = _applied_events(con, dataset, events)

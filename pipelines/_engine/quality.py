@@ -4,12 +4,10 @@ A row breaks an expectation when its constraint is false or NULL (it is kept onl
 when the constraint is true, as a filter keeps it).
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines._engine.sql import spark_to_duckdb_expression
 from pipelines.declaration import Dataset
@@ -98,45 +96,8 @@ def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> Check
     return CheckedBatch(kept=kept, quarantine=quarantine, report=report)
 
 
-class CheckedStream:
-    """Warn-only expectations counted while a batch streams into its table, in the same pass over its rows.
-
-    `check` needs its batch materialized (it reads it once to count, again to write), which for
-    bronze properties meant 2.5 GB held and spilled by DuckDB and twice the time. Only for datasets
-    whose rules all warn: a fail rule must stop the update before anything is written, and dropped
-    rows must reach the quarantine before the table's commit moves its checkpoint past them (a
-    Delta write cannot be made from inside another). `report` is complete once `batches()` is exhausted.
-    """
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, rows_per_batch: int) -> None:
-        if not warns_only(dataset):
-            raise ValueError(f"{dataset.name} has drop or fail rules: check it before writing")
-        self.dataset = dataset
-        self.report = QualityReport(dataset=dataset.name)
-        self.columns = [column for column, *_ in con.execute(f"DESCRIBE {batch}").fetchall()]
-        flags = "".join(
-            f", NOT {condition} AS __mls2_broken_{index}"
-            for index, condition in enumerate(_conditions(dataset).values())
-        )
-        self._reader = con.sql(f"SELECT *{flags} FROM {batch}").to_arrow_reader(rows_per_batch)
-
-    def batches(self) -> pa.RecordBatchReader:
-        """The batch's rows (its own columns), counted as they pass."""
-        schema = pa.schema([self._reader.schema.field(column) for column in self.columns])
-        return pa.RecordBatchReader.from_batches(schema, self._pass())
-
-    def _pass(self) -> Iterator[pa.RecordBatch]:
-        failures = [0] * len(self.dataset.expectations)
-        for batch in self._reader:
-            self.report.input_records += batch.num_rows
-            for index in range(len(failures)):
-                failures[index] += pc.sum(batch.column(f"__mls2_broken_{index}")).as_py() or 0
-            yield batch.select(self.columns)
-        self.report.count_failures(self.dataset, failures)
-
-
 def warns_only(dataset: Dataset) -> bool:
-    """Whether every expectation of `dataset` only warns (so its rows can be counted as they are written)."""
+    """Whether every expectation of `dataset` only warns (its rows can be counted once written, before the commit)."""
     return all(e.on_violation == "warn" for e in dataset.expectations)
 
 

@@ -31,15 +31,14 @@ from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE
 from pipelines._engine.lakehouse import (
     UPDATE_METADATA,
     Lakehouse,
-    arrow_batches,
-    batch_rows,
+    WrittenFiles,
     bind_arrow,
     column_types,
     register_delta,
 )
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.publish import is_complete, publish_snapshot, read_pointer, served_files
-from pipelines._engine.quality import CheckedStream, QualityReport, check, warns_only
+from pipelines._engine.quality import QualityReport, check, warns_only
 from pipelines._engine.sql import LANDING_SCHEMA
 from pipelines.declaration import Dataset
 from pipelines.gold import served_tables
@@ -48,6 +47,8 @@ from pipelines.graph import Graph, load_graph
 QUARANTINE = "mls2_system.quarantine"
 SOURCES_METADATA = "mls2.sources"
 ROWS_DIGEST_METADATA = "mls2.rows_digest"
+WRITTEN = "written_rows"
+"""The relation of the files a streaming table's flow wrote, while its expectations are counted."""
 DEFINITION_METADATA = "mls2.definition"
 COMPILED_BODIES = "compiled_bodies.json"
 """The bodies' DuckDB SQL kept between updates, under MLS2_DATA_DIR/state."""
@@ -308,7 +309,8 @@ class Update:
                 self.staged[dataset.name] = (staged, "TABLE", metadata, flow)
         else:
             flow.output_records = checked.report.input_records - checked.report.dropped_records
-            self.write(dataset, arrow_batches(self.con, checked.kept), full, metadata, checkpoints)
+            written = self.lakehouse.write_files(self.con, dataset.name, checked.kept)
+            self.commit_stream(dataset, written, full, metadata, checkpoints)
         self.release(kind, batch)
         self.release("VIEW", *{checked.kept} - {batch}, *(stream_relation(name) for name in streams))
         return self.complete_flow(dataset, flow, checked.report)
@@ -316,32 +318,27 @@ class Update:
     def write_stream(
         self, dataset: Dataset, batch: str, full: bool, checkpoints: dict[str, int], streams: list[str]
     ) -> FlowResult:
-        """Write a streaming table's new rows while checking its expectations on them, in one pass."""
-        checked = CheckedStream(self.con, dataset, batch, batch_rows(self.con, batch))
-        self.write(dataset, checked.batches(), full, {UPDATE_METADATA: self.update_id}, checkpoints)
-        report = checked.report
+        """Write a streaming table's new rows, then count its expectations (all warn) over the files
+        written, before they are committed: the batch is computed once and never held."""
+        written = self.lakehouse.write_files(self.con, dataset.name, batch)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {WRITTEN} AS SELECT * FROM {written.relation()}")
+        report = check(self.con, dataset, WRITTEN).report
+        self.commit_stream(dataset, written, full, {UPDATE_METADATA: self.update_id}, checkpoints)
         flow = FlowResult(
             dataset=dataset.name,
             status="COMPLETED",
             input_records=report.input_records,
             output_records=report.input_records,
         )
-        self.release("VIEW", batch, *(stream_relation(name) for name in streams))
+        self.release("VIEW", WRITTEN, f"{WRITTEN}__kept", batch, *(stream_relation(name) for name in streams))
         return self.complete_flow(dataset, flow, report)
 
-    def write(
-        self,
-        dataset: Dataset,
-        batches: pa.RecordBatchReader,
-        full: bool,
-        metadata: dict,
-        checkpoints: dict[str, int],
+    def commit_stream(
+        self, dataset: Dataset, written: WrittenFiles, full: bool, metadata: dict, checkpoints: dict[str, int]
     ) -> None:
         """Append a streaming table's new rows (replace them all on a full refresh or a first run)."""
-        if full or self.lakehouse.table(dataset.name) is None:
-            self.lakehouse.overwrite(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
-        else:
-            self.lakehouse.append(dataset.name, batches, metadata=metadata, checkpoints=checkpoints)
+        mode = "overwrite" if full or self.lakehouse.table(dataset.name) is None else "append"
+        self.lakehouse.commit_files(written, mode=mode, metadata=metadata, checkpoints=checkpoints)
 
     def complete_flow(self, dataset: Dataset, flow: FlowResult, report: QualityReport) -> FlowResult:
         self.release_shared_streams(dataset)

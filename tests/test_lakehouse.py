@@ -1,0 +1,49 @@
+"""Rows DuckDB writes as Parquet become a Delta table's only through a commit, appended or replacing."""
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines._engine.lakehouse import Lakehouse
+
+NAME = "qobrix_bronze.things"
+
+
+def rows(lakehouse: Lakehouse) -> list[dict]:
+    return sorted(lakehouse.table(NAME).to_pyarrow_table().to_pylist(), key=lambda row: row["id"])
+
+
+def test_appended_files_are_the_versions_change_feed(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    first = lakehouse.write_files(con, NAME, "(SELECT 1 AS id, 'a' AS name)")
+    lakehouse.commit_files(first, mode="overwrite", checkpoints={"reader<-landing": 3})
+    second = lakehouse.write_files(con, NAME, "(SELECT 2 AS id, 'b' AS name UNION ALL SELECT 3, 'c')")
+    version = lakehouse.commit_files(second, mode="append", metadata={"mls2.update_id": "u2"})
+
+    table = lakehouse.table(NAME)
+    assert rows(lakehouse) == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}]
+    changes = pa.table(table.load_cdf(starting_version=version, ending_version=version)).to_pylist()
+    assert sorted((row["id"], row["_change_type"]) for row in changes) == [(2, "insert"), (3, "insert")]
+    assert table.transaction_version("reader<-landing") == 3
+    assert table.history(1)[0]["mls2.update_id"] == "u2"
+    assert all(field.nullable for field in table.schema().fields)
+
+
+def test_files_not_committed_are_not_rows(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    lakehouse.commit_files(lakehouse.write_files(con, NAME, "(SELECT 1 AS id, 'a' AS name)"), mode="overwrite")
+    lakehouse.write_files(con, NAME, "(SELECT 2 AS id, 'b' AS name)")
+
+    assert rows(lakehouse) == [{"id": 1, "name": "a"}]
+
+
+def test_an_append_with_a_new_column_adds_it_to_the_table(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    lakehouse.commit_files(lakehouse.write_files(con, NAME, "(SELECT 1 AS id, 'a' AS name)"), mode="overwrite")
+    wider = lakehouse.write_files(con, NAME, "(SELECT 2 AS id, 'b' AS name, true AS featured)")
+    lakehouse.commit_files(wider, mode="append")
+
+    assert rows(lakehouse) == [{"id": 1, "name": "a", "featured": None}, {"id": 2, "name": "b", "featured": True}]
+    on_disk = {path.name for path in lakehouse.path(NAME).glob("*.parquet")}
+    assert on_disk == {Path(uri).name for uri in lakehouse.table(NAME).file_uris()}
