@@ -29,6 +29,7 @@ from conf.settings import DataPaths
 from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxWorld
 from ingestion.sandbox.world import Changes
+from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.publish import publishing_seconds, read_pointer
 
@@ -89,6 +90,23 @@ def run_pipeline(data: Path, *extra: str) -> dict:
     }
 
 
+SLOWEST_FLOWS = 5
+
+
+def slowest_flows(data: Path) -> str:
+    """The latest update's slowest flows, each from its RUNNING event to its last, as `name seconds`."""
+    started: dict[str, datetime] = {}
+    seconds: dict[str, float] = {}
+    for event in read_events(data / "lakehouse", event_type="flow_progress", limit=10_000):
+        status, name = orjson.loads(event["details"])["flow_progress"]["status"], event["dataset"]
+        if status == "RUNNING":
+            started[name] = event["timestamp"]
+        elif name in started:
+            seconds[name] = (event["timestamp"] - started[name]).total_seconds()
+    slowest = sorted(seconds.items(), key=lambda item: -item[1])[:SLOWEST_FLOWS]
+    return ", ".join(f"{name} {taken:.1f}s" for name, taken in slowest)
+
+
 def split(figures: dict) -> str:
     return f"{figures['gold_seconds']:.1f}s to gold + {figures['publish_seconds']:.1f}s publishing"
 
@@ -129,6 +147,8 @@ def main() -> None:
         full = run_pipeline(data, "--full-refresh")
         counts = gold_counts(data)
         print(f"full refresh: {full['seconds']:.1f}s ({split(full)}), peak {full['peak_mb']:,.0f} MB, gold {counts}")
+        full["flows"] = slowest_flows(data)
+        print(f"  slowest flows: {full['flows']}")
 
         changed = int(args.properties * args.changed)
         report = world.advance(changes={"properties": Changes(updates=changed)})
@@ -142,6 +162,8 @@ def main() -> None:
             f"incremental ({len(updated):,} changed): {incremental['seconds']:.1f}s ({split(incremental)}), "
             f"{incremental['peak_mb']:,.0f} MB"
         )
+        incremental["flows"] = slowest_flows(data)
+        print(f"  slowest flows: {incremental['flows']}")
 
         quiet = run_pipeline(data)
         print(f"nothing new: {quiet['seconds']:.1f}s")
@@ -165,7 +187,12 @@ def main() -> None:
             lines.append(
                 table_row("full refresh, same SQL on Spark local[2]", spark, spark["properties"], spark["media"])
             )
-        lines += ["", f"Landing: {landing_mb:,.0f} MB of JSON lines."]
+        lines += [
+            "",
+            f"Landing: {landing_mb:,.0f} MB of JSON lines.",
+            f"Slowest flows of the full refresh: {full['flows']}.",
+            f"Slowest flows of the incremental: {incremental['flows']}.",
+        ]
         if spark:
             lines.append(
                 f"Baseline: Spark / embedded = {spark['seconds'] / full['gold_seconds']:.1f}x on the full refresh to "

@@ -165,6 +165,12 @@ def test_event_log_has_the_databricks_shape(settings: Settings) -> None:
     assert kinds[0][0] == "create_update"
     states = [orjson.loads(d)["update_progress"]["state"] for kind, d in kinds if kind == "update_progress"]
     assert states == ["RUNNING", "COMPLETED"]
+    flow_states = con.execute(
+        "SELECT list(json_extract_string(details, '$.flow_progress.status') ORDER BY sequence) FROM events "
+        "WHERE origin.update_id = ? AND event_type = 'flow_progress' AND origin.dataset_name = ?",
+        [result.update_id, "qobrix_silver.property"],
+    ).fetchall()
+    assert flow_states == [(["RUNNING", "COMPLETED"],)]
     [quality] = [
         orjson.loads(d)["flow_progress"]["data_quality"]
         for kind, d in kinds

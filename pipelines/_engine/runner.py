@@ -204,6 +204,7 @@ class Update:
                 if dataset.name not in self.selected:
                     continue
                 self.progress(dataset.name, "RUNNING")
+                self.events.flow_progress(dataset.name, "RUNNING")
                 flow = self.run_flow(dataset)
                 result.flows.append(flow)
                 self.progress(dataset.name, flow.status)
