@@ -4,10 +4,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+import sqlglot
 
 from conf.settings import Settings
 from pipelines import run_update
-from pipelines._engine import compiled
+from pipelines._engine import compiled, sql
 from pipelines._engine.compiled import CompiledBodies, digest
 from pipelines._engine.runner import COMPILED_BODIES
 from pipelines._engine.sql import SqlError, parse, to_duckdb
@@ -55,6 +56,29 @@ def test_kept_bodies_are_dropped_when_sqlglot_or_the_rules_change(tmp_path: Path
     monkeypatch.setattr(compiled, "TRANSLATOR", "another translator")
 
     assert CompiledBodies(path).bodies == {}
+
+
+def test_the_translator_stamp_covers_sqlglot_and_the_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "sql.py"
+    rules.write_bytes(Path(sql.__file__).read_bytes())
+    stamp = compiled.translator_stamp("30.0.0", [rules])
+    assert compiled.translator_stamp("30.0.1", [rules]) != stamp
+    rules.write_bytes(rules.read_bytes() + b"# another rule\n")
+    assert compiled.translator_stamp("30.0.0", [rules]) != stamp
+    assert (
+        compiled.translator_stamp(sqlglot.__version__, [Path(sql.__file__), Path(compiled.__file__)])
+        == compiled.TRANSLATOR
+    )
+
+
+def test_a_damaged_entry_is_rendered_again(tmp_path: Path) -> None:
+    path = tmp_path / "bodies.json"
+    damaged = {digest(BODY): {"reads": ["qobrix_silver.property"], "renders": {"[]": 3}}}
+    path.write_bytes(orjson.dumps({"translator": compiled.TRANSLATOR, "bodies": damaged}))
+    bodies = CompiledBodies(path)
+
+    assert bodies.render(BODY, "x", plain) == to_duckdb(parse(BODY, origin="x"), plain)
+    assert bodies.passthrough(BODY, "x") is None
 
 
 def test_an_unreadable_file_is_an_empty_cache_and_bad_sql_still_fails(tmp_path: Path) -> None:

@@ -322,6 +322,20 @@ def test_a_streaming_table_whose_rules_only_warn_counts_them_as_it_writes(settin
     }
 
 
+def test_a_streaming_table_whose_rules_cannot_be_counted_keeps_none_of_its_files(settings: Settings) -> None:
+    pipeline = graph(priced_stream(Expectation("numbered", "CAST(note AS INT) > 0", "warn")))
+    land(settings, "s1", [event("a", 1, note="7")])
+    run_update(settings.paths, graph=pipeline)
+    folder = Lakehouse(settings.paths.lakehouse).path("qobrix_silver.priced")
+    before = sorted(folder.glob("*.parquet"))
+    land(settings, "s2", [event("b", 2, note="not a number")])
+
+    with pytest.raises(UpdateFailed, match=r"qobrix_silver\.priced"):
+        run_update(settings.paths, graph=pipeline)
+    assert sorted(folder.glob("*.parquet")) == before
+    assert [r["id"] for r in rows(settings, "qobrix_silver.priced")] == ["a"]
+
+
 def test_a_streaming_table_quarantines_what_its_drop_rules_drop(settings: Settings) -> None:
     table = priced_stream(
         Expectation("noted", "note <> ''", "warn"),

@@ -47,3 +47,21 @@ def test_an_append_with_a_new_column_adds_it_to_the_table(tmp_path: Path) -> Non
     assert rows(lakehouse) == [{"id": 1, "name": "a", "featured": None}, {"id": 2, "name": "b", "featured": True}]
     on_disk = {path.name for path in lakehouse.path(NAME).glob("*.parquet")}
     assert on_disk == {Path(uri).name for uri in lakehouse.table(NAME).file_uris()}
+    # The new column allows nulls, as every column does: older files lack it, later rows may hold none.
+    assert all(field.nullable for field in lakehouse.table(NAME).schema().fields)
+    later = lakehouse.write_files(con, NAME, "(SELECT 3 AS id, 'c' AS name, CAST(NULL AS BOOLEAN) AS featured)")
+    lakehouse.commit_files(later, mode="append")
+    feed = pa.table(lakehouse.table(NAME).load_cdf(starting_version=0)).to_pylist()
+    assert sorted((row["id"], row["featured"]) for row in feed) == [(1, None), (2, True), (3, None)]
+
+
+def test_an_empty_append_adds_no_file_and_moves_the_checkpoint(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    lakehouse.commit_files(lakehouse.write_files(con, NAME, "(SELECT 1 AS id, 'a' AS name)"), mode="overwrite")
+    held = lakehouse.fingerprint(NAME)
+    empty = lakehouse.write_files(con, NAME, "(SELECT 2 AS id, 'b' AS name WHERE false)")
+    lakehouse.commit_files(empty, mode="append", checkpoints={"reader<-landing": 4})
+
+    assert lakehouse.fingerprint(NAME) == held
+    assert lakehouse.table(NAME).transaction_version("reader<-landing") == 4
+    assert len(list(lakehouse.path(NAME).glob("*.parquet"))) == 1

@@ -17,8 +17,17 @@ from conf.files import write_atomically
 from pipelines._engine import sql
 from pipelines._engine.sql import RelationNamer, parse, passthrough_stream, references, to_duckdb
 
-TRANSLATOR = hashlib.sha256(sqlglot.__version__.encode() + Path(sql.__file__).read_bytes()).hexdigest()
-"""What renders bodies: a change of sqlglot or of the engine's rules makes every kept body stale."""
+
+def translator_stamp(version: str, sources: list[Path]) -> str:
+    """A digest of what renders bodies and shapes the kept entries: sqlglot's version and these files."""
+    stamp = hashlib.sha256(version.encode())
+    for source in sources:
+        stamp.update(source.read_bytes())
+    return stamp.hexdigest()
+
+
+TRANSLATOR = translator_stamp(sqlglot.__version__, [Path(sql.__file__), Path(__file__)])
+"""A change of sqlglot, of the engine's rules or of this module makes every kept body stale."""
 
 
 def digest(text: str) -> str:
@@ -43,7 +52,7 @@ class CompiledBodies:
     def _entry(self, text: str, origin: str) -> dict:
         key = digest(text)
         entry = self.bodies.get(key)
-        if entry is None:
+        if not _well_formed(entry):
             tree = parse(text, origin=origin)
             reads, streams = references(tree)
             entry = {"reads": sorted(reads), "streams": sorted(streams), "passthrough": passthrough_stream(tree)}
@@ -82,3 +91,15 @@ class CompiledBodies:
             return
         write_atomically(self.path, orjson.dumps({"translator": TRANSLATOR, "bodies": kept}))
         self.bodies, self.changed = kept, False
+
+
+def _well_formed(entry: object) -> bool:
+    """Whether a kept entry has the shape this module writes (a damaged one is rendered again)."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("reads"), list)
+        and isinstance(entry.get("streams"), list)
+        and isinstance(entry.get("passthrough"), str | None)
+        and isinstance(entry.get("renders"), dict)
+        and all(isinstance(rendered, str) for rendered in entry["renders"].values())
+    )

@@ -213,13 +213,17 @@ class Lakehouse:
         merges the schemas (a commit of files alone would keep the table's schema and hide the new columns).
         """
         name, path = written.name, written.path
-        schema = Schema.from_arrow(pa.schema([_nullable(field) for field in pq.read_schema(written.files[0][0])]))
+        schema = Schema.from_arrow(written.schema())
         commit = commit_properties(metadata, checkpoints)
         table = self.table(name)
-        if mode == "append" and table is not None and _columns(table.schema()) != _columns(schema):
-            self._write(name, written.reader(), mode="append", metadata=metadata, checkpoints=checkpoints)
-            written.remove()
-            return self.table(name).version()
+        if mode == "append" and table is not None:
+            if _columns(table.schema()) != _columns(schema):
+                self._write(name, written.reader(), mode="append", metadata=metadata, checkpoints=checkpoints)
+                written.remove()
+                return self.table(name).version()
+            # An empty batch adds no file (DuckDB writes one of no rows): the table's data, and so its
+            # fingerprint, stay as they were; the commit still moves the checkpoints.
+            written.remove_empty()
         actions = []
         for file, rows in written.files:
             stat = file.stat()
@@ -272,12 +276,25 @@ class WrittenFiles:
         """The files' rows, as a DuckDB table function."""
         return "read_parquet([" + ", ".join(string_literal(str(file)) for file, _ in self.files) + "])"
 
+    def schema(self) -> pa.Schema:
+        """The files' columns, every one allowing nulls: DuckDB marks a Parquet column required when the
+        rows it wrote had no null there, and the table's other rows may have them."""
+        return pa.schema([_nullable(field) for field in pq.read_schema(self.files[0][0])])
+
     def reader(self) -> pa.RecordBatchReader:
-        return ds.dataset([str(file) for file, _ in self.files], format="parquet").scanner().to_reader()
+        files = [str(file) for file, _ in self.files]
+        return ds.dataset(files, format="parquet", schema=self.schema()).scanner().to_reader()
 
     def remove(self) -> None:
         for file, _ in self.files:
             file.unlink(missing_ok=True)
+
+    def remove_empty(self) -> None:
+        """Delete the files that hold no row."""
+        for file, rows in self.files:
+            if not rows:
+                file.unlink(missing_ok=True)
+        self.files = [(file, rows) for file, rows in self.files if rows]
 
 
 def _columns(schema: Schema) -> list[tuple[str, str]]:
@@ -286,8 +303,7 @@ def _columns(schema: Schema) -> list[tuple[str, str]]:
 
 
 def _nullable(field: pa.Field) -> pa.Field:
-    """`field`, and every field nested in it, allowing nulls. DuckDB marks a Parquet column required
-    when the rows it wrote had no null there; the table's later rows may have them."""
+    """`field`, and every field nested in it, allowing nulls."""
     kind = field.type
     if pa.types.is_struct(kind):
         kind = pa.struct([_nullable(child) for child in kind.fields])

@@ -261,8 +261,8 @@ class Update:
         body = self.bodies.render(
             dataset.sql, dataset.name, lambda name, streaming: stream_relation(name) if streaming else relation(name)
         )
-        # A streaming table whose rules only warn is counted as it is written, in one pass; a body passing
-        # on rows already computed for several readers is not copied again.
+        # A streaming table whose rules only warn is written as computed and counted over its files; a
+        # body passing on rows already computed for several readers is not copied again.
         one_pass = dataset.kind == "streaming_table" and warns_only(dataset)
         kind = (
             "VIEW" if one_pass or self.bodies.passthrough(dataset.sql, dataset.name) in self.shared_streams else "TABLE"
@@ -322,8 +322,12 @@ class Update:
         """Write a streaming table's new rows, then count its expectations (all warn) over the files
         written, before they are committed: the batch is computed once and never held."""
         written = self.lakehouse.write_files(self.con, dataset.name, batch)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {WRITTEN} AS SELECT * FROM {written.relation()}")
-        report = check(self.con, dataset, WRITTEN).report
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {WRITTEN} AS SELECT * FROM {written.relation()}")
+            report = check(self.con, dataset, WRITTEN).report
+        except BaseException:
+            written.remove()
+            raise
         self.commit_stream(dataset, written, full, {UPDATE_METADATA: self.update_id}, checkpoints)
         flow = FlowResult(
             dataset=dataset.name,
