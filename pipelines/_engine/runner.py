@@ -263,12 +263,14 @@ class Update:
         )
         # A streaming table whose rules only warn is written as computed and counted over its files; a
         # body passing on rows already computed for several readers is not copied again.
-        one_pass = dataset.kind == "streaming_table" and warns_only(dataset)
+        counted_once_written = dataset.kind == "streaming_table" and warns_only(dataset)
         kind = (
-            "VIEW" if one_pass or self.bodies.passthrough(dataset.sql, dataset.name) in self.shared_streams else "TABLE"
+            "VIEW"
+            if counted_once_written or self.bodies.passthrough(dataset.sql, dataset.name) in self.shared_streams
+            else "TABLE"
         )
         self.con.execute(f"CREATE OR REPLACE TEMP {kind} {batch} AS {body}")
-        if one_pass:
+        if counted_once_written:
             return self.write_stream(dataset, batch, full, checkpoints, streams)
         checked = check(self.con, dataset, batch)
         self.quarantine(dataset, checked.quarantine)
@@ -324,18 +326,19 @@ class Update:
         written = self.lakehouse.write_files(self.con, dataset.name, batch)
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {WRITTEN} AS SELECT * FROM {written.relation()}")
-            report = check(self.con, dataset, WRITTEN).report
+            checked = check(self.con, dataset, WRITTEN)
         except BaseException:
             written.remove()
             raise
         self.commit_stream(dataset, written, full, {UPDATE_METADATA: self.update_id}, checkpoints)
+        report = checked.report
         flow = FlowResult(
             dataset=dataset.name,
             status="COMPLETED",
             input_records=report.input_records,
             output_records=report.input_records,
         )
-        self.release("VIEW", WRITTEN, f"{WRITTEN}__kept", batch, *(stream_relation(name) for name in streams))
+        self.release("VIEW", WRITTEN, checked.kept, batch, *(stream_relation(name) for name in streams))
         return self.complete_flow(dataset, flow, report)
 
     def commit_stream(
