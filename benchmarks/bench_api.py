@@ -148,7 +148,7 @@ def replicate(port: int, headers: dict, records: int) -> list[str]:
     path: str | None = f"/odata/Property?{urlencode(options)}"
     replicated, waiting, parsing, size = 0, 0.0, 0.0, 0
     started = time.perf_counter()
-    while path and replicated < records:
+    while path and replicated < records:  # every page brings a record (checked below), so this ends
         begun = time.perf_counter()
         connection.request("GET", path, headers=headers)
         body = connection.getresponse().read()
@@ -158,6 +158,8 @@ def replicate(port: int, headers: dict, records: int) -> list[str]:
         waiting += parsed - begun
         replicated, size = replicated + len(page["value"]), size + len(body)
         link = page.get("@odata.nextLink")
+        if link and not page["value"]:
+            raise RuntimeError(f"an empty page links on to another: {link}")
         path = link[link.index("/odata/") :] if link else None
     seconds = time.perf_counter() - started
     return [

@@ -113,7 +113,7 @@ class QobrixClient:
                 on_retry=self._count,
                 total=self.settings.retries,
                 connect=self.settings.retries,
-                read=0,
+                read=False,  # a read error is raised as it is, for get_json to retry (0 made it a MaxRetryError)
                 status=self.settings.retries,
                 backoff_factor=self.settings.backoff,
                 backoff_jitter=self.settings.backoff,

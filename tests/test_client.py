@@ -1,9 +1,13 @@
 """The Qobrix client against the sandbox's real faults: retries, patience, and clear final errors."""
 
+import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from conf.settings import Settings
+from ingestion.cli import make_client
 from ingestion.client import ClientSettings, QobrixClient, RateLimiter
 from ingestion.errors import MalformedResponseError, QobrixAuthError, QobrixError
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
@@ -40,11 +44,62 @@ def test_retry_after_is_honoured() -> None:
         assert time.monotonic() - started >= 1.0
 
 
-def test_slow_responses_time_out_and_are_retried() -> None:
-    with sandbox_with(rate=0.5, kinds=("slow",), slow_seconds=1.5, seed=2) as server:
-        client = client_for(server, ClientSettings(timeout=(2.0, 0.5), backoff=0.01, retries=6))
-        page = client.list_page("properties", "properties", PARAMS)
-        assert len(page.records) == 20 and client.calls >= 1
+def test_a_response_held_past_the_read_timeout_is_cut_and_retried() -> None:
+    """Each held response costs the read timeout, not the server's stall: without a read timeout
+    the page would arrive after waiting out every stall, in one call."""
+    with sandbox_with(rate=0.5, kinds=("slow",), slow_seconds=4.0, seed=2) as server:
+        client = client_for(server, ClientSettings(timeout=(2.0, 0.3), backoff=0.01, retries=6))
+        started = time.monotonic()
+        pages = [client.list_page("properties", "properties", {**PARAMS, "page": p}) for p in range(1, 5)]
+        elapsed = time.monotonic() - started
+        stalls = server.faults.seen.get("slow", 0)
+        assert stalls >= 1 and [len(page.records) for page in pages] == [20] * 4
+        assert client.calls == 4 + stalls
+        assert elapsed < 4.0
+
+
+def test_a_server_that_always_holds_its_response_ends_in_an_error_naming_the_read_timeout() -> None:
+    with sandbox_with(rate=1.0, kinds=("slow",), slow_seconds=5.0) as server:
+        client = client_for(server, ClientSettings(timeout=(2.0, 0.3), backoff=0.01, retries=2))
+        started = time.monotonic()
+        with pytest.raises(QobrixError, match=r"page 1: gave up after 2 retries: ReadTimeout.*read timeout=0.3"):
+            client.list_page("properties", "properties", PARAMS)
+        assert time.monotonic() - started < 3.0 and client.calls == 3
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listener never accepts and whose backlog is full: connecting hangs, as behind a
+    firewall that drops packets."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)
+    yield port
+    for held in (*fillers, listener):
+        held.close()
+
+
+def test_a_connection_that_never_opens_ends_in_an_error_naming_the_connect_timeout(unanswered_port: int) -> None:
+    settings = ClientSettings(timeout=(0.3, 30.0), backoff=0.01, retries=2)
+    client = QobrixClient(f"http://127.0.0.1:{unanswered_port}/api/v2", "u", "k", settings)
+    started = time.monotonic()
+    with pytest.raises(QobrixError, match=r"cannot reach Qobrix after 2 retries: .*connect timeout=0.3"):
+        client.list_page("properties", "properties", PARAMS)
+    assert time.monotonic() - started < 3.0
+
+
+def test_the_configured_timeouts_reach_the_client(settings: Settings) -> None:
+    configured = settings.model_copy(update={"mls2_http_timeout_seconds": 7.5, "mls2_http_retries": 3})
+    client = make_client(configured, "http://127.0.0.1:9/api/v2", "u", "k")
+    assert client.settings.timeout == (5.0, 7.5) and client.settings.retries == 3
 
 
 def test_errors_outlasting_the_retries_name_entity_page_and_cause() -> None:

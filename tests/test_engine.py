@@ -244,8 +244,10 @@ def test_serving_keeps_answering_from_the_old_snapshot_during_an_update(settings
     land(settings, "s2", [prop("b", 1)])
     worker = threading.Thread(target=run_update, args=(settings.paths,))
     worker.start()
+    deadline = time.monotonic() + 120
     while worker.is_alive():
         assert reader.execute("SELECT count(*) FROM property").fetchall() == [(1,)]
+        assert time.monotonic() < deadline, "the update has not ended in 120 s"
     worker.join()
     newer, newer_reader = served_snapshot(settings)
     assert newer["files"]["property"] != pointer["files"]["property"]

@@ -19,6 +19,7 @@ from conf.settings import Settings
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.paging import DEFAULT_PAGE_SIZE
 from pipelines._engine.places import places_of
+from tests.bounded import next_links
 from tests.conftest import PublishedGold, authorized_api, sandbox_records
 
 RESOURCES = ["Property", "Member", "Office", "Media", "Contacts", "ShowingAppointment", "Lookup"]
@@ -70,15 +71,16 @@ def assert_odata_error(response, status: int, target: str | None, fragment: str)
 def follow(api: TestClient, url: str, params: dict | None = None, headers: dict | None = None) -> tuple[list, int]:
     """Every record of a query by following @odata.nextLink; also how many pages it took."""
     records, pages = [], 0
-    response = api.get(url, params=params, headers=headers)
-    while True:
+
+    def get_page(link: str) -> dict:
+        response = api.get(link, params=params if link == url else None, headers=headers)
         assert response.status_code == 200, response.text
-        body = response.json()
+        return response.json()
+
+    for body in next_links(get_page, url):
         records += body["value"]
         pages += 1
-        if "@odata.nextLink" not in body:
-            return records, pages
-        response = api.get(body["@odata.nextLink"], headers=headers)
+    return records, pages
 
 
 def test_top_and_select_return_the_sandbox_values(api: TestClient, published_gold: PublishedGold) -> None:

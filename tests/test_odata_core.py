@@ -6,7 +6,6 @@ a test checks the table still covers every request id it lists.
 """
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -21,6 +20,7 @@ from lxml import etree
 from graphql_odata.main import create_app
 from graphql_odata.odata.metadata import metadata_xml
 from graphql_odata.schema import entity_sets
+from tests.bounded import wait_until
 from tests.conftest import PublishedGold, authorized_api, register_test_client
 from tests.test_mappings import DD, ENUM_PREFIX, allowed_types, dd_fields
 
@@ -282,8 +282,7 @@ def live_server(published_gold: PublishedGold) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(create_app(published_gold.settings), port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    wait_until(lambda: server.started, timeout=30, what="the API server to start")
     port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}/odata/"
     server.should_exit = True
