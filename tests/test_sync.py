@@ -1,7 +1,7 @@
 """The ingestion job against the sandbox: everything lands, changes and deletes are captured, nothing is lost."""
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import fsspec
 import orjson
@@ -9,11 +9,13 @@ import pytest
 
 from conf.entities import entities
 from conf.settings import Settings
+from ingestion.cli import make_client, sync_with_progress
 from ingestion.errors import MalformedResponseError, QobrixError
 from ingestion.landing import LandingWriter
-from ingestion.sandbox import SandboxServer, SandboxWorld
+from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
 from ingestion.sandbox.world import Changes
+from ingestion.scan import parse_time
 from ingestion.state import SyncState
 from tests.conftest import make_sync
 from tests.landing_checks import assert_everything_landed, landed, latest, served
@@ -60,6 +62,44 @@ def test_incremental_sync_captures_edits_media_trash_restores_and_creations(
     assert set(report.ids("properties", "trashed")) <= deleted
     assert len(upserted) < world.property_count / 4, "an incremental sync fetches changes, not everything"
     assert_everything_landed(settings, world)
+
+
+def properties_watermark(settings: Settings) -> datetime:
+    state = SyncState(settings.sync_state_path)
+    try:
+        return parse_time(state.watermark("properties").modified)
+    finally:
+        state.close()
+
+
+@pytest.mark.parametrize("kind", ["updated", "media_updated", "trashed"])
+def test_a_change_stamped_behind_the_watermark_within_the_overlap_is_captured(
+    settings: Settings, world: SandboxWorld, sync, kind: str
+) -> None:
+    """A Qobrix node whose clock lags stamps an edit two minutes behind what the last sync read:
+    the next incremental sync starts the overlap before the watermark and still meets it."""
+    sync()
+    record_id = world.generator.id("properties", 5)
+    world.change_stamped_at("properties", record_id, kind, properties_watermark(settings) - timedelta(minutes=2))
+    second = sync()
+    operation = "delete" if kind == "trashed" else "upsert"
+    lines = landed(settings, second.sync_id)["properties"]
+    assert record_id in {line["record"]["id"] for line in lines if line["operation"] == operation}
+    assert_everything_landed(settings, world)
+
+
+def test_the_configured_overlap_is_the_one_scanned(settings: Settings, world: SandboxWorld, sandbox) -> None:
+    """With MLS2_CDC_OVERLAP_SECONDS=60, an edit stamped two minutes behind is past the overlap."""
+    narrow = settings.model_copy(update={"mls2_cdc_overlap_seconds": 60})
+    client = make_client(narrow, sandbox.base_url, SANDBOX_API_USER, SANDBOX_API_KEY)
+    try:
+        sync_with_progress(narrow, client, entities=["properties"], full_refresh=False, max_properties=None)
+        edited = world.generator.id("properties", 5)
+        world.change_stamped_at("properties", edited, "updated", properties_watermark(settings) - timedelta(minutes=2))
+        report = sync_with_progress(narrow, client, entities=["properties"], full_refresh=False, max_properties=None)
+    finally:
+        client.close()
+    assert edited not in {line["record"]["id"] for line in landed(settings, report.sync_id)["properties"]}
 
 
 def test_full_refresh_turns_vanished_records_into_deletes(settings: Settings, world: SandboxWorld, sync) -> None:

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Literal
 
 import orjson
 
@@ -33,6 +34,18 @@ MODEL_NAMES = {
 STAMP_FIELDS = {"id", "ref", "created", "modified", "trashed", "last_media_update"}
 NUMERIC_IDS = ("bazaraki-locations", "spitogatos-locations")
 MUTABLE = ("properties", "contacts", "property-viewings", "meetings", "opportunities", "projects", "agents", "users")
+
+SkewedChange = Literal["updated", "media_updated", "trashed"]
+
+
+def _changed(old: Stamp, kind: SkewedChange, when: datetime) -> Stamp:
+    """A record's stamp after one change of `kind` made at `when`."""
+    if kind == "updated":
+        return replace(old, version=old.version + 1, modified=when)
+    if kind == "media_updated":
+        return replace(old, media_version=old.media_version + 1, last_media_update=when)
+    return replace(old, trashed=when, modified=when)
+
 
 # Expanded associations, as Qobrix names them: (key, reference field, entity); None entity = always null.
 EXPANSIONS = {
@@ -488,6 +501,18 @@ class SandboxWorld:
             self.version += 1
             return report
 
+    def change_stamped_at(self, entity: str, record_id: str, kind: SkewedChange, when: datetime) -> None:
+        """One change to a live record, stamped `when` whatever the sandbox clock says: a Qobrix node
+        whose clock lags stamps an edit behind records a client may already have read."""
+        with self._lock:
+            index = self.index_of(entity, record_id)
+            if index is None or self.is_trashed(entity, index):
+                raise NotFound(f"{MODEL_NAMES[entity]} record {record_id} not found")
+            state = self.states[entity]
+            state.stamps[index] = _changed(self.stamp(entity, index), kind, when)
+            state.changed()
+            self.version += 1
+
     def _pick(self, entity: str, rng, count: int, *, trashed: bool, allow=lambda i: True) -> list[int]:
         state = self.states[entity]
         if trashed:
@@ -520,20 +545,17 @@ class SandboxWorld:
             state.stamps[index] = Stamp(created=when, modified=when)
             mark("created", index)
         for index in self._pick(entity, rng, change.updates, trashed=False):
-            old = self.stamp(entity, index)
-            state.stamps[index] = replace(old, version=old.version + 1, modified=moment())
+            state.stamps[index] = _changed(self.stamp(entity, index), "updated", moment())
             mark("updated", index)
         for index in self._pick(entity, rng, change.media_updates, trashed=False):
-            old = self.stamp(entity, index)
-            state.stamps[index] = replace(old, media_version=old.media_version + 1, last_media_update=moment())
+            state.stamps[index] = _changed(self.stamp(entity, index), "media_updated", moment())
             mark("media_updated", index)
         for index in self._pick(entity, rng, change.restores, trashed=True):
             old = self.stamp(entity, index)
             state.stamps[index] = replace(old, trashed=None, modified=moment())
             mark("restored", index)
         for index in self._pick(entity, rng, change.trashes, trashed=False):
-            old, when = self.stamp(entity, index), moment()
-            state.stamps[index] = replace(old, trashed=when, modified=when)
+            state.stamps[index] = _changed(self.stamp(entity, index), "trashed", moment())
             mark("trashed", index)
         deletable = (lambda i: i % 3 != 0) if entity == "properties" else (lambda i: entity != "property-viewings")
         for index in self._pick(entity, rng, change.deletes, trashed=False, allow=deletable):
