@@ -5,7 +5,7 @@ bronze shape, so a new entity needs no new SQL.
 """
 
 from conf.entities import Entity, entities
-from pipelines.declaration import Dataset, Expectation, LandingSource
+from pipelines.declaration import Dataset, Expectation, LandingSource, Violation
 
 BRONZE_SQL = """
 SELECT
@@ -21,11 +21,27 @@ SELECT
 FROM STREAM(landing.{table})
 """
 
-BRONZE_EXPECTATIONS = (
-    Expectation("payload_is_json_record", "NOT is_malformed", "warn"),
-    Expectation("record_key_present", "record_key IS NOT NULL", "warn"),
-    Expectation("operation_known", "operation IN ('upsert', 'delete')", "warn"),
-)
+
+def bronze_expectations(entity: Entity) -> tuple[Expectation, ...]:
+    """Warn-only: bronze keeps every landed line, good or bad; silver decides. Each rule with a line
+    of `entity` breaking it (a line that is not JSON has no key or operation either)."""
+    return (
+        Expectation(
+            "payload_is_json_record",
+            "NOT is_malformed",
+            "warn",
+            Violation(entity.name, malformed=True, also=("record_key_present", "operation_known")),
+        ),
+        Expectation(
+            "record_key_present", "record_key IS NOT NULL", "warn", Violation(entity.name, record=(("id", None),))
+        ),
+        Expectation(
+            "operation_known",
+            "operation IN ('upsert', 'delete')",
+            "warn",
+            Violation(entity.name, line=(("operation", "explode"),)),
+        ),
+    )
 
 
 def bronze_table_name(entity: Entity) -> str:
@@ -33,13 +49,12 @@ def bronze_table_name(entity: Entity) -> str:
 
 
 def bronze_datasets() -> list[Dataset]:
-    """Warn-only expectations: bronze keeps every landed line, good or bad; silver decides."""
     return [
         Dataset(
             name=bronze_table_name(entity),
             kind="streaming_table",
             sql=BRONZE_SQL.format(entity=entity.name, table=entity.table).strip(),
-            expectations=BRONZE_EXPECTATIONS,
+            expectations=bronze_expectations(entity),
             landing=LandingSource(entity.folder),
             comment=f"Qobrix {entity.name} as landed: raw payload plus landing metadata.",
         )

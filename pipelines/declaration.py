@@ -18,12 +18,58 @@ class DeclarationError(ValueError):
 
 
 @dataclass(frozen=True)
+class Violation:
+    """An example that breaks an expectation, declared beside it so a test proves the rule bites.
+
+    Landing data of `entity`: a landed record with `record`'s fields set (a dotted path such as
+    `media.0.id` reaches into lists and objects), a landing line with `line`'s fields set, or a line
+    that is not JSON (`malformed`). A rule that no landed record can reach (an earlier rule drops
+    such rows, or the dataset's own expressions cannot yield the value) is shown by `row`: one of
+    the dataset's rows with columns replaced by Spark SQL expressions. `also` names the other rules
+    of the same dataset the example cannot help breaking. Executors ignore examples.
+    """
+
+    entity: str | None = None
+    record: tuple[tuple[str, object], ...] = ()
+    line: tuple[tuple[str, object], ...] = ()
+    malformed: bool = False
+    row: tuple[tuple[str, str], ...] = ()
+    also: tuple[str, ...] = ()
+
+    @classmethod
+    def from_spec(cls, spec: object, origin: str) -> "Violation":
+        """From a header's `violates: {entity: e, record: {...} | line: {...} | malformed: true}` or
+        `violates: {row: {column: expression}}`, each with an optional `also: [rule, ...]`."""
+        allowed = {"entity", "record", "line", "malformed", "row", "also"}
+        if not isinstance(spec, dict) or not set(spec) <= allowed:
+            raise DeclarationError(f"{origin}: violates takes {sorted(allowed)}, got {spec!r}")
+        shapes = [key for key in ("record", "line", "malformed", "row") if spec.get(key)]
+        if len(shapes) != 1 or (shapes != ["row"]) != ("entity" in spec):
+            raise DeclarationError(
+                f"{origin}: violates is an `entity` with one of record, line or malformed, or a `row`, got {spec!r}"
+            )
+        for key in ("record", "line", "row"):
+            if key in spec and not isinstance(spec[key], dict):
+                raise DeclarationError(f"{origin}: violates {key} maps fields to values, got {spec[key]!r}")
+        return cls(
+            entity=spec.get("entity"),
+            record=tuple((spec.get("record") or {}).items()),
+            line=tuple((spec.get("line") or {}).items()),
+            malformed=bool(spec.get("malformed")),
+            row=tuple((str(k), str(v)) for k, v in (spec.get("row") or {}).items()),
+            also=tuple(spec.get("also") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class Expectation:
     """A named Spark SQL boolean constraint and what to do with rows that break it."""
 
     name: str
     constraint: str
     on_violation: OnViolation = "warn"
+    violates: Violation | None = field(default=None, compare=False)
+    """An example breaking the rule (tests prove every rule with one)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from conf.mappings import (
     resource_mappings,
     spark_literal,
 )
-from pipelines.declaration import Dataset, Expectation, IncrementalRefresh
+from pipelines.declaration import Dataset, Expectation, IncrementalRefresh, Violation
 
 LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
@@ -44,10 +44,21 @@ def _is_stamped(mapping: ResourceMapping) -> bool:
 def gold_expectations(mapping: ResourceMapping) -> tuple[Expectation, ...]:
     """Row rules: key present, every lookup value one of RESO's, timestamps present.
 
-    Rules across rows (keys unique, references resolve) are in the integrity dataset."""
-    rules = [Expectation(f"{mapping.key}_present", f"{mapping.key} IS NOT NULL", "drop")]
+    Rules across rows (keys unique, references resolve) are in the integrity dataset.
+    Upstream rules and the mapping's own translations keep landed data from breaking these, so each
+    is shown broken by a gold row with the offending value put in (`Violation.row`)."""
+    rules = [
+        Expectation(f"{mapping.key}_present", f"{mapping.key} IS NOT NULL", "drop", _row_violation(mapping.key, "NULL"))
+    ]
     if _is_stamped(mapping):
-        rules.append(Expectation("modification_timestamp_present", "ModificationTimestamp IS NOT NULL", "warn"))
+        rules.append(
+            Expectation(
+                "modification_timestamp_present",
+                "ModificationTimestamp IS NOT NULL",
+                "warn",
+                _row_violation("ModificationTimestamp", "NULL"),
+            )
+        )
     for field in mapping.lookup_fields:
         allowed = _allowed_values(field)
         constraint = (
@@ -55,10 +66,19 @@ def gold_expectations(mapping: ResourceMapping) -> tuple[Expectation, ...]:
             if field.is_collection
             else f"{field.name} IS NULL OR {field.name} IN ({allowed})"
         )
+        foreign = spark_literal(NOT_A_RESO_VALUE)
+        example = _row_violation(field.name, f"array({foreign})" if field.is_collection else foreign)
         # A closed translation can only yield RESO values (anything else is a mapping bug: stop);
         # an open lookup may carry local values, which the warning counts.
-        rules.append(Expectation(f"{field.name}_is_reso_value", constraint, "warn" if field.open else "fail"))
+        rules.append(Expectation(f"{field.name}_is_reso_value", constraint, "warn" if field.open else "fail", example))
     return tuple(rules)
+
+
+NOT_A_RESO_VALUE = "Not a RESO value"
+
+
+def _row_violation(column: str, expression: str) -> Violation:
+    return Violation(row=((column, expression),))
 
 
 def used_lookups() -> list[str]:
@@ -158,7 +178,9 @@ def gold_datasets() -> list[Dataset]:
             name=LOOKUP_TABLE,
             kind="materialized_view",
             sql=lookup_sql(),
-            expectations=(Expectation("LookupKey_present", "LookupKey IS NOT NULL", "fail"),),
+            expectations=(
+                Expectation("LookupKey_present", "LookupKey IS NOT NULL", "fail", _row_violation("LookupKey", "NULL")),
+            ),
             comment="RESO Lookup: every value of every lookup the gold resources use (RESO DD 2.0).",
         )
     )
@@ -168,8 +190,18 @@ def gold_datasets() -> list[Dataset]:
             kind="materialized_view",
             sql=integrity_sql(),
             expectations=(
-                Expectation("keys_unique", "kind <> 'unique' OR failed = 0", "fail"),
-                Expectation("references_resolve", "kind <> 'reference' OR failed = 0", "warn"),
+                Expectation(
+                    "keys_unique",
+                    "kind <> 'unique' OR failed = 0",
+                    "fail",
+                    Violation(row=(("kind", "'unique'"), ("failed", "1"))),
+                ),
+                Expectation(
+                    "references_resolve",
+                    "kind <> 'reference' OR failed = 0",
+                    "warn",
+                    Violation(row=(("kind", "'reference'"), ("failed", "1"))),
+                ),
             ),
             comment="Gold's cross-row rules, one row each: keys unique (fails the update), references resolve (warns).",
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from conf.files import load_yaml
-from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, IncrementalRefresh
+from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, IncrementalRefresh, Violation
 
 CDC_KEYS = {
     "keys",
@@ -35,6 +35,13 @@ HEADER_KEYS = {"name", "kind", "comment", "expectations", "incremental"} | CDC_K
 
 def _tuple(value: object) -> tuple[str, ...] | None:
     return None if value is None else tuple(value)
+
+
+def _expectation(spec: dict, path: Path) -> Expectation:
+    violates = spec.get("violates")
+    fields = {key: value for key, value in spec.items() if key != "violates"}
+    origin = f"{path}: expectation {fields.get('name')}"
+    return Expectation(**fields, violates=Violation.from_spec(violates, origin) if violates is not None else None)
 
 
 def parse_sql_file(path: Path) -> Dataset:
@@ -67,7 +74,7 @@ def parse_sql_file(path: Path) -> Dataset:
         except TypeError as error:
             raise DeclarationError(f"{path}: AUTO CDC settings incomplete: {error}") from None
     try:
-        expectations = tuple(Expectation(**spec) for spec in header.get("expectations") or ())
+        expectations = tuple(_expectation(spec, path) for spec in header.get("expectations") or ())
         dataset = Dataset(
             name=header["name"],
             kind=header["kind"],

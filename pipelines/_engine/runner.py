@@ -551,7 +551,8 @@ class Update:
         """What a view computes: its SQL, expectations and refresh declaration, and the SQL of the
         temporary views it reads (a view computed under another definition is recomputed, and whole)."""
         read = [self.graph[name] for name in dataset.depends_on if self.graph[name].kind == "temporary_view"]
-        parts = [dataset.sql, dataset.expectations, dataset.incremental, [self.definition_digest(v) for v in read]]
+        rules = [(e.name, e.constraint, e.on_violation) for e in dataset.expectations]
+        parts = [dataset.sql, rules, dataset.incremental, [self.definition_digest(v) for v in read]]
         return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
     def incremental_plan(self, dataset: Dataset) -> dict[str, KeyedRows] | str:

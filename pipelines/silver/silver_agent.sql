@@ -5,9 +5,12 @@ comment: >
   Agents, agencies and users as one list (the 2025 version's silver agent); names, emails and phones
   come from their contacts, since Qobrix agents carry no name of their own.
 expectations:
-  - {name: member_key_present, constraint: member_key IS NOT NULL, on_violation: drop}
-  - {name: name_present, constraint: full_name IS NOT NULL, on_violation: warn}
-  - {name: email_looks_valid, constraint: "email IS NULL OR email LIKE '%_@_%'", on_violation: warn}
+  - {name: member_key_present, constraint: member_key IS NOT NULL, on_violation: drop,
+     violates: {row: {member_key: 'NULL'}}}
+  - {name: name_present, constraint: full_name IS NOT NULL, on_violation: warn,
+     violates: {entity: agents, record: {name: null, primary_contact: null}}}
+  - {name: email_looks_valid, constraint: "email IS NULL OR email LIKE '%_@_%'", on_violation: warn,
+     violates: {row: {email: "'no-at-sign'"}}}
 */
 SELECT
   concat('QOBRIX_AGENT_', a.id) AS member_key,

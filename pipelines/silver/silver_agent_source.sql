@@ -8,11 +8,16 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: agent_type_known, constraint: "operation = 'delete' OR agent_type IN ('individual_agent', 'agency')", on_violation: drop}
-  - {name: primary_contact_present, constraint: operation = 'delete' OR primary_contact IS NOT NULL, on_violation: warn}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: agents, malformed: true, also: [id_present, modified_parses, agent_type_known, primary_contact_present]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: agents, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: agents, record: {modified: '31/12/2025 25:61'}}}
+  - {name: agent_type_known, constraint: "operation = 'delete' OR agent_type IN ('individual_agent', 'agency')", on_violation: drop,
+     violates: {entity: agents, record: {agent_type: robot}}}
+  - {name: primary_contact_present, constraint: operation = 'delete' OR primary_contact IS NOT NULL, on_violation: warn,
+     violates: {entity: agents, record: {primary_contact: null}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<agency:string,agent_type:string,agreement_date:string,commission_1:string,commission_2:string,commission_3:string,created:string,created_by:string,description:string,id:string,legacy_id:string,modified:string,modified_by:string,name:string,owner:string,primary_contact:string,ref:string,status:string,sub_agent_of:string,trashed:string>') AS p

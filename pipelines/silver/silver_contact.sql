@@ -8,11 +8,16 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: is_company_known, constraint: operation = 'delete' OR is_company IS NOT NULL, on_violation: drop}
-  - {name: email_looks_valid, constraint: "email IS NULL OR email LIKE '%_@_%'", on_violation: warn}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: contacts, malformed: true, also: [id_present, modified_parses, is_company_known]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: contacts, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: contacts, record: {modified: '31/12/2025 25:61'}}}
+  - {name: is_company_known, constraint: operation = 'delete' OR is_company IS NOT NULL, on_violation: drop,
+     violates: {entity: contacts, record: {is_company: null}}}
+  - {name: email_looks_valid, constraint: "email IS NULL OR email LIKE '%_@_%'", on_violation: warn,
+     violates: {entity: contacts, record: {email: no-at-sign}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<assigned_to:string,birthdate:string,city:string,consent_token:string,contact_id:string,country:string,created:string,created_by:string,custom_contact_person_first_name:string,custom_contact_person_last_name:string,custom_mailchimp_subscriber_status:string,custom_works_for:string,description:string,email:string,email_2:string,email_consent:string,first_name:string,group_id:string,id:string,is_company:string,last_name:string,legacy_id:string,marketing_consent:string,modified:string,modified_by:string,name:string,nationality:string,personal_data_cleared:string,phone:string,phone_2:string,phone_3:string,phone_consent:string,post_code:string,postal_consent:string,preferred_contact_method:string,preferred_language:string,ref:string,registration_number:string,role:string,sms_consent:string,state:string,street:string,title:string,trashed:string,vat_number:string,website:string>') AS p

@@ -8,10 +8,14 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: district_present, constraint: operation = 'delete' OR district IS NOT NULL, on_violation: warn}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: locations, malformed: true, also: [id_present, modified_parses, district_present]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: locations, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: locations, record: {modified: '31/12/2025 25:61'}}}
+  - {name: district_present, constraint: operation = 'delete' OR district IS NOT NULL, on_violation: warn,
+     violates: {entity: locations, record: {district: null}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<area:string,coordinates:string,country:string,created:string,created_by:string,display_priority:string,dist:string,district:string,id:string,modified:string,modified_by:string,ref:string,subarea:string,trashed:string>') AS p

@@ -10,10 +10,14 @@ incremental:
   inputs: {qobrix_silver.property: id}
   through: {qobrix_silver.project: qobrix_silver.property.project}
 expectations:
-  - {name: media_id_present, constraint: media_id IS NOT NULL, on_violation: drop}
-  - {name: property_present, constraint: property_id IS NOT NULL, on_violation: drop}
-  - {name: url_absolute, constraint: "url IS NULL OR url LIKE 'http%'", on_violation: warn}
-  - {name: category_known, constraint: "category IN ('photos', 'documents', 'floorplans')", on_violation: warn}
+  - {name: media_id_present, constraint: media_id IS NOT NULL, on_violation: drop,
+     violates: {entity: properties, record: {media.0.id: null}}}
+  - {name: property_present, constraint: property_id IS NOT NULL, on_violation: drop,
+     violates: {row: {property_id: 'NULL'}}}
+  - {name: url_absolute, constraint: "url IS NULL OR url LIKE 'http%'", on_violation: warn,
+     violates: {entity: properties, record: {media.0.file.href: files/photo.jpg}}}
+  - {name: category_known, constraint: "category IN ('photos', 'documents', 'floorplans')", on_violation: warn,
+     violates: {entity: properties, record: {media.0.category.name: videos}}}
 */
 WITH own AS (
   SELECT id AS property_id, CAST(NULL AS STRING) AS project_id, false AS inherited, explode(media) AS m

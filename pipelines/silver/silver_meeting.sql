@@ -8,11 +8,16 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: times_present, constraint: operation = 'delete' OR (start_date IS NOT NULL AND end_date IS NOT NULL), on_violation: drop}
-  - {name: ends_after_start, constraint: operation = 'delete' OR end_date >= start_date, on_violation: warn}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: meetings, malformed: true, also: [id_present, modified_parses, times_present, ends_after_start]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: meetings, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: meetings, record: {modified: '31/12/2025 25:61'}}}
+  - {name: times_present, constraint: operation = 'delete' OR (start_date IS NOT NULL AND end_date IS NOT NULL), on_violation: drop,
+     violates: {entity: meetings, record: {end_date: null}, also: [ends_after_start]}}
+  - {name: ends_after_start, constraint: operation = 'delete' OR end_date >= start_date, on_violation: warn,
+     violates: {entity: meetings, record: {start_date: '2026-03-02 10:00:00', end_date: '2026-03-01 10:00:00'}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<assigned_to:string,canceled:string,contact:string,created:string,created_by:string,custom_age_group:string,description:string,end_date:string,id:string,legacy_id:string,location:string,modified:string,modified_by:string,ref:string,related_agent:string,related_opportunity:string,start_date:string,subject:string,trashed:string,viewing_type:string>') AS p

@@ -8,10 +8,14 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: contact_present, constraint: operation = 'delete' OR contact_name IS NOT NULL, on_violation: warn}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: opportunities, malformed: true, also: [id_present, modified_parses, contact_present]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: opportunities, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: opportunities, record: {modified: '31/12/2025 25:61'}}}
+  - {name: contact_present, constraint: operation = 'delete' OR contact_name IS NOT NULL, on_violation: warn,
+     violates: {entity: opportunities, record: {contact_name: null}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<agent:string,air_condition:string,area_of_interest:string,bathrooms_from:string,bathrooms_to:string,bedrooms_from:string,bedrooms_to:string,business_transfer_commercial_activity:array<string>,business_transfer_or_sale:string,buy_rent:string,campaign_id:string,closed_lost_details:string,closed_lost_reason_id:string,common_swimming_pool:string,concierge_reception:string,construction_stage:string,contact_name:string,covered_area_from_amount:string,covered_area_to_amount:string,covered_parking:string,created:string,created_by:string,custom_attended_webinar:string,custom_do_not_contact:string,custom_enquiry_low_budget:string,custom_enquiry_stage_type:string,custom_general_interest_type:string,custom_interest_type:string,custom_internal_area_amount:string,custom_mql:string,custom_project:string,custom_property:string,custom_sql:string,custom_webinars:array<string>,description:string,direct_source:string,electricity:string,elevator:string,enclosed_office_room:string,enquiry_date:string,enquiry_subtypes:array<string>,enquiry_type:string,frontage_from_amount:string,frontage_to_amount:string,furnished:string,id:string,internal_area_from_amount:string,internal_area_to_amount:string,last_status_change:string,last_website_visit:string,legacy_id:string,list_letting_price:string,list_rental_price_from:string,list_rental_price_to:string,list_selling_price:string,list_selling_price_from:string,list_selling_price_to:string,lowest_letting_price:string,lowest_selling_price:string,modified:string,modified_by:string,new_build:string,next_follow_up_date:string,notify_matching_properties:string,notify_properties_price_drop:string,owner:string,parking_from:string,parking_to:string,pets_allowed:string,plot_area_from_amount:string,plot_area_to_amount:string,post_codes:array<string>,private_swimming_pool:string,ref:string,registered_road:string,server_room:string,sorting_expression:string,source:string,source_description:string,status:string,storage_from_amount:string,storage_to_amount:string,title_deeds:string,total_area_from_amount:string,total_area_to_amount:string,town_planning_zone:string,trashed:string,virtual_contact_name:string,water:string,website_url:string>') AS p

@@ -5,7 +5,8 @@ comment: >
   Location lookups of the listing portals (Bayut, Bazaraki, Spitogatos, Property Finder AE), as last
   landed; Qobrix refreshes these whole, so the newest landing of each id wins and deletes remove it.
 expectations:
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: bayut-locations, record: {id: null}}}
 */
 WITH landed AS (
   SELECT 'bayut' AS portal, record_key AS id, fetched_at, operation, payload FROM qobrix_bronze.bayut_locations

@@ -8,11 +8,16 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop}
-  - {name: coordinates_parse, constraint: "coordinates IS NULL OR try_cast(try_element_at(split(coordinates, ','), 1) AS DOUBLE) IS NOT NULL", on_violation: warn}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: projects, malformed: true, also: [id_present, modified_parses, name_present]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: projects, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: projects, record: {modified: '31/12/2025 25:61'}}}
+  - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop,
+     violates: {entity: projects, record: {name: null}}}
+  - {name: coordinates_parse, constraint: "coordinates IS NULL OR try_cast(try_element_at(split(coordinates, ','), 1) AS DOUBLE) IS NOT NULL", on_violation: warn,
+     violates: {entity: projects, record: {coordinates: 'north,east'}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<abbreviation:string,amenities_description:string,assigned_to:string,availability_status:string,city:string,completion_date:string,construction_stage:string,coordinates:string,country:string,created:string,created_by:string,custom_active:string,custom_business_centre:string,custom_concierge_services:string,custom_delivery_date:string,custom_gym:string,custom_heated_pool:string,custom_kids_play_area:string,custom_list_selling_price_amount:string,custom_reception:string,custom_resale:string,custom_restaurant_cafe:string,custom_security_service:string,custom_spa:string,custom_tennis_court:string,custom_valet_parking:string,description:string,developer_id:string,distance_from_airport_amount:string,distance_from_beach_amount:string,distance_from_centre_amount:string,distance_from_hospital_amount:string,distance_from_rail_station_amount:string,distance_from_school_amount:string,distance_from_shops_amount:string,distance_from_tube_station_amount:string,distance_from_university_amount:string,energy_efficiency_grade:string,featured:string,featured_priority:string,further_features:array<string>,housing_type:string,id:string,last_media_update:string,legacy_id:string,location:string,location_description:string,map_popup_description:string,modified:string,modified_by:string,municipality:string,name:string,number_of_units:string,post_code:string,price_to:string,project_listing_priority:string,ref:string,reference_code:string,short_description:string,starting_price_from:string,state:string,street:string,street_2:string,trashed:string,type:string,video_link:string,video_links:string,views:array<string>,virtual_tour_link:string,virtual_tour_links:string,website_listing_date:string,website_status:string,website_url:string,media:array<struct<id:string,category:struct<name:string>,related_model:string,related_id:string,media_type:string,display_order:string,created:string,modified:string,file:struct<filename:string,mime_type:string,filesize:string,href:string,thumbnails:struct<large:string,medium:string,small:string>>>>>') AS p

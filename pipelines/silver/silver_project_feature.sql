@@ -8,10 +8,14 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: project-features, malformed: true, also: [id_present, modified_parses, code_present]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: project-features, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: project-features, record: {modified: '31/12/2025 25:61'}}}
+  - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop,
+     violates: {entity: project-features, record: {code: null}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<code:string,created:string,created_by:string,dist:string,field:string,id:string,label:string,modified:string,modified_by:string,trashed:string>') AS p

@@ -10,15 +10,25 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed, unparsed_fields]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop}
-  - {name: property_type_present, constraint: operation = 'delete' OR property_type IS NOT NULL, on_violation: drop}
-  - {name: prices_not_negative, constraint: "coalesce(list_selling_price_amount, 0) >= 0 AND coalesce(list_rental_price_amount, 0) >= 0", on_violation: drop}
-  - {name: areas_not_negative, constraint: "coalesce(internal_area_amount, 0) >= 0 AND coalesce(plot_area_amount, 0) >= 0", on_violation: drop}
-  - {name: coordinates_in_range, constraint: "latitude IS NULL OR (latitude BETWEEN -90 AND 90 AND longitude BETWEEN -180 AND 180)", on_violation: warn}
-  - {name: status_known, constraint: "status IS NULL OR status IN ('pending', 'available', 'reserved', 'sold', 'rented', 'withdrawn', 'under_offer')", on_violation: warn}
-  - {name: typed_fields_parse, constraint: size(unparsed_fields) = 0, on_violation: warn}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: properties, malformed: true, also: [id_present, modified_parses, name_present, property_type_present]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: properties, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: properties, record: {modified: '31/12/2025 25:61'}}}
+  - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop,
+     violates: {entity: properties, record: {name: null}}}
+  - {name: property_type_present, constraint: operation = 'delete' OR property_type IS NOT NULL, on_violation: drop,
+     violates: {entity: properties, record: {property_type: null}}}
+  - {name: prices_not_negative, constraint: "coalesce(list_selling_price_amount, 0) >= 0 AND coalesce(list_rental_price_amount, 0) >= 0", on_violation: drop,
+     violates: {entity: properties, record: {list_selling_price_amount: -1}}}
+  - {name: areas_not_negative, constraint: "coalesce(internal_area_amount, 0) >= 0 AND coalesce(plot_area_amount, 0) >= 0", on_violation: drop,
+     violates: {entity: properties, record: {internal_area_amount: -5}}}
+  - {name: coordinates_in_range, constraint: "latitude IS NULL OR (latitude BETWEEN -90 AND 90 AND longitude BETWEEN -180 AND 180)", on_violation: warn,
+     violates: {entity: properties, record: {coordinates: '95.0,200.0'}}}
+  - {name: status_known, constraint: "status IS NULL OR status IN ('pending', 'available', 'reserved', 'sold', 'rented', 'withdrawn', 'under_offer')", on_violation: warn,
+     violates: {entity: properties, record: {status: exploded}}}
+  - {name: typed_fields_parse, constraint: size(unparsed_fields) = 0, on_violation: warn,
+     violates: {entity: properties, record: {bedrooms: many}}}
 */
 SELECT * FROM STREAM(qobrix_silver.property_changes)

@@ -11,8 +11,10 @@ except_column_list: [operation]
 stored_as_scd_type: 2
 track_history_column_list: [status, sale_rent, list_selling_price_amount, list_rental_price_amount]
 expectations:
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {row: {id: 'NULL'}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {row: {modified: 'NULL'}}}
 */
 SELECT
   id,

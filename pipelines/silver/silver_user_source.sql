@@ -8,10 +8,14 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: username_present, constraint: operation = 'delete' OR username IS NOT NULL, on_violation: drop}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: users, malformed: true, also: [id_present, modified_parses, username_present]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: users, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: users, record: {modified: '31/12/2025 25:61'}}}
+  - {name: username_present, constraint: operation = 'delete' OR username IS NOT NULL, on_violation: drop,
+     violates: {entity: users, record: {username: null}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<activation_date:string,active:string,company:string,contact_id:string,created:string,created_by:string,department:string,employee_code:string,extra:struct<first_name:string,email:string,phone_mobile:string>,id:string,is_admin:string,is_supervisor:string,legacy_id:string,modified:string,modified_by:string,name:string,phone_extension:string,reports_to:string,role:string,team:string,trashed:string,two_fa_enabled:string,username:string>') AS p

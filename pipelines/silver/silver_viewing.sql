@@ -5,9 +5,12 @@ comment: >
   Property viewings with the meeting behind each: its real start and end, contact, assignee and agent
   (the 2025 version dated viewings by when they were created, not when they happened).
 expectations:
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: meeting_found, constraint: start_date IS NOT NULL, on_violation: drop}
-  - {name: ends_after_start, constraint: end_date >= start_date, on_violation: warn}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {row: {id: 'NULL'}}}
+  - {name: meeting_found, constraint: start_date IS NOT NULL, on_violation: drop,
+     violates: {entity: property-viewings, record: {viewing_id: no-such-meeting}, also: [ends_after_start]}}
+  - {name: ends_after_start, constraint: end_date >= start_date, on_violation: warn,
+     violates: {row: {end_date: start_date - INTERVAL 1 DAY}}}
 */
 SELECT
   v.id AS id,

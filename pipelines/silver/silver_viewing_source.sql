@@ -8,11 +8,16 @@ apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed]
 stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop}
-  - {name: property_present, constraint: operation = 'delete' OR property_id IS NOT NULL, on_violation: drop}
-  - {name: meeting_present, constraint: operation = 'delete' OR viewing_id IS NOT NULL, on_violation: drop}
+  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
+     violates: {entity: property-viewings, malformed: true, also: [id_present, modified_parses, property_present, meeting_present]}}
+  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
+     violates: {entity: property-viewings, record: {id: null}}}
+  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
+     violates: {entity: property-viewings, record: {modified: '31/12/2025 25:61'}}}
+  - {name: property_present, constraint: operation = 'delete' OR property_id IS NOT NULL, on_violation: drop,
+     violates: {entity: property-viewings, record: {property_id: null}}}
+  - {name: meeting_present, constraint: operation = 'delete' OR viewing_id IS NOT NULL, on_violation: drop,
+     violates: {entity: property-viewings, record: {viewing_id: null}}}
 */
 WITH parsed AS (
   SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<created:string,created_by:string,display_order:string,exterior_appeal_assessment:string,further_feedback:string,id:string,interior_appeal_assessment:string,location_assessment:string,modified:string,modified_by:string,price_assessment:string,property_id:string,trashed:string,viewing_id:string,viewing_outcome:string,views_assessment:string>') AS p
