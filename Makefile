@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format clean csdl-schemas
+.PHONY: demo test test-slow test-all lint format clean csdl-schemas mutation
 
 $(INSTALLED): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test-slow: $(INSTALLED)  ## end-to-end and heavy suites (CI runs these too)
 test-all: $(INSTALLED)
 	$(BIN)/pytest
 
+MODULE ?=
+mutation: $(INSTALLED)  ## mutation testing (docs/TESTING.md); one module: make mutation MODULE=ingestion/client.py
+	$(BIN)/mutmut run --max-children 2 $(if $(MODULE),"$(subst /,.,$(basename $(MODULE))).*")
+	$(BIN)/python -m tests.mutation_score $(if $(MODULE),--module $(MODULE))
+
 CSDL_SCHEMAS = .cache/odata-csdl/package/schemas
 
 csdl-schemas: $(CSDL_SCHEMAS)/edmx.xsd  ## OASIS CSDL 4.01 XML schemas (npm package odata-csdl) for the $$metadata test
@@ -42,4 +47,4 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .mls2 .pytest_cache .ruff_cache .cache build *.egg-info
+	rm -rf $(VENV) .mls2 .pytest_cache .ruff_cache .cache build *.egg-info mutants

@@ -49,6 +49,7 @@ setup(
             "pyspark>=4.0,<5",
             "jsonschema>=4.20",
             "python-odata>=0.8",
+            "mutmut>=3.8,<4",
         ],
     },
     entry_points={"console_scripts": ["mls2=conf.cli:app"]},

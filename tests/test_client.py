@@ -104,11 +104,19 @@ def test_the_configured_timeouts_reach_the_client(settings: Settings) -> None:
 
 def test_errors_outlasting_the_retries_name_entity_page_and_cause() -> None:
     with sandbox_with(rate=1.0, kinds=("503",)) as server:
+        client = client_for(server, ClientSettings(backoff=0.01, retries=2))
         with pytest.raises(QobrixError, match=r"entity properties, page 7: HTTP 503") as raised:
-            client_for(server, ClientSettings(backoff=0.01, retries=2)).list_page(
-                "properties", "properties", {**PARAMS, "page": 7}
-            )
+            client.list_page("properties", "properties", {**PARAMS, "page": 7})
         assert raised.value.status == 503
+        assert client.calls == server.faults.seen["503"] == 3, "each request made is counted once, retries included"
+
+
+def test_backoff_doubles_from_the_first_delay_with_jitter_up_to_the_cap() -> None:
+    client = QobrixClient("http://127.0.0.1:9/api/v2", "u", "k", ClientSettings(backoff=1.0, max_backoff=8.0))
+    for attempt, delay in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
+        waits = [client._backoff(attempt) for _ in range(200)]
+        assert delay * 0.5 <= min(waits) and max(waits) <= delay * 1.5, (attempt, min(waits), max(waits))
+        assert max(waits) - min(waits) > delay * 0.5, "the jitter spreads the waits"
 
 
 def test_a_body_that_never_parses_is_kept_for_landing() -> None:
