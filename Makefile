@@ -27,6 +27,9 @@ test-all: $(INSTALLED)
 
 MODULE ?=
 mutation: $(INSTALLED)  ## mutation testing (docs/TESTING.md); one module: make mutation MODULE=ingestion/client.py
+	@# mutmut copies data files (SQL, YAML) into mutants/ only once: refresh them first
+	@[ ! -d mutants ] || find ingestion pipelines graphql_odata conf -type f ! -name '*.py' ! -path '*/__pycache__/*' \
+		-exec cp -p --parents {} mutants/ \;
 	$(BIN)/mutmut run --max-children 2 $(if $(MODULE),"$(subst /,.,$(basename $(MODULE))).*")
 	$(BIN)/python -m tests.mutation_score $(if $(MODULE),--module $(MODULE))
 

@@ -51,13 +51,21 @@ class Violation:
         for key in ("record", "line", "row"):
             if key in spec and not isinstance(spec[key], dict):
                 raise DeclarationError(f"{origin}: violates {key} maps fields to values, got {spec[key]!r}")
+        row = spec.get("row") or {}
+        if not all(isinstance(value, str) for value in row.values()):
+            raise DeclarationError(
+                f"{origin}: violates row gives each column a Spark SQL expression (quote NULL), got {row!r}"
+            )
+        also = spec.get("also") or []
+        if not isinstance(also, list):
+            raise DeclarationError(f"{origin}: violates also lists rule names, got {also!r}")
         return cls(
             entity=spec.get("entity"),
             record=tuple((spec.get("record") or {}).items()),
             line=tuple((spec.get("line") or {}).items()),
             malformed=bool(spec.get("malformed")),
-            row=tuple((str(k), str(v)) for k, v in (spec.get("row") or {}).items()),
-            also=tuple(spec.get("also") or ()),
+            row=tuple(row.items()),
+            also=tuple(str(name) for name in also),
         )
 
 
@@ -204,3 +212,9 @@ class Dataset:
         names = [expectation.name for expectation in self.expectations]
         if len(names) != len(set(names)):
             raise DeclarationError(f"{self.name}: expectation names repeat: {names}")
+        for expectation in self.expectations:
+            unknown = set(expectation.violates.also if expectation.violates else ()) - set(names) - {expectation.name}
+            if unknown:
+                raise DeclarationError(
+                    f"{self.name}: the example breaking {expectation.name} also names unknown rules {sorted(unknown)}"
+                )

@@ -14,6 +14,8 @@ from pipelines.declaration import Dataset, Expectation, IncrementalRefresh, Viol
 
 LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
+NOT_A_RESO_VALUE = "Not a RESO value"
+"""The value gold rows are given to show a lookup rule catching a value RESO does not list."""
 DOCUMENT_COLUMN = "__document"
 """The column under which a backend returns each row already written as OData JSON (the snapshot
 keeps these in a documents file beside each table: `pipelines._engine.documents`)."""
@@ -72,9 +74,6 @@ def gold_expectations(mapping: ResourceMapping) -> tuple[Expectation, ...]:
         # an open lookup may carry local values, which the warning counts.
         rules.append(Expectation(f"{field.name}_is_reso_value", constraint, "warn" if field.open else "fail", example))
     return tuple(rules)
-
-
-NOT_A_RESO_VALUE = "Not a RESO value"
 
 
 def _row_violation(column: str, expression: str) -> Violation:

@@ -11,7 +11,7 @@ MAX_PAGES = 500
 def next_links(get_page: Callable[[str], dict], url: str, *, max_pages: int = MAX_PAGES) -> Iterator[dict]:
     """Each page of an OData query, following `@odata.nextLink`; fails on a link already followed
     (the server's links loop) or past `max_pages`."""
-    followed = {url}
+    start, followed = url, {url}
     for _ in range(max_pages):
         page = get_page(url)
         yield page
@@ -22,7 +22,7 @@ def next_links(get_page: Callable[[str], dict], url: str, *, max_pages: int = MA
             raise AssertionError(f"@odata.nextLink went back to a page already read: {link}")
         followed.add(link)
         url = link
-    raise AssertionError(f"@odata.nextLink still led on after {max_pages} pages from {url}")
+    raise AssertionError(f"@odata.nextLink still led on after {max_pages} pages from {start}")
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, every: float = 0.05) -> None:

@@ -1,8 +1,10 @@
 """The mutation score of each module `make mutation` mutates, from mutmut's results in `mutants/`.
 
-Prints one Markdown row per module (mutants, killed, survived, equivalent, score) and the survivors
-not listed as equivalent in `tests/mutation_equivalents.yaml`; `--module` narrows both to one.
-Score: killed (a test failed or timed out) over mutants that are not equivalent.
+Prints one Markdown row per module and the survivors not listed in
+`tests/mutation_equivalents.yaml`; `--module` narrows both to one. A mutant no test reaches counts
+as a survivor. A listed equivalent counts as equivalent only while it survives: a listed name that
+a test kills, or that no longer exists (mutmut numbers mutants by position, so an edit renames
+them), is reported as stale. Score: killed over mutants that are not equivalent, once all have run.
 """
 
 import argparse
@@ -12,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
+from mutmut.stats import status_by_exit_code
 
 ROOT = Path(__file__).resolve().parent.parent
-KILLED = {1, 3, 36, 24, -24, 152, 255}
-"""mutmut's exit codes of a mutant some test caught: a failure, an internal error, a timeout."""
-SURVIVED = {0}
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+SURVIVED = {"survived", "no tests", "suspicious", "skipped"}
 
 
 def mutated_modules() -> list[str]:
@@ -34,11 +36,12 @@ def results(module: str) -> dict[str, int | None]:
 
 
 def verdict(name: str, code: int | None, known: dict[str, str]) -> str:
-    if name in known:
-        return "equivalent"
-    if code in KILLED:
+    status = status_by_exit_code[code]
+    if status in KILLED:
         return "killed"
-    return "survived" if code in SURVIVED else "not run"
+    if status in SURVIVED:
+        return "equivalent" if name in known else "survived"
+    return "not run"
 
 
 def main() -> None:
@@ -48,20 +51,26 @@ def main() -> None:
     known = equivalents()
     print("| module | mutants | killed | survived | not run | equivalent | score |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    survivors = []
+    survivors, seen = [], {}
     for module in [args.module] if args.module else mutated_modules():
         codes = results(module)
-        outcome = Counter(verdict(name, code, known) for name, code in codes.items())
+        seen.update(codes)
+        verdicts = {name: verdict(name, code, known) for name, code in codes.items()}
+        outcome = Counter(verdicts.values())
         judged = len(codes) - outcome["equivalent"]
         score = f"{outcome['killed'] / judged:.0%}" if judged and not outcome["not run"] else "-"
         print(
             f"| `{module}` | {len(codes)} | {outcome['killed']} | {outcome['survived']} | {outcome['not run']} "
             f"| {outcome['equivalent']} | {score} |"
         )
-        survivors += [name for name, code in codes.items() if code in SURVIVED and name not in known]
+        survivors += [name for name, result in verdicts.items() if result == "survived"]
+    stale = sorted(name for name in known if name not in seen or status_by_exit_code[seen[name]] in KILLED)
     if survivors:
         print("\nSurvivors (kill each with a test, or list it in tests/mutation_equivalents.yaml with why):")
         print("\n".join(f"  {name}" for name in sorted(survivors)))
+    if stale and not args.module:
+        print("\nListed as equivalent but killed or gone (remove from tests/mutation_equivalents.yaml):")
+        print("\n".join(f"  {name}" for name in stale))
 
 
 if __name__ == "__main__":

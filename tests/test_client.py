@@ -47,24 +47,24 @@ def test_retry_after_is_honoured() -> None:
 def test_a_response_held_past_the_read_timeout_is_cut_and_retried() -> None:
     """Each held response costs the read timeout, not the server's stall: without a read timeout
     the page would arrive after waiting out every stall, in one call."""
-    with sandbox_with(rate=0.5, kinds=("slow",), slow_seconds=4.0, seed=2) as server:
-        client = client_for(server, ClientSettings(timeout=(2.0, 0.3), backoff=0.01, retries=6))
+    with sandbox_with(rate=0.5, kinds=("slow",), slow_seconds=10.0, seed=2) as server:
+        client = client_for(server, ClientSettings(timeout=(5.0, 0.3), backoff=0.01, retries=6))
         started = time.monotonic()
         pages = [client.list_page("properties", "properties", {**PARAMS, "page": p}) for p in range(1, 5)]
         elapsed = time.monotonic() - started
         stalls = server.faults.seen.get("slow", 0)
         assert stalls >= 1 and [len(page.records) for page in pages] == [20] * 4
         assert client.calls == 4 + stalls
-        assert elapsed < 4.0
+        assert elapsed < 5.0, "a stall was waited out"
 
 
 def test_a_server_that_always_holds_its_response_ends_in_an_error_naming_the_read_timeout() -> None:
-    with sandbox_with(rate=1.0, kinds=("slow",), slow_seconds=5.0) as server:
-        client = client_for(server, ClientSettings(timeout=(2.0, 0.3), backoff=0.01, retries=2))
+    with sandbox_with(rate=1.0, kinds=("slow",), slow_seconds=10.0) as server:
+        client = client_for(server, ClientSettings(timeout=(5.0, 0.3), backoff=0.01, retries=2))
         started = time.monotonic()
         with pytest.raises(QobrixError, match=r"page 1: gave up after 2 retries: ReadTimeout.*read timeout=0.3"):
             client.list_page("properties", "properties", PARAMS)
-        assert time.monotonic() - started < 3.0 and client.calls == 3
+        assert time.monotonic() - started < 5.0 and client.calls == 3
 
 
 @pytest.fixture
@@ -72,28 +72,30 @@ def unanswered_port() -> Iterator[int]:
     """A port whose listener never accepts and whose backlog is full: connecting hangs, as behind a
     firewall that drops packets."""
     listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-        fillers.append(filler)
-    time.sleep(0.1)
-    yield port
-    for held in (*fillers, listener):
-        held.close()
+    held = [listener]
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(4):
+            filler = socket.socket()
+            held.append(filler)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        time.sleep(0.1)
+        yield port
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_a_connection_that_never_opens_ends_in_an_error_naming_the_connect_timeout(unanswered_port: int) -> None:
-    settings = ClientSettings(timeout=(0.3, 30.0), backoff=0.01, retries=2)
+    settings = ClientSettings(timeout=(0.3, 2.0), backoff=0.01, retries=2)
     client = QobrixClient(f"http://127.0.0.1:{unanswered_port}/api/v2", "u", "k", settings)
     started = time.monotonic()
     with pytest.raises(QobrixError, match=r"cannot reach Qobrix after 2 retries: .*connect timeout=0.3"):
         client.list_page("properties", "properties", PARAMS)
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 5.0
 
 
 def test_the_configured_timeouts_reach_the_client(settings: Settings) -> None:
@@ -111,7 +113,7 @@ def test_errors_outlasting_the_retries_name_entity_page_and_cause() -> None:
         assert client.calls == server.faults.seen["503"] == 3, "each request made is counted once, retries included"
 
 
-def test_backoff_doubles_from_the_first_delay_with_jitter_up_to_the_cap() -> None:
+def test_backoff_doubles_from_the_first_delay_up_to_the_cap_with_jitter_around_each() -> None:
     client = QobrixClient("http://127.0.0.1:9/api/v2", "u", "k", ClientSettings(backoff=1.0, max_backoff=8.0))
     for attempt, delay in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
         waits = [client._backoff(attempt) for _ in range(200)]

@@ -20,18 +20,11 @@ from ingestion.sandbox import BackgroundServer, SandboxServer, SandboxWorld
 from pipelines import load_graph, run_update
 from pipelines._engine.lakehouse import Lakehouse
 from tests.conftest import PublishedGold, register_test_client, sandbox_records
+from tests.pinned_values import EXPECTED
 
 pytestmark = pytest.mark.slow
 
-STATUS = {
-    "available": "Active",
-    "reserved": "Pending",
-    "under_offer": "Pending",
-    "sold": "Closed",
-    "rented": "Closed",
-    "withdrawn": "Withdrawn",
-    "pending": "Incomplete",
-}
+STATUS = EXPECTED["Property", "StandardStatus"]
 CHECKED = "ListingKey,ListPrice,StandardStatus,ModificationTimestamp"
 
 

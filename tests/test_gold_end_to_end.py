@@ -22,6 +22,7 @@ from pipelines import run_update
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.runner import QUARANTINE
 from tests.conftest import make_sync, sandbox_records
+from tests.pinned_values import EXPECTED
 
 pytestmark = pytest.mark.slow
 
@@ -71,23 +72,9 @@ def expected_property(record: dict, photos: int) -> dict:
         "ListPrice": record["list_selling_price_amount"],
         "LeaseAmount": record["list_rental_price_amount"],
         "LeaseAmountFrequency": {"Yearly": "Annually"}.get(record["rent_frequency"], record["rent_frequency"]),
-        "StandardStatus": {
-            "available": "Active",
-            "reserved": "Pending",
-            "under_offer": "Pending",
-            "sold": "Closed",
-            "rented": "Closed",
-            "withdrawn": "Withdrawn",
-            "pending": "Incomplete",
-        }[record["status"]],
+        "StandardStatus": EXPECTED["Property", "StandardStatus"][record["status"]],
         "PropertyType": property_type,
-        "Furnished": {
-            "furnished": "Furnished",
-            "semi_furnished": "Partially",
-            "optionally_furnished": "Negotiable",
-            "unfurnished": "Unfurnished",
-            None: None,
-        }[record["furnished"]],
+        "Furnished": {**EXPECTED["Property", "Furnished"], None: None}[record["furnished"]],
         "BedroomsTotal": record["bedrooms"],
         "BathroomsHalf": record["wc_bathrooms"],
         "City": record["city"],

@@ -6,6 +6,7 @@ import pytest
 
 from pipelines import AutoCdc, Dataset, DeclarationError, Expectation, load_graph
 from pipelines._engine.sql import parse, references, table_references
+from pipelines.declaration import Violation
 from pipelines.graph import build_graph
 from pipelines.sql_files import parse_sql_file
 
@@ -74,6 +75,45 @@ def test_bad_sql_files_are_named(tmp_path: Path, text: str, problem: str) -> Non
     path.write_text(text)
     with pytest.raises(DeclarationError, match=problem):
         parse_sql_file(path)
+
+
+def header_with_example(example: str) -> str:
+    return (
+        "/*\nname: qobrix_silver.thing\nkind: materialized_view\nexpectations:\n"
+        f"  - {{name: id_present, constraint: id IS NOT NULL, on_violation: drop, violates: {example}}}\n"
+        "  - {name: name_present, constraint: name IS NOT NULL}\n*/\nSELECT 1 AS id, 'a' AS name"
+    )
+
+
+def test_an_example_breaking_a_rule_is_parsed_with_it(tmp_path: Path) -> None:
+    path = tmp_path / "silver_thing.sql"
+    path.write_text(
+        header_with_example("{entity: properties, record: {id: null, media.0.id: x}, also: [name_present]}")
+    )
+    example = parse_sql_file(path).expectations[0].violates
+    assert example == Violation(entity="properties", record=(("id", None), ("media.0.id", "x")), also=("name_present",))
+    path.write_text(header_with_example("{row: {id: 'NULL'}}"))
+    assert parse_sql_file(path).expectations[0].violates == Violation(row=(("id", "NULL"),))
+
+
+@pytest.mark.parametrize(
+    ("example", "problem"),
+    [
+        ("{entity: properties}", "one of record, line or malformed"),
+        ("{entity: properties, record: {id: null}, malformed: true}", "one of record, line or malformed"),
+        ("{row: {id: 'NULL'}, entity: properties}", "one of record, line or malformed"),
+        ("{entity: properties, record: [id]}", "record maps fields to values"),
+        ("{row: {id: NULL}}", "quote NULL"),
+        ("{entity: properties, malformed: true, also: name_present}", "also lists rule names"),
+        ("{entity: properties, malformed: true, also: [no_such_rule]}", r"also names unknown rules \['no_such_rule'\]"),
+        ("{entity: properties, recrod: {id: null}}", "violates takes"),
+    ],
+)
+def test_a_malformed_example_is_refused_naming_the_rule(tmp_path: Path, example: str, problem: str) -> None:
+    path = tmp_path / "silver_thing.sql"
+    path.write_text(header_with_example(example))
+    with pytest.raises(DeclarationError, match=problem):
+        build_graph([parse_sql_file(path)])
 
 
 def test_graph_dependencies_from_tokens_agree_with_the_parsed_bodies() -> None:

@@ -89,17 +89,21 @@ def test_a_change_stamped_behind_the_watermark_within_the_overlap_is_captured(
 
 
 def test_the_configured_overlap_is_the_one_scanned(settings: Settings, world: SandboxWorld, sandbox) -> None:
-    """With MLS2_CDC_OVERLAP_SECONDS=60, an edit stamped two minutes behind is past the overlap."""
+    """With MLS2_CDC_OVERLAP_SECONDS=60, an edit stamped 30 s behind the watermark is met and one
+    stamped two minutes behind is past the overlap."""
     narrow = settings.model_copy(update={"mls2_cdc_overlap_seconds": 60})
     client = make_client(narrow, sandbox.base_url, SANDBOX_API_USER, SANDBOX_API_KEY)
     try:
         sync_with_progress(narrow, client, entities=["properties"], full_refresh=False, max_properties=None)
-        edited = world.generator.id("properties", 5)
-        world.change_stamped_at("properties", edited, "updated", properties_watermark(settings) - timedelta(minutes=2))
+        watermark = properties_watermark(narrow)
+        within, past = world.generator.id("properties", 5), world.generator.id("properties", 6)
+        world.change_stamped_at("properties", within, "updated", watermark - timedelta(seconds=30))
+        world.change_stamped_at("properties", past, "updated", watermark - timedelta(minutes=2))
         report = sync_with_progress(narrow, client, entities=["properties"], full_refresh=False, max_properties=None)
     finally:
         client.close()
-    assert edited not in {line["record"]["id"] for line in landed(settings, report.sync_id)["properties"]}
+    landed_ids = {line["record"]["id"] for line in landed(narrow, report.sync_id)["properties"]}
+    assert within in landed_ids and past not in landed_ids
 
 
 def test_full_refresh_turns_vanished_records_into_deletes(settings: Settings, world: SandboxWorld, sync) -> None:

@@ -44,7 +44,9 @@ def _changed(old: Stamp, kind: SkewedChange, when: datetime) -> Stamp:
         return replace(old, version=old.version + 1, modified=when)
     if kind == "media_updated":
         return replace(old, media_version=old.media_version + 1, last_media_update=when)
-    return replace(old, trashed=when, modified=when)
+    if kind == "trashed":
+        return replace(old, trashed=when, modified=when)
+    raise ValueError(f"unknown change {kind!r}; one of updated, media_updated, trashed")
 
 
 # Expanded associations, as Qobrix names them: (key, reference field, entity); None entity = always null.
