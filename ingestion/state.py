@@ -303,6 +303,3 @@ class SyncState:
                 return
             yield [row[0] for row in rows]
             last = rows[-1][0]
-
-    def live_count(self, entity: str) -> int:
-        return self._rows("SELECT count(*) FROM known_ids WHERE entity = ? AND live = 1", (entity,))[0][0]

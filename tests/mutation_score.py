@@ -2,15 +2,19 @@
 
 Prints one Markdown row per module and the survivors not listed in
 `tests/mutation_equivalents.yaml`; `--module` narrows both to one. A mutant no test reaches counts
-as a survivor. A listed equivalent counts as equivalent only while it survives: a listed name that
+as a survivor; one that only changes the letter case of SQL keywords and identifiers is equivalent
+(`only_sql_case`). A listed equivalent counts as equivalent only while it survives: a listed name that
 a test kills, or that no longer exists (mutmut numbers mutants by position, so an edit renames
 them), is reported as stale. Score: killed over mutants that are not equivalent, once all have run.
 """
 
 import argparse
+import ast
 import json
+import re
 import tomllib
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -35,12 +39,49 @@ def results(module: str) -> dict[str, int | None]:
     return json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
 
 
-def verdict(name: str, code: int | None, known: dict[str, str]) -> str:
+SQL_WORDS = re.compile(r"\b(select|insert|update|delete|create|pragma|begin|from|where|on conflict)\b", re.IGNORECASE)
+SQL_LITERAL = re.compile(r"'[^']*'")
+SQL_ALIAS = re.compile(r"\bAS\s+(\w+)", re.IGNORECASE)
+
+
+@cache
+def mutant_functions(module: str) -> dict[str, str]:
+    """Each function of mutmut's copy of `module` (the original and every mutant), as source."""
+    source = (ROOT / "mutants" / module).read_text()
+    return {
+        node.name: ast.get_source_segment(source, node)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+def only_sql_case(module: str, name: str) -> bool:
+    """Whether a mutant only changes the letter case of SQL text: SQLite and DuckDB read keywords and
+    unquoted identifiers in any case. Not when a quoted literal, an alias (a result column's name)
+    or a double-quoted identifier changes."""
+    functions = mutant_functions(module)
+    mutant = name.rsplit(".", 1)[-1]
+    original = functions.get(mutant.rsplit("__mutmut_", 1)[0] + "__mutmut_orig")
+    changed = functions.get(mutant)
+    if original is None or changed is None:
+        return False
+    pairs = [(a, b) for a, b in zip(original.splitlines()[1:], changed.splitlines()[1:], strict=False) if a != b]
+    return bool(pairs) and all(
+        a.lower() == b.lower()
+        and SQL_WORDS.search(a)
+        and '\\"' not in a
+        and SQL_LITERAL.findall(a) == SQL_LITERAL.findall(b)
+        and SQL_ALIAS.findall(a) == SQL_ALIAS.findall(b)
+        for a, b in pairs
+    )
+
+
+def verdict(module: str, name: str, code: int | None, known: dict[str, str]) -> str:
     status = status_by_exit_code[code]
     if status in KILLED:
         return "killed"
     if status in SURVIVED:
-        return "equivalent" if name in known else "survived"
+        return "equivalent" if name in known or only_sql_case(module, name) else "survived"
     return "not run"
 
 
@@ -55,7 +96,7 @@ def main() -> None:
     for module in [args.module] if args.module else mutated_modules():
         codes = results(module)
         seen.update(codes)
-        verdicts = {name: verdict(name, code, known) for name, code in codes.items()}
+        verdicts = {name: verdict(module, name, code, known) for name, code in codes.items()}
         outcome = Counter(verdicts.values())
         judged = len(codes) - outcome["equivalent"]
         score = f"{outcome['killed'] / judged:.0%}" if judged and not outcome["not run"] else "-"

@@ -187,9 +187,14 @@ def test_defective_records_are_landed_raw_and_counted(settings: Settings, sync) 
 
 
 def test_test_mode_fetches_n_properties_and_only_what_they_need(settings: Settings, world: SandboxWorld, sync) -> None:
-    report = sync(max_properties=25)
+    report = sync(max_properties=25, page_size=7)
     assert report.mode == "test"
     lines = landed(settings)
+    for entity, entity_lines in lines.items():
+        ids = [line["record"]["id"] for line in entity_lines]
+        assert len(ids) == len(set(ids)), f"{entity}: a record was fetched twice"
+    pages = list(settings.paths.landing.glob("*/*/*/page-*.jsonl"))
+    assert pages and max(len(page.read_bytes().splitlines()) for page in pages) == 7, "pages of the asked size"
     properties = latest(lines["properties"])
     assert len(properties) == 25
     for field_name, target in entities()["properties"].references.items():
