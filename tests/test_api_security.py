@@ -122,6 +122,26 @@ def test_a_token_is_decoded_once_and_still_refused_once_it_expires(monkeypatch: 
     assert len(decoded) == 2
 
 
+def test_the_signing_key_kept_in_state_is_readable_by_its_owner_only(settings: Settings) -> None:
+    key = signing_key(None, settings.paths.api_token_key)
+    assert len(key) == 64 and settings.paths.api_token_key.stat().st_mode & 0o177 == 0
+    assert signing_key(None, settings.paths.api_token_key) == key, "the key outlives a restart"
+    assert signing_key("configured", settings.paths.api_token_key) == b"configured"
+
+
+def test_a_token_lives_its_ttl_whatever_the_servers_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        token, lifetime = TokenIssuer(b"k" * 32, ttl_seconds=3600).issue("acme")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    claims = jwt.decode(token, b"k" * 32, algorithms=["HS256"], issuer="mls2")
+    assert lifetime == 3600 and abs(claims["exp"] - (time.time() + 3600)) < 60
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+
+
 def test_a_rotated_secret_stops_the_old_one(app: TestClient, registry: ClientRegistry) -> None:
     old = registry.add("acme")
     new = registry.add("acme", replace=True)

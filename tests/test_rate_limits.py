@@ -3,6 +3,9 @@
 import threading
 from pathlib import Path
 
+import pytest
+
+from graphql_odata.security import ratelimit
 from graphql_odata.security.ratelimit import RateLimiter, SharedRateLimiter
 
 
@@ -29,3 +32,22 @@ def test_the_in_process_limiter_refills_and_says_how_long_to_wait() -> None:
     limiter = RateLimiter()
     assert [limiter.acquire("acme", 60) for _ in range(60)] == [0.0] * 60
     assert limiter.acquire("acme", 60) == 1.0
+
+
+class FrozenClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_bucket_refills_at_its_rate_and_its_last_token_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FrozenClock()
+    monkeypatch.setattr(ratelimit.time, "monotonic", clock)
+    limiter = RateLimiter()
+    assert [limiter.acquire("acme", 120) for _ in range(120)] == [0.0] * 120, "the 120th token is there to take"
+    assert limiter.acquire("acme", 120) == 1.0
+    clock.now += 0.6  # two tokens a second: 1.2 tokens
+    assert limiter.acquire("acme", 120) == 0.0
+    assert limiter.acquire("acme", 120) == 1.0, "0.2 tokens left, 0.4 s short of the next: at least a second"
