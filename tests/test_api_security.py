@@ -117,9 +117,25 @@ def test_a_token_is_decoded_once_and_still_refused_once_it_expires(monkeypatch: 
     assert issuer.client_of(token) == issuer.client_of(token) == "acme"
     assert len(decoded) == 1
     time.sleep(2.05)
-    with pytest.raises(InvalidToken, match="expired"):
+    with pytest.raises(InvalidToken, match=r"^the access token has expired; request a new one at /oauth/token$"):
         issuer.client_of(token)
     assert len(decoded) == 2
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iss": "someone-else", "sub": "acme", "exp": 4102444800},
+        {"iss": "mls2", "sub": "acme"},
+        {"iss": "mls2", "exp": 4102444800},
+        {"sub": "acme", "exp": 4102444800},
+    ],
+    ids=["another issuer", "no expiry", "no client", "no issuer"],
+)
+def test_a_token_signed_with_the_key_but_lacking_a_claim_is_refused(claims: dict) -> None:
+    issuer = TokenIssuer(b"k" * 32, ttl_seconds=60)
+    with pytest.raises(InvalidToken, match=r"^the access token is not valid; request one at /oauth/token$"):
+        issuer.client_of(jwt.encode(claims, b"k" * 32, algorithm="HS256"))
 
 
 def test_the_signing_key_kept_in_state_is_readable_by_its_owner_only(settings: Settings) -> None:
