@@ -361,6 +361,15 @@ def test_a_streaming_table_quarantines_what_its_drop_rules_drop(settings: Settin
     }
 
 
+def test_a_streaming_table_whose_rules_all_drop_quarantines_what_they_drop(settings: Settings) -> None:
+    """No rule warns, so none of them is left to be counted after the write."""
+    pipeline = graph(priced_stream(Expectation("priced", "price > 0", "drop")))
+    land(settings, "s1", [event("a", 1), event("b", 1, price=-1)])
+    result = run_update(settings.paths, graph=pipeline)
+    assert [r["id"] for r in rows(settings, "qobrix_silver.priced")] == ["a"]
+    assert data_quality(settings, result.update_id, "qobrix_silver.priced")["dropped_records"] == 1
+
+
 def test_a_streaming_table_with_a_broken_fail_rule_writes_nothing(settings: Settings) -> None:
     pipeline = graph(priced_stream(Expectation("cheap", "price < 1000", "fail")))
     land(settings, "s1", [event("a", 1)])

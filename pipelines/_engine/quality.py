@@ -21,10 +21,6 @@ class ExpectationFailed(RuntimeError):
             f"{dataset}: expectation {rule!r} ({constraint}) failed on {failed} row(s); "
             f"update stopped. Sample row: {sample}"
         )
-        self.dataset = dataset
-        self.rule = rule
-        self.failed = failed
-        self.sample = sample
 
 
 @dataclass
