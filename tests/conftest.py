@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -35,6 +36,19 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(mls2_data_dir=tmp_path / "data")
+
+
+def data_quality(settings: Settings, update_id: str, dataset: str) -> dict:
+    """The event log's `data_quality` of `dataset`'s flow in update `update_id`."""
+    from pipelines._engine.events import read_events
+
+    events = read_events(settings.paths.lakehouse, update=update_id, event_type="flow_progress", limit=10_000)
+    [quality] = [
+        orjson.loads(event["details"])["flow_progress"]["data_quality"]
+        for event in events
+        if event["dataset"] == dataset and "data_quality" in event["details"]
+    ]
+    return quality
 
 
 @pytest.fixture(params=["merge", "rewrite"])

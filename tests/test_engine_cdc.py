@@ -14,11 +14,11 @@ from ingestion.landing import LandingWriter
 from pipelines import AutoCdc, Dataset, Expectation, UpdateFailed, run_update
 from pipelines._engine import cdc
 from pipelines._engine.cdc import END_AT, START_AT
-from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.runner import QUARANTINE
 from pipelines.bronze import bronze_datasets
 from pipelines.graph import build_graph
+from tests.conftest import data_quality
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -70,16 +70,6 @@ def priced_stream(*expectations: Expectation) -> Dataset:
         "get_json_object(payload, '$.note') AS note FROM STREAM(qobrix_bronze.properties)",
         expectations=expectations,
     )
-
-
-def data_quality(settings: Settings, update_id: str, dataset: str) -> dict:
-    """The event log's `data_quality` of `dataset`'s flow in update `update_id`."""
-    [quality] = [
-        orjson.loads(event["details"])["flow_progress"]["data_quality"]
-        for event in read_events(settings.paths.lakehouse, update=update_id, event_type="flow_progress")
-        if event["dataset"] == dataset and "data_quality" in event["details"]
-    ]
-    return quality
 
 
 def rows(settings: Settings, name: str) -> list[dict]:

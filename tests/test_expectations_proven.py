@@ -24,12 +24,11 @@ from conf.settings import Settings, load_settings
 from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from pipelines import Dataset, Expectation, UpdateFailed, load_graph, run_update
-from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.runner import QUARANTINE
 from pipelines.declaration import Violation
 from pipelines.graph import Graph, build_graph
-from tests.conftest import make_sync
+from tests.conftest import data_quality, make_sync
 from tests.landing_checks import landed, latest
 
 BRONZE_ACTIONS = {"payload_is_json_record": "warn", "record_key_present": "warn", "operation_known": "warn"}
@@ -362,11 +361,7 @@ def with_row_replaced(graph: Graph, dataset: Dataset, expectation: Expectation) 
 
 def failures(settings: Settings, update_id: str, dataset: str) -> tuple[dict[str, int], Counter]:
     """Each rule's failed rows in `dataset`'s flow of the update, and the rule lists it quarantined."""
-    [quality] = [
-        orjson.loads(event["details"])["flow_progress"]["data_quality"]
-        for event in read_events(settings.paths.lakehouse, update=update_id, event_type="flow_progress", limit=10_000)
-        if event["dataset"] == dataset and "data_quality" in event["details"]
-    ]
+    quality = data_quality(settings, update_id, dataset)
     counts = {e["name"]: e["failed_records"] for e in quality["expectations"]}
     quarantine = Lakehouse(settings.paths.lakehouse).table(QUARANTINE)
     rows = quarantine.to_pyarrow_table().to_pylist() if quarantine is not None else []
