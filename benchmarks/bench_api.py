@@ -42,15 +42,9 @@ from graphql_odata.odata.fetch import read_entity, read_page
 from graphql_odata.odata.query import entity_set, parse_query
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.sandbox import SandboxWorld
-from pipelines._engine.publish import (
-    create_serving_table,
-    read_pointer,
-    served_files,
-    serving_storage,
-    snapshot_database,
-    write_pointer,
-)
+from pipelines._engine.publish import create_serving_table, serving_storage, snapshot_database
 from pipelines.gold import served_tables
+from pipelines.snapshot import read_pointer, served_files, write_pointer
 
 # Columns that must stay unique (or keep pointing at their copied listing) when gold rows repeat.
 RENAMED = {

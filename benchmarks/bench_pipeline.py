@@ -31,7 +31,7 @@ from ingestion.sandbox import SandboxWorld
 from ingestion.sandbox.world import Changes
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.publish import publishing_seconds, read_pointer
+from pipelines.snapshot import publishing_seconds, read_pointer
 
 PAGE = 100
 INLINE_MEDIA = ("properties", "projects")

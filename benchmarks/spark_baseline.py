@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from pipelines import load_graph
-from pipelines._engine.sql import LANDING_SCHEMA, parse, references
+from pipelines.spark_sql import LANDING_SCHEMA, parse, references
 
 LANDING_COLUMNS = """
   get_json_object(value, '$.entity') AS entity,

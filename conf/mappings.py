@@ -283,6 +283,11 @@ def _check_references(mappings: dict[str, ResourceMapping]) -> None:
                 )
 
 
+LOOKUP_TABLE = "reso_gold.lookup"
+"""The gold table of the RESO Lookup resource, which gold generates from the lookups the mappings use
+(it has no mapping file of its own)."""
+
+
 @cache
 def resource_mappings() -> dict[str, ResourceMapping]:
     """Every gold resource's mapping, by RESO resource name."""

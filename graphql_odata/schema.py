@@ -7,8 +7,7 @@ mapping file is served, described and filterable everywhere at once.
 from dataclasses import dataclass
 from functools import cache
 
-from conf.mappings import FieldMapping, Navigation, resource_mappings
-from pipelines.gold import LOOKUP_TABLE
+from conf.mappings import LOOKUP_TABLE, FieldMapping, Navigation, resource_mappings
 
 NAMESPACE = "org.reso.metadata"
 

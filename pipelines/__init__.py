@@ -1,9 +1,8 @@
 """The pipeline: the bronze/silver/gold graph declared once, and its embedded executor."""
 
-from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
-from pipelines._engine.runner import UpdateResult, run_update
-from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, LandingSource
-from pipelines.graph import Graph, load_graph
+from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, Graph, LandingSource
+from pipelines.embedded import PipelineBusy, PipelineError, UpdateFailed, UpdateResult, run_update
+from pipelines.graph import load_graph
 
 __all__ = [
     "AutoCdc",

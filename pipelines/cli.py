@@ -10,11 +10,9 @@ from rich.table import Table
 from conf.cli_options import split_list
 from conf.settings import Settings, load_settings
 from pipelines import DeclarationError, Graph, PipelineError, UpdateResult, load_graph, run_update
-from pipelines._engine.events import read_events
-from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.publish import publishing_seconds
-from pipelines._engine.runner import vacuum_due, vacuum_lakehouse
 from pipelines.coverage import as_markdown, coverage
+from pipelines.embedded import Lakehouse, read_events, vacuum_due, vacuum_lakehouse
+from pipelines.snapshot import publishing_seconds
 
 console = Console(stderr=True)
 pipeline_app = typer.Typer(help="Run the bronze -> silver -> gold pipeline on the embedded engine.")

@@ -12,8 +12,8 @@ import sqlglot
 from sqlglot import exp
 
 from conf.mappings import ResourceMapping, reso_fields, resource_mappings
-from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.sql import SparkSql
+from pipelines.embedded import Lakehouse
+from pipelines.spark_sql import SparkSql
 
 
 @dataclass(frozen=True)

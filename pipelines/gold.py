@@ -2,6 +2,7 @@
 and the RESO Lookup resource listing every lookup those resources use."""
 
 from conf.mappings import (
+    LOOKUP_TABLE,
     FieldMapping,
     ResourceMapping,
     display_name,
@@ -12,13 +13,9 @@ from conf.mappings import (
 )
 from pipelines.declaration import Dataset, Expectation, IncrementalRefresh, Violation
 
-LOOKUP_TABLE = "reso_gold.lookup"
 INTEGRITY_TABLE = "reso_gold.integrity"
 NOT_A_RESO_VALUE = "Not a RESO value"
 """The value gold rows are given to show a lookup rule catching a value RESO does not list."""
-DOCUMENT_COLUMN = "__document"
-"""The column under which a backend returns each row already written as OData JSON (the snapshot
-keeps these in a documents file beside each table: `pipelines._engine.documents`)."""
 
 
 def served_tables() -> dict[str, tuple[str, ...]]:

@@ -115,7 +115,7 @@ class PublishedGold:
 
     def rows(self, table: str) -> list[dict]:
         """Every row of a published gold table, read straight from the snapshot (not through the API)."""
-        from pipelines._engine.publish import open_snapshot, read_pointer
+        from pipelines.snapshot import open_snapshot, read_pointer
 
         paths = self.settings.paths
         with open_snapshot(paths.snapshots, read_pointer(paths.snapshot_pointer)) as con:

@@ -7,11 +7,12 @@ import pytest
 import sqlglot
 
 from conf.settings import Settings
-from pipelines import run_update
+from pipelines import run_update, spark_sql
 from pipelines._engine import compiled, sql
 from pipelines._engine.compiled import CompiledBodies, digest
-from pipelines._engine.runner import COMPILED_BODIES
-from pipelines._engine.sql import SqlError, parse, to_duckdb
+from pipelines._engine.context import COMPILED_BODIES
+from pipelines._engine.sql import to_duckdb
+from pipelines.spark_sql import SqlError, parse
 from tests.test_engine import gold_prices, land, prop
 
 BODY = (
@@ -66,7 +67,9 @@ def test_the_translator_stamp_covers_sqlglot_and_the_rules(tmp_path: Path) -> No
     rules.write_bytes(rules.read_bytes() + b"# another rule\n")
     assert compiled.translator_stamp("30.0.0", [rules]) != stamp
     assert (
-        compiled.translator_stamp(sqlglot.__version__, [Path(sql.__file__), Path(compiled.__file__)])
+        compiled.translator_stamp(
+            sqlglot.__version__, [Path(spark_sql.__file__), Path(sql.__file__), Path(compiled.__file__)]
+        )
         == compiled.TRANSLATOR
     )
 

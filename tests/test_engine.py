@@ -21,13 +21,15 @@ from graphql_odata.odata.fetch import read_entity
 from graphql_odata.odata.query import entity_set, parse_query
 from ingestion.landing import LandingWriter
 from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_graph, run_update
-from pipelines._engine import places, publish, runner
-from pipelines._engine.documents import DocumentFiles, documents_of
+from pipelines._engine import context, publish
+from pipelines._engine.context import QUARANTINE
 from pipelines._engine.events import EVENT_LOG
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.publish import open_documents, open_snapshot, publishing_seconds
-from pipelines._engine.runner import QUARANTINE, UpdateLock, vacuum_lakehouse
-from pipelines.graph import build_graph
+from pipelines._engine.lock import UpdateLock
+from pipelines._engine.maintenance import vacuum_lakehouse
+from pipelines.declaration import build_graph
+from pipelines.snapshot import DocumentFiles, open_documents, open_snapshot, places, publishing_seconds
+from pipelines.snapshot.documents import documents_of
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -344,8 +346,10 @@ def test_a_view_is_compared_with_the_digest_its_last_commit_recorded_not_read_ba
     land(settings, "s2", [{**prop("a", 2, price=200_000), "media": [photo("m1"), photo("m2")]}])
     run_update(settings.paths)
     digested: list[str] = []
-    digest = runner.Update.rows_digest
-    monkeypatch.setattr(runner.Update, "rows_digest", lambda self, rows: digested.append(rows) or digest(self, rows))
+    digest = context.UpdateContext.rows_digest
+    monkeypatch.setattr(
+        context.UpdateContext, "rows_digest", lambda self, rows: digested.append(rows) or digest(self, rows)
+    )
 
     land(settings, "s3", [{**prop("a", 3, price=300_000), "media": [photo("m1"), photo("m2")]}])
     by_name = {flow.dataset: flow.status for flow in run_update(settings.paths).flows}

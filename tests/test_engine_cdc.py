@@ -14,10 +14,10 @@ from ingestion.landing import LandingWriter
 from pipelines import AutoCdc, Dataset, Expectation, UpdateFailed, run_update
 from pipelines._engine import cdc
 from pipelines._engine.cdc import END_AT, START_AT
+from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.runner import QUARANTINE
 from pipelines.bronze import bronze_datasets
-from pipelines.graph import build_graph
+from pipelines.declaration import build_graph
 from tests.conftest import data_quality
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

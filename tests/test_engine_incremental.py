@@ -13,10 +13,10 @@ from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import load_graph, run_update
 from pipelines._engine.events import EVENT_LOG, MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
+from pipelines._engine.flows.materialized_view import ROWS_DIGEST_METADATA
 from pipelines._engine.lakehouse import Lakehouse, register_delta
-from pipelines._engine.runner import ROWS_DIGEST_METADATA, vacuum_lakehouse
-from pipelines.declaration import DeclarationError, IncrementalRefresh
-from pipelines.graph import Graph, build_graph
+from pipelines._engine.maintenance import vacuum_lakehouse
+from pipelines.declaration import DeclarationError, Graph, IncrementalRefresh, build_graph
 from tests.test_engine import T0, land, photo, prop, rows, table
 
 KEYED_VIEWS = ["qobrix_silver.media", "reso_gold.property", "reso_gold.media"]

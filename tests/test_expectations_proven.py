@@ -24,10 +24,9 @@ from conf.settings import Settings, load_settings
 from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from pipelines import Dataset, Expectation, UpdateFailed, load_graph, run_update
+from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.runner import QUARANTINE
-from pipelines.declaration import Violation
-from pipelines.graph import Graph, build_graph
+from pipelines.declaration import Graph, Violation, build_graph
 from tests.conftest import data_quality, make_sync
 from tests.landing_checks import landed, latest
 

@@ -19,8 +19,8 @@ from ingestion.sandbox import SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
 from ingestion.sandbox.world import Changes
 from pipelines import run_update
+from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines._engine.runner import QUARANTINE
 from tests.conftest import make_sync, sandbox_records
 from tests.pinned_values import EXPECTED
 

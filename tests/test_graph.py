@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 
 from pipelines import AutoCdc, Dataset, DeclarationError, Expectation, load_graph
-from pipelines._engine.sql import parse, references, table_references
-from pipelines.declaration import Violation
-from pipelines.graph import build_graph
+from pipelines.declaration import Violation, build_graph
+from pipelines.spark_sql import parse, references, table_references
 from pipelines.sql_files import parse_sql_file
 
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from conf.settings import Settings
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.paging import DEFAULT_PAGE_SIZE
-from pipelines._engine.places import places_of
+from pipelines.snapshot.places import places_of
 from tests.bounded import next_links
 from tests.conftest import PublishedGold, authorized_api, sandbox_records
 

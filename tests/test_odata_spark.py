@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pyspark.sql import SparkSession
 
 from graphql_odata.backends.databricks import DatabricksBackend
-from pipelines._engine.publish import open_snapshot, read_pointer
+from pipelines.snapshot import open_snapshot, read_pointer
 from tests.bounded import next_links
 from tests.conftest import PublishedGold, authorized_api
 

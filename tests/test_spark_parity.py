@@ -20,11 +20,12 @@ from conf.settings import Settings, load_settings
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
 from pipelines import load_graph, run_update
+from pipelines._engine.context import relation
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.landing_reader import landing_files, register_landing
-from pipelines._engine.runner import relation
-from pipelines._engine.sql import LANDING_SCHEMA, parse, references, to_duckdb
+from pipelines._engine.sql import to_duckdb
 from pipelines.declaration import Dataset
+from pipelines.spark_sql import LANDING_SCHEMA, parse, references
 from tests.conftest import make_sync
 
 pytestmark = pytest.mark.slow

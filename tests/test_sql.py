@@ -6,7 +6,8 @@ import duckdb
 import pytest
 from sqlglot import exp
 
-from pipelines._engine.sql import SparkSql, SqlError, parse, references, spark_to_duckdb_expression, to_duckdb
+from pipelines._engine.sql import spark_to_duckdb_expression, to_duckdb
+from pipelines.spark_sql import SparkSql, SqlError, parse, references
 
 
 def run_duckdb(sql: str) -> list[tuple]:

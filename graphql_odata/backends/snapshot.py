@@ -13,10 +13,17 @@ from sqlglot import exp
 
 from graphql_odata.backends.base import BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
-from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE, DocumentFiles
-from pipelines._engine.places import DocumentPlaces
-from pipelines._engine.publish import open_documents, open_places, open_snapshot, served_catalog
-from pipelines.gold import DOCUMENT_COLUMN
+from pipelines.snapshot import (
+    DOCUMENT_AT,
+    DOCUMENT_COLUMN,
+    DOCUMENT_SIZE,
+    DocumentFiles,
+    DocumentPlaces,
+    open_documents,
+    open_places,
+    open_snapshot,
+    served_catalog,
+)
 
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
 

@@ -13,8 +13,7 @@ from graphql_odata.backends.base import Backend
 from graphql_odata.odata.query import CollectionQuery, OrderTerm
 from graphql_odata.odata.sql import PARENT_COLUMN, count_sql, page_sql, range_sql, related_sql, rows_sql
 from graphql_odata.odata.wire import Document
-from pipelines._engine.documents import DOCUMENT_AT, DOCUMENT_SIZE
-from pipelines.gold import DOCUMENT_COLUMN
+from pipelines.snapshot import DOCUMENT_AT, DOCUMENT_COLUMN, DOCUMENT_SIZE
 
 RANGE_READ_FACTOR = 10
 

@@ -1,10 +1,10 @@
 """Dataset bodies translated to DuckDB, kept on disk between updates.
 
 Parsing and rendering a body is pure: its Spark SQL text, the relations its references point to,
-sqlglot's version and the engine's translation rules (`sql.py`) decide the result. Every update
-used to parse and render the bodies it ran again; the largest (the RESO lookup's 1,400 standard
-values, gold Property's mapping, the property payload's schema) took 0.9 s of a 1% update. An
-update now parses a body only when one of those changed since an update last rendered it.
+sqlglot's version, the Spark SQL reading (`pipelines/spark_sql.py`) and the engine's translation
+rules (`sql.py`) decide the result. The largest bodies (the RESO lookup's standard values, gold
+Property's mapping, the property payload's schema) cost more to parse than a small update costs to
+run, so an update parses a body only when one of those changed since an update last rendered it.
 """
 
 import hashlib
@@ -14,8 +14,10 @@ import orjson
 import sqlglot
 
 from conf.files import write_atomically
+from pipelines import spark_sql
 from pipelines._engine import sql
-from pipelines._engine.sql import RelationNamer, parse, passthrough_stream, references, to_duckdb
+from pipelines._engine.sql import RelationNamer, to_duckdb
+from pipelines.spark_sql import parse, passthrough_stream, references
 
 
 def translator_stamp(version: str, sources: list[Path]) -> str:
@@ -26,7 +28,7 @@ def translator_stamp(version: str, sources: list[Path]) -> str:
     return stamp.hexdigest()
 
 
-TRANSLATOR = translator_stamp(sqlglot.__version__, [Path(sql.__file__), Path(__file__)])
+TRANSLATOR = translator_stamp(sqlglot.__version__, [Path(spark_sql.__file__), Path(sql.__file__), Path(__file__)])
 """A change of sqlglot, of the engine's rules or of this module makes every kept body stale."""
 
 

@@ -1,13 +1,13 @@
-"""Publishing gold for serving: a DuckDB file per gold table built from the gold Delta tables, swapped in atomically.
+"""Publishing gold for serving: the serving snapshot (`pipelines.snapshot`, its format) written from the
+gold Delta tables, a DuckDB file per table, swapped in atomically by moving the pointer.
 
-The API reads `CURRENT.json` to find the snapshot (`files`: table -> file); new files are complete on
-disk before the pointer moves, so readers never see half an update. Files are per table so that an
-update touching listings does not copy the media table: an unchanged table keeps its file.
+Files are per table so that an update touching listings does not copy the media table: an
+unchanged table keeps its file.
 
 Serving reads whole records by key, which a column store does slowly (reading one row
 decompresses a block of every column: 300 for Property), so each row's record is also written as
 OData JSON (timestamps in UTC with `Z`, decimals as JSON numbers) in the file's documents file
-(see `documents`), and the row says where. Rows are stored in the order they are looked up by: the
+(see `pipelines.snapshot.documents`), and the row says where. Rows are stored in the order they are looked up by: the
 column `$expand` follows into the table, then the key (a listing's media side by side, in the order
 `$expand` serves them), else `ModificationTimestamp` (replication pages touch few row groups); a
 patch appends the rows it writes, in that order. The key and every lookup column are indexed.
@@ -16,9 +16,9 @@ rewrites only the rows whose hash changed.
 
 Where `$expand` follows a column into the table, the documents of the rows sharing a value of it are
 written as one run: a page expanding its listings' media reads one slice per listing (the items of
-its JSON array) instead of looking up every media row (expanding a page of 100 listings with 1,100
-photos: 16.5 -> 4.7 ms at 100,000 listings). Where each record's document lies by key, and each
-run's, is also kept in a SQLite file beside the DuckDB file (see `places`), read without a query.
+its JSON array) instead of looking up every media row. Where each record's document lies by key, and each
+run's, is also kept in a SQLite file beside the DuckDB file (see `pipelines.snapshot.places`), read
+without a query.
 """
 
 import os
@@ -31,23 +31,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import orjson
 from deltalake import DeltaTable
 
-from conf.files import write_atomically
-from pipelines._engine.documents import (
+from pipelines._engine.lakehouse import Lakehouse, column_types, register_delta
+from pipelines._engine.sql import string_literal
+from pipelines.snapshot.documents import (
     DOCUMENT_AT,
     DOCUMENT_SIZE,
     SEPARATOR,
-    DocumentFiles,
     append_documents,
     documents_of,
     link_or_copy,
 )
-from pipelines._engine.lakehouse import Lakehouse, column_types, register_delta
-from pipelines._engine.places import (
+from pipelines.snapshot.places import (
     GENERATION_TABLE,
-    DocumentPlaces,
     index_files,
     index_generation,
     new_generation,
@@ -56,7 +53,8 @@ from pipelines._engine.places import (
     recorded_generation,
     write_places,
 )
-from pipelines._engine.sql import string_literal
+from pipelines.snapshot.pointer import read_pointer, write_pointer
+from pipelines.snapshot.readers import is_complete
 
 HASH_COLUMN = "__hash"
 SERVING_DATABASE = "serving_snapshot"
@@ -74,10 +72,6 @@ by their min/max: at 100,000 listings the default made the whole table one row g
 for every page (15 ms; 4 ms at this size), at 1,000,000 two of them (8.5 ms; 4.6 ms). Smaller still
 gained little and slowed full scans (a count over 1,000,000 rows: 3.0 ms at the default, 3.9 ms
 here, 4.7 ms at 10,240)."""
-
-
-def read_pointer(pointer: Path) -> dict | None:
-    return orjson.loads(pointer.read_bytes()) if pointer.exists() else None
 
 
 def _json_value(name: str, kind: str) -> str:
@@ -410,12 +404,6 @@ def publish_snapshot(
     return pointer
 
 
-def is_complete(database: Path) -> bool:
-    """Whether a snapshot file is there with its documents file and places index (a file published
-    before they existed has none: the next publish builds it anew)."""
-    return database.exists() and documents_of(database).exists() and places_of(database).exists()
-
-
 def _data_bytes(table: DeltaTable) -> int:
     """The size of a Delta table's current data files (what its build has to read)."""
     return sum(os.path.getsize(uri) for uri in table.file_uris())
@@ -520,85 +508,6 @@ def _discard(database: Path) -> None:
     """Remove a snapshot file and its companions."""
     for path in (database, *_companions(database)):
         path.unlink(missing_ok=True)
-
-
-def write_pointer(
-    pointer_path: Path,
-    files: dict[str, str],
-    update_id: str,
-    versions: dict[str, int],
-    fingerprints: dict[str, str] | None = None,
-    tables: dict[str, str] | None = None,
-    previous_files: dict[str, str] | None = None,
-    started_at: datetime | None = None,
-) -> dict:
-    """Point readers at the snapshot `files` (table -> file, relative to the pointer's folder),
-    atomically. `fingerprints` are the gold tables' (what the next publish compares), `tables` what
-    this publish did to each, `previous_files` what the pointer named before (readers may hold them),
-    `started_at` when the publish began (its length is how long building the files took)."""
-    published_at = datetime.now(UTC)
-    pointer = {
-        "update_id": update_id,
-        "started_at": (started_at or published_at).isoformat(),
-        "published_at": published_at.isoformat(),
-        "files": files,
-        "previous_files": previous_files or {},
-        "versions": versions,
-        "fingerprints": fingerprints or {},
-        "tables": tables or {},
-    }
-    write_atomically(pointer_path, orjson.dumps(pointer, option=orjson.OPT_INDENT_2))
-    return pointer
-
-
-def publishing_seconds(pointer: dict) -> float:
-    """How long the publish that wrote `pointer` took (0 for a pointer written before it was recorded)."""
-    started = pointer.get("started_at", pointer["published_at"])
-    return (datetime.fromisoformat(pointer["published_at"]) - datetime.fromisoformat(started)).total_seconds()
-
-
-def served_files(snapshots: Path, pointer: dict | None) -> dict[str, Path]:
-    """The file of each table `pointer` serves (none when nothing is published). A pointer written
-    before snapshots were kept per table names none, so the next update publishes anew."""
-    return {name: snapshots / file for name, file in (pointer or {}).get("files", {}).items()}
-
-
-def served_catalog(name: str) -> str:
-    """The name table `name`'s file is attached under by `open_snapshot`."""
-    return f"served_{name}"
-
-
-def open_snapshot(snapshots: Path, pointer: dict | None) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection (UTC) with each table `pointer` serves attached read-only as
-    `served_catalog(name).name`, and a view `name` of it for reading by hand. The API names the
-    attached tables: a view is bound anew by every query (6 ms for Property's 300 columns)."""
-    files = served_files(snapshots, pointer)
-    if not files:
-        raise FileNotFoundError(f"no snapshot files are published in {snapshots}; run `mls2 pipeline run`")
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        for name, path in files.items():
-            con.execute(f'ATTACH {string_literal(str(path))} AS "{served_catalog(name)}" (READ_ONLY)')
-            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{served_catalog(name)}"."{name}"')
-    except duckdb.Error:
-        con.close()
-        raise
-    return con
-
-
-def open_documents(snapshots: Path, pointer: dict | None) -> DocumentFiles:
-    """The documents files of the tables `pointer` serves, mapped for reading (a file published before
-    documents had files of their own has none: its rows are served from their columns)."""
-    files = {name: documents_of(path) for name, path in served_files(snapshots, pointer).items()}
-    return DocumentFiles({name: path for name, path in files.items() if path.exists()})
-
-
-def open_places(snapshots: Path, pointer: dict | None) -> DocumentPlaces:
-    """The places indexes of the tables `pointer` serves (a file published before they existed has
-    none: its rows are found through the snapshot, row by row)."""
-    files = {name: places_of(path) for name, path in served_files(snapshots, pointer).items()}
-    return DocumentPlaces({name: path for name, path in files.items() if path.exists()})
 
 
 def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:

@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 DOCUMENT_AT, DOCUMENT_SIZE = "__document_at", "__document_size"
+DOCUMENT_COLUMN = "__document"
+"""The column under which a backend returns each row already written as OData JSON."""
 SEPARATOR = ","
 ROWS_PER_BATCH = 8192
 

@@ -1,0 +1,32 @@
+"""Lakehouse maintenance between updates: VACUUM under the pipeline lock, on a schedule."""
+
+import time
+import uuid
+from pathlib import Path
+
+from conf.settings import DataPaths
+from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.lock import UpdateLock
+
+VACUUM_INTERVAL_SECONDS = 24 * 3600
+"""How often updates are followed by a vacuum: a pass over every table takes about a second even
+with nothing to remove."""
+
+
+def vacuum_lakehouse(paths: DataPaths, retention_hours: int) -> dict[str, int]:
+    """VACUUM every lakehouse table under the pipeline lock (no update may write meanwhile), and note
+    when; returns the data files removed per table."""
+    with UpdateLock(paths, f"vacuum-{uuid.uuid4()}"):
+        removed = Lakehouse(paths.lakehouse).vacuum(retention_hours)
+    _last_vacuum(paths).touch()
+    return removed
+
+
+def vacuum_due(paths: DataPaths) -> bool:
+    """Whether VACUUM_INTERVAL_SECONDS have passed since the last vacuum (or there was none)."""
+    marker = _last_vacuum(paths)
+    return not marker.exists() or time.time() - marker.stat().st_mtime >= VACUUM_INTERVAL_SECONDS
+
+
+def _last_vacuum(paths: DataPaths) -> Path:
+    return paths.state / "last_vacuum"

@@ -1,0 +1,58 @@
+"""The pointer to the served snapshot: `CURRENT.json`, naming each table's file, replaced atomically.
+
+New files are complete on disk before the pointer moves, so readers never see half an update; the
+pointer also keeps what the publish that wrote it compared and did (read by the next publish and by
+`mls2 pipeline status`).
+"""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from conf.files import write_atomically
+
+
+def read_pointer(pointer: Path) -> dict | None:
+    return orjson.loads(pointer.read_bytes()) if pointer.exists() else None
+
+
+def write_pointer(
+    pointer_path: Path,
+    files: dict[str, str],
+    update_id: str,
+    versions: dict[str, int],
+    fingerprints: dict[str, str] | None = None,
+    tables: dict[str, str] | None = None,
+    previous_files: dict[str, str] | None = None,
+    started_at: datetime | None = None,
+) -> dict:
+    """Point readers at the snapshot `files` (table -> file, relative to the pointer's folder),
+    atomically. `fingerprints` are the gold tables' (what the next publish compares), `tables` what
+    this publish did to each, `previous_files` what the pointer named before (readers may hold them),
+    `started_at` when the publish began (its length is how long building the files took)."""
+    published_at = datetime.now(UTC)
+    pointer = {
+        "update_id": update_id,
+        "started_at": (started_at or published_at).isoformat(),
+        "published_at": published_at.isoformat(),
+        "files": files,
+        "previous_files": previous_files or {},
+        "versions": versions,
+        "fingerprints": fingerprints or {},
+        "tables": tables or {},
+    }
+    write_atomically(pointer_path, orjson.dumps(pointer, option=orjson.OPT_INDENT_2))
+    return pointer
+
+
+def publishing_seconds(pointer: dict) -> float:
+    """How long the publish that wrote `pointer` took (0 for a pointer written before it was recorded)."""
+    started = pointer.get("started_at", pointer["published_at"])
+    return (datetime.fromisoformat(pointer["published_at"]) - datetime.fromisoformat(started)).total_seconds()
+
+
+def served_files(snapshots: Path, pointer: dict | None) -> dict[str, Path]:
+    """The file of each table `pointer` serves (none when nothing is published). A pointer written
+    before snapshots were kept per table names none, so the next update publishes anew."""
+    return {name: snapshots / file for name, file in (pointer or {}).get("files", {}).items()}
