@@ -6,8 +6,8 @@ from pathlib import Path
 import yaml
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader where PyYAML was built with it: the pure-Python one took 0.8 s of every
-`mls2 pipeline run` reading the mappings and SQL headers."""
+"""libyaml's safe loader where PyYAML was built with it: the pure-Python one took a noticeable
+part of every `mls2 pipeline run` reading the mappings and SQL headers."""
 
 
 def load_yaml(text: str) -> object:

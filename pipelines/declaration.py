@@ -198,10 +198,6 @@ class Dataset:
     def table(self) -> str:
         return self.name.split(".", 1)[1]
 
-    @property
-    def is_stored(self) -> bool:
-        return self.kind != "temporary_view"
-
     def validate(self) -> None:
         if self.name.count(".") != 1 or self.schema not in SCHEMAS:
             raise DeclarationError(f"{self.name}: a dataset name is `schema.table` with schema one of {SCHEMAS}")

@@ -2,7 +2,7 @@
 
 Every identifier comes from the entity model and is quoted; every value is a bound parameter.
 Trees are built in place (`copy=False`: sqlglot's builders otherwise copy the whole tree at each
-step, which took over half of rendering a page's SQL) and rendered in place too (`_render`); every
+step, which took much of rendering a page's SQL) and rendered in place too (`_render`); every
 node is new to its request (backends build a new table node per call), so nothing is shared
 between trees or threads.
 Order is total (requested order, then the key) with OData's null order: nulls first ascending,
@@ -28,8 +28,8 @@ def column(name: str) -> exp.Column:
 
 def _render(tree: exp.Expression, dialect: str) -> str:
     """The SQL of a tree built for this request alone. sqlglot copies the tree before rendering unless
-    told not to: the copy took a third of the CPU rendering took (a page: 0.8 -> 0.5 ms; the `$expand`
-    lookup of 100 parents: 1.6 -> 1.0 ms)."""
+    told not to: the copy took a large share of the CPU rendering took (for a page, and for the
+    `$expand` lookup of its parents)."""
     return tree.sql(dialect=dialect, copy=False)
 
 
@@ -78,9 +78,8 @@ def page_sql(
     """The sort values (key included) and the `also` columns of one page's rows, plus one row more if
     another page follows.
 
-    Narrow on purpose (ordering wide rows took 56-71 ms for 100 of 100,000 listings, against 2.2 ms
-    for their keys): whole rows are read afterwards by key, or where their stored documents lie
-    comes along in `also`."""
+    Narrow on purpose (ordering wide rows took many times as long as ordering their keys): whole
+    rows are read afterwards by key, or where their stored documents lie comes along in `also`."""
     parameters = Parameters()
     conditions = _where(query, parameters, now)
     if after is not None:
@@ -108,7 +107,7 @@ def _rows_sql_text(table: exp.Table, by: str, count: int, columns: tuple[str, ..
     """The text of `rows_sql`, which depends only on its shape: rendering it took longer than a key lookup."""
     parameters = Parameters()
     bound = [parameters.bind(None) for _ in range(count)]
-    # One value as `=`: DuckDB plans `IN ($p0)` slower (1.3 ms against 0.7 ms for a key read).
+    # One value as `=`: DuckDB plans `IN ($p0)` more slowly, which slows a key read noticeably.
     matches = exp.EQ(this=column(by), expression=bound[0]) if count == 1 else exp.In(this=column(by), expressions=bound)
     tree = exp.select(*(column(name) for name in columns)).from_(table).where(matches)
     return tree.sql(dialect=dialect)

@@ -60,8 +60,8 @@ def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable)
 class Lakehouse:
     """Delta tables by `schema.table` name.
 
-    With `cache_tables`, each table is opened once (opening reads its log: hundreds of opens took
-    1.6 s of a 20,000-property update) and opened again after a write through this object, or after
+    With `cache_tables`, each table is opened once (opening reads its log: an update's repeated opens
+    added up to a noticeable part of it) and opened again after a write through this object, or after
     `forget` for writes made on the table itself (merges). Only for a unit of work that holds the
     pipeline lock, so nothing else writes meanwhile.
     """
@@ -182,10 +182,10 @@ class Lakehouse:
     def write_files(self, con: duckdb.DuckDBPyConnection, name: str, relation: str) -> "WrittenFiles":
         """Write a DuckDB relation's rows as Parquet files into the table's folder, not yet in its log.
 
-        DuckDB writes them on every core (delta-rs's writer uses one: 6.2 s against 2.8 s for a
-        million media rows, 9 s against 11 s for 100,000 landed listings, whose rows it also had to
-        export to Arrow first). The files carry their row count as statistics, not min/max: what
-        reads them reads them whole. Files no commit names are removed by a vacuum.
+        DuckDB writes them on every core (delta-rs's writer uses one, and rows DuckDB holds, such as
+        landed listings, must first be exported to Arrow for it). The files carry their row count as
+        statistics, not min/max: what reads them reads them whole. Files no commit names are removed
+        by a vacuum.
         """
         path = self.path(name)
         path.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ WITH lines AS (
   SELECT substr(filename, length($root) + 2) AS source_file, line
   FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = '\\0', quote = '', escape = '', header = false,
                 auto_detect = false, filename = true, max_line_size = 268435456)
-  -- Blank lines are skipped; a regex stops at the first character, trim() decodes every one of 25 KB.
+  -- Blank lines are skipped; a regex stops at the first character, trim() decodes every one of a long line.
   WHERE line IS NOT NULL AND regexp_matches(line, '[^[:space:]]')
 ), parsed AS (
   -- Each line is parsed once, every field in one extraction; a line that is not JSON gives NULL (try).
@@ -60,8 +60,8 @@ def register_landing(con: duckdb.DuckDBPyConnection, relation: str, landing_root
     """Create temp view `relation` over the lines of `files` (none: an empty relation of the same shape).
 
     A view, not a copy: the consumer's batch is the one place the parsed lines are held (copying
-    them first took a third of bronze's time). `source_file` is kept relative to the landing root,
-    so the lakehouse can move with its data.
+    them first took a large share of bronze's time). `source_file` is kept relative to the landing
+    root, so the lakehouse can move with its data.
     """
     if files:
         root = str(Path(landing_root).resolve())

@@ -9,8 +9,8 @@ from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.lock import UpdateLock
 
 VACUUM_INTERVAL_SECONDS = 24 * 3600
-"""How often updates are followed by a vacuum: a pass over every table takes about a second even
-with nothing to remove."""
+"""How often updates are followed by a vacuum: a pass over every table opens each one and lists what
+it could remove, which takes noticeable time even with nothing to remove."""
 
 
 def vacuum_lakehouse(paths: DataPaths, retention_hours: int) -> dict[str, int]:

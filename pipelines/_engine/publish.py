@@ -60,18 +60,17 @@ HASH_COLUMN = "__hash"
 SERVING_DATABASE = "serving_snapshot"
 UNSUITED_COMPRESSION = "dict_fsst,zstd"
 """Compression methods the snapshot does without. DuckDB 2.0 stores long strings as ZSTD, and reading
-one row of it decompresses a whole vector: a Property document took 9 ms to read by key, 0.7 ms
-stored plain (in about ten times the space on the sandbox's repetitive records). Its `dict_fsst`
-analysis of the document column took 5x the rest of the build (13.8 s -> 2.7 s for 20,000 listings)."""
+one row of it decompresses a whole vector: a Property document read by key far more slowly than
+stored plain (which takes much more space on the sandbox's repetitive records). Its `dict_fsst`
+analysis of the document column took longer than all the rest of the build."""
 WHOLE_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 MICROSECONDS = "%Y-%m-%dT%H:%M:%S.%fZ"
 SERVING_ROW_GROUP_SIZE = 30_720
 """Rows per row group in a snapshot file (DuckDB's default: 122,880). A page in modification order
 (`$orderby=ModificationTimestamp desc`, `$top=100`) reads the newest row groups and skips the rest
 by their min/max: at 100,000 listings the default made the whole table one row group, read in full
-for every page (15 ms; 4 ms at this size), at 1,000,000 two of them (8.5 ms; 4.6 ms). Smaller still
-gained little and slowed full scans (a count over 1,000,000 rows: 3.0 ms at the default, 3.9 ms
-here, 4.7 ms at 10,240)."""
+for every page, at 1,000,000 two of them; pages read markedly faster at this size. Smaller still
+gained little and slowed full scans (a count over every row)."""
 
 
 def _json_value(name: str, kind: str) -> str:
@@ -108,12 +107,6 @@ def _in_lookup_order(source: str, key: str, lookups: Sequence[str], columns: lis
     first = lookups[:1] or [name for name in ("ModificationTimestamp",) if name in dict(columns)]
     order = ", ".join(f'"{c}"' for c in (*first, key))
     return f"(SELECT * FROM {source} ORDER BY {order})"
-
-
-def _legacy_runs_tables(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-    """Tables `<name>_by_<column>` in which versions before the places index kept runs (such a file
-    has no places index, so it is built anew, and they are dropped)."""
-    return [table for table in _table_names(con) if table.startswith(f"{name}_by_")]
 
 
 def _places_sql(name: str, key: str, where: str) -> str:
@@ -163,8 +156,6 @@ def create_serving_table(
     con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns))}')
     documents.unlink(missing_ok=True)
     append_documents(con, name, document_sql(columns), documents, where="true")
-    for legacy in _legacy_runs_tables(con, name):
-        con.execute(f'DROP TABLE "{legacy}"')
     for index, (column, unique) in _indexes(name, key, lookups).items():
         con.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{index}" ON "{name}" ("{column}")')
     _write_places(con, name, database, key, lookups)
@@ -334,7 +325,7 @@ def snapshot_database(
 
 PUBLISHING_THREADS = 2
 """Tables built side by side. Storing a table's rows in its DuckDB file runs mostly on one core
-(Property's build used 1.0 of 2), so two builds fill the machine's cores."""
+(Property's build did), so two builds fill the machine's cores."""
 
 
 def publish_snapshot(

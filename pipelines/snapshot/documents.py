@@ -1,7 +1,7 @@
 """The documents file beside each serving snapshot file: every row written as OData JSON, end to end.
 
-DuckDB stores long strings slowly (on one core: 12 of the 30 s a 100,000-listing Property file took
-to build) and reads one by key slowly too (a vector's worth of overflow blocks), so a row's document
+DuckDB stores long strings slowly (on one core, storing them was a large share of a Property file's
+build) and reads one by key slowly too (a vector's worth of overflow blocks), so a row's document
 is not a column. The table keeps where its document lies (`__document_at`, `__document_size`) and
 the bytes live in `<file>.documents`, which readers map into memory and slice.
 

@@ -1,10 +1,10 @@
 """The places index beside each serving snapshot file: where documents lie, found without a SQL engine.
 
 A record fetched by key (`Property('K')`) is one stored document, and a plain `$expand=Media` is one
-run of documents per listing. Finding either through DuckDB costs a query: 0.8-0.9 ms of CPU for a
-key however narrow the query (parsing, binding, planning: `SELECT 42` alone takes 0.25 ms), and for
-a page's 100 listings a scan of every run (an IN list is not looked up in DuckDB's index: 2.5 ms at
-100,000 listings, growing with the table). SQLite, in the standard library, finds a key in 10-20 us.
+run of documents per listing. Finding either through DuckDB costs a query: for a key, parsing,
+binding and planning however narrow the query (`SELECT 42` alone pays for them), and for a page's
+100 listings a scan of every run (an IN list is not looked up in DuckDB's index, so the scan grows
+with the table). SQLite, in the standard library, finds a key in a small fraction of that time.
 So `<file>.places` holds a table `places` (`key`, `at`, `size`: every row's document) and, for a
 table `$expand` follows a column into, `runs` (`value`, `at`, `size`: the run of documents of the
 rows sharing a value of that column, NULL where they do not lie in one piece); the API reads it
