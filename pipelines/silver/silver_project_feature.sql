@@ -16,21 +16,25 @@ expectations:
      violates: {entity: project-features, record: {modified: '31/12/2025 25:61'}}}
   - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop,
      violates: {entity: project-features, record: {code: null}}}
+payload:
+  code: string
+  created: timestamp
+  created_by: string
+  dist: boolean
+  field: string
+  id: string
+  label: string
+  modified: string
+  modified_by: string
+  trashed: timestamp
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<code:string,created:string,created_by:string,dist:string,field:string,id:string,label:string,modified:string,modified_by:string,trashed:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.project_features)
 )
 SELECT
   record_key AS id,
-  p.code AS code,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  try_cast(p.dist AS BOOLEAN) AS dist,
-  p.field AS field,
-  p.label AS label,
-  p.modified_by AS modified_by,
-  try_to_timestamp(p.trashed) AS trashed,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

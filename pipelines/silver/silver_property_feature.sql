@@ -16,23 +16,27 @@ expectations:
      violates: {entity: property-features, record: {modified: '31/12/2025 25:61'}}}
   - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop,
      violates: {entity: property-features, record: {code: null}}}
+payload:
+  code: string
+  created: timestamp
+  created_by: string
+  dist: boolean
+  field: string
+  id: string
+  label: string
+  modified: string
+  modified_by: string
+  property_base_types: array<string>
+  property_types: array<string>
+  trashed: timestamp
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<code:string,created:string,created_by:string,dist:string,field:string,id:string,label:string,modified:string,modified_by:string,property_base_types:array<string>,property_types:array<string>,trashed:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.property_features)
 )
 SELECT
   record_key AS id,
-  p.code AS code,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  try_cast(p.dist AS BOOLEAN) AS dist,
-  p.field AS field,
-  p.label AS label,
-  p.modified_by AS modified_by,
-  coalesce(p.property_base_types, array()) AS property_base_types,
-  coalesce(p.property_types, array()) AS property_types,
-  try_to_timestamp(p.trashed) AS trashed,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

@@ -16,20 +16,24 @@ expectations:
      violates: {entity: property-subtypes, record: {modified: '31/12/2025 25:61'}}}
   - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop,
      violates: {entity: property-subtypes, record: {code: null}}}
+payload:
+  code: string
+  created: timestamp
+  created_by: string
+  id: string
+  label: string
+  modified: string
+  modified_by: string
+  property_type: string
+  trashed: timestamp
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<code:string,created:string,created_by:string,id:string,label:string,modified:string,modified_by:string,property_type:string,trashed:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.property_subtypes)
 )
 SELECT
   record_key AS id,
-  p.code AS code,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  p.label AS label,
-  p.modified_by AS modified_by,
-  p.property_type AS property_type,
-  try_to_timestamp(p.trashed) AS trashed,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

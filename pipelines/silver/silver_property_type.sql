@@ -16,22 +16,26 @@ expectations:
      violates: {entity: property-types, record: {modified: '31/12/2025 25:61'}}}
   - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop,
      violates: {entity: property-types, record: {code: null}}}
+payload:
+  base_type: string
+  code: string
+  config: string
+  created: timestamp
+  created_by: string
+  display_order: int
+  id: string
+  modified: string
+  modified_by: string
+  name: string
+  trashed: timestamp
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<base_type:string,code:string,config:string,created:string,created_by:string,display_order:string,id:string,modified:string,modified_by:string,name:string,trashed:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.property_types)
 )
 SELECT
   record_key AS id,
-  p.base_type AS base_type,
-  p.code AS code,
-  p.config AS config,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  try_cast(p.display_order AS INT) AS display_order,
-  p.modified_by AS modified_by,
-  p.name AS name,
-  try_to_timestamp(p.trashed) AS trashed,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed
