@@ -1,24 +1,60 @@
 """Datasets declared as SQL files: a YAML header in a leading block comment, then the Spark SQL body.
 
     /*
-    name: qobrix_silver.property
+    name: qobrix_silver.agent_source
     kind: auto_cdc
     keys: [id]
     sequence_by: modified
     expectations:
       - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}
+    payload:
+      agency: string
+      agreement_date: date
+      commission_1: decimal(18,2)
+      id: string
+      modified: string
+      ref: int
     */
-    SELECT ... FROM STREAM(qobrix_bronze.properties)
+    WITH parsed AS (
+      SELECT record_key, record_modified, operation, from_json(payload, {{ payload_schema }}) AS p
+      FROM STREAM(qobrix_bronze.agents)
+    )
+    SELECT
+      record_key AS id,
+      {{ payload_columns except id, modified }},
+      record_modified AS modified
+    FROM parsed
 
 One dataset per file, named after it; a new dataset is a new file under `pipelines/`.
+
+`payload` (optional) names each field silver parses from bronze's JSON `payload`, in parse and
+select order, with the type silver gives it, once: string, int, boolean, double, date, timestamp,
+decimal(p,s), or array<...> / struct<...> of strings (whitespace in a type is ignored, so a long
+one may be folded over lines with `>-`). The body refers to what is generated from it with
+placeholders (see `pipelines.payload`):
+
+- `{{ payload_schema }}`: the `from_json` schema literal, every field (scalars parsed as text);
+- `{{ payload_columns except a, b }}`: one typed select item per field not excepted
+  (`try_cast(p.x AS INT) AS x`, `try_to_timestamp(p.x) AS x`, `coalesce(p.x, array()) AS x`;
+  a struct gives `p.x.y AS x_y` per inner field), for a body that selects a, b itself;
+- `{{ unparsed_fields except a, b }}`: the array of names of the typed fields (not text, not
+  nested, not excepted) whose value is there but does not parse.
+
+`variants` makes the file a template of several datasets alike but for a few values: a list of
+mappings, one per dataset, of names to text that `{{ name }}` stands for in the header's values and
+in the body, plus optionally `payload:` with the fields only that dataset parses. A template's
+fields are parsed in alphabetical order (shared and own merged), and its file is named after the
+ending its tables share: `silver_feature.sql` declares `property_feature` and `project_feature`.
 """
 
+import re
 from pathlib import Path
 
 import yaml
 
-from conf.files import load_yaml
+from conf.files import YAML_LOADER, load_yaml
 from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, IncrementalRefresh, Violation
+from pipelines.payload import PLACEHOLDER, Payload, fill_placeholders
 
 CDC_KEYS = {
     "keys",
@@ -30,7 +66,8 @@ CDC_KEYS = {
     "track_history_column_list",
     "track_history_except_column_list",
 }
-HEADER_KEYS = {"name", "kind", "comment", "expectations", "incremental"} | CDC_KEYS
+HEADER_KEYS = {"name", "kind", "comment", "expectations", "incremental", "payload"} | CDC_KEYS
+VARIANT_VALUE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def _tuple(value: object) -> tuple[str, ...] | None:
@@ -44,16 +81,89 @@ def _expectation(spec: dict, path: Path) -> Expectation:
     return Expectation(**fields, violates=Violation.from_spec(violates, origin) if violates is not None else None)
 
 
-def parse_sql_file(path: Path) -> Dataset:
+def _keys_declared_twice(node: yaml.Node) -> list[str]:
+    """Keys repeated within one mapping anywhere in the header: YAML would keep the last silently."""
+    if isinstance(node, yaml.MappingNode):
+        keys = [key.value for key, _ in node.value]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        return repeated + [key for _, value in node.value for key in _keys_declared_twice(value)]
+    if isinstance(node, yaml.SequenceNode):
+        return [key for item in node.value for key in _keys_declared_twice(item)]
+    return []
+
+
+def _read_header(path: Path) -> tuple[dict, str]:
+    """The header as data and the body as text."""
     text = path.read_text(encoding="utf-8")
     stripped = text.lstrip()
     if not stripped.startswith("/*") or "*/" not in stripped:
         raise DeclarationError(f"{path}: a dataset file starts with a /* YAML header */")
     header_text, body = stripped[2:].split("*/", 1)
     try:
+        repeated = _keys_declared_twice(yaml.compose(header_text, Loader=YAML_LOADER))
         header = load_yaml(header_text) or {}
     except yaml.YAMLError as error:
         raise DeclarationError(f"{path}: header is not YAML: {error}") from None
+    if repeated:
+        raise DeclarationError(f"{path}: header declares {', '.join(repeated)} twice")
+    return header, body
+
+
+def _with_values(node: object, values: dict[str, str]) -> object:
+    """`node` (header data or body text) with each `{{ name }}` of `values` replaced by its value."""
+    if isinstance(node, str):
+        return VARIANT_VALUE.sub(lambda match: values.get(match[1], match[0]), node)
+    if isinstance(node, dict):
+        return {key: _with_values(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_values(item, values) for item in node]
+    return node
+
+
+def _strings(node: object) -> list[str]:
+    """Every text value of header data, to find placeholders no variant filled."""
+    if isinstance(node, dict):
+        return [text for value in node.values() for text in _strings(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in _strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def _variants(header: dict, path: Path) -> list[tuple[dict, dict[str, str]]]:
+    """One header per variant, with the values its `{{ name }}`s stand for: the template's header
+    with the variant's values filled in and its own payload fields merged in alphabetical order."""
+    variants = header.pop("variants")
+    if not isinstance(variants, list) or not variants or not all(isinstance(v, dict) for v in variants):
+        raise DeclarationError(f"{path}: variants lists one mapping of values per dataset, got {variants!r}")
+    filled = []
+    for variant in variants:
+        own_fields = variant.get("payload") or {}
+        values = {name: value for name, value in variant.items() if name != "payload"}
+        shared_fields = header.get("payload") or {}
+        if not isinstance(own_fields, dict) or not all(isinstance(value, str) for value in values.values()):
+            raise DeclarationError(f"{path}: a variant gives text values and a payload mapping, got {variant!r}")
+        if not isinstance(shared_fields, dict):
+            raise DeclarationError(f"{path}: payload maps each field to its type, got {shared_fields!r}")
+        both = sorted(set(shared_fields) & set(own_fields))
+        if both:
+            raise DeclarationError(f"{path}: payload declares {', '.join(both)} twice (template and variant)")
+        merged = {**shared_fields, **own_fields}
+        own_header = _with_values(header, values)
+        if merged:
+            own_header["payload"] = {name: merged[name] for name in sorted(merged)}
+        filled.append((own_header, values))
+    return filled
+
+
+def _check_file_name(dataset: Dataset, path: Path, is_template: bool) -> None:
+    layer = dataset.schema.rsplit("_", 1)[-1]
+    if not is_template and path.stem != f"{layer}_{dataset.table}":
+        raise DeclarationError(f"{path}: a dataset file is named after its dataset: {layer}_{dataset.table}.sql")
+    if is_template and not (path.stem.startswith(f"{layer}_") and dataset.table.endswith(path.stem[len(layer) + 1 :])):
+        raise DeclarationError(f"{path}: a template is named after the ending its tables share, unlike {dataset.name}")
+
+
+def _dataset(header: dict, body: str, path: Path) -> Dataset:
     unknown = set(header) - HEADER_KEYS
     if unknown:
         raise DeclarationError(f"{path}: unknown header keys {sorted(unknown)}; allowed: {sorted(HEADER_KEYS)}")
@@ -73,12 +183,13 @@ def parse_sql_file(path: Path) -> Dataset:
             cdc = AutoCdc(**settings)
         except TypeError as error:
             raise DeclarationError(f"{path}: AUTO CDC settings incomplete: {error}") from None
+    payload = Payload.from_spec(header["payload"], str(path)) if "payload" in header else None
     try:
         expectations = tuple(_expectation(spec, path) for spec in header.get("expectations") or ())
         dataset = Dataset(
             name=header["name"],
             kind=header["kind"],
-            sql=body.strip(),
+            sql=fill_placeholders(body, payload, str(path)).strip(),
             expectations=expectations,
             cdc=cdc,
             incremental=IncrementalRefresh.from_spec(header["incremental"], str(path))
@@ -89,11 +200,24 @@ def parse_sql_file(path: Path) -> Dataset:
         )
     except (KeyError, TypeError) as error:
         raise DeclarationError(f"{path}: header incomplete: {error}") from None
-    expected_stem = f"{dataset.schema.rsplit('_', 1)[-1]}_{dataset.table}"
-    if path.stem != expected_stem:
-        raise DeclarationError(f"{path}: a dataset file is named after its dataset: {expected_stem}.sql")
     return dataset
 
 
+def parse_sql_file(path: Path) -> list[Dataset]:
+    """The datasets a file declares: its own, or one per variant of a template."""
+    header, body = _read_header(path)
+    is_template = "variants" in header
+    datasets = []
+    for own_header, values in _variants(header, path) if is_template else [(header, {})]:
+        unfilled = [match[0] for text in _strings(own_header) for match in PLACEHOLDER.finditer(text)]
+        if unfilled:
+            raise DeclarationError(f"{path}: placeholders in the header that no variant fills: {', '.join(unfilled)}")
+        dataset = _dataset(own_header, _with_values(body, values), path)
+        _check_file_name(dataset, path, is_template)
+        datasets.append(dataset)
+    return datasets
+
+
 def load_sql_datasets(root: Path) -> list[Dataset]:
-    return [parse_sql_file(path) for path in sorted(root.glob("**/*.sql"))]
+    datasets = [dataset for path in sorted(root.glob("**/*.sql")) for dataset in parse_sql_file(path)]
+    return sorted(datasets, key=lambda dataset: dataset.name)

@@ -55,7 +55,7 @@ def test_sql_file_header_is_parsed(tmp_path: Path) -> None:
         "expectations:\n  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop}\n*/\n"
         "SELECT * FROM STREAM(qobrix_bronze.properties)\n"
     )
-    dataset = parse_sql_file(path)
+    (dataset,) = parse_sql_file(path)
     assert dataset.cdc == AutoCdc(keys=("id",), sequence_by="modified")
     assert dataset.expectations == (Expectation("id_present", "id IS NOT NULL", "drop"),)
 
@@ -89,10 +89,10 @@ def test_an_example_breaking_a_rule_is_parsed_with_it(tmp_path: Path) -> None:
     path.write_text(
         header_with_example("{entity: properties, record: {id: null, media.0.id: x}, also: [name_present]}")
     )
-    example = parse_sql_file(path).expectations[0].violates
+    example = parse_sql_file(path)[0].expectations[0].violates
     assert example == Violation(entity="properties", record=(("id", None), ("media.0.id", "x")), also=("name_present",))
     path.write_text(header_with_example("{row: {id: 'NULL'}}"))
-    assert parse_sql_file(path).expectations[0].violates == Violation(row=(("id", "NULL"),))
+    assert parse_sql_file(path)[0].expectations[0].violates == Violation(row=(("id", "NULL"),))
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_a_malformed_example_is_refused_naming_the_rule(tmp_path: Path, example:
     path = tmp_path / "silver_thing.sql"
     path.write_text(header_with_example(example))
     with pytest.raises(DeclarationError, match=problem):
-        build_graph([parse_sql_file(path)])
+        build_graph(parse_sql_file(path))
 
 
 def test_graph_dependencies_from_tokens_agree_with_the_parsed_bodies() -> None:

@@ -18,31 +18,35 @@ expectations:
      violates: {entity: agents, record: {agent_type: robot}}}
   - {name: primary_contact_present, constraint: operation = 'delete' OR primary_contact IS NOT NULL, on_violation: warn,
      violates: {entity: agents, record: {primary_contact: null}}}
+payload:
+  agency: string
+  agent_type: string
+  agreement_date: date
+  commission_1: decimal(18,2)
+  commission_2: decimal(18,2)
+  commission_3: decimal(18,2)
+  created: timestamp
+  created_by: string
+  description: string
+  id: string
+  legacy_id: string
+  modified: string
+  modified_by: string
+  name: string
+  owner: string
+  primary_contact: string
+  ref: int
+  status: string
+  sub_agent_of: string
+  trashed: timestamp
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<agency:string,agent_type:string,agreement_date:string,commission_1:string,commission_2:string,commission_3:string,created:string,created_by:string,description:string,id:string,legacy_id:string,modified:string,modified_by:string,name:string,owner:string,primary_contact:string,ref:string,status:string,sub_agent_of:string,trashed:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.agents)
 )
 SELECT
   record_key AS id,
-  p.agency AS agency,
-  p.agent_type AS agent_type,
-  try_cast(p.agreement_date AS DATE) AS agreement_date,
-  try_cast(p.commission_1 AS DECIMAL(18, 2)) AS commission_1,
-  try_cast(p.commission_2 AS DECIMAL(18, 2)) AS commission_2,
-  try_cast(p.commission_3 AS DECIMAL(18, 2)) AS commission_3,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  p.description AS description,
-  p.legacy_id AS legacy_id,
-  p.modified_by AS modified_by,
-  p.name AS name,
-  p.owner AS owner,
-  p.primary_contact AS primary_contact,
-  try_cast(p.ref AS INT) AS ref,
-  p.status AS status,
-  p.sub_agent_of AS sub_agent_of,
-  try_to_timestamp(p.trashed) AS trashed,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

@@ -18,57 +18,61 @@ expectations:
      violates: {entity: contacts, record: {is_company: null}}}
   - {name: email_looks_valid, constraint: "email IS NULL OR email LIKE '%_@_%'", on_violation: warn,
      violates: {entity: contacts, record: {email: no-at-sign}}}
+payload:
+  assigned_to: string
+  birthdate: date
+  city: string
+  consent_token: string
+  contact_id: string
+  country: string
+  created: timestamp
+  created_by: string
+  custom_contact_person_first_name: string
+  custom_contact_person_last_name: string
+  custom_mailchimp_subscriber_status: string
+  custom_works_for: string
+  description: string
+  email: string
+  email_2: string
+  email_consent: boolean
+  first_name: string
+  group_id: string
+  id: string
+  is_company: boolean
+  last_name: string
+  legacy_id: string
+  marketing_consent: boolean
+  modified: string
+  modified_by: string
+  name: string
+  nationality: string
+  personal_data_cleared: timestamp
+  phone: string
+  phone_2: string
+  phone_3: string
+  phone_consent: boolean
+  post_code: string
+  postal_consent: boolean
+  preferred_contact_method: string
+  preferred_language: string
+  ref: int
+  registration_number: string
+  role: string
+  sms_consent: boolean
+  state: string
+  street: string
+  title: string
+  trashed: timestamp
+  vat_number: string
+  website: string
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<assigned_to:string,birthdate:string,city:string,consent_token:string,contact_id:string,country:string,created:string,created_by:string,custom_contact_person_first_name:string,custom_contact_person_last_name:string,custom_mailchimp_subscriber_status:string,custom_works_for:string,description:string,email:string,email_2:string,email_consent:string,first_name:string,group_id:string,id:string,is_company:string,last_name:string,legacy_id:string,marketing_consent:string,modified:string,modified_by:string,name:string,nationality:string,personal_data_cleared:string,phone:string,phone_2:string,phone_3:string,phone_consent:string,post_code:string,postal_consent:string,preferred_contact_method:string,preferred_language:string,ref:string,registration_number:string,role:string,sms_consent:string,state:string,street:string,title:string,trashed:string,vat_number:string,website:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.contacts)
 )
 SELECT
   record_key AS id,
-  p.assigned_to AS assigned_to,
-  try_cast(p.birthdate AS DATE) AS birthdate,
-  p.city AS city,
-  p.consent_token AS consent_token,
-  p.contact_id AS contact_id,
-  p.country AS country,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  p.custom_contact_person_first_name AS custom_contact_person_first_name,
-  p.custom_contact_person_last_name AS custom_contact_person_last_name,
-  p.custom_mailchimp_subscriber_status AS custom_mailchimp_subscriber_status,
-  p.custom_works_for AS custom_works_for,
-  p.description AS description,
-  p.email AS email,
-  p.email_2 AS email_2,
-  try_cast(p.email_consent AS BOOLEAN) AS email_consent,
-  p.first_name AS first_name,
-  p.group_id AS group_id,
-  try_cast(p.is_company AS BOOLEAN) AS is_company,
-  p.last_name AS last_name,
-  p.legacy_id AS legacy_id,
-  try_cast(p.marketing_consent AS BOOLEAN) AS marketing_consent,
-  p.modified_by AS modified_by,
-  p.name AS name,
-  p.nationality AS nationality,
-  try_to_timestamp(p.personal_data_cleared) AS personal_data_cleared,
-  p.phone AS phone,
-  p.phone_2 AS phone_2,
-  p.phone_3 AS phone_3,
-  try_cast(p.phone_consent AS BOOLEAN) AS phone_consent,
-  p.post_code AS post_code,
-  try_cast(p.postal_consent AS BOOLEAN) AS postal_consent,
-  p.preferred_contact_method AS preferred_contact_method,
-  p.preferred_language AS preferred_language,
-  try_cast(p.ref AS INT) AS ref,
-  p.registration_number AS registration_number,
-  p.role AS role,
-  try_cast(p.sms_consent AS BOOLEAN) AS sms_consent,
-  p.state AS state,
-  p.street AS street,
-  p.title AS title,
-  try_to_timestamp(p.trashed) AS trashed,
-  p.vat_number AS vat_number,
-  p.website AS website,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

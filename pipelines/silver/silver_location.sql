@@ -16,25 +16,29 @@ expectations:
      violates: {entity: locations, record: {modified: '31/12/2025 25:61'}}}
   - {name: district_present, constraint: operation = 'delete' OR district IS NOT NULL, on_violation: warn,
      violates: {entity: locations, record: {district: null}}}
+payload:
+  area: string
+  coordinates: string
+  country: string
+  created: timestamp
+  created_by: string
+  display_priority: int
+  dist: boolean
+  district: string
+  id: string
+  modified: string
+  modified_by: string
+  ref: int
+  subarea: string
+  trashed: timestamp
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<area:string,coordinates:string,country:string,created:string,created_by:string,display_priority:string,dist:string,district:string,id:string,modified:string,modified_by:string,ref:string,subarea:string,trashed:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.locations)
 )
 SELECT
   record_key AS id,
-  p.area AS area,
-  p.coordinates AS coordinates,
-  p.country AS country,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  try_cast(p.display_priority AS INT) AS display_priority,
-  try_cast(p.dist AS BOOLEAN) AS dist,
-  p.district AS district,
-  p.modified_by AS modified_by,
-  try_cast(p.ref AS INT) AS ref,
-  p.subarea AS subarea,
-  try_to_timestamp(p.trashed) AS trashed,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

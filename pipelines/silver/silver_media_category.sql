@@ -16,26 +16,30 @@ expectations:
      violates: {entity: media/categories, record: {modified: '31/12/2025 25:61'}}}
   - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop,
      violates: {entity: media/categories, record: {name: null}}}
+payload:
+  created: timestamp
+  created_by: string
+  dist: boolean
+  id: string
+  label: string
+  media_types: array<string>
+  mime_types: array<string>
+  modified: string
+  modified_by: string
+  name: string
+  public: boolean
+  related_model: string
+  signature_required: boolean
+  trashed: timestamp
+  watermark: boolean
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<created:string,created_by:string,dist:string,id:string,label:string,media_types:array<string>,mime_types:array<string>,modified:string,modified_by:string,name:string,public:string,related_model:string,signature_required:string,trashed:string,watermark:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.media_categories)
 )
 SELECT
   record_key AS id,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  try_cast(p.dist AS BOOLEAN) AS dist,
-  p.label AS label,
-  coalesce(p.media_types, array()) AS media_types,
-  coalesce(p.mime_types, array()) AS mime_types,
-  p.modified_by AS modified_by,
-  p.name AS name,
-  try_cast(p.public AS BOOLEAN) AS public,
-  p.related_model AS related_model,
-  try_cast(p.signature_required AS BOOLEAN) AS signature_required,
-  try_to_timestamp(p.trashed) AS trashed,
-  try_cast(p.watermark AS BOOLEAN) AS watermark,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

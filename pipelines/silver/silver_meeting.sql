@@ -18,31 +18,35 @@ expectations:
      violates: {entity: meetings, record: {end_date: null}, also: [ends_after_start]}}
   - {name: ends_after_start, constraint: operation = 'delete' OR end_date >= start_date, on_violation: warn,
      violates: {entity: meetings, record: {start_date: '2026-03-02 10:00:00', end_date: '2026-03-01 10:00:00'}}}
+payload:
+  assigned_to: string
+  canceled: boolean
+  contact: string
+  created: timestamp
+  created_by: string
+  custom_age_group: string
+  description: string
+  end_date: timestamp
+  id: string
+  legacy_id: string
+  location: string
+  modified: string
+  modified_by: string
+  ref: int
+  related_agent: string
+  related_opportunity: string
+  start_date: timestamp
+  subject: string
+  trashed: timestamp
+  viewing_type: string
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<assigned_to:string,canceled:string,contact:string,created:string,created_by:string,custom_age_group:string,description:string,end_date:string,id:string,legacy_id:string,location:string,modified:string,modified_by:string,ref:string,related_agent:string,related_opportunity:string,start_date:string,subject:string,trashed:string,viewing_type:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.meetings)
 )
 SELECT
   record_key AS id,
-  p.assigned_to AS assigned_to,
-  try_cast(p.canceled AS BOOLEAN) AS canceled,
-  p.contact AS contact,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  p.custom_age_group AS custom_age_group,
-  p.description AS description,
-  try_to_timestamp(p.end_date) AS end_date,
-  p.legacy_id AS legacy_id,
-  p.location AS location,
-  p.modified_by AS modified_by,
-  try_cast(p.ref AS INT) AS ref,
-  p.related_agent AS related_agent,
-  p.related_opportunity AS related_opportunity,
-  try_to_timestamp(p.start_date) AS start_date,
-  p.subject AS subject,
-  try_to_timestamp(p.trashed) AS trashed,
-  p.viewing_type AS viewing_type,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

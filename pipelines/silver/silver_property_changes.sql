@@ -4,6 +4,241 @@ kind: temporary_view
 comment: >
   Every landed property event, parsed once from the payload and typed; read as a stream by
   qobrix_silver.property (latest version) and qobrix_silver.property_history (price and status history).
+payload:
+  abuts_green_area: boolean
+  additional_features: array<string>
+  agent: string
+  air_condition: boolean
+  alarm: boolean
+  apartment_type: string
+  appliances: array<string>
+  association_amenities: array<string>
+  auction_end_date: timestamp
+  auction_start_date: timestamp
+  bathrooms: int
+  beach_front: boolean
+  bedrooms: int
+  building_density: double
+  building_type: string
+  business_transfer_commercial_activity: string
+  business_transfer_or_sale: boolean
+  business_transfer_price: decimal(18,2)
+  cadastral_reference: string
+  campaign_id: string
+  city: string
+  cloned_from: string
+  common_swimming_pool: boolean
+  community_features: array<string>
+  concierge_reception: boolean
+  conference: boolean
+  construction_stage: string
+  construction_type: string
+  construction_year: int
+  cooling: array<string>
+  cooling_type: string
+  coordinates: string
+  corner_plot: boolean
+  country: string
+  cover_factor: double
+  coverage: int
+  covered_area_amount: decimal(18,2)
+  covered_parking: int
+  covered_verandas_amount: decimal(18,2)
+  created: timestamp
+  created_by: string
+  custom_a_place_in_the_sun_property_type: string
+  custom_bazaraki_chosen_phone: string
+  custom_bazaraki_disallow_chat: boolean
+  custom_bazaraki_exchange: boolean
+  custom_bazaraki_location: string
+  custom_bazaraki_negotiable_price: boolean
+  custom_bazaraki_online_viewing: boolean
+  custom_bazaraki_phone_hide: boolean
+  custom_bazaraki_registration_block: int
+  custom_bazaraki_registration_number: int
+  custom_bazaraki_url: string
+  custom_commission: decimal(18,2)
+  custom_common_area_amount: decimal(18,2)
+  custom_delivery_date: date
+  custom_distance_from_airport_amount: decimal(18,2)
+  custom_distance_from_beach_amount: decimal(18,2)
+  custom_distance_from_city_centre_amount: decimal(18,2)
+  custom_distance_from_hospital_amount: decimal(18,2)
+  custom_distance_from_school_amount: decimal(18,2)
+  custom_distance_from_shops_amount: decimal(18,2)
+  custom_distance_from_university_amount: decimal(18,2)
+  custom_excluded_property: boolean
+  custom_exclusive_listing: boolean
+  custom_heating: boolean
+  custom_loading_bay_amount: decimal(18,2)
+  custom_presale: boolean
+  custom_properties_groups: array<string>
+  custom_property_view: string
+  custom_resale: boolean
+  custom_rightmove_url: string
+  custom_roof_garden: boolean
+  custom_sir_code: string
+  custom_sir_link: string
+  custom_turn_key: boolean
+  custom_white_goods: boolean
+  customer_parking: int
+  description: string
+  developer_id: string
+  direct_sources: string
+  distance_from_airport: double
+  distance_from_beach: double
+  distance_from_centre: double
+  distance_from_hospital: double
+  distance_from_rail_station: double
+  distance_from_school: double
+  distance_from_shops: double
+  distance_from_tube_station: double
+  distance_from_university: double
+  electricity: boolean
+  electricity_type: string
+  elevated_area: boolean
+  elevator: boolean
+  enclosed_office_room: boolean
+  energy_consumption_rating: string
+  energy_consumption_value: double
+  energy_efficiency_grade: string
+  energy_emission_rating: string
+  energy_emission_value: double
+  engagement_letter_date: timestamp
+  exterior_features: array<string>
+  featured: boolean
+  featured_priority: int
+  fencing: array<string>
+  fireplace: boolean
+  fireplace_features: array<string>
+  floor_number: int
+  floor_type: string
+  flooring: array<string>
+  floors_building: int
+  frontage_amount: decimal(18,2)
+  furnished: string
+  garden_area_amount: decimal(18,2)
+  geocode_type: string
+  group_id: string
+  heating: array<string>
+  heating_medium: string
+  heating_type: string
+  height: double
+  home_office: boolean
+  hotel_type: string
+  house_type: string
+  id: string
+  ideal_for: string
+  industrial_type: string
+  inherit_project_media: boolean
+  inspection_date: timestamp
+  interior_features: array<string>
+  internal_area_amount: decimal(18,2)
+  investment_type: string
+  key_holder_details: string
+  kitchen_type: string
+  kitchenette: boolean
+  kitchens: int
+  land_locked: boolean
+  land_type: string
+  last_media_update: timestamp
+  legacy_id: string
+  licensed_for: string
+  list_rental_price_amount: decimal(18,2)
+  list_rental_price_modified: timestamp
+  list_selling_price_amount: decimal(18,2)
+  list_selling_price_modified: timestamp
+  listing_date: date
+  living_rooms: int
+  location: string
+  lot_features: array<string>
+  maids_room: boolean
+  mezzanine_amount: decimal(18,2)
+  minimum_tenancy: int
+  modified: string
+  modified_by: string
+  mountain_view: boolean
+  municipality: string
+  name: string
+  new_build: boolean
+  occupancy: string
+  office_layout: string
+  office_spaces: int
+  office_type: string
+  original_name: string
+  original_ref: string
+  original_website_url: string
+  other_structures: array<string>
+  parking: int
+  patio_porch: array<string>
+  pets_allowed: boolean
+  plot_area_amount: decimal(18,2)
+  plus_vat: boolean
+  pool_features: array<string>
+  post_code: string
+  previous_list_rental_price: decimal(18,2)
+  previous_list_selling_price: decimal(18,2)
+  price_field_amount: decimal(18,2)
+  price_per_square: decimal(18,2)
+  price_qualifier: string
+  private_swimming_pool: boolean
+  project: string
+  property_of_the_month: boolean
+  property_subtype: string
+  property_type: string
+  reception: boolean
+  ref: int
+  registered_road: boolean
+  renovation_year: int
+  rent_frequency: string
+  reserve_price_amount: decimal(18,2)
+  retail_type: string
+  right_of_way: boolean
+  roof_garden_area_amount: decimal(18,2)
+  sale_rent: string
+  salesperson: string
+  sea_view: boolean
+  secure_door: boolean
+  security_features: array<string>
+  seller: string
+  separate_laundry_room: boolean
+  server_room: boolean
+  short_description: string
+  smart_home: boolean
+  solar_water_heater: boolean
+  source: string
+  source_description: string
+  starting_bidding_amount: decimal(18,2)
+  state: string
+  status: string
+  storage_amount: decimal(18,2)
+  storage_space: boolean
+  store_room: boolean
+  storeys_max_floor: int
+  street: string
+  tenancy_type: string
+  total_area_amount: decimal(18,2)
+  town_planning_zone: string
+  trashed: timestamp
+  uncovered_area_amount: decimal(18,2)
+  uncovered_parking: int
+  uncovered_verandas_amount: decimal(18,2)
+  unit_number: string
+  verandas: int
+  video_link: string
+  view: array<string>
+  virtual_tour_link: string
+  water: boolean
+  waterfront_features: array<string>
+  wc_bathrooms: int
+  website_listing_date: timestamp
+  website_status: string
+  website_url: string
+  media: >-
+    array<struct<id:string,category:struct<name:string>,related_model:string,
+    related_id:string,media_type:string,display_order:string,created:string,modified:string,
+    file:struct<filename:string,mime_type:string,filesize:string,href:string,
+    thumbnails:struct<large:string,medium:string,small:string>>>>
 */
 WITH parsed AS (
   SELECT
@@ -13,236 +248,12 @@ WITH parsed AS (
     operation,
     is_malformed,
     source_file,
-    from_json(payload, 'struct<abuts_green_area:string,additional_features:array<string>,agent:string,air_condition:string,alarm:string,apartment_type:string,appliances:array<string>,association_amenities:array<string>,auction_end_date:string,auction_start_date:string,bathrooms:string,beach_front:string,bedrooms:string,building_density:string,building_type:string,business_transfer_commercial_activity:string,business_transfer_or_sale:string,business_transfer_price:string,cadastral_reference:string,campaign_id:string,city:string,cloned_from:string,common_swimming_pool:string,community_features:array<string>,concierge_reception:string,conference:string,construction_stage:string,construction_type:string,construction_year:string,cooling:array<string>,cooling_type:string,coordinates:string,corner_plot:string,country:string,cover_factor:string,coverage:string,covered_area_amount:string,covered_parking:string,covered_verandas_amount:string,created:string,created_by:string,custom_a_place_in_the_sun_property_type:string,custom_bazaraki_chosen_phone:string,custom_bazaraki_disallow_chat:string,custom_bazaraki_exchange:string,custom_bazaraki_location:string,custom_bazaraki_negotiable_price:string,custom_bazaraki_online_viewing:string,custom_bazaraki_phone_hide:string,custom_bazaraki_registration_block:string,custom_bazaraki_registration_number:string,custom_bazaraki_url:string,custom_commission:string,custom_common_area_amount:string,custom_delivery_date:string,custom_distance_from_airport_amount:string,custom_distance_from_beach_amount:string,custom_distance_from_city_centre_amount:string,custom_distance_from_hospital_amount:string,custom_distance_from_school_amount:string,custom_distance_from_shops_amount:string,custom_distance_from_university_amount:string,custom_excluded_property:string,custom_exclusive_listing:string,custom_heating:string,custom_loading_bay_amount:string,custom_presale:string,custom_properties_groups:array<string>,custom_property_view:string,custom_resale:string,custom_rightmove_url:string,custom_roof_garden:string,custom_sir_code:string,custom_sir_link:string,custom_turn_key:string,custom_white_goods:string,customer_parking:string,description:string,developer_id:string,direct_sources:string,distance_from_airport:string,distance_from_beach:string,distance_from_centre:string,distance_from_hospital:string,distance_from_rail_station:string,distance_from_school:string,distance_from_shops:string,distance_from_tube_station:string,distance_from_university:string,electricity:string,electricity_type:string,elevated_area:string,elevator:string,enclosed_office_room:string,energy_consumption_rating:string,energy_consumption_value:string,energy_efficiency_grade:string,energy_emission_rating:string,energy_emission_value:string,engagement_letter_date:string,exterior_features:array<string>,featured:string,featured_priority:string,fencing:array<string>,fireplace:string,fireplace_features:array<string>,floor_number:string,floor_type:string,flooring:array<string>,floors_building:string,frontage_amount:string,furnished:string,garden_area_amount:string,geocode_type:string,group_id:string,heating:array<string>,heating_medium:string,heating_type:string,height:string,home_office:string,hotel_type:string,house_type:string,id:string,ideal_for:string,industrial_type:string,inherit_project_media:string,inspection_date:string,interior_features:array<string>,internal_area_amount:string,investment_type:string,key_holder_details:string,kitchen_type:string,kitchenette:string,kitchens:string,land_locked:string,land_type:string,last_media_update:string,legacy_id:string,licensed_for:string,list_rental_price_amount:string,list_rental_price_modified:string,list_selling_price_amount:string,list_selling_price_modified:string,listing_date:string,living_rooms:string,location:string,lot_features:array<string>,maids_room:string,mezzanine_amount:string,minimum_tenancy:string,modified:string,modified_by:string,mountain_view:string,municipality:string,name:string,new_build:string,occupancy:string,office_layout:string,office_spaces:string,office_type:string,original_name:string,original_ref:string,original_website_url:string,other_structures:array<string>,parking:string,patio_porch:array<string>,pets_allowed:string,plot_area_amount:string,plus_vat:string,pool_features:array<string>,post_code:string,previous_list_rental_price:string,previous_list_selling_price:string,price_field_amount:string,price_per_square:string,price_qualifier:string,private_swimming_pool:string,project:string,property_of_the_month:string,property_subtype:string,property_type:string,reception:string,ref:string,registered_road:string,renovation_year:string,rent_frequency:string,reserve_price_amount:string,retail_type:string,right_of_way:string,roof_garden_area_amount:string,sale_rent:string,salesperson:string,sea_view:string,secure_door:string,security_features:array<string>,seller:string,separate_laundry_room:string,server_room:string,short_description:string,smart_home:string,solar_water_heater:string,source:string,source_description:string,starting_bidding_amount:string,state:string,status:string,storage_amount:string,storage_space:string,store_room:string,storeys_max_floor:string,street:string,tenancy_type:string,total_area_amount:string,town_planning_zone:string,trashed:string,uncovered_area_amount:string,uncovered_parking:string,uncovered_verandas_amount:string,unit_number:string,verandas:string,video_link:string,view:array<string>,virtual_tour_link:string,water:string,waterfront_features:array<string>,wc_bathrooms:string,website_listing_date:string,website_status:string,website_url:string,media:array<struct<id:string,category:struct<name:string>,related_model:string,related_id:string,media_type:string,display_order:string,created:string,modified:string,file:struct<filename:string,mime_type:string,filesize:string,href:string,thumbnails:struct<large:string,medium:string,small:string>>>>>') AS p
+    from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.properties)
 )
 SELECT
   record_key AS id,
-  try_cast(p.abuts_green_area AS BOOLEAN) AS abuts_green_area,
-  coalesce(p.additional_features, array()) AS additional_features,
-  p.agent AS agent,
-  try_cast(p.air_condition AS BOOLEAN) AS air_condition,
-  try_cast(p.alarm AS BOOLEAN) AS alarm,
-  p.apartment_type AS apartment_type,
-  coalesce(p.appliances, array()) AS appliances,
-  coalesce(p.association_amenities, array()) AS association_amenities,
-  try_to_timestamp(p.auction_end_date) AS auction_end_date,
-  try_to_timestamp(p.auction_start_date) AS auction_start_date,
-  try_cast(p.bathrooms AS INT) AS bathrooms,
-  try_cast(p.beach_front AS BOOLEAN) AS beach_front,
-  try_cast(p.bedrooms AS INT) AS bedrooms,
-  try_cast(p.building_density AS DOUBLE) AS building_density,
-  p.building_type AS building_type,
-  p.business_transfer_commercial_activity AS business_transfer_commercial_activity,
-  try_cast(p.business_transfer_or_sale AS BOOLEAN) AS business_transfer_or_sale,
-  try_cast(p.business_transfer_price AS DECIMAL(18, 2)) AS business_transfer_price,
-  p.cadastral_reference AS cadastral_reference,
-  p.campaign_id AS campaign_id,
-  p.city AS city,
-  p.cloned_from AS cloned_from,
-  try_cast(p.common_swimming_pool AS BOOLEAN) AS common_swimming_pool,
-  coalesce(p.community_features, array()) AS community_features,
-  try_cast(p.concierge_reception AS BOOLEAN) AS concierge_reception,
-  try_cast(p.conference AS BOOLEAN) AS conference,
-  p.construction_stage AS construction_stage,
-  p.construction_type AS construction_type,
-  try_cast(p.construction_year AS INT) AS construction_year,
-  coalesce(p.cooling, array()) AS cooling,
-  p.cooling_type AS cooling_type,
-  try_cast(p.corner_plot AS BOOLEAN) AS corner_plot,
-  p.country AS country,
-  try_cast(p.cover_factor AS DOUBLE) AS cover_factor,
-  try_cast(p.coverage AS INT) AS coverage,
-  try_cast(p.covered_area_amount AS DECIMAL(18, 2)) AS covered_area_amount,
-  try_cast(p.covered_parking AS INT) AS covered_parking,
-  try_cast(p.covered_verandas_amount AS DECIMAL(18, 2)) AS covered_verandas_amount,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  p.custom_a_place_in_the_sun_property_type AS custom_a_place_in_the_sun_property_type,
-  p.custom_bazaraki_chosen_phone AS custom_bazaraki_chosen_phone,
-  try_cast(p.custom_bazaraki_disallow_chat AS BOOLEAN) AS custom_bazaraki_disallow_chat,
-  try_cast(p.custom_bazaraki_exchange AS BOOLEAN) AS custom_bazaraki_exchange,
-  p.custom_bazaraki_location AS custom_bazaraki_location,
-  try_cast(p.custom_bazaraki_negotiable_price AS BOOLEAN) AS custom_bazaraki_negotiable_price,
-  try_cast(p.custom_bazaraki_online_viewing AS BOOLEAN) AS custom_bazaraki_online_viewing,
-  try_cast(p.custom_bazaraki_phone_hide AS BOOLEAN) AS custom_bazaraki_phone_hide,
-  try_cast(p.custom_bazaraki_registration_block AS INT) AS custom_bazaraki_registration_block,
-  try_cast(p.custom_bazaraki_registration_number AS INT) AS custom_bazaraki_registration_number,
-  p.custom_bazaraki_url AS custom_bazaraki_url,
-  try_cast(p.custom_commission AS DECIMAL(18, 2)) AS custom_commission,
-  try_cast(p.custom_common_area_amount AS DECIMAL(18, 2)) AS custom_common_area_amount,
-  try_cast(p.custom_delivery_date AS DATE) AS custom_delivery_date,
-  try_cast(p.custom_distance_from_airport_amount AS DECIMAL(18, 2)) AS custom_distance_from_airport_amount,
-  try_cast(p.custom_distance_from_beach_amount AS DECIMAL(18, 2)) AS custom_distance_from_beach_amount,
-  try_cast(p.custom_distance_from_city_centre_amount AS DECIMAL(18, 2)) AS custom_distance_from_city_centre_amount,
-  try_cast(p.custom_distance_from_hospital_amount AS DECIMAL(18, 2)) AS custom_distance_from_hospital_amount,
-  try_cast(p.custom_distance_from_school_amount AS DECIMAL(18, 2)) AS custom_distance_from_school_amount,
-  try_cast(p.custom_distance_from_shops_amount AS DECIMAL(18, 2)) AS custom_distance_from_shops_amount,
-  try_cast(p.custom_distance_from_university_amount AS DECIMAL(18, 2)) AS custom_distance_from_university_amount,
-  try_cast(p.custom_excluded_property AS BOOLEAN) AS custom_excluded_property,
-  try_cast(p.custom_exclusive_listing AS BOOLEAN) AS custom_exclusive_listing,
-  try_cast(p.custom_heating AS BOOLEAN) AS custom_heating,
-  try_cast(p.custom_loading_bay_amount AS DECIMAL(18, 2)) AS custom_loading_bay_amount,
-  try_cast(p.custom_presale AS BOOLEAN) AS custom_presale,
-  coalesce(p.custom_properties_groups, array()) AS custom_properties_groups,
-  p.custom_property_view AS custom_property_view,
-  try_cast(p.custom_resale AS BOOLEAN) AS custom_resale,
-  p.custom_rightmove_url AS custom_rightmove_url,
-  try_cast(p.custom_roof_garden AS BOOLEAN) AS custom_roof_garden,
-  p.custom_sir_code AS custom_sir_code,
-  p.custom_sir_link AS custom_sir_link,
-  try_cast(p.custom_turn_key AS BOOLEAN) AS custom_turn_key,
-  try_cast(p.custom_white_goods AS BOOLEAN) AS custom_white_goods,
-  try_cast(p.customer_parking AS INT) AS customer_parking,
-  p.description AS description,
-  p.developer_id AS developer_id,
-  p.direct_sources AS direct_sources,
-  try_cast(p.distance_from_airport AS DOUBLE) AS distance_from_airport,
-  try_cast(p.distance_from_beach AS DOUBLE) AS distance_from_beach,
-  try_cast(p.distance_from_centre AS DOUBLE) AS distance_from_centre,
-  try_cast(p.distance_from_hospital AS DOUBLE) AS distance_from_hospital,
-  try_cast(p.distance_from_rail_station AS DOUBLE) AS distance_from_rail_station,
-  try_cast(p.distance_from_school AS DOUBLE) AS distance_from_school,
-  try_cast(p.distance_from_shops AS DOUBLE) AS distance_from_shops,
-  try_cast(p.distance_from_tube_station AS DOUBLE) AS distance_from_tube_station,
-  try_cast(p.distance_from_university AS DOUBLE) AS distance_from_university,
-  try_cast(p.electricity AS BOOLEAN) AS electricity,
-  p.electricity_type AS electricity_type,
-  try_cast(p.elevated_area AS BOOLEAN) AS elevated_area,
-  try_cast(p.elevator AS BOOLEAN) AS elevator,
-  try_cast(p.enclosed_office_room AS BOOLEAN) AS enclosed_office_room,
-  p.energy_consumption_rating AS energy_consumption_rating,
-  try_cast(p.energy_consumption_value AS DOUBLE) AS energy_consumption_value,
-  p.energy_efficiency_grade AS energy_efficiency_grade,
-  p.energy_emission_rating AS energy_emission_rating,
-  try_cast(p.energy_emission_value AS DOUBLE) AS energy_emission_value,
-  try_to_timestamp(p.engagement_letter_date) AS engagement_letter_date,
-  coalesce(p.exterior_features, array()) AS exterior_features,
-  try_cast(p.featured AS BOOLEAN) AS featured,
-  try_cast(p.featured_priority AS INT) AS featured_priority,
-  coalesce(p.fencing, array()) AS fencing,
-  try_cast(p.fireplace AS BOOLEAN) AS fireplace,
-  coalesce(p.fireplace_features, array()) AS fireplace_features,
-  try_cast(p.floor_number AS INT) AS floor_number,
-  p.floor_type AS floor_type,
-  coalesce(p.flooring, array()) AS flooring,
-  try_cast(p.floors_building AS INT) AS floors_building,
-  try_cast(p.frontage_amount AS DECIMAL(18, 2)) AS frontage_amount,
-  p.furnished AS furnished,
-  try_cast(p.garden_area_amount AS DECIMAL(18, 2)) AS garden_area_amount,
-  p.geocode_type AS geocode_type,
-  p.group_id AS group_id,
-  coalesce(p.heating, array()) AS heating,
-  p.heating_medium AS heating_medium,
-  p.heating_type AS heating_type,
-  try_cast(p.height AS DOUBLE) AS height,
-  try_cast(p.home_office AS BOOLEAN) AS home_office,
-  p.hotel_type AS hotel_type,
-  p.house_type AS house_type,
-  p.ideal_for AS ideal_for,
-  p.industrial_type AS industrial_type,
-  try_cast(p.inherit_project_media AS BOOLEAN) AS inherit_project_media,
-  try_to_timestamp(p.inspection_date) AS inspection_date,
-  coalesce(p.interior_features, array()) AS interior_features,
-  try_cast(p.internal_area_amount AS DECIMAL(18, 2)) AS internal_area_amount,
-  p.investment_type AS investment_type,
-  p.key_holder_details AS key_holder_details,
-  p.kitchen_type AS kitchen_type,
-  try_cast(p.kitchenette AS BOOLEAN) AS kitchenette,
-  try_cast(p.kitchens AS INT) AS kitchens,
-  try_cast(p.land_locked AS BOOLEAN) AS land_locked,
-  p.land_type AS land_type,
-  try_to_timestamp(p.last_media_update) AS last_media_update,
-  p.legacy_id AS legacy_id,
-  p.licensed_for AS licensed_for,
-  try_cast(p.list_rental_price_amount AS DECIMAL(18, 2)) AS list_rental_price_amount,
-  try_to_timestamp(p.list_rental_price_modified) AS list_rental_price_modified,
-  try_cast(p.list_selling_price_amount AS DECIMAL(18, 2)) AS list_selling_price_amount,
-  try_to_timestamp(p.list_selling_price_modified) AS list_selling_price_modified,
-  try_cast(p.listing_date AS DATE) AS listing_date,
-  try_cast(p.living_rooms AS INT) AS living_rooms,
-  p.location AS location,
-  coalesce(p.lot_features, array()) AS lot_features,
-  try_cast(p.maids_room AS BOOLEAN) AS maids_room,
-  try_cast(p.mezzanine_amount AS DECIMAL(18, 2)) AS mezzanine_amount,
-  try_cast(p.minimum_tenancy AS INT) AS minimum_tenancy,
-  p.modified_by AS modified_by,
-  try_cast(p.mountain_view AS BOOLEAN) AS mountain_view,
-  p.municipality AS municipality,
-  p.name AS name,
-  try_cast(p.new_build AS BOOLEAN) AS new_build,
-  p.occupancy AS occupancy,
-  p.office_layout AS office_layout,
-  try_cast(p.office_spaces AS INT) AS office_spaces,
-  p.office_type AS office_type,
-  p.original_name AS original_name,
-  p.original_ref AS original_ref,
-  p.original_website_url AS original_website_url,
-  coalesce(p.other_structures, array()) AS other_structures,
-  try_cast(p.parking AS INT) AS parking,
-  coalesce(p.patio_porch, array()) AS patio_porch,
-  try_cast(p.pets_allowed AS BOOLEAN) AS pets_allowed,
-  try_cast(p.plot_area_amount AS DECIMAL(18, 2)) AS plot_area_amount,
-  try_cast(p.plus_vat AS BOOLEAN) AS plus_vat,
-  coalesce(p.pool_features, array()) AS pool_features,
-  p.post_code AS post_code,
-  try_cast(p.previous_list_rental_price AS DECIMAL(18, 2)) AS previous_list_rental_price,
-  try_cast(p.previous_list_selling_price AS DECIMAL(18, 2)) AS previous_list_selling_price,
-  try_cast(p.price_field_amount AS DECIMAL(18, 2)) AS price_field_amount,
-  try_cast(p.price_per_square AS DECIMAL(18, 2)) AS price_per_square,
-  p.price_qualifier AS price_qualifier,
-  try_cast(p.private_swimming_pool AS BOOLEAN) AS private_swimming_pool,
-  p.project AS project,
-  try_cast(p.property_of_the_month AS BOOLEAN) AS property_of_the_month,
-  p.property_subtype AS property_subtype,
-  p.property_type AS property_type,
-  try_cast(p.reception AS BOOLEAN) AS reception,
-  try_cast(p.ref AS INT) AS ref,
-  try_cast(p.registered_road AS BOOLEAN) AS registered_road,
-  try_cast(p.renovation_year AS INT) AS renovation_year,
-  p.rent_frequency AS rent_frequency,
-  try_cast(p.reserve_price_amount AS DECIMAL(18, 2)) AS reserve_price_amount,
-  p.retail_type AS retail_type,
-  try_cast(p.right_of_way AS BOOLEAN) AS right_of_way,
-  try_cast(p.roof_garden_area_amount AS DECIMAL(18, 2)) AS roof_garden_area_amount,
-  p.sale_rent AS sale_rent,
-  p.salesperson AS salesperson,
-  try_cast(p.sea_view AS BOOLEAN) AS sea_view,
-  try_cast(p.secure_door AS BOOLEAN) AS secure_door,
-  coalesce(p.security_features, array()) AS security_features,
-  p.seller AS seller,
-  try_cast(p.separate_laundry_room AS BOOLEAN) AS separate_laundry_room,
-  try_cast(p.server_room AS BOOLEAN) AS server_room,
-  p.short_description AS short_description,
-  try_cast(p.smart_home AS BOOLEAN) AS smart_home,
-  try_cast(p.solar_water_heater AS BOOLEAN) AS solar_water_heater,
-  p.source AS source,
-  p.source_description AS source_description,
-  try_cast(p.starting_bidding_amount AS DECIMAL(18, 2)) AS starting_bidding_amount,
-  p.state AS state,
-  p.status AS status,
-  try_cast(p.storage_amount AS DECIMAL(18, 2)) AS storage_amount,
-  try_cast(p.storage_space AS BOOLEAN) AS storage_space,
-  try_cast(p.store_room AS BOOLEAN) AS store_room,
-  try_cast(p.storeys_max_floor AS INT) AS storeys_max_floor,
-  p.street AS street,
-  p.tenancy_type AS tenancy_type,
-  try_cast(p.total_area_amount AS DECIMAL(18, 2)) AS total_area_amount,
-  p.town_planning_zone AS town_planning_zone,
-  try_cast(p.uncovered_area_amount AS DECIMAL(18, 2)) AS uncovered_area_amount,
-  try_cast(p.uncovered_parking AS INT) AS uncovered_parking,
-  try_cast(p.uncovered_verandas_amount AS DECIMAL(18, 2)) AS uncovered_verandas_amount,
-  p.unit_number AS unit_number,
-  try_cast(p.verandas AS INT) AS verandas,
-  p.video_link AS video_link,
-  coalesce(p.view, array()) AS view,
-  p.virtual_tour_link AS virtual_tour_link,
-  try_cast(p.water AS BOOLEAN) AS water,
-  coalesce(p.waterfront_features, array()) AS waterfront_features,
-  try_cast(p.wc_bathrooms AS INT) AS wc_bathrooms,
-  try_to_timestamp(p.website_listing_date) AS website_listing_date,
-  p.website_status AS website_status,
-  p.website_url AS website_url,
+  {{ payload_columns except id, modified, coordinates, trashed, media }},
   try_cast(try_element_at(split(p.coordinates, ','), 1) AS DOUBLE) AS latitude,
   try_cast(try_element_at(split(p.coordinates, ','), 2) AS DOUBLE) AS longitude,
   p.coordinates AS coordinates,
@@ -254,137 +265,7 @@ SELECT
     CASE WHEN operation = 'delete' THEN greatest(record_modified, try_to_timestamp(p.trashed)) ELSE record_modified END,
     try_to_timestamp(p.last_media_update)
   ) AS change_sequence,
-  filter(array(
-    CASE WHEN p.abuts_green_area IS NOT NULL AND try_cast(p.abuts_green_area AS BOOLEAN) IS NULL THEN 'abuts_green_area' END,
-    CASE WHEN p.air_condition IS NOT NULL AND try_cast(p.air_condition AS BOOLEAN) IS NULL THEN 'air_condition' END,
-    CASE WHEN p.alarm IS NOT NULL AND try_cast(p.alarm AS BOOLEAN) IS NULL THEN 'alarm' END,
-    CASE WHEN p.auction_end_date IS NOT NULL AND try_to_timestamp(p.auction_end_date) IS NULL THEN 'auction_end_date' END,
-    CASE WHEN p.auction_start_date IS NOT NULL AND try_to_timestamp(p.auction_start_date) IS NULL THEN 'auction_start_date' END,
-    CASE WHEN p.bathrooms IS NOT NULL AND try_cast(p.bathrooms AS INT) IS NULL THEN 'bathrooms' END,
-    CASE WHEN p.beach_front IS NOT NULL AND try_cast(p.beach_front AS BOOLEAN) IS NULL THEN 'beach_front' END,
-    CASE WHEN p.bedrooms IS NOT NULL AND try_cast(p.bedrooms AS INT) IS NULL THEN 'bedrooms' END,
-    CASE WHEN p.building_density IS NOT NULL AND try_cast(p.building_density AS DOUBLE) IS NULL THEN 'building_density' END,
-    CASE WHEN p.business_transfer_or_sale IS NOT NULL AND try_cast(p.business_transfer_or_sale AS BOOLEAN) IS NULL THEN 'business_transfer_or_sale' END,
-    CASE WHEN p.business_transfer_price IS NOT NULL AND try_cast(p.business_transfer_price AS DECIMAL(18, 2)) IS NULL THEN 'business_transfer_price' END,
-    CASE WHEN p.common_swimming_pool IS NOT NULL AND try_cast(p.common_swimming_pool AS BOOLEAN) IS NULL THEN 'common_swimming_pool' END,
-    CASE WHEN p.concierge_reception IS NOT NULL AND try_cast(p.concierge_reception AS BOOLEAN) IS NULL THEN 'concierge_reception' END,
-    CASE WHEN p.conference IS NOT NULL AND try_cast(p.conference AS BOOLEAN) IS NULL THEN 'conference' END,
-    CASE WHEN p.construction_year IS NOT NULL AND try_cast(p.construction_year AS INT) IS NULL THEN 'construction_year' END,
-    CASE WHEN p.corner_plot IS NOT NULL AND try_cast(p.corner_plot AS BOOLEAN) IS NULL THEN 'corner_plot' END,
-    CASE WHEN p.cover_factor IS NOT NULL AND try_cast(p.cover_factor AS DOUBLE) IS NULL THEN 'cover_factor' END,
-    CASE WHEN p.coverage IS NOT NULL AND try_cast(p.coverage AS INT) IS NULL THEN 'coverage' END,
-    CASE WHEN p.covered_area_amount IS NOT NULL AND try_cast(p.covered_area_amount AS DECIMAL(18, 2)) IS NULL THEN 'covered_area_amount' END,
-    CASE WHEN p.covered_parking IS NOT NULL AND try_cast(p.covered_parking AS INT) IS NULL THEN 'covered_parking' END,
-    CASE WHEN p.covered_verandas_amount IS NOT NULL AND try_cast(p.covered_verandas_amount AS DECIMAL(18, 2)) IS NULL THEN 'covered_verandas_amount' END,
-    CASE WHEN p.created IS NOT NULL AND try_to_timestamp(p.created) IS NULL THEN 'created' END,
-    CASE WHEN p.custom_bazaraki_disallow_chat IS NOT NULL AND try_cast(p.custom_bazaraki_disallow_chat AS BOOLEAN) IS NULL THEN 'custom_bazaraki_disallow_chat' END,
-    CASE WHEN p.custom_bazaraki_exchange IS NOT NULL AND try_cast(p.custom_bazaraki_exchange AS BOOLEAN) IS NULL THEN 'custom_bazaraki_exchange' END,
-    CASE WHEN p.custom_bazaraki_negotiable_price IS NOT NULL AND try_cast(p.custom_bazaraki_negotiable_price AS BOOLEAN) IS NULL THEN 'custom_bazaraki_negotiable_price' END,
-    CASE WHEN p.custom_bazaraki_online_viewing IS NOT NULL AND try_cast(p.custom_bazaraki_online_viewing AS BOOLEAN) IS NULL THEN 'custom_bazaraki_online_viewing' END,
-    CASE WHEN p.custom_bazaraki_phone_hide IS NOT NULL AND try_cast(p.custom_bazaraki_phone_hide AS BOOLEAN) IS NULL THEN 'custom_bazaraki_phone_hide' END,
-    CASE WHEN p.custom_bazaraki_registration_block IS NOT NULL AND try_cast(p.custom_bazaraki_registration_block AS INT) IS NULL THEN 'custom_bazaraki_registration_block' END,
-    CASE WHEN p.custom_bazaraki_registration_number IS NOT NULL AND try_cast(p.custom_bazaraki_registration_number AS INT) IS NULL THEN 'custom_bazaraki_registration_number' END,
-    CASE WHEN p.custom_commission IS NOT NULL AND try_cast(p.custom_commission AS DECIMAL(18, 2)) IS NULL THEN 'custom_commission' END,
-    CASE WHEN p.custom_common_area_amount IS NOT NULL AND try_cast(p.custom_common_area_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_common_area_amount' END,
-    CASE WHEN p.custom_delivery_date IS NOT NULL AND try_cast(p.custom_delivery_date AS DATE) IS NULL THEN 'custom_delivery_date' END,
-    CASE WHEN p.custom_distance_from_airport_amount IS NOT NULL AND try_cast(p.custom_distance_from_airport_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_distance_from_airport_amount' END,
-    CASE WHEN p.custom_distance_from_beach_amount IS NOT NULL AND try_cast(p.custom_distance_from_beach_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_distance_from_beach_amount' END,
-    CASE WHEN p.custom_distance_from_city_centre_amount IS NOT NULL AND try_cast(p.custom_distance_from_city_centre_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_distance_from_city_centre_amount' END,
-    CASE WHEN p.custom_distance_from_hospital_amount IS NOT NULL AND try_cast(p.custom_distance_from_hospital_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_distance_from_hospital_amount' END,
-    CASE WHEN p.custom_distance_from_school_amount IS NOT NULL AND try_cast(p.custom_distance_from_school_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_distance_from_school_amount' END,
-    CASE WHEN p.custom_distance_from_shops_amount IS NOT NULL AND try_cast(p.custom_distance_from_shops_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_distance_from_shops_amount' END,
-    CASE WHEN p.custom_distance_from_university_amount IS NOT NULL AND try_cast(p.custom_distance_from_university_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_distance_from_university_amount' END,
-    CASE WHEN p.custom_excluded_property IS NOT NULL AND try_cast(p.custom_excluded_property AS BOOLEAN) IS NULL THEN 'custom_excluded_property' END,
-    CASE WHEN p.custom_exclusive_listing IS NOT NULL AND try_cast(p.custom_exclusive_listing AS BOOLEAN) IS NULL THEN 'custom_exclusive_listing' END,
-    CASE WHEN p.custom_heating IS NOT NULL AND try_cast(p.custom_heating AS BOOLEAN) IS NULL THEN 'custom_heating' END,
-    CASE WHEN p.custom_loading_bay_amount IS NOT NULL AND try_cast(p.custom_loading_bay_amount AS DECIMAL(18, 2)) IS NULL THEN 'custom_loading_bay_amount' END,
-    CASE WHEN p.custom_presale IS NOT NULL AND try_cast(p.custom_presale AS BOOLEAN) IS NULL THEN 'custom_presale' END,
-    CASE WHEN p.custom_resale IS NOT NULL AND try_cast(p.custom_resale AS BOOLEAN) IS NULL THEN 'custom_resale' END,
-    CASE WHEN p.custom_roof_garden IS NOT NULL AND try_cast(p.custom_roof_garden AS BOOLEAN) IS NULL THEN 'custom_roof_garden' END,
-    CASE WHEN p.custom_turn_key IS NOT NULL AND try_cast(p.custom_turn_key AS BOOLEAN) IS NULL THEN 'custom_turn_key' END,
-    CASE WHEN p.custom_white_goods IS NOT NULL AND try_cast(p.custom_white_goods AS BOOLEAN) IS NULL THEN 'custom_white_goods' END,
-    CASE WHEN p.customer_parking IS NOT NULL AND try_cast(p.customer_parking AS INT) IS NULL THEN 'customer_parking' END,
-    CASE WHEN p.distance_from_airport IS NOT NULL AND try_cast(p.distance_from_airport AS DOUBLE) IS NULL THEN 'distance_from_airport' END,
-    CASE WHEN p.distance_from_beach IS NOT NULL AND try_cast(p.distance_from_beach AS DOUBLE) IS NULL THEN 'distance_from_beach' END,
-    CASE WHEN p.distance_from_centre IS NOT NULL AND try_cast(p.distance_from_centre AS DOUBLE) IS NULL THEN 'distance_from_centre' END,
-    CASE WHEN p.distance_from_hospital IS NOT NULL AND try_cast(p.distance_from_hospital AS DOUBLE) IS NULL THEN 'distance_from_hospital' END,
-    CASE WHEN p.distance_from_rail_station IS NOT NULL AND try_cast(p.distance_from_rail_station AS DOUBLE) IS NULL THEN 'distance_from_rail_station' END,
-    CASE WHEN p.distance_from_school IS NOT NULL AND try_cast(p.distance_from_school AS DOUBLE) IS NULL THEN 'distance_from_school' END,
-    CASE WHEN p.distance_from_shops IS NOT NULL AND try_cast(p.distance_from_shops AS DOUBLE) IS NULL THEN 'distance_from_shops' END,
-    CASE WHEN p.distance_from_tube_station IS NOT NULL AND try_cast(p.distance_from_tube_station AS DOUBLE) IS NULL THEN 'distance_from_tube_station' END,
-    CASE WHEN p.distance_from_university IS NOT NULL AND try_cast(p.distance_from_university AS DOUBLE) IS NULL THEN 'distance_from_university' END,
-    CASE WHEN p.electricity IS NOT NULL AND try_cast(p.electricity AS BOOLEAN) IS NULL THEN 'electricity' END,
-    CASE WHEN p.elevated_area IS NOT NULL AND try_cast(p.elevated_area AS BOOLEAN) IS NULL THEN 'elevated_area' END,
-    CASE WHEN p.elevator IS NOT NULL AND try_cast(p.elevator AS BOOLEAN) IS NULL THEN 'elevator' END,
-    CASE WHEN p.enclosed_office_room IS NOT NULL AND try_cast(p.enclosed_office_room AS BOOLEAN) IS NULL THEN 'enclosed_office_room' END,
-    CASE WHEN p.energy_consumption_value IS NOT NULL AND try_cast(p.energy_consumption_value AS DOUBLE) IS NULL THEN 'energy_consumption_value' END,
-    CASE WHEN p.energy_emission_value IS NOT NULL AND try_cast(p.energy_emission_value AS DOUBLE) IS NULL THEN 'energy_emission_value' END,
-    CASE WHEN p.engagement_letter_date IS NOT NULL AND try_to_timestamp(p.engagement_letter_date) IS NULL THEN 'engagement_letter_date' END,
-    CASE WHEN p.featured IS NOT NULL AND try_cast(p.featured AS BOOLEAN) IS NULL THEN 'featured' END,
-    CASE WHEN p.featured_priority IS NOT NULL AND try_cast(p.featured_priority AS INT) IS NULL THEN 'featured_priority' END,
-    CASE WHEN p.fireplace IS NOT NULL AND try_cast(p.fireplace AS BOOLEAN) IS NULL THEN 'fireplace' END,
-    CASE WHEN p.floor_number IS NOT NULL AND try_cast(p.floor_number AS INT) IS NULL THEN 'floor_number' END,
-    CASE WHEN p.floors_building IS NOT NULL AND try_cast(p.floors_building AS INT) IS NULL THEN 'floors_building' END,
-    CASE WHEN p.frontage_amount IS NOT NULL AND try_cast(p.frontage_amount AS DECIMAL(18, 2)) IS NULL THEN 'frontage_amount' END,
-    CASE WHEN p.garden_area_amount IS NOT NULL AND try_cast(p.garden_area_amount AS DECIMAL(18, 2)) IS NULL THEN 'garden_area_amount' END,
-    CASE WHEN p.height IS NOT NULL AND try_cast(p.height AS DOUBLE) IS NULL THEN 'height' END,
-    CASE WHEN p.home_office IS NOT NULL AND try_cast(p.home_office AS BOOLEAN) IS NULL THEN 'home_office' END,
-    CASE WHEN p.inherit_project_media IS NOT NULL AND try_cast(p.inherit_project_media AS BOOLEAN) IS NULL THEN 'inherit_project_media' END,
-    CASE WHEN p.inspection_date IS NOT NULL AND try_to_timestamp(p.inspection_date) IS NULL THEN 'inspection_date' END,
-    CASE WHEN p.internal_area_amount IS NOT NULL AND try_cast(p.internal_area_amount AS DECIMAL(18, 2)) IS NULL THEN 'internal_area_amount' END,
-    CASE WHEN p.kitchenette IS NOT NULL AND try_cast(p.kitchenette AS BOOLEAN) IS NULL THEN 'kitchenette' END,
-    CASE WHEN p.kitchens IS NOT NULL AND try_cast(p.kitchens AS INT) IS NULL THEN 'kitchens' END,
-    CASE WHEN p.land_locked IS NOT NULL AND try_cast(p.land_locked AS BOOLEAN) IS NULL THEN 'land_locked' END,
-    CASE WHEN p.last_media_update IS NOT NULL AND try_to_timestamp(p.last_media_update) IS NULL THEN 'last_media_update' END,
-    CASE WHEN p.list_rental_price_amount IS NOT NULL AND try_cast(p.list_rental_price_amount AS DECIMAL(18, 2)) IS NULL THEN 'list_rental_price_amount' END,
-    CASE WHEN p.list_rental_price_modified IS NOT NULL AND try_to_timestamp(p.list_rental_price_modified) IS NULL THEN 'list_rental_price_modified' END,
-    CASE WHEN p.list_selling_price_amount IS NOT NULL AND try_cast(p.list_selling_price_amount AS DECIMAL(18, 2)) IS NULL THEN 'list_selling_price_amount' END,
-    CASE WHEN p.list_selling_price_modified IS NOT NULL AND try_to_timestamp(p.list_selling_price_modified) IS NULL THEN 'list_selling_price_modified' END,
-    CASE WHEN p.listing_date IS NOT NULL AND try_cast(p.listing_date AS DATE) IS NULL THEN 'listing_date' END,
-    CASE WHEN p.living_rooms IS NOT NULL AND try_cast(p.living_rooms AS INT) IS NULL THEN 'living_rooms' END,
-    CASE WHEN p.maids_room IS NOT NULL AND try_cast(p.maids_room AS BOOLEAN) IS NULL THEN 'maids_room' END,
-    CASE WHEN p.mezzanine_amount IS NOT NULL AND try_cast(p.mezzanine_amount AS DECIMAL(18, 2)) IS NULL THEN 'mezzanine_amount' END,
-    CASE WHEN p.minimum_tenancy IS NOT NULL AND try_cast(p.minimum_tenancy AS INT) IS NULL THEN 'minimum_tenancy' END,
-    CASE WHEN p.mountain_view IS NOT NULL AND try_cast(p.mountain_view AS BOOLEAN) IS NULL THEN 'mountain_view' END,
-    CASE WHEN p.new_build IS NOT NULL AND try_cast(p.new_build AS BOOLEAN) IS NULL THEN 'new_build' END,
-    CASE WHEN p.office_spaces IS NOT NULL AND try_cast(p.office_spaces AS INT) IS NULL THEN 'office_spaces' END,
-    CASE WHEN p.parking IS NOT NULL AND try_cast(p.parking AS INT) IS NULL THEN 'parking' END,
-    CASE WHEN p.pets_allowed IS NOT NULL AND try_cast(p.pets_allowed AS BOOLEAN) IS NULL THEN 'pets_allowed' END,
-    CASE WHEN p.plot_area_amount IS NOT NULL AND try_cast(p.plot_area_amount AS DECIMAL(18, 2)) IS NULL THEN 'plot_area_amount' END,
-    CASE WHEN p.plus_vat IS NOT NULL AND try_cast(p.plus_vat AS BOOLEAN) IS NULL THEN 'plus_vat' END,
-    CASE WHEN p.previous_list_rental_price IS NOT NULL AND try_cast(p.previous_list_rental_price AS DECIMAL(18, 2)) IS NULL THEN 'previous_list_rental_price' END,
-    CASE WHEN p.previous_list_selling_price IS NOT NULL AND try_cast(p.previous_list_selling_price AS DECIMAL(18, 2)) IS NULL THEN 'previous_list_selling_price' END,
-    CASE WHEN p.price_field_amount IS NOT NULL AND try_cast(p.price_field_amount AS DECIMAL(18, 2)) IS NULL THEN 'price_field_amount' END,
-    CASE WHEN p.price_per_square IS NOT NULL AND try_cast(p.price_per_square AS DECIMAL(18, 2)) IS NULL THEN 'price_per_square' END,
-    CASE WHEN p.private_swimming_pool IS NOT NULL AND try_cast(p.private_swimming_pool AS BOOLEAN) IS NULL THEN 'private_swimming_pool' END,
-    CASE WHEN p.property_of_the_month IS NOT NULL AND try_cast(p.property_of_the_month AS BOOLEAN) IS NULL THEN 'property_of_the_month' END,
-    CASE WHEN p.reception IS NOT NULL AND try_cast(p.reception AS BOOLEAN) IS NULL THEN 'reception' END,
-    CASE WHEN p.ref IS NOT NULL AND try_cast(p.ref AS INT) IS NULL THEN 'ref' END,
-    CASE WHEN p.registered_road IS NOT NULL AND try_cast(p.registered_road AS BOOLEAN) IS NULL THEN 'registered_road' END,
-    CASE WHEN p.renovation_year IS NOT NULL AND try_cast(p.renovation_year AS INT) IS NULL THEN 'renovation_year' END,
-    CASE WHEN p.reserve_price_amount IS NOT NULL AND try_cast(p.reserve_price_amount AS DECIMAL(18, 2)) IS NULL THEN 'reserve_price_amount' END,
-    CASE WHEN p.right_of_way IS NOT NULL AND try_cast(p.right_of_way AS BOOLEAN) IS NULL THEN 'right_of_way' END,
-    CASE WHEN p.roof_garden_area_amount IS NOT NULL AND try_cast(p.roof_garden_area_amount AS DECIMAL(18, 2)) IS NULL THEN 'roof_garden_area_amount' END,
-    CASE WHEN p.sea_view IS NOT NULL AND try_cast(p.sea_view AS BOOLEAN) IS NULL THEN 'sea_view' END,
-    CASE WHEN p.secure_door IS NOT NULL AND try_cast(p.secure_door AS BOOLEAN) IS NULL THEN 'secure_door' END,
-    CASE WHEN p.separate_laundry_room IS NOT NULL AND try_cast(p.separate_laundry_room AS BOOLEAN) IS NULL THEN 'separate_laundry_room' END,
-    CASE WHEN p.server_room IS NOT NULL AND try_cast(p.server_room AS BOOLEAN) IS NULL THEN 'server_room' END,
-    CASE WHEN p.smart_home IS NOT NULL AND try_cast(p.smart_home AS BOOLEAN) IS NULL THEN 'smart_home' END,
-    CASE WHEN p.solar_water_heater IS NOT NULL AND try_cast(p.solar_water_heater AS BOOLEAN) IS NULL THEN 'solar_water_heater' END,
-    CASE WHEN p.starting_bidding_amount IS NOT NULL AND try_cast(p.starting_bidding_amount AS DECIMAL(18, 2)) IS NULL THEN 'starting_bidding_amount' END,
-    CASE WHEN p.storage_amount IS NOT NULL AND try_cast(p.storage_amount AS DECIMAL(18, 2)) IS NULL THEN 'storage_amount' END,
-    CASE WHEN p.storage_space IS NOT NULL AND try_cast(p.storage_space AS BOOLEAN) IS NULL THEN 'storage_space' END,
-    CASE WHEN p.store_room IS NOT NULL AND try_cast(p.store_room AS BOOLEAN) IS NULL THEN 'store_room' END,
-    CASE WHEN p.storeys_max_floor IS NOT NULL AND try_cast(p.storeys_max_floor AS INT) IS NULL THEN 'storeys_max_floor' END,
-    CASE WHEN p.total_area_amount IS NOT NULL AND try_cast(p.total_area_amount AS DECIMAL(18, 2)) IS NULL THEN 'total_area_amount' END,
-    CASE WHEN p.uncovered_area_amount IS NOT NULL AND try_cast(p.uncovered_area_amount AS DECIMAL(18, 2)) IS NULL THEN 'uncovered_area_amount' END,
-    CASE WHEN p.uncovered_parking IS NOT NULL AND try_cast(p.uncovered_parking AS INT) IS NULL THEN 'uncovered_parking' END,
-    CASE WHEN p.uncovered_verandas_amount IS NOT NULL AND try_cast(p.uncovered_verandas_amount AS DECIMAL(18, 2)) IS NULL THEN 'uncovered_verandas_amount' END,
-    CASE WHEN p.verandas IS NOT NULL AND try_cast(p.verandas AS INT) IS NULL THEN 'verandas' END,
-    CASE WHEN p.water IS NOT NULL AND try_cast(p.water AS BOOLEAN) IS NULL THEN 'water' END,
-    CASE WHEN p.wc_bathrooms IS NOT NULL AND try_cast(p.wc_bathrooms AS INT) IS NULL THEN 'wc_bathrooms' END,
-    CASE WHEN p.website_listing_date IS NOT NULL AND try_to_timestamp(p.website_listing_date) IS NULL THEN 'website_listing_date' END
-  ), field -> field IS NOT NULL) AS unparsed_fields,
+  {{ unparsed_fields except trashed }} AS unparsed_fields,
   operation,
   is_malformed,
   fetched_at,

@@ -16,36 +16,38 @@ expectations:
      violates: {entity: users, record: {modified: '31/12/2025 25:61'}}}
   - {name: username_present, constraint: operation = 'delete' OR username IS NOT NULL, on_violation: drop,
      violates: {entity: users, record: {username: null}}}
+payload:
+  activation_date: timestamp
+  active: boolean
+  company: string
+  contact_id: string
+  created: timestamp
+  created_by: string
+  department: string
+  employee_code: string
+  extra: struct<first_name:string,email:string,phone_mobile:string>
+  id: string
+  is_admin: boolean
+  is_supervisor: boolean
+  legacy_id: string
+  modified: string
+  modified_by: string
+  name: string
+  phone_extension: string
+  reports_to: string
+  role: string
+  team: string
+  trashed: timestamp
+  two_fa_enabled: boolean
+  username: string
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<activation_date:string,active:string,company:string,contact_id:string,created:string,created_by:string,department:string,employee_code:string,extra:struct<first_name:string,email:string,phone_mobile:string>,id:string,is_admin:string,is_supervisor:string,legacy_id:string,modified:string,modified_by:string,name:string,phone_extension:string,reports_to:string,role:string,team:string,trashed:string,two_fa_enabled:string,username:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.users)
 )
 SELECT
   record_key AS id,
-  try_to_timestamp(p.activation_date) AS activation_date,
-  try_cast(p.active AS BOOLEAN) AS active,
-  p.company AS company,
-  p.contact_id AS contact_id,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  p.department AS department,
-  p.employee_code AS employee_code,
-  p.extra.first_name AS extra_first_name,
-  p.extra.email AS extra_email,
-  p.extra.phone_mobile AS extra_phone_mobile,
-  try_cast(p.is_admin AS BOOLEAN) AS is_admin,
-  try_cast(p.is_supervisor AS BOOLEAN) AS is_supervisor,
-  p.legacy_id AS legacy_id,
-  p.modified_by AS modified_by,
-  p.name AS name,
-  p.phone_extension AS phone_extension,
-  p.reports_to AS reports_to,
-  p.role AS role,
-  p.team AS team,
-  try_to_timestamp(p.trashed) AS trashed,
-  try_cast(p.two_fa_enabled AS BOOLEAN) AS two_fa_enabled,
-  p.username AS username,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed

@@ -18,27 +18,31 @@ expectations:
      violates: {entity: property-viewings, record: {property_id: null}}}
   - {name: meeting_present, constraint: operation = 'delete' OR viewing_id IS NOT NULL, on_violation: drop,
      violates: {entity: property-viewings, record: {viewing_id: null}}}
+payload:
+  created: timestamp
+  created_by: string
+  display_order: int
+  exterior_appeal_assessment: int
+  further_feedback: string
+  id: string
+  interior_appeal_assessment: int
+  location_assessment: int
+  modified: string
+  modified_by: string
+  price_assessment: int
+  property_id: string
+  trashed: timestamp
+  viewing_id: string
+  viewing_outcome: int
+  views_assessment: int
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, 'struct<created:string,created_by:string,display_order:string,exterior_appeal_assessment:string,further_feedback:string,id:string,interior_appeal_assessment:string,location_assessment:string,modified:string,modified_by:string,price_assessment:string,property_id:string,trashed:string,viewing_id:string,viewing_outcome:string,views_assessment:string>') AS p
+  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.property_viewings)
 )
 SELECT
   record_key AS id,
-  try_to_timestamp(p.created) AS created,
-  p.created_by AS created_by,
-  try_cast(p.display_order AS INT) AS display_order,
-  try_cast(p.exterior_appeal_assessment AS INT) AS exterior_appeal_assessment,
-  p.further_feedback AS further_feedback,
-  try_cast(p.interior_appeal_assessment AS INT) AS interior_appeal_assessment,
-  try_cast(p.location_assessment AS INT) AS location_assessment,
-  p.modified_by AS modified_by,
-  try_cast(p.price_assessment AS INT) AS price_assessment,
-  p.property_id AS property_id,
-  try_to_timestamp(p.trashed) AS trashed,
-  p.viewing_id AS viewing_id,
-  try_cast(p.viewing_outcome AS INT) AS viewing_outcome,
-  try_cast(p.views_assessment AS INT) AS views_assessment,
+  {{ payload_columns except id, modified }},
   record_modified AS modified,
   operation,
   is_malformed
