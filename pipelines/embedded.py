@@ -1,13 +1,14 @@
 """This product's pipeline on the embedded engine, and the only door into it (`pipelines._engine`):
 the declared graph and the gold tables to serve are handed to the engine, which knows neither."""
 
+from typing import Any
+
 from conf.settings import DataPaths
-from pipelines._engine.context import ProgressCallback
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.maintenance import vacuum_due, vacuum_lakehouse
-from pipelines._engine.runner import DEFAULT_MEMORY_LIMIT, UpdateResult
+from pipelines._engine.runner import UpdateResult
 from pipelines._engine.runner import run_update as run_on_engine
 from pipelines.declaration import Graph
 from pipelines.gold import served_tables
@@ -26,28 +27,8 @@ __all__ = [
 ]
 
 
-def run_update(
-    paths: DataPaths,
-    *,
-    graph: Graph | None = None,
-    full_refresh: bool = False,
-    refresh: list[str] | None = None,
-    full_refresh_selection: list[str] | None = None,
-    progress: ProgressCallback | None = None,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-) -> UpdateResult:
+def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) -> UpdateResult:
     """Run one update of `graph` (the product's, by default) under the pipeline lock and publish gold;
-    raises PipelineBusy or UpdateFailed.
-
-    `memory_limit` caps DuckDB's memory; beyond it, work spills to MLS2_DATA_DIR/tmp/engine.
-    """
-    return run_on_engine(
-        paths,
-        graph or load_graph(),
-        served_tables(),
-        full_refresh=full_refresh,
-        refresh=refresh,
-        full_refresh_selection=full_refresh_selection,
-        progress=progress,
-        memory_limit=memory_limit,
-    )
+    raises PipelineBusy or UpdateFailed. `options` are the engine's (`pipelines._engine.runner.run_update`:
+    full_refresh, refresh, full_refresh_selection, progress, memory_limit)."""
+    return run_on_engine(paths, graph or load_graph(), served_tables(), **options)

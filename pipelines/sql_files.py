@@ -40,6 +40,12 @@ placeholders (see `pipelines.payload`):
 - `{{ unparsed_fields except a, b }}`: the array of names of the typed fields (not text, not
   nested, not excepted) whose value is there but does not parse.
 
+`changes_of: {entity: <bronze entity>, malformed_also: [<rule>, ...]}` declares the common case of
+silver, a table applying a bronze entity's records by id: it stands for the AUTO CDC settings
+`RECORD_CHANGES` (a setting the header declares wins) and the record rules (`record_rules`: JSON
+record, id present, modification time parses, each with its example) ahead of the header's own
+expectations; `malformed_also` names the header's rules a line that is not JSON breaks as well.
+
 `variants` makes the file a template of several datasets alike but for a few values: a list of
 mappings, one per dataset, of names to text that `{{ name }}` stands for in the header's values and
 in the body, plus optionally `payload:` with the fields only that dataset parses. A template's
@@ -66,7 +72,70 @@ CDC_KEYS = {
     "track_history_column_list",
     "track_history_except_column_list",
 }
-HEADER_KEYS = {"name", "kind", "comment", "expectations", "incremental", "payload"} | CDC_KEYS
+HEADER_KEYS = {"name", "kind", "comment", "expectations", "incremental", "payload", "changes_of"} | CDC_KEYS
+RECORD_CHANGES = {
+    "keys": ["id"],
+    "sequence_by": "modified",
+    "apply_as_deletes": "operation = 'delete'",
+    "except_column_list": ["operation", "is_malformed"],
+    "stored_as_scd_type": 1,
+}
+"""The AUTO CDC settings of a table applying a bronze entity's records by id (`changes_of`)."""
+
+
+def record_rules(entity: str, malformed_also: list[str]) -> list[dict]:
+    """The rules each record of `entity` keeps before it is applied by id, with the example each
+    rejects: a line that is not JSON (which breaks the others too, and those in `malformed_also`),
+    no id, a modification time that does not parse."""
+    return [
+        {
+            "name": "payload_is_json_record",
+            "constraint": "NOT is_malformed",
+            "on_violation": "drop",
+            "violates": {
+                "entity": entity,
+                "malformed": True,
+                "also": ["id_present", "modified_parses", *malformed_also],
+            },
+        },
+        {
+            "name": "id_present",
+            "constraint": "id IS NOT NULL",
+            "on_violation": "drop",
+            "violates": {"entity": entity, "record": {"id": None}},
+        },
+        {
+            "name": "modified_parses",
+            "constraint": "modified IS NOT NULL",
+            "on_violation": "drop",
+            "violates": {"entity": entity, "record": {"modified": "31/12/2025 25:61"}},
+        },
+    ]
+
+
+def _with_record_changes(header: dict, path: Path) -> dict:
+    """`header` with what `changes_of` stands for spelled out: the record AUTO CDC settings (those the
+    header declares win) and the record rules ahead of the header's own expectations."""
+    spec = header["changes_of"]
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("entity"), str)
+        or set(spec) - {"entity", "malformed_also"}
+    ):
+        raise DeclarationError(f"{path}: changes_of is {{entity: <bronze entity>, malformed_also: [<rule>, ...]}}")
+    also = spec.get("malformed_also") or []
+    if not isinstance(also, list) or not all(isinstance(rule, str) for rule in also):
+        raise DeclarationError(f"{path}: changes_of: malformed_also lists rule names")
+    if header.get("kind") != "auto_cdc":
+        raise DeclarationError(f"{path}: changes_of declares an AUTO CDC table: kind must be auto_cdc")
+    own = list(header.get("expectations") or ())
+    unknown = sorted(set(also) - {entry.get("name") for entry in own if isinstance(entry, dict)})
+    if unknown:
+        raise DeclarationError(f"{path}: changes_of: malformed_also names rules the header does not declare: {unknown}")
+    rest = {key: value for key, value in header.items() if key != "changes_of"}
+    return {**RECORD_CHANGES, **rest, "expectations": [*record_rules(spec["entity"], also), *own]}
+
+
 VARIANT_VALUE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -167,6 +236,8 @@ def _dataset(header: dict, body: str, path: Path) -> Dataset:
     unknown = set(header) - HEADER_KEYS
     if unknown:
         raise DeclarationError(f"{path}: unknown header keys {sorted(unknown)}; allowed: {sorted(HEADER_KEYS)}")
+    if "changes_of" in header:
+        header = _with_record_changes(header, path)
     cdc = None
     if header.get("kind") == "auto_cdc":
         settings = {key: header[key] for key in CDC_KEYS if key in header}

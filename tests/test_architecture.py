@@ -25,7 +25,7 @@ COMPOSITION_ROOT = "conf.cli"
 """The `mls2` command puts every package's subcommands together: the one module that imports them all."""
 
 DECLARATION = {"pipelines.declaration", "pipelines.spark_sql", "pipelines.bronze", "pipelines.gold"}
-DECLARATION |= {"pipelines.sql_files", "pipelines.graph"}
+DECLARATION |= {"pipelines.sql_files", "pipelines.payload", "pipelines.graph"}
 ENGINE = "pipelines._engine"
 ENGINE_DOOR = "pipelines.embedded"
 """The one module outside the engine that imports it: it hands the engine the declared graph."""

@@ -526,33 +526,6 @@ def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_orde
     assert preserving is False
 
 
-def test_a_file_keeping_runs_as_versions_before_the_places_index_did_is_built_anew(tmp_path: Path) -> None:
-    """Runs in a `<name>_by_<column>` table of the DuckDB file and no places index: a patch would leave
-    them stale, so the file is built anew, its runs then only in its places index."""
-    path = tmp_path / "media.duckdb"
-    with duckdb.connect() as con, publish.serving_storage(con), publish.snapshot_database(path, con):
-        con.execute(
-            "CREATE TEMP TABLE source AS SELECT 'm' || i AS id, 'p' || (i % 3) AS parent, i AS v FROM range(30) r(i)"
-        )
-        publish.create_serving_table(con, "media", "source", path, "id", ["parent"])
-        con.execute(
-            'CREATE TABLE "media_by_parent" AS SELECT parent, 0 AS "__document_at", 0 AS "__document_size" FROM source'
-        )
-        con.execute(f'DROP TABLE "{places.GENERATION_TABLE}"')
-        places.places_of(path).unlink()
-        assert publish.patch_serving_table(con, "media", "source", path, "id", ["parent"]) is None
-        con.execute('DROP TABLE "media"')
-        publish.create_serving_table(con, "media", "source", path, "id", ["parent"])
-        tables = {
-            row[0]
-            for row in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-            ).fetchall()
-        }
-        assert tables == {"media", places.GENERATION_TABLE}
-        assert served_runs(path, "media", "parent") == source_runs(con)
-
-
 def places_rows(path: Path) -> list[tuple]:
     with closing(sqlite3.connect(places.places_of(path))) as connection:
         return connection.execute("SELECT key, at, size FROM places ORDER BY key").fetchall()

@@ -136,3 +136,51 @@ def test_bad_templates_are_named(tmp_path: Path, template: str, stem: str, probl
     path = write(tmp_path, template, TEMPLATE_BODY, stem)
     with pytest.raises(DeclarationError, match=f"{stem}.sql: .*{problem}"):
         parse_sql_file(path)
+
+
+CHANGES_BODY = (
+    "SELECT record_key AS id, record_modified AS modified, operation, is_malformed FROM STREAM(qobrix_bronze.x)"
+)
+
+
+def test_changes_of_spells_out_the_record_cdc_settings_and_rules(tmp_path: Path) -> None:
+    header = (
+        "name: qobrix_silver.thing\nkind: auto_cdc\n"
+        "changes_of: {entity: locations, malformed_also: [district_present]}\n"
+        "sequence_by: change_sequence\n"
+        "expectations:\n"
+        "  - {name: district_present, constraint: district IS NOT NULL, on_violation: warn}\n"
+    )
+    (dataset,) = parse_sql_file(write(tmp_path, header, CHANGES_BODY))
+    cdc = dataset.cdc
+    assert (cdc.keys, cdc.sequence_by, cdc.apply_as_deletes, cdc.except_column_list, cdc.stored_as_scd_type) == (
+        ("id",),
+        "change_sequence",
+        "operation = 'delete'",
+        ("operation", "is_malformed"),
+        1,
+    )
+    rules = {e.name: e for e in dataset.expectations}
+    assert list(rules) == ["payload_is_json_record", "id_present", "modified_parses", "district_present"]
+    assert [rules[name].on_violation for name in rules] == ["drop", "drop", "drop", "warn"]
+    malformed = rules["payload_is_json_record"].violates
+    assert (malformed.entity, malformed.malformed) == ("locations", True)
+    assert malformed.also == ("id_present", "modified_parses", "district_present")
+    assert rules["id_present"].violates.record == (("id", None),)
+
+
+@pytest.mark.parametrize(
+    ("changes_of", "kind", "problem"),
+    [
+        ("locations", "auto_cdc", "changes_of is {entity"),
+        ("{entity: locations, also: [x]}", "auto_cdc", "changes_of is {entity"),
+        ("{entity: locations, malformed_also: district_present}", "auto_cdc", "malformed_also lists rule names"),
+        ("{entity: locations, malformed_also: [nothing_such]}", "auto_cdc", "does not declare: ['nothing_such']"),
+        ("{entity: locations}", "materialized_view", "kind must be auto_cdc"),
+    ],
+)
+def test_bad_changes_of_is_named(tmp_path: Path, changes_of: str, kind: str, problem: str) -> None:
+    header = f"name: qobrix_silver.thing\nkind: {kind}\nchanges_of: {changes_of}\n"
+    with pytest.raises(DeclarationError) as raised:
+        parse_sql_file(write(tmp_path, header, CHANGES_BODY))
+    assert "silver_thing.sql" in str(raised.value) and problem in str(raised.value)

@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.agent_source
 kind: auto_cdc
+changes_of: {entity: agents, malformed_also: [agent_type_known, primary_contact_present]}
 comment: One row per Qobrix agent or agency, typed (names come from their primary contacts in qobrix_silver.agent).
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: agents, malformed: true, also: [id_present, modified_parses, agent_type_known, primary_contact_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: agents, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: agents, record: {modified: '31/12/2025 25:61'}}}
   - {name: agent_type_known, constraint: "operation = 'delete' OR agent_type IN ('individual_agent', 'agency')", on_violation: drop,
      violates: {entity: agents, record: {agent_type: robot}}}
   - {name: primary_contact_present, constraint: operation = 'delete' OR primary_contact IS NOT NULL, on_violation: warn,

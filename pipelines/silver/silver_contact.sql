@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.contact
 kind: auto_cdc
+changes_of: {entity: contacts, malformed_also: [is_company_known]}
 comment: One row per Qobrix contact (people and companies), typed.
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: contacts, malformed: true, also: [id_present, modified_parses, is_company_known]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: contacts, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: contacts, record: {modified: '31/12/2025 25:61'}}}
   - {name: is_company_known, constraint: operation = 'delete' OR is_company IS NOT NULL, on_violation: drop,
      violates: {entity: contacts, record: {is_company: null}}}
   - {name: email_looks_valid, constraint: "email IS NULL OR email LIKE '%_@_%'", on_violation: warn,

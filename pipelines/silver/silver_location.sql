@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.location
 kind: auto_cdc
+changes_of: {entity: locations, malformed_also: [district_present]}
 comment: Qobrix locations (district, area, subarea).
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: locations, malformed: true, also: [id_present, modified_parses, district_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: locations, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: locations, record: {modified: '31/12/2025 25:61'}}}
   - {name: district_present, constraint: operation = 'delete' OR district IS NOT NULL, on_violation: warn,
      violates: {entity: locations, record: {district: null}}}
 payload:

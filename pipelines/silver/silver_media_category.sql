@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.media_category
 kind: auto_cdc
+changes_of: {entity: media/categories, malformed_also: [name_present]}
 comment: Qobrix media categories.
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: media/categories, malformed: true, also: [id_present, modified_parses, name_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: media/categories, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: media/categories, record: {modified: '31/12/2025 25:61'}}}
   - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop,
      violates: {entity: media/categories, record: {name: null}}}
 payload:

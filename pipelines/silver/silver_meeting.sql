@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.meeting
 kind: auto_cdc
+changes_of: {entity: meetings, malformed_also: [times_present, ends_after_start]}
 comment: One row per Qobrix meeting (the real time, contact and assignee of a viewing), typed.
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: meetings, malformed: true, also: [id_present, modified_parses, times_present, ends_after_start]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: meetings, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: meetings, record: {modified: '31/12/2025 25:61'}}}
   - {name: times_present, constraint: operation = 'delete' OR (start_date IS NOT NULL AND end_date IS NOT NULL), on_violation: drop,
      violates: {entity: meetings, record: {end_date: null}, also: [ends_after_start]}}
   - {name: ends_after_start, constraint: operation = 'delete' OR end_date >= start_date, on_violation: warn,

@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.opportunity
 kind: auto_cdc
+changes_of: {entity: opportunities, malformed_also: [contact_present]}
 comment: One row per Qobrix opportunity (a lead or enquiry), typed.
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: opportunities, malformed: true, also: [id_present, modified_parses, contact_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: opportunities, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: opportunities, record: {modified: '31/12/2025 25:61'}}}
   - {name: contact_present, constraint: operation = 'delete' OR contact_name IS NOT NULL, on_violation: warn,
      violates: {entity: opportunities, record: {contact_name: null}}}
 payload:

@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.project
 kind: auto_cdc
+changes_of: {entity: projects, malformed_also: [name_present]}
 comment: One row per Qobrix project (development), typed, with its media.
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: projects, malformed: true, also: [id_present, modified_parses, name_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: projects, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: projects, record: {modified: '31/12/2025 25:61'}}}
   - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop,
      violates: {entity: projects, record: {name: null}}}
   - {name: coordinates_parse, constraint: "coordinates IS NULL OR try_cast(try_element_at(split(coordinates, ','), 1) AS DOUBLE) IS NOT NULL", on_violation: warn,

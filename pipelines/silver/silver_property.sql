@@ -1,21 +1,13 @@
 /*
 name: qobrix_silver.property
 kind: auto_cdc
+changes_of: {entity: properties, malformed_also: [name_present, property_type_present]}
 comment: >
   One row per Qobrix property, typed and cleaned; trashed and deleted properties removed. Keeps when
   its version was fetched and the landing file it came from.
-keys: [id]
 sequence_by: change_sequence
-apply_as_deletes: operation = 'delete'
 except_column_list: [operation, is_malformed, unparsed_fields]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: properties, malformed: true, also: [id_present, modified_parses, name_present, property_type_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: properties, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: properties, record: {modified: '31/12/2025 25:61'}}}
   - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop,
      violates: {entity: properties, record: {name: null}}}
   - {name: property_type_present, constraint: operation = 'delete' OR property_type IS NOT NULL, on_violation: drop,

@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.{{ table }}
 kind: auto_cdc
+changes_of: {entity: "{{ entity }}", malformed_also: [code_present]}
 comment: "{{ comment }}"
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: "{{ entity }}", malformed: true, also: [id_present, modified_parses, code_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: "{{ entity }}", record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: "{{ entity }}", record: {modified: '31/12/2025 25:61'}}}
   - {name: code_present, constraint: operation = 'delete' OR code IS NOT NULL, on_violation: drop,
      violates: {entity: "{{ entity }}", record: {code: null}}}
 payload:

@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.user_source
 kind: auto_cdc
+changes_of: {entity: users, malformed_also: [username_present]}
 comment: One row per Qobrix user (staff), typed.
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: users, malformed: true, also: [id_present, modified_parses, username_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: users, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: users, record: {modified: '31/12/2025 25:61'}}}
   - {name: username_present, constraint: operation = 'delete' OR username IS NOT NULL, on_violation: drop,
      violates: {entity: users, record: {username: null}}}
 payload:

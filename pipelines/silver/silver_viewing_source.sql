@@ -1,19 +1,9 @@
 /*
 name: qobrix_silver.viewing_source
 kind: auto_cdc
+changes_of: {entity: property-viewings, malformed_also: [property_present, meeting_present]}
 comment: One row per Qobrix property viewing (the link between a property and its meeting), typed.
-keys: [id]
-sequence_by: modified
-apply_as_deletes: operation = 'delete'
-except_column_list: [operation, is_malformed]
-stored_as_scd_type: 1
 expectations:
-  - {name: payload_is_json_record, constraint: NOT is_malformed, on_violation: drop,
-     violates: {entity: property-viewings, malformed: true, also: [id_present, modified_parses, property_present, meeting_present]}}
-  - {name: id_present, constraint: id IS NOT NULL, on_violation: drop,
-     violates: {entity: property-viewings, record: {id: null}}}
-  - {name: modified_parses, constraint: modified IS NOT NULL, on_violation: drop,
-     violates: {entity: property-viewings, record: {modified: '31/12/2025 25:61'}}}
   - {name: property_present, constraint: operation = 'delete' OR property_id IS NOT NULL, on_violation: drop,
      violates: {entity: property-viewings, record: {property_id: null}}}
   - {name: meeting_present, constraint: operation = 'delete' OR viewing_id IS NOT NULL, on_violation: drop,
