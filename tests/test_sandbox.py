@@ -4,7 +4,7 @@ import pytest
 import requests
 
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
-from ingestion.sandbox.generator import ENTITIES
+from ingestion.sandbox.generators.entities import ENTITIES
 
 AUTH = {"X-Api-User": SANDBOX_API_USER, "X-Api-Key": SANDBOX_API_KEY}
 

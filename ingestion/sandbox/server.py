@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingestion.sandbox.faults import FaultConfig, FaultConfigError, Faults
-from ingestion.sandbox.generator import ENTITIES
+from ingestion.sandbox.generators.entities import ENTITIES
 from ingestion.sandbox.search import SearchError
 from ingestion.sandbox.shared import ChangeLog, SharedSandbox
 from ingestion.sandbox.world import Changes, NotFound, SandboxWorld
