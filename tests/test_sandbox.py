@@ -166,7 +166,7 @@ def test_admin_advance_and_state(sandbox: SandboxServer, world: SandboxWorld) ->
 def test_pages_are_consistent_snapshots_while_data_changes(sandbox: SandboxServer, world: SandboxWorld) -> None:
     import threading
 
-    from ingestion.sandbox.server import CHURN
+    from ingestion.sandbox.routes.records import CHURN
 
     stop = threading.Event()
 
