@@ -89,7 +89,8 @@ class Sizes:
 
     @cached_property
     def counts(self) -> dict[str, int]:
-        fixed = {
+        """Per entity: lookups hold one record per catalog row; the rest scale with the properties."""
+        return {
             "project-features": len(PROJECT_FEATURE_ROWS),
             "property-features": len(PROPERTY_FEATURE_ROWS),
             "locations": len(catalog.LOCATIONS),
@@ -100,13 +101,15 @@ class Sizes:
             "bazaraki-locations": len(catalog.LOCATIONS) - 12,
             "spitogatos-locations": 12,
             "property-finder-a-e-locations": len(catalog.PROPERTY_FINDER_AE_NAMES),
+            "properties": self.properties,
+            "agents": self.agents,
+            "users": self.users,
+            "contacts": self.contacts,
+            "property-viewings": self.viewings,
+            "meetings": self.meetings,
+            "opportunities": self.opportunities,
+            "projects": self.projects,
         }
-        scaled = {
-            entity: getattr(self, {"property-viewings": "viewings"}.get(entity, entity))
-            for entity in ENTITIES
-            if entity not in fixed
-        }
-        return {**fixed, **scaled}
 
     def meeting_of_viewing(self, viewing: int) -> int:
         """Each viewing has its own meeting; viewings created later get meetings created with them."""
