@@ -4,7 +4,7 @@ import pytest
 import requests
 
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
-from ingestion.sandbox.generator import ENTITIES
+from ingestion.sandbox.generators.entities import ENTITIES
 
 AUTH = {"X-Api-User": SANDBOX_API_USER, "X-Api-Key": SANDBOX_API_KEY}
 
@@ -166,7 +166,7 @@ def test_admin_advance_and_state(sandbox: SandboxServer, world: SandboxWorld) ->
 def test_pages_are_consistent_snapshots_while_data_changes(sandbox: SandboxServer, world: SandboxWorld) -> None:
     import threading
 
-    from ingestion.sandbox.server import CHURN
+    from ingestion.sandbox.routes.records import CHURN
 
     stop = threading.Event()
 

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
-from ingestion.sandbox.generator import ENTITIES
+from ingestion.sandbox.generators.entities import ENTITIES
 from ingestion.sandbox.world import EXPANSIONS
 from tests.contracts import extract
 from tests.contracts.qobrix import contract, errors, fields_of, schema_of

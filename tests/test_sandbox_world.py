@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingestion.sandbox import SandboxWorld
-from ingestion.sandbox.generator import ENTITIES, SUBTYPES
+from ingestion.sandbox.generators.entities import ENTITIES, SUBTYPES
 from ingestion.sandbox.search import matches, parse
 from ingestion.sandbox.world import Changes
 

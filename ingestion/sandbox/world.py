@@ -15,7 +15,9 @@ from typing import Literal
 import orjson
 
 from ingestion.sandbox import catalog
-from ingestion.sandbox.generator import ENTITIES, HISTORY_END, PORTAL_ENTITIES, Generator, Sizes, Stamp, timestamp
+from ingestion.sandbox.generators.common import HISTORY_END, Stamp, timestamp
+from ingestion.sandbox.generators.entities import ENTITIES, PORTAL_ENTITIES, Sizes
+from ingestion.sandbox.generators.registry import Generator
 from ingestion.sandbox.identity import rng_for, text_key
 from ingestion.sandbox.query import MONOTONE_FIELDS, Materialized, Ordering, base_candidates, sort_value
 from ingestion.sandbox.search import SearchError, fields_used, matches, parse
@@ -246,7 +248,7 @@ class SandboxWorld:
 
     @lru_cache(maxsize=4096)
     def _project_photos(self, project: int, stamp: Stamp) -> list[dict]:
-        return self.generator.media("projects", project, stamp, "photos")
+        return self.generator.media.items("projects", project, stamp, "photos")
 
     # --- media ------------------------------------------------------------------------------
     def inline_media(self, entity: str, index: int, record: dict) -> list[dict]:
@@ -256,7 +258,7 @@ class SandboxWorld:
 
     def media(self, entity: str, index: int, category: str, record: dict | None = None) -> list[dict]:
         """Media of one category; a property's photos include its project's when it inherits them."""
-        items = self.generator.media(entity, index, self.stamp(entity, index), category)
+        items = self.generator.media.items(entity, index, self.stamp(entity, index), category)
         if entity == "properties" and category == "photos":
             record = record or self.record(entity, index)
             project = self.index_of("projects", record["project"]) if record["project"] else None
@@ -312,7 +314,7 @@ class SandboxWorld:
         """`present(...)` as JSON, spliced from cached pieces: the server's fast path."""
         stamp = self.stamp(entity, index)
         if entity == "properties":
-            members, fields = self.generator.render_property(index, stamp)
+            members, fields = self.generator.listings.render(index, stamp)
         else:
             fields = self.generator.record(entity, index, stamp)
             members = orjson.dumps(fields)[1:-1]
@@ -347,7 +349,9 @@ class SandboxWorld:
 
     def _media_json(self, entity: str, index: int, fields: dict) -> bytes:
         stamp = self.stamp(entity, index)
-        parts = [self.generator.media_json(entity, index, stamp, category) for category in catalog.MEDIA_CATEGORY_NAMES]
+        parts = [
+            self.generator.media.items_json(entity, index, stamp, category) for category in catalog.MEDIA_CATEGORY_NAMES
+        ]
         if entity == "properties" and fields.get("project") and fields.get("inherit_project_media"):
             project = self._decode("projects", fields["project"])
             if project is not None and self.exists("projects", project):
