@@ -29,21 +29,29 @@ def _batch_sql(sql: str) -> str:
     return re.sub(r"STREAM\s*\(\s*([\w.]+)\s*\)", r"\1", sql)
 
 
-def run_on_spark(landing: Path, warehouse: Path) -> dict:
+def local_spark_session(name: str, warehouse: Path, *, partitions: int, driver_memory: str | None = None):
+    """A Spark session on two local cores in UTC, its warehouse (and Derby's metastore) in `warehouse`;
+    the parity tests and the baseline run the pipeline's SQL on it."""
     from pyspark.sql import SparkSession
 
-    session = (
+    builder = (
         SparkSession.builder.master("local[2]")
-        .appName("mls2-baseline")
-        .config("spark.driver.memory", "8g")
+        .appName(name)
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.sql.warehouse.dir", str(warehouse))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse}")
-        .getOrCreate()
     )
+    if driver_memory:
+        builder = builder.config("spark.driver.memory", driver_memory)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def run_on_spark(landing: Path, warehouse: Path) -> dict:
+    session = local_spark_session("mls2-baseline", warehouse, partitions=4, driver_memory="8g")
     graph = load_graph()
     started = time.perf_counter()
     for schema in ("landing", "qobrix_bronze", "qobrix_silver", "reso_gold"):

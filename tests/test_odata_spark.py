@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pyspark.sql import SparkSession
 
+from benchmarks.spark_baseline import local_spark_session
 from graphql_odata.backends.databricks import DatabricksBackend
 from pipelines.snapshot import open_snapshot, read_pointer
 from tests.bounded import next_links
@@ -52,15 +53,7 @@ class SparkConnection:
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("mls2-odata-parity")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.warehouse.dir", str(warehouse))
-        .getOrCreate()
-    )
+    session = local_spark_session("mls2-odata-parity", warehouse, partitions=2)
     yield session
     session.stop()
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 
+from benchmarks.spark_baseline import local_spark_session
 from conf.settings import Settings, load_settings
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
@@ -46,16 +47,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory: pytest.TempPathFactory):
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("mls2-parity")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.warehouse.dir", str(warehouse))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse}")
-        .getOrCreate()
-    )
+    session = local_spark_session("mls2-parity", warehouse, partitions=2)
     yield session
     session.stop()
 

@@ -150,12 +150,6 @@ class Ordering:
             ordinal -= size
         raise IndexError("dense ordinal out of range")
 
-    def _ascending_at(self, position: int) -> int:
-        slot = bisect.bisect_left(self.extra_positions, position)
-        if slot < len(self.extra_positions) and self.extra_positions[slot] == position:
-            return self.extras[slot][1]
-        return self._dense_select(position - slot)
-
     def _ascending_run(self, start: int, stop: int) -> list[int]:
         """Positions start..stop-1 in ascending order: one binary search, then a walk."""
         result: list[int] = []
