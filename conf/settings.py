@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     mls2_api_rate_limit_per_minute: int = Field(
         default=1200, ge=1, description="Requests a client may make per minute, unless its registration says otherwise."
     )
+    mls2_api_token_attempts_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Token requests per minute per client id, and three times as many per address; "
+        "beyond them /oauth/token answers 429 without checking the secret (guessing secrets stays slow).",
+    )
     mls2_api_workers: int = Field(
         default=1,
         ge=1,

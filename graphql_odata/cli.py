@@ -28,6 +28,7 @@ def serve(
     import uvicorn
 
     from graphql_odata.backends.base import BackendUnavailable
+    from graphql_odata.http_protocol import HTTP_PROTOCOL
     from graphql_odata.main import create_app
 
     try:
@@ -45,7 +46,14 @@ def serve(
     elif not ClientRegistry(settings.paths.api_clients).clients():
         console.print("No API clients yet: register one with `mls2 clients add NAME`")
     if settings.mls2_api_workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=settings.mls2_api_access_log)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            http=HTTP_PROTOCOL,
+            log_level="info",
+            access_log=settings.mls2_api_access_log,
+        )
         return
     console.print(f"{settings.mls2_api_workers} server processes; rate limits shared through {settings.paths.state}")
     os.environ["MLS2_API_WORKERS"] = str(settings.mls2_api_workers)
@@ -55,6 +63,7 @@ def serve(
         host=host,
         port=port,
         workers=settings.mls2_api_workers,
+        http=HTTP_PROTOCOL,
         log_level="info",
         access_log=settings.mls2_api_access_log,
     )

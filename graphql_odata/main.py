@@ -1,12 +1,21 @@
 """The FastAPI application: OData under /odata, /health, /docs."""
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conf.settings import Settings, load_settings
 from graphql_odata.backends.base import Backend
 from graphql_odata.backends.databricks import DatabricksBackend, warehouse_connector
 from graphql_odata.backends.snapshot import SnapshotBackend
-from graphql_odata.odata.errors import ODataError, internal_error_handler, odata_error_handler
+from graphql_odata.odata.errors import (
+    ODataError,
+    http_error_handler,
+    internal_error_handler,
+    odata_error_handler,
+    validation_error_handler,
+)
+from graphql_odata.request_limits import UrlLengthLimit
 from graphql_odata.routes import health, oauth, odata
 from graphql_odata.schema import entity_sets
 from graphql_odata.security.guard import Security
@@ -33,8 +42,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.state.backend = backend or make_backend(settings)
     app.state.security = Security.from_settings(settings)
     app.add_exception_handler(ODataError, odata_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, internal_error_handler)
     app.include_router(health.router)
     app.include_router(oauth.router)
     app.include_router(odata.router)
+    app.add_middleware(UrlLengthLimit)
     return app

@@ -139,12 +139,41 @@ def published_gold(tmp_path_factory: pytest.TempPathFactory) -> PublishedGold:
 TEST_CLIENT_ID = "tests"
 
 
+_test_secrets: dict[Path, str] = {}
+
+
 def register_test_client(settings: Settings) -> tuple[str, str]:
-    """An API client for the tests (rate limit out of the way), as (client_id, secret)."""
+    """An API client for the tests (rate limit out of the way), as (client_id, secret); registered once
+    per data directory, as a new secret would refuse the tokens earlier tests hold."""
     from graphql_odata.security.clients import ClientRegistry
 
-    secret = ClientRegistry(settings.paths.api_clients).add(TEST_CLIENT_ID, 10**7, replace=True)
-    return TEST_CLIENT_ID, secret
+    registry, path = ClientRegistry(settings.paths.api_clients), settings.paths.api_clients
+    if path not in _test_secrets or registry.get(TEST_CLIENT_ID) is None:
+        _test_secrets[path] = registry.add(TEST_CLIENT_ID, 10**7, replace=True)
+    return TEST_CLIENT_ID, _test_secrets[path]
+
+
+@contextmanager
+def live_api(settings: Settings) -> Iterator[str]:
+    """The API served by uvicorn on a free port of this machine, as its base URL."""
+    import threading
+
+    import uvicorn
+
+    from graphql_odata.http_protocol import HTTP_PROTOCOL
+    from graphql_odata.main import create_app
+    from tests.bounded import wait_until
+
+    config = uvicorn.Config(create_app(settings), port=0, http=HTTP_PROTOCOL, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=30, what="the API server to start")
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @contextmanager

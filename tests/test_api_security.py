@@ -96,9 +96,11 @@ def test_forged_expired_and_orphaned_tokens_are_refused(
     secret = registry.add("acme")
     key = signing_key(None, settings.paths.api_token_key)
     past = datetime.now(UTC) - timedelta(hours=2)
-    expired = jwt.encode({"iss": "mls2", "sub": "acme", "iat": past, "exp": past + timedelta(hours=1)}, key)
+    generation = registry.get("acme").generation
+    claims = {"iss": "mls2", "sub": "acme", "gen": generation, "iat": past, "exp": past + timedelta(hours=1)}
+    expired = jwt.encode(claims, key)
     assert_unauthorized(app.get("/odata", headers={"Authorization": f"Bearer {expired}"}), "expired", "invalid_token")
-    forged = jwt.encode({"iss": "mls2", "sub": "acme", "exp": datetime.now(UTC) + timedelta(hours=1)}, "x" * 32)
+    forged = jwt.encode({**claims, "exp": datetime.now(UTC) + timedelta(hours=1)}, "x" * 32)
     assert_unauthorized(app.get("/odata", headers={"Authorization": f"Bearer {forged}"}), "not valid", "invalid_token")
     assert_unauthorized(app.get("/odata", headers={"Authorization": "Bearer garbage"}), "not valid", "invalid_token")
     token = get_token(app, "acme", secret)
@@ -113,8 +115,8 @@ def test_a_token_is_decoded_once_and_still_refused_once_it_expires(monkeypatch: 
         jwt, "decode", lambda *args, _decode=jwt.decode, **kw: decoded.append(1) or _decode(*args, **kw)
     )
     issuer = TokenIssuer(b"k" * 32, ttl_seconds=1)
-    token, _ = issuer.issue("acme")
-    assert issuer.client_of(token) == issuer.client_of(token) == "acme"
+    token, _ = issuer.issue("acme", "g1")
+    assert issuer.client_of(token) == issuer.client_of(token) == ("acme", "g1")
     assert len(decoded) == 1
     time.sleep(2.05)
     with pytest.raises(InvalidToken, match=r"^the access token has expired; request a new one at /oauth/token$"):
@@ -125,12 +127,13 @@ def test_a_token_is_decoded_once_and_still_refused_once_it_expires(monkeypatch: 
 @pytest.mark.parametrize(
     "claims",
     [
-        {"iss": "someone-else", "sub": "acme", "exp": 4102444800},
-        {"iss": "mls2", "sub": "acme"},
-        {"iss": "mls2", "exp": 4102444800},
-        {"sub": "acme", "exp": 4102444800},
+        {"iss": "someone-else", "sub": "acme", "gen": "g1", "exp": 4102444800},
+        {"iss": "mls2", "sub": "acme", "gen": "g1"},
+        {"iss": "mls2", "gen": "g1", "exp": 4102444800},
+        {"sub": "acme", "gen": "g1", "exp": 4102444800},
+        {"iss": "mls2", "sub": "acme", "exp": 4102444800},
     ],
-    ids=["another issuer", "no expiry", "no client", "no issuer"],
+    ids=["another issuer", "no expiry", "no client", "no issuer", "no secret generation"],
 )
 def test_a_token_signed_with_the_key_but_lacking_a_claim_is_refused(claims: dict) -> None:
     issuer = TokenIssuer(b"k" * 32, ttl_seconds=60)
@@ -149,7 +152,7 @@ def test_a_token_lives_its_ttl_whatever_the_servers_time_zone(monkeypatch: pytes
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
     try:
-        token, lifetime = TokenIssuer(b"k" * 32, ttl_seconds=3600).issue("acme")
+        token, lifetime = TokenIssuer(b"k" * 32, ttl_seconds=3600).issue("acme", "g1")
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -213,13 +216,19 @@ def test_server_processes_share_each_clients_rate_limit(settings: Settings, regi
     assert (settings.paths.state / "rate_limits.sqlite").exists()
 
 
-def test_shared_rate_limits_that_cannot_be_kept_answer_503(settings: Settings, registry: ClientRegistry) -> None:
+def test_shared_rate_limits_that_cannot_be_kept_answer_503(
+    app: TestClient, settings: Settings, registry: ClientRegistry
+) -> None:
+    secret = registry.add("acme")
+    headers = {"Authorization": f"Bearer {get_token(app, 'acme', secret)}"}
     (settings.paths.state / "rate_limits.sqlite").mkdir(parents=True)
-    with TestClient(create_app(settings.model_copy(update={"mls2_api_workers": 2}))) as app:
-        headers = {"Authorization": f"Bearer {get_token(app, 'acme', registry.add('acme'))}"}
-        response = app.get("/odata", headers=headers)
+    with TestClient(create_app(settings.model_copy(update={"mls2_api_workers": 2}))) as shared:
+        response = shared.get("/odata", headers=headers)
+        grant = shared.post("/oauth/token", data={"grant_type": GRANT, "client_id": "acme", "client_secret": secret})
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert "rate_limits.sqlite cannot be checked" in response.json()["error"]["message"]
+    assert grant.status_code == 503 and grant.headers["Retry-After"] == "1"
+    assert grant.json()["error"] == "temporarily_unavailable"
 
 
 def test_the_app_reads_the_entity_model_before_its_first_request(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ The Core request list is our own table of the Web API Core 2.0.0 test requests (
 a test checks the table still covers every request id it lists.
 """
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -13,15 +12,12 @@ from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 from fastapi.testclient import TestClient
 from lxml import etree
 
-from graphql_odata.main import create_app
 from graphql_odata.odata.metadata import metadata_xml
 from graphql_odata.schema import entity_sets
-from tests.bounded import wait_until
-from tests.conftest import PublishedGold, authorized_api, register_test_client
+from tests.conftest import PublishedGold, authorized_api, live_api, register_test_client
 from tests.test_mappings import DD, ENUM_PREFIX, allowed_types, dd_fields
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "reso"
@@ -279,14 +275,8 @@ def test_every_standard_field_and_navigation_in_the_metadata_is_dd_2_0() -> None
 @pytest.fixture(scope="module")
 def live_server(published_gold: PublishedGold) -> Iterator[str]:
     """The API on a real port, for a client that speaks HTTP itself."""
-    server = uvicorn.Server(uvicorn.Config(create_app(published_gold.settings), port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=30, what="the API server to start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/odata/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_api(published_gold.settings) as base:
+        yield f"{base}/odata/"
 
 
 def test_an_independent_odata_client_reads_and_queries(

@@ -13,7 +13,18 @@ class BackendUnavailable(RuntimeError):
 
 
 class QueryRejected(ValueError):
-    """The backend could not evaluate a well-formed query on the data (an overflow, a bad conversion): a 400."""
+    """The backend could not evaluate a well-formed query on the data (an overflow, a bad conversion): a 400.
+
+    Its message is one of `REJECTIONS`, the same on every backend: an engine's own text names its
+    internals and settings, which mean nothing to a client."""
+
+
+REJECTIONS = {
+    "overflow": "a computed number is out of range for its type",
+    "conversion": "a value does not convert to the type it is compared or computed with",
+    "division": "a division by zero",
+    "value": "a value the query cannot be evaluated on",
+}
 
 
 class Backend(Protocol):

@@ -10,11 +10,17 @@ from datetime import UTC, datetime
 
 from sqlglot import exp
 
-from graphql_odata.backends.base import BackendUnavailable, QueryRejected
+from graphql_odata.backends.base import REJECTIONS, BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
 
 Connect = Callable[[], object]
-DATA_ERROR_MARKERS = ("ARITHMETIC_OVERFLOW", "CAST_INVALID_INPUT", "DIVIDE_BY_ZERO", "NUMERIC_VALUE_OUT_OF_RANGE")
+DATA_ERROR_MARKERS = {
+    "ARITHMETIC_OVERFLOW": "overflow",
+    "NUMERIC_VALUE_OUT_OF_RANGE": "overflow",
+    "CAST_INVALID_INPUT": "conversion",
+    "DIVIDE_BY_ZERO": "division",
+}
+"""Spark's error classes about the data a query met, by the rejection each is."""
 
 
 def warehouse_connector(host: str, http_path: str, token: str) -> Connect:
@@ -68,8 +74,9 @@ class DatabricksBackend:
             return columns, [tuple(_plain(value) for value in row) for row in cursor.fetchall()]
         except Exception as error:
             message = str(error)
-            if any(marker in message for marker in DATA_ERROR_MARKERS):
-                raise QueryRejected(message.splitlines()[0]) from None
+            kind = next((kind for marker, kind in DATA_ERROR_MARKERS.items() if marker in message), None)
+            if kind is not None:
+                raise QueryRejected(REJECTIONS[kind]) from None
             self._local.connection = None
             raise
         finally:

@@ -11,7 +11,7 @@ import duckdb
 import orjson
 from sqlglot import exp
 
-from graphql_odata.backends.base import BackendUnavailable, QueryRejected
+from graphql_odata.backends.base import REJECTIONS, BackendUnavailable, QueryRejected
 from graphql_odata.schema import EntitySet
 from pipelines.snapshot import (
     DOCUMENT_AT,
@@ -25,7 +25,18 @@ from pipelines.snapshot import (
     served_catalog,
 )
 
-DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
+DATA_ERRORS = {
+    duckdb.OutOfRangeException: "overflow",
+    duckdb.ConversionException: "conversion",
+    duckdb.InvalidInputException: "value",
+}
+"""DuckDB's errors about the data a query met (not its own defects), by the rejection each is."""
+
+
+def _rejection(error: duckdb.Error) -> QueryRejected:
+    if "division by zero" in str(error).lower():
+        return QueryRejected(REJECTIONS["division"])
+    return QueryRejected(REJECTIONS[next(kind for cls, kind in DATA_ERRORS.items() if isinstance(error, cls))])
 
 
 @contextmanager
@@ -95,8 +106,8 @@ class SnapshotBackend:
             cursor.execute(sql, parameters or {})
             columns = [column[0] for column in cursor.description]
             rows = cursor.fetchall()
-        except DATA_ERRORS as error:
-            raise QueryRejected(str(error).splitlines()[0]) from None
+        except tuple(DATA_ERRORS) as error:
+            raise _rejection(error) from None
         finally:
             cursor.close()
         if documents is None:

@@ -6,6 +6,7 @@ parameter of the field's type. Semantics follow OData, not SQL: `eq`/`ne` treat 
 `any`/`all` over an empty or absent list are false/true.
 """
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,6 +23,8 @@ from graphql_odata.schema import EntitySet
 
 MAX_FILTER_LENGTH = 4000
 MAX_FILTER_NODES = 400
+MAX_FILTER_DEPTH = 100
+"""How deep terms may nest: rendering SQL recurses once per level, and Python's stack is finite."""
 MAX_INTEGER = 2**63 - 1
 MAX_DECIMAL_DIGITS = 28
 
@@ -93,7 +96,23 @@ def parse_filter(text: str) -> ast._Node:
         raise ODataError(400, f"$filter is not valid OData: {_syntax_message(text, error)}", target="$filter") from None
     if tree is None:
         raise ODataError(400, "$filter is not valid OData: it ends too early", target="$filter")
+    if _size(tree) > MAX_FILTER_NODES:
+        raise ODataError(400, f"$filter is too complex (more than {MAX_FILTER_NODES} terms)", target="$filter")
     return tree
+
+
+def _size(tree: ast._Node) -> int:
+    """How many nodes `tree` has, counted without recursion (a deep tree must not exhaust the stack)."""
+    count, pending = 0, [tree]
+    while pending:
+        node = pending.pop()
+        count += 1
+        for item in dataclasses.fields(node):
+            value = getattr(node, item.name)
+            for child in value if isinstance(value, list | tuple) else (value,):
+                if isinstance(child, ast._Node):
+                    pending.append(child)
+    return count
 
 
 def _one_item_lists(tokens: list[Token]) -> list[Token]:
@@ -140,7 +159,7 @@ class FilterCompiler:
         self.parameters = parameters
         self.now = now or datetime.now(UTC)
         self.lambda_variables: dict[str, Typed] = {}
-        self.nodes = 0
+        self.depth = 0
 
     def condition(self, node: ast._Node) -> exp.Expression:
         """A two-valued condition: where SQL would say unknown (a null operand), OData says false."""
@@ -150,9 +169,15 @@ class FilterCompiler:
         return _definite(typed.sql) if isinstance(node, ast.Identifier) else typed.sql
 
     def value(self, node: ast._Node) -> Typed:
-        self.nodes += 1
-        if self.nodes > MAX_FILTER_NODES:
-            raise ODataError(400, f"$filter is too complex (more than {MAX_FILTER_NODES} terms)", target="$filter")
+        if self.depth >= MAX_FILTER_DEPTH:
+            raise ODataError(400, f"$filter nests terms more than {MAX_FILTER_DEPTH} levels deep", target="$filter")
+        self.depth += 1
+        try:
+            return self.term(node)
+        finally:
+            self.depth -= 1
+
+    def term(self, node: ast._Node) -> Typed:
         match node:
             case ast.Identifier():
                 return self.identifier(node)
@@ -277,10 +302,16 @@ class FilterCompiler:
         kinds = {left.type, right.type} - {NULL}
         result = DOUBLE if DOUBLE in kinds else DECIMAL if DECIMAL in kinds else INTEGER
         operands = {"this": _group(left.sql), "expression": _group(right.sql)}
-        if isinstance(node.op, ast.Div):
-            if result == INTEGER:
+        if isinstance(node.op, ast.Div | ast.Mod):
+            # Division by zero: a 400 when the divisor is written as zero; a divisor that is zero in a row
+            # makes the term NULL (the row does not match), on every backend alike.
+            if isinstance(node.right, ast.Integer | ast.Float) and Decimal(node.right.val) == 0:
+                raise ODataError(400, f"$filter divides by zero ({type(node.op).__name__.lower()} 0)", target="$filter")
+            if isinstance(node.op, ast.Div) and result != INTEGER:
+                return Typed(exp.Div(**operands, typed=True, safe=True), result)
+            operands["expression"] = exp.Nullif(this=_group(right.sql), expression=exp.Literal.number(0))
+            if isinstance(node.op, ast.Div):
                 return Typed(exp.IntDiv(**operands), INTEGER)
-            return Typed(exp.Div(**operands, typed=True, safe=True), result)
         return Typed(ARITHMETIC[type(node.op)](**operands), result)
 
     def call(self, node: ast.Call) -> Typed:

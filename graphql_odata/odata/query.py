@@ -25,6 +25,7 @@ NESTED_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$skip", "$expand"}
 UNSUPPORTED_OPTIONS = {"$search", "$apply", "$compute", "$index", "$levels"}
 ORDER_TERM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s+(asc|desc))?\s*$", re.IGNORECASE)
 JSON_FORMATS = {"json", "application/json"}
+DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,21 @@ def parse_query(options: Mapping[str, str], entity: EntitySet, *, depth: int = 0
     )
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """`value` quoted for an error message, cut short: a client may send megabytes."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value):,} characters)"
+
+
 def _integer(value: str | None, option: str, maximum: int) -> int | None:
     if value is None:
         return None
-    if not value.strip().isdigit():
-        raise ODataError(400, f"{option} must be a non-negative integer, got {value!r}", target=option)
-    number = int(value)
+    text = value.strip()
+    if not DIGITS.fullmatch(text):
+        raise ODataError(
+            400, f"{option} must be a non-negative integer in digits 0-9, got {shown(value)}", target=option
+        )
+    digits = text.lstrip("0") or "0"
+    number = int(digits) if len(digits) <= len(str(maximum)) else maximum + 1
     if number > maximum:
         hint = "; page with @odata.nextLink for more" if option == "$top" else ""
         raise ODataError(400, f"{option} may be at most {maximum}{hint}", target=option)
@@ -111,7 +121,7 @@ def _boolean(value: str | None, option: str) -> bool:
     if value is None:
         return False
     if value.lower() not in {"true", "false"}:
-        raise ODataError(400, f"{option} must be true or false, got {value!r}", target=option)
+        raise ODataError(400, f"{option} must be true or false, got {shown(value)}", target=option)
     return value.lower() == "true"
 
 
@@ -186,7 +196,9 @@ def _nested_options(text: str) -> dict[str, str]:
     for part in split_top_level(text, ";", "$expand"):
         name, equals, value = part.partition("=")
         if not equals:
-            raise ODataError(400, f"$expand: {part!r} is not `$option=value`", target="$expand")
+            raise ODataError(400, f"$expand: {shown(part)} is not `$option=value`", target="$expand")
+        if name.strip() in options:
+            raise ODataError(400, f"$expand: {name.strip()} is given twice", target="$expand")
         options[name.strip()] = value.strip()
     return options
 

@@ -6,11 +6,32 @@ from urllib.parse import parse_qsl, unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from graphql_odata.deps import SecurityDep
+from graphql_odata.security.ratelimit import RateLimitUnavailable
 
 router = APIRouter(tags=["OAuth2"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_FORM_BYTES = 4096
+"""A client credentials form is a few hundred bytes; a larger body is refused unread."""
+
+
+class FormTooLarge(ValueError):
+    """The body is longer than MAX_FORM_BYTES."""
+
+
+async def _form_body(request: Request) -> bytes:
+    """The request body, read no further than MAX_FORM_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise FormTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise FormTooLarge
+    return bytes(body)
 
 
 def _oauth_error(status: int, error: str, description: str, headers: dict | None = None) -> JSONResponse:
@@ -40,7 +61,9 @@ async def token(request: Request, security: SecurityDep) -> JSONResponse:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return _oauth_error(400, "invalid_request", "send the form as application/x-www-form-urlencoded")
     try:
-        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True, max_num_fields=10))
+        form = dict(parse_qsl((await _form_body(request)).decode(), keep_blank_values=True, max_num_fields=10))
+    except FormTooLarge:
+        return _oauth_error(413, "invalid_request", f"the form is larger than {MAX_FORM_BYTES} bytes")
     except (UnicodeDecodeError, ValueError):
         return _oauth_error(400, "invalid_request", "the form could not be read")
     if not form.get("grant_type"):
@@ -51,12 +74,28 @@ async def token(request: Request, security: SecurityDep) -> JSONResponse:
         form.get("client_id", ""),
         form.get("client_secret", ""),
     )
-    client = security.registry.verify(*credentials) if all(credentials) else None
+    if not all(credentials):
+        return _oauth_error(
+            401,
+            "invalid_client",
+            "client_id and client_secret are required",
+            {"WWW-Authenticate": 'Basic realm="mls2"'},
+        )
+    address = request.client.host if request.client else "unknown"
+    try:
+        wait = security.token_attempt_wait(credentials[0], address)
+    except RateLimitUnavailable as error:
+        return _oauth_error(503, "temporarily_unavailable", str(error), {"Retry-After": "1"})
+    if wait:
+        return _oauth_error(
+            429, "slow_down", f"too many token requests; retry after {wait:.0f} s", {"Retry-After": f"{wait:.0f}"}
+        )
+    client = await run_in_threadpool(security.registry.verify, *credentials)
     if client is None:
         return _oauth_error(
             401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": 'Basic realm="mls2"'}
         )
-    access_token, lifetime = security.issuer.issue(client.client_id)
+    access_token, lifetime = security.issuer.issue(client.client_id, client.generation)
     return JSONResponse(
         {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime}, headers=NO_STORE
     )

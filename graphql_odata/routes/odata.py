@@ -11,7 +11,7 @@ from graphql_odata.deps import BackendDep, require_client
 from graphql_odata.odata.errors import ODATA_VERSION, ODataError
 from graphql_odata.odata.fetch import read_count, read_entity, read_page
 from graphql_odata.odata.metadata import metadata_json, metadata_xml
-from graphql_odata.odata.paging import decode_token, encode_token, page_size
+from graphql_odata.odata.paging import MAX_PAGE_SIZE, decode_token, encode_token, page_size
 from graphql_odata.odata.query import CollectionQuery, entity_set, parse_key, parse_query
 from graphql_odata.odata.wire import Document, dumps
 from graphql_odata.schema import entity_sets
@@ -19,7 +19,7 @@ from graphql_odata.schema import entity_sets
 router = APIRouter(prefix="/odata", tags=["OData"], dependencies=[Depends(require_client)])
 
 ENTITY_BY_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$", re.DOTALL)
-MAX_PAGE_PREFERENCE = re.compile(r"(?:^|[,;\s])(?:odata\.)?maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
+MAX_PAGE_PREFERENCE = re.compile(r"(?:^|[,;\s])(?:odata\.)?maxpagesize\s*=\s*([0-9]+)", re.IGNORECASE)
 SAFE_IN_LINKS = "$,()'*:/"
 
 
@@ -90,8 +90,18 @@ def unsupported_path(resource: str, rest: str) -> Response:
     )
 
 
+def query_options(request: Request) -> dict[str, str]:
+    """The request's query options; a system query option given twice is a 400 (OData allows each once)."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name.startswith("$") and name in seen:
+            raise ODataError(400, f"{name} is given twice; a system query option may appear once", target=name)
+        seen.add(name)
+    return dict(request.query_params)
+
+
 def _only(request: Request, allowed: set[str]) -> dict[str, str]:
-    options = dict(request.query_params)
+    options = query_options(request)
     for name in options:
         if name.startswith("$") and name not in allowed:
             raise ODataError(400, f"{name} does not apply here", target=name)
@@ -110,10 +120,11 @@ def _entity(name: str, key_text: str, request: Request, backend) -> Response:
 
 
 def _collection(name: str, request: Request, backend) -> Response:
-    query = parse_query(request.query_params, entity_set(name))
+    query = parse_query(query_options(request), entity_set(name))
     preferred = _max_page_preference(request)
     size = page_size(query, preferred)
-    after = decode_token(query, query.skiptoken) if query.skiptoken else None
+    key = request.app.state.security.skiptoken_key
+    after = decode_token(query, query.skiptoken, key) if query.skiptoken is not None else None
     now = datetime.now(UTC)
     page = _run(read_page, backend, query, size=size, after=after, now=now)
     payload: dict[str, object] = {"@odata.context": f"{service_root(request)}/$metadata#{name}{_selection(query)}"}
@@ -136,13 +147,19 @@ def _selection(query: CollectionQuery) -> str:
 
 
 def _max_page_preference(request: Request) -> int | None:
+    """The client's `odata.maxpagesize`; one beyond the server's own maximum is that maximum."""
     match = MAX_PAGE_PREFERENCE.search(", ".join(request.headers.getlist("prefer")))
-    return int(match.group(1)) or None if match else None
+    if match is None:
+        return None
+    digits = match.group(1).lstrip("0")
+    if not digits:
+        return None
+    return min(int(digits), MAX_PAGE_SIZE) if len(digits) <= len(str(MAX_PAGE_SIZE)) else MAX_PAGE_SIZE
 
 
 def _next_link(request: Request, query: CollectionQuery, last: dict, remaining: int | None) -> str:
     options = {k: v for k, v in request.query_params.items() if k not in {"$skip", "$skiptoken", "$top", "$count"}}
     if remaining is not None:
         options["$top"] = str(remaining)
-    options["$skiptoken"] = encode_token(query, last)
+    options["$skiptoken"] = encode_token(query, last, request.app.state.security.skiptoken_key)
     return f"{str(request.url).split('?', 1)[0]}?{urlencode(options, safe=SAFE_IN_LINKS)}"

@@ -30,11 +30,27 @@ class ApiClient:
     client_id: str
     requests_per_minute: int | None
     """None: the server's default (MLS2_API_RATE_LIMIT_PER_MINUTE)."""
+    generation: str = ""
+    """Which secret the client has: a digest of its stored hash, new with every secret (a rotation, or
+    the client removed and added again). Tokens carry it; one issued under another secret is refused."""
 
 
 def _hash(secret: str, salt: bytes, iterations: int = HASH_ITERATIONS) -> str:
     digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations)
     return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
+
+
+UNKNOWN_CLIENT_SALT = bytes(16)
+"""Salt of the hash computed for a client id that is not registered: answering it as slowly as a
+wrong secret does not tell which ids exist."""
+
+
+def _generation(stored: str) -> str:
+    return hashlib.sha256(stored.encode()).hexdigest()[:16]
+
+
+def _client(client_id: str, entry: dict) -> ApiClient:
+    return ApiClient(client_id, entry.get("requests_per_minute"), _generation(entry["secret_hash"]))
 
 
 class ClientRegistry:
@@ -85,16 +101,18 @@ class ClientRegistry:
         self._save(entries)
 
     def clients(self) -> list[ApiClient]:
-        return [ApiClient(cid, entry.get("requests_per_minute")) for cid, entry in sorted(self._entries().items())]
+        return [_client(cid, entry) for cid, entry in sorted(self._entries().items())]
 
     def get(self, client_id: str) -> ApiClient | None:
         entry = self._entries().get(client_id)
-        return None if entry is None else ApiClient(client_id, entry.get("requests_per_minute"))
+        return None if entry is None else _client(client_id, entry)
 
     def verify(self, client_id: str, secret: str) -> ApiClient | None:
-        """The client, if `secret` is its secret (constant-time; a verified pair is remembered, hashing is slow)."""
+        """The client, if `secret` is its secret (constant-time; a verified pair is remembered, hashing is
+        slow). Blocking: call it off the event loop."""
         entry = self._entries().get(client_id)
         if entry is None:
+            _hash(secret, UNKNOWN_CLIENT_SALT)
             return None
         stored = entry["secret_hash"]
         remembered = (client_id, hashlib.sha256(secret.encode()).hexdigest())
@@ -103,4 +121,4 @@ class ClientRegistry:
             if not hmac.compare_digest(_hash(secret, bytes.fromhex(salt), int(iterations)), stored):
                 return None
             self._verified[remembered] = stored
-        return ApiClient(client_id, entry.get("requests_per_minute"))
+        return _client(client_id, entry)

@@ -1,6 +1,9 @@
 """The gate in front of /odata: a valid bearer token of a registered client, within its rate limit."""
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from conf.settings import Settings
 from graphql_odata.odata.errors import ODataError
@@ -29,6 +32,12 @@ class Security:
             SharedRateLimiter(settings.paths.state / "rate_limits.sqlite") if shared else RateLimiter(),
         )
 
+    @cached_property
+    def skiptoken_key(self) -> bytes:
+        """The key `$skiptoken`s are signed with: derived from the token signing key, so every server
+        process sharing that key reads the others' tokens, and a skiptoken is never a bearer token."""
+        return hmac.new(self.issuer.key, b"mls2 $skiptoken", hashlib.sha256).digest()
+
     def authorize(self, authorization: str | None) -> ApiClient | None:
         """The calling client, or a 401/429 OData error; None when the operator turned auth off."""
         if not self.settings.mls2_api_auth:
@@ -42,21 +51,19 @@ class Security:
                 headers={"WWW-Authenticate": REALM},
             )
         try:
-            client_id = self.issuer.client_of(token.strip())
+            client_id, generation = self.issuer.client_of(token.strip())
         except InvalidToken as error:
             raise ODataError(401, str(error), headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'}) from None
         client = self.registry.get(client_id)
-        if client is None:
-            raise ODataError(
-                401,
-                "the client of this token is no longer registered",
-                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+        if client is None or client.generation != generation:
+            message = (
+                "the client of this token is no longer registered"
+                if client is None
+                else "this token was issued under the client's previous secret; request a new one at /oauth/token"
             )
+            raise ODataError(401, message, headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'})
         limit = client.requests_per_minute or self.settings.mls2_api_rate_limit_per_minute
-        try:
-            wait = self.limiter.acquire(client.client_id, limit)
-        except RateLimitUnavailable as error:
-            raise ODataError(503, str(error), headers={"Retry-After": "1"}) from None
+        wait = self._wait(client.client_id, limit)
         if wait:
             raise ODataError(
                 429,
@@ -64,3 +71,20 @@ class Security:
                 headers={"Retry-After": f"{wait:.0f}"},
             )
         return client
+
+    def _wait(self, bucket: str, per_minute: int) -> float:
+        try:
+            return self.limiter.acquire(bucket, per_minute)
+        except RateLimitUnavailable as error:
+            raise ODataError(503, str(error), headers={"Retry-After": "1"}) from None
+
+    def token_attempt_wait(self, client_id: str, address: str) -> float:
+        """Seconds until another token request from `client_id` at `address` may be checked (0: now).
+        Every attempt counts, so guessing secrets, or making the server hash them, stays slow.
+        Raises RateLimitUnavailable when shared limits cannot be kept."""
+        per_client = self.settings.mls2_api_token_attempts_per_minute
+        waits = (
+            self.limiter.acquire(f"token attempts of client {client_id}", per_client),
+            self.limiter.acquire(f"token attempts from {address}", 3 * per_client),
+        )
+        return max(waits)

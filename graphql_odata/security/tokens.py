@@ -43,23 +43,28 @@ class TokenIssuer:
     def __init__(self, key: bytes, ttl_seconds: int) -> None:
         self.key = key
         self.ttl = timedelta(seconds=ttl_seconds)
-        self._verified: dict[str, tuple[str, float]] = {}
+        self._verified: dict[str, tuple[str, str, float]] = {}
 
-    def issue(self, client_id: str) -> tuple[str, int]:
-        """A token for the client and its lifetime in seconds."""
+    def issue(self, client_id: str, generation: str) -> tuple[str, int]:
+        """A token for the client under its current secret (`generation`) and its lifetime in seconds."""
         now = datetime.now(UTC)
-        claims = {"iss": ISSUER, "sub": client_id, "iat": now, "exp": now + self.ttl}
+        claims = {"iss": ISSUER, "sub": client_id, "gen": generation, "iat": now, "exp": now + self.ttl}
         return jwt.encode(claims, self.key, algorithm=ALGORITHM), int(self.ttl.total_seconds())
 
-    def client_of(self, token: str) -> str:
+    def client_of(self, token: str) -> tuple[str, str]:
+        """The client a valid token names, and the generation of the secret it was issued under."""
         remembered = self._verified.get(token)
         if remembered is not None:
-            if time.time() < remembered[1]:
-                return remembered[0]
+            if time.time() < remembered[2]:
+                return remembered[0], remembered[1]
             self._verified.pop(token, None)
         try:
             claims = jwt.decode(
-                token, self.key, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub", "iss"]}
+                token,
+                self.key,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "sub", "iss", "gen"]},
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("the access token has expired; request a new one at /oauth/token") from None
@@ -67,5 +72,5 @@ class TokenIssuer:
             raise InvalidToken("the access token is not valid; request one at /oauth/token") from None
         if len(self._verified) >= REMEMBERED_TOKENS:
             self._verified.clear()
-        self._verified[token] = (claims["sub"], claims["exp"])
-        return claims["sub"]
+        self._verified[token] = (claims["sub"], claims["gen"], claims["exp"])
+        return claims["sub"], claims["gen"]

@@ -1,0 +1,36 @@
+"""Limits on what a request may be before any route reads it, answered in OData's error shape."""
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from graphql_odata.odata.errors import ODATA_VERSION, ODataError
+from graphql_odata.odata.wire import dumps
+
+MAX_URL_BYTES = 32 * 1024
+"""Longer than any query this service accepts (a `$filter` is at most 4,000 characters), short of
+where HTTP servers stop reading a request line and answer in their own shape."""
+
+
+class UrlLengthLimit:
+    """Answers a URL longer than MAX_URL_BYTES with 414 before routing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+            if length > MAX_URL_BYTES:
+                await _send_error(send, ODataError(414, f"the URL is {length:,} bytes; at most {MAX_URL_BYTES:,}"))
+                return
+        await self.app(scope, receive, send)
+
+
+async def _send_error(send: Send, error: ODataError) -> None:
+    body = dumps(error.body())
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"odata-version", ODATA_VERSION.encode()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
