@@ -59,6 +59,7 @@ from pathlib import Path
 import yaml
 
 from conf.files import YAML_LOADER, load_yaml
+from conf.mappings import spark_literal
 from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, IncrementalRefresh, Violation
 from pipelines.payload import PLACEHOLDER, Payload, fill_placeholders
 
@@ -77,7 +78,7 @@ RECORD_CHANGES = {
     "keys": ["id"],
     "sequence_by": "modified",
     "apply_as_deletes": "operation = 'delete'",
-    "except_column_list": ["operation", "is_malformed"],
+    "except_column_list": ["entity", "operation", "is_malformed"],
     "stored_as_scd_type": 1,
 }
 """The AUTO CDC settings of a table applying a bronze entity's records by id (`changes_of`)."""
@@ -86,17 +87,28 @@ RECORD_CHANGES = {
 def record_rules(entity: str, malformed_also: list[str]) -> list[dict]:
     """The rules each record of `entity` keeps before it is applied by id, with the example each
     rejects: a line that is not JSON (which breaks the others too, and those in `malformed_also`),
-    no id, a modification time that does not parse."""
+    a line landed as another entity's, an operation other than upsert or delete, no id, a
+    modification time that does not parse."""
+    other = "agents" if entity != "agents" else "contacts"
+    also = ["operation_known", "id_present", "modified_parses", *malformed_also]
     return [
         {
             "name": "payload_is_json_record",
             "constraint": "NOT is_malformed",
             "on_violation": "drop",
-            "violates": {
-                "entity": entity,
-                "malformed": True,
-                "also": ["id_present", "modified_parses", *malformed_also],
-            },
+            "violates": {"entity": entity, "malformed": True, "also": also},
+        },
+        {
+            "name": "landed_as_this_entity",
+            "constraint": f"entity = {spark_literal(entity)}",
+            "on_violation": "drop",
+            "violates": {"entity": entity, "line": {"entity": other}},
+        },
+        {
+            "name": "operation_known",
+            "constraint": "operation IN ('upsert', 'delete')",
+            "on_violation": "drop",
+            "violates": {"entity": entity, "line": {"operation": "explode"}},
         },
         {
             "name": "id_present",

@@ -145,7 +145,14 @@ def test_bad_lines_stay_in_bronze_and_land_in_quarantine_with_their_rules(settin
 
     quarantined = {orjson.loads(row["record"])["name"]: row for row in rows(settings, QUARANTINE)}
     assert {name: row["broken_rules"] for name, row in quarantined.items()} == {
-        None: ["payload_is_json_record", "id_present", "modified_parses", "name_present", "property_type_present"],
+        None: [
+            "payload_is_json_record",
+            "operation_known",
+            "id_present",
+            "modified_parses",
+            "name_present",
+            "property_type_present",
+        ],
         "no id": ["id_present"],
         "neg": ["prices_not_negative"],
     }

@@ -157,15 +157,21 @@ def test_changes_of_spells_out_the_record_cdc_settings_and_rules(tmp_path: Path)
         ("id",),
         "change_sequence",
         "operation = 'delete'",
-        ("operation", "is_malformed"),
+        ("entity", "operation", "is_malformed"),
         1,
     )
     rules = {e.name: e for e in dataset.expectations}
-    assert list(rules) == ["payload_is_json_record", "id_present", "modified_parses", "district_present"]
-    assert [rules[name].on_violation for name in rules] == ["drop", "drop", "drop", "warn"]
+    assert list(rules) == [
+        "payload_is_json_record", "landed_as_this_entity", "operation_known", "id_present", "modified_parses",
+        "district_present",
+    ]  # fmt: skip
+    assert [rules[name].on_violation for name in rules] == ["drop"] * 5 + ["warn"]
+    assert rules["landed_as_this_entity"].constraint == "entity = 'locations'"
+    assert rules["landed_as_this_entity"].violates.line == (("entity", "agents"),)
+    assert rules["operation_known"].violates.line == (("operation", "explode"),)
     malformed = rules["payload_is_json_record"].violates
     assert (malformed.entity, malformed.malformed) == ("locations", True)
-    assert malformed.also == ("id_present", "modified_parses", "district_present")
+    assert malformed.also == ("operation_known", "id_present", "modified_parses", "district_present")
     assert rules["id_present"].violates.record == (("id", None),)
 
 

@@ -6,7 +6,7 @@ comment: >
   One row per Qobrix property, typed and cleaned; trashed and deleted properties removed. Keeps when
   its version was fetched and the landing file it came from.
 sequence_by: change_sequence
-except_column_list: [operation, is_malformed, unparsed_fields]
+except_column_list: [entity, operation, is_malformed, unparsed_fields]
 expectations:
   - {name: name_present, constraint: operation = 'delete' OR name IS NOT NULL, on_violation: drop,
      violates: {entity: properties, record: {name: null}}}
@@ -20,7 +20,7 @@ expectations:
      violates: {entity: properties, record: {coordinates: '95.0,200.0'}}}
   - {name: status_known, constraint: "status IS NULL OR status IN ('pending', 'available', 'reserved', 'sold', 'rented', 'withdrawn', 'under_offer')", on_violation: warn,
      violates: {entity: properties, record: {status: exploded}}}
-  - {name: typed_fields_parse, constraint: size(unparsed_fields) = 0, on_violation: warn,
+  - {name: typed_fields_parse, constraint: size(unparsed_fields) = 0, on_violation: drop,
      violates: {entity: properties, record: {bedrooms: many}}}
 */
 SELECT * FROM STREAM(qobrix_silver.property_changes)

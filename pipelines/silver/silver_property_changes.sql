@@ -242,6 +242,7 @@ payload:
 */
 WITH parsed AS (
   SELECT
+    entity,
     record_key,
     record_modified,
     fetched_at,
@@ -266,6 +267,7 @@ SELECT
     try_to_timestamp(p.last_media_update)
   ) AS change_sequence,
   {{ unparsed_fields except trashed }} AS unparsed_fields,
+  entity,
   operation,
   is_malformed,
   fetched_at,

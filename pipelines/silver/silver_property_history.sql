@@ -3,7 +3,8 @@ name: qobrix_silver.property_history
 kind: auto_cdc
 comment: >
   Every asking price and status a property has had (SCD type 2), from the property events. Events
-  qobrix_silver.property quarantines (malformed, no id, no time) are left to its quarantine.
+  qobrix_silver.property quarantines (malformed, no id, no time, landed as another entity, an
+  operation other than upsert or delete, a typed field that does not parse) are left to its quarantine.
 keys: [id]
 sequence_by: modified
 apply_as_deletes: operation = 'delete'
@@ -26,3 +27,4 @@ SELECT
   operation
 FROM STREAM(qobrix_silver.property_changes)
 WHERE NOT is_malformed AND id IS NOT NULL AND modified IS NOT NULL
+  AND entity = 'properties' AND operation IN ('upsert', 'delete') AND size(unparsed_fields) = 0

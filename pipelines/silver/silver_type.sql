@@ -27,13 +27,14 @@ variants:
     payload: {label: string, property_type: string}
 */
 WITH parsed AS (
-  SELECT record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
+  SELECT entity, record_key, record_modified, fetched_at, operation, is_malformed, from_json(payload, {{ payload_schema }}) AS p
   FROM STREAM(qobrix_bronze.{{ bronze }})
 )
 SELECT
   record_key AS id,
   {{ payload_columns except id, modified }},
   record_modified AS modified,
+  entity,
   operation,
   is_malformed
 FROM parsed

@@ -1,0 +1,59 @@
+"""Landing lines a clumsy operator or a broken sync could leave, through the real pipeline: each is
+quarantined with its reason, and the listing it names keeps its last good values in gold."""
+
+from datetime import timedelta
+
+import orjson
+
+from conf.entities import entities
+from conf.settings import Settings
+from ingestion.landing import LandingWriter
+from pipelines import run_update
+from tests.test_engine import T0, gold_prices, land, prop, rows
+
+
+def land_lines(settings: Settings, sync_id: str, lines: list[dict]) -> None:
+    writer = LandingWriter(settings.landing_root, sync_id, started=T0 + timedelta(minutes=5))
+    writer.write_lines(entities()["properties"], b"".join(orjson.dumps(line) + b"\n" for line in lines))
+
+
+def line(record: dict, **fields: object) -> dict:
+    return {"entity": "properties", "operation": "upsert", "sync_id": "s2", "fetched_at": T0.isoformat(),
+            "record": record, **fields}  # fmt: skip
+
+
+def quarantine(settings: Settings) -> dict[str, list[str]]:
+    held = rows(settings, "mls2_system.quarantine")
+    return {orjson.loads(row["record"])["id"]: list(row["broken_rules"]) for row in held}
+
+
+def test_lines_of_another_entity_an_unknown_operation_or_an_unparsed_price_are_held_back(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1, price=100_000), prop("b", 1, price=200_000), prop("c", 1, price=300_000)])
+    run_update(settings.paths)
+    assert gold_prices(settings) == {"QOBRIX_a": 100_000, "QOBRIX_b": 200_000, "QOBRIX_c": 300_000}
+
+    land_lines(
+        settings,
+        "s2",
+        [
+            line(prop("a", 2, price=1), entity="agents"),
+            line(prop("b", 2, price=2), operation="explode"),
+            line({**prop("c", 2), "list_selling_price_amount": "abc"}),
+            line(prop("d", 2, price=400_000), entity="contacts"),
+        ],
+    )
+    run_update(settings.paths)
+
+    assert gold_prices(settings) == {"QOBRIX_a": 100_000, "QOBRIX_b": 200_000, "QOBRIX_c": 300_000}
+    held = quarantine(settings)
+    assert held == {
+        "a": ["landed_as_this_entity"],
+        "b": ["operation_known"],
+        "c": ["typed_fields_parse"],
+        "d": ["landed_as_this_entity"],
+    }
+    history = {
+        (row["id"], float(row["list_selling_price_amount"] or 0))
+        for row in rows(settings, "qobrix_silver.property_history")
+    }
+    assert history == {("a", 100_000), ("b", 200_000), ("c", 300_000)}
