@@ -57,3 +57,20 @@ def test_lines_of_another_entity_an_unknown_operation_or_an_unparsed_price_are_h
         for row in rows(settings, "qobrix_silver.property_history")
     }
     assert history == {("a", 100_000), ("b", 200_000), ("c", 300_000)}
+
+
+def test_coordinates_out_of_range_or_infinite_reach_gold_as_unknown_not_a_failed_update(settings: Settings) -> None:
+    land(
+        settings,
+        "s1",
+        [
+            {**prop("a", 1), "coordinates": "inf,-inf"},
+            {**prop("b", 1), "coordinates": "95.5,200.25"},
+            {**prop("c", 1), "coordinates": "34.6851,33.0440"},
+        ],
+    )
+    result = run_update(settings.paths)
+    assert result.state == "COMPLETED"
+    places = {row["ListingKey"]: (row["Latitude"], row["Longitude"]) for row in rows(settings, "reso_gold.property")}
+    assert places["QOBRIX_a"] == places["QOBRIX_b"] == (None, None)
+    assert tuple(map(float, places["QOBRIX_c"])) == (34.6851, 33.044)
