@@ -160,8 +160,13 @@ class ResourceMapping:
         return tuple(f for f in self.fields if f.lookup)
 
     def select_sql(self) -> str:
-        """The resource as one Spark SQL query: every field cast to its type, over the `from` clause."""
-        columns = ",\n  ".join(f"CAST({self.spark_expression(f)} AS {f.spark_type}) AS {f.name}" for f in self.fields)
+        """The resource as one Spark SQL query: every field cast to its type, over the `from` clause.
+        Decimals are cast with `try_cast`: an amount beyond the RESO field's precision (a price of a
+        trillion) is served as unknown rather than failing every update until it is fixed."""
+        casts = {f.name: "try_cast" if f.type == "Edm.Decimal" else "CAST" for f in self.fields}
+        columns = ",\n  ".join(
+            f"{casts[f.name]}({self.spark_expression(f)} AS {f.spark_type}) AS {f.name}" for f in self.fields
+        )
         return f"SELECT\n  {columns}\nFROM {self.from_clause}"
 
     def spark_expression(self, mapping: FieldMapping) -> str:

@@ -74,3 +74,12 @@ def test_coordinates_out_of_range_or_infinite_reach_gold_as_unknown_not_a_failed
     places = {row["ListingKey"]: (row["Latitude"], row["Longitude"]) for row in rows(settings, "reso_gold.property")}
     assert places["QOBRIX_a"] == places["QOBRIX_b"] == (None, None)
     assert tuple(map(float, places["QOBRIX_c"])) == (34.6851, 33.044)
+
+
+def test_an_amount_beyond_the_reso_precision_is_served_as_unknown_not_a_failed_update(settings: Settings) -> None:
+    land(settings, "s1", [{**prop("a", 1), "starting_bidding_amount": 10**12}, prop("b", 1, price=10**13)])
+    result = run_update(settings.paths)
+    assert result.state == "COMPLETED"
+    served = {row["ListingKey"]: row for row in rows(settings, "reso_gold.property")}
+    assert served["QOBRIX_a"]["X_StartingBid"] is None and float(served["QOBRIX_a"]["ListPrice"]) == 100_000
+    assert served["QOBRIX_b"]["ListPrice"] is None
