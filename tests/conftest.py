@@ -1,10 +1,12 @@
 """Shared fixtures: a fresh data directory, the sandbox on a real port, sync and update helpers."""
 
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import hypothesis
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +18,12 @@ from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, 
 from ingestion.state import SyncState
 from ingestion.sync import Sync, SyncOptions, SyncReport
 from pipelines._engine import cdc
+
+# The fuzz suites run the same examples every time (a red run is a bug, never a roll of the dice);
+# HYPOTHESIS_PROFILE=explore draws new ones, to look for more (docs/TESTING.md).
+hypothesis.settings.register_profile("deterministic", derandomize=True, deadline=None)
+hypothesis.settings.register_profile("explore", derandomize=False, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 def sandbox_records(world: SandboxWorld, entity: str = "properties") -> list[dict]:
