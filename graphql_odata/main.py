@@ -15,7 +15,7 @@ from graphql_odata.odata.errors import (
     odata_error_handler,
     validation_error_handler,
 )
-from graphql_odata.request_limits import UrlLengthLimit
+from graphql_odata.request_limits import TokenAttemptLimit, UrlLengthLimit
 from graphql_odata.routes import health, oauth, odata
 from graphql_odata.schema import entity_sets
 from graphql_odata.security.guard import Security
@@ -48,5 +48,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.include_router(health.router)
     app.include_router(oauth.router)
     app.include_router(odata.router)
+    app.add_middleware(TokenAttemptLimit)
     app.add_middleware(UrlLengthLimit)
     return app

@@ -4,6 +4,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graphql_odata.odata.errors import ODATA_VERSION, ODataError
 from graphql_odata.odata.wire import dumps
+from graphql_odata.security.ratelimit import RateLimitUnavailable
 
 MAX_URL_BYTES = 32 * 1024
 """Longer than any query this service accepts (a `$filter` is at most 4,000 characters), short of
@@ -23,6 +24,38 @@ class UrlLengthLimit:
                 await _send_error(send, ODataError(414, f"the URL is {length:,} bytes; at most {MAX_URL_BYTES:,}"))
                 return
         await self.app(scope, receive, send)
+
+
+class TokenAttemptLimit:
+    """Counts every `/oauth/token` request against its address's budget before the framework reads it:
+    a flood of guesses is answered 429 at the door, the cheapest place, so requests for data keep
+    their share of the server."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/oauth/token":
+            address = (scope.get("client") or ("unknown", 0))[0]
+            try:
+                wait = scope["app"].state.security.address_attempt_wait(address)
+            except RateLimitUnavailable as error:
+                await _send_json(send, 503, {"error": "temporarily_unavailable", "error_description": str(error)},
+                                 {"retry-after": "1"})  # fmt: skip
+                return
+            if wait:
+                body = {"error": "slow_down", "error_description": f"too many token requests; retry after {wait:.0f} s"}
+                await _send_json(send, 429, body, {"retry-after": f"{wait:.0f}"})
+                return
+        await self.app(scope, receive, send)
+
+
+async def _send_json(send: Send, status: int, payload: dict, headers: dict[str, str]) -> None:
+    body = dumps(payload)
+    fields = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    fields += [(b"cache-control", b"no-store"), *((name.encode(), value.encode()) for name, value in headers.items())]
+    await send({"type": "http.response.start", "status": status, "headers": fields})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_error(send: Send, error: ODataError) -> None:

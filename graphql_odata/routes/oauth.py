@@ -81,9 +81,8 @@ async def token(request: Request, security: SecurityDep) -> JSONResponse:
             "client_id and client_secret are required",
             {"WWW-Authenticate": 'Basic realm="mls2"'},
         )
-    address = request.client.host if request.client else "unknown"
     try:
-        wait = security.token_attempt_wait(credentials[0], address)
+        wait = security.token_attempt_wait(credentials[0])
     except RateLimitUnavailable as error:
         return _oauth_error(503, "temporarily_unavailable", str(error), {"Retry-After": "1"})
     if wait:
