@@ -35,7 +35,8 @@ class TokenAttemptLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/oauth/token":
+        path = scope.get("path", "").removeprefix(scope.get("root_path", ""))
+        if scope["type"] == "http" and path == "/oauth/token":
             address = (scope.get("client") or ("unknown", 0))[0]
             try:
                 wait = scope["app"].state.security.address_attempt_wait(address)

@@ -2,7 +2,6 @@
 OData's error shape with `OData-Version`, naming the problem and nothing of the engine behind it."""
 
 import base64
-import threading
 from collections.abc import Iterator
 
 import orjson
@@ -220,7 +219,6 @@ def test_secrets_are_checked_off_the_event_loop(published_gold: PublishedGold, m
     with live_api(published_gold.settings) as base:
         assert token_of(base, "nobody", "x").status_code == 401
     assert seen == [False]
-    assert threading.current_thread() is threading.main_thread()
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["with length", "chunked"])
@@ -231,3 +229,16 @@ def test_a_token_request_body_over_the_cap_is_refused_unread(published_gold: Pub
         data = iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
         response = requests.post(f"{base}/oauth/token", data=data, headers=headers, timeout=30)
     assert response.status_code == 413 and "larger than 4096 bytes" in response.json()["error_description"]
+
+
+def test_a_client_id_no_client_could_have_is_refused_before_it_is_counted(published_gold: PublishedGold) -> None:
+    from fastapi.testclient import TestClient
+
+    from graphql_odata.main import create_app
+
+    app = create_app(published_gold.settings)
+    with TestClient(app) as client:
+        grant = {"grant_type": "client_credentials", "client_id": "x" * 5000, "client_secret": "guess"}
+        response = client.post("/oauth/token", data=grant)
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    assert not any("x" * 65 in bucket for bucket in app.state.security.limiter._buckets)

@@ -83,3 +83,17 @@ def test_an_amount_beyond_the_reso_precision_is_served_as_unknown_not_a_failed_u
     served = {row["ListingKey"]: row for row in rows(settings, "reso_gold.property")}
     assert served["QOBRIX_a"]["X_StartingBid"] is None and float(served["QOBRIX_a"]["ListPrice"]) == 100_000
     assert served["QOBRIX_b"]["ListPrice"] is None
+
+
+def test_a_trashed_listing_with_a_field_that_does_not_parse_is_still_deleted(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1), prop("b", 1)])
+    run_update(settings.paths)
+    land(
+        settings,
+        "s2",
+        [{**prop("a", 2), "bedrooms": "many", "trashed": (T0 + timedelta(minutes=2)).isoformat()}],
+        "delete",
+    )
+    run_update(settings.paths)
+    assert set(gold_prices(settings)) == {"QOBRIX_b"}
+    assert {row["id"] for row in rows(settings, "qobrix_silver.property")} == {"b"}

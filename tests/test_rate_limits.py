@@ -51,3 +51,34 @@ def test_a_bucket_refills_at_its_rate_and_its_last_token_is_taken(monkeypatch: p
     clock.now += 0.6  # two tokens a second: 1.2 tokens
     assert limiter.acquire("acme", 120) == 0.0
     assert limiter.acquire("acme", 120) == 1.0, "0.2 tokens left, 0.4 s short of the next: at least a second"
+
+
+def test_full_buckets_are_forgotten_once_there_are_many(monkeypatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(ratelimit, "MAX_BUCKETS", 3)
+    limiter = ratelimit.RateLimiter()
+    for key in ("a", "b"):
+        limiter.acquire(key, 1)
+    clock[0] += 61
+    limiter.acquire("c", 1)
+    assert limiter.acquire("c", 1) > 0
+    limiter.acquire("d", 1)
+    assert set(limiter._buckets) == {"c", "d"}
+    assert limiter.acquire("a", 1) == 0
+
+
+def test_full_buckets_are_removed_from_the_shared_file(tmp_path, monkeypatch) -> None:
+    import sqlite3
+
+    clock = [1000.0]
+    monkeypatch.setattr(ratelimit.time, "time", lambda: clock[0])
+    monkeypatch.setattr(ratelimit, "PRUNE_EVERY", 3)
+    limiter = ratelimit.SharedRateLimiter(tmp_path / "limits.sqlite")
+    limiter.acquire("old", 1)
+    clock[0] += 61
+    limiter.acquire("new", 1)
+    assert limiter.acquire("new", 1) > 0
+    with sqlite3.connect(tmp_path / "limits.sqlite") as connection:
+        kept = {row[0] for row in connection.execute("SELECT client_id FROM buckets")}
+    assert kept == {"new"}

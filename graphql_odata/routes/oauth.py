@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from graphql_odata.deps import SecurityDep
+from graphql_odata.security.clients import CLIENT_ID
 from graphql_odata.security.ratelimit import RateLimitUnavailable
 
 router = APIRouter(tags=["OAuth2"])
@@ -81,8 +82,13 @@ async def token(request: Request, security: SecurityDep) -> JSONResponse:
             "client_id and client_secret are required",
             {"WWW-Authenticate": 'Basic realm="mls2"'},
         )
+    if not CLIENT_ID.match(credentials[0]):
+        return _oauth_error(
+            401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": 'Basic realm="mls2"'}
+        )
+    address = request.client.host if request.client else "unknown"
     try:
-        wait = security.token_attempt_wait(credentials[0])
+        wait = security.token_attempt_wait(credentials[0], address)
     except RateLimitUnavailable as error:
         return _oauth_error(503, "temporarily_unavailable", str(error), {"Retry-After": "1"})
     if wait:

@@ -78,13 +78,13 @@ class Security:
         except RateLimitUnavailable as error:
             raise ODataError(503, str(error), headers={"Retry-After": "1"}) from None
 
-    def token_attempt_wait(self, client_id: str) -> float:
-        """Seconds until another token request for `client_id` may be checked (0: now). Every attempt
-        counts, so guessing secrets, or making the server hash them, stays slow. Raises
+    def token_attempt_wait(self, client_id: str, address: str) -> float:
+        """Seconds until another token request for `client_id` from `address` may be checked (0: now).
+        Every attempt counts, so guessing secrets, or making the server hash them, stays slow; counted
+        per address too, so guesses from elsewhere cannot lock the client out. Raises
         RateLimitUnavailable when shared limits cannot be kept."""
-        return self.limiter.acquire(
-            f"token attempts of client {client_id}", self.settings.mls2_api_token_attempts_per_minute
-        )
+        per_minute = self.settings.mls2_api_token_attempts_per_minute
+        return self.limiter.acquire(f"token attempts of client {client_id} from {address}", per_minute)
 
     def address_attempt_wait(self, address: str) -> float:
         """As `token_attempt_wait`, for every token request from `address` (three times the budget)."""

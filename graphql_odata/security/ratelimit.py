@@ -1,11 +1,19 @@
 """Per-client rate limits: a token bucket per client, refilled continuously; kept in this process, or
 in SQLite when several server processes must share them."""
 
+import itertools
 import math
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+FULL_AFTER_SECONDS = 60.0
+"""A bucket left alone this long is full again, the same as no bucket: it can be forgotten."""
+MAX_BUCKETS = 10_000
+"""Buckets kept in memory before the full ones are forgotten (token attempts make one per address)."""
+PRUNE_EVERY = 1_000
+"""Acquires between two removals of full buckets from the shared file."""
 
 
 class RateLimitUnavailable(RuntimeError):
@@ -33,6 +41,10 @@ class RateLimiter:
         """0 if the request may proceed, else the seconds until it may (the `Retry-After`)."""
         now = time.monotonic()
         with self._lock:
+            if len(self._buckets) >= MAX_BUCKETS:
+                idle = [key for key, (_, updated) in self._buckets.items() if now - updated >= FULL_AFTER_SECONDS]
+                for key in idle:
+                    del self._buckets[key]
             tokens, updated = self._buckets.get(client_id, (float(per_minute), now))
             tokens, wait = _take(tokens, updated, per_minute, now)
             self._buckets[client_id] = (tokens, now)
@@ -46,6 +58,7 @@ class SharedRateLimiter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._acquires = itertools.count(1)
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -73,6 +86,8 @@ class SharedRateLimiter:
                     "SELECT tokens, updated FROM buckets WHERE client_id = ?", (client_id,)
                 ).fetchone()
                 tokens, wait = _take(*(row or (float(per_minute), now)), per_minute, now)
+                if next(self._acquires) % PRUNE_EVERY == 0:
+                    connection.execute("DELETE FROM buckets WHERE updated < ?", (now - FULL_AFTER_SECONDS,))
                 connection.execute(
                     "INSERT INTO buckets VALUES (?, ?, ?) "
                     "ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",

@@ -27,4 +27,5 @@ SELECT
   operation
 FROM STREAM(qobrix_silver.property_changes)
 WHERE NOT is_malformed AND id IS NOT NULL AND modified IS NOT NULL
-  AND entity = 'properties' AND operation IN ('upsert', 'delete') AND size(unparsed_fields) = 0
+  AND entity = 'properties' AND operation IN ('upsert', 'delete')
+  AND (operation = 'delete' OR size(unparsed_fields) = 0)
