@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     mls2_api_token_attempts_per_minute: int = Field(
         default=10,
         ge=1,
-        description="Token requests per minute per client id, and three times as many per address; "
+        description="Token requests per minute per client id and address, and three times as many per address; "
         "beyond them /oauth/token answers 429 without checking the secret (guessing secrets stays slow).",
     )
     mls2_api_workers: int = Field(
