@@ -41,10 +41,15 @@ class ODataError(Exception):
         return {"error": {"code": self.code, "message": self.message, "target": self.target, "details": []}}
 
 
-async def odata_error_handler(_: Request, error: ODataError) -> Response:
+def error_response(error: ODataError) -> JSONResponse:
+    """`error` as the response every OData error is: its JSON body, status, headers and `OData-Version`."""
     return JSONResponse(
         error.body(), status_code=error.status, headers={"OData-Version": ODATA_VERSION, **error.headers}
     )
+
+
+async def odata_error_handler(_: Request, error: ODataError) -> Response:
+    return error_response(error)
 
 
 async def http_error_handler(_: Request, error: StarletteHTTPException) -> Response:
@@ -52,17 +57,13 @@ async def http_error_handler(_: Request, error: StarletteHTTPException) -> Respo
     message = {404: "no such path; the service document at /odata lists the resources"}.get(
         error.status_code, str(error.detail)
     )
-    body = ODataError(error.status_code, message).body()
-    headers = {"OData-Version": ODATA_VERSION, **(error.headers or {})}
-    return JSONResponse(body, status_code=error.status_code, headers=headers)
+    return error_response(ODataError(error.status_code, message, headers=dict(error.headers or {})))
 
 
 async def validation_error_handler(_: Request, error: RequestValidationError) -> Response:
-    body = ODataError(400, "the request does not have the shape this path takes").body()
-    return JSONResponse(body, status_code=400, headers={"OData-Version": ODATA_VERSION})
+    return error_response(ODataError(400, "the request does not have the shape this path takes"))
 
 
 async def internal_error_handler(_: Request, error: Exception) -> Response:
     """A defect, not bad input: the OData error shape without internals (the server log has the traceback)."""
-    body = ODataError(500, "internal error; the server log has the details").body()
-    return JSONResponse(body, status_code=500, headers={"OData-Version": ODATA_VERSION})
+    return error_response(ODataError(500, "internal error; the server log has the details"))

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote
 
 from fastapi import APIRouter, Request
@@ -14,6 +15,7 @@ from graphql_odata.security.ratelimit import RateLimitUnavailable
 
 router = APIRouter(tags=["OAuth2"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+UNKNOWN_CLIENT = "unknown client or wrong secret"
 MAX_FORM_BYTES = 4096
 """A client credentials form is a few hundred bytes; a larger body is refused unread."""
 
@@ -35,10 +37,29 @@ async def _form_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _oauth_error(status: int, error: str, description: str, headers: dict | None = None) -> JSONResponse:
+def oauth_error(status: int, error: str, description: str, headers: dict | None = None) -> JSONResponse:
+    """An OAuth2 error response (RFC 6749 section 5.2), never cached."""
     return JSONResponse(
         {"error": error, "error_description": description}, status_code=status, headers={**NO_STORE, **(headers or {})}
     )
+
+
+def _invalid_client(description: str) -> JSONResponse:
+    return oauth_error(401, "invalid_client", description, {"WWW-Authenticate": 'Basic realm="mls2"'})
+
+
+def attempt_refusal(wait: Callable[[], float]) -> JSONResponse | None:
+    """The answer to a token request over its attempt budget (`wait` counts the attempt and says how
+    long until the next may be checked), or to one whose budget cannot be kept; None: go on."""
+    try:
+        seconds = wait()
+    except RateLimitUnavailable as error:
+        return oauth_error(503, "temporarily_unavailable", str(error), {"Retry-After": "1"})
+    if seconds:
+        return oauth_error(
+            429, "slow_down", f"too many token requests; retry after {seconds:.0f} s", {"Retry-After": f"{seconds:.0f}"}
+        )
+    return None
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -60,46 +81,32 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
 )
 async def token(request: Request, security: SecurityDep) -> JSONResponse:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return _oauth_error(400, "invalid_request", "send the form as application/x-www-form-urlencoded")
+        return oauth_error(400, "invalid_request", "send the form as application/x-www-form-urlencoded")
     try:
         form = dict(parse_qsl((await _form_body(request)).decode(), keep_blank_values=True, max_num_fields=10))
     except FormTooLarge:
-        return _oauth_error(413, "invalid_request", f"the form is larger than {MAX_FORM_BYTES} bytes")
+        return oauth_error(413, "invalid_request", f"the form is larger than {MAX_FORM_BYTES} bytes")
     except (UnicodeDecodeError, ValueError):
-        return _oauth_error(400, "invalid_request", "the form could not be read")
+        return oauth_error(400, "invalid_request", "the form could not be read")
     if not form.get("grant_type"):
-        return _oauth_error(400, "invalid_request", "grant_type is required (client_credentials)")
+        return oauth_error(400, "invalid_request", "grant_type is required (client_credentials)")
     if form.get("grant_type") != "client_credentials":
-        return _oauth_error(400, "unsupported_grant_type", "only grant_type=client_credentials is supported")
+        return oauth_error(400, "unsupported_grant_type", "only grant_type=client_credentials is supported")
     credentials = _basic_credentials(request.headers.get("authorization")) or (
         form.get("client_id", ""),
         form.get("client_secret", ""),
     )
     if not all(credentials):
-        return _oauth_error(
-            401,
-            "invalid_client",
-            "client_id and client_secret are required",
-            {"WWW-Authenticate": 'Basic realm="mls2"'},
-        )
+        return _invalid_client("client_id and client_secret are required")
     if not CLIENT_ID.match(credentials[0]):
-        return _oauth_error(
-            401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": 'Basic realm="mls2"'}
-        )
+        return _invalid_client(UNKNOWN_CLIENT)
     address = request.client.host if request.client else "unknown"
-    try:
-        wait = security.token_attempt_wait(credentials[0], address)
-    except RateLimitUnavailable as error:
-        return _oauth_error(503, "temporarily_unavailable", str(error), {"Retry-After": "1"})
-    if wait:
-        return _oauth_error(
-            429, "slow_down", f"too many token requests; retry after {wait:.0f} s", {"Retry-After": f"{wait:.0f}"}
-        )
+    refusal = attempt_refusal(lambda: security.token_attempt_wait(credentials[0], address))
+    if refusal is not None:
+        return refusal
     client = await run_in_threadpool(security.registry.verify, *credentials)
     if client is None:
-        return _oauth_error(
-            401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": 'Basic realm="mls2"'}
-        )
+        return _invalid_client(UNKNOWN_CLIENT)
     access_token, lifetime = security.issuer.issue(client.client_id, client.generation)
     return JSONResponse(
         {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime}, headers=NO_STORE
