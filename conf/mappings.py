@@ -109,6 +109,12 @@ class FieldMapping:
             return f"DECIMAL({self.precision or 18},{self.scale if self.scale is not None else 2})"
         return SPARK_TYPES[self.type]
 
+    @property
+    def spark_cast(self) -> str:
+        """How gold casts the field: decimals with `try_cast`, so an amount beyond the field's precision
+        (a price of a trillion) is served as unknown rather than failing every update until fixed."""
+        return "try_cast" if self.type == "Edm.Decimal" else "CAST"
+
     def legacy_values(self) -> list[str]:
         """The RESO legacy names this field can carry."""
         return sorted(set(self.values.values()) | set(self.emits))
@@ -160,12 +166,10 @@ class ResourceMapping:
         return tuple(f for f in self.fields if f.lookup)
 
     def select_sql(self) -> str:
-        """The resource as one Spark SQL query: every field cast to its type, over the `from` clause.
-        Decimals are cast with `try_cast`: an amount beyond the RESO field's precision (a price of a
-        trillion) is served as unknown rather than failing every update until it is fixed."""
-        casts = {f.name: "try_cast" if f.type == "Edm.Decimal" else "CAST" for f in self.fields}
+        """The resource as one Spark SQL query: every field cast to its type (`spark_cast`), over the
+        `from` clause."""
         columns = ",\n  ".join(
-            f"{casts[f.name]}({self.spark_expression(f)} AS {f.spark_type}) AS {f.name}" for f in self.fields
+            f"{f.spark_cast}({self.spark_expression(f)} AS {f.spark_type}) AS {f.name}" for f in self.fields
         )
         return f"SELECT\n  {columns}\nFROM {self.from_clause}"
 
