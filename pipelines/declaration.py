@@ -183,6 +183,10 @@ class Dataset:
     cdc: AutoCdc | None = None
     landing: LandingSource | None = None
     incremental: IncrementalRefresh | None = None
+    unique_key: str | None = None
+    """A column no two rows may share. A row whose key another row already holds (one outside the rows
+    recomputed, or one first by `incremental.column`, then by content) is dropped into quarantine
+    under `<key>_unique`: one bad record cannot stop every update on a duplicate key."""
     comment: str = ""
     source_file: Path | None = None
     depends_on: tuple[str, ...] = field(default=(), compare=False)
@@ -209,7 +213,11 @@ class Dataset:
             raise DeclarationError(f"{self.name}: empty SQL body")
         if self.incremental and self.kind != "materialized_view":
             raise DeclarationError(f"{self.name}: incremental refresh belongs to materialized views")
+        if self.unique_key and self.kind != "materialized_view":
+            raise DeclarationError(f"{self.name}: a unique key belongs to materialized views")
         names = [expectation.name for expectation in self.expectations]
+        if self.unique_key:
+            names.append(f"{self.unique_key}_unique")
         if len(names) != len(set(names)):
             raise DeclarationError(f"{self.name}: expectation names repeat: {names}")
         for expectation in self.expectations:

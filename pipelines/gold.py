@@ -161,6 +161,7 @@ def gold_datasets() -> list[Dataset]:
             kind="materialized_view",
             sql=mapping.select_sql(),
             expectations=gold_expectations(mapping),
+            unique_key=mapping.key,
             incremental=IncrementalRefresh.from_spec(mapping.incremental, mapping.path.name)
             if mapping.incremental
             else None,

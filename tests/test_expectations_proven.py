@@ -137,6 +137,7 @@ ACTIONS: dict[str, dict[str, str]] = {
     },
     "qobrix_silver.media": {
         "media_id_present": "drop",
+        "media_is_this_listings": "drop",
         "property_present": "drop",
         "url_absolute": "warn",
         "category_known": "warn",
@@ -394,7 +395,8 @@ def test_the_example_breaking_a_rule_meets_its_pinned_action(
         control, control_update = run(False)
         control_counts, control_quarantined = failures(control, control_update().update_id, dataset_name)
     added = {name: counts[name] - control_counts.get(name, 0) for name in counts}
-    assert added == {e.name: int(e.name in broken) for e in dataset.expectations}
+    unique = {f"{dataset.unique_key}_unique": 0} if dataset.unique_key else {}
+    assert added == {e.name: int(e.name in broken) for e in dataset.expectations} | unique
     new_quarantine = quarantined - control_quarantined
     assert not control_quarantined - quarantined, "the example's row was quarantined without it"
     if action == "drop":

@@ -9,6 +9,7 @@ from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import run_update
+from tests.conftest import data_quality
 from tests.test_engine import T0, gold_prices, land, prop, rows
 
 
@@ -97,3 +98,53 @@ def test_a_trashed_listing_with_a_field_that_does_not_parse_is_still_deleted(set
     run_update(settings.paths)
     assert set(gold_prices(settings)) == {"QOBRIX_b"}
     assert {row["id"] for row in rows(settings, "qobrix_silver.property")} == {"b"}
+
+
+def photo(media_id: str, owner: str, order: int = 1) -> dict:
+    return {"id": media_id, "category": {"name": "photos"}, "related_model": "Properties", "related_id": owner,
+            "media_type": "upload", "display_order": order,
+            "file": {"filename": f"{media_id}.jpg", "mime_type": "image/jpeg",
+                     "href": f"https://media.example/{media_id}.jpg"}}  # fmt: skip
+
+
+def gold_media(settings: Settings) -> dict[str, str]:
+    return {row["MediaKey"]: row["ResourceRecordID"] for row in rows(settings, "reso_gold.media")}
+
+
+def test_a_listing_carrying_another_listings_media_loses_them_and_the_feed_goes_on(settings: Settings) -> None:
+    """Media ids are Media keys: a record under a new id carrying listing a's media (copied as they
+    are, or with the owner rewritten to itself) must not stop every later update on a duplicate key."""
+    land(settings, "s1", [{**prop("a", 1), "media": [photo("m1", "a"), photo("m2", "a", 2)]}])
+    assert run_update(settings.paths).state == "COMPLETED"
+
+    copied = {**prop("b", 2), "media": [photo("m1", "a"), photo("m3", "b")]}
+    forged = {**prop("c", 2), "media": [photo("m2", "c")]}
+    land_lines(settings, "s2", [line(copied), line(forged)])
+    result = run_update(settings.paths)
+
+    assert result.state == "COMPLETED" and result.published
+    assert gold_media(settings) == {"QOBRIX_MEDIA_m1": "a", "QOBRIX_MEDIA_m2": "a", "QOBRIX_MEDIA_m3": "b"}
+    held = {
+        (orjson.loads(row["record"]).get("media_id") or orjson.loads(row["record"]).get("MediaKey"), row["dataset"]):
+            list(row["broken_rules"])
+        for row in rows(settings, "mls2_system.quarantine")
+    }  # fmt: skip
+    assert held == {
+        ("m1", "qobrix_silver.media"): ["media_is_this_listings"],
+        ("QOBRIX_MEDIA_m2", "reso_gold.media"): ["MediaKey_unique"],
+    }
+
+    quality = data_quality(settings, result.update_id, "reso_gold.media")
+    assert {e["name"]: e["failed_records"] for e in quality["expectations"]}["MediaKey_unique"] == 1
+
+    land(settings, "s3", [prop("d", 3)])
+    assert run_update(settings.paths).state == "COMPLETED"
+    assert "QOBRIX_d" in gold_prices(settings)
+
+
+def test_a_duplicate_key_within_one_computation_goes_to_the_first_record_by_id(settings: Settings) -> None:
+    land(settings, "s1", [{**prop("b", 1), "media": [photo("m1", "b")]}, {**prop("a", 1), "media": [photo("m1", "a")]}])
+    assert run_update(settings.paths).state == "COMPLETED"
+    assert gold_media(settings) == {"QOBRIX_MEDIA_m1": "a"}
+    assert run_update(settings.paths, full_refresh=True).state == "COMPLETED"
+    assert gold_media(settings) == {"QOBRIX_MEDIA_m1": "a"}

@@ -26,7 +26,7 @@ from pipelines._engine.lakehouse import (
     commit_properties,
     register_delta,
 )
-from pipelines._engine.sql import spark_to_duckdb_expression
+from pipelines._engine.sql import quote, spark_to_duckdb_expression
 from pipelines.declaration import Dataset
 
 IS_DELETE = "__is_delete"
@@ -51,10 +51,6 @@ class CdcMetrics:
     """A temporary table of the events applied to an existing SCD type 1 target (its columns plus
     `__is_delete`): every key the update changed, with its new row unless deleted. None when the
     target was written whole, or its columns differ from the events'."""
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def keys_match(keys: list[str], left: str, right: str) -> str:

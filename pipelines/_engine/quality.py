@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from pipelines._engine.sql import spark_to_duckdb_expression
+from pipelines._engine.sql import quote, spark_to_duckdb_expression
 from pipelines.declaration import Dataset
 
 
@@ -53,15 +53,26 @@ class CheckedBatch:
     """DuckDB relation with the rows that passed every drop rule (original columns only)."""
     quarantine: pa.Table | None
     report: QualityReport
+    views: tuple[str, ...] = ()
+    """The temporary views checking made (`kept` among them), to drop once the rows are written."""
 
 
-def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> CheckedBatch:
-    """Evaluate `dataset`'s expectations over relation `batch`; raise on a broken fail rule."""
+def unique_rule(dataset: Dataset) -> str:
+    """The name under which rows whose unique key another row holds are quarantined."""
+    return f"{dataset.unique_key}_unique"
+
+
+def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, *, held: str | None = None) -> CheckedBatch:
+    """Evaluate `dataset`'s expectations over relation `batch`; raise on a broken fail rule. A dataset
+    with a unique key then drops the rows whose key another holds: in `held` (rows kept beside the
+    batch), or in the batch first by the incremental column, then by content."""
     report = QualityReport(dataset=dataset.name)
     report.input_records = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
-    if not dataset.expectations:
-        return CheckedBatch(kept=batch, quarantine=None, report=report)
+    checked = _expect(con, dataset, batch, report) if dataset.expectations else CheckedBatch(batch, None, report)
+    return _keep_unique(con, dataset, checked, held) if dataset.unique_key else checked
 
+
+def _expect(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, report: QualityReport) -> CheckedBatch:
     conditions = _conditions(dataset)
     counts = con.execute(
         "SELECT "
@@ -89,7 +100,45 @@ def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> Check
         report.dropped_records = quarantine.num_rows
     kept = f"{batch}__kept"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {kept} AS SELECT * FROM {batch} b WHERE NOT ({dropped_when})")
-    return CheckedBatch(kept=kept, quarantine=quarantine, report=report)
+    return CheckedBatch(kept=kept, quarantine=quarantine, report=report, views=(kept,))
+
+
+def _keep_unique(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, checked: CheckedBatch, held: str | None
+) -> CheckedBatch:
+    """Drop the rows of `checked.kept` whose unique key is held: by a row of `held`, or by a row of the
+    batch ranked before it. Nothing is ranked or copied when every key is free (the usual case)."""
+    key = quote(dataset.unique_key)
+    taken = f"EXISTS (SELECT 1 FROM {held} h WHERE h.{key} = b.{key})" if held else "false"
+    [(repeated, clashing)] = con.execute(
+        f"SELECT count({key}) - count(DISTINCT {key}), count_if({taken}) FROM {checked.kept} b"
+    ).fetchall()
+    report, rule = checked.report, unique_rule(dataset)
+    kept_before = report.input_records - report.dropped_records
+    if not repeated and not clashing:
+        report.expectations.append(_passed(dataset, rule, kept_before, 0))
+        return checked
+    order = quote(dataset.incremental.column) if dataset.incremental else key
+    claims, kept = f"{checked.kept}__claims", f"{checked.kept}__unique"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {claims} AS SELECT b.*, {taken} OR row_number() OVER "
+        f"(PARTITION BY b.{key} ORDER BY b.{order}, to_json(b)) > 1 AS mls2_claimed FROM {checked.kept} b"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {kept} AS SELECT * EXCLUDE (mls2_claimed) FROM {claims} WHERE NOT mls2_claimed"
+    )
+    losers = con.sql(
+        f"SELECT ['{rule}'] AS broken_rules, to_json(b) AS record "
+        f"FROM (SELECT * EXCLUDE (mls2_claimed) FROM {claims} WHERE mls2_claimed) b"
+    ).to_arrow_table()
+    report.dropped_records += losers.num_rows
+    report.expectations.append(_passed(dataset, rule, kept_before, losers.num_rows))
+    quarantine = losers if checked.quarantine is None else pa.concat_tables([checked.quarantine, losers])
+    return CheckedBatch(kept=kept, quarantine=quarantine, report=report, views=(*checked.views, claims, kept))
+
+
+def _passed(dataset: Dataset, rule: str, checked: int, failed: int) -> dict:
+    return {"name": rule, "dataset": dataset.name, "passed_records": checked - failed, "failed_records": failed}
 
 
 def warns_only(dataset: Dataset) -> bool:

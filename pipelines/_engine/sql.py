@@ -15,6 +15,11 @@ from sqlglot.dialects.duckdb import DuckDB
 from pipelines.spark_sql import SparkSql, SqlError, qualified_name, references
 
 
+def quote(name: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _parsed_or_null(text: exp.Expression, function: str, *arguments: exp.Expression) -> exp.Expression:
     """The JSON `function` of `text` (then `arguments`), NULL where `text` is not JSON, as Spark's JSON
     functions give. A column is parsed once, under `try` (errors become NULL row by row); any other

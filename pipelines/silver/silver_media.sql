@@ -4,7 +4,8 @@ kind: materialized_view
 comment: >
   Every photo, document and floor plan of every property: its own media, plus its project's photos
   when it inherits them (taken from the project, so they follow the project's changes), one row per
-  property and media id, with absolute URLs and display order.
+  property and media id, with absolute URLs and display order. A listing's own media whose Qobrix
+  owner (related_id) is another listing are dropped: a media id is one Media key.
 incremental:
   column: property_id
   inputs: {qobrix_silver.property: id}
@@ -12,6 +13,8 @@ incremental:
 expectations:
   - {name: media_id_present, constraint: media_id IS NOT NULL, on_violation: drop,
      violates: {entity: properties, record: {media.0.id: null}}}
+  - {name: media_is_this_listings, constraint: "inherited OR owner_id IS NULL OR property_id IS NULL OR owner_id = property_id",
+     on_violation: drop, violates: {entity: properties, record: {media.0.related_id: another-listing}}}
   - {name: property_present, constraint: property_id IS NOT NULL, on_violation: drop,
      violates: {row: {property_id: 'NULL'}}}
   - {name: url_absolute, constraint: "url IS NULL OR url LIKE 'http%'", on_violation: warn,

@@ -1,10 +1,11 @@
 """AUTO CDC targets: the changes new since the target's checkpoint applied by key (`cdc`), and the rows
 they changed kept for the views that follow the target's key."""
 
-from pipelines._engine.cdc import IS_DELETE, apply_changes, quote
+from pipelines._engine.cdc import IS_DELETE, apply_changes
 from pipelines._engine.context import FlowResult, KeyedRows, relation
 from pipelines._engine.flows.base import Flow
 from pipelines._engine.lakehouse import UPDATE_METADATA
+from pipelines._engine.sql import quote
 
 
 class AutoCdcFlow(Flow):

@@ -55,9 +55,10 @@ class Flow:
     def write(self, kind: str) -> FlowResult:
         raise NotImplementedError
 
-    def checked(self) -> tuple[CheckedBatch, FlowResult]:
-        """The batch's expectations checked and its dropped rows quarantined, with the flow's counts so far."""
-        checked = check(self.con, self.dataset, self.batch)
+    def checked(self, *, held: str | None = None) -> tuple[CheckedBatch, FlowResult]:
+        """The batch's expectations checked and its dropped rows quarantined, with the flow's counts so far
+        (`held`: the rows kept beside the batch, whose unique keys the batch may not take)."""
+        checked = check(self.con, self.dataset, self.batch, held=held)
         self.context.quarantine(self.dataset, checked.quarantine)
         flow = FlowResult(
             dataset=self.dataset.name,
@@ -71,5 +72,5 @@ class Flow:
         """Drop the batch, what checking it made, and the flow's streams."""
         self.context.release(kind, self.batch)
         self.context.release(
-            "VIEW", *{checked.kept} - {self.batch}, *(stream_relation(name) for name in self.dataset.streams)
+            "VIEW", *(set(checked.views) - {self.batch}), *(stream_relation(name) for name in self.dataset.streams)
         )

@@ -6,11 +6,11 @@ import hashlib
 
 import orjson
 
-from pipelines._engine.cdc import quote
 from pipelines._engine.context import FlowResult, KeyedRows, UpdateContext, relation
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.flows.base import Flow
 from pipelines._engine.lakehouse import UPDATE_METADATA, column_types, register_delta
+from pipelines._engine.sql import quote
 from pipelines.declaration import Dataset
 
 SOURCES_METADATA = "mls2.sources"
@@ -184,10 +184,15 @@ class MaterializedViewFlow(Flow):
         dataset, context = self.dataset, self.context
         name, own, declared = dataset.name, relation(dataset.name), dataset.incremental
         column = quote(declared.column)
-        checked, flow = self.checked()
+        kept_beside = f"kept_beside__{own}"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {kept_beside} AS "
+            f"SELECT c.* FROM {current} c ANTI JOIN {keys} k ON c.{column} = k.key"
+        )
+        checked, flow = self.checked(held=kept_beside)
         refreshed, replaced = f"refreshed__{own}", f"replaced__{own}"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {refreshed} AS SELECT * FROM {checked.kept}")
-        context.release("VIEW", *{checked.kept} - {self.batch})
+        context.release("VIEW", *(set(checked.views) - {self.batch}), kept_beside)
         context.release("TABLE", self.batch)
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {replaced} AS "
@@ -238,11 +243,11 @@ def computed_as_defined(context: UpdateContext, dataset: Dataset, last: dict) ->
 
 
 def definition_digest(context: UpdateContext, dataset: Dataset) -> str:
-    """What a view computes: its SQL, expectations and refresh declaration, and the SQL of the
+    """What a view computes: its SQL, expectations, unique key and refresh declaration, and the SQL of the
     temporary views it reads (a view computed under another definition is recomputed, and whole)."""
     read = [context.graph[name] for name in dataset.depends_on if context.graph[name].kind == "temporary_view"]
     rules = [(e.name, e.constraint, e.on_violation) for e in dataset.expectations]
-    parts = [dataset.sql, rules, dataset.incremental, [definition_digest(context, v) for v in read]]
+    parts = [dataset.sql, rules, dataset.incremental, [definition_digest(context, v) for v in read], dataset.unique_key]
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
 
