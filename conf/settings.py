@@ -101,6 +101,19 @@ class Settings(BaseSettings):
         ge=0,
         description="How far before the watermark an incremental sync starts (equal times, clock skew).",
     )
+    mls2_reconcile_every_hours: float = Field(
+        default=24,
+        ge=0,
+        description="An incremental sync also reconciles (scans every live id for hard deletes) when the "
+        "last reconciliation is older than this; 0: only on `mls2 sync --reconcile`.",
+    )
+    mls2_reconcile_max_deletes_percent: float = Field(
+        default=10,
+        gt=0,
+        le=100,
+        description="A reconciliation withholds its deletes when more than this share of the known records "
+        "(and more than 10) vanished: an answer that lost records must not empty the feed.",
+    )
     mls2_lakehouse_retention_hours: int = Field(
         default=168,
         ge=0,

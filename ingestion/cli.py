@@ -46,8 +46,8 @@ def sync_progress() -> Progress:
 def print_sync_summary(report: SyncReport) -> None:
     title = f"Sync {report.sync_id} ({report.mode}{', resumed' if report.resumed else ''}): {report.status}"
     table = Table(title=title)
-    for column in ("entity", "mode", "pages", "records", "deletes", "warnings"):
-        table.add_column(column, justify="left" if column in ("entity", "mode") else "right")
+    for column in ("entity", "mode", "pages", "records", "deletes", "warnings", "reconciled"):
+        table.add_column(column, justify="left" if column in ("entity", "mode", "reconciled") else "right")
     for entity in report.entities:
         table.add_row(
             entity.entity,
@@ -56,10 +56,18 @@ def print_sync_summary(report: SyncReport) -> None:
             str(entity.records),
             str(entity.deletes),
             str(entity.warnings),
+            f"deletes withheld ({entity.withheld_deletes})" if entity.withheld_deletes else "yes" * entity.reconciled,
         )
     console.print(table)
     per_1000 = report.calls_per_1000_properties()
     console.print(f"{report.http_calls} HTTP calls" + (f" ({per_1000} per 1,000 properties)" if per_1000 else ""))
+    for entity in report.entities:
+        if entity.withheld_deletes:
+            console.print(
+                f"[yellow]{entity.entity}: {entity.withheld_deletes} known records were not in Qobrix's answer, "
+                "more than MLS2_RECONCILE_MAX_DELETES_PERCENT allows; no delete was landed. If they were deleted, "
+                f"`mls2 sync --full-refresh --entities {entity.entity}` lands the deletes."
+            )
     if any(entity.warnings for entity in report.entities):
         console.print(
             "[yellow]Some records lack an id or a readable time; they were landed raw for the pipeline to quarantine."
@@ -90,10 +98,17 @@ def sync_with_progress(
     full_refresh: bool,
     max_properties: int | None,
     max_in_flight: int | None = None,
+    reconcile: bool = False,
 ) -> SyncReport:
-    """Run a sync showing one progress bar per entity, then print its summary table."""
+    """Run a sync showing one progress bar per entity (and per reconciliation), then print its summary table."""
+    if reconcile and (full_refresh or max_properties):
+        raise ValueError("--reconcile belongs to an incremental sync (a full refresh already finds deleted records)")
     selected = select_entities(entities)
+    every = settings.mls2_reconcile_every_hours
     options = SyncOptions(
+        reconcile=reconcile,
+        reconcile_every=timedelta(hours=every) if every else None,
+        reconcile_max_deletes=settings.mls2_reconcile_max_deletes_percent / 100,
         full_refresh=full_refresh,
         max_properties=max_properties,
         max_in_flight=max_in_flight or settings.mls2_max_in_flight,
@@ -106,6 +121,8 @@ def sync_with_progress(
             tasks = {entity.name: progress.add_task(entity.name, total=None) for entity in selected}
 
             def on_page(entity: str, landed: int, expected: int | None) -> None:
+                if entity not in tasks:
+                    tasks[entity] = progress.add_task(entity, total=None)
                 progress.update(tasks[entity], completed=landed, total=max(expected or 0, landed) or None)
 
             sync = Sync(
@@ -133,12 +150,22 @@ def sync(
     max_properties: Annotated[
         int | None, typer.Option(min=1, help="Test mode: N properties and only what they reference.")
     ] = None,
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--reconcile",
+            help="Also scan every live id (lean pages, nothing landed) and land deletes for records gone from "
+            "Qobrix. Runs on its own every MLS2_RECONCILE_EVERY_HOURS.",
+        ),
+    ] = False,
     max_in_flight: Annotated[
         int | None, typer.Option(min=1, max=64, help="Requests in flight (default: MLS2_MAX_IN_FLIGHT).")
     ] = None,
 ) -> None:
     """Fetch Qobrix data into the landing zone: changes since the last sync, or everything.
 
+    An incremental sync also reconciles (finds records deleted in Qobrix by scanning every live id)
+    with --reconcile, and on its own every MLS2_RECONCILE_EVERY_HOURS (default 24).
     Needs QOBRIX_API_BASE_URL, QOBRIX_API_USER and QOBRIX_API_KEY. A sync that stopped
     (error, Ctrl+C, kill) resumes when run again with the same options.
     Exit codes: 0 done, 2 configuration or arguments wrong (fix, do not retry),
@@ -152,7 +179,7 @@ def sync(
         client = make_client(settings, base_url, user, key)
         sync_with_progress(
             settings, client, entities=split_list(entities), full_refresh=full_refresh, max_properties=max_properties,
-            max_in_flight=max_in_flight,
+            max_in_flight=max_in_flight, reconcile=reconcile,
         )  # fmt: skip
     except (SettingsError, ValueError, QobrixAuthError) as error:
         console.print(f"[red]error:[/red] {error}")

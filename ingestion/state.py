@@ -4,8 +4,9 @@
   they move only when a whole sync has landed its data.
 - `syncs` / `sync_entities` / `windows`: the sync in progress and its cursors, so a sync
   killed at any point (even `kill -9`) resumes where it stopped.
-- `known_ids`: every record id landed as live, so a full refresh can tell which records
-  vanished (hard deletes) without holding a million ids in memory.
+- `known_ids`: every record id landed as live, so a full refresh or a reconciliation (a scan of ids
+  only) can tell which records vanished (hard deletes) without holding a million ids in memory.
+- `reconciliations`: when each entity's vanished records were last looked for.
 """
 
 import sqlite3
@@ -65,6 +66,11 @@ CREATE TABLE IF NOT EXISTS known_ids (
     last_seen TEXT NOT NULL,
     PRIMARY KEY (entity, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reconciliations (
+    entity TEXT PRIMARY KEY,
+    sync_id TEXT NOT NULL,
+    finished_at TEXT NOT NULL
+);
 """
 
 
@@ -179,9 +185,23 @@ class SyncState:
         with self.transaction() as db:
             db.execute("UPDATE syncs SET status = 'abandoned', finished_at = ? WHERE sync_id = ?", (now(), sync_id))
 
-    def finish_sync(self, sync_id: str, summary: str, *, advance_watermarks: bool, full_refresh: bool) -> None:
-        """Mark the sync succeeded and, in the same transaction, move its entities' watermarks."""
+    def finish_sync(
+        self,
+        sync_id: str,
+        summary: str,
+        *,
+        advance_watermarks: bool,
+        full_refresh: bool,
+        reconciled: tuple[str, ...] = (),
+    ) -> None:
+        """Mark the sync succeeded and, in the same transaction, move its entities' watermarks and
+        record the entities whose vanished records it looked for (`reconciled`)."""
         with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO reconciliations (entity, sync_id, finished_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (entity) DO UPDATE SET sync_id = excluded.sync_id, finished_at = excluded.finished_at",
+                [(entity, sync_id, now()) for entity in reconciled],
+            )
             if advance_watermarks:
                 for entity, max_modified, max_created in db.execute(
                     "SELECT entity, max_modified, max_created FROM sync_entities WHERE sync_id = ?", (sync_id,)
@@ -290,8 +310,40 @@ class SyncState:
             )
 
     # --- known ids ----------------------------------------------------------------------------
+    def last_reconciled(self, entity: str) -> datetime | None:
+        """When a finished sync last looked for `entity`'s vanished records (a full refresh or a reconciliation)."""
+        rows = self._rows("SELECT finished_at FROM reconciliations WHERE entity = ?", (entity,))
+        return datetime.fromisoformat(rows[0][0]) if rows else None
+
+    def mark_seen(
+        self, sync_id: str, entity: str, ids: list[str], *, window: int | None, cursor: str | None, pages: int = 1
+    ) -> None:
+        """A page of a reconciliation's id scan: the live ids it met are seen by this sync (ids not known
+        are left for the next sync to land), and the scan's cursor moves, in one transaction."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE known_ids SET last_seen = ? WHERE entity = ? AND id = ? AND live = 1",
+                [(sync_id, entity, record_id) for record_id in ids],
+            )
+            db.execute(
+                "UPDATE sync_entities SET pages = pages + ? WHERE sync_id = ? AND entity = ?", (pages, sync_id, entity)
+            )
+            if window is not None and cursor is not None:
+                db.execute(
+                    "UPDATE windows SET cursor = ? WHERE sync_id = ? AND entity = ? AND window = ?",
+                    (cursor, sync_id, entity, window),
+                )
+
+    def count_vanished(self, entity: str, sync_id: str) -> tuple[int, int]:
+        """How many ids known as live this sync has not seen, of how many known as live."""
+        [(vanished, live)] = self._rows(
+            "SELECT count(*) FILTER (WHERE last_seen <> ?), count(*) FROM known_ids WHERE entity = ? AND live = 1",
+            (sync_id, entity),
+        )
+        return vanished, live
+
     def vanished(self, entity: str, sync_id: str, batch: int = 1000) -> Iterator[list[str]]:
-        """Ids known as live that this full refresh never saw, in batches (memory stays flat)."""
+        """Ids known as live that this sync never saw, in batches (memory stays flat)."""
         last = ""
         while True:
             rows = self._rows(

@@ -4,6 +4,11 @@
   lose nothing; trashed records become delete operations.
 - Full refresh (`--full-refresh`, or an entity never synced): everything, and a record
   landed before but not seen now becomes a delete operation.
+- Reconciliation (`--reconcile`, and every `reconcile_every` on its own): an incremental sync
+  that also scans every live id (lean pages, nothing landed) and lands deletes for the known
+  ids it did not meet: hard deletes, which leave no trace a `modified` scan can see, reach
+  gold without a full refresh. When more vanish than `reconcile_max_deletes` of the known
+  ids, the deletes are withheld (an answer that lost records must not empty the feed).
 - Test mode (`--max-properties N`): N properties and only what they reference.
 - Entities with no `modified` (portal lookups) are refreshed whole every time.
 
@@ -14,7 +19,7 @@ watermarks) is in SQLite, so a sync killed at any point resumes and loses nothin
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -30,6 +35,10 @@ ProgressCallback = Callable[[str, int, int | None], None]
 """Called after each landed page with (entity, records landed so far, records expected or None)."""
 
 FULL, INCREMENTAL, TEST = "full", "incremental", "test"
+RECONCILE_WINDOW = -3
+"""The windows-table row holding a reconciliation's id scan cursor (keyset windows number from 0)."""
+WITHHOLD_FLOOR = 10
+"""So few vanished ids are landed as deletes whatever their share (a small brokerage's usual week)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,11 @@ class SyncOptions:
     max_in_flight: int = 4
     overlap: timedelta = timedelta(minutes=10)
     page_size: int = 100
+    reconcile: bool = False
+    reconcile_every: timedelta | None = timedelta(hours=24)
+    """An incremental sync reconciles an entity last reconciled longer ago than this (None: on demand only)."""
+    reconcile_max_deletes: float = 0.1
+    """The share of an entity's known live ids a reconciliation may land as deletes."""
 
 
 @dataclass
@@ -49,6 +63,10 @@ class EntityReport:
     records: int = 0
     deletes: int = 0
     warnings: int = 0
+    reconciled: bool = False
+    """Whether this sync looked for the entity's vanished records (full refresh, whole, or reconciliation)."""
+    withheld_deletes: int = 0
+    """Vanished ids a reconciliation did not land as deletes: more than `reconcile_max_deletes` vanished."""
 
 
 @dataclass
@@ -97,6 +115,8 @@ class Sync:
         self._stop = threading.Event()
         self._landed: dict[str, int] = {}
         self._modes: dict[str, str] = {}
+        self._reconciled: set[str] = set()
+        self._withheld: dict[str, int] = {}
         self._expected: dict[str, int | None] = {}
         self._lock = threading.Lock()
 
@@ -138,6 +158,7 @@ class Sync:
             orjson.dumps(manifest).decode(),
             advance_watermarks=self.mode != TEST,
             full_refresh=self.mode == FULL,
+            reconciled=tuple(sorted(self._reconciled)),
         )
         return report
 
@@ -163,8 +184,9 @@ class Sync:
         progress = self.state.entity_progress(self.sync_id, entity.name)
         mode = self._modes.get(entity.name, self.mode)
         return EntityReport(
-            entity.name, mode, progress["pages"], progress["records"], progress["deletes"], progress["warnings"]
-        )
+            entity.name, mode, progress["pages"], progress["records"], progress["deletes"], progress["warnings"],
+            reconciled=entity.name in self._reconciled, withheld_deletes=self._withheld.get(entity.name, 0),
+        )  # fmt: skip
 
     def _run_all(self) -> None:
         """Every entity at once: each orchestrates its scans on the shared pool of requests in flight."""
@@ -201,6 +223,8 @@ class Sync:
             if entity.media_time and not full:
                 self._scan_media_changes(entity, lower)
             self._scan_trash(entity, None if full else lower)
+            if not full and self._reconciles(entity):
+                self._reconcile(entity)
             if full:
                 self._in_pool(
                     lambda: Scanner(self.client, entity, page_size=self.options.page_size).scan_nulls(
@@ -217,12 +241,12 @@ class Sync:
     def _scan_live(self, entity: Entity, lower: datetime | None) -> None:
         """Windows in parallel, then a tail from the newest record seen, so changes made meanwhile land too."""
         scanner = Scanner(self.client, entity, page_size=self.options.page_size)
-        planned = self.state.windows(self.sync_id, entity.name)
+        planned = self._keyset_windows(entity)
         if not planned:
             windows, count = scanner.plan(lower, self.options.max_in_flight * 2)
             self._expected[entity.name] = count
             self.state.plan_windows(self.sync_id, entity.name, [(iso(w.lower), iso(w.upper)) for w in windows])
-            planned = self.state.windows(self.sync_id, entity.name)
+            planned = self._keyset_windows(entity)
         tail_number = len(planned)
         pending = [
             Window(number, parse_time(low), parse_time(high), parse_time(cursor))
@@ -241,6 +265,9 @@ class Sync:
             self._in_pool(
                 lambda: self._scan_window(scanner, Window(tail_number, parse_time(low), None, parse_time(cursor)))
             )
+
+    def _keyset_windows(self, entity: Entity) -> list[tuple[int, str | None, str | None, str | None, bool]]:
+        return [window for window in self.state.windows(self.sync_id, entity.name) if window[0] >= 0]
 
     def _scan_window(self, scanner: Scanner, window: Window) -> None:
         entity = scanner.entity
@@ -272,17 +299,68 @@ class Sync:
             )
         )
 
-    def _land_vanished(self, entity: Entity) -> None:
-        """After a full refresh: records landed before and not seen now were deleted in Qobrix."""
+    def _reconciles(self, entity: Entity) -> bool:
+        """Asked for, due, or begun by the sync this one resumes."""
+        if self.options.reconcile or any(
+            w[0] == RECONCILE_WINDOW for w in self.state.windows(self.sync_id, entity.name)
+        ):
+            return True
+        last = self.state.last_reconciled(entity.name)
+        every = self.options.reconcile_every
+        return every is not None and (last is None or datetime.now(UTC) - last >= every)
+
+    def _reconcile(self, entity: Entity) -> None:
+        """Every live id, in lean pages (media left out, nothing landed): a keyset scan over `modified`
+        (a record edited meanwhile moves ahead of the cursor, where the scan still meets it; offset
+        paging would skip one and delete a live listing) and the records with no `modified`. Then the
+        known live ids not met become deletes, unless too many vanished."""
+        if not any(w[0] == RECONCILE_WINDOW for w in self.state.windows(self.sync_id, entity.name)):
+            self.state.plan_windows(self.sync_id, entity.name, [(None, None)], first=RECONCILE_WINDOW)
+        _, _, _, cursor, done = next(
+            w for w in self.state.windows(self.sync_id, entity.name) if w[0] == RECONCILE_WINDOW
+        )
+        if not done:
+            scanner = Scanner(self.client, replace(entity, params={**entity.params, "media": "false"}),
+                              page_size=self.options.page_size)  # fmt: skip
+            window = Window(RECONCILE_WINDOW, None, None, parse_time(cursor))
+            self._expected[f"{entity.name} (reconcile)"] = self.state.count_vanished(entity.name, self.sync_id)[1]
+            self._in_pool(lambda: scanner.scan(window, self._id_sink(entity, RECONCILE_WINDOW), stop=self._stop.is_set))
+            self._in_pool(lambda: scanner.scan_nulls(self._id_sink(entity, None)))
+            if self._stop.is_set():
+                return
+            self.state.move_cursor(self.sync_id, entity.name, RECONCILE_WINDOW, cursor, done=True)
+        vanished, live = self.state.count_vanished(entity.name, self.sync_id)
+        if vanished > max(WITHHOLD_FLOOR, self.options.reconcile_max_deletes * live):
+            self._withheld[entity.name] = vanished
+            return
+        self._land_vanished(entity, reason="absent from a reconciliation")
+
+    def _id_sink(self, entity: Entity, window: int | None):
+        """Mark a page's live ids seen by this sync (and move the scan's cursor)."""
+        label = f"{entity.name} (reconcile)"
+
+        def see(records: list, cursor: datetime | None) -> None:
+            ids = [r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), str)]
+            self.state.mark_seen(self.sync_id, entity.name, ids, window=window, cursor=iso(cursor))
+            with self._lock:
+                self._landed[label] = self._landed.get(label, 0) + len(records)
+                checked = self._landed[label]
+            self.progress(label, checked, self._expected.get(label))
+
+        return see
+
+    def _land_vanished(self, entity: Entity, reason: str = "absent from a full refresh") -> None:
+        """After a full refresh or a reconciliation: records landed before and not seen now were
+        deleted in Qobrix."""
         if self._stop.is_set():
             return
+        self._reconciled.add(entity.name)
         progress = self.state.entity_progress(self.sync_id, entity.name)
         seen = parse_time(progress["max_modified"]) if progress["max_modified"] else None
         noticed = max(filter(None, [datetime.now(UTC).replace(microsecond=0), seen and seen + timedelta(seconds=1)]))
         for ids in self.state.vanished(entity.name, self.sync_id):
             records = [
-                {"id": record_id, "modified": noticed.isoformat(), "deleted_reason": "absent from a full refresh"}
-                for record_id in ids
+                {"id": record_id, "modified": noticed.isoformat(), "deleted_reason": reason} for record_id in ids
             ]
             self.writer.write_page(entity, records, operation="delete")
             self.state.record_page(self.sync_id, entity.name, ids=ids, live=False, deletes=len(ids))

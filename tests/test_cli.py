@@ -17,7 +17,7 @@ runner = CliRunner()
     [
         ([], ["sandbox", "sync", "pipeline", "serve", "demo", "clients"]),
         (["clients", "add"], ["--rotate", "once"]),
-        (["sync"], ["--full-refresh", "--entities", "--max-properties", "status"]),
+        (["sync"], ["--full-refresh", "--reconcile", "--entities", "--max-properties", "status"]),
         (["sandbox", "serve"], ["--port", "--properties", "--seed"]),
         (["pipeline", "run"], ["--full-refresh", "--refresh", "--full-refresh-selection"]),
         (["serve"], ["--port", "/odata"]),
@@ -93,6 +93,18 @@ def test_sync_lands_and_reports_then_status_shows_watermarks(
     assert "properties" in result.output and "per 1,000 properties" in result.output
     status = runner.invoke(app, ["sync", "status"])
     assert status.exit_code == 0 and "Watermarks" in status.output and "succeeded" in status.output
+
+
+def test_sync_reconcile_shows_what_it_reconciled_and_refuses_a_full_refresh_beside_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, sandbox
+) -> None:
+    configure_qobrix(monkeypatch, sandbox.base_url, tmp_path)
+    assert runner.invoke(app, ["sync", "--entities", "properties"]).exit_code == 0
+    result = runner.invoke(app, ["sync", "--entities", "properties", "--reconcile"])
+    assert result.exit_code == 0, result.output
+    assert "reconciled" in result.output and "yes" in result.output
+    both = runner.invoke(app, ["sync", "--reconcile", "--full-refresh"])
+    assert both.exit_code == 2 and "--reconcile belongs to an incremental sync" in both.output
 
 
 def test_sync_with_refused_credentials_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path, sandbox) -> None:

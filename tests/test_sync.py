@@ -1,15 +1,17 @@
 """The ingestion job against the sandbox: everything lands, changes and deletes are captured, nothing is lost."""
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import fsspec
 import orjson
 import pytest
 
-from conf.entities import entities
+from conf.entities import entities, select_entities
 from conf.settings import Settings
 from ingestion.cli import make_client, sync_with_progress
+from ingestion.client import Page, QobrixClient
 from ingestion.errors import MalformedResponseError, QobrixError
 from ingestion.landing import LandingWriter
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
@@ -17,8 +19,11 @@ from ingestion.sandbox.faults import FaultConfig
 from ingestion.sandbox.world import Changes
 from ingestion.scan import parse_time
 from ingestion.state import SyncState
-from tests.conftest import make_sync
+from ingestion.sync import Sync, SyncOptions, SyncReport
+from pipelines import run_update
+from tests.conftest import FAST_RETRIES, make_sync
 from tests.landing_checks import assert_everything_landed, landed, latest, served
+from tests.test_engine import rows as gold_rows
 
 
 def test_first_sync_lands_every_record_of_every_entity(settings: Settings, world: SandboxWorld, sync) -> None:
@@ -118,6 +123,128 @@ def test_full_refresh_turns_vanished_records_into_deletes(settings: Settings, wo
     assert {line["record"]["id"] for line in deletes} == set(report.ids("properties", "deleted"))
     assert all(line["record"]["deleted_reason"] == "absent from a full refresh" for line in deletes)
     assert {e.entity: e.deletes for e in full.entities}["properties"] == 3
+
+
+def test_a_reconciliation_lands_hard_deletes_without_a_full_refresh_and_gold_drops_them(
+    settings: Settings, world: SandboxWorld, sync
+) -> None:
+    sync()
+    run_update(settings.paths)
+    report = world.advance(changes={"properties": Changes(deletes=4, updates=3), "contacts": Changes(deletes=2)})
+    gone = set(report.ids("properties", "deleted"))
+    assert gone <= {row["id"] for row in sandbox_records_before(settings)}
+
+    reconciled = sync(reconcile=True)
+    lines = landed(settings, reconciled.sync_id)
+    deletes = [line for line in lines["properties"] if line["operation"] == "delete"]
+    assert {line["record"]["id"] for line in deletes} == gone
+    assert {line["record"]["deleted_reason"] for line in deletes} == {"absent from a reconciliation"}
+    assert {line["record"]["id"] for line in lines["contacts"] if line["operation"] == "delete"} == set(
+        report.ids("contacts", "deleted")
+    )
+    upserted = [line for line in lines["properties"] if line["operation"] == "upsert"]
+    assert len(upserted) < world.property_count / 4, "the id scan lands no records"
+    by_entity = {entity.entity: entity for entity in reconciled.entities}
+    assert by_entity["properties"].reconciled and by_entity["properties"].deletes == len(gone)
+    assert by_entity["properties"].mode == "incremental"
+
+    run_update(settings.paths)
+    served_keys = {row["ListingKey"] for row in gold_rows(settings, "reso_gold.property")}
+    assert served_keys and not served_keys & {f"QOBRIX_{record_id}" for record_id in gone}
+    assert_everything_landed(settings, world)
+
+
+def sandbox_records_before(settings: Settings) -> list[dict]:
+    """The properties landed so far, latest version each."""
+    return list(latest(landed(settings)["properties"]).values())
+
+
+def test_an_incremental_sync_reconciles_on_its_own_when_the_last_reconciliation_is_due(
+    settings: Settings, world: SandboxWorld, sync
+) -> None:
+    sync()
+    world.advance(changes={"properties": Changes(deletes=2)})
+    quiet = sync(reconcile_every=timedelta(hours=1))
+    assert not any(entity.reconciled for entity in quiet.entities if entity.mode == "incremental")
+    assert not [line for line in landed(settings, quiet.sync_id)["properties"] if line["operation"] == "delete"]
+
+    due = sync(reconcile_every=timedelta(0))
+    assert {e.entity for e in due.entities if e.reconciled} >= {"properties", "contacts", "agents"}
+    assert len([line for line in landed(settings, due.sync_id)["properties"] if line["operation"] == "delete"]) == 2
+    state = SyncState(settings.sync_state_path)
+    try:
+        assert datetime.now(UTC) - state.last_reconciled("properties") < timedelta(minutes=1)
+    finally:
+        state.close()
+    never = sync(reconcile_every=None)
+    assert not any(entity.reconciled for entity in never.entities if entity.mode == "incremental")
+
+
+def test_a_reconciliation_withholds_its_deletes_when_too_many_records_vanished(
+    settings: Settings, world: SandboxWorld, sync
+) -> None:
+    """An answer that lost a fifth of the listings must not empty the feed: no delete lands, the
+    report says how many were withheld, and the entity stays due for the next reconciliation."""
+    sync()
+    report = world.advance(changes={"properties": Changes(deletes=world.property_count // 5)})
+    withheld = sync(reconcile=True, reconcile_max_deletes=0.1)
+    properties = {entity.entity: entity for entity in withheld.entities}["properties"]
+    assert properties.withheld_deletes == len(report.ids("properties", "deleted")) and properties.deletes == 0
+    assert not properties.reconciled
+    assert not [line for line in landed(settings, withheld.sync_id)["properties"] if line["operation"] == "delete"]
+    allowed = sync(reconcile=True, reconcile_max_deletes=0.5)
+    assert {e.entity: e.deletes for e in allowed.entities}["properties"] == len(report.ids("properties", "deleted"))
+
+
+class LostAfterLeanPages(QobrixClient):
+    """A connection lost for good after `lean_pages` lean property pages (the id scan's)."""
+
+    def __init__(self, *args: object, lean_pages: int) -> None:
+        super().__init__(*args)
+        self.lean_pages_left = lean_pages
+
+    def list_page(self, entity: str, path: str, params: dict) -> Page:
+        if entity == "properties" and params.get("media") == "false":
+            if self.lean_pages_left == 0:
+                raise QobrixError("connection lost", entity=entity, page=int(params.get("page", 1)))
+            self.lean_pages_left -= 1
+        return super().list_page(entity, path, params)
+
+
+def test_a_reconciliation_while_records_change_deletes_only_what_is_gone(settings: Settings) -> None:
+    """Listings edited or created while the id scan pages are not taken for deleted; a reconciliation
+    stopped midway lands nothing, and the next sync resumes its scan from the cursor."""
+    world = SandboxWorld(seed=23, properties=700)
+    options = SyncOptions(page_size=20, max_in_flight=1, reconcile=True)
+
+    def run(client: QobrixClient, **changed: object) -> SyncReport:
+        state = SyncState(settings.sync_state_path)
+        try:
+            selected = select_entities(["properties"])
+            return Sync(client=client, landing_root=settings.landing_root, state=state, entities=selected,
+                        options=replace(options, **changed)).run()  # fmt: skip
+        finally:
+            state.close()
+
+    with SandboxServer(world) as server:
+        args = (server.base_url, SANDBOX_API_USER, SANDBOX_API_KEY, FAST_RETRIES)
+        run(QobrixClient(*args), reconcile=False)
+        report = world.advance(changes={"properties": Changes(deletes=5)})
+        server.faults.configure(FaultConfig(churn_every=2))
+        with pytest.raises(QobrixError, match="connection lost"):
+            run(LostAfterLeanPages(*args, lean_pages=12))
+        assert not [line for line in landed(settings)["properties"] if line["operation"] == "delete"]
+        resumed_client = QobrixClient(*args)
+        resumed = run(resumed_client, reconcile=False, reconcile_every=None)
+    assert resumed.resumed and {e.entity: e.reconciled for e in resumed.entities}["properties"]
+    assert world.step > 5, "records changed while the id scan paged"
+    deleted = {line["record"]["id"] for line in landed(settings)["properties"] if line["operation"] == "delete"}
+    assert deleted == set(report.ids("properties", "deleted"))
+    assert resumed_client.calls < world.property_count / 20, "the resumed scan goes on from its cursor"
+    with SandboxServer(world) as server:
+        run(QobrixClient(server.base_url, SANDBOX_API_USER, SANDBOX_API_KEY, FAST_RETRIES), reconcile=False)
+    versions = latest(landed(settings)["properties"])
+    assert set(served(world, "properties")) <= set(versions), "what was created meanwhile lands next time"
 
 
 def test_nothing_is_landed_twice_in_one_quiet_sync(settings: Settings, sync) -> None:
