@@ -1,8 +1,11 @@
 """Shared fixtures: a fresh data directory, the sandbox on a real port, sync and update helpers."""
 
+import contextlib
+import hashlib
 import math
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conf.entities import select_entities
-from conf.settings import Settings, load_settings
+from conf.settings import DataPaths, Settings, load_settings
 from ingestion.client import ClientSettings, QobrixClient
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
 from ingestion.state import SyncState
@@ -138,10 +141,50 @@ def published_gold(tmp_path_factory: pytest.TempPathFactory) -> PublishedGold:
 
     settings = load_settings(mls2_data_dir=tmp_path_factory.mktemp("published") / "data")
     world = SandboxWorld(seed=11, properties=260)
-    with SandboxServer(world) as server:
-        make_sync(settings, server)()
-    run_update(settings.paths)
+
+    def publish(data: Path) -> None:
+        with SandboxServer(world) as server:
+            make_sync(settings.model_copy(update={"mls2_data_dir": data}), server)()
+        run_update(DataPaths(data))
+
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        copy_built_once_per_mutation_run("published_gold", publish, settings.mls2_data_dir)
+    else:
+        publish(settings.mls2_data_dir)
     return PublishedGold(settings, world)
+
+
+MUTATION_FIXTURES = Path(".cache/mutation-fixtures")
+
+
+def copy_built_once_per_mutation_run(name: str, build: Callable[[Path], None], target: Path) -> None:
+    """Mutation runs (mutmut sets MUTANT_UNDER_TEST) start a pytest session per mutant. A shared data
+    directory is then built once per run of the same source, by the unmutated code (mutmut's
+    trampolines call the originals while MUTANT_UNDER_TEST is empty), and each session copies it: a
+    mutant is judged by the tests that run its code, not by the fixture they share, and a fixture
+    built under one mutant is never read under another."""
+    digest = hashlib.sha256()
+    for path in sorted(Path().glob("**/*")):
+        if (
+            path.is_file()
+            and path.suffix in {".py", ".sql", ".yaml", ".json"}
+            and MUTATION_FIXTURES not in path.parents
+        ):
+            digest.update(str(path).encode() + path.read_bytes())
+    built = MUTATION_FIXTURES / f"{name}-{digest.hexdigest()[:16]}"
+    if not built.exists():
+        staging = MUTATION_FIXTURES / f"{name}-{os.getpid()}.building"
+        shutil.rmtree(staging, ignore_errors=True)
+        mutant = os.environ["MUTANT_UNDER_TEST"]
+        os.environ["MUTANT_UNDER_TEST"] = ""
+        try:
+            build(staging)
+        finally:
+            os.environ["MUTANT_UNDER_TEST"] = mutant
+        with contextlib.suppress(OSError):  # another session got there first: theirs is the same
+            staging.rename(built)
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(built, target)
 
 
 TEST_CLIENT_ID = "tests"
