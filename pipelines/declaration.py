@@ -184,9 +184,9 @@ class Dataset:
     landing: LandingSource | None = None
     incremental: IncrementalRefresh | None = None
     unique_key: str | None = None
-    """A column no two rows may share. A row whose key another row already holds (one outside the rows
-    recomputed, or one first by `incremental.column`, then by content) is dropped into quarantine
-    under `<key>_unique`: one bad record cannot stop every update on a duplicate key."""
+    """A column no two rows may share. Of the rows sharing a key, the first by `incremental.column`
+    (else the key), then by content, keeps it; the others are dropped into quarantine under
+    `<key>_unique`: one bad record cannot stop every update on a duplicate key."""
     comment: str = ""
     source_file: Path | None = None
     depends_on: tuple[str, ...] = field(default=(), compare=False)

@@ -153,7 +153,7 @@ class UpdateContext:
             dataset.name,
             "COMPLETED",
             metrics={"num_output_rows": flow.output_records, "num_deleted_rows": flow.deleted_records},
-            data_quality=report.as_data_quality() if dataset.expectations else None,
+            data_quality=report.as_data_quality() if dataset.expectations or dataset.unique_key else None,
         )
         return flow
 

@@ -55,6 +55,8 @@ class CheckedBatch:
     report: QualityReport
     views: tuple[str, ...] = ()
     """The temporary views checking made (`kept` among them), to drop once the rows are written."""
+    duplicates: int = 0
+    """Rows dropped because another row holds their unique key."""
 
 
 def unique_rule(dataset: Dataset) -> str:
@@ -62,14 +64,14 @@ def unique_rule(dataset: Dataset) -> str:
     return f"{dataset.unique_key}_unique"
 
 
-def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, *, held: str | None = None) -> CheckedBatch:
+def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> CheckedBatch:
     """Evaluate `dataset`'s expectations over relation `batch`; raise on a broken fail rule. A dataset
-    with a unique key then drops the rows whose key another holds: in `held` (rows kept beside the
-    batch), or in the batch first by the incremental column, then by content."""
+    with a unique key then drops the rows whose key a row before them holds (first by the
+    incremental column, then by content)."""
     report = QualityReport(dataset=dataset.name)
     report.input_records = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
     checked = _expect(con, dataset, batch, report) if dataset.expectations else CheckedBatch(batch, None, report)
-    return _keep_unique(con, dataset, checked, held) if dataset.unique_key else checked
+    return _keep_unique(con, dataset, checked) if dataset.unique_key else checked
 
 
 def _expect(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, report: QualityReport) -> CheckedBatch:
@@ -103,25 +105,20 @@ def _expect(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, report
     return CheckedBatch(kept=kept, quarantine=quarantine, report=report, views=(kept,))
 
 
-def _keep_unique(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, checked: CheckedBatch, held: str | None
-) -> CheckedBatch:
-    """Drop the rows of `checked.kept` whose unique key is held: by a row of `held`, or by a row of the
-    batch ranked before it. Nothing is ranked or copied when every key is free (the usual case)."""
+def _keep_unique(con: duckdb.DuckDBPyConnection, dataset: Dataset, checked: CheckedBatch) -> CheckedBatch:
+    """Drop the rows of `checked.kept` whose unique key a row ranked before them holds (rows without a
+    key are left to the dataset's own rules). Nothing is ranked or copied when every key is free."""
     key = quote(dataset.unique_key)
-    taken = f"EXISTS (SELECT 1 FROM {held} h WHERE h.{key} = b.{key})" if held else "false"
-    [(repeated, clashing)] = con.execute(
-        f"SELECT count({key}) - count(DISTINCT {key}), count_if({taken}) FROM {checked.kept} b"
-    ).fetchall()
+    [(repeated,)] = con.execute(f"SELECT count({key}) - count(DISTINCT {key}) FROM {checked.kept}").fetchall()
     report, rule = checked.report, unique_rule(dataset)
     kept_before = report.input_records - report.dropped_records
-    if not repeated and not clashing:
+    if not repeated:
         report.expectations.append(_passed(dataset, rule, kept_before, 0))
         return checked
     order = quote(dataset.incremental.column) if dataset.incremental else key
     claims, kept = f"{checked.kept}__claims", f"{checked.kept}__unique"
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {claims} AS SELECT b.*, {taken} OR row_number() OVER "
+        f"CREATE OR REPLACE TEMP VIEW {claims} AS SELECT b.*, b.{key} IS NOT NULL AND row_number() OVER "
         f"(PARTITION BY b.{key} ORDER BY b.{order}, to_json(b)) > 1 AS mls2_claimed FROM {checked.kept} b"
     )
     con.execute(
@@ -134,7 +131,7 @@ def _keep_unique(
     report.dropped_records += losers.num_rows
     report.expectations.append(_passed(dataset, rule, kept_before, losers.num_rows))
     quarantine = losers if checked.quarantine is None else pa.concat_tables([checked.quarantine, losers])
-    return CheckedBatch(kept=kept, quarantine=quarantine, report=report, views=(*checked.views, claims, kept))
+    return CheckedBatch(kept, quarantine, report, (*checked.views, claims, kept), duplicates=losers.num_rows)
 
 
 def _passed(dataset: Dataset, rule: str, checked: int, failed: int) -> dict:

@@ -13,7 +13,7 @@ incremental:
 expectations:
   - {name: media_id_present, constraint: media_id IS NOT NULL, on_violation: drop,
      violates: {entity: properties, record: {media.0.id: null}}}
-  - {name: media_is_this_listings, constraint: "inherited OR owner_id IS NULL OR property_id IS NULL OR owner_id = property_id",
+  - {name: media_is_this_listings, constraint: "inherited OR owner_model IS DISTINCT FROM 'Properties' OR owner_id IS NULL OR property_id IS NULL OR owner_id = property_id",
      on_violation: drop, violates: {entity: properties, record: {media.0.related_id: another-listing}}}
   - {name: property_present, constraint: property_id IS NOT NULL, on_violation: drop,
      violates: {row: {property_id: 'NULL'}}}

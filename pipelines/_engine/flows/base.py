@@ -55,10 +55,9 @@ class Flow:
     def write(self, kind: str) -> FlowResult:
         raise NotImplementedError
 
-    def checked(self, *, held: str | None = None) -> tuple[CheckedBatch, FlowResult]:
-        """The batch's expectations checked and its dropped rows quarantined, with the flow's counts so far
-        (`held`: the rows kept beside the batch, whose unique keys the batch may not take)."""
-        checked = check(self.con, self.dataset, self.batch, held=held)
+    def checked(self) -> tuple[CheckedBatch, FlowResult]:
+        """The batch's expectations checked and its dropped rows quarantined, with the flow's counts so far."""
+        checked = check(self.con, self.dataset, self.batch)
         self.context.quarantine(self.dataset, checked.quarantine)
         flow = FlowResult(
             dataset=self.dataset.name,

@@ -10,12 +10,14 @@ from pipelines._engine.context import FlowResult, KeyedRows, UpdateContext, rela
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.flows.base import Flow
 from pipelines._engine.lakehouse import UPDATE_METADATA, column_types, register_delta
+from pipelines._engine.quality import CheckedBatch
 from pipelines._engine.sql import quote
 from pipelines.declaration import Dataset
 
 SOURCES_METADATA = "mls2.sources"
 ROWS_DIGEST_METADATA = "mls2.rows_digest"
 DEFINITION_METADATA = "mls2.definition"
+DUPLICATES_METADATA = "mls2.duplicates"
 
 
 class MaterializedViewFlow(Flow):
@@ -36,7 +38,7 @@ class MaterializedViewFlow(Flow):
     def write(self, kind: str) -> FlowResult:
         dataset, context = self.dataset, self.context
         checked, flow = self.checked()
-        metadata = {UPDATE_METADATA: context.update_id, DEFINITION_METADATA: definition_digest(context, dataset)}
+        metadata = self.commit_metadata(checked)
         staged = f"staged__{relation(dataset.name)}"
         context.release("TABLE", staged)
         if kind == "TABLE" and not checked.report.dropped_records:
@@ -52,6 +54,17 @@ class MaterializedViewFlow(Flow):
             context.staged[dataset.name] = (staged, "TABLE", metadata, flow)
         self.release_inputs(kind, checked)
         return context.complete_flow(dataset, flow, checked.report)
+
+    def commit_metadata(self, checked: CheckedBatch) -> dict[str, str]:
+        """What the commit writing the view records: the update, the definition, and for a view with a
+        unique key how many rows it held back on a duplicate key."""
+        metadata = {
+            UPDATE_METADATA: self.context.update_id,
+            DEFINITION_METADATA: definition_digest(self.context, self.dataset),
+        }
+        if self.dataset.unique_key:
+            metadata[DUPLICATES_METADATA] = str(checked.duplicates)
+        return metadata
 
     def holds_same_rows(self, staged: str, metadata: dict) -> bool:
         """Whether the view already holds exactly the rows just computed (same columns and types, same
@@ -94,6 +107,9 @@ class MaterializedViewFlow(Flow):
         last = self.lakehouse.last_commit_metadata(dataset.name)
         if not computed_as_defined(context, dataset, last):
             return "it has not been computed under its current definition"
+        if int(last.get(DUPLICATES_METADATA, 0)):
+            # Which row keeps a key depends on every row holding it, not on the changed ones alone.
+            return f"it holds back rows on a duplicate {dataset.unique_key}"
         recorded = orjson.loads(last[SOURCES_METADATA])
         changed = {}
         for name in dataset.depends_on:
@@ -176,7 +192,19 @@ class MaterializedViewFlow(Flow):
         ).fetchall()
         if strays:
             return f"{strays} rows computed for its changed keys hold other values in {declared.column}"
+        if dataset.unique_key and self.takes_held_keys(keys, current):
+            return f"a row computed for its changed keys has a {dataset.unique_key} a row not recomputed holds"
         return None
+
+    def takes_held_keys(self, keys: str, current: str) -> bool:
+        """Whether a recomputed row's unique key is held by a row the refresh keeps: then which row keeps
+        it is decided over the whole view, as computing it whole decides."""
+        unique, column = quote(self.dataset.unique_key), quote(self.dataset.incremental.column)
+        [(clashes,)] = self.con.execute(
+            f"SELECT count(*) FROM {self.batch} b SEMI JOIN (SELECT c.{unique} FROM {current} c "
+            f"ANTI JOIN {keys} k ON c.{column} = k.key) h ON h.{unique} = b.{unique}"
+        ).fetchall()
+        return clashes > 0
 
     def stage_by_key(self, keys: str, current: str) -> FlowResult:
         """Check the rows recomputed for `keys`, and stage the view with them in place of its rows for
@@ -184,15 +212,10 @@ class MaterializedViewFlow(Flow):
         dataset, context = self.dataset, self.context
         name, own, declared = dataset.name, relation(dataset.name), dataset.incremental
         column = quote(declared.column)
-        kept_beside = f"kept_beside__{own}"
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {kept_beside} AS "
-            f"SELECT c.* FROM {current} c ANTI JOIN {keys} k ON c.{column} = k.key"
-        )
-        checked, flow = self.checked(held=kept_beside)
+        checked, flow = self.checked()
         refreshed, replaced = f"refreshed__{own}", f"replaced__{own}"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {refreshed} AS SELECT * FROM {checked.kept}")
-        context.release("VIEW", *(set(checked.views) - {self.batch}), kept_beside)
+        context.release("VIEW", *(set(checked.views) - {self.batch}))
         context.release("TABLE", self.batch)
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {replaced} AS "
@@ -201,7 +224,7 @@ class MaterializedViewFlow(Flow):
         added, removed = context.rows_digest(refreshed), context.rows_digest(replaced)
         context.release("VIEW", replaced)
         context.keyed_rows[name] = KeyedRows(keys, refreshed, declared.column)
-        metadata = {UPDATE_METADATA: context.update_id, DEFINITION_METADATA: definition_digest(context, dataset)}
+        metadata = self.commit_metadata(checked)
         held = self.lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
         flow.output_records = checked.report.input_records - checked.report.dropped_records
         if added == removed:
