@@ -102,7 +102,10 @@ def sync_with_progress(
 ) -> SyncReport:
     """Run a sync showing one progress bar per entity (and per reconciliation), then print its summary table."""
     if reconcile and (full_refresh or max_properties):
-        raise ValueError("--reconcile belongs to an incremental sync (a full refresh already finds deleted records)")
+        raise ValueError(
+            "--reconcile belongs to an incremental sync: --full-refresh already finds deleted records, "
+            "and --max-properties lands a sample"
+        )
     selected = select_entities(entities)
     every = settings.mls2_reconcile_every_hours
     options = SyncOptions(
@@ -210,6 +213,13 @@ def sync_status() -> None:
                 mark.last_sync_id or "",
                 mark.last_full_refresh or "",
             )
+        reconciliations = Table(title="Last look for records deleted in Qobrix (full refresh or reconciliation)")
+        for column in ("entity", "sync", "finished", "deletes withheld"):
+            reconciliations.add_column(column)
+        for looked in state.reconciliations():
+            reconciliations.add_row(
+                looked.entity, looked.sync_id, looked.finished_at, str(looked.withheld_deletes or "")
+            )
         syncs = Table(title="Recent syncs")
         for column in ("sync id", "mode", "status", "started", "finished", "error"):
             syncs.add_column(column)
@@ -226,6 +236,7 @@ def sync_status() -> None:
         state.close()
     out = Console()
     out.print(marks)
+    out.print(reconciliations)
     out.print(syncs)
 
 

@@ -132,9 +132,9 @@ class Scanner:
             seen = {r.get("id") for r in page.records if isinstance(r, dict) and parse_time(r.get(self.field)) == last}
             cursor = last
 
-    def scan_nulls(self, sink: PageSink, *, trashed: bool = False) -> None:
+    def scan_nulls(self, sink: PageSink, *, trashed: bool = False, stop: Callable[[], bool] = lambda: False) -> None:
         """Records without a time in `field`, which no keyset scan meets (by page number)."""
-        self._offset_scan(sink, search=f"{self.field} == null", sort=None, trashed=trashed)
+        self._offset_scan(sink, search=f"{self.field} == null", sort=None, trashed=trashed, stop=stop)
 
     def scan_whole(self, sink: PageSink) -> None:
         """Every record by page number: for entities with no `modified` to filter or sort by."""

@@ -6,7 +6,8 @@
   killed at any point (even `kill -9`) resumes where it stopped.
 - `known_ids`: every record id landed as live, so a full refresh or a reconciliation (a scan of ids
   only) can tell which records vanished (hard deletes) without holding a million ids in memory.
-- `reconciliations`: when each entity's vanished records were last looked for.
+- `reconciliations`: when each entity's vanished records were last looked for, and
+  `reconcile_progress` how far the sync in progress has looked (so a resumed sync goes on).
 """
 
 import sqlite3
@@ -69,7 +70,18 @@ CREATE TABLE IF NOT EXISTS known_ids (
 CREATE TABLE IF NOT EXISTS reconciliations (
     entity TEXT PRIMARY KEY,
     sync_id TEXT NOT NULL,
-    finished_at TEXT NOT NULL
+    finished_at TEXT NOT NULL,
+    withheld_deletes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS reconcile_progress (
+    sync_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    ids_expected INTEGER,
+    ids_met INTEGER NOT NULL DEFAULT 0,
+    nulls_done INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,
+    withheld_deletes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sync_id, entity)
 );
 """
 
@@ -81,6 +93,25 @@ class Watermark:
     created: str | None = None
     last_sync_id: str | None = None
     last_full_refresh: str | None = None
+
+
+@dataclass(frozen=True)
+class ReconcileProgress:
+    ids_expected: int | None
+    """How many live records Qobrix said it held when the id scan began."""
+    ids_met: int
+    nulls_done: bool
+    outcome: str | None
+    """`landed` (the vanished ids landed as deletes) or `withheld` (too many vanished); None until then."""
+    withheld_deletes: int
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    entity: str
+    sync_id: str
+    finished_at: str
+    withheld_deletes: int
 
 
 @dataclass(frozen=True)
@@ -185,23 +216,21 @@ class SyncState:
         with self.transaction() as db:
             db.execute("UPDATE syncs SET status = 'abandoned', finished_at = ? WHERE sync_id = ?", (now(), sync_id))
 
-    def finish_sync(
-        self,
-        sync_id: str,
-        summary: str,
-        *,
-        advance_watermarks: bool,
-        full_refresh: bool,
-        reconciled: tuple[str, ...] = (),
-    ) -> None:
+    def finish_sync(self, sync_id: str, summary: str, *, advance_watermarks: bool, full_refresh: bool) -> None:
         """Mark the sync succeeded and, in the same transaction, move its entities' watermarks and
-        record the entities whose vanished records it looked for (`reconciled`)."""
+        record the entities whose vanished records it looked for."""
         with self.transaction() as db:
-            db.executemany(
-                "INSERT INTO reconciliations (entity, sync_id, finished_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (entity) DO UPDATE SET sync_id = excluded.sync_id, finished_at = excluded.finished_at",
-                [(entity, sync_id, now()) for entity in reconciled],
+            db.execute(
+                """
+                INSERT INTO reconciliations (entity, sync_id, finished_at, withheld_deletes)
+                SELECT entity, sync_id, ?, withheld_deletes FROM reconcile_progress
+                WHERE sync_id = ? AND outcome IS NOT NULL
+                ON CONFLICT (entity) DO UPDATE SET sync_id = excluded.sync_id, finished_at = excluded.finished_at,
+                  withheld_deletes = excluded.withheld_deletes
+                """,
+                (now(), sync_id),
             )
+            db.execute("DELETE FROM reconcile_progress WHERE sync_id = ?", (sync_id,))
             if advance_watermarks:
                 for entity, max_modified, max_created in db.execute(
                     "SELECT entity, max_modified, max_created FROM sync_entities WHERE sync_id = ?", (sync_id,)
@@ -315,24 +344,72 @@ class SyncState:
         rows = self._rows("SELECT finished_at FROM reconciliations WHERE entity = ?", (entity,))
         return datetime.fromisoformat(rows[0][0]) if rows else None
 
+    def reconciliations(self) -> list[Reconciliation]:
+        rows = self._rows("SELECT entity, sync_id, finished_at, withheld_deletes FROM reconciliations ORDER BY entity")
+        return [Reconciliation(*row) for row in rows]
+
+    def reconcile_progress(self, sync_id: str, entity: str) -> ReconcileProgress | None:
+        rows = self._rows(
+            "SELECT ids_expected, ids_met, nulls_done, outcome, withheld_deletes FROM reconcile_progress "
+            "WHERE sync_id = ? AND entity = ?",
+            (sync_id, entity),
+        )
+        return ReconcileProgress(rows[0][0], rows[0][1], bool(rows[0][2]), rows[0][3], rows[0][4]) if rows else None
+
+    def begin_reconcile(self, sync_id: str, entity: str, ids_expected: int | None) -> None:
+        """Start looking for `entity`'s vanished records (a resumed sync keeps what it had found)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO reconcile_progress (sync_id, entity, ids_expected) VALUES (?, ?, ?)",
+                (sync_id, entity, ids_expected),
+            )
+
     def mark_seen(
-        self, sync_id: str, entity: str, ids: list[str], *, window: int | None, cursor: str | None, pages: int = 1
-    ) -> None:
-        """A page of a reconciliation's id scan: the live ids it met are seen by this sync (ids not known
-        are left for the next sync to land), and the scan's cursor moves, in one transaction."""
+        self, sync_id: str, entity: str, ids: list[str], *, window: int | None = None, cursor: str | None = None
+    ) -> list[str]:
+        """A page of a reconciliation's id scan, in one transaction: the known live ids it met are seen by
+        this sync, the ids met are counted, and the scan's cursor moves. Returns the ids met that are not
+        known as live (deleted by mistake, or never landed), for the sync to fetch whole."""
         with self.transaction() as db:
             db.executemany(
                 "UPDATE known_ids SET last_seen = ? WHERE entity = ? AND id = ? AND live = 1",
                 [(sync_id, entity, record_id) for record_id in ids],
             )
+            seen = ids and {
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM known_ids WHERE entity = ? AND last_seen = ? AND live = 1 AND id IN "
+                    f"({', '.join('?' * len(ids))})",
+                    (entity, sync_id, *ids),
+                )
+            }
             db.execute(
-                "UPDATE sync_entities SET pages = pages + ? WHERE sync_id = ? AND entity = ?", (pages, sync_id, entity)
+                "UPDATE reconcile_progress SET ids_met = ids_met + ? WHERE sync_id = ? AND entity = ?",
+                (len(ids), sync_id, entity),
             )
+            db.execute("UPDATE sync_entities SET pages = pages + 1 WHERE sync_id = ? AND entity = ?", (sync_id, entity))
             if window is not None and cursor is not None:
                 db.execute(
                     "UPDATE windows SET cursor = ? WHERE sync_id = ? AND entity = ? AND window = ?",
                     (cursor, sync_id, entity, window),
                 )
+        return [record_id for record_id in ids if record_id not in seen]
+
+    def finish_nulls(self, sync_id: str, entity: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE reconcile_progress SET nulls_done = 1 WHERE sync_id = ? AND entity = ?", (sync_id, entity)
+            )
+
+    def finish_reconcile(self, sync_id: str, entity: str, *, withheld_deletes: int = 0) -> None:
+        """Record how looking for `entity`'s vanished records ended: deletes landed, or withheld."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO reconcile_progress (sync_id, entity, outcome, withheld_deletes) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (sync_id, entity) DO UPDATE SET outcome = excluded.outcome, "
+                "withheld_deletes = excluded.withheld_deletes",
+                (sync_id, entity, "withheld" if withheld_deletes else "landed", withheld_deletes),
+            )
 
     def count_vanished(self, entity: str, sync_id: str) -> tuple[int, int]:
         """How many ids known as live this sync has not seen, of how many known as live."""

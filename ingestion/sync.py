@@ -39,6 +39,9 @@ RECONCILE_WINDOW = -3
 """The windows-table row holding a reconciliation's id scan cursor (keyset windows number from 0)."""
 WITHHOLD_FLOOR = 10
 """So few vanished ids are landed as deletes whatever their share (a small brokerage's usual week)."""
+SHORT_SCAN_SHARE = 0.01
+"""An id scan meeting fewer records than Qobrix counted when it began, by more than this share (records
+deleted while it pages are few), ended early: its vanished ids are not trusted."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,6 @@ class Sync:
         self._stop = threading.Event()
         self._landed: dict[str, int] = {}
         self._modes: dict[str, str] = {}
-        self._reconciled: set[str] = set()
-        self._withheld: dict[str, int] = {}
         self._expected: dict[str, int | None] = {}
         self._lock = threading.Lock()
 
@@ -158,7 +159,6 @@ class Sync:
             orjson.dumps(manifest).decode(),
             advance_watermarks=self.mode != TEST,
             full_refresh=self.mode == FULL,
-            reconciled=tuple(sorted(self._reconciled)),
         )
         return report
 
@@ -183,9 +183,11 @@ class Sync:
     def _entity_report(self, entity: Entity) -> EntityReport:
         progress = self.state.entity_progress(self.sync_id, entity.name)
         mode = self._modes.get(entity.name, self.mode)
+        looked = self.state.reconcile_progress(self.sync_id, entity.name)
         return EntityReport(
             entity.name, mode, progress["pages"], progress["records"], progress["deletes"], progress["warnings"],
-            reconciled=entity.name in self._reconciled, withheld_deletes=self._withheld.get(entity.name, 0),
+            reconciled=looked is not None and looked.outcome == "landed",
+            withheld_deletes=looked.withheld_deletes if looked else 0,
         )  # fmt: skip
 
     def _run_all(self) -> None:
@@ -301,47 +303,67 @@ class Sync:
 
     def _reconciles(self, entity: Entity) -> bool:
         """Asked for, due, or begun by the sync this one resumes."""
-        if self.options.reconcile or any(
-            w[0] == RECONCILE_WINDOW for w in self.state.windows(self.sync_id, entity.name)
-        ):
+        if self.options.reconcile or self.state.reconcile_progress(self.sync_id, entity.name) is not None:
             return True
         last = self.state.last_reconciled(entity.name)
         every = self.options.reconcile_every
         return every is not None and (last is None or datetime.now(UTC) - last >= every)
 
     def _reconcile(self, entity: Entity) -> None:
-        """Every live id, in lean pages (media left out, nothing landed): a keyset scan over `modified`
-        (a record edited meanwhile moves ahead of the cursor, where the scan still meets it; offset
-        paging would skip one and delete a live listing) and the records with no `modified`. Then the
-        known live ids not met become deletes, unless too many vanished."""
-        if not any(w[0] == RECONCILE_WINDOW for w in self.state.windows(self.sync_id, entity.name)):
+        """Every live id, in lean pages (media left out): the records with no `modified` by page number
+        first (one given a `modified` meanwhile is then met by the keyset), then a keyset scan over
+        `modified` (a record edited meanwhile moves ahead of the cursor, where the scan still meets it;
+        offset paging would skip one and delete a live listing). Ids met that are not known as live
+        are fetched whole and landed. Then the known live ids not met become deletes, unless too many
+        vanished or the scan met clearly fewer records than Qobrix counted."""
+        lean = Scanner(self.client, replace(entity, params={**entity.params, "media": "false"}),
+                       page_size=self.options.page_size)  # fmt: skip
+        progress = self.state.reconcile_progress(self.sync_id, entity.name)
+        if progress is None:
+            _, counted = lean.plan(None, 1)
+            self.state.begin_reconcile(self.sync_id, entity.name, counted)
             self.state.plan_windows(self.sync_id, entity.name, [(None, None)], first=RECONCILE_WINDOW)
+            progress = self.state.reconcile_progress(self.sync_id, entity.name)
+        if progress.outcome is not None:
+            return
+        self._expected[f"{entity.name} (reconcile)"] = progress.ids_expected
+        if not progress.nulls_done:
+            self._in_pool(lambda: lean.scan_nulls(self._id_sink(entity, None), stop=self._stop.is_set))
+            if self._stop.is_set():
+                return
+            self.state.finish_nulls(self.sync_id, entity.name)
         _, _, _, cursor, done = next(
             w for w in self.state.windows(self.sync_id, entity.name) if w[0] == RECONCILE_WINDOW
         )
         if not done:
-            scanner = Scanner(self.client, replace(entity, params={**entity.params, "media": "false"}),
-                              page_size=self.options.page_size)  # fmt: skip
             window = Window(RECONCILE_WINDOW, None, None, parse_time(cursor))
-            self._expected[f"{entity.name} (reconcile)"] = self.state.count_vanished(entity.name, self.sync_id)[1]
-            self._in_pool(lambda: scanner.scan(window, self._id_sink(entity, RECONCILE_WINDOW), stop=self._stop.is_set))
-            self._in_pool(lambda: scanner.scan_nulls(self._id_sink(entity, None)))
+            sink = self._id_sink(entity, RECONCILE_WINDOW)
+            self._in_pool(lambda: lean.scan(window, sink, stop=self._stop.is_set))
             if self._stop.is_set():
                 return
-            self.state.move_cursor(self.sync_id, entity.name, RECONCILE_WINDOW, cursor, done=True)
+            self.state.move_cursor(self.sync_id, entity.name, RECONCILE_WINDOW, None, done=True)
+        progress = self.state.reconcile_progress(self.sync_id, entity.name)
         vanished, live = self.state.count_vanished(entity.name, self.sync_id)
-        if vanished > max(WITHHOLD_FLOOR, self.options.reconcile_max_deletes * live):
-            self._withheld[entity.name] = vanished
+        short = (progress.ids_expected or 0) - progress.ids_met
+        too_many = vanished > max(WITHHOLD_FLOOR, self.options.reconcile_max_deletes * live)
+        cut_short = short > max(WITHHOLD_FLOOR, SHORT_SCAN_SHARE * (progress.ids_expected or 0))
+        if vanished and (too_many or cut_short):
+            self.state.finish_reconcile(self.sync_id, entity.name, withheld_deletes=vanished)
             return
         self._land_vanished(entity, reason="absent from a reconciliation")
 
     def _id_sink(self, entity: Entity, window: int | None):
-        """Mark a page's live ids seen by this sync (and move the scan's cursor)."""
+        """Mark a page's live ids seen by this sync (and move the scan's cursor); land whole the records
+        met that are not known as live."""
         label = f"{entity.name} (reconcile)"
 
         def see(records: list, cursor: datetime | None) -> None:
             ids = [r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), str)]
-            self.state.mark_seen(self.sync_id, entity.name, ids, window=window, cursor=iso(cursor))
+            missing = self.state.mark_seen(self.sync_id, entity.name, ids, window=window, cursor=iso(cursor))
+            if missing:
+                Scanner(self.client, entity, page_size=self.options.page_size).fetch_by(
+                    "id", missing, self._sink(entity)
+                )
             with self._lock:
                 self._landed[label] = self._landed.get(label, 0) + len(records)
                 checked = self._landed[label]
@@ -354,7 +376,6 @@ class Sync:
         deleted in Qobrix."""
         if self._stop.is_set():
             return
-        self._reconciled.add(entity.name)
         progress = self.state.entity_progress(self.sync_id, entity.name)
         seen = parse_time(progress["max_modified"]) if progress["max_modified"] else None
         noticed = max(filter(None, [datetime.now(UTC).replace(microsecond=0), seen and seen + timedelta(seconds=1)]))
@@ -364,6 +385,7 @@ class Sync:
             ]
             self.writer.write_page(entity, records, operation="delete")
             self.state.record_page(self.sync_id, entity.name, ids=ids, live=False, deletes=len(ids))
+        self.state.finish_reconcile(self.sync_id, entity.name)
 
     # --- landing one page -------------------------------------------------------------------
     def _sink(

@@ -102,7 +102,8 @@ def test_sync_reconcile_shows_what_it_reconciled_and_refuses_a_full_refresh_besi
     assert runner.invoke(app, ["sync", "--entities", "properties"]).exit_code == 0
     result = runner.invoke(app, ["sync", "--entities", "properties", "--reconcile"])
     assert result.exit_code == 0, result.output
-    assert "reconciled" in result.output and "yes" in result.output
+    [row] = [line for line in result.output.splitlines() if "properties" in line and "incremental" in line]
+    assert row.split("│")[-2].strip() == "yes"
     both = runner.invoke(app, ["sync", "--reconcile", "--full-refresh"])
     assert both.exit_code == 2 and "--reconcile belongs to an incremental sync" in both.output
 
