@@ -5,9 +5,11 @@ the predicate accepts. Hostile literals (quotes, LIKE wildcards, SQL) must be tr
 and no filter, well-formed or not, may produce a 500.
 """
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -222,6 +224,36 @@ def test_hostile_strings_are_data(api: TestClient, rows: list[Row], hostile: str
 def test_not_keeps_rows_whose_comparison_had_a_null(api: TestClient, rows: list[Row]) -> None:
     """RESO Core's `not (F le -1)`: a null F makes `F le -1` false, so `not` keeps the row."""
     assert served_keys(api, "not (BedroomsTotal le -1)") == {r["ListingKey"] for r in rows}
+
+
+def test_date_now_and_rounding_match_the_reference(api: TestClient, rows: list[Row]) -> None:
+    """The functions the generator does not draw, each against its Python reading."""
+    stamps = [r["ModificationTimestamp"].astimezone(UTC) for r in rows if r["ModificationTimestamp"] is not None]
+    day = sorted(stamps)[len(stamps) // 2].date()
+    assert served_keys(api, f"date(ModificationTimestamp) eq {day.isoformat()}") == {
+        r["ListingKey"]
+        for r in rows
+        if r["ModificationTimestamp"] is not None and r["ModificationTimestamp"].astimezone(UTC).date() == day
+    }
+    assert served_keys(api, "ModificationTimestamp le now()") == {
+        r["ListingKey"] for r in rows if r["ModificationTimestamp"] is not None
+    }
+    areas = sorted(r["LivingArea"] for r in rows if r["LivingArea"] is not None and r["LivingArea"] % 1)
+    assert areas, "the reference needs areas with a fraction"
+    area = areas[len(areas) // 2]
+    readings = {"floor": math.floor, "ceiling": math.ceil, "round": lambda v: math.floor(v + Decimal("0.5"))}
+    for name, reading in readings.items():
+        target = reading(area)
+        assert served_keys(api, f"{name}(LivingArea) eq {target}") == {
+            r["ListingKey"] for r in rows if r["LivingArea"] is not None and reading(r["LivingArea"]) == target
+        }, name
+
+
+def test_any_without_a_condition_is_a_list_with_values_and_all_holds_for_none(api: TestClient, rows: list[Row]) -> None:
+    assert served_keys(api, "Appliances/any()") == {r["ListingKey"] for r in rows if r["Appliances"]}
+    assert served_keys(api, "Appliances/all(x: x eq 'no such value')") == {
+        r["ListingKey"] for r in rows if not r["Appliances"]
+    }
 
 
 TOKENS = [

@@ -31,6 +31,11 @@ from graphql_odata.odata.query import entity_set
             "strings (RESO Lookup resource): use `Field eq 'Value'`, or `Field/any(v: v eq 'Value')` for a "
             "multi-select",
         ),
+        (
+            "Appliances/any(x: View/any(x: x eq 'a'))",
+            400,
+            "$filter: the lambda variable 'x' hides another name",
+        ),
         ("City eq 'a' and", 400, "$filter is not valid OData: unexpected ' ' at position 11"),
         ("ListPrice", 400, "$filter must be a condition, not a Edm.Decimal value"),
         ("City", 400, "$filter must be a condition, not a Edm.String value"),
