@@ -249,6 +249,14 @@ def test_date_now_and_rounding_match_the_reference(api: TestClient, rows: list[R
         }, name
 
 
+def test_negation_and_decimal_literals_match_the_reference(api: TestClient, rows: list[Row]) -> None:
+    assert served_keys(api, "-BedroomsTotal eq -3") == {r["ListingKey"] for r in rows if r["BedroomsTotal"] == 3}
+    price = sorted(r["ListPrice"] for r in rows if r["ListPrice"] is not None)[len(rows) // 2]
+    assert served_keys(api, f"ListPrice ge {price:f}") == {
+        r["ListingKey"] for r in rows if r["ListPrice"] is not None and r["ListPrice"] >= price
+    }
+
+
 def test_any_without_a_condition_is_a_list_with_values_and_all_holds_for_none(api: TestClient, rows: list[Row]) -> None:
     assert served_keys(api, "Appliances/any()") == {r["ListingKey"] for r in rows if r["Appliances"]}
     assert served_keys(api, "Appliances/all(x: x eq 'no such value')") == {
