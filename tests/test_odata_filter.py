@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from graphql_odata.odata.query import entity_set
 from tests.conftest import PublishedGold, authorized_api
 
 Row = dict
@@ -254,6 +255,19 @@ def test_negation_and_decimal_literals_match_the_reference(api: TestClient, rows
     price = sorted(r["ListPrice"] for r in rows if r["ListPrice"] is not None)[len(rows) // 2]
     assert served_keys(api, f"ListPrice ge {price:f}") == {
         r["ListingKey"] for r in rows if r["ListPrice"] is not None and r["ListPrice"] >= price
+    }
+
+
+def test_a_bare_boolean_field_and_one_item_lists_match_the_reference(api: TestClient, rows: list[Row]) -> None:
+    """`not F` keeps the rows where F is unknown (as `not (F le -1)` does); a list of one value after
+    `in` may be spaced, and may follow another `in`."""
+    booleans = [name for name, field in entity_set("Property").fields.items() if field.type == "Edm.Boolean"]
+    field = next(name for name in booleans if {r[name] for r in rows} == {True, False, None})
+    assert served_keys(api, f"not {field}") == {r["ListingKey"] for r in rows if r[field] is not True}
+    city = sorted(r["City"] for r in rows if r["City"])[0]
+    assert served_keys(api, f"City in  ( {quote(city)} )") == {r["ListingKey"] for r in rows if r["City"] == city}
+    assert served_keys(api, f"City in ('nowhere', 'never') or City in ({quote(city)})") == {
+        r["ListingKey"] for r in rows if r["City"] == city
     }
 
 

@@ -42,6 +42,7 @@ from graphql_odata.odata.query import entity_set
         ("ListPrice eq 12:00:00", 400, "$filter: Time literals are not supported"),
         ("ListPrice eq 1e28", 400, "$filter: 1e28 is out of range for Edm.Decimal"),
         ("concat(City,'a') eq 'b'", 400, "$filter: the function concat() is not supported"),
+        ("City eq (", 400, "$filter is not valid OData: it ends too early"),
         ("City eq 'a' and", 400, "$filter is not valid OData: unexpected ' ' at position 11"),
         ("ListPrice", 400, "$filter must be a condition, not a Edm.Decimal value"),
         ("City", 400, "$filter must be a condition, not a Edm.String value"),
@@ -113,3 +114,14 @@ def test_a_refused_filter_says_why(text: str, status: int, message: str) -> None
 )
 def test_a_filter_at_the_edge_of_what_is_refused_compiles(text: str) -> None:
     FilterCompiler(entity_set("Property"), Parameters()).condition(parse_filter(text))
+
+
+def test_the_length_and_size_limits_are_inclusive() -> None:
+    """A filter of exactly MAX_FILTER_LENGTH characters, or of exactly MAX_FILTER_NODES terms (67
+    comparisons of three nodes, 66 `or`s of two), is compiled; one more term is refused."""
+    longest = "City eq '" + "a" * (MAX_FILTER_LENGTH - 10) + "'"
+    assert len(longest) == MAX_FILTER_LENGTH
+    FilterCompiler(entity_set("Property"), Parameters()).condition(parse_filter(longest))
+    parse_filter(" or ".join(["BedroomsTotal eq 1"] * 67))
+    with pytest.raises(ODataError, match="too complex"):
+        parse_filter(" or ".join(["BedroomsTotal eq 1"] * 68))
