@@ -79,6 +79,8 @@ CREATE TABLE IF NOT EXISTS reconcile_progress (
     ids_expected INTEGER,
     ids_met INTEGER NOT NULL DEFAULT 0,
     nulls_done INTEGER NOT NULL DEFAULT 0,
+    cursor TEXT,
+    keyset_done INTEGER NOT NULL DEFAULT 0,
     outcome TEXT,
     withheld_deletes INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (sync_id, entity)
@@ -101,6 +103,10 @@ class ReconcileProgress:
     """How many live records Qobrix said it held when the id scan began."""
     ids_met: int
     nulls_done: bool
+    """The records without `modified` were scanned (by page number)."""
+    cursor: str | None
+    """Where the keyset scan over `modified` resumes."""
+    keyset_done: bool
     outcome: str | None
     """`landed` (the vanished ids landed as deletes) or `withheld` (too many vanished); None until then."""
     withheld_deletes: int
@@ -350,11 +356,11 @@ class SyncState:
 
     def reconcile_progress(self, sync_id: str, entity: str) -> ReconcileProgress | None:
         rows = self._rows(
-            "SELECT ids_expected, ids_met, nulls_done, outcome, withheld_deletes FROM reconcile_progress "
-            "WHERE sync_id = ? AND entity = ?",
+            "SELECT ids_expected, ids_met, nulls_done = 1, cursor, keyset_done = 1, outcome, withheld_deletes "
+            "FROM reconcile_progress WHERE sync_id = ? AND entity = ?",
             (sync_id, entity),
         )
-        return ReconcileProgress(rows[0][0], rows[0][1], bool(rows[0][2]), rows[0][3], rows[0][4]) if rows else None
+        return ReconcileProgress(*rows[0]) if rows else None
 
     def begin_reconcile(self, sync_id: str, entity: str, ids_expected: int | None) -> None:
         """Start looking for `entity`'s vanished records (a resumed sync keeps what it had found)."""
@@ -364,12 +370,11 @@ class SyncState:
                 (sync_id, entity, ids_expected),
             )
 
-    def mark_seen(
-        self, sync_id: str, entity: str, ids: list[str], *, window: int | None = None, cursor: str | None = None
-    ) -> list[str]:
+    def mark_seen(self, sync_id: str, entity: str, ids: list[str], *, cursor: str | None = None) -> list[str]:
         """A page of a reconciliation's id scan, in one transaction: the known live ids it met are seen by
-        this sync, the ids met are counted, and the scan's cursor moves. Returns the ids met that are not
-        known as live (deleted by mistake, or never landed), for the sync to fetch whole."""
+        this sync, the ids met are counted, and the keyset scan's cursor moves (when the page gives one).
+        Returns the ids met that are not known as live (deleted by mistake, or never landed), for the
+        sync to fetch whole."""
         with self.transaction() as db:
             db.executemany(
                 "UPDATE known_ids SET last_seen = ? WHERE entity = ? AND id = ? AND live = 1",
@@ -384,21 +389,19 @@ class SyncState:
                 )
             }
             db.execute(
-                "UPDATE reconcile_progress SET ids_met = ids_met + ? WHERE sync_id = ? AND entity = ?",
-                (len(ids), sync_id, entity),
+                "UPDATE reconcile_progress SET ids_met = ids_met + ?, cursor = coalesce(?, cursor) "
+                "WHERE sync_id = ? AND entity = ?",
+                (len(ids), cursor, sync_id, entity),
             )
             db.execute("UPDATE sync_entities SET pages = pages + 1 WHERE sync_id = ? AND entity = ?", (sync_id, entity))
-            if window is not None and cursor is not None:
-                db.execute(
-                    "UPDATE windows SET cursor = ? WHERE sync_id = ? AND entity = ? AND window = ?",
-                    (cursor, sync_id, entity, window),
-                )
         return [record_id for record_id in ids if record_id not in seen]
 
-    def finish_nulls(self, sync_id: str, entity: str) -> None:
+    def finish_id_scan(self, sync_id: str, entity: str, part: str) -> None:
+        """One part of a reconciliation's id scan is done: `nulls` (records without `modified`) or `keyset`."""
+        column = {"nulls": "nulls_done", "keyset": "keyset_done"}[part]
         with self.transaction() as db:
             db.execute(
-                "UPDATE reconcile_progress SET nulls_done = 1 WHERE sync_id = ? AND entity = ?", (sync_id, entity)
+                f"UPDATE reconcile_progress SET {column} = 1 WHERE sync_id = ? AND entity = ?", (sync_id, entity)
             )
 
     def finish_reconcile(self, sync_id: str, entity: str, *, withheld_deletes: int = 0) -> None:

@@ -35,8 +35,6 @@ ProgressCallback = Callable[[str, int, int | None], None]
 """Called after each landed page with (entity, records landed so far, records expected or None)."""
 
 FULL, INCREMENTAL, TEST = "full", "incremental", "test"
-RECONCILE_WINDOW = -3
-"""The windows-table row holding a reconciliation's id scan cursor (keyset windows number from 0)."""
 WITHHOLD_FLOOR = 10
 """So few vanished ids are landed as deletes whatever their share (a small brokerage's usual week)."""
 SHORT_SCAN_SHARE = 0.01
@@ -243,12 +241,12 @@ class Sync:
     def _scan_live(self, entity: Entity, lower: datetime | None) -> None:
         """Windows in parallel, then a tail from the newest record seen, so changes made meanwhile land too."""
         scanner = Scanner(self.client, entity, page_size=self.options.page_size)
-        planned = self._keyset_windows(entity)
+        planned = self.state.windows(self.sync_id, entity.name)
         if not planned:
             windows, count = scanner.plan(lower, self.options.max_in_flight * 2)
             self._expected[entity.name] = count
             self.state.plan_windows(self.sync_id, entity.name, [(iso(w.lower), iso(w.upper)) for w in windows])
-            planned = self._keyset_windows(entity)
+            planned = self.state.windows(self.sync_id, entity.name)
         tail_number = len(planned)
         pending = [
             Window(number, parse_time(low), parse_time(high), parse_time(cursor))
@@ -267,9 +265,6 @@ class Sync:
             self._in_pool(
                 lambda: self._scan_window(scanner, Window(tail_number, parse_time(low), None, parse_time(cursor)))
             )
-
-    def _keyset_windows(self, entity: Entity) -> list[tuple[int, str | None, str | None, str | None, bool]]:
-        return [window for window in self.state.windows(self.sync_id, entity.name) if window[0] >= 0]
 
     def _scan_window(self, scanner: Scanner, window: Window) -> None:
         entity = scanner.entity
@@ -322,26 +317,22 @@ class Sync:
         if progress is None:
             _, counted = lean.plan(None, 1)
             self.state.begin_reconcile(self.sync_id, entity.name, counted)
-            self.state.plan_windows(self.sync_id, entity.name, [(None, None)], first=RECONCILE_WINDOW)
             progress = self.state.reconcile_progress(self.sync_id, entity.name)
         if progress.outcome is not None:
             return
         self._expected[f"{entity.name} (reconcile)"] = progress.ids_expected
+        sink = self._id_sink(entity)
         if not progress.nulls_done:
-            self._in_pool(lambda: lean.scan_nulls(self._id_sink(entity, None), stop=self._stop.is_set))
+            self._in_pool(lambda: lean.scan_nulls(sink, stop=self._stop.is_set))
             if self._stop.is_set():
                 return
-            self.state.finish_nulls(self.sync_id, entity.name)
-        _, _, _, cursor, done = next(
-            w for w in self.state.windows(self.sync_id, entity.name) if w[0] == RECONCILE_WINDOW
-        )
-        if not done:
-            window = Window(RECONCILE_WINDOW, None, None, parse_time(cursor))
-            sink = self._id_sink(entity, RECONCILE_WINDOW)
+            self.state.finish_id_scan(self.sync_id, entity.name, "nulls")
+        if not progress.keyset_done:
+            window = Window(-3, None, None, parse_time(progress.cursor))
             self._in_pool(lambda: lean.scan(window, sink, stop=self._stop.is_set))
             if self._stop.is_set():
                 return
-            self.state.move_cursor(self.sync_id, entity.name, RECONCILE_WINDOW, None, done=True)
+            self.state.finish_id_scan(self.sync_id, entity.name, "keyset")
         progress = self.state.reconcile_progress(self.sync_id, entity.name)
         vanished, live = self.state.count_vanished(entity.name, self.sync_id)
         short = (progress.ids_expected or 0) - progress.ids_met
@@ -352,14 +343,14 @@ class Sync:
             return
         self._land_vanished(entity, reason="absent from a reconciliation")
 
-    def _id_sink(self, entity: Entity, window: int | None):
-        """Mark a page's live ids seen by this sync (and move the scan's cursor); land whole the records
-        met that are not known as live."""
+    def _id_sink(self, entity: Entity):
+        """Mark a page's live ids seen by this sync (and move the keyset scan's cursor); land whole the
+        records met that are not known as live."""
         label = f"{entity.name} (reconcile)"
 
         def see(records: list, cursor: datetime | None) -> None:
             ids = [r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), str)]
-            missing = self.state.mark_seen(self.sync_id, entity.name, ids, window=window, cursor=iso(cursor))
+            missing = self.state.mark_seen(self.sync_id, entity.name, ids, cursor=iso(cursor))
             if missing:
                 Scanner(self.client, entity, page_size=self.options.page_size).fetch_by(
                     "id", missing, self._sink(entity)
