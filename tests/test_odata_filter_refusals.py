@@ -43,6 +43,7 @@ from graphql_odata.odata.query import entity_set
         ("ListPrice eq 1e28", 400, "$filter: 1e28 is out of range for Edm.Decimal"),
         ("concat(City,'a') eq 'b'", 400, "$filter: the function concat() is not supported"),
         ("City eq (", 400, "$filter is not valid OData: it ends too early"),
+        ("City in ", 400, "$filter is not valid OData: it ends too early"),
         ("City eq 'a' and", 400, "$filter is not valid OData: unexpected ' ' at position 11"),
         ("ListPrice", 400, "$filter must be a condition, not a Edm.Decimal value"),
         ("City", 400, "$filter must be a condition, not a Edm.String value"),
