@@ -46,7 +46,7 @@ setup(
             "openapi-schema-validator>=0.6",
             "httpx2>=2.16",
             "ruff>=0.6",
-            "pyspark>=4.0,<5",
+            "pyspark[connect]>=4.3,<5",
             "jsonschema>=4.20",
             "python-odata>=0.8",
             "mutmut>=3.8,<4",

@@ -83,24 +83,19 @@ def passthrough_stream(tree: exp.Query) -> str | None:
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def table_references(sql: str, *, origin: str) -> tuple[set[str], set[str]]:
-    """`references` from the tokens alone: the `schema.table` names after FROM, JOIN or `STREAM(`.
-
-    Graph building needs only the names a body reads; tokenizing is many times faster than
-    parsing, and a body is parsed only when its flow runs. A test keeps both in agreement.
-    """
+def _relations(sql: str, origin: str) -> list[tuple[str, int, int, bool]]:
+    """The `schema.table` names after FROM, JOIN or `STREAM(`: (name, first and last character, streamed)."""
     try:
         tokens = SparkSql().tokenize(sql)
     except sqlglot.errors.TokenError as error:
         raise SqlError(f"{origin}: Spark SQL does not tokenize: {error}") from None
-    reads: set[str] = set()
-    streams: set[str] = set()
     kinds = [token.token_type for token in tokens]
     # A name part may tokenize as a keyword (`reso_gold.first`): any word or quoted identifier counts.
     named = [
         kind == TokenType.IDENTIFIER or WORD.fullmatch(token.text) is not None
         for kind, token in zip(kinds, tokens, strict=True)
     ]
+    found = []
     for i in range(1, len(tokens) - 2):
         if not (named[i] and kinds[i + 1] == TokenType.DOT and named[i + 2]):
             continue
@@ -108,7 +103,30 @@ def table_references(sql: str, *, origin: str) -> tuple[set[str], set[str]]:
             continue
         name = f"{tokens[i].text}.{tokens[i + 2].text}"
         if kinds[i - 1] in (TokenType.FROM, TokenType.JOIN):
-            reads.add(name)
+            found.append((name, tokens[i].start, tokens[i + 2].end, False))
         elif kinds[i - 1] == TokenType.L_PAREN and i >= 2 and kinds[i - 2] == TokenType.STREAM:
-            streams.add(name)
+            found.append((name, tokens[i].start, tokens[i + 2].end, True))
+    return found
+
+
+def table_references(sql: str, *, origin: str) -> tuple[set[str], set[str]]:
+    """`references` from the tokens alone: the `schema.table` names after FROM, JOIN or `STREAM(`.
+
+    Graph building needs only the names a body reads; tokenizing is many times faster than
+    parsing, and a body is parsed only when its flow runs. A test keeps both in agreement.
+    """
+    relations = _relations(sql, origin)
+    reads = {name for name, _, _, streamed in relations if not streamed}
+    streams = {name for name, _, _, streamed in relations if streamed}
     return reads - streams, streams
+
+
+def rename_relations(sql: str, names: dict[str, str], *, origin: str) -> str:
+    """`sql` with the relations it reads (after FROM, JOIN or `STREAM(`) renamed by `names`; the rest
+    of the text, comments and spacing included, as written."""
+    renamed, position = [], 0
+    for name, first, last, _ in _relations(sql, origin):
+        if name in names:
+            renamed += [sql[position:first], names[name]]
+            position = last + 1
+    return "".join(renamed) + sql[position:]
