@@ -50,6 +50,8 @@ setup(
             "jsonschema>=4.20",
             "python-odata>=0.8",
             "mutmut>=3.8,<4",
+            "databricks-bundles>=1.22,<2",
+            "databricks-sdk>=0.60",
         ],
     },
     entry_points={"console_scripts": ["mls2=conf.cli:app"]},
