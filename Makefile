@@ -31,7 +31,7 @@ mutation: $(INSTALLED)  ## mutation testing (docs/TESTING.md); one module: make 
 	@# longer has: refresh the one, drop the other, first
 	@[ ! -d mutants ] || find ingestion pipelines graphql_odata conf -type f ! -name '*.py' ! -path '*/__pycache__/*' \
 		-exec cp -p --parents {} mutants/ \;
-	@[ ! -d mutants ] || cp -rp docs benchmarks README.md setup.py Makefile .env.example pyproject.toml mutants/
+	@[ ! -d mutants ] || cp -rp docs benchmarks README.md setup.py Makefile .env.example pyproject.toml databricks.yml mutants/
 	@[ ! -d mutants ] || (cd mutants && find ingestion pipelines graphql_odata conf -type f ! -name '*.meta' ! -name '*.spans' \
 		! -path '*/__pycache__/*' | while read -r file; do [ -e "../$$file" ] || rm -f "$$file" "$$file.meta"; done)
 	$(BIN)/mutmut run --max-children 2 $(if $(MODULE),"$(subst /,.,$(basename $(MODULE))).*")

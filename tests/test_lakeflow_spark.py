@@ -54,13 +54,27 @@ def on_spark(warehouse: Path, script: str) -> str:
     return result.stdout
 
 
-def spark_pipelines(project: Path, landing: Path, *command: str) -> subprocess.CompletedProcess:
+BROKEN_BODY = """
+from dataclasses import replace
+
+import pipelines.graph
+
+graph = pipelines.graph.load_graph()
+office = graph["reso_gold.office"]
+graph.datasets[office.name] = replace(office, sql=office.sql.replace("SELECT", "SELECT no_such_column,", 1))
+pipelines.graph.load_graph = lambda: graph
+"""
+
+
+def spark_pipelines(
+    project: Path, landing: Path, *command: str, source: str | None = None
+) -> subprocess.CompletedProcess:
     """Run `spark-pipelines` on the Lakeflow source in `project`, over `landing`, with a Derby
     metastore there whose schemas exist (a Databricks bundle creates them; open-source Spark does not)."""
     warehouse = project / "warehouse"
     if not warehouse.exists():
         (project / "transformations").mkdir(parents=True)
-        (project / "transformations" / "pipeline.py").write_text(SOURCE.read_text())
+        (project / "transformations" / "pipeline.py").write_text(source or SOURCE.read_text())
         (project / "spark-pipeline.yml").write_text(
             f"name: mls2\nstorage: file://{project}/storage\n"
             f"configuration:\n  mls2.landing: {landing}\n  mls2.landing_format: json\n"
@@ -88,6 +102,15 @@ def test_every_dataset_registers_and_every_body_analyzes(tmp_path: Path, publish
     result = spark_pipelines(tmp_path, published_gold.settings.paths.landing, "dry-run")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Run is COMPLETED" in result.stdout + result.stderr
+
+
+def test_a_body_that_reads_a_missing_column_fails_the_dry_run(tmp_path: Path, published_gold: PublishedGold) -> None:
+    """The dry run analyzes bodies: one naming a column its input lacks fails, naming the dataset."""
+    result = spark_pipelines(
+        tmp_path, published_gold.settings.paths.landing, "dry-run", source=BROKEN_BODY + SOURCE.read_text()
+    )
+    assert result.returncode != 0
+    assert "reso_gold__office__checked" in result.stdout + result.stderr
 
 
 def test_bronze_on_spark_holds_the_embedded_engines_rows(tmp_path: Path, published_gold: PublishedGold) -> None:
