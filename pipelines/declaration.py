@@ -202,6 +202,16 @@ class Dataset:
     def table(self) -> str:
         return self.name.split(".", 1)[1]
 
+    @property
+    def unique_rule(self) -> str | None:
+        """The rule name rows losing their unique key are quarantined under."""
+        return f"{self.unique_key}_unique" if self.unique_key else None
+
+    @property
+    def landing_relation(self) -> str | None:
+        """The landing relation a bronze body streams (`landing.<entity>`), if it reads one."""
+        return next((name for name in self.streams if name.startswith(f"{LANDING_SCHEMA}.")), None)
+
     def validate(self) -> None:
         if self.name.count(".") != 1 or self.schema not in SCHEMAS:
             raise DeclarationError(f"{self.name}: a dataset name is `schema.table` with schema one of {SCHEMAS}")
@@ -216,8 +226,8 @@ class Dataset:
         if self.unique_key and self.kind != "materialized_view":
             raise DeclarationError(f"{self.name}: a unique key belongs to materialized views")
         names = [expectation.name for expectation in self.expectations]
-        if self.unique_key:
-            names.append(f"{self.unique_key}_unique")
+        if self.unique_rule:
+            names.append(self.unique_rule)
         if len(names) != len(set(names)):
             raise DeclarationError(f"{self.name}: expectation names repeat: {names}")
         for expectation in self.expectations:

@@ -59,11 +59,6 @@ class CheckedBatch:
     """Rows dropped because another row holds their unique key."""
 
 
-def unique_rule(dataset: Dataset) -> str:
-    """The name under which rows whose unique key another row holds are quarantined."""
-    return f"{dataset.unique_key}_unique"
-
-
 def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> CheckedBatch:
     """Evaluate `dataset`'s expectations over relation `batch`; raise on a broken fail rule. A dataset
     with a unique key then drops the rows whose key a row before them holds (first by the
@@ -110,7 +105,7 @@ def _keep_unique(con: duckdb.DuckDBPyConnection, dataset: Dataset, checked: Chec
     key are left to the dataset's own rules). Nothing is ranked or copied when every key is free."""
     key = quote(dataset.unique_key)
     [(repeated,)] = con.execute(f"SELECT count({key}) - count(DISTINCT {key}) FROM {checked.kept}").fetchall()
-    report, rule = checked.report, unique_rule(dataset)
+    report, rule = checked.report, dataset.unique_rule
     kept_before = report.input_records - report.dropped_records
     if not repeated:
         report.expectations.append(_passed(dataset, rule, kept_before, 0))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipelines.declaration import Dataset, Expectation, Graph
-from pipelines.spark_sql import LANDING_SCHEMA, rename_relations
+from pipelines.spark_sql import rename_relations
 
 LANDING_COLUMNS = (
     "entity STRING, operation STRING, sync_id STRING, fetched_at STRING, record STRING, _corrupt_record STRING"
@@ -103,12 +103,11 @@ class Registrar:
         self.dp, self.spark, self.graph, self.settings = dp, spark, graph, settings
         self.expectations_supported = all(hasattr(dp, name) for name in EXPECTATION_DECORATORS.values())
         self.relations = {
-            dataset.name: view_name(dataset.name) for dataset in graph.ordered() if dataset.kind == "temporary_view"
+            name: view_name(name)
+            for dataset in graph.ordered()
+            for name in (dataset.name if dataset.kind == "temporary_view" else None, dataset.landing_relation)
+            if name
         }
-        for dataset in graph.ordered():
-            self.relations.update(
-                {name: view_name(name) for name in dataset.streams if name.startswith(f"{LANDING_SCHEMA}.")}
-            )
 
     def register(self) -> None:
         if any(drops(d) for d in self.graph.ordered() if d.kind != "materialized_view"):
@@ -155,7 +154,7 @@ class Registrar:
                 self.query(quarantine_sql(dataset, rows))
             )
 
-    def landing(self, relation: str, folder: str) -> Callable[[], Any]:
+    def landing(self, folder: str) -> Callable[[], Any]:
         """The lines of an entity's landing files, as the embedded engine's `landing.<entity>` relation."""
         settings = self.settings
 
@@ -181,10 +180,10 @@ class Registrar:
 
     def streaming_table(self, dataset: Dataset) -> None:
         if dataset.landing:
-            relation = next(name for name in dataset.streams if name.startswith(f"{LANDING_SCHEMA}."))
             self.dp.temporary_view(
-                name=self.relations[relation], comment=f"Landing files of Qobrix {dataset.landing.entity}."
-            )(self.landing(relation, dataset.landing.entity))
+                name=self.relations[dataset.landing_relation],
+                comment=f"Landing files of Qobrix {dataset.landing.entity}.",
+            )(self.landing(dataset.landing.entity))
         body = self.body(dataset)
         self.dp.table(name=dataset.name, comment=dataset.comment, table_properties=self.properties(dataset))(
             self.expect(dataset, self.query(body))
@@ -245,7 +244,7 @@ class Registrar:
         ranked = f"SELECT *, {claim} AS {CLAIMED} FROM {checked}"
         publish(self.query(f"SELECT * EXCEPT ({CLAIMED}) FROM ({ranked}) WHERE NOT {CLAIMED}"))
         losers = (
-            f"SELECT '{dataset.name}' AS dataset, array('{dataset.unique_key}_unique') AS broken_rules, "
+            f"SELECT '{dataset.name}' AS dataset, array('{dataset.unique_rule}') AS broken_rules, "
             "to_json(struct(rows.*)) AS record, current_timestamp() AS quarantined_at "
             f"FROM (SELECT * EXCEPT ({CLAIMED}) FROM ({ranked}) WHERE {CLAIMED}) AS rows"
         )
