@@ -13,6 +13,7 @@ from ingestion.cli import make_client, sandbox_app, sync_app, sync_with_progress
 from ingestion.errors import IngestionError
 from pipelines import DeclarationError, PipelineError
 from pipelines.cli import pipeline_app, update_with_progress
+from pipelines.lakeflow.cli import databricks_app
 
 app = typer.Typer(
     name="mls2",
@@ -25,6 +26,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(sync_app, name="sync")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(clients_app, name="clients")
+app.add_typer(databricks_app, name="databricks")
 app.command("serve")(serve)
 
 console = Console(stderr=True)

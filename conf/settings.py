@@ -86,6 +86,15 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
         description="catalog.schema holding gold on Databricks.",
     )
+    mls2_databricks_pipeline: str = Field(
+        default="mls2",
+        min_length=1,
+        description="The pipeline `mls2 databricks` drives: its id, or its exact name (the bundle's `mls2`; "
+        "`[dev <user>] mls2` in the dev target).",
+    )
+    mls2_databricks_poll_seconds: float = Field(
+        default=10, gt=0, le=300, description="How often `mls2 databricks run` asks how the update is going."
+    )
     mls2_landing_url: str | None = Field(
         default=None,
         description="Where pages land: a path or fsspec URL (a Unity Catalog Volume, s3://...). "

@@ -184,11 +184,17 @@ def events(
     except PipelineError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
-    table = Table(title=f"Events of update {rows[0]['update_id'] if rows else update or '(none)'}")
+    print_events(rows, rows[0]["update_id"] if rows else update or "(none)")
+
+
+def print_events(rows: list[dict], update_id: str) -> None:
+    """Events as a table: time, type, dataset, state, output rows, dropped rows, failed expectations.
+    `details` is the event's JSON (text in the embedded event log, a dict from Databricks' REST API)."""
+    table = Table(title=f"Events of update {update_id}")
     for column in ("time", "event", "dataset", "state", "output rows", "dropped", "failed expectations"):
         table.add_column(column)
     for row in rows:
-        details = orjson.loads(row["details"])
+        details = orjson.loads(row["details"]) if isinstance(row["details"], str | bytes) else row["details"]
         progress = details.get("flow_progress") or {}
         state = progress.get("status") or (details.get("update_progress") or {}).get("state") or planned(details)
         quality = progress.get("data_quality") or {}
@@ -206,7 +212,7 @@ def events(
 def planned(details: dict) -> str:
     """A planning event's chosen refresh technique, with why row-based maintenance was not chosen."""
     options = (details.get("planning_information") or {}).get("technique_information", [])
-    chosen = next((option["maintenance_type"] for option in options if option["is_chosen"]), "")
+    chosen = next((option.get("maintenance_type", "") for option in options if option.get("is_chosen")), "")
     reasons = [issue["reason"] for option in options for issue in option.get("incrementalization_issues", [])]
     return chosen.removeprefix("MAINTENANCE_TYPE_") + "".join(f" ({reason})" for reason in reasons)
 

@@ -15,7 +15,9 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("args", "mentions"),
     [
-        ([], ["sandbox", "sync", "pipeline", "serve", "demo", "clients"]),
+        ([], ["sandbox", "sync", "pipeline", "serve", "demo", "clients", "databricks"]),
+        (["databricks", "run"], ["--full-refresh", "--refresh", "--no-wait", "--pipeline", "Exit code"]),
+        (["databricks", "events"], ["--update", "--type", "--limit"]),
         (["clients", "add"], ["--rotate", "once"]),
         (["sync"], ["--full-refresh", "--reconcile", "--entities", "--max-properties", "status"]),
         (["sandbox", "serve"], ["--port", "--properties", "--seed"]),
@@ -34,7 +36,7 @@ def test_help_explains_every_command(args: list[str], mentions: list[str]) -> No
 def test_commands_start_without_loading_the_servers() -> None:
     """The API and the sandbox server load with `serve`, `sandbox serve` and `demo` only: every
     pipeline or sync run would otherwise spend most of a second importing them."""
-    servers = ["fastapi", "uvicorn", "graphql_odata.main", "ingestion.sandbox.server", "odata_query"]
+    servers = ["fastapi", "uvicorn", "graphql_odata.main", "ingestion.sandbox.server", "odata_query", "databricks.sdk"]
     loaded = subprocess.run(
         [sys.executable, "-c", f"import sys, conf.cli; print([m for m in {servers!r} if m in sys.modules])"],
         capture_output=True,
