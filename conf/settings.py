@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import AliasChoices, Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,7 +35,13 @@ class Settings(BaseSettings):
     mls2_sandbox_seed: int = Field(default=42, description="Seed of the demo's sandbox data.")
 
     mls2_api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
-    mls2_api_port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on.")
+    mls2_api_port: int = Field(
+        default=8000,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("mls2_api_port", "databricks_app_port"),
+        description="Port the API listens on (as a Databricks App: DATABRICKS_APP_PORT, which the App sets).",
+    )
 
     mls2_api_auth: bool = Field(
         default=True,
@@ -80,7 +86,14 @@ class Settings(BaseSettings):
     databricks_http_path: str | None = Field(
         default=None, description="HTTP path of the SQL warehouse, e.g. /sql/1.0/warehouses/abc123."
     )
-    databricks_token: str | None = Field(default=None, description="Token the API uses on the SQL warehouse.")
+    databricks_warehouse_id: str | None = Field(
+        default=None, description="The SQL warehouse's id, in place of DATABRICKS_HTTP_PATH (a Databricks App's way)."
+    )
+    databricks_token: str | None = Field(
+        default=None,
+        description="Token the API uses on the SQL warehouse. Unset: the Databricks SDK's credentials "
+        "(a Databricks App's service principal, DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET, or a profile).",
+    )
     mls2_gold_schema: str = Field(
         default="main.reso_gold",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
@@ -89,8 +102,7 @@ class Settings(BaseSettings):
     mls2_databricks_pipeline: str = Field(
         default="mls2",
         min_length=1,
-        description="The pipeline `mls2 databricks` drives: its id, or its exact name (the bundle's `mls2`; "
-        "`[dev <user>] mls2` in the dev target).",
+        description="The pipeline `mls2 databricks` drives: its id, or its exact name (the bundle's is `mls2`).",
     )
     mls2_databricks_poll_seconds: float = Field(
         default=10, gt=0, le=300, description="How often `mls2 databricks run` asks how the update is going."
@@ -146,6 +158,7 @@ class Settings(BaseSettings):
         "mls2_api_token_secret",
         "databricks_host",
         "databricks_http_path",
+        "databricks_warehouse_id",
         "databricks_token",
         mode="before",
     )
@@ -176,14 +189,16 @@ class Settings(BaseSettings):
             )
         return str(self.qobrix_api_base_url).rstrip("/"), self.qobrix_api_user, self.qobrix_api_key
 
-    def require_databricks(self) -> tuple[str, str, str]:
-        """The warehouse's host, HTTP path and token, or a SettingsError naming what is missing."""
-        missing = [
-            n.upper() for n in ("databricks_host", "databricks_http_path", "databricks_token") if not getattr(self, n)
-        ]
+    def require_databricks(self) -> tuple[str, str, str | None]:
+        """The warehouse's host and HTTP path, and the token (None: the SDK's credentials), or a
+        SettingsError naming what is missing."""
+        missing = [] if self.databricks_host else ["DATABRICKS_HOST"]
+        if not (self.databricks_http_path or self.databricks_warehouse_id):
+            missing.append("DATABRICKS_HTTP_PATH (or DATABRICKS_WAREHOUSE_ID)")
         if missing:
             raise SettingsError(f"MLS2_API_BACKEND=databricks needs {', '.join(missing)} (see .env.example)")
-        return self.databricks_host, self.databricks_http_path, self.databricks_token
+        http_path = self.databricks_http_path or f"/sql/1.0/warehouses/{self.databricks_warehouse_id}"
+        return self.databricks_host, http_path, self.databricks_token
 
     @property
     def landing_root(self) -> str:

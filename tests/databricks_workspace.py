@@ -5,6 +5,7 @@ An update follows a script: each `GET .../updates/<id>` moves it to its next sta
 step's events to the pipeline's event log, the way a real update's log grows while it runs.
 """
 
+import base64
 import json
 import re
 import threading
@@ -16,6 +17,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 TOKEN = "dapi-test-token"
+CLIENT_ID, CLIENT_SECRET = "mls2-api-app", "app-secret"
+"""A service principal's OAuth credentials, which the server trades for TOKEN (OAuth M2M)."""
 SERVER_PAGE = 25
 """The most events the server returns a page, whatever `max_results` asks (so paging is exercised)."""
 
@@ -147,7 +150,9 @@ class FakeWorkspace:
             def _serve(self, method: str) -> None:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                data = self.rfile.read(length) if length else b""
+                form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+                body = {k: v[-1] for k, v in parse_qs(data.decode()).items()} if form else json.loads(data or "null")
                 query = {name: values[-1] for name, values in parse_qs(url.query).items()}
                 with workspace._lock:
                     workspace.requests.append(Request(method, url.path, query, body, self.headers.get("Authorization")))
@@ -164,6 +169,13 @@ class FakeWorkspace:
         return Handler
 
     def answer(self, method: str, path: str, query: dict, body: dict, authorization: str | None) -> tuple[int, dict]:
+        if path == "/.well-known/databricks-config":
+            return 200, {"oidc_endpoint": f"{self.host}/oidc", "workspace_id": "1234567890", "cloud": "aws"}
+        if path == "/oidc/.well-known/oauth-authorization-server":
+            return 200, {"authorization_endpoint": f"{self.host}/oidc/v1/authorize",
+                         "token_endpoint": f"{self.host}/oidc/v1/token"}  # fmt: skip
+        if path == "/oidc/v1/token" and method == "POST":
+            return self._token(body, authorization)
         if not path.startswith("/api/"):
             return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {path}"}
         if authorization != f"Bearer {TOKEN}":
@@ -193,6 +205,14 @@ class FakeWorkspace:
             self._advance(pipeline, update)
             return 200, {"update": update}
         return 200, self._events(pipeline, query)
+
+    def _token(self, form: dict, authorization: str | None) -> tuple[int, dict]:
+        """OAuth client credentials, in the form or as HTTP Basic, traded for TOKEN."""
+        basic = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        in_form = (form.get("client_id"), form.get("client_secret")) == (CLIENT_ID, CLIENT_SECRET)
+        if form.get("grant_type") != "client_credentials" or not (in_form or authorization == basic):
+            return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
+        return 200, {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600, "scope": form.get("scope")}
 
     def _list_pipelines(self, condition: str) -> dict:
         match = re.fullmatch(r"name LIKE '((?:[^']|'')*)'", condition)

@@ -171,7 +171,7 @@ def test_serve_on_databricks_without_its_settings_exits_2_naming_them(monkeypatc
     monkeypatch.setenv("MLS2_API_BACKEND", "databricks")
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 2
-    assert "DATABRICKS_HOST" in result.output and "DATABRICKS_TOKEN" in result.output
+    assert "DATABRICKS_HOST" in result.output and "DATABRICKS_HTTP_PATH (or DATABRICKS_WAREHOUSE_ID)" in result.output
 
 
 def test_demo_with_its_api_port_taken_fails_before_syncing(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

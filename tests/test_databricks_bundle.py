@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from databricks.bundles.apps import App
+from databricks.bundles.dashboards import Dashboard
 from databricks.bundles.jobs import Job
 from databricks.bundles.pipelines import Pipeline
 from databricks.bundles.schemas import Schema
@@ -17,7 +19,14 @@ from pipelines.graph import load_graph
 from pipelines.lakeflow.registration import LakeflowSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-CLASSES = {"pipelines": Pipeline, "jobs": Job, "schemas": Schema, "volumes": Volume}
+CLASSES = {
+    "pipelines": Pipeline,
+    "jobs": Job,
+    "schemas": Schema,
+    "volumes": Volume,
+    "dashboards": Dashboard,
+    "apps": App,
+}
 
 
 def bundle() -> dict[str, Any]:
@@ -39,6 +48,15 @@ def resources() -> dict[str, dict[str, tuple[dict, Path]]]:
 def test_the_bundle_includes_resource_files() -> None:
     assert bundle()["include"] == ["conf/databricks/*.yml"] and list(ROOT.glob("conf/databricks/*.yml"))
     assert set(bundle()["targets"]) == {"dev", "prod"}
+
+
+def test_no_target_renames_the_schemas_the_datasets_name() -> None:
+    """Development mode prefixes schema names per user, but every registered dataset names its schema."""
+    schemas = {spec["name"] for spec, _ in resources()["schemas"].values()}
+    assert {name.split(".")[0] for name in load_graph().datasets} <= schemas
+    for name, target in bundle()["targets"].items():
+        assert target.get("mode") != "development", name
+        assert not (target.get("presets") or {}).get("name_prefix"), name
 
 
 @pytest.mark.parametrize(

@@ -23,17 +23,37 @@ DATA_ERROR_MARKERS = {
 """Spark's error classes about the data a query met, by the rejection each is."""
 
 
-def warehouse_connector(host: str, http_path: str, token: str) -> Connect:
-    """A function opening a connection to the warehouse (the connector is the `databricks` extra)."""
+def warehouse_connector(host: str, http_path: str, token: str | None) -> Connect:
+    """A function opening a connection to the warehouse (the connector is the `databricks` extra):
+    with the token, or without one the Databricks SDK's credentials (a Databricks App's service
+    principal), checked now so that a server without credentials does not start."""
     try:
         from databricks import sql
     except ImportError:
         raise BackendUnavailable(
             "the Databricks backend needs databricks-sql-connector: pip install 'mls2[databricks]'"
         ) from None
+    hostname = host.removeprefix("https://").rstrip("/")
+    credentials = {"access_token": token} if token else {"credentials_provider": sdk_credentials(host)}
     return lambda: sql.connect(
-        server_hostname=host, http_path=http_path, access_token=token, session_configuration={"TIMEZONE": "UTC"}
+        server_hostname=hostname, http_path=http_path, session_configuration={"TIMEZONE": "UTC"}, **credentials
     )
+
+
+def sdk_credentials(host: str) -> Callable[[], Callable[[], dict[str, str]]]:
+    """The connector's `credentials_provider` from the SDK's unified authentication (OAuth for a
+    service principal from DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET, a profile, ...)."""
+    try:
+        from databricks.sdk.core import Config
+    except ImportError:
+        raise BackendUnavailable("without DATABRICKS_TOKEN the Databricks backend needs databricks-sdk") from None
+    try:
+        config = Config(host=host)
+    except ValueError as error:
+        raise BackendUnavailable(
+            f"no DATABRICKS_TOKEN and no other Databricks credentials for {host}: {error}"
+        ) from None
+    return lambda: config.authenticate
 
 
 def _plain(value: object) -> object:
