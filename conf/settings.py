@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         description="Where pages land: a path or fsspec URL (a Unity Catalog Volume, s3://...). "
         "Default: MLS2_DATA_DIR/landing.",
     )
+    mls2_sync_state_url: str | None = Field(
+        default=None,
+        description="Where the sync state is saved after every sync and restored from when this machine has "
+        "none: a path or fsspec URL (on Databricks, a file in the landing Volume). Unset: only "
+        "MLS2_DATA_DIR/state.",
+    )
     mls2_http_timeout_seconds: float = Field(default=30.0, gt=0, description="Read timeout of a Qobrix call.")
     mls2_http_retries: int = Field(default=6, ge=0, le=20, description="Retries of a failed Qobrix call.")
     mls2_page_size: int = Field(default=100, ge=1, le=100, description="Records per Qobrix page (API max 100).")
@@ -154,6 +160,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "mls2_landing_url",
+        "mls2_sync_state_url",
         "mls2_requests_per_second",
         "mls2_api_token_secret",
         "databricks_host",

@@ -14,11 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from conf.cli_options import split_list
-from conf.entities import select_entities
+from conf.entities import Entity, select_entities
 from conf.settings import Settings, SettingsError, load_settings
 from ingestion.client import ClientSettings, QobrixClient
 from ingestion.errors import IngestionError, QobrixAuthError
 from ingestion.sandbox.faults import TRANSIENT_KINDS, FaultConfig, FaultConfigError, Faults
+from ingestion.saved_state import SavedStateError, kept_at, restore_state
 from ingestion.state import SyncState
 from ingestion.sync import Sync, SyncOptions, SyncReport
 
@@ -118,6 +119,14 @@ def sync_with_progress(
         overlap=timedelta(seconds=settings.mls2_cdc_overlap_seconds),
         page_size=settings.mls2_page_size,
     )
+    with kept_at(settings.mls2_sync_state_url, settings.sync_state_path):
+        report = run_sync(settings, client, selected, options)
+    print_sync_summary(report)
+    return report
+
+
+def run_sync(settings: Settings, client: QobrixClient, selected: list[Entity], options: SyncOptions) -> SyncReport:
+    """One sync on the local state, a progress bar per entity."""
     state = SyncState(settings.sync_state_path)
     try:
         with sync_progress() as progress:
@@ -136,11 +145,9 @@ def sync_with_progress(
                 options=options,
                 progress=on_page,
             )
-            report = sync.run()
+            return sync.run()
     finally:
         state.close()
-    print_sync_summary(report)
-    return report
 
 
 @sync_app.callback(invoke_without_command=True)
@@ -171,8 +178,10 @@ def sync(
     with --reconcile, and on its own every MLS2_RECONCILE_EVERY_HOURS (default 24).
     Needs QOBRIX_API_BASE_URL, QOBRIX_API_USER and QOBRIX_API_KEY. A sync that stopped
     (error, Ctrl+C, kill) resumes when run again with the same options.
-    Exit codes: 0 done, 2 configuration or arguments wrong (fix, do not retry),
-    3 Qobrix failed after every retry (safe to retry; watermarks did not move).
+    With MLS2_SYNC_STATE_URL the state is restored from there when this machine has none, and saved
+    there after every sync (a Databricks job cluster's disk is new each run).
+    Exit codes: 0 done, 2 configuration or arguments wrong, or the saved state unreadable or unwritable
+    (fix, do not retry), 3 Qobrix failed after every retry (safe to retry; watermarks did not move).
     """
     if context.invoked_subcommand is not None:
         return
@@ -184,7 +193,7 @@ def sync(
             settings, client, entities=split_list(entities), full_refresh=full_refresh, max_properties=max_properties,
             max_in_flight=max_in_flight, reconcile=reconcile,
         )  # fmt: skip
-    except (SettingsError, ValueError, QobrixAuthError) as error:
+    except (SettingsError, ValueError, QobrixAuthError, SavedStateError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(EXIT_CONFIG) from None
     except IngestionError as error:
@@ -197,6 +206,12 @@ def sync(
 def sync_status() -> None:
     """Show each entity's watermarks and the most recent syncs."""
     settings = load_settings()
+    if settings.mls2_sync_state_url:
+        try:
+            restore_state(settings.mls2_sync_state_url, settings.sync_state_path)
+        except SavedStateError as error:
+            console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(EXIT_CONFIG) from None
     if not settings.sync_state_path.exists():
         console.print(f"No sync has run yet (no state at {settings.sync_state_path}).")
         return

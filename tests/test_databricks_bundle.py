@@ -15,6 +15,8 @@ from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
 
 from conf.cli import app
+from conf.entities import entities
+from conf.settings import Settings
 from pipelines.graph import load_graph
 from pipelines.lakeflow.registration import LakeflowSettings
 
@@ -110,6 +112,17 @@ def test_the_sync_lands_where_the_pipeline_reads() -> None:
     assert landing == "/Volumes/${var.catalog}/${resources.schemas.mls2_landing.name}/${resources.volumes.landing.name}"
     settings = LakeflowSettings.from_conf(pipeline["configuration"])
     assert settings.landing_format == "cloudFiles"
+
+
+def test_the_sync_keeps_its_state_in_the_volume_outside_the_entity_folders() -> None:
+    """A job cluster's disk is new each run: the sync restores and saves its state in the Volume, in a
+    folder Auto Loader's entity patterns do not read, and every variable the task sets is a setting."""
+    job, _ = resources()["jobs"]["mls2_update"]
+    (cluster,) = job["job_clusters"]
+    env = cluster["new_cluster"]["spark_env_vars"]
+    assert env["MLS2_SYNC_STATE_URL"] == env["MLS2_LANDING_URL"] + "/_state/sync_state.sqlite"
+    assert "_state" not in {entity.folder for entity in entities().values()}
+    assert {name.lower() for name in env} <= set(Settings.model_fields)
 
 
 def test_every_schema_the_graph_writes_is_in_the_bundle() -> None:
