@@ -100,9 +100,10 @@ class Settings(BaseSettings):
         description="catalog.schema holding gold on Databricks.",
     )
     mls2_databricks_pipeline: str = Field(
-        default="mls2",
+        default="mls2_dev",
         min_length=1,
-        description="The pipeline `mls2 databricks` drives: its id, or its exact name (the bundle's is `mls2`).",
+        description="The pipeline `mls2 databricks` drives: its id, or its exact name (the bundle names it "
+        "`mls2_<target>`: mls2_dev, mls2_prod).",
     )
     mls2_databricks_poll_seconds: float = Field(
         default=10, gt=0, le=300, description="How often `mls2 databricks run` asks how the update is going."

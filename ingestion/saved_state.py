@@ -10,7 +10,7 @@ import os
 import posixpath
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import fsspec
@@ -36,10 +36,10 @@ def restore_state(url: str, local: Path) -> bool:
         local.parent.mkdir(parents=True, exist_ok=True)
         partial = local.with_name(local.name + ".restoring")
         fs.get(path, str(partial))
-    except OSError as error:
+    except (OSError, ImportError, ValueError) as error:  # unreadable; a scheme fsspec lacks or cannot load
         raise SavedStateError(f"cannot read the saved sync state MLS2_SYNC_STATE_URL={url}: {error}") from None
     try:
-        with sqlite3.connect(partial) as check:
+        with closing(sqlite3.connect(partial)) as check:
             found = {row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as error:
         partial.unlink()
@@ -55,16 +55,19 @@ def restore_state(url: str, local: Path) -> bool:
 
 
 def save_state(local: Path, url: str) -> None:
-    """Replace the saved state with a consistent copy of `local` (SQLite's backup), whole or not at all."""
+    """Replace the saved state with a consistent copy of `local` (SQLite's backup), whole or not at all;
+    nothing when there is no local state (a sync that failed before making one)."""
+    if not local.exists():
+        return
     snapshot = local.with_name(local.name + ".saving")
     try:
-        with sqlite3.connect(local) as source, sqlite3.connect(snapshot) as target:
+        with closing(sqlite3.connect(local)) as source, closing(sqlite3.connect(snapshot)) as target:
             source.backup(target)
         fs, path = fsspec.core.url_to_fs(url)
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         fs.put_file(str(snapshot), f"{path}.partial")
         fs.mv(f"{path}.partial", path)
-    except (OSError, sqlite3.Error) as error:
+    except (OSError, ImportError, ValueError, sqlite3.Error) as error:
         raise SavedStateError(f"cannot save the sync state to MLS2_SYNC_STATE_URL={url}: {error}") from None
     finally:
         snapshot.unlink(missing_ok=True)

@@ -23,6 +23,10 @@ SERVER_PAGE = 25
 """The most events the server returns a page, whatever `max_results` asks (so paging is exercised)."""
 
 
+class BadRequest(ValueError):
+    """A query the REST API refuses (answered 400 INVALID_PARAMETER_VALUE)."""
+
+
 @dataclass
 class Request:
     method: str
@@ -86,7 +90,7 @@ class FakeWorkspace:
         self._server.shutdown()
         self._server.server_close()
 
-    def add_pipeline(self, name: str = "mls2") -> Pipeline:
+    def add_pipeline(self, name: str = "mls2_dev") -> Pipeline:
         pipeline = Pipeline(str(uuid.uuid4()), name)
         self.pipelines[pipeline.pipeline_id] = pipeline
         return pipeline
@@ -180,7 +184,7 @@ class FakeWorkspace:
             return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {path}"}
         if authorization != f"Bearer {TOKEN}":
             return 401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."}
-        route = re.fullmatch(r"/api/2\.0/pipelines(?:/([^/]+))?(?:/(updates|events|stop))?(?:/([^/]+))?", path)
+        route = re.fullmatch(r"/api/2\.0/pipelines(?:/([^/]+))?(?:/(updates|events))?(?:/([^/]+))?", path)
         if route is None:
             return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {path}"}
         pipeline_id, collection, item = route.groups()
@@ -192,8 +196,6 @@ class FakeWorkspace:
         if collection is None:
             return 200, {"pipeline_id": pipeline_id, "name": pipeline.name, "state": pipeline.state,
                          "health": pipeline.health, "latest_updates": pipeline.updates[:5]}  # fmt: skip
-        if collection == "stop" and method == "POST":
-            return 200, {}
         if collection == "updates" and method == "POST":
             return 200, {"update_id": self._create(pipeline, body)}
         if collection == "updates" and item is None:
@@ -204,7 +206,10 @@ class FakeWorkspace:
                 return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"Update {item} not found."}
             self._advance(pipeline, update)
             return 200, {"update": update}
-        return 200, self._events(pipeline, query)
+        try:
+            return 200, self._events(pipeline, query)
+        except BadRequest as error:
+            return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(error)}
 
     def _token(self, form: dict, authorization: str | None) -> tuple[int, dict]:
         """OAuth client credentials, in the form or as HTTP Basic, traded for TOKEN."""
@@ -227,12 +232,18 @@ class FakeWorkspace:
         """Events of the pipeline by `filter` (`timestamp >= '...'`) and `order_by`, a page at a time;
         a page token carries the query on, as the API's does."""
         if "page_token" in query:
+            if {"filter", "order_by"} & set(query):
+                raise BadRequest("page_token cannot be combined with filter or order_by")
             query = json.loads(query["page_token"])
         events = [e for e in self.events if e["origin"]["pipeline_id"] == pipeline.pipeline_id]
-        since = re.fullmatch(r"timestamp >= '([^']+)'", query.get("filter", ""))
-        if since:
-            start = datetime.fromisoformat(since.group(1))
-            events = [e for e in events if datetime.fromisoformat(e["timestamp"]) >= start]
+        for condition in filter(None, query.get("filter", "").split(" AND ")):
+            if since := re.fullmatch(r"timestamp >= '([^']+)'", condition):
+                start = datetime.fromisoformat(since.group(1))
+                events = [e for e in events if datetime.fromisoformat(e["timestamp"]) >= start]
+            elif level := re.fullmatch(r"level='(INFO|WARN|ERROR)'", condition):
+                events = [e for e in events if e["level"] == level.group(1)]
+            else:
+                raise BadRequest(f"unsupported filter {condition!r}")
         if query.get("order_by") != "timestamp asc":
             events.reverse()
         offset = int(query.get("offset", 0))

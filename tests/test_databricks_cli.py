@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from conf.cli import app
 from pipelines.graph import load_graph
 from tests.conftest import PublishedGold
-from tests.databricks_workspace import TOKEN, FakeWorkspace, Step, error, flow
+from tests.databricks_workspace import CLIENT_ID, TOKEN, FakeWorkspace, Step, error, flow
 
 runner = CliRunner()
 QUALITY = {
@@ -78,12 +78,13 @@ def test_run_starts_an_incremental_update_and_follows_it_flow_by_flow(workspace:
 
 
 def test_run_finds_the_pipeline_by_its_exact_name(workspace: FakeWorkspace) -> None:
-    workspace.add_pipeline("mls2 staging")
-    pipeline = workspace.add_pipeline("mls2")
+    workspace.add_pipeline("mls2_prod")
+    workspace.add_pipeline("mls2-dev")  # what LIKE's `_` also matches
+    pipeline = workspace.add_pipeline("mls2_dev")
     result = mls2("run", "--no-wait")
     assert result.exit_code == 0, result.output
     lookup = workspace.api_requests()[0]
-    assert (lookup.method, lookup.path, lookup.query["filter"]) == ("GET", "/api/2.0/pipelines", "name LIKE 'mls2'")
+    assert (lookup.method, lookup.path, lookup.query["filter"]) == ("GET", "/api/2.0/pipelines", "name LIKE 'mls2_dev'")
     assert starts(workspace)[0].path == f"/api/2.0/pipelines/{pipeline.pipeline_id}/updates"
 
 
@@ -169,7 +170,7 @@ def test_two_pipelines_with_one_name_are_refused_with_their_ids(workspace: FakeW
     first, second = workspace.add_pipeline(), workspace.add_pipeline()
     result = mls2("run", "--no-wait")
     assert result.exit_code == 2
-    assert "2 pipelines are named 'mls2'" in said(result)
+    assert "2 pipelines are named 'mls2_dev'" in said(result)
     assert first.pipeline_id in said(result) and second.pipeline_id in said(result)
 
 
@@ -187,7 +188,7 @@ def test_without_a_workspace_the_settings_to_set_are_named(monkeypatch: pytest.M
     for command in ("run", "status", "events"):
         result = mls2(command)
         assert result.exit_code == 2
-        assert "no Databricks workspace is configured: set DATABRICKS_HOST and DATABRICKS_TOKEN" in said(result)
+        assert "no usable Databricks workspace settings: set DATABRICKS_HOST and DATABRICKS_TOKEN" in said(result)
 
 
 def test_status_shows_the_pipeline_and_its_latest_updates(workspace: FakeWorkspace) -> None:
@@ -196,7 +197,7 @@ def test_status_shows_the_pipeline_and_its_latest_updates(workspace: FakeWorkspa
     newer = workspace.add_update(pipeline, [Step("COMPLETED")], full_refresh=True)
     result = mls2("status", "--pipeline", pipeline.pipeline_id)
     assert result.exit_code == 0, result.output
-    assert f"Pipeline mls2 ({pipeline.pipeline_id}) on {workspace.host}: IDLE, health HEALTHY" in said(result)
+    assert f"Pipeline mls2_dev ({pipeline.pipeline_id}) on {workspace.host}: IDLE, health HEALTHY" in said(result)
     lines = result.output.splitlines()
     [newer_line] = [line for line in lines if newer in line]
     [older_line] = [line for line in lines if older in line]
@@ -229,8 +230,33 @@ def test_events_follows_pages_and_stops_at_the_limit(workspace: FakeWorkspace) -
     assert all(f"reso_gold.flow_{n:03}" in said(result) for n in range(60))
     pages = [r for r in workspace.api_requests() if r.path.endswith("/events")]
     assert len(pages) == 3 and "page_token" in pages[1].query
+    before = len(workspace.api_requests())
     limited = mls2("events", "--pipeline", pipeline.pipeline_id, "--update", update_id, "--limit", "5")
-    assert "reso_gold.flow_003" in limited.output and "reso_gold.flow_004" not in limited.output
+    assert limited.exit_code == 0 and "reso_gold.flow_003" in limited.output
+    assert "reso_gold.flow_004" not in limited.output
+    assert [r.path for r in workspace.api_requests()[before:]].count(pages[0].path) == 1, "one page was enough"
+
+
+def test_events_of_an_older_update_stop_at_its_end(workspace: FakeWorkspace) -> None:
+    pipeline = workspace.add_pipeline()
+    older = workspace.add_update(
+        pipeline, [Step("RUNNING", [flow("reso_gold.member", "COMPLETED")]), Step("COMPLETED")]
+    )
+    flows = [flow(f"reso_gold.flow_{n:03}", "COMPLETED") for n in range(80)]
+    workspace.add_update(pipeline, [Step("RUNNING", flows), Step("COMPLETED")])
+    result = mls2("events", "--pipeline", pipeline.pipeline_id, "--update", older)
+    assert result.exit_code == 0 and "reso_gold.member" in result.output and "flow_000" not in result.output
+    assert len([r for r in workspace.api_requests() if r.path.endswith("/events")]) == 1, "later pages not read"
+
+
+def test_a_refused_oauth_secret_exits_2_naming_the_sign_in(
+    workspace: FakeWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABRICKS_TOKEN")
+    monkeypatch.setenv("DATABRICKS_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", "stolen")
+    result = mls2("status", "--pipeline", workspace.add_pipeline().pipeline_id)
+    assert result.exit_code == 2 and f"could not sign in to {workspace.host}" in said(result)
 
 
 def test_events_of_an_unknown_update_name_it(workspace: FakeWorkspace) -> None:

@@ -87,11 +87,40 @@ def test_a_saved_file_that_is_not_a_sync_state_is_refused_naming_the_setting(
 
 def test_a_failed_sync_still_saves_its_cursors(tmp_path: Path) -> None:
     local, saved = tmp_path / "state.sqlite", tmp_path / "saved" / "state.sqlite"
-    with pytest.raises(RuntimeError), kept_at(str(saved), local):
+    with pytest.raises(RuntimeError, match="Qobrix went away"), kept_at(str(saved), local):
         state = SyncState(local)
+        state.begin_sync("sync-1", "incremental", ["agents"], None)
+        state.fail_sync("sync-1", "Qobrix went away")
         state.close()
         raise RuntimeError("Qobrix went away")
-    assert saved.exists() and watermarks(saved) == {}
+    restored = SyncState(saved)
+    try:
+        assert [(s.sync_id, s.status) for s in restored.recent_syncs()] == [("sync-1", "failed")]
+    finally:
+        restored.close()
+    assert not list(tmp_path.glob("*.saving*")) and not list(tmp_path.glob("*.restoring*"))
+
+
+def test_a_sync_that_failed_before_making_a_state_saves_nothing(tmp_path: Path) -> None:
+    """An empty database saved in its place would be refused by every later restore."""
+    saved = tmp_path / "saved.sqlite"
+    with pytest.raises(RuntimeError), kept_at(str(saved), tmp_path / "state.sqlite"):
+        raise RuntimeError("Qobrix refused the key")
+    assert not saved.exists()
+
+
+def test_a_failed_save_after_a_failed_sync_leaves_the_syncs_own_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    local = tmp_path / "state.sqlite"
+    SyncState(local).close()
+    with pytest.raises(RuntimeError, match="Qobrix went away"), kept_at(str(blocker / "saved.sqlite"), local):
+        raise RuntimeError("Qobrix went away")
+
+
+def test_a_url_whose_filesystem_is_not_installed_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SavedStateError, match="cannot read the saved sync state MLS2_SYNC_STATE_URL=nosuch://"):
+        restore_state("nosuch://bucket/state.sqlite", tmp_path / "state.sqlite")
 
 
 def test_an_unwritable_place_is_named(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ DATA_ERROR_MARKERS = {
 def warehouse_connector(host: str, http_path: str, token: str | None) -> Connect:
     """A function opening a connection to the warehouse (the connector is the `databricks` extra):
     with the token, or without one the Databricks SDK's credentials (a Databricks App's service
-    principal), checked now so that a server without credentials does not start."""
+    principal), looked up now so that a server with none does not start (a secret the workspace
+    refuses shows at the first query, as the warehouse being unreachable does)."""
     try:
         from databricks import sql
     except ImportError:

@@ -2,7 +2,8 @@
 
 Exit codes a scheduler can act on: 0 the update completed; 1 it failed or was canceled (the first
 error is printed); 2 it could not start (settings, credentials, the pipeline, the selection);
-130 interrupted while waiting (the update goes on on Databricks).
+3 the workspace stopped answering while the update ran (it goes on there); 130 interrupted while
+waiting (the update goes on on Databricks).
 """
 
 import time
@@ -21,6 +22,7 @@ from pipelines.lakeflow.workspace import TERMINAL_STATES, Update, Workspace, Wor
 
 EXIT_FAILED = 1
 EXIT_NOT_STARTED = 2
+EXIT_LOST = 3
 EXIT_INTERRUPTED = 130
 
 console = Console(stderr=True)
@@ -78,7 +80,8 @@ def run(
 ) -> None:
     """Start an update of the Databricks pipeline and follow it flow by flow to its end.
 
-    Exit code 0: completed; 1: failed or canceled; 2: could not start; 130: interrupted while waiting."""
+    Exit code 0: completed; 1: failed or canceled; 2: could not start; 3: the workspace stopped answering
+    while the update ran; 130: interrupted while waiting."""
     try:
         refresh_list, full_list = selection(refresh), selection(full_refresh_selection)
     except DeclarationError as error:
@@ -96,8 +99,9 @@ def run(
         return
     try:
         update = follow(workspace, update_id, poll_seconds)
+        first_error = None if update.state == "COMPLETED" else workspace.first_error(update)
     except WorkspaceError as error:
-        fail(error, EXIT_FAILED)
+        fail(f"lost track of update {update_id}, which goes on on Databricks: {error}", EXIT_LOST)
     except KeyboardInterrupt:
         console.print(
             f"Stopped waiting; update {update_id} goes on on Databricks "
@@ -105,7 +109,6 @@ def run(
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if update.state != "COMPLETED":
-        first_error = workspace.first_error(update)
         fail(f"update {update_id} {update.state}" + (f": {first_error}" if first_error else ""), EXIT_FAILED)
     console.print(f"Update {update_id} COMPLETED")
 

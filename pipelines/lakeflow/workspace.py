@@ -17,6 +17,8 @@ from conf.settings import Settings
 TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELED")
 PIPELINE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 EVENTS_PAGE = 100
+RETRY_SECONDS = 60
+"""How long the SDK retries a call that cannot connect or is throttled before giving up."""
 
 
 class WorkspaceError(Exception):
@@ -47,14 +49,16 @@ def workspace_client(settings: Settings) -> Any:
     """A `WorkspaceClient` from the SDK's usual credentials, `.env`'s host and token first."""
     try:
         from databricks.sdk import WorkspaceClient
+        from databricks.sdk.core import Config
     except ImportError:
         raise WorkspaceError("`mls2 databricks` needs databricks-sdk: pip install 'mls2[databricks]'") from None
     given = {"host": settings.databricks_host, "token": settings.databricks_token}
     try:
-        return WorkspaceClient(**{name: value for name, value in given.items() if value})
-    except ValueError as error:
+        config = Config(**{name: value for name, value in given.items() if value}, retry_timeout_seconds=RETRY_SECONDS)
+        return WorkspaceClient(config=config)
+    except (ValueError, TimeoutError) as error:
         raise WorkspaceError(
-            "no Databricks workspace is configured: set DATABRICKS_HOST and DATABRICKS_TOKEN (or "
+            "no usable Databricks workspace settings: set DATABRICKS_HOST and DATABRICKS_TOKEN (or "
             f"DATABRICKS_CONFIG_PROFILE for a profile of ~/.databrickscfg). The SDK said: {error}"
         ) from None
 
@@ -87,8 +91,10 @@ class Workspace:
             raise WorkspaceError(
                 f"{self.host} refused to {what}: {error} (check DATABRICKS_TOKEN or the profile)"
             ) from None
-        except (DatabricksError, RequestException) as error:
+        except (DatabricksError, RequestException, TimeoutError) as error:
             raise WorkspaceError(f"could not {what} on {self.host}: {error}") from None
+        except ValueError as error:  # the SDK's credentials failed (an OAuth secret refused, ...)
+            raise WorkspaceError(f"could not sign in to {self.host} to {what}: {error}") from None
 
     def pipeline_id(self) -> str:
         if self._pipeline_id is None:
@@ -139,44 +145,49 @@ class Workspace:
             raise WorkspaceError(f"pipeline {self._pipeline!r} has not run an update yet")
         return updates[0]
 
-    def stop(self) -> None:
-        pipeline_id = self.pipeline_id()
-        with self._calling(f"stop pipeline {pipeline_id}"):
-            self._client.pipelines.stop(pipeline_id)
-
     def events(
-        self, update: Update, *, since: datetime | None = None, event_type: str | None = None, limit: int = 1000
+        self,
+        update: Update,
+        *,
+        since: datetime | None = None,
+        event_type: str | None = None,
+        level: str | None = None,
+        limit: int = 1000,
     ) -> list[dict]:
         """The update's events, oldest first, as the REST API gives them (with `details`, which the
-        SDK's typed events drop), from the update's creation (or `since`, inclusive) on."""
+        SDK's typed events drop), from the update's creation (or `since`, inclusive) to its end."""
         start = since or update.created
-        query: dict[str, Any] = {"max_results": EVENTS_PAGE, "order_by": "timestamp asc"}
+        conditions = [f"level='{level}'"] if level else []
         if start is not None:
-            query["filter"] = f"timestamp >= '{start.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}'"
+            conditions.append(f"timestamp >= '{start.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}'")
+        query: dict[str, Any] = {"max_results": EVENTS_PAGE, "order_by": "timestamp asc"}
+        if conditions:
+            query["filter"] = " AND ".join(conditions)
         path = f"/api/2.0/pipelines/{self.pipeline_id()}/events"
         found: list[dict] = []
         with self._calling(f"read the event log of update {update.update_id}"):
             while True:
                 page = self._client.api_client.do("GET", path, query=query)
-                found += [
-                    event
-                    for event in page.get("events", [])
-                    if event.get("origin", {}).get("update_id") == update.update_id
-                    and (event_type is None or event.get("event_type") == event_type)
-                ]
+                ours = [e for e in page.get("events", []) if e.get("origin", {}).get("update_id") == update.update_id]
+                found += [e for e in ours if event_type is None or e.get("event_type") == event_type]
                 token = page.get("next_page_token")
-                if len(found) >= limit or not token:
+                if len(found) >= limit or not token or any(map(ends_update, ours)):
                     return found[:limit]
                 query = {"page_token": token, "max_results": EVENTS_PAGE}
 
     def first_error(self, update: Update) -> str | None:
         """The first ERROR event of the update: its message and the first exception's."""
-        for event in self.events(update):
-            if event.get("level") == "ERROR":
-                exceptions = (event.get("error") or {}).get("exceptions") or [{}]
-                cause = exceptions[0].get("message")
-                return event.get("message", "") + (f": {cause}" if cause else "")
+        for event in self.events(update, level="ERROR", limit=1):
+            exceptions = (event.get("error") or {}).get("exceptions") or [{}]
+            cause = exceptions[0].get("message")
+            return event.get("message", "") + (f": {cause}" if cause else "")
         return None
+
+
+def ends_update(event: dict) -> bool:
+    """Whether the event is its update's last state change (later events belong to later updates)."""
+    state = ((event.get("details") or {}).get("update_progress") or {}).get("state")
+    return event.get("event_type") == "update_progress" and state in TERMINAL_STATES
 
 
 def event_row(event: dict) -> dict:
