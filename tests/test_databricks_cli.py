@@ -217,6 +217,8 @@ def test_events_shows_the_latest_updates_flows_and_data_quality(workspace: FakeW
     assert "COMPLETED" in silver and "258" in silver and "price_not_negative 2" in silver
     assert "id_present" not in silver, "only failed expectations are listed"
     assert "reso_gold.member" not in said(result), "another update's events are left out"
+    [listing] = [r for r in workspace.api_requests() if r.path.endswith("/updates")]
+    assert listing.query["max_results"] == "1", "only the latest update is asked for"
     [page] = [r for r in workspace.api_requests() if r.path.endswith("/events")][:1]
     assert page.query["order_by"] == "timestamp asc" and page.query["filter"].startswith("timestamp >= '")
 

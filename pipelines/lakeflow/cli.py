@@ -7,6 +7,7 @@ waiting (the update goes on on Databricks).
 """
 
 import time
+from datetime import datetime
 from typing import Annotated, NoReturn
 
 import typer
@@ -127,7 +128,7 @@ def follow(workspace: Workspace, update_id: str, poll_seconds: float) -> Update:
                 if event["id"] in seen:
                     continue
                 seen.add(event["id"])
-                since = event_row(event)["timestamp"]
+                since = datetime.fromisoformat(event["timestamp"])
                 flow = (event.get("details") or {}).get("flow_progress") or {}
                 if flow.get("status") in ("COMPLETED", "FAILED", "SKIPPED", "STOPPED"):
                     name = event.get("origin", {}).get("flow_name") or event.get("origin", {}).get("dataset_name")

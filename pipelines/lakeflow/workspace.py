@@ -121,8 +121,14 @@ class Workspace:
         pipeline_id = self.pipeline_id()
         with self._calling(f"read pipeline {pipeline_id}"):
             pipeline = self._client.pipelines.get(pipeline_id)
-            updates = [_update(info) for info in self._client.pipelines.list_updates(pipeline_id).updates or []]
-        return pipeline, updates
+        return pipeline, self._updates()
+
+    def _updates(self, most: int | None = None) -> list[Update]:
+        """The pipeline's latest updates, newest first."""
+        pipeline_id = self.pipeline_id()
+        with self._calling(f"list the updates of pipeline {pipeline_id}"):
+            found = self._client.pipelines.list_updates(pipeline_id, max_results=most).updates or []
+        return [_update(info) for info in found]
 
     def start(self, *, full_refresh: bool, refresh: list[str] | None, full_refresh_selection: list[str] | None) -> str:
         pipeline_id = self.pipeline_id()
@@ -140,7 +146,7 @@ class Workspace:
             return _update(self._client.pipelines.get_update(pipeline_id, update_id).update)
 
     def latest_update(self) -> Update:
-        updates = self.status()[1]
+        updates = self._updates(most=1)
         if not updates:
             raise WorkspaceError(f"pipeline {self._pipeline!r} has not run an update yet")
         return updates[0]
