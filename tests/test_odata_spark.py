@@ -97,6 +97,11 @@ QUERIES = [
     "&$filter=ListingContractDate ge 2024-01-01 and month(ListingContractDate) in (1, 3, 5)",
     "Property?$select=ListingKey,ListPrice"
     "&$filter=ListPrice mul 2 div 4 gt 100000.5 and BedroomsTotal mod 2 eq 0&$orderby=ListPrice",
+    # Division of decimals and doubles is true division on Spark too (its DIV truncates to an integer)
+    "Property?$select=ListingKey,ListPrice&$filter=ListPrice div 100000000 gt 0",
+    "Property?$select=ListingKey,X_DistanceFromBeach&$filter=X_DistanceFromBeach div 1000000 gt 0",
+    # A list of nothing but null: Spark refuses `IN ()`
+    "Property?$select=ListingKey,City&$filter=City in (null) or ListPrice gt 0",
     "Property?$select=ListingKey,ModificationTimestamp"
     "&$filter=ModificationTimestamp gt 2024-03-01T10:00:00%2B02:00&$count=true&$top=3",
     "Property?$select=ListingKey,StandardStatus&$filter=StandardStatus in ('Active','Pending')"
