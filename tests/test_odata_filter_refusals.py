@@ -48,7 +48,12 @@ from graphql_odata.odata.query import entity_set
         ("ListPrice", 400, "$filter must be a condition, not a Edm.Decimal value"),
         ("City", 400, "$filter must be a condition, not a Edm.String value"),
         ("Foo eq 1", 400, "$filter: Property has no field 'Foo'"),
-        ("a/b eq 1", 400, "filtering across navigation properties is not supported; use $expand"),
+        (
+            "a/b eq 1",
+            400,
+            "$filter: to filter on related records write Nav/any(r: r/Field ...), "
+            "e.g. ListAgent/any(a: a/MemberLastName eq 'Smith')",
+        ),
         ("BedroomsTotal eq 99999999999999999999", 400, "$filter: 99999999999999999999 is out of range for Edm.Int64"),
         ("ListPrice eq 1e999999", 400, "$filter: 1e999999 is out of range for Edm.Decimal"),
         (

@@ -31,7 +31,7 @@ def _records(columns: list[str], rows: list[tuple]) -> list[dict]:
 
 def _stored(backend: Backend, query: CollectionQuery) -> bool:
     """Whether whole records of `query` are read as the documents the backend stores."""
-    return query.selects_everything and backend.stores_documents(query.entity)
+    return query.reads_documents and backend.stores_documents(query.entity)
 
 
 def _columns(backend: Backend, query: CollectionQuery, *also: str) -> list[str]:
@@ -68,7 +68,14 @@ def read_page(
     columns = _columns(backend, query)
     stored = columns if DOCUMENT_AT in columns else []
     sql, parameters = page_sql(
-        query, backend.table(query.entity), dialect=backend.dialect, size=size, after=after, now=now, also=stored
+        query,
+        backend.table(query.entity),
+        dialect=backend.dialect,
+        size=size,
+        after=after,
+        now=now,
+        also=stored,
+        tables=backend.table,
     )
     heads = _read_records(backend, query, stored, sql, parameters)
     more = len(heads) > size
@@ -110,7 +117,9 @@ def _rows_in_range(backend: Backend, query: CollectionQuery, heads: list[dict]) 
 
 
 def read_count(backend: Backend, query: CollectionQuery, now: datetime | None = None) -> int:
-    sql, parameters = count_sql(query, backend.table(query.entity), dialect=backend.dialect, now=now)
+    sql, parameters = count_sql(
+        query, backend.table(query.entity), dialect=backend.dialect, now=now, tables=backend.table
+    )
     _, rows = backend.query(sql, parameters)
     return int(rows[0][0])
 
@@ -120,7 +129,7 @@ def read_entity(
 ) -> dict | Document | None:
     # Whole records only; the backend says whether it stores them (asking `_stored` too would look
     # for the served snapshot twice per lookup).
-    by_key = backend.documents_by_key(query.entity) if query.selects_everything and not query.expand else None
+    by_key = backend.documents_by_key(query.entity) if query.reads_documents and not query.expand else None
     if by_key is not None:
         document = by_key(key)
         return None if document is None else Document(document)
@@ -145,7 +154,14 @@ def expand(backend: Backend, query: CollectionQuery, records: list[dict], now: d
         if parents and link.many:
             columns = _columns(backend, nested)
             sql, parameters = related_sql(
-                nested, backend.table(nested.entity), link.remote, parents, columns, dialect=backend.dialect, now=now
+                nested,
+                backend.table(nested.entity),
+                link.remote,
+                parents,
+                columns,
+                dialect=backend.dialect,
+                now=now,
+                tables=backend.table,
             )
             children = [(row[PARENT_COLUMN], row) for row in _read_records(backend, nested, columns, sql, parameters)]
         elif parents:
@@ -168,7 +184,7 @@ def _related_runs(backend: Backend, link: Navigation, nested: CollectionQuery, p
     not expanded further, and every run asked for lies in one piece. Otherwise None."""
     target = nested.entity
     plain = nested.filter is None and nested.top is None and not nested.skip and not nested.expand
-    if not (plain and nested.order == (OrderTerm(target.key),) and nested.selects_everything):
+    if not (plain and nested.order == (OrderTerm(target.key),) and nested.reads_documents):
         return None
     runs = backend.document_runs(target, link.remote)
     if runs is None:

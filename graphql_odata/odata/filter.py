@@ -8,6 +8,7 @@ parameter of the field's type. Semantics follow OData, not SQL: `eq`/`ne` treat 
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -18,8 +19,9 @@ from odata_query.grammar import ODataLexer, ODataParser
 from sly.lex import Token
 from sqlglot import exp
 
+from conf.mappings import Navigation
 from graphql_odata.odata.errors import ODataError
-from graphql_odata.schema import EntitySet
+from graphql_odata.schema import EntitySet, entity_sets
 
 MAX_FILTER_LENGTH = 4000
 MAX_FILTER_NODES = 400
@@ -60,6 +62,17 @@ LIKE_ESCAPE = "\\"
 
 _parser_lock = threading.Lock()
 _lexer, _parser = ODataLexer(), ODataParser()
+
+
+@dataclass(frozen=True)
+class Like(ast._Node):
+    """`field LIKE pattern` (`%` any run of characters, `_` one, a backslash escapes either), which
+    OData's grammar has no word for: GraphQL's `_like` and `_ilike` build it into the same tree as
+    a `$filter`."""
+
+    field: ast._Node
+    pattern: str
+    case_insensitive: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,10 +165,23 @@ def _syntax_message(text: str, error: odata_exceptions.ODataException) -> str:
 class FilterCompiler:
     """Turns one `$filter` tree into a boolean sqlglot expression over one entity set's columns."""
 
-    def __init__(self, entity: EntitySet, parameters: Parameters, *, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        entity: EntitySet,
+        parameters: Parameters,
+        *,
+        now: datetime | None = None,
+        tables: Callable[[EntitySet], exp.Table] | None = None,
+        record: str | None = None,
+    ) -> None:
+        """`tables` names the backend's table of a related entity set (no filters on related records
+        without it); `record` is the lambda variable standing for a related record, inside its
+        `Nav/any(r: ...)`, where fields are written `r/Field`."""
         self.entity = entity
         self.parameters = parameters
         self.now = now or datetime.now(UTC)
+        self.tables = tables
+        self.record = record
         self.lambda_variables: dict[str, Typed] = {}
         self.depth = 0
 
@@ -199,9 +225,16 @@ class FilterCompiler:
                 return self.call(node)
             case ast.CollectionLambda():
                 return self.collection_lambda(node)
+            case Like():
+                return self.like(node)
+            case ast.Attribute(owner=ast.Identifier(name=owner)) if owner == self.record:
+                return self.field(node.attr)
             case ast.Attribute():
                 raise ODataError(
-                    400, "filtering across navigation properties is not supported; use $expand", target="$filter"
+                    400,
+                    "$filter: to filter on related records write Nav/any(r: r/Field ...), e.g. "
+                    "ListAgent/any(a: a/MemberLastName eq 'Smith')",
+                    target="$filter",
                 )
         raise ODataError(400, f"$filter: {type(node).__name__} is not supported", target="$filter")
 
@@ -210,9 +243,19 @@ class FilterCompiler:
             raise ODataError(400, f"$filter: qualified names are not supported ({node.name})", target="$filter")
         if node.name in self.lambda_variables:
             return self.lambda_variables[node.name]
-        field = self.entity.fields.get(node.name)
+        if self.record is not None:
+            raise ODataError(
+                400,
+                f"$filter: inside {self.entity.name}/any({self.record}: ...) name its fields {self.record}/Field; "
+                f"{node.name!r} is not one of them, and fields outside it cannot be used there",
+                target=node.name,
+            )
+        return self.field(node.name)
+
+    def field(self, name: str) -> Typed:
+        field = self.entity.fields.get(name)
         if field is None:
-            raise ODataError(400, f"$filter: {self.entity.name} has no field {node.name!r}", target=node.name)
+            raise ODataError(400, f"$filter: {self.entity.name} has no field {name!r}", target=name)
         return Typed(exp.column(field.name, quoted=True), FIELD_KINDS.get(field.type, field.type))
 
     def literal(self, node: ast._Literal) -> Typed:
@@ -338,7 +381,18 @@ class FilterCompiler:
             return Typed(ROUNDING[name](this=args[0].sql), args[0].type)
         raise ODataError(400, f"$filter: the function {name}() is not supported", target="$filter")
 
+    def like(self, node: Like) -> Typed:
+        text = self.value(node.field)
+        self.require(text, {STRING}, "like")
+        matches = (exp.ILike if node.case_insensitive else exp.Like)(
+            this=text.sql, expression=self.parameters.bind(node.pattern)
+        )
+        return Typed(_definite(exp.Escape(this=matches, expression=exp.Literal.string(LIKE_ESCAPE))), BOOLEAN)
+
     def collection_lambda(self, node: ast.CollectionLambda) -> Typed:
+        link = self.navigation(node.owner)
+        if link is not None:
+            return self.related(link, node)
         owner = self.value(node.owner)
         if owner.type != STRINGS:
             raise ODataError(400, "$filter: any() and all() apply to multi-select fields", target="$filter")
@@ -364,6 +418,38 @@ class FilterCompiler:
             )
         )
         return Typed(expected(this=counted, expression=exp.Literal.number(0)), BOOLEAN)
+
+    def navigation(self, owner: ast._Node) -> Navigation | None:
+        """The navigation property `owner` names (`Nav` here, `r/Nav` inside a related record's lambda)."""
+        match owner:
+            case ast.Identifier(name=name) if self.record is None and name not in self.lambda_variables:
+                return self.entity.navigation.get(name)
+            case ast.Attribute(owner=ast.Identifier(name=variable), attr=name) if variable == self.record:
+                return self.entity.navigation.get(name)
+        return None
+
+    def related(self, link: Navigation, node: ast.CollectionLambda) -> Typed:
+        """`Nav/any(r: ...)` and `Nav/all(r: ...)` as a semi-join: this record's `link.local` among the
+        `link.remote` values of the related rows that match (or, for all(), of none that does not).
+        The related rows' condition lies wholly inside the subquery, over their own columns."""
+        if self.tables is None:
+            raise ODataError(400, "$filter: filters on related records are not available here", target="$filter")
+        target = entity_sets()[link.resource]
+        remote = exp.column(link.remote, quoted=True)
+        matching = exp.select(remote).from_(self.tables(target))
+        if node.lambda_ is not None:
+            inner = FilterCompiler(
+                target, self.parameters, now=self.now, tables=self.tables, record=node.lambda_.identifier.name
+            )
+            inner.depth = self.depth
+            body = inner.condition(node.lambda_.expression)
+            if isinstance(node.operator, ast.All):
+                body = exp.and_(exp.not_(exp.Is(this=remote.copy(), expression=exp.Null())), exp.not_(exp.paren(body)))
+            matching = matching.where(body)
+        found = _definite(exp.In(this=exp.column(link.local, quoted=True), query=matching.subquery()))
+        if isinstance(node.operator, ast.All):
+            return Typed(exp.Not(this=exp.Paren(this=found)), BOOLEAN)
+        return Typed(found, BOOLEAN)
 
     @staticmethod
     def require(typed: Typed, accepted: set[str], where: str) -> None:

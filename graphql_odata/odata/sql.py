@@ -10,13 +10,14 @@ last descending.
 """
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlglot import exp
 
 from graphql_odata.odata.filter import FilterCompiler, Parameters
 from graphql_odata.odata.query import CollectionQuery, OrderTerm
+from graphql_odata.schema import EntitySet
 
 PARENT_COLUMN = "__parent"
 ROW_COLUMN = "__row"
@@ -37,10 +38,16 @@ def _ordering(order: Sequence[OrderTerm]) -> list[exp.Ordered]:
     return [exp.Ordered(this=column(t.field), desc=t.descending, nulls_first=not t.descending) for t in order]
 
 
-def _where(query: CollectionQuery, parameters: Parameters, now: datetime | None) -> list[exp.Expression]:
+Tables = Callable[[EntitySet], exp.Table]
+"""The backend's table of an entity set (filters on related records read them)."""
+
+
+def _where(
+    query: CollectionQuery, parameters: Parameters, now: datetime | None, tables: Tables | None
+) -> list[exp.Expression]:
     if query.filter is None:
         return []
-    return [FilterCompiler(query.entity, parameters, now=now).condition(query.filter)]
+    return [FilterCompiler(query.entity, parameters, now=now, tables=tables).condition(query.filter)]
 
 
 def after_row(order: Sequence[OrderTerm], values: Sequence[object], parameters: Parameters) -> exp.Expression:
@@ -74,6 +81,7 @@ def page_sql(
     after: Sequence[object] | None = None,
     now: datetime | None = None,
     also: Sequence[str] = (),
+    tables: Tables | None = None,
 ) -> tuple[str, dict]:
     """The sort values (key included) and the `also` columns of one page's rows, plus one row more if
     another page follows.
@@ -81,7 +89,7 @@ def page_sql(
     Narrow on purpose (ordering wide rows took many times as long as ordering their keys): whole
     rows are read afterwards by key, or where their stored documents lie comes along in `also`."""
     parameters = Parameters()
-    conditions = _where(query, parameters, now)
+    conditions = _where(query, parameters, now, tables)
     if after is not None:
         conditions.append(after_row(query.order, after, parameters))
     selected = dict.fromkeys([*(term.field for term in query.order), *also])
@@ -127,11 +135,16 @@ def range_sql(
 
 
 def count_sql(
-    query: CollectionQuery, table: exp.Table, *, dialect: str, now: datetime | None = None
+    query: CollectionQuery,
+    table: exp.Table,
+    *,
+    dialect: str,
+    now: datetime | None = None,
+    tables: Tables | None = None,
 ) -> tuple[str, dict]:
     parameters = Parameters()
     tree = exp.select(exp.Count(this=exp.Star()).as_("count")).from_(table)
-    conditions = _where(query, parameters, now)
+    conditions = _where(query, parameters, now, tables)
     if conditions:
         tree = tree.where(conditions[0], copy=False)
     return _render(tree, dialect), parameters.values
@@ -146,12 +159,13 @@ def related_sql(
     *,
     dialect: str,
     now: datetime | None = None,
+    tables: Tables | None = None,
 ) -> tuple[str, dict]:
     """`columns` of the related rows of a page's `parents`, each with its parent, in order per parent
     (nested `$filter`, `$orderby`, `$skip`, `$top` applied per parent)."""
     parameters = Parameters()
     keys = exp.In(this=column(remote), expressions=[parameters.bind(value) for value in parents])
-    conditions = [keys, *_where(query, parameters, now)]
+    conditions = [keys, *_where(query, parameters, now, tables)]
     if query.top is None and not query.skip:
         tree = (
             exp.select(*(column(name) for name in columns), column(remote).as_(PARENT_COLUMN, quoted=True))
