@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format clean csdl-schemas mutation
+.PHONY: demo test test-slow test-all lint format clean csdl-schemas graphiql-assets mutation
 
 $(INSTALLED): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(INSTALLED): setup.py
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
-demo: $(INSTALLED)  ## sandbox -> sync -> pipeline -> API on http://127.0.0.1:8000
+demo: $(INSTALLED) graphiql-assets  ## sandbox -> sync -> pipeline -> API on http://127.0.0.1:8000
 	$(BIN)/mls2 demo
 
 test: $(INSTALLED)  ## the fast suite (default)
@@ -31,7 +31,7 @@ mutation: $(INSTALLED)  ## mutation testing (docs/TESTING.md); one module: make 
 	@# longer has: refresh the one, drop the other, first
 	@[ ! -d mutants ] || find ingestion pipelines graphql_odata conf -type f ! -name '*.py' ! -path '*/__pycache__/*' \
 		-exec cp -p --parents {} mutants/ \;
-	@[ ! -d mutants ] || cp -rp docs benchmarks README.md setup.py Makefile .env.example pyproject.toml databricks.yml mutants/
+	@[ ! -d mutants ] || cp -rp docs benchmarks README.md setup.py Makefile .env.example pyproject.toml databricks.yml requirements.txt mutants/
 	@[ ! -d mutants ] || (cd mutants && find ingestion pipelines graphql_odata conf -type f ! -name '*.meta' ! -name '*.spans' \
 		! -path '*/__pycache__/*' | while read -r file; do [ -e "../$$file" ] || rm -f "$$file" "$$file.meta"; done)
 	$(BIN)/mutmut run --max-children 2 $(if $(MODULE),"$(subst /,.,$(basename $(MODULE))).*")
@@ -45,6 +45,20 @@ $(CSDL_SCHEMAS)/edmx.xsd:
 	mkdir -p .cache/odata-csdl
 	cd .cache/odata-csdl && npm pack --silent odata-csdl@0.11.2 && tar xzf odata-csdl-0.11.2.tgz
 
+GRAPHIQL_ASSETS = graphql_odata/graphql/assets
+GRAPHIQL_PACKAGES = graphiql@4.1.2 react@18.3.1 react-dom@18.3.1
+
+graphiql-assets: $(GRAPHIQL_ASSETS)/graphiql.min.js  ## GraphiQL's built files from npm, served by /graphql (no CDN)
+
+$(GRAPHIQL_ASSETS)/graphiql.min.js:
+	rm -rf .cache/graphiql && mkdir -p .cache/graphiql $(GRAPHIQL_ASSETS)
+	cd .cache/graphiql && npm pack --silent $(GRAPHIQL_PACKAGES) >/dev/null \
+		&& for tarball in $(subst @,-,$(GRAPHIQL_PACKAGES)); do mkdir $${tarball%-*} && tar xzf $$tarball.tgz -C $${tarball%-*}; done
+	cp .cache/graphiql/graphiql/package/graphiql.min.css .cache/graphiql/react/package/umd/react.production.min.js \
+		.cache/graphiql/react-dom/package/umd/react-dom.production.min.js $(GRAPHIQL_ASSETS)/
+	for package in graphiql react react-dom; do cp .cache/graphiql/$$package/package/LICENSE $(GRAPHIQL_ASSETS)/LICENSE.$$package; done
+	cp .cache/graphiql/graphiql/package/graphiql.min.js $(GRAPHIQL_ASSETS)/
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,4 +68,4 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .mls2 .pytest_cache .ruff_cache .cache build *.egg-info mutants
+	rm -rf $(VENV) .mls2 .pytest_cache .ruff_cache .cache build *.egg-info mutants $(GRAPHIQL_ASSETS)

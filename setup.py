@@ -15,7 +15,12 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_namespace_packages(include=[pattern for name in PACKAGES for pattern in (name, f"{name}.*")]),
-    package_data={"conf": ["*.yaml"], "conf.mappings": ["*.yaml"], "pipelines.silver": ["*.sql"]},
+    package_data={
+        "conf": ["*.yaml"],
+        "conf.mappings": ["*.yaml"],
+        "pipelines.silver": ["*.sql"],
+        "graphql_odata.graphql": ["assets/*"],
+    },
     include_package_data=True,
     install_requires=[
         "requests>=2.32",
@@ -36,6 +41,7 @@ setup(
         "odata-query>=0.10,<0.11",
         "lxml>=5",
         "pyjwt>=2.8",
+        "graphene>=3.4,<4",
     ],
     extras_require={
         "databricks": ["databricks-sql-connector>=4,<5", "databricks-sdk>=0.60"],

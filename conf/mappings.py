@@ -69,6 +69,12 @@ def reso_fields(resource: str) -> dict[str, str]:
     return _reso_dictionary()["fields"][resource]
 
 
+def reso_description(resource: str, field: str) -> str:
+    """The Data Dictionary's definition of a standard field ("" for a local field or a resource DD 2.0
+    does not define)."""
+    return _reso_dictionary()["descriptions"].get(resource, {}).get(field, "")
+
+
 def reso_lookups_generated_on() -> str:
     """When the Data Dictionary those lookups come from was generated (the Lookup resource's timestamp)."""
     return _reso_dictionary()["generated_on"]

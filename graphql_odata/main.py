@@ -1,4 +1,4 @@
-"""The FastAPI application: OData under /odata, /health, /docs."""
+"""The FastAPI application: OData under /odata, GraphQL at /graphql, /health, /docs."""
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +16,7 @@ from graphql_odata.odata.errors import (
     validation_error_handler,
 )
 from graphql_odata.request_limits import TokenAttemptLimit, UrlLengthLimit
-from graphql_odata.routes import health, oauth, odata
+from graphql_odata.routes import graphql, health, oauth, odata
 from graphql_odata.schema import entity_sets
 from graphql_odata.security.guard import Security
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     settings = settings or load_settings()
     app = FastAPI(
         title="MLS 2.0 RESO Web API",
-        description="RESO Data Dictionary 2.0 resources from Qobrix, served as OData.",
+        description="RESO Data Dictionary 2.0 resources from Qobrix, served as OData and GraphQL.",
         version="0.1.0",
     )
     app.state.settings = settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.include_router(health.router)
     app.include_router(oauth.router)
     app.include_router(odata.router)
+    app.include_router(graphql.router)
     app.add_middleware(TokenAttemptLimit)
     app.add_middleware(UrlLengthLimit)
     return app

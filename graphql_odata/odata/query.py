@@ -51,10 +51,18 @@ class CollectionQuery:
     count: bool = False
     expand: tuple[Expansion, ...] = ()
     skiptoken: str | None = None
+    documents: bool = True
+    """Whether whole records may be read as the JSON documents a backend stores (OData's wire form);
+    GraphQL reads typed rows."""
 
     @property
     def selects_everything(self) -> bool:
         return len(self.select) == len(self.entity.fields)
+
+    @property
+    def reads_documents(self) -> bool:
+        """Whether the backend's stored documents can serve this query's records whole."""
+        return self.documents and self.selects_everything
 
     @property
     def order(self) -> tuple[OrderTerm, ...]:

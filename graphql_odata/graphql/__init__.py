@@ -1,0 +1,1 @@
+"""GraphQL over the same gold and the same query model as OData: schema, `where`, resolvers, GraphiQL."""
