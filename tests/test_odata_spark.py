@@ -155,7 +155,8 @@ def test_values_travel_as_parameters_not_as_sql_text(apis: tuple[TestClient, Tes
 
 
 GRAPHQL_QUERIES = [
-    """{ properties(first: 20, where: {ListPrice: {_gt: "250000"}, City: {_ilike: "%a%"}}, orderBy: [{ListPrice: desc}]) {
+    """{ properties(first: 20, where: {ListPrice: {_gt: "250000"}, City: {_ilike: "%a%"}},
+                    orderBy: [{ListPrice: desc}]) {
         totalCount pageInfo { hasNextPage endCursor }
         nodes { ListingKey ListPrice ModificationTimestamp ListingContractDate Appliances
                 media(where: {MediaCategory: {_eq: "Photo"}}, orderBy: [{Order: asc}], first: 2) { MediaKey Order }
