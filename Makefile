@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format clean csdl-schemas graphiql-assets mutation
+.PHONY: demo test test-slow test-browser test-all lint format clean csdl-schemas graphiql-assets mutation
 
 $(INSTALLED): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,15 @@ demo: $(INSTALLED) graphiql-assets  ## sandbox -> sync -> pipeline -> API on htt
 	$(BIN)/mls2 demo
 
 test: $(INSTALLED)  ## the fast suite (default)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow and not browser"
 
 test-slow: $(INSTALLED)  ## end-to-end and heavy suites (CI runs these too)
 	$(BIN)/pytest -m slow
 
-test-all: $(INSTALLED)
+test-browser: $(INSTALLED) graphiql-assets  ## pages in headless Chromium (needs Debian's chromium package; CI installs it)
+	$(BIN)/pytest -m browser
+
+test-all: $(INSTALLED) graphiql-assets
 	$(BIN)/pytest
 
 MODULE ?=

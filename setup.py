@@ -58,6 +58,7 @@ setup(
             "mutmut>=3.8,<4",
             "databricks-bundles>=1.22,<2",
             "databricks-sdk>=0.60",
+            "playwright>=1.65,<2",
         ],
     },
     entry_points={"console_scripts": ["mls2=conf.cli:app"]},

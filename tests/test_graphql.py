@@ -2,6 +2,7 @@
 `where` operator against Python over the same rows, nested fields with their own arguments,
 cursors, limits, errors and access."""
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -324,3 +325,53 @@ def test_introspection_describes_fields_from_the_data_dictionary(api: TestClient
     assert "price" in fields["ListPrice"]["description"].lower()
     assert "StandardStatus" in fields["StandardStatus"]["description"]
     assert {"media", "listAgent", "coListAgent", "listOffice", "showingAppointments"} <= set(fields)
+
+
+def test_graphiql_page_and_its_assets_come_from_this_server(api: TestClient, tmp_path, monkeypatch) -> None:
+    from graphql_odata.graphql import graphiql
+
+    for name in graphiql.ASSET_TYPES:
+        (tmp_path / name).write_text(f"/* {name} */")
+    monkeypatch.setattr(graphiql, "ASSETS", tmp_path)
+    page = api.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    linked = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(linked) == 4 and all(url.startswith("http://testserver/graphql/assets/") for url in linked)
+    assert '"url":"http://testserver/graphql"' in page.text and "Bearer <access token" in page.text
+    script = api.get("/graphql/assets/graphiql.min.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert script.text == "/* graphiql.min.js */"
+    assert api.get("/graphql/assets/..%2Fresolve.py").status_code == 404
+    assert api.get("/graphql/assets/other.js").status_code == 404
+    assert api.get("/graphql", headers={"Accept": "application/json"}).status_code == 400
+
+
+class CountingBackend:
+    """The snapshot backend, counting the queries it runs."""
+
+    def __init__(self, backend: object) -> None:
+        self.backend, self.queries = backend, []
+
+    def query(self, sql: str, parameters: dict | None = None, documents: str | None = None):
+        self.queries.append(sql)
+        return self.backend.query(sql, parameters, documents=documents)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.backend, name)
+
+
+def test_related_records_cost_one_query_per_navigation_whatever_the_page_size(published_gold: PublishedGold) -> None:
+    from graphql_odata.backends.snapshot import SnapshotBackend
+
+    counting = CountingBackend(SnapshotBackend(published_gold.settings.paths.snapshot_pointer))
+    query = """query($n: Int) { properties(first: $n) { nodes {
+        ListingKey media { MediaKey } listAgent { MemberKey office { OfficeKey } } listOffice { OfficeName } } } }"""
+    counts = {}
+    with authorized_api(published_gold.settings, counting) as api:
+        for size in (5, 100):
+            counting.queries.clear()
+            nodes = run(api, query, {"n": size})["properties"]["nodes"]
+            assert len(nodes) == size and sum(len(node["media"]) for node in nodes) > size
+            counts[size] = len(counting.queries)
+    # the page's keys, its rows, then media, list agents, their offices and list offices: one each
+    assert counts == {5: 6, 100: 6}

@@ -16,7 +16,13 @@ ASSET_TYPES = {
 FIRST_QUERY = """{
   properties(first: 5, orderBy: [{ModificationTimestamp: desc}]) {
     totalCount
-    nodes { ListingKey ListPrice City StandardStatus listAgent { MemberFullName } }
+    nodes {
+      ListingKey
+      ListPrice
+      City
+      StandardStatus
+      listAgent { MemberFullName }
+    }
   }
 }
 """

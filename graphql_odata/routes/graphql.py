@@ -53,7 +53,7 @@ async def graphql_get(request: Request) -> Response:
         if "text/html" in request.headers.get("accept", ""):
             page = graphiql_page(
                 str(request.url_for("graphql_post")),
-                str(request.url_for("graphiql_asset", name="")),
+                str(request.url_for("graphiql_asset", name="graphiql.min.js")).rsplit("/", 1)[0],
                 token_required=request.app.state.settings.mls2_api_auth,
             )
             return HTMLResponse(page, status_code=200 if assets_installed() else 503)
