@@ -375,3 +375,23 @@ def test_related_records_cost_one_query_per_navigation_whatever_the_page_size(pu
             counts[size] = len(counting.queries)
     # the page's keys, its rows, then media, list agents, their offices and list offices: one each
     assert counts == {5: 6, 100: 6}
+
+
+def test_answers_keep_the_order_aliases_and_typenames_of_the_selection(api: TestClient) -> None:
+    fields = list(entity_sets()["Property"].fields)
+    reordered = [*reversed(fields[:5]), *fields[5:]]
+    query = (
+        "{ properties(first: 3) { __typename edges { __typename node { "
+        + " ".join(reordered)
+        + " price: ListPrice __typename media { __typename MediaKey } } } } }"
+    )
+    connection = run(api, query)["properties"]
+    assert connection["__typename"] == "PropertyConnection"
+    for edge in connection["edges"]:
+        assert list(edge) == ["__typename", "node"] and edge["__typename"] == "PropertyEdge"
+        node = edge["node"]
+        assert list(node) == [*reordered, "price", "__typename", "media"]
+        assert node["price"] == node["ListPrice"] and node["__typename"] == "Property"
+        assert all(list(media) == ["__typename", "MediaKey"] for media in node["media"])
+    whole = run(api, "{ properties(first: 2) { nodes { " + " ".join(fields) + " } } }")["properties"]["nodes"]
+    assert all(list(node) == fields for node in whole)

@@ -144,6 +144,11 @@ CORPUS: list[tuple[str, str]] = [
     ("Property?$top=5&$orderby=ListingKey desc",
      "{ properties(first: 5, orderBy: [{ListingKey: desc}]) { nodes { %PROPERTY% } } }"),
     ("Media?$top=20", "{ media(first: 20) { nodes { %MEDIA% } } }"),
+    ("Property?$top=4&$orderby=ListPrice&$expand=Media,ListAgent($expand=Office)",
+     "{ properties(first: 4, orderBy: [{ListPrice: asc}]) { nodes { %PROPERTY% media { %MEDIA% }"
+     " listAgent { %MEMBER% office { %OFFICE% } } } } }"),
+    ("Property?$top=3&$orderby=City desc&$expand=Media",
+     "{ properties(first: 3, orderBy: [{City: desc}]) { nodes { __typename %PROPERTY% media { %MEDIA% } } } }"),
 ]  # fmt: skip
 
 
@@ -168,7 +173,7 @@ def normalised(entity: EntitySet, record: dict, *, graphql: bool) -> dict:
     links = {navigation_field(link.name) if graphql else link.name: link for link in entity.navigation.values()}
     result = {}
     for name, value in record.items():
-        if name.startswith("@"):
+        if name.startswith("@") or name == "__typename":
             continue
         if name in links:
             link = links[name]

@@ -3,11 +3,12 @@ errors in GraphQL's shape with `extensions.code`, never a stack trace."""
 
 import logging
 from collections.abc import Mapping
+from functools import lru_cache
 
 from graphene.validation import depth_limit_validator
-from graphql import GraphQLError, execute, parse, specified_rules, validate
+from graphql import DocumentNode, ExecutionContext, GraphQLError, execute, parse, specified_rules, validate
 
-from graphql_odata.graphql.resolve import RequestContext
+from graphql_odata.graphql.resolve import RequestContext, Shaped
 from graphql_odata.graphql.types import graphql_schema
 
 MAX_QUERY_CHARACTERS = 20_000
@@ -31,20 +32,44 @@ def run_query(query: object, variables: object, operation_name: object, context:
         message = f"the query is {len(query):,} characters; at most {MAX_QUERY_CHARACTERS:,}"
         return 400, _errors(GraphQLError(message), "LIMIT_EXCEEDED", limit="size")
     try:
-        document = parse(query, max_tokens=MAX_QUERY_TOKENS)
+        document, problems = _checked(query, MAX_DEPTH)
     except GraphQLError as error:
         code = "LIMIT_EXCEEDED" if "tokens" in error.message else "GRAPHQL_PARSE_FAILED"
         return 400, _errors(error, code)
-    schema = graphql_schema().graphql_schema
-    rules = [*specified_rules, depth_limit_validator(max_depth=MAX_DEPTH)]
-    problems = validate(schema, document, rules)
     if problems:
         return 200, {"errors": [_validation_error(problem) for problem in problems]}
-    result = execute(schema, document, context_value=context, variable_values=variables, operation_name=operation_name)
+    result = execute(
+        graphql_schema().graphql_schema,
+        document,
+        context_value=context,
+        variable_values=variables,
+        operation_name=operation_name,
+        execution_context_class=ShapedExecutionContext,
+    )
     body: dict[str, object] = {"data": result.data}
     if result.errors:
         body["errors"] = [_formatted(error, "BAD_USER_INPUT") for error in result.errors]
     return 200, body
+
+
+@lru_cache(maxsize=512)
+def _checked(query: str, max_depth: int) -> tuple[DocumentNode, tuple[GraphQLError, ...]]:
+    """The parsed document and what validation found: the same for the same text, and clients send
+    the same few queries with new variables (checking a page's query took longer than reading it)."""
+    document = parse(query, max_tokens=MAX_QUERY_TOKENS)
+    rules = [*specified_rules, depth_limit_validator(max_depth=max_depth)]
+    return document, tuple(validate(graphql_schema().graphql_schema, document, rules))
+
+
+class ShapedExecutionContext(ExecutionContext):
+    """Puts a root field's `Shaped` answer in the response as it is: the resolver built it from the
+    same selection graphql-core collects, and completing each of its values again cost more than
+    the read."""
+
+    def complete_value(self, return_type, field_nodes, info, path, result):  # graphql-core's signature
+        if isinstance(result, Shaped):
+            return result.value
+        return super().complete_value(return_type, field_nodes, info, path, result)
 
 
 def _validation_error(error: GraphQLError) -> dict:

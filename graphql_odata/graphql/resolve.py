@@ -1,8 +1,15 @@
-"""Root fields read through OData's query model: the selection under a root field becomes one
-`CollectionQuery` (fields, `where`, order, `first`, and each navigation field as an expansion with
-its own arguments), read keys first like an OData request. Related records come per level, for the
-whole page at once: a page of listings with media, agent and office is one query per level,
-never one per record.
+"""Root fields read through OData's query model, and answered whole.
+
+The selection under a root field (fragments, aliases and `@skip`/`@include` resolved by
+graphql-core) becomes one `CollectionQuery`: its fields, `where`, order, and each navigation field as
+an expansion with its own arguments, read keys first like an OData request. Related records come
+per level for the whole page at once: a page of listings with media, agent and office costs one
+query per level, never one per record.
+
+Records arrive as OData JSON (the snapshot's stored documents, or rows serialised as OData
+serialises them), and the root field's whole answer is built here from the planned selection
+(`Shaped`): graphql-core completes every other field, but walking each of thousands of values of a
+page through it cost many times the read.
 """
 
 import dataclasses
@@ -10,17 +17,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from graphql import GraphQLError, GraphQLObjectType, GraphQLResolveInfo, get_named_type
 from graphql.execution.collect_fields import collect_sub_fields
 from graphql.execution.values import get_argument_values
 from graphql.language import FieldNode
 
+from conf.mappings import Navigation
 from graphql_odata.backends.base import Backend, BackendUnavailable, QueryRejected
 from graphql_odata.graphql.where import WhereError, navigation_field, where_tree
 from graphql_odata.odata.errors import ODataError
 from graphql_odata.odata.fetch import read_count, read_entity, read_page
 from graphql_odata.odata.paging import decode_token, encode_token
 from graphql_odata.odata.query import CollectionQuery, Expansion, OrderTerm
+from graphql_odata.odata.wire import Document, dumps
 from graphql_odata.schema import EntitySet, entity_sets
 
 DEFAULT_FIRST = 100
@@ -43,6 +53,25 @@ class RequestContext:
     now: datetime
 
 
+@dataclass(frozen=True)
+class Shaped:
+    """A root field's finished answer: the execution context puts it in the response as it is."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One response key of a record's selection: a field, `__typename`, or a navigation."""
+
+    key: str
+    field: str | None = None
+    constant: str | None = None
+    link: Navigation | None = None
+    """The navigation, named where the records hold its related records (`expansion name`)."""
+    nested: tuple["Selected", ...] = ()
+
+
 def failure(message: str, code: str, **extensions: object) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **extensions})
 
@@ -51,29 +80,20 @@ def limit_exceeded(message: str, limit: str) -> GraphQLError:
     return failure(message, "LIMIT_EXCEEDED", limit=limit)
 
 
-def expansion_key(link_name: str, response_key: str) -> str:
-    """Where a record holds the related records of one navigation field under one alias (the same
-    navigation may be asked for twice, with different arguments)."""
-    return f"{link_name}@{response_key}"
-
-
-def related_of(record: dict, link_name: str, info: GraphQLResolveInfo) -> object:
-    return record[expansion_key(link_name, info.path.key)]
-
-
 def record_resolver(entity: EntitySet) -> Callable:
-    def resolve_record(_: object, info: GraphQLResolveInfo, **arguments: object) -> dict | None:
+    def resolve_record(_: object, info: GraphQLResolveInfo, **arguments: object) -> Shaped | None:
         context: RequestContext = info.context
-        query = _record_query(info, entity, _object_type(info), info.field_nodes, {}, level=0)
+        query, (selection,) = _Planner(info).records(entity, _object_type(info), [("", info.field_nodes)], {}, 0)
         (key,) = arguments.values()
-        return _reading(read_entity, context.backend, query, key, context.now)
+        found = _reading(read_entity, context.backend, query, key, context.now)
+        return None if found is None else Shaped(_answer(found, selection, _is_document(selection, query)))
 
     return resolve_record
 
 
 def connection_resolver(entity: EntitySet) -> Callable:
-    def resolve_connection(_: object, info: GraphQLResolveInfo, **arguments: object) -> dict:
-        return _connection(info, entity, arguments)
+    def resolve_connection(_: object, info: GraphQLResolveInfo, **arguments: object) -> Shaped:
+        return Shaped(_connection(info, entity, arguments))
 
     return resolve_connection
 
@@ -81,15 +101,22 @@ def connection_resolver(entity: EntitySet) -> Callable:
 def _connection(info: GraphQLResolveInfo, entity: EntitySet, arguments: Mapping) -> dict:
     context: RequestContext = info.context
     connection_type = _object_type(info)
+    edge_type: GraphQLObjectType = get_named_type(connection_type.fields["edges"].type)  # type: ignore[assignment]
+    node_type: GraphQLObjectType = get_named_type(connection_type.fields["nodes"].type)  # type: ignore[assignment]
+    page_info_type: GraphQLObjectType = get_named_type(connection_type.fields["pageInfo"].type)  # type: ignore[assignment]
     parts = _collect(info, connection_type, info.field_nodes)
-    node_fields: list[FieldNode] = list(parts.get("nodes", []))
-    edge_type = get_named_type(connection_type.fields["edges"].type)
-    for edges in parts.get("edges", []):
-        for node in _collect(info, edge_type, [edges]).get("node", []):
-            node_fields.append(node)
-    node_type = get_named_type(connection_type.fields["nodes"].type)
-    query = _record_query(info, entity, node_type, node_fields, arguments, level=0)
-    first = _first(arguments.get("first"), "first", DEFAULT_FIRST) or 0
+    groups: list[tuple[str, Sequence[FieldNode]]] = []
+    for key, nodes in parts.items():
+        if nodes[0].name.value == "nodes":
+            groups.append((key, nodes))
+        elif nodes[0].name.value == "edges":
+            for edge_key, edge_nodes in _collect(info, edge_type, nodes).items():
+                if edge_nodes[0].name.value == "node":
+                    groups.append((f"{key}/{edge_key}", edge_nodes))
+    query, selection_list = _Planner(info).records(entity, node_type, groups, arguments, 0)
+    selections = {prefix: selection for (prefix, _), selection in zip(groups, selection_list, strict=True)}
+    whole = {prefix: _is_document(selection, query) for prefix, selection in selections.items()}
+    first = _first(arguments.get("first"), DEFAULT_FIRST) or 0
     cost = first * (1 + _cost_per_record(query))
     if cost > MAX_COST:
         raise limit_exceeded(
@@ -100,21 +127,162 @@ def _connection(info: GraphQLResolveInfo, entity: EntitySet, arguments: Mapping)
     after = arguments.get("after")
     values = _cursor_values(query, after, context.cursor_key) if after is not None else None
     page = _reading(read_page, context.backend, query, size=first, after=values, now=context.now)
-    rows: list[dict] = page.rows  # type: ignore[assignment]  # GraphQL reads rows, never documents
-    cursors = [encode_token(query, row, context.cursor_key) for row in rows] if rows else []
-    connection = {
-        "edges": [{"cursor": cursor, "node": row} for cursor, row in zip(cursors, rows, strict=True)],
-        "nodes": rows,
-        "pageInfo": {
-            "hasNextPage": page.last is not None,
-            "hasPreviousPage": False,
-            "startCursor": cursors[0] if cursors else None,
-            "endCursor": cursors[-1] if cursors else None,
-        },
+    rows, heads = page.rows, page.heads
+    if len(rows) < len(heads):  # rows read by key: some were gone by then
+        served = {row[entity.key] for row in rows}  # type: ignore[index]  # documents are read with their heads
+        heads = [head for head in heads if head[entity.key] in served]
+
+    def cursor(head: dict) -> str:
+        return encode_token(query, head, context.cursor_key)
+
+    page_info: dict[str, Callable[[], object]] = {  # cursors are signed only when asked for
+        "hasNextPage": lambda: page.last is not None,
+        "hasPreviousPage": lambda: False,
+        "startCursor": lambda: cursor(heads[0]) if heads else None,
+        "endCursor": lambda: cursor(heads[-1]) if heads else None,
+        "__typename": lambda: page_info_type.name,
     }
-    if "totalCount" in {node.name.value for nodes in parts.values() for node in nodes}:
-        connection["totalCount"] = _reading(read_count, context.backend, query, context.now)
-    return connection
+    answer: dict[str, object] = {}
+    for key, nodes in parts.items():
+        name = nodes[0].name.value
+        if name == "totalCount":
+            answer[key] = _reading(read_count, context.backend, query, context.now)
+        elif name == "pageInfo":
+            answer[key] = {k: page_info[n[0].name.value]() for k, n in _collect(info, page_info_type, nodes).items()}
+        elif name == "nodes":
+            answer[key] = [_answer(row, selections[key], whole[key]) for row in rows]
+        elif name == "edges":
+            edge_parts = _collect(info, edge_type, nodes)
+            answer[key] = [
+                {
+                    edge_key: (
+                        cursor(head)
+                        if edge_nodes[0].name.value == "cursor"
+                        else edge_type.name
+                        if edge_nodes[0].name.value == "__typename"
+                        else _answer(row, selections[f"{key}/{edge_key}"], whole[f"{key}/{edge_key}"])
+                    )
+                    for edge_key, edge_nodes in edge_parts.items()
+                }
+                for head, row in zip(heads, rows, strict=True)
+            ]
+        else:
+            answer[key] = connection_type.name
+    return answer
+
+
+def _answer(row: dict | Document, selection: Sequence[Selected], whole: bool) -> object:
+    """One record as answered: a stored document as it is where the selection is the document
+    (`whole`, from `_is_document`), else shaped from OData JSON."""
+    if isinstance(row, Document):
+        if whole:
+            return orjson.Fragment(row.json)
+        return shaped(orjson.loads(row.json), selection)
+    return shaped(orjson.loads(dumps(row)), selection)
+
+
+def _is_document(selection: Sequence[Selected], query: CollectionQuery) -> bool:
+    """Whether `selection` asks for exactly what a stored document of `query`'s records holds."""
+    names = (*query.entity.fields, *(expansion.link.name for expansion in query.expand))
+    if tuple(item.key for item in selection) != names:
+        return False
+    links = [item for item in selection if item.link is not None]
+    if any(item.field != item.key for item in selection if item.link is None):
+        return False
+    return all(
+        item.link == expansion.link and _is_document(item.nested, expansion.query)
+        for item, expansion in zip(links, query.expand, strict=True)
+    )
+
+
+def shaped(record: dict, selection: Sequence[Selected]) -> dict:
+    """A record (OData JSON values) as the selection asks for it, in the selection's order."""
+    answer: dict[str, object] = {}
+    for item in selection:
+        if item.link is None:
+            answer[item.key] = item.constant if item.constant is not None else record.get(item.field)
+            continue
+        related = record.get(item.link.name)
+        if item.link.many:
+            answer[item.key] = [shaped(child, item.nested) for child in related or ()]
+        else:
+            answer[item.key] = None if related is None else shaped(related, item.nested)
+    return answer
+
+
+class _Planner:
+    """Turns selections (each a group of field nodes under a path) into one CollectionQuery."""
+
+    def __init__(self, info: GraphQLResolveInfo) -> None:
+        self.info = info
+
+    def records(
+        self,
+        entity: EntitySet,
+        object_type: GraphQLObjectType,
+        groups: Sequence[tuple[str, Sequence[FieldNode]]],
+        arguments: Mapping,
+        level: int,
+    ) -> tuple[CollectionQuery, list[tuple[Selected, ...]]]:
+        fields: list[str] = []
+        expansions: list[Expansion] = []
+        selections = [
+            self._selection(entity, object_type, nodes, prefix, level, fields, expansions) for prefix, nodes in groups
+        ]
+        order = _order(arguments.get("orderBy"), entity)
+        where = arguments.get("where")
+        try:
+            tree = where_tree(where, entity) if where else None
+        except WhereError as error:
+            raise failure(f"where: {error}", "BAD_USER_INPUT") from None
+        query = CollectionQuery(
+            entity=entity,
+            select=tuple(dict.fromkeys([*fields, *(term.field for term in order), entity.key])),
+            filter=tree,
+            orderby=order,
+            top=_first(arguments.get("first"), None) if level else None,
+            expand=tuple(expansions),
+        )
+        return query, selections
+
+    def _selection(
+        self,
+        entity: EntitySet,
+        object_type: GraphQLObjectType,
+        nodes: Sequence[FieldNode],
+        prefix: str,
+        level: int,
+        fields: list[str],
+        expansions: list[Expansion],
+    ) -> tuple[Selected, ...]:
+        links = {navigation_field(link.name): link for link in entity.navigation.values()}
+        selection = []
+        for key, field_nodes in _collect(self.info, object_type, nodes).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                selection.append(Selected(key, constant=object_type.name))
+            elif name in entity.fields:
+                fields.append(name)
+                selection.append(Selected(key, field=name))
+            elif name in links:
+                if level >= MAX_NESTING:
+                    raise limit_exceeded(
+                        f"related records nest at most {MAX_NESTING} levels under a root field", "depth"
+                    )
+                path = f"{prefix}/{key}"
+                taken = key in entity.fields or any(e.link.name == key for e in expansions)
+                # Held under its response key (so a stored document with it spliced in is the answer
+                # as it is), unless that name is taken in the records of this query.
+                link = dataclasses.replace(links[name], name=f"{links[name].name}@{path}" if taken else key)
+                definition = object_type.fields[name]
+                arguments = get_argument_values(definition, field_nodes[0], self.info.variable_values)
+                target_type: GraphQLObjectType = get_named_type(definition.type)  # type: ignore[assignment]
+                nested, (nested_selection,) = self.records(
+                    entity_sets()[link.resource], target_type, [(path, field_nodes)], arguments, level + 1
+                )
+                expansions.append(Expansion(link, nested))
+                selection.append(Selected(key, link=link, nested=nested_selection))
+        return tuple(selection)
 
 
 def _object_type(info: GraphQLResolveInfo) -> GraphQLObjectType:
@@ -124,51 +292,6 @@ def _object_type(info: GraphQLResolveInfo) -> GraphQLObjectType:
 def _collect(info: GraphQLResolveInfo, of_type: GraphQLObjectType, nodes: Sequence[FieldNode]) -> dict:
     """The fields selected under `nodes` (fragments and @include/@skip resolved), by response key."""
     return collect_sub_fields(info.schema, info.fragments, info.variable_values, of_type, list(nodes))
-
-
-def _record_query(
-    info: GraphQLResolveInfo,
-    entity: EntitySet,
-    object_type: GraphQLObjectType,
-    nodes: Sequence[FieldNode],
-    arguments: Mapping,
-    *,
-    level: int,
-) -> CollectionQuery:
-    links = {navigation_field(link.name): link for link in entity.navigation.values()}
-    selected: list[str] = []
-    expansions = []
-    for response_key, field_nodes in _collect(info, object_type, nodes).items():
-        name = field_nodes[0].name.value
-        if name in entity.fields:
-            selected.append(name)
-        elif name in links:
-            if level >= MAX_NESTING:
-                raise limit_exceeded(f"related records nest at most {MAX_NESTING} levels under a root field", "depth")
-            link = links[name]
-            definition = object_type.fields[name]
-            nested_arguments = get_argument_values(definition, field_nodes[0], info.variable_values)
-            target = entity_sets()[link.resource]
-            nested = _record_query(
-                info, target, get_named_type(definition.type), field_nodes, nested_arguments, level=level + 1
-            )
-            keyed = dataclasses.replace(link, name=expansion_key(link.name, response_key))
-            expansions.append(Expansion(keyed, nested))
-    order = _order(arguments.get("orderBy"), entity)
-    where = arguments.get("where")
-    try:
-        tree = where_tree(where, entity) if where else None
-    except WhereError as error:
-        raise failure(f"where: {error}", "BAD_USER_INPUT") from None
-    return CollectionQuery(
-        entity=entity,
-        select=tuple(dict.fromkeys([*selected, *(term.field for term in order), entity.key])),
-        filter=tree,
-        orderby=order,
-        top=_first(arguments.get("first"), "first", None) if level else None,
-        expand=tuple(expansions),
-        documents=False,
-    )
 
 
 def _cost_per_record(query: CollectionQuery) -> int:
@@ -181,11 +304,11 @@ def _cost_per_record(query: CollectionQuery) -> int:
     return total
 
 
-def _first(value: object, name: str, default: int | None) -> int | None:
+def _first(value: object, default: int | None) -> int | None:
     if value is None:
         return default
     if not isinstance(value, int) or value < 0 or value > MAX_FIRST:
-        raise limit_exceeded(f"{name} must be between 0 and {MAX_FIRST:,}, got {value}", "first")
+        raise limit_exceeded(f"first must be between 0 and {MAX_FIRST:,}, got {value}", "first")
     return value
 
 

@@ -8,22 +8,49 @@ definitions, navigation fields (`media`, `listAgent`) with their own `where`, `o
 (`property(listingKey: ...)`) and as a connection (`properties(where:, orderBy:, first:, after:)`).
 """
 
-from collections.abc import Callable
+import decimal
 from functools import cache
 
 import graphene
+from graphql import GraphQLError
+from graphql.language import FloatValueNode, IntValueNode, StringValueNode, ValueNode
 
 from conf.mappings import COLLECTION, FieldMapping, reso_description
 from graphql_odata.graphql import resolve
 from graphql_odata.graphql.where import navigation_field
 from graphql_odata.schema import EntitySet, entity_sets
 
+
+class Decimal(graphene.Scalar):
+    """An exact decimal number: a JSON number with the field's digits, as the RESO Web API (OData)
+    writes it; given as a number or a string of digits."""
+
+    @staticmethod
+    def serialize(value: object) -> float:
+        return float(value)  # type: ignore[arg-type]  # values are numbers
+
+    @staticmethod
+    def parse_value(value: object) -> decimal.Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise GraphQLError(f"a Decimal is a number or a string of digits, not {value!r}")
+        try:
+            return decimal.Decimal(str(value))
+        except decimal.InvalidOperation:
+            raise GraphQLError(f"{value!r} is not a decimal number") from None
+
+    @classmethod
+    def parse_literal(cls, node: ValueNode, _variables: object = None) -> decimal.Decimal:
+        if isinstance(node, IntValueNode | FloatValueNode | StringValueNode):
+            return cls.parse_value(node.value)
+        raise GraphQLError("a Decimal is a number or a string of digits")
+
+
 SCALARS: dict[str, type[graphene.Scalar]] = {
     "Edm.String": graphene.String,
     "Edm.Boolean": graphene.Boolean,
     "Edm.Int32": graphene.Int,
     "Edm.Int64": graphene.BigInt,
-    "Edm.Decimal": graphene.Decimal,
+    "Edm.Decimal": Decimal,
     "Edm.Double": graphene.Float,
     "Edm.Date": graphene.Date,
     "Edm.DateTimeOffset": graphene.DateTime,
@@ -146,13 +173,11 @@ class _Types:
                     ),
                     first=graphene.Int(description="At most this many related records per record (default: all)."),
                     description=f"The {target} records related to this one ({link.remote} = {link.local}).",
-                    resolver=_related(link.name),
                 )
             else:
                 attributes[name] = graphene.Field(
                     lambda target=target: self.objects[target],
                     description=f"The {target} this record's {link.local} names.",
-                    resolver=_related(link.name),
                 )
         meta = type("Meta", (), {"name": entity.name, "description": entity.description})
         return type(entity.name, (graphene.ObjectType,), {**attributes, "Meta": meta})
@@ -208,13 +233,6 @@ class _Types:
                 "nodes": graphene.NonNull(graphene.List(graphene.NonNull(node))),
             },
         )
-
-
-def _related(link_name: str) -> Callable:
-    def resolve_related(record: dict, info: graphene.ResolveInfo, **_: object) -> object:
-        return resolve.related_of(record, link_name, info)
-
-    return resolve_related
 
 
 @cache

@@ -23,6 +23,9 @@ class Page:
     rows: list[dict | Document]
     last: dict | None
     """The sort values of the page's last row, when another page follows."""
+    heads: list[dict]
+    """The sort values (key included) of every row asked for, in order (a row gone between the
+    reads of a page is in `heads` but not in `rows`)."""
 
 
 def _records(columns: list[str], rows: list[tuple]) -> list[dict]:
@@ -63,7 +66,7 @@ def read_page(
     backend: Backend, query: CollectionQuery, *, size: int, after: list | None, now: datetime | None = None
 ) -> Page:
     if size == 0:
-        return Page([], None)  # `$top=0`: no rows, and no next page (`$count=true&$top=0` asks for the count only)
+        return Page([], None, [])  # `$top=0`: no rows, and no next page (`$count=true&$top=0` asks for the count only)
     now = now or datetime.now(UTC)
     columns = _columns(backend, query)
     stored = columns if DOCUMENT_AT in columns else []
@@ -82,7 +85,7 @@ def read_page(
     heads = heads[:size]
     records = heads if stored else _page_rows(backend, query, heads)
     expand(backend, query, records, now)
-    return Page([shape(query, r) for r in records], heads[-1] if more else None)
+    return Page([shape(query, r) for r in records], heads[-1] if more else None, heads)
 
 
 def _page_rows(backend: Backend, query: CollectionQuery, heads: list[dict]) -> list[dict]:
