@@ -35,8 +35,8 @@ BODY_ERRORS = (
 class CountingRetry(Retry):
     """urllib3's Retry that reports each retry, so every HTTP request made is counted."""
 
-    def __init__(self, *args, on_retry=None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, on_retry=None, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.on_retry = on_retry
 
     def new(self, **kwargs) -> "CountingRetry":
@@ -45,8 +45,9 @@ class CountingRetry(Retry):
         return retry
 
     def increment(self, *args, **kwargs) -> "CountingRetry":
+        """The next state, counted; urllib3 raises here instead when no retry is left."""
         retry = super().increment(*args, **kwargs)
-        if self.on_retry is not None and not retry.is_exhausted():
+        if self.on_retry is not None:
             self.on_retry()
         return retry
 

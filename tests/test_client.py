@@ -1,10 +1,12 @@
 """The Qobrix client against the sandbox's real faults: retries, patience, and clear final errors."""
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from conf.settings import Settings
 from ingestion.cli import make_client
@@ -158,3 +160,43 @@ def test_requests_per_second_cap_spaces_calls() -> None:
     for _ in range(11):
         limiter.wait()
     assert time.monotonic() - started >= 0.45
+
+
+def answer(status: int, body: bytes) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content, response.encoding = status, body, "utf-8"
+    return response
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_name_the_settings_to_check(status: int) -> None:
+    with pytest.raises(QobrixAuthError) as raised:
+        QobrixClient._raise_for_status(answer(status, b"denied"), entity="agents", page=3)
+    error = raised.value
+    assert (error.status, error.entity, error.page) == (status, "agents", 3)
+    assert f"Qobrix refused the credentials (HTTP {status}); check QOBRIX_API_USER and QOBRIX_API_KEY" in str(error)
+
+
+@pytest.mark.parametrize("status", [400, 404, 500])
+def test_other_refusals_keep_the_status_and_the_start_of_the_body(status: int) -> None:
+    body = "é" + "x" * 298 + "CUT" + "y" * 100
+    with pytest.raises(QobrixError) as raised:
+        QobrixClient._raise_for_status(answer(status, body.encode()), entity="properties", page=None)
+    assert not isinstance(raised.value, QobrixAuthError)
+    assert raised.value.status == status
+    assert str(raised.value).endswith(f"HTTP {status}: {body[:300]}")
+    QobrixClient._raise_for_status(answer(200, b"{}"), entity="properties", page=1)
+
+
+def test_each_thread_keeps_one_session_and_its_connections(sandbox: SandboxServer) -> None:
+    client = client_for(sandbox)
+    for page in (1, 2, 3):
+        client.list_page("properties", "properties", {**PARAMS, "page": page})
+    first = client._session()
+    assert len(client._sessions) == 1 and client._session() is first
+    other = []
+    worker = threading.Thread(target=lambda: other.append(client._session()))
+    worker.start()
+    worker.join()
+    assert len(client._sessions) == 2 and other[0] is not first
+    assert first.headers.items() >= client._headers.items()
