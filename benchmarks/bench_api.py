@@ -1,4 +1,5 @@
-"""RESO Web API over a large snapshot: key lookups, filtered pages, `$expand`, replication by nextLink.
+"""RESO Web API and GraphQL over a large snapshot: key lookups, filtered pages, related records,
+replication by nextLink and by cursor.
 
     python -m benchmarks.bench_api [--properties 1000000] [--source-properties 20000] [--data DIR] [--record]
 
@@ -14,9 +15,12 @@ which says what the engine costs and what HTTP and threads add.
 Key lookups are also timed while four threads send wrong secrets to `/oauth/token` (half to the
 benchmark's client, half to client ids that do not exist): secrets are hashed off the event loop,
 and attempts are limited per client and per address.
+GraphQL asks the same questions in the same run (POST /graphql, every field of each record): key
+lookup, the page of 100, that page with media, list agent and office, replication by `endCursor`.
 Targets on 2 cores: key lookup p50 <= 5 ms, and within 1.5x of that while secrets are guessed;
 a filtered, ordered page of 100 full records p50 <= 30 ms and p99 <= 100 ms; that page with
-`$expand=Media` p50 <= 60 ms; replication >= 20,000 records/s.
+`$expand=Media` p50 <= 60 ms; replication >= 20,000 records/s; each GraphQL scenario's p50 at most
+1.5x its OData equivalent's.
 """
 
 import argparse
@@ -33,6 +37,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -44,15 +49,32 @@ from benchmarks.bench_pipeline import land_everything, run_pipeline
 from benchmarks.common import free_port, record
 from conf.settings import DataPaths, load_settings
 from graphql_odata.backends.snapshot import SnapshotBackend
+from graphql_odata.graphql.execute import run_query
+from graphql_odata.graphql.resolve import RequestContext
 from graphql_odata.odata.fetch import read_entity, read_page
 from graphql_odata.odata.query import entity_set, parse_query
+from graphql_odata.schema import entity_sets
 from graphql_odata.security.clients import ClientRegistry
+from graphql_odata.security.guard import Security
 from ingestion.sandbox import SandboxWorld
 from pipelines._engine.publish import create_serving_table, serving_storage, snapshot_database
 from pipelines.gold import served_tables
 from pipelines.snapshot import read_pointer, served_files, write_pointer
 
 # Columns that must stay unique (or keep pointing at their copied listing) when gold rows repeat.
+ALL_FIELDS = {name: " ".join(entity.fields) for name, entity in entity_sets().items()}
+KEY_QUERY = f"query($k: String!) {{ property(listingKey: $k) {{ {ALL_FIELDS['Property']} }} }}"
+PAGE_WHERE = '{ListPrice: {_gt: $price}, StandardStatus: {_eq: "Active"}}'
+PAGE_QUERY = (
+    f"query($price: Decimal) {{ properties(first: 100, where: {PAGE_WHERE}, orderBy: [{{ModificationTimestamp: desc}}])"
+    f" {{ nodes {{ {ALL_FIELDS['Property']} }} }} }}"
+)
+RELATED_QUERY = (
+    f"query($price: Decimal) {{ properties(first: 100, where: {PAGE_WHERE}, orderBy: [{{ModificationTimestamp: desc}}])"
+    f" {{ nodes {{ {ALL_FIELDS['Property']} media {{ {ALL_FIELDS['Media']} }}"
+    f" listAgent {{ {ALL_FIELDS['Member']} office {{ {ALL_FIELDS['Office']} }} }} }} }} }}"
+)
+
 RENAMED = {
     "property": ["ListingKey"],
     "media": ["MediaKey", "ResourceRecordKey"],
@@ -111,25 +133,35 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-def _worker(port: int, headers: dict, paths: list[str], warmup: int) -> tuple[list[float], float, float]:
-    """One client process on one keep-alive connection: latencies (ms) of `paths` after `warmup` requests."""
+Request = str | tuple[str, bytes]
+"""A GET of a path, or a POST of a JSON body to a path (GraphQL)."""
+
+
+def _worker(port: int, headers: dict, requests_: list[Request], warmup: int) -> tuple[list[float], float, float]:
+    """One client process on one keep-alive connection: latencies (ms) of `requests_` after `warmup` ones."""
     connection = http.client.HTTPConnection("127.0.0.1", port)
+    posted = {**headers, "Content-Type": "application/json"}
     latencies, started = [], 0.0
-    for index, path in enumerate(paths):
+    for index, request in enumerate(requests_):
         if index == warmup:
             started = time.perf_counter()
         begun = time.perf_counter()
-        connection.request("GET", path, headers=headers)
+        if isinstance(request, str):
+            connection.request("GET", request, headers=headers)
+        else:
+            connection.request("POST", request[0], body=request[1], headers=posted)
         response = connection.getresponse()
         body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{response.status} for {path}: {body[:300]!r}")
+        if response.status != 200 or (not isinstance(request, str) and b'"errors"' in body[:2000]):
+            raise RuntimeError(f"{response.status} for {request}: {body[:300]!r}")
         if index >= warmup:
             latencies.append((time.perf_counter() - begun) * 1000)
     return latencies, started, time.perf_counter()
 
 
-def load(port: int, headers: dict, paths: list[str], concurrency: int, warmup: int = 10) -> tuple[list[float], float]:
+def load(
+    port: int, headers: dict, paths: list[Request], concurrency: int, warmup: int = 10
+) -> tuple[list[float], float]:
     """`paths` requested by `concurrency` client processes (no GIL shared with each other or the server);
     returns the latencies (ms) and the requests per second over the span they all ran."""
     shares = [paths[worker::concurrency] for worker in range(concurrency)]
@@ -167,6 +199,36 @@ def replicate(port: int, headers: dict, records: int) -> list[str]:
         f"{replicated:,} records at {replicated / seconds:,.0f} records/s "
         f"({size / replicated / 1024:.1f} KB a record; the client waited {waiting:.1f} s for pages "
         f"and parsed them in {parsing:.1f} s: {replicated / waiting:,.0f} records/s served)."
+    ]
+
+
+def replicate_graphql(port: int, headers: dict, records: int) -> list[str]:
+    """A replication client on GraphQL: every record by ModificationTimestamp, following `endCursor`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {**headers, "Content-Type": "application/json"}
+    query = (
+        "query($after: String) { properties(first: 1000, after: $after, orderBy: [{ModificationTimestamp: asc}],"
+        ' where: {ModificationTimestamp: {_gte: "2000-01-01T00:00:00Z"}}) {'
+        f" pageInfo {{ hasNextPage endCursor }} nodes {{ {ALL_FIELDS['Property']} }} }} }}"
+    )
+    after, replicated, waiting, size = None, 0, 0.0, 0
+    started = time.perf_counter()
+    while replicated < records:  # every page brings a record (checked below), so this ends
+        begun = time.perf_counter()
+        body = orjson.dumps({"query": query, "variables": {"after": after}})
+        connection.request("POST", "/graphql", body=body, headers=headers)
+        answer = connection.getresponse().read()
+        waiting += time.perf_counter() - begun
+        page = orjson.loads(answer)["data"]["properties"]
+        replicated, size = replicated + len(page["nodes"]), size + len(answer)
+        if not page["nodes"] or not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    seconds = time.perf_counter() - started
+    return [
+        f"Replication by GraphQL cursor (pages of 1,000 full records, by ModificationTimestamp): "
+        f"{replicated:,} records at {replicated / seconds:,.0f} records/s "
+        f"({size / replicated / 1024:.1f} KB a record; {replicated / waiting:,.0f} records/s served)."
     ]
 
 
@@ -253,55 +315,86 @@ def main() -> None:
         random.Random(1).shuffle(keys)
         _, [(count,)] = backend.query("SELECT count(*) FROM property")
 
-        def page_options(index: int, expand: bool = False) -> dict:
+        def page_options(index: int, expand: str | None = None) -> dict:
             options = {
                 "$filter": f"ListPrice gt {50_000 + (index % 50) * 10_000} and StandardStatus eq 'Active'",
                 "$orderby": "ModificationTimestamp desc",
                 "$top": "100",
             }
-            return options | ({"$expand": "Media"} if expand else {})
+            return options | ({"$expand": expand} if expand else {})
 
-        scenarios = {
+        def page_variables(index: int) -> dict:
+            return {"price": str(50_000 + (index % 50) * 10_000)}
+
+        related = "Media,ListAgent($expand=Office)"
+        odata = {
             "key lookup": lambda i: f"/odata/Property('{keys[i % len(keys)]}')",
             "page of 100 full records": lambda i: f"/odata/Property?{urlencode(page_options(i))}",
-            "same page, $expand=Media": lambda i: f"/odata/Property?{urlencode(page_options(i, True))}",
+            "same page, $expand=Media": lambda i: f"/odata/Property?{urlencode(page_options(i, 'Media'))}",
+            "same page, media, agent, office": lambda i: f"/odata/Property?{urlencode(page_options(i, related))}",
         }
+        graphql = {
+            "key lookup": (KEY_QUERY, lambda i: {"k": keys[i % len(keys)]}),
+            "page of 100 full records": (PAGE_QUERY, page_variables),
+            "same page, media, agent, office": (RELATED_QUERY, page_variables),
+        }
+        context = RequestContext(backend, Security.from_settings(settings).skiptoken_key, datetime.now(UTC))
         in_process = {
-            "key lookup": lambda i: read_entity(backend, parse_query({}, property_set), keys[i % len(keys)]),
-            "page of 100 full records": lambda i: read_page(
+            ("OData", "key lookup"): lambda i: read_entity(backend, parse_query({}, property_set), keys[i % len(keys)]),
+            ("OData", "page of 100 full records"): lambda i: read_page(
                 backend, parse_query(page_options(i), property_set), size=100, after=None
             ),
-            "same page, $expand=Media": lambda i: read_page(
-                backend, parse_query(page_options(i, True), property_set), size=100, after=None
+            ("OData", "same page, $expand=Media"): lambda i: read_page(
+                backend, parse_query(page_options(i, "Media"), property_set), size=100, after=None
             ),
+            ("OData", "same page, media, agent, office"): lambda i: read_page(
+                backend, parse_query(page_options(i, related), property_set), size=100, after=None
+            ),
+        } | {
+            ("GraphQL", name): lambda i, query=query, variables=variables: run_query(query, variables(i), None, context)
+            for name, (query, variables) in graphql.items()
+        }
+        requests_by = {("OData", name): path for name, path in odata.items()} | {
+            ("GraphQL", name): lambda i, query=query, variables=variables: (
+                "/graphql",
+                orjson.dumps({"query": query, "variables": variables(i)}),
+            )
+            for name, (query, variables) in graphql.items()
         }
         lines = [
             f"Snapshot: {count:,} properties (gold of {args.source_properties:,} generated properties, repeated); "
             f"{args.workers} server process(es), access log {'on' if args.access_log else 'off'}.",
             "",
-            "| scenario | concurrency | requests/s | p50 ms | p99 ms | in-process p50 ms (baseline) |",
-            "|---|---|---|---|---|---|",
+            "| scenario | API | concurrency | requests/s | p50 ms | p99 ms | in-process p50 ms (baseline) "
+            "| GraphQL p50 / OData p50 |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for name, path in scenarios.items():
+        odata_p50: dict[tuple[str, int], float] = {}
+        for api_name, name in sorted(requests_by, key=lambda item: (list(odata).index(item[1]), item[0] != "OData")):
+            request = requests_by[(api_name, name)]
             baseline = []
             # A pass to read what the timed one reads, as the HTTP runs (over the same records) find it cached.
             for index in (*range(min(args.requests, 100)), *range(min(args.requests, 100))):
                 started = time.perf_counter()
-                in_process[name](index)
+                in_process[(api_name, name)](index)
                 baseline.append((time.perf_counter() - started) * 1000)
             baseline = baseline[len(baseline) // 2 :]
             for concurrency in (1, 4):
                 latencies, rate = load(
-                    port, auth, [path(i) for i in range(args.requests + 10 * concurrency)], concurrency
+                    port, auth, [request(i) for i in range(args.requests + 10 * concurrency)], concurrency
                 )
+                p50 = statistics.median(latencies)
+                if api_name == "OData":
+                    odata_p50[(name, concurrency)] = p50
+                ratio = f"{p50 / odata_p50[(name, concurrency)]:.2f}x" if api_name == "GraphQL" else ""
                 line = (
-                    f"| {name} | {concurrency} | {rate:,.0f} | {statistics.median(latencies):.1f} | "
-                    f"{percentile(latencies, 0.99):.1f} | {statistics.median(baseline):.2f} |"
+                    f"| {name} | {api_name} | {concurrency} | {rate:,.0f} | {p50:.1f} | "
+                    f"{percentile(latencies, 0.99):.1f} | {statistics.median(baseline):.2f} | {ratio} |"
                 )
                 print(line, flush=True)
                 lines.append(line)
 
-        key_paths = [scenarios["key lookup"](i) for i in range(args.requests + 10)]
+        key_paths = [odata["key lookup"](i) for i in range(args.requests + 10)]
         quiet, _ = load(port, auth, key_paths, 1)
         with guessing_secrets(api) as statuses:
             guessed, _ = load(port, auth, key_paths, 1)
@@ -313,8 +406,8 @@ def main() -> None:
             f"before ({under / before:.2f}x); p99 {percentile(guessed, 0.99):.1f} ms; token answers {answered}.",
         ]
         print(lines[-1], flush=True)
-        lines += ["", *replicate(port, auth, args.replicate)]
-        print("\n".join(lines[-2:]), flush=True)
+        lines += ["", *replicate(port, auth, args.replicate), "", *replicate_graphql(port, auth, args.replicate)]
+        print("\n".join(lines[-4:]), flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -84,6 +84,9 @@ def demo(
         token_recipe(api, DEMO_CLIENT, secret),
         f'  curl -H "Authorization: Bearer $TOKEN" '
         f"'{api}/odata/Property?$top=5&$select=ListingKey,ListPrice,StandardStatus'",
+        f'  curl -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" {api}/graphql '
+        """-d '{"query": "{ properties(first: 5) { nodes { ListingKey ListPrice City } } }"}'""",
+        f"  {api}/graphql  (GraphiQL in a browser; paste the token into its Headers tab)",
         f"  {api}/docs  (interactive API docs)",
         f"  {api}/health",
     ]

@@ -92,6 +92,13 @@ def test_demo_command_serves_the_sandbox_data(tmp_path: Path) -> None:
         world = SandboxWorld(seed=11, properties=300)
         expected = sorted((expected_property(r) for r in sandbox_records(world)), key=lambda p: p["ListingKey"])
         assert served == expected[:5]
+        # So does the GraphQL query it printed.
+        printed = next(line for line in lines if "/graphql -d " in line)
+        body = re.search(r"-d '(.+)'", printed).group(1)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        answer = requests.post(f"http://127.0.0.1:{port}/graphql", data=body, headers=headers, timeout=10)
+        nodes = answer.json()["data"]["properties"]["nodes"]
+        assert [node["ListingKey"] for node in nodes] == [p["ListingKey"] for p in expected[:5]]
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

@@ -347,10 +347,20 @@ def test_graphiql_page_and_its_assets_come_from_this_server(api: TestClient, tmp
 
 
 class CountingBackend:
-    """The snapshot backend, counting the queries it runs."""
+    """The snapshot backend, counting the queries it runs; with `documents=False`, reading rows only,
+    as the Databricks backend does."""
 
-    def __init__(self, backend: object) -> None:
-        self.backend, self.queries = backend, []
+    def __init__(self, backend: object, *, documents: bool = True) -> None:
+        self.backend, self.queries, self.documents = backend, [], documents
+
+    def stores_documents(self, entity: object) -> bool:
+        return self.documents and self.backend.stores_documents(entity)
+
+    def documents_by_key(self, entity: object) -> object:
+        return self.backend.documents_by_key(entity) if self.documents else None
+
+    def document_runs(self, entity: object, column: str) -> object:
+        return self.backend.document_runs(entity, column) if self.documents else None
 
     def query(self, sql: str, parameters: dict | None = None, documents: str | None = None):
         self.queries.append(sql)
@@ -360,10 +370,13 @@ class CountingBackend:
         return getattr(self.backend, name)
 
 
-def test_related_records_cost_one_query_per_navigation_whatever_the_page_size(published_gold: PublishedGold) -> None:
+@pytest.mark.parametrize("documents", [True, False], ids=["documents", "rows"])
+def test_related_records_cost_one_query_per_navigation_whatever_the_page_size(
+    published_gold: PublishedGold, documents: bool
+) -> None:
     from graphql_odata.backends.snapshot import SnapshotBackend
 
-    counting = CountingBackend(SnapshotBackend(published_gold.settings.paths.snapshot_pointer))
+    counting = CountingBackend(SnapshotBackend(published_gold.settings.paths.snapshot_pointer), documents=documents)
     query = """query($n: Int) { properties(first: $n) { nodes {
         ListingKey media { MediaKey } listAgent { MemberKey office { OfficeKey } } listOffice { OfficeName } } } }"""
     counts = {}
@@ -373,8 +386,13 @@ def test_related_records_cost_one_query_per_navigation_whatever_the_page_size(pu
             nodes = run(api, query, {"n": size})["properties"]["nodes"]
             assert len(nodes) == size and sum(len(node["media"]) for node in nodes) > size
             counts[size] = len(counting.queries)
-    # the page's keys, its rows, then media, list agents, their offices and list offices: one each
-    assert counts == {5: 6, 100: 6}
+    if documents:
+        # one each for the page (its keys and where their documents lie), list agents, their offices
+        # and list offices; media come as each listing's run of stored documents, found in its index
+        assert counts == {5: 4, 100: 4}
+    else:
+        # the page's keys, its rows, then media, list agents, their offices and list offices
+        assert counts == {5: 6, 100: 6}
 
 
 def test_answers_keep_the_order_aliases_and_typenames_of_the_selection(api: TestClient) -> None:
@@ -395,3 +413,24 @@ def test_answers_keep_the_order_aliases_and_typenames_of_the_selection(api: Test
         assert all(list(media) == ["__typename", "MediaKey"] for media in node["media"])
     whole = run(api, "{ properties(first: 2) { nodes { " + " ".join(fields) + " } } }")["properties"]["nodes"]
     assert all(list(node) == fields for node in whole)
+
+
+def test_variables_inside_a_selection_are_read_each_time_the_query_is_sent(api: TestClient, gold: dict) -> None:
+    """Plans are kept per query text; those that read variables below the root field are kept per value."""
+    query = """query($k: String!, $n: Int, $agent: Boolean!) { property(listingKey: $k) {
+        ListingKey media(first: $n) { MediaKey } listAgent @include(if: $agent) { MemberKey } } }"""
+    listing = gold["property"][5]["ListingKey"]
+    media = sum(m["ResourceRecordKey"] == listing for m in gold["media"])
+    assert media > 2
+    for n, agent in [(1, True), (2, False), (None, True), (1, False)]:
+        found = run(api, query, {"k": listing, "n": n, "agent": agent})["property"]
+        assert len(found["media"]) == (media if n is None else n)
+        assert ("listAgent" in found) is agent
+    other = gold["property"][6]["ListingKey"]
+    assert run(api, query, {"k": other, "n": 1, "agent": True})["property"]["ListingKey"] == other
+    nested_where = """query($category: String) { properties(first: 3) { nodes {
+        media(where: {MediaCategory: {_eq: $category}}) { MediaCategory } } } }"""
+    for category in ("Photo", "Document"):
+        nodes = run(api, nested_where, {"category": category})["properties"]["nodes"]
+        categories = {m["MediaCategory"] for node in nodes for m in node["media"]}
+        assert categories <= {category} and (categories or category == "Document")

@@ -13,15 +13,18 @@ page through it cost many times the read.
 """
 
 import dataclasses
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 import orjson
 from graphql import GraphQLError, GraphQLObjectType, GraphQLResolveInfo, get_named_type
 from graphql.execution.collect_fields import collect_sub_fields
 from graphql.execution.values import get_argument_values
-from graphql.language import FieldNode
+from graphql.language import FieldNode, VariableNode, Visitor, visit
 
 from conf.mappings import Navigation
 from graphql_odata.backends.base import Backend, BackendUnavailable, QueryRejected
@@ -60,9 +63,9 @@ class Shaped:
     value: object
 
 
-@dataclass(frozen=True)
-class Selected:
-    """One response key of a record's selection: a field, `__typename`, or a navigation."""
+class Selected(NamedTuple):
+    """One response key of a record's selection: a field, `__typename`, or a navigation (a tuple:
+    a page's query makes one per field it selects)."""
 
     key: str
     field: str | None = None
@@ -70,6 +73,62 @@ class Selected:
     link: Navigation | None = None
     """The navigation, named where the records hold its related records (`expansion name`)."""
     nested: tuple["Selected", ...] = ()
+
+
+class _PlanCache:
+    """Plans of root fields, kept for the operation they belong to: a client sends the same few
+    queries with new variables, and planning a selection of hundreds of fields took most of a key
+    lookup. A plan depends on the field's selection and on the variables used inside it (in nested
+    arguments and directives), not on the root field's own arguments, which are applied per request.
+    An entry holds its operation, so the operation's id is not reused while the entry lives."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple, tuple[object, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def plan(self, info: GraphQLResolveInfo, build: Callable[[], Any]) -> Any:
+        inside = self._cached((id(info.operation), info.path.key), info, lambda: _variables_inside(info))
+        values = orjson.dumps(
+            {name: info.variable_values.get(name) for name in sorted(inside)}, default=str, option=orjson.OPT_SORT_KEYS
+        )
+        return self._cached((id(info.operation), info.path.key, values), info, build)
+
+    def _cached(self, key: tuple, info: GraphQLResolveInfo, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is info.operation:
+                self._entries.move_to_end(key)
+                return entry[1]
+        value = build()
+        with self._lock:
+            self._entries[key] = (info.operation, value)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return value
+
+
+class _VariableNames(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_variable(self, node: VariableNode, *_: object) -> None:
+        self.names.add(node.name.value)
+
+
+def _variables_inside(info: GraphQLResolveInfo) -> frozenset[str]:
+    """Variables the field's selection may read: those under its selection sets, and in any fragment."""
+    found = _VariableNames()
+    for node in info.field_nodes:
+        if node.selection_set is not None:
+            visit(node.selection_set, found)
+    for fragment in info.fragments.values():
+        visit(fragment, found)
+    return frozenset(found.names)
+
+
+_PLANS = _PlanCache()
 
 
 def failure(message: str, code: str, **extensions: object) -> GraphQLError:
@@ -83,10 +142,15 @@ def limit_exceeded(message: str, limit: str) -> GraphQLError:
 def record_resolver(entity: EntitySet) -> Callable:
     def resolve_record(_: object, info: GraphQLResolveInfo, **arguments: object) -> Shaped | None:
         context: RequestContext = info.context
-        query, (selection,) = _Planner(info).records(entity, _object_type(info), [("", info.field_nodes)], {}, 0)
+
+        def plan() -> tuple[CollectionQuery, tuple[Selected, ...], bool]:
+            query, (selection,) = _Planner(info).records(entity, _object_type(info), [("", info.field_nodes)], {}, 0)
+            return query, selection, _is_document(selection, query)
+
+        query, selection, whole = _PLANS.plan(info, plan)
         (key,) = arguments.values()
         found = _reading(read_entity, context.backend, query, key, context.now)
-        return None if found is None else Shaped(_answer(found, selection, _is_document(selection, query)))
+        return None if found is None else Shaped(_answer(found, selection, whole))
 
     return resolve_record
 
@@ -98,24 +162,67 @@ def connection_resolver(entity: EntitySet) -> Callable:
     return resolve_connection
 
 
+@dataclass(frozen=True)
+class _ConnectionPlan:
+    """What a connection field's selection asks for, apart from its own arguments."""
+
+    query: CollectionQuery
+    parts: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]
+    """(response key, field, and for `pageInfo` and `edges` their own (response key, field)s)."""
+    selections: dict[str, tuple[Selected, ...]]
+    """The record selection under each `nodes` and `edges/node`, by their response keys' path."""
+    whole: dict[str, bool]
+    type_names: dict[str, str]
+
+
+def _connection_plan(info: GraphQLResolveInfo, entity: EntitySet) -> _ConnectionPlan:
+    connection_type = _object_type(info)
+    inner: dict[str, GraphQLObjectType] = {
+        name: get_named_type(connection_type.fields[name].type)  # type: ignore[misc]  # object types
+        for name in ("edges", "nodes", "pageInfo")
+    }
+    parts = []
+    groups: list[tuple[str, Sequence[FieldNode]]] = []
+    for key, nodes in _collect(info, connection_type, info.field_nodes).items():
+        name = nodes[0].name.value
+        below: dict = _collect(info, inner[name], nodes) if name in ("edges", "pageInfo") else {}
+        parts.append((key, name, tuple((k, n[0].name.value) for k, n in below.items())))
+        if name == "nodes":
+            groups.append((key, nodes))
+        for edge_key, edge_nodes in below.items() if name == "edges" else ():
+            if edge_nodes[0].name.value == "node":
+                groups.append((f"{key}/{edge_key}", edge_nodes))
+    query, selection_list = _Planner(info).records(entity, inner["nodes"], groups, {}, 0)
+    selections = {prefix: selection for (prefix, _), selection in zip(groups, selection_list, strict=True)}
+    return _ConnectionPlan(
+        query=query,
+        parts=tuple(parts),
+        selections=selections,
+        whole={prefix: _is_document(selection, query) for prefix, selection in selections.items()},
+        type_names={
+            "connection": connection_type.name,
+            "edge": inner["edges"].name,
+            "pageInfo": inner["pageInfo"].name,
+        },
+    )
+
+
 def _connection(info: GraphQLResolveInfo, entity: EntitySet, arguments: Mapping) -> dict:
     context: RequestContext = info.context
-    connection_type = _object_type(info)
-    edge_type: GraphQLObjectType = get_named_type(connection_type.fields["edges"].type)  # type: ignore[assignment]
-    node_type: GraphQLObjectType = get_named_type(connection_type.fields["nodes"].type)  # type: ignore[assignment]
-    page_info_type: GraphQLObjectType = get_named_type(connection_type.fields["pageInfo"].type)  # type: ignore[assignment]
-    parts = _collect(info, connection_type, info.field_nodes)
-    groups: list[tuple[str, Sequence[FieldNode]]] = []
-    for key, nodes in parts.items():
-        if nodes[0].name.value == "nodes":
-            groups.append((key, nodes))
-        elif nodes[0].name.value == "edges":
-            for edge_key, edge_nodes in _collect(info, edge_type, nodes).items():
-                if edge_nodes[0].name.value == "node":
-                    groups.append((f"{key}/{edge_key}", edge_nodes))
-    query, selection_list = _Planner(info).records(entity, node_type, groups, arguments, 0)
-    selections = {prefix: selection for (prefix, _), selection in zip(groups, selection_list, strict=True)}
-    whole = {prefix: _is_document(selection, query) for prefix, selection in selections.items()}
+    plan: _ConnectionPlan = _PLANS.plan(info, lambda: _connection_plan(info, entity))
+    order = _order(arguments.get("orderBy"), entity)
+    where = arguments.get("where")
+    try:
+        tree = where_tree(where, entity) if where else None
+    except WhereError as error:
+        raise failure(f"where: {error}", "BAD_USER_INPUT") from None
+    query = dataclasses.replace(
+        plan.query,
+        select=tuple(dict.fromkeys([*plan.query.select, *(term.field for term in order)])),
+        filter=tree,
+        orderby=order,
+    )
+    selections, whole = plan.selections, plan.whole
     first = _first(arguments.get("first"), DEFAULT_FIRST) or 0
     cost = first * (1 + _cost_per_record(query))
     if cost > MAX_COST:
@@ -140,34 +247,32 @@ def _connection(info: GraphQLResolveInfo, entity: EntitySet, arguments: Mapping)
         "hasPreviousPage": lambda: False,
         "startCursor": lambda: cursor(heads[0]) if heads else None,
         "endCursor": lambda: cursor(heads[-1]) if heads else None,
-        "__typename": lambda: page_info_type.name,
+        "__typename": lambda: plan.type_names["pageInfo"],
     }
     answer: dict[str, object] = {}
-    for key, nodes in parts.items():
-        name = nodes[0].name.value
+    for key, name, below in plan.parts:
         if name == "totalCount":
             answer[key] = _reading(read_count, context.backend, query, context.now)
         elif name == "pageInfo":
-            answer[key] = {k: page_info[n[0].name.value]() for k, n in _collect(info, page_info_type, nodes).items()}
+            answer[key] = {info_key: page_info[info_name]() for info_key, info_name in below}
         elif name == "nodes":
             answer[key] = [_answer(row, selections[key], whole[key]) for row in rows]
         elif name == "edges":
-            edge_parts = _collect(info, edge_type, nodes)
             answer[key] = [
                 {
                     edge_key: (
                         cursor(head)
-                        if edge_nodes[0].name.value == "cursor"
-                        else edge_type.name
-                        if edge_nodes[0].name.value == "__typename"
+                        if edge_name == "cursor"
+                        else plan.type_names["edge"]
+                        if edge_name == "__typename"
                         else _answer(row, selections[f"{key}/{edge_key}"], whole[f"{key}/{edge_key}"])
                     )
-                    for edge_key, edge_nodes in edge_parts.items()
+                    for edge_key, edge_name in below
                 }
                 for head, row in zip(heads, rows, strict=True)
             ]
         else:
-            answer[key] = connection_type.name
+            answer[key] = plan.type_names["connection"]
     return answer
 
 
@@ -235,6 +340,10 @@ class _Planner:
             tree = where_tree(where, entity) if where else None
         except WhereError as error:
             raise failure(f"where: {error}", "BAD_USER_INPUT") from None
+        # Where the backend stores whole records as documents, reading a record's document and
+        # picking fields from it is cheaper than a second query for the fields alone.
+        if self.info.context.backend.stores_documents(entity):
+            fields = list(entity.fields)
         query = CollectionQuery(
             entity=entity,
             select=tuple(dict.fromkeys([*fields, *(term.field for term in order), entity.key])),
