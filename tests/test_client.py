@@ -200,3 +200,26 @@ def test_each_thread_keeps_one_session_and_its_connections(sandbox: SandboxServe
     worker.join()
     assert len(client._sessions) == 2 and other[0] is not first
     assert first.headers.items() >= client._headers.items()
+
+
+def test_answers_worth_retrying_wait_longer_each_time_up_to_the_cap() -> None:
+    """urllib3 retries 5xx answers: no wait before the first retry, then the backoff doubling from
+    its first delay, each wait capped at `max_backoff` (here 0.25 s twice, against 1.2 s uncapped)."""
+    with sandbox_with(rate=1.0, kinds=("503",), retry_after=0) as server:
+        client = client_for(server, ClientSettings(backoff=0.2, max_backoff=0.25, retries=3))
+        started = time.monotonic()
+        with pytest.raises(QobrixError, match="HTTP 503"):
+            client.list_page("properties", "properties", PARAMS)
+        elapsed = time.monotonic() - started
+    assert server.faults.seen["503"] == 4
+    assert 0.5 <= elapsed < 1.1, elapsed
+
+
+def test_https_gets_the_same_retries_and_pool_as_http() -> None:
+    client = QobrixClient("https://qobrix.example/api/v2", "u", "k", ClientSettings(retries=4, pool_size=3))
+    session = client._session()
+    for url in ("https://qobrix.example/api/v2/properties", "http://qobrix.example/api/v2/properties"):
+        adapter = session.get_adapter(url)
+        retry = adapter.max_retries
+        assert (retry.total, retry.status, retry.read, retry.on_retry) == (4, 4, False, client._count)
+        assert adapter._pool_maxsize == 3
