@@ -16,8 +16,8 @@ $(INSTALLED): setup.py
 demo: $(INSTALLED) graphiql-assets  ## sandbox -> sync -> pipeline -> API on http://127.0.0.1:8000
 	$(BIN)/mls2 demo
 
-test: $(INSTALLED)  ## the fast suite (default)
-	$(BIN)/pytest -m "not slow and not browser"
+test: $(INSTALLED)  ## the fast suite (default), on up to 4 processes
+	$(BIN)/pytest -m "not slow and not browser" --numprocesses auto --maxprocesses 4
 
 test-slow: $(INSTALLED)  ## end-to-end and heavy suites (CI runs these too)
 	$(BIN)/pytest -m slow

@@ -48,6 +48,7 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.6",
             "hypothesis>=6.100",
             "openapi-schema-validator>=0.6",
             "httpx2>=2.16",
