@@ -338,7 +338,7 @@ def main() -> None:
             "page of 100 full records": (PAGE_QUERY, page_variables),
             "same page, media, agent, office": (RELATED_QUERY, page_variables),
         }
-        context = RequestContext(backend, Security.from_settings(settings).skiptoken_key, datetime.now(UTC))
+        cursor_key = Security.from_settings(settings).skiptoken_key
         in_process = {
             ("OData", "key lookup"): lambda i: read_entity(backend, parse_query({}, property_set), keys[i % len(keys)]),
             ("OData", "page of 100 full records"): lambda i: read_page(
@@ -351,7 +351,9 @@ def main() -> None:
                 backend, parse_query(page_options(i, related), property_set), size=100, after=None
             ),
         } | {
-            ("GraphQL", name): lambda i, query=query, variables=variables: run_query(query, variables(i), None, context)
+            ("GraphQL", name): lambda i, query=query, variables=variables: run_query(
+                query, variables(i), None, RequestContext(backend, cursor_key, datetime.now(UTC))
+            )
             for name, (query, variables) in graphql.items()
         }
         requests_by = {("OData", name): path for name, path in odata.items()} | {

@@ -16,7 +16,7 @@ import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -48,12 +48,30 @@ MAX_COST = 200_000
 CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 503: "SERVICE_UNAVAILABLE"}
 
 
+class CostBudget:
+    """Records one request may still ask for, over all its root fields (aliases multiply them)."""
+
+    def __init__(self, records: int = MAX_COST) -> None:
+        self.left = records
+
+    def charge(self, records: int) -> None:
+        if records > self.left:
+            spent = MAX_COST - self.left
+            raise limit_exceeded(
+                f"this query may read {spent + records:,} records; at most {MAX_COST:,} in one request: "
+                "ask for fewer with first, on connections and on nested lists",
+                "cost",
+            )
+        self.left -= records
+
+
 @dataclass(frozen=True)
 class RequestContext:
     backend: Backend
     cursor_key: bytes
     """The key OData's `$skiptoken`s are signed with: a cursor is one."""
     now: datetime
+    budget: CostBudget = field(default_factory=CostBudget)
 
 
 @dataclass(frozen=True)
@@ -148,6 +166,7 @@ def record_resolver(entity: EntitySet) -> Callable:
             return query, selection, _is_document(selection, query)
 
         query, selection, whole = _PLANS.plan(info, plan)
+        context.budget.charge(1 + _cost_per_record(query))
         (key,) = arguments.values()
         found = _reading(read_entity, context.backend, query, key, context.now)
         return None if found is None else Shaped(_answer(found, selection, whole))
@@ -224,13 +243,7 @@ def _connection(info: GraphQLResolveInfo, entity: EntitySet, arguments: Mapping)
     )
     selections, whole = plan.selections, plan.whole
     first = _first(arguments.get("first"), DEFAULT_FIRST) or 0
-    cost = first * (1 + _cost_per_record(query))
-    if cost > MAX_COST:
-        raise limit_exceeded(
-            f"this query may read {cost:,} records; at most {MAX_COST:,}: ask for fewer with first, "
-            "on the connection and on nested lists",
-            "cost",
-        )
+    context.budget.charge(first * (1 + _cost_per_record(query)))
     after = arguments.get("after")
     values = _cursor_values(query, after, context.cursor_key) if after is not None else None
     page = _reading(read_page, context.backend, query, size=first, after=values, now=context.now)
