@@ -8,6 +8,7 @@ from conf.settings import Settings, load_settings
 from graphql_odata.backends.base import Backend
 from graphql_odata.backends.databricks import DatabricksBackend, warehouse_connector
 from graphql_odata.backends.snapshot import SnapshotBackend
+from graphql_odata.graphql.types import graphql_schema
 from graphql_odata.odata.errors import (
     ODataError,
     http_error_handler,
@@ -36,9 +37,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version="0.1.0",
     )
     app.state.settings = settings
-    # The entity model, read from the mapping files now rather than by the first requests, which
-    # each parsed them side by side (functools.cache does not hold the others back).
+    # The entity model and the GraphQL schema, built from the mapping files now rather than by the
+    # first requests, which each built them side by side (functools.cache does not hold the others back).
     entity_sets()
+    graphql_schema()
     app.state.backend = backend or make_backend(settings)
     app.state.security = Security.from_settings(settings)
     app.add_exception_handler(ODataError, odata_error_handler)

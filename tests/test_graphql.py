@@ -440,3 +440,57 @@ def test_variables_inside_a_selection_are_read_each_time_the_query_is_sent(api: 
         nodes = run(api, nested_where, {"category": category})["properties"]["nodes"]
         categories = {m["MediaCategory"] for node in nodes for m in node["media"]}
         assert categories <= {category} and (categories or category == "Document")
+
+
+def test_root_fields_merged_under_include_are_planned_for_the_nodes_in_play(api: TestClient, gold: dict) -> None:
+    key = gold["property"][0]["ListingKey"]
+    query = """query($a: Boolean!, $k: String!) {
+      p: property(listingKey: $k) @include(if: $a) { ListingKey ListPrice }
+      p: property(listingKey: $k) { ListingKey }
+      ...on Query @include(if: $a) { c: properties(first: 1) { totalCount } }
+      c: properties(first: 1) { nodes { ListingKey } }
+    }"""
+    for included in (False, True, False):
+        data = run(api, query, {"a": included, "k": key})
+        assert ("ListPrice" in data["p"]) is included and ("totalCount" in data["c"]) is included
+        assert data["p"]["ListingKey"] == key and len(data["c"]["nodes"]) == 1
+
+
+def test_navigation_aliases_never_collide_with_the_rows_own_columns(api: TestClient, gold: dict) -> None:
+    listing = gold["property"][0]
+    query = """query($k: String!) { property(listingKey: $k) {
+        ListingKey __document: listAgent { MemberKey } __parent: media(first: 1) { MediaKey } } }"""
+    found = run(api, query, {"k": listing["ListingKey"]})["property"]
+    assert found["__document"] == {"MemberKey": listing["ListAgentKey"]} and len(found["__parent"]) == 1
+    nodes = run(api, "{ properties(first: 3) { nodes { ListingKey __row: media { MediaKey } } } }")
+    assert all(isinstance(node["__row"], list) for node in nodes["properties"]["nodes"])
+
+
+def test_work_a_request_may_ask_for_is_bounded(api: TestClient) -> None:
+    many = "{ " + " ".join(f"a{i}: properties(first: 0) {{ totalCount }}" for i in range(25)) + " }"
+    (error,) = errors_of(api, many)
+    assert error["extensions"] == {"code": "LIMIT_EXCEEDED", "limit": "root fields"}
+    wide = {"City": {"_in": [f"city {i}" for i in range(500)]}}
+    (error,) = errors_of(api, "query($w: PropertyWhere) { properties(where: $w) { totalCount } }", {"w": wide})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "too complex" in error["message"]
+    (error,) = errors_of(api, r'{ properties(where: {City: {_like: "Pa\\"}}) { totalCount } }')
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "lone backslash" in error["message"]
+    huge = 2**70
+    query = (
+        'query($n: BigInt) { mediaItem(mediaKey: "x") { MediaKey } properties(first: 1) { nodes {'
+        " media(where: {X_FileSize: {_eq: $n}}) { MediaKey } } } }"
+    )
+    response = api.post("/graphql", json={"query": query, "variables": {"n": huge}})
+    assert response.status_code == 200 and "INTERNAL_SERVER_ERROR" not in response.text
+
+
+def test_bodies_are_refused_unread_without_a_token_and_cut_at_the_limit(api: TestClient) -> None:
+    anonymous = TestClient(api.app)
+    assert anonymous.post("/graphql", content=b"x" * 2_000_000).status_code == 401
+
+    def chunks():
+        for _ in range(40):
+            yield b" " * 20_000
+
+    response = api.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

@@ -123,3 +123,25 @@ def test_a_decimal_literal_is_bound_exactly() -> None:
     parameters = Parameters()
     FilterCompiler(entity_set("Property"), parameters, now=NOW).condition(parse_filter("ListPrice eq 0.1"))
     assert list(parameters.values.values()) == [Decimal("0.1")]
+
+
+def test_a_related_boolean_that_is_null_counts_as_false_inside_any_and_all() -> None:
+    connection = duckdb.connect()
+    connection.execute("""CREATE TABLE listings AS SELECT * FROM (VALUES ('p1'), ('p2'), ('p3')) AS t("ListingKey")""")
+    connection.execute(
+        """CREATE TABLE photos AS SELECT * FROM (VALUES ('m1', 'p1', NULL::BOOLEAN), ('m2', 'p2', TRUE),
+        ('m3', 'p2', FALSE)) AS t("MediaKey", "ResourceRecordKey", "PreferredPhotoYN")"""
+    )
+    tables = {"Property": "listings", "Media": "photos"}
+
+    def related(text: str) -> set[str]:
+        parameters = Parameters()
+        compiler = FilterCompiler(entity_set("Property"), parameters, tables=lambda e: exp.to_table(tables[e.name]))
+        condition = compiler.condition(parse_filter(text))
+        sql = exp.select(exp.column("ListingKey", quoted=True)).from_("listings").where(condition).sql("duckdb")
+        return {row[0] for row in connection.execute(sql, parameters.values).fetchall()}
+
+    assert related("Media/any(m: m/PreferredPhotoYN)") == {"p2"}
+    assert related("Media/any(m: not m/PreferredPhotoYN)") == {"p1", "p2"}
+    assert related("Media/all(m: m/PreferredPhotoYN)") == {"p3"}
+    assert related("not Media/all(m: m/PreferredPhotoYN)") == {"p1", "p2"}

@@ -45,14 +45,24 @@ UNBOUNDED_ESTIMATE = 100
 MAX_COST = 200_000
 """Records one query may ask for: `first` times each nested `first` (a page of 1,000 listings with
 100 media each is within it)."""
+MAX_ROOT_FIELDS = 20
+COUNT_COST = 1000
+"""What `totalCount` is charged, in records: it reads every record `where` selects."""
 CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 503: "SERVICE_UNAVAILABLE"}
 
 
 class CostBudget:
-    """Records one request may still ask for, over all its root fields (aliases multiply them)."""
+    """Records one request may still ask for, over all its root fields (aliases multiply them), and
+    how many root fields it may have."""
 
     def __init__(self, records: int = MAX_COST) -> None:
         self.left = records
+        self.root_fields = 0
+
+    def enter_root_field(self) -> None:
+        self.root_fields += 1
+        if self.root_fields > MAX_ROOT_FIELDS:
+            raise limit_exceeded(f"a request reads at most {MAX_ROOT_FIELDS} root fields", "root fields")
 
     def charge(self, records: int) -> None:
         if records > self.left:
@@ -106,11 +116,11 @@ class _PlanCache:
         self._lock = threading.Lock()
 
     def plan(self, info: GraphQLResolveInfo, build: Callable[[], Any]) -> Any:
-        inside = self._cached((id(info.operation), info.path.key), info, lambda: _variables_inside(info))
-        values = orjson.dumps(
-            {name: info.variable_values.get(name) for name in sorted(inside)}, default=str, option=orjson.OPT_SORT_KEYS
-        )
-        return self._cached((id(info.operation), info.path.key, values), info, build)
+        # The field's nodes: which of them are active depends on @include/@skip above the field.
+        nodes = (id(info.operation), info.path.key, *(id(node) for node in info.field_nodes))
+        inside = self._cached(nodes, info, lambda: _variables_inside(info))
+        values = repr([(name, info.variable_values.get(name)) for name in sorted(inside)])
+        return self._cached((*nodes, values), info, build)
 
     def _cached(self, key: tuple, info: GraphQLResolveInfo, build: Callable[[], Any]) -> Any:
         with self._lock:
@@ -165,6 +175,7 @@ def record_resolver(entity: EntitySet) -> Callable:
             query, (selection,) = _Planner(info).records(entity, _object_type(info), [("", info.field_nodes)], {}, 0)
             return query, selection, _is_document(selection, query)
 
+        context.budget.enter_root_field()
         query, selection, whole = _PLANS.plan(info, plan)
         context.budget.charge(1 + _cost_per_record(query))
         (key,) = arguments.values()
@@ -228,6 +239,7 @@ def _connection_plan(info: GraphQLResolveInfo, entity: EntitySet) -> _Connection
 
 def _connection(info: GraphQLResolveInfo, entity: EntitySet, arguments: Mapping) -> dict:
     context: RequestContext = info.context
+    context.budget.enter_root_field()
     plan: _ConnectionPlan = _PLANS.plan(info, lambda: _connection_plan(info, entity))
     order = _order(arguments.get("orderBy"), entity)
     where = arguments.get("where")
@@ -243,7 +255,8 @@ def _connection(info: GraphQLResolveInfo, entity: EntitySet, arguments: Mapping)
     )
     selections, whole = plan.selections, plan.whole
     first = _first(arguments.get("first"), DEFAULT_FIRST) or 0
-    context.budget.charge(first * (1 + _cost_per_record(query)))
+    counted = any(name == "totalCount" for _, name, _ in plan.parts)
+    context.budget.charge(first * (1 + _cost_per_record(query)) + (COUNT_COST if counted else 0))
     after = arguments.get("after")
     values = _cursor_values(query, after, context.cursor_key) if after is not None else None
     page = _reading(read_page, context.backend, query, size=first, after=values, now=context.now)
@@ -392,7 +405,7 @@ class _Planner:
                         f"related records nest at most {MAX_NESTING} levels under a root field", "depth"
                     )
                 path = f"{prefix}/{key}"
-                taken = key in entity.fields or any(e.link.name == key for e in expansions)
+                taken = key.startswith("__") or key in entity.fields or any(e.link.name == key for e in expansions)
                 # Held under its response key (so a stored document with it spliced in is the answer
                 # as it is), unless that name is taken in the records of this query.
                 link = dataclasses.replace(links[name], name=f"{links[name].name}@{path}" if taken else key)

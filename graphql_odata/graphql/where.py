@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from odata_query import ast
 
-from graphql_odata.odata.filter import Like
+from graphql_odata.odata.filter import MAX_FILTER_NODES, Like, filter_size
 from graphql_odata.schema import EntitySet, entity_sets
 
 COMPARISONS = {"_eq": ast.Eq, "_neq": ast.NotEq, "_gt": ast.Gt, "_gte": ast.GtE, "_lt": ast.Lt, "_lte": ast.LtE}
@@ -30,7 +30,10 @@ def navigation_field(name: str) -> str:
 
 
 def where_tree(where: Mapping, entity: EntitySet) -> ast._Node:
-    return _Builder().all_of(where, entity, None)
+    tree = _Builder().all_of(where, entity, None)
+    if filter_size(tree) > MAX_FILTER_NODES:
+        raise WhereError(f"the condition is too complex (more than {MAX_FILTER_NODES} terms and values)")
+    return tree
 
 
 class _Builder:
@@ -89,6 +92,8 @@ def _comparison(field: ast._Node, operator: str, operand: object) -> ast._Node:
     if operator in ("_like", "_ilike"):
         if operand is None:
             raise WhereError(f"{operator} takes a pattern, not null")
+        if (len(operand) - len(operand.rstrip("\\"))) % 2:
+            raise WhereError(f"{operator}: the pattern ends with a lone backslash (write \\\\ for a backslash)")
         return Like(field=field, pattern=operand, case_insensitive=operator == "_ilike")
     if operator in ("_contains_any", "_contains_all"):
         if operand is None:

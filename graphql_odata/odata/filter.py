@@ -107,12 +107,12 @@ def parse_filter(text: str) -> ast._Node:
             tree = _parser.parse(iter(_one_item_lists(list(_lexer.tokenize(text)))))
     except odata_exceptions.ODataException as error:
         raise ODataError(400, f"$filter is not valid OData: {_syntax_message(text, error)}", target="$filter") from None
-    if _size(tree) > MAX_FILTER_NODES:
+    if filter_size(tree) > MAX_FILTER_NODES:
         raise ODataError(400, f"$filter is too complex (more than {MAX_FILTER_NODES} terms)", target="$filter")
     return tree
 
 
-def _size(tree: ast._Node) -> int:
+def filter_size(tree: ast._Node) -> int:
     """How many nodes `tree` has, counted without recursion (a deep tree must not exhaust the stack)."""
     count, pending = 0, [tree]
     while pending:
@@ -190,7 +190,7 @@ class FilterCompiler:
         typed = self.value(node)
         if typed.type != BOOLEAN:
             raise ODataError(400, f"$filter must be a condition, not a {typed.type} value", target="$filter")
-        return _definite(typed.sql) if isinstance(node, ast.Identifier) else typed.sql
+        return _definite(typed.sql) if isinstance(node, ast.Identifier | ast.Attribute) else typed.sql
 
     def value(self, node: ast._Node) -> Typed:
         if self.depth >= MAX_FILTER_DEPTH:

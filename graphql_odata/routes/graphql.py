@@ -32,11 +32,16 @@ def _bad_request(message: str, status: int = 400) -> Response:
     return _json(status, {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]})
 
 
-async def _answer(request: Request, query: object, variables: object, operation_name: object) -> Response:
+def _refused(request: Request) -> Response | None:
+    """The refusal of a request without a valid token, or over its client's rate limit."""
     try:
         request.app.state.security.authorize(request.headers.get("authorization"))
     except ODataError as error:
         return _refusal(error)
+    return None
+
+
+async def _answer(request: Request, query: object, variables: object, operation_name: object) -> Response:
     context = RequestContext(
         backend=request.app.state.backend,
         cursor_key=request.app.state.security.skiptoken_key,
@@ -60,6 +65,9 @@ async def graphql_get(request: Request) -> Response:
         return _bad_request(
             "no query: GET /graphql?query=... or POST a JSON body; open /graphql in a browser for GraphiQL"
         )
+    refusal = _refused(request)
+    if refusal is not None:
+        return refusal
     try:
         variables = orjson.loads(parameters["variables"]) if parameters.get("variables") else None
     except orjson.JSONDecodeError:
@@ -80,12 +88,19 @@ async def graphiql_asset(name: str) -> Response:
 
 @router.post("/graphql", name="graphql_post", summary="GraphQL query: {query, variables, operationName}")
 async def graphql_post(request: Request) -> Response:
+    refusal = _refused(request)  # before the body is read: a caller without a token sends it for nothing
+    if refusal is not None:
+        return refusal
+    too_large = _bad_request(f"the request body is larger than {MAX_BODY_BYTES:,} bytes", 413)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return _bad_request(f"the request body is larger than {MAX_BODY_BYTES:,} bytes", 413)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return _bad_request(f"the request body is larger than {MAX_BODY_BYTES:,} bytes", 413)
+        return too_large
+    received = bytearray()
+    async for chunk in request.stream():  # a chunked body declares no length: count it as it comes
+        received += chunk
+        if len(received) > MAX_BODY_BYTES:
+            return too_large
+    body = bytes(received)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/graphql":
         try:
