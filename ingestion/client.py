@@ -145,10 +145,6 @@ class QobrixClient:
             try:
                 response = self._session().get(f"{self.base_url}/{path}", params=params, timeout=self.settings.timeout)
                 body = response.content
-            except requests.exceptions.RetryError as error:
-                raise QobrixError(
-                    f"gave up after {self.settings.retries} retries: {error}", entity=entity, page=page
-                ) from None
             except BODY_ERRORS as error:
                 if error.args and isinstance(error.args[0], MaxRetryError):
                     raise QobrixError(

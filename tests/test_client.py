@@ -1,5 +1,6 @@
 """The Qobrix client against the sandbox's real faults: retries, patience, and clear final errors."""
 
+import http.server
 import socket
 import threading
 import time
@@ -142,8 +143,9 @@ def test_an_unreachable_server_is_a_clear_error() -> None:
     client = QobrixClient(
         "http://127.0.0.1:9/api/v2", "u", "k", ClientSettings(backoff=0.01, retries=1, timeout=(0.5, 0.5))
     )
-    with pytest.raises(QobrixError, match="cannot reach Qobrix"):
+    with pytest.raises(QobrixError, match=r"^entity properties, page 1: cannot reach Qobrix after 1 retries") as raised:
         client.list_page("properties", "properties", PARAMS)
+    assert (raised.value.entity, raised.value.page) == ("properties", 1)
 
 
 def test_a_wrong_shape_is_malformed(sandbox: SandboxServer) -> None:
@@ -223,3 +225,41 @@ def test_https_gets_the_same_retries_and_pool_as_http() -> None:
         retry = adapter.max_retries
         assert (retry.total, retry.status, retry.read, retry.on_retry) == (4, 4, False, client._count)
         assert adapter._pool_maxsize == 3
+
+
+def test_cut_responses_outlasting_the_retries_name_entity_page_and_cause() -> None:
+    with sandbox_with(rate=1.0, kinds=("cut",)) as server:
+        client = client_for(server, ClientSettings(backoff=0.01, retries=2))
+        with pytest.raises(QobrixError, match=r"^entity properties, page 4: gave up after 2 retries: ") as raised:
+            client.list_page("properties", "properties", {**PARAMS, "page": 4})
+    assert (raised.value.entity, raised.value.page) == ("properties", 4) and client.calls == 3
+
+
+class JsonArrayServer(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a JSON document that is not an object."""
+
+    def do_GET(self) -> None:  # http.server's name
+        body = b"[1, 2]"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_json_document_that_is_not_an_object_is_malformed() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), JsonArrayServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = QobrixClient(f"http://127.0.0.1:{server.server_port}/api/v2", "u", "k", FAST)
+        with pytest.raises(MalformedResponseError) as raised:
+            client.get_json("properties", {}, entity="properties", page=2)
+    finally:
+        server.shutdown()
+    assert (
+        str(raised.value) == ("entity properties, page 2: malformed JSON body (6 bytes): the body is not a JSON object")
+        and raised.value.body == b"[1, 2]"
+    )
