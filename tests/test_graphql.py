@@ -494,3 +494,30 @@ def test_bodies_are_refused_unread_without_a_token_and_cut_at_the_limit(api: Tes
 
     response = api.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+def test_a_field_added_to_a_mapping_file_is_in_the_schema_with_no_code(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from conf import mappings
+    from graphql_odata import schema
+    from graphql_odata.graphql import types
+
+    copied = tmp_path / "mappings"
+    shutil.copytree(mappings.MAPPINGS_DIR, copied)
+    member = copied / "member.yaml"
+    member.write_text(member.read_text() + '  - {name: X_YearsLicensed, type: Edm.Int32, expression: "7"}\n')
+    monkeypatch.setattr(mappings, "MAPPINGS_DIR", copied)
+    caches = (mappings.resource_mappings, schema.entity_sets)
+    for cached in caches:
+        cached.cache_clear()
+    try:
+        built = types.graphql_schema.__wrapped__().graphql_schema
+    finally:
+        monkeypatch.undo()
+        for cached in caches:
+            cached.cache_clear()
+    assert built.type_map["Member"].fields["X_YearsLicensed"].type.name == "Int"
+    assert built.type_map["MemberWhere"].fields["X_YearsLicensed"].type.name == "IntComparison"
+    assert "X_YearsLicensed" in built.type_map["MemberOrderBy"].fields
+    assert "X_YearsLicensed" not in types.graphql_schema().graphql_schema.type_map["Member"].fields
