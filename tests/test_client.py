@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -235,31 +236,47 @@ def test_cut_responses_outlasting_the_retries_name_entity_page_and_cause() -> No
     assert (raised.value.entity, raised.value.page) == ("properties", 4) and client.calls == 3
 
 
-class JsonArrayServer(http.server.BaseHTTPRequestHandler):
-    """Answers every GET with a JSON document that is not an object."""
+@contextmanager
+def answering(body: bytes) -> Iterator[str]:
+    """A server answering every GET with `body` (JSON), as a Qobrix base URL."""
 
-    def do_GET(self) -> None:  # http.server's name
-        body = b"[1, 2]"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def log_message(self, *_: object) -> None:
-        pass
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/v2"
+    finally:
+        server.shutdown()
 
 
 def test_a_json_document_that_is_not_an_object_is_malformed() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), JsonArrayServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = QobrixClient(f"http://127.0.0.1:{server.server_port}/api/v2", "u", "k", FAST)
-        with pytest.raises(MalformedResponseError) as raised:
-            client.get_json("properties", {}, entity="properties", page=2)
-    finally:
-        server.shutdown()
+    with answering(b"[1, 2]") as base_url, pytest.raises(MalformedResponseError) as raised:
+        QobrixClient(base_url, "u", "k", FAST).get_json("properties", {}, entity="properties", page=2)
     assert (
         str(raised.value) == ("entity properties, page 2: malformed JSON body (6 bytes): the body is not a JSON object")
         and raised.value.body == b"[1, 2]"
     )
+
+
+def test_a_list_envelope_whose_data_is_not_a_list_is_malformed() -> None:
+    envelope = b'{"data": {"id": 1}, "pagination": {"count": 1, "has_next_page": false}}'
+    with answering(envelope) as base_url, pytest.raises(MalformedResponseError) as raised:
+        QobrixClient(base_url, "u", "k", FAST).list_page("properties", "properties", {"page": 3})
+    assert str(raised.value) == "entity properties, page 3: not a Qobrix list envelope: `data` is not a list"
+
+
+def test_a_page_keeps_the_number_it_was_asked_for() -> None:
+    envelope = b'{"data": [{"id": 1}], "pagination": {"count": 41, "has_next_page": true}}'
+    with answering(envelope) as base_url:
+        page = QobrixClient(base_url, "u", "k", FAST).list_page("properties", "properties", {"page": "7"})
+    assert (page.number, page.records, page.count, page.has_next) == (7, [{"id": 1}], 41, True)
