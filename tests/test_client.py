@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 import pytest
 import requests
 
@@ -273,6 +274,7 @@ def test_a_list_envelope_whose_data_is_not_a_list_is_malformed() -> None:
     with answering(envelope) as base_url, pytest.raises(MalformedResponseError) as raised:
         QobrixClient(base_url, "u", "k", FAST).list_page("properties", "properties", {"page": 3})
     assert str(raised.value) == "entity properties, page 3: not a Qobrix list envelope: `data` is not a list"
+    assert orjson.loads(raised.value.body) == orjson.loads(envelope), "the document is kept for landing"
 
 
 def test_a_page_keeps_the_number_it_was_asked_for() -> None:
