@@ -241,18 +241,7 @@ def _connection(info: GraphQLResolveInfo, entity: EntitySet, arguments: Mapping)
     context: RequestContext = info.context
     context.budget.enter_root_field()
     plan: _ConnectionPlan = _PLANS.plan(info, lambda: _connection_plan(info, entity))
-    order = _order(arguments.get("orderBy"), entity)
-    where = arguments.get("where")
-    try:
-        tree = where_tree(where, entity) if where else None
-    except WhereError as error:
-        raise failure(f"where: {error}", "BAD_USER_INPUT") from None
-    query = dataclasses.replace(
-        plan.query,
-        select=tuple(dict.fromkeys([*plan.query.select, *(term.field for term in order)])),
-        filter=tree,
-        orderby=order,
-    )
+    query = _with_arguments(plan.query, arguments)
     selections, whole = plan.selections, plan.whole
     first = _first(arguments.get("first"), DEFAULT_FIRST) or 0
     counted = any(name == "totalCount" for _, name, _ in plan.parts)
@@ -360,25 +349,17 @@ class _Planner:
         selections = [
             self._selection(entity, object_type, nodes, prefix, level, fields, expansions) for prefix, nodes in groups
         ]
-        order = _order(arguments.get("orderBy"), entity)
-        where = arguments.get("where")
-        try:
-            tree = where_tree(where, entity) if where else None
-        except WhereError as error:
-            raise failure(f"where: {error}", "BAD_USER_INPUT") from None
         # Where the backend stores whole records as documents, reading a record's document and
         # picking fields from it is cheaper than a second query for the fields alone.
         if self.info.context.backend.stores_documents(entity):
             fields = list(entity.fields)
         query = CollectionQuery(
             entity=entity,
-            select=tuple(dict.fromkeys([*fields, *(term.field for term in order), entity.key])),
-            filter=tree,
-            orderby=order,
+            select=tuple(dict.fromkeys([*fields, entity.key])),
             top=_first(arguments.get("first"), None) if level else None,
             expand=tuple(expansions),
         )
-        return query, selections
+        return _with_arguments(query, arguments), selections
 
     def _selection(
         self,
@@ -427,6 +408,18 @@ def _object_type(info: GraphQLResolveInfo) -> GraphQLObjectType:
 def _collect(info: GraphQLResolveInfo, of_type: GraphQLObjectType, nodes: Sequence[FieldNode]) -> dict:
     """The fields selected under `nodes` (fragments and @include/@skip resolved), by response key."""
     return collect_sub_fields(info.schema, info.fragments, info.variable_values, of_type, list(nodes))
+
+
+def _with_arguments(query: CollectionQuery, arguments: Mapping) -> CollectionQuery:
+    """`query` with a field's `where` and `orderBy` (the order's fields selected too: cursors hold them)."""
+    order = _order(arguments.get("orderBy"), query.entity)
+    where = arguments.get("where")
+    try:
+        tree = where_tree(where, query.entity) if where else None
+    except WhereError as error:
+        raise failure(f"where: {error}", "BAD_USER_INPUT") from None
+    select = tuple(dict.fromkeys([*query.select, *(term.field for term in order)]))
+    return dataclasses.replace(query, select=select, filter=tree, orderby=order)
 
 
 def _cost_per_record(query: CollectionQuery) -> int:
