@@ -5,12 +5,16 @@ Prints one Markdown row per module and the survivors not listed in
 as a survivor; one that only changes the letter case of SQL keywords and identifiers is equivalent
 (`only_sql_case`). A listed equivalent counts as equivalent only while it survives: a listed name that
 a test kills, or that no longer exists (mutmut numbers mutants by position, so an edit renames
-them), is reported as stale. Score: killed over mutants that are not equivalent, once all have run.
+them), is reported as stale. Score: killed over mutants that are not equivalent, once all have run; before
+that, the score of those judged with its 95% interval (Wilson), an estimate when the judged ones are a
+random sample (`--sample N` prints one, seeded, to pass to `mutmut run`).
 """
 
 import argparse
 import ast
 import json
+import math
+import random
 import re
 import tomllib
 from collections import Counter
@@ -85,11 +89,34 @@ def verdict(module: str, name: str, code: int | None, known: dict[str, str]) -> 
     return "not run"
 
 
+def wilson_interval(killed: int, judged: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% interval of a kill rate measured on a random sample of a module's mutants."""
+    rate = killed / judged
+    centre = (rate + z * z / (2 * judged)) / (1 + z * z / judged)
+    spread = z * math.sqrt(rate * (1 - rate) / judged + z * z / (4 * judged * judged)) / (1 + z * z / judged)
+    return max(0.0, centre - spread), min(1.0, centre + spread)
+
+
+def sample(module: str, size: int, seed: int = 21) -> list[str]:
+    """A seeded random sample of a module's mutants (mutmut must have generated them once)."""
+    names = sorted(results(module))
+    if not names:
+        raise SystemExit(f"no mutants of {module} in mutants/: run `make mutation` once to generate them")
+    return random.Random(seed).sample(names, min(size, len(names)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--module", help="one module path, e.g. ingestion/client.py")
+    parser.add_argument("--sample", type=int, metavar="N", help="print N random mutant names of --module")
     args = parser.parse_args()
+    if args.sample:
+        if not args.module:
+            parser.error("--sample needs --module")
+        print(" ".join(sample(args.module, args.sample)))
+        return
     known = equivalents()
+    estimates = []
     print("| module | mutants | killed | survived | not run | equivalent | score |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     survivors, seen = [], {}
@@ -105,7 +132,14 @@ def main() -> None:
             f"| {outcome['equivalent']} | {score} |"
         )
         survivors += [name for name, result in verdicts.items() if result == "survived"]
+        measured = outcome["killed"] + outcome["survived"]
+        if outcome["not run"] and measured:
+            low, high = wilson_interval(outcome["killed"], measured)
+            estimates.append(f"  {module}: {outcome['killed']} of {measured} judged killed ({low:.0%} to {high:.0%})")
     stale = sorted(name for name in known if name not in seen or status_by_exit_code[seen[name]] in KILLED)
+    if estimates:
+        print("\nPartly run (a random sample estimates the score within the 95% interval shown):")
+        print("\n".join(estimates))
     if survivors:
         print("\nSurvivors (kill each with a test, or list it in tests/mutation_equivalents.yaml with why):")
         print("\n".join(f"  {name}" for name in sorted(survivors)))
