@@ -16,17 +16,20 @@ lookup expectations. A field is one of:
   holds the lookup's legacy names (country codes).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
 from sqlglot import exp
 
+from conf.data_dictionary import data_dictionary
 from conf.files import load_yaml
 
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
 RESO_DICTIONARY = Path(__file__).with_name("reso_dictionary.yaml")
 COLLECTION = "Collection(Edm.String)"
+QOBRIX_TEXT_LENGTH = 255
+"""The length of Qobrix's text fields (its API's `maxLength`, for all but long descriptions and URLs)."""
 
 SPARK_TYPES = {
     "Edm.String": "STRING",
@@ -60,8 +63,9 @@ def _reso_dictionary() -> dict:
 
 
 def reso_lookups() -> dict[str, dict[str, str]]:
-    """RESO DD 2.0 lookups of the served resources: lookup name -> legacy name -> standard display name."""
-    return _reso_dictionary()["lookups"]
+    """RESO DD 2.0 lookups: lookup name -> legacy name -> standard display name ({} for an open lookup
+    DD 2.0 gives no values, such as City)."""
+    return data_dictionary().lookups
 
 
 def reso_fields(resource: str) -> dict[str, str]:
@@ -77,7 +81,7 @@ def reso_description(resource: str, field: str) -> str:
 
 def reso_lookups_generated_on() -> str:
     """When the Data Dictionary those lookups come from was generated (the Lookup resource's timestamp)."""
-    return _reso_dictionary()["generated_on"]
+    return data_dictionary().generated_on
 
 
 def display_name(lookup: str, legacy: str) -> str:
@@ -100,6 +104,14 @@ class FieldMapping:
     precision: int | None = None
     scale: int | None = None
     open: bool = False
+    max_length: int | None = None
+    """The most characters a text value (each element of a list) has, served as `MaxLength`: the
+    mapping's `max_length`, else (`_with_length`) DD 2.0's suggested length for a lookup whose values
+    are all DD's, else the longer of DD's suggestion and Qobrix's text length."""
+
+    @property
+    def is_text(self) -> bool:
+        return self.type in ("Edm.String", COLLECTION)
 
     @property
     def is_collection(self) -> bool:
@@ -243,13 +255,32 @@ def _field(path: Path, spec: dict) -> FieldMapping:
         raise MappingError(f"{path.name}: field {name}: `open` belongs to a `lookup` field")
     if mapping.untranslated and not mapping.is_local:
         raise MappingError(f"{path.name}: field {name}: untranslated codes go to a local X_ field")
+    if mapping.max_length is not None and (
+        not mapping.is_text or not isinstance(mapping.max_length, int) or mapping.max_length < 1
+    ):
+        raise MappingError(f"{path.name}: field {name}: `max_length` is a positive whole number, for a text field")
     return mapping
+
+
+def _with_length(path: Path, resource: str, mapping: FieldMapping) -> FieldMapping:
+    """A text field's `max_length`: a value longer than it would fail a client that trusts the metadata,
+    so text that comes from Qobrix keeps Qobrix's length where DD 2.0 suggests a shorter one. (And a
+    lookup DD 2.0 locks cannot be `open`.)"""
+    standard = data_dictionary().field(resource, mapping.name)
+    if mapping.open and standard is not None and standard.lookup_status == "Locked with Enumerations":
+        raise MappingError(f"{path.name}: field {mapping.name}: DD 2.0 locks {mapping.lookup}; it cannot be `open`")
+    if not mapping.is_text or mapping.max_length is not None:
+        return mapping
+    suggested = standard.max_length if standard is not None and standard.max_length else 0
+    if suggested and mapping.lookup and not mapping.open:
+        return replace(mapping, max_length=suggested)
+    return replace(mapping, max_length=max(suggested, QOBRIX_TEXT_LENGTH))
 
 
 def load_mapping(path: Path) -> ResourceMapping:
     document = load_yaml(path.read_text(encoding="utf-8"))
     try:
-        fields = tuple(_field(path, spec) for spec in document["fields"])
+        fields = tuple(_with_length(path, document["resource"], _field(path, spec)) for spec in document["fields"])
         mapping = ResourceMapping(
             resource=document["resource"],
             table=document["table"],

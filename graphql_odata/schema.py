@@ -36,14 +36,16 @@ LOOKUP = EntitySet(
     table=LOOKUP_TABLE,
     key="LookupKey",
     fields={
-        name: FieldMapping(name=name, type=kind)
-        for name, kind in (
-            ("LookupKey", "Edm.String"),
-            ("LookupName", "Edm.String"),
-            ("LookupValue", "Edm.String"),
-            ("StandardLookupValue", "Edm.String"),
-            ("LegacyODataValue", "Edm.String"),
-            ("ModificationTimestamp", "Edm.DateTimeOffset"),
+        name: FieldMapping(name=name, type=kind, max_length=length)
+        for name, kind, length in (
+            # DD 2.0 suggests no lengths here: a value is at most its field's 1,024, and a key is
+            # the lookup's name, a colon and the value.
+            ("LookupKey", "Edm.String", 1100),
+            ("LookupName", "Edm.String", 64),
+            ("LookupValue", "Edm.String", 1024),
+            ("StandardLookupValue", "Edm.String", 1024),
+            ("LegacyODataValue", "Edm.String", 1024),
+            ("ModificationTimestamp", "Edm.DateTimeOffset", None),
         )
     },
     navigation={},

@@ -365,7 +365,6 @@ PASSED_THROUGH: dict[tuple[str, str], str] = {
     ("Contacts", "HomeCountry"): "Country",
     ("Member", "MemberCountry"): "Country",
     ("Office", "OfficeCountry"): "Country",
-    ("Property", "StateOrProvince"): "StateOrProvince",
     ("Property", "Country"): "Country",
 }
 """Tables that keep every value of a RESO lookup as it is, by the lookup they keep."""

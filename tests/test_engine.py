@@ -117,13 +117,13 @@ def test_a_local_lookup_value_is_stamped_from_its_rows_and_outlives_updates_chan
 ) -> None:
     """Not from the clock: replication would fetch the row again after every update, and every
     update would rewrite the Lookup table."""
-    land(settings, "s1", [{**prop("a", 5), "state": "Limassol"}, {**prop("b", 2), "state": "Limassol"}])
+    land(settings, "s1", [{**prop("a", 5), "city": "Limassol"}, {**prop("b", 2), "city": "Limassol"}])
     run_update(settings.paths)
     lookup = table(settings, "reso_gold.lookup")
     before, files = rows(settings, "reso_gold.lookup"), lookup.file_uris()
-    [local] = [row for row in before if row["LookupKey"] == "StateOrProvince:Limassol"]
+    [local] = [row for row in before if row["LookupKey"] == "City:Limassol"]
     assert local["ModificationTimestamp"] == T0 + timedelta(minutes=2)
-    land(settings, "s2", [{**prop("a", 9, price=5), "state": "Limassol"}])
+    land(settings, "s2", [{**prop("a", 9, price=5), "city": "Limassol"}])
     result = run_update(settings.paths)
     assert gold_prices(settings)["QOBRIX_a"] == 5.0 and result.published is not None
     assert rows(settings, "reso_gold.lookup") == before

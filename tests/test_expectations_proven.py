@@ -178,7 +178,6 @@ ACTIONS: dict[str, dict[str, str]] = {
         "PropertyCondition_is_reso_value": "fail",
         "LeaseAmountFrequency_is_reso_value": "fail",
         "LeaseTerm_is_reso_value": "fail",
-        "StateOrProvince_is_reso_value": "warn",
         "Country_is_reso_value": "warn",
         "LivingAreaUnits_is_reso_value": "fail",
         "BuildingAreaUnits_is_reso_value": "fail",
@@ -216,8 +215,6 @@ ACTIONS: dict[str, dict[str, str]] = {
 }
 
 
-BASELINE_EDIT = "2029-01-01T00:00:00+00:00"
-"""When the baseline's own edit (below) was made: after every synced version."""
 LATER = "2030-01-01T00:00:00+00:00"
 """The `modified` of a landed example: newer than every baseline version, so AUTO CDC applies it."""
 
@@ -257,13 +254,6 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
         entity: sorted(latest(lines).values(), key=lambda record: str(record["id"]))
         for entity, lines in landed(settings).items()
     }
-    # The sandbox's states are local values (its districts): one listing with a RESO state, so that a
-    # row keeping StateOrProvince_is_reso_value exists to be broken.
-    listing = patched(records["properties"][-1], (("state", "CA"), ("modified", BASELINE_EDIT)))
-    LandingWriter(settings.landing_root, "baseline", started=datetime.now(UTC)).write_page(
-        entities()["properties"], [listing]
-    )
-    records["properties"][-1] = listing
     run_update(settings.paths)
     return Baseline(settings, records)
 

@@ -80,8 +80,8 @@ def test_lookup_fields_use_the_lookup_dd_names_for_them(resource: str) -> None:
         definition = dd_fields(resource)[field.name]
         if definition["type"].startswith(ENUM_PREFIX):
             lookup = definition["type"].removeprefix(ENUM_PREFIX)
-            has_values = lookup in DD["lookups"]
-            assert field.lookup == lookup or not has_values, f"{field.name} must translate to lookup {lookup}"
+            # Open lookups with no DD values too (City): RESO requires the annotation on every one.
+            assert field.lookup == lookup, f"{field.name} must be a field of lookup {lookup}"
         else:
             assert field.lookup is None, f"{field.name} is not a lookup field in DD 2.0"
 
@@ -89,7 +89,7 @@ def test_lookup_fields_use_the_lookup_dd_names_for_them(resource: str) -> None:
 @pytest.mark.parametrize("resource", RESOURCES)
 def test_every_lookup_value_is_a_dd_value_and_locked_lookups_only_standard(resource: str) -> None:
     for field in resource_mappings()[resource].lookup_fields:
-        values = DD["lookups"][field.lookup]
+        values = DD["lookups"].get(field.lookup, {})
         assert set(field.legacy_values()) <= set(values), field.name
         definition = dd_fields(resource).get(field.name, {})
         if definition.get("lookupStatus") == "Locked with Enumerations":
@@ -158,6 +158,14 @@ def write_mapping(tmp_path: Path, fields: list[dict], **document: object) -> Pat
         ([{"name": "ListingKey", "expression": "id"}, {"name": "ListingKey", "expression": "id"}], "repeat"),
         ([{"name": "Other", "expression": "id"}], "key ListingKey is not one of its fields"),
         ([{"name": "ListingKey", "expression": "id", "colour": "red"}], "colour"),
+        (
+            [
+                {"name": "ListingKey", "expression": "id"},
+                {"name": "StandardStatus", "lookup": "StandardStatus", "open": True, "expression": "s"},
+            ],
+            "DD 2.0 locks StandardStatus; it cannot be `open`",
+        ),
+        ([{"name": "ListingKey", "expression": "id", "max_length": "long"}], "`max_length` is a positive whole number"),
     ],
 )
 def test_a_bad_mapping_file_is_refused_with_the_file_and_field_named(

@@ -393,7 +393,7 @@ def test_metadata_xml_and_json_describe_the_same_model(api: TestClient) -> None:
     xml = api.get("/odata/$metadata", params={"$format": "application/xml"})
     assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")
     assert xml.headers["OData-Version"] == "4.01"
-    assert b'<Property Name="StandardStatus" Type="Edm.String">' in xml.content
+    assert b'<Property Name="StandardStatus" Type="Edm.String" MaxLength="25">' in xml.content
     assert b'<Annotation Term="RESO.OData.Metadata.LookupName" String="StandardStatus"/>' in xml.content
     assert b'<NavigationProperty Name="Media" Type="Collection(org.reso.metadata.Media)"/>' in xml.content
     document = api.get("/odata/$metadata", params={"$format": "json"}).json()
@@ -403,6 +403,7 @@ def test_metadata_xml_and_json_describe_the_same_model(api: TestClient) -> None:
         "$Type": "Edm.String",
         "$Collection": True,
         "$Nullable": False,
+        "$MaxLength": 1024,
         "@RESO.OData.Metadata.LookupName": "Appliances",
     }
     assert model["Default"]["Property"]["$NavigationPropertyBinding"]["ListAgent"] == "Member"

@@ -36,7 +36,7 @@ LIST_FIELDS = {
 
 PROPERTY_SOURCES = {
     "StandardStatus": "status", "PropertySubType": "property_subtype", "PropertyCondition": "construction_stage",
-    "LeaseAmountFrequency": "rent_frequency", "LeaseTerm": "minimum_tenancy", "StateOrProvince": "state",
+    "LeaseAmountFrequency": "rent_frequency", "LeaseTerm": "minimum_tenancy",
     "Country": "country", "Furnished": "furnished", "OccupantType": "occupancy", "View": "view",
     "PoolFeatures": "pool_features", "Heating": "heating", "Cooling": "cooling", "Flooring": "flooring",
     "Fencing": "fencing", "FireplaceFeatures": "fireplace_features", "WaterfrontFeatures": "waterfront_features",
@@ -106,6 +106,37 @@ def property_clones(base: dict, media_base: dict) -> list[dict]:
     return clones
 
 
+STATES = {
+    ("CY", "Nicosia"): "01", ("CY", "Lefkosia"): "01", ("CY", "Limassol"): "02", ("CY", "Lemesos"): "02",
+    ("CY", "Larnaca"): "03", ("CY", "Larnaka"): "03", ("CY", "Famagusta"): "04", ("CY", "Ammochostos"): "04",
+    ("CY", "Paphos"): "05", ("CY", "Pafos"): "05", ("CY", "Kyrenia"): "06", ("CY", "Keryneia"): "06",
+    ("GR", "Eastern Macedonia and Thrace"): "A", ("GR", "Central Macedonia"): "B",
+    ("GR", "Western Macedonia"): "C", ("GR", "Epirus"): "D", ("GR", "Thessaly"): "E",
+    ("GR", "Ionian Islands"): "F", ("GR", "Western Greece"): "G", ("GR", "Central Greece"): "H",
+    ("GR", "Attica"): "I", ("GR", "Peloponnese"): "J", ("GR", "North Aegean"): "K", ("GR", "South Aegean"): "L",
+    ("GR", "Crete"): "M", ("GR", "Mount Athos"): "69", ("GR", " crete "): "M",
+    ("US", "ca"): "CA", ("CA", "ON"): "ON", ("PT", "Lisboa"): None, ("CY", "Not a district"): None,
+}  # fmt: skip
+"""A Qobrix (country, state) -> StateOrProvince: ISO 3166-2 subdivision codes for Cyprus and Greece,
+two-letter names taken as codes, other names left for X_StateName."""
+
+ELECTRIC = {"single_phase": ["Single Phase"], "three_phase": ["Three Phase"], "industrial": ["Industrial"],
+            "solar_only": ["solar_only"], None: []}  # fmt: skip
+"""Qobrix's electricity_type -> Electric (local values of DD 2.0's open lookup; new codes kept)."""
+
+
+def derived_clones(base: dict) -> list[dict]:
+    """Listings carrying each pinned state and electricity type."""
+    clones = []
+    for index, (country, state) in enumerate(STATES):
+        clones.append({**copy.deepcopy(base), "id": f"pin-state-{index}", "project": None, "media": [],
+                       "country": country, "state": state})  # fmt: skip
+    for index, supply in enumerate(ELECTRIC):
+        clones.append({**copy.deepcopy(base), "id": f"pin-electric-{index}", "project": None, "media": [],
+                       "electricity_type": supply})  # fmt: skip
+    return clones
+
+
 def contact_clones(base: dict, prefix: str, sources: dict[tuple[str, str], str]) -> list[dict]:
     """Contacts carrying every value of each table in `sources`, in the Qobrix field it names."""
     count = max(len(codes(*table)) for table in sources)
@@ -126,7 +157,7 @@ def gold(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
         make_sync(settings, server)()
     synced = {entity: list(latest(lines).values()) for entity, lines in landed(settings).items()}
     listing = next(r for r in synced["properties"] if r.get("media"))
-    properties = property_clones(listing, listing["media"][0])
+    properties = property_clones(listing, listing["media"][0]) + derived_clones(listing)
 
     contact = synced["contacts"][0]
     contacts = contact_clones(contact, "pin-contact", CONTACT_SOURCES)
@@ -190,3 +221,15 @@ def test_each_qobrix_value_reaches_gold_as_its_pinned_reso_value(
 ) -> None:
     key, prefix = ROW_KEYS[table[0]]
     assert carried(gold[table[0]], key, prefix, table) == pinned(*table)
+
+
+def test_a_qobrix_state_reaches_gold_as_its_subdivision_code_and_keeps_its_name(gold: dict[str, list[dict]]) -> None:
+    by_key = {row["OriginatingSystemKey"]: row for row in gold["Property"]}
+    served = {pair: by_key[f"pin-state-{index}"]["StateOrProvince"] for index, pair in enumerate(STATES)}
+    assert served == STATES
+    assert all(by_key[f"pin-state-{i}"]["X_StateName"] == state for i, (_, state) in enumerate(STATES))
+
+
+def test_a_qobrix_electricity_type_reaches_gold_as_an_electric_value(gold: dict[str, list[dict]]) -> None:
+    by_key = {row["OriginatingSystemKey"]: row for row in gold["Property"]}
+    assert {supply: by_key[f"pin-electric-{i}"]["Electric"] for i, supply in enumerate(ELECTRIC)} == ELECTRIC

@@ -26,6 +26,8 @@ def _facets(field: FieldMapping, *, key: bool) -> dict[str, str]:
     if field.type == "Edm.Decimal":
         precision, scale = field.precision or DEFAULT_DECIMAL[0], field.scale
         facets["Precision"], facets["Scale"] = str(precision), str(DEFAULT_DECIMAL[1] if scale is None else scale)
+    if field.max_length is not None:
+        facets["MaxLength"] = str(field.max_length)
     return facets
 
 
@@ -71,6 +73,8 @@ def _json_property(field: FieldMapping, entity: EntitySet) -> dict:
         described["$Nullable"] = False
     if "Precision" in facets:
         described["$Precision"], described["$Scale"] = int(facets["Precision"]), int(facets["Scale"])
+    if "MaxLength" in facets:
+        described["$MaxLength"] = int(facets["MaxLength"])
     if field.lookup:
         described[f"@{LOOKUP_NAME_TERM}"] = field.lookup
     return described
