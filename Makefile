@@ -13,19 +13,19 @@ $(INSTALLED): setup.py
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
-demo: $(INSTALLED) graphiql-assets  ## sandbox -> sync -> pipeline -> API on http://127.0.0.1:8000
+demo: $(INSTALLED) graphiql-assets csdl-schemas  ## sandbox -> sync -> pipeline -> API on http://127.0.0.1:8000
 	$(BIN)/mls2 demo
 
-test: $(INSTALLED)  ## the fast suite (default), on up to 4 processes
+test: $(INSTALLED) csdl-schemas  ## the fast suite (default), on up to 4 processes
 	$(BIN)/pytest -m "not slow and not browser" --numprocesses auto --maxprocesses 4
 
-test-slow: $(INSTALLED)  ## end-to-end and heavy suites (CI runs these too)
+test-slow: $(INSTALLED) csdl-schemas  ## end-to-end and heavy suites (CI runs these too)
 	$(BIN)/pytest -m slow
 
 test-browser: $(INSTALLED) graphiql-assets  ## pages in headless Chromium (needs Debian's chromium package; CI installs it)
 	$(BIN)/pytest -m browser
 
-test-all: $(INSTALLED) graphiql-assets
+test-all: $(INSTALLED) graphiql-assets csdl-schemas
 	$(BIN)/pytest
 
 MODULE ?=
@@ -40,13 +40,14 @@ mutation: $(INSTALLED)  ## mutation testing (docs/TESTING.md); one module: make 
 	$(BIN)/mutmut run --max-children 2 $(if $(SAMPLE),$$($(BIN)/python -m tests.mutation_score --module $(MODULE) --sample $(SAMPLE)),$(if $(MODULE),"$(subst /,.,$(basename $(MODULE))).*"))
 	$(BIN)/python -m tests.mutation_score $(if $(MODULE),--module $(MODULE))
 
-CSDL_SCHEMAS = .cache/odata-csdl/package/schemas
+CSDL_SCHEMAS = graphql_odata/certification/csdl
 
-csdl-schemas: $(CSDL_SCHEMAS)/edmx.xsd  ## OASIS CSDL 4.01 XML schemas (npm package odata-csdl) for the $$metadata test
+csdl-schemas: $(CSDL_SCHEMAS)/edmx.xsd  ## OASIS CSDL 4.01 XML schemas (npm package odata-csdl), which `mls2 reso check` validates $$metadata with
 
 $(CSDL_SCHEMAS)/edmx.xsd:
-	mkdir -p .cache/odata-csdl
-	cd .cache/odata-csdl && npm pack --silent odata-csdl@0.11.2 && tar xzf odata-csdl-0.11.2.tgz
+	rm -rf .cache/odata-csdl && mkdir -p .cache/odata-csdl $(CSDL_SCHEMAS)
+	cd .cache/odata-csdl && npm pack --silent odata-csdl@0.11.2 >/dev/null && tar xzf odata-csdl-0.11.2.tgz
+	cp .cache/odata-csdl/package/schemas/*.xsd $(CSDL_SCHEMAS)/
 
 GRAPHIQL_ASSETS = graphql_odata/graphql/assets
 GRAPHIQL_PACKAGES = graphiql@4.1.2 react@18.3.1 react-dom@18.3.1

@@ -42,6 +42,8 @@ setup(
         "lxml>=5",
         "pyjwt>=2.8",
         "graphene>=3.4,<4",
+        "jsonschema>=4.23",
+        "rapidfuzz>=3.9",
     ],
     extras_require={
         "databricks": ["databricks-sql-connector>=4,<5", "databricks-sdk>=0.60"],
@@ -54,7 +56,6 @@ setup(
             "httpx2>=2.16",
             "ruff>=0.6",
             "pyspark[connect]>=4.3,<5",
-            "jsonschema>=4.20",
             "python-odata>=0.8",
             "mutmut>=3.8,<4",
             "databricks-bundles>=1.22,<2",

@@ -7,6 +7,7 @@ import typer
 from rich.console import Console
 
 from conf.settings import SettingsError, load_settings
+from graphql_odata.certification.cli import reso_app
 from graphql_odata.cli import clients_app, serve, token_recipe
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.cli import make_client, sandbox_app, sync_app, sync_with_progress
@@ -27,6 +28,7 @@ app.add_typer(sync_app, name="sync")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(clients_app, name="clients")
 app.add_typer(databricks_app, name="databricks")
+app.add_typer(reso_app, name="reso")
 app.command("serve")(serve)
 
 console = Console(stderr=True)
@@ -89,6 +91,8 @@ def demo(
         f"  {api}/graphql  (GraphiQL in a browser; paste the token into its Headers tab)",
         f"  {api}/docs  (interactive API docs)",
         f"  {api}/health",
+        f"Check it as RESO certification would (in another shell): MLS2_DATA_DIR={settings.paths.root} "
+        f"MLS2_API_PORT={api_port} mls2 reso check",
     ]
     if sandbox:
         lines += [

@@ -207,15 +207,23 @@ def register_test_client(settings: Settings) -> tuple[str, str]:
 @contextmanager
 def live_api(settings: Settings) -> Iterator[str]:
     """The API served by uvicorn on a free port of this machine, as its base URL."""
+    from graphql_odata.main import create_app
+
+    with served(create_app(settings)) as url:
+        yield url
+
+
+@contextmanager
+def served(app: object) -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free port of this machine, as its base URL."""
     import threading
 
     import uvicorn
 
     from graphql_odata.http_protocol import HTTP_PROTOCOL
-    from graphql_odata.main import create_app
     from tests.bounded import wait_until
 
-    config = uvicorn.Config(create_app(settings), port=0, http=HTTP_PROTOCOL, log_level="warning")
+    config = uvicorn.Config(app, port=0, http=HTTP_PROTOCOL, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -30,6 +30,10 @@ ENGINE = "pipelines._engine"
 ENGINE_DOOR = "pipelines.embedded"
 """The one module outside the engine that imports it: it hands the engine the declared graph."""
 SNAPSHOT = "pipelines.snapshot"
+CERTIFICATION = "graphql_odata.certification"
+"""A client of any RESO server: its checks know the service only over HTTP."""
+CERTIFICATION_COMMAND = "graphql_odata.certification.cli"
+"""Which, checking this product's own API, registers the check's client with the service's registry."""
 
 
 def module_name(path: Path) -> str:
@@ -87,6 +91,9 @@ def broken_rules(importer: str, imported: str) -> list[str]:
             broken.append(f"the engine imports from pipelines only {list(allowed)}")
     if within(importer, SNAPSHOT) and within(imported, "pipelines") and not within(imported, SNAPSHOT):
         broken.append("the snapshot format stands alone in pipelines")
+    signs_in = importer == CERTIFICATION_COMMAND and imported == "graphql_odata.security.clients"
+    if within(importer, CERTIFICATION) and within(imported, "graphql_odata") and not within(imported, CERTIFICATION):
+        broken += [] if signs_in else ["the certification check knows the service only over HTTP"]
     return broken
 
 
@@ -115,6 +122,8 @@ def test_every_product_module_keeps_the_import_rules() -> None:
         ("pipelines.graph", "pipelines.embedded"),
         ("conf.settings", "pipelines.declaration"),
         ("ingestion.cli", "ingestion.sandbox._private"),
+        ("graphql_odata.certification.check", "graphql_odata.odata.metadata"),
+        ("graphql_odata.certification.cli", "graphql_odata.schema"),
     ],
 )
 def test_each_rule_catches_the_import_it_forbids(importer: str, imported: str) -> None:

@@ -22,7 +22,7 @@ from tests.test_mappings import DD, ENUM_PREFIX, allowed_types, dd_fields
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "reso"
 needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason="needs ../shared/reference/reso")
-CSDL_SCHEMAS = Path(__file__).resolve().parents[1] / ".cache" / "odata-csdl" / "package" / "schemas"
+CSDL_SCHEMAS = Path(__file__).resolve().parents[1] / "graphql_odata" / "certification" / "csdl"
 
 KEY, INTEGER, DECIMAL, DATE, TIMESTAMP = (
     "ListingKey",

@@ -1,0 +1,108 @@
+"""One certification self-check of a RESO server, in the order RESO's Data Dictionary tests run:
+metadata, then the variation scan, then replication with every payload validated."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from conf.data_dictionary import DataDictionary
+from graphql_odata.certification import metadata_checks, variations
+from graphql_odata.certification.payloads import PayloadValidator
+from graphql_odata.certification.replication import STRATEGIES, TIMESTAMP, replicate
+from graphql_odata.certification.report import Finding, Report
+from graphql_odata.certification.served_model import ServedEntity, read_metadata
+from graphql_odata.certification.server import ResoServer, ServerError
+
+Progress = Callable[[str], None]
+
+
+def _lookup_values(
+    server: ResoServer, lookup: ServedEntity | None, page_size: int, report: Report
+) -> dict[str, set[str]]:
+    """What the Lookup resource lists, by lookup name: each value as it goes over the wire (the
+    standard value, or the value itself for a local one)."""
+    values: dict[str, set[str]] = {}
+    if lookup is None or "LookupName" not in lookup.fields:
+        return values
+
+    def keep(row: dict) -> None:
+        wire = row.get("StandardLookupValue") or row.get("LookupValue")
+        if isinstance(row.get("LookupName"), str) and isinstance(wire, str):
+            values.setdefault(row["LookupName"], set()).add(wire)
+
+    try:
+        count = server.count("Lookup")
+    except ServerError as error:
+        report.add(Finding("lookup.resource", "failure", f"the Lookup resource cannot be read: {error}", "Lookup"))
+        return values
+    result = replicate(
+        server, "Lookup", "NextLink", lambda r: r.get("LookupKey"), count, page_size=page_size, keep=keep
+    )
+    if result.error:
+        report.add(
+            Finding("lookup.resource", "failure", f"the Lookup resource cannot be read: {result.error}", "Lookup")
+        )
+    return values
+
+
+def run_check(
+    server: ResoServer,
+    dd: DataDictionary,
+    csdl_schemas: Path,
+    *,
+    page_size: int = 1000,
+    progress: Progress | None = None,
+) -> Report:
+    say = progress or (lambda _: None)
+    report = Report(server.root, dd.version)
+    say("$metadata")
+    try:
+        document = server.metadata()
+    except ServerError as error:
+        report.add(Finding("metadata.read", "failure", str(error)))
+        return report
+    for finding in metadata_checks.syntax(document, csdl_schemas):
+        report.add(finding)
+    try:
+        sets = read_metadata(document)
+    except ValueError as error:
+        report.add(Finding("metadata.read", "failure", str(error)))
+        return report
+    for finding in metadata_checks.dictionary(sets, dd):
+        report.add(finding)
+
+    say("Lookup")
+    lookup_values = _lookup_values(server, sets.get("Lookup"), page_size, report)
+    served_values: dict[tuple[str, str], set[str]] = {}
+    for name, entity in sets.items():
+        say(name)
+        try:
+            count = server.count(name)
+        except ServerError as error:
+            report.add(Finding("replication.count", "failure", f"cannot count the records: {error}", name))
+            continue
+        validator = PayloadValidator(entity, lookup_values)
+        strategies = [s for s in STRATEGIES if not s.startswith("Timestamp") or TIMESTAMP in entity.fields]
+        for strategy in strategies:
+            result = replicate(
+                server,
+                name,
+                strategy,
+                lambda record, key=entity.key: tuple(record[k] for k in key),
+                count,
+                page_size=page_size,
+                keep=validator.validate if strategy == "NextLink" else None,
+            )
+            report.replication.append(result)
+            if not result.complete:
+                why = result.error or (
+                    f"reached {result.unique_records_fetched} distinct records of the {count} $count reports"
+                )
+                report.add(Finding(f"replication.{strategy}", "failure", why, name))
+        for finding in validator.findings():
+            report.add(finding)
+        served_values.update({(name, field): values for field, values in validator.values.items()})
+
+    say("variations")
+    for finding in variations.scan(sets, dd, served_values):
+        report.add(finding)
+    return report
