@@ -16,10 +16,11 @@ setup(
     python_requires=">=3.11",
     packages=find_namespace_packages(include=[pattern for name in PACKAGES for pattern in (name, f"{name}.*")]),
     package_data={
-        "conf": ["*.yaml"],
+        "conf": ["*.yaml", "*.json"],
         "conf.mappings": ["*.yaml"],
         "pipelines.silver": ["*.sql"],
         "graphql_odata.graphql": ["assets/*"],
+        "graphql_odata.certification": ["csdl/*.xsd"],
     },
     include_package_data=True,
     install_requires=[

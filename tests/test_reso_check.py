@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from conf.cli import app
 from conf.data_dictionary import data_dictionary
 from graphql_odata.certification import variations
+from graphql_odata.security.clients import ClientRegistry
 from tests.conftest import PublishedGold, live_api, register_test_client, served
 
 PAGE_SIZE = 7
@@ -41,6 +42,7 @@ class Proxy:
     url: str
     token: str
     breakage: Breakage
+    upstream: str
 
 
 def proxy_app(upstream: str, proxy: "list[Proxy]") -> FastAPI:
@@ -69,7 +71,7 @@ def proxy(published_gold: PublishedGold) -> Iterator[Proxy]:
         token = requests.post(f"{upstream}/oauth/token", data=grant, timeout=30).json()["access_token"]
         holder: list[Proxy] = []
         with served(proxy_app(upstream, holder)) as url:
-            holder.append(Proxy(url, token, Breakage()))
+            holder.append(Proxy(url, token, Breakage(), upstream))
             yield holder[0]
             holder[0].breakage = Breakage()
 
@@ -234,7 +236,10 @@ def test_bad_arguments_and_an_unreachable_server_are_named(proxy: Proxy, tmp_pat
         app,
         ["reso", "check", "--url", "http://127.0.0.1:9/odata", "--token", "t", "--report", str(tmp_path / "r.json")],
     )
-    assert result.exit_code == 1 and "metadata.read" in result.output
+    assert result.exit_code == 2 and "cannot check" in result.output and "127.0.0.1:9" in result.output
+    assert not (tmp_path / "r.json").exists()
+    result = runner.invoke(app, ["reso", "check", "--url", "ftp://h/odata", "--token", "t"])
+    assert result.exit_code == 2 and "not an http(s) URL" in result.output
     result = runner.invoke(app, ["reso", "check", "--page-size", "0"])
     assert result.exit_code == 2 and "page-size" in result.output
 
@@ -248,4 +253,39 @@ def test_the_variation_rules_are_reso_s() -> None:
     assert match("Bedroms", ["Bedrooms"])[0] == {"suggestion": "Bedrooms", "strategy": "Edit Distance", "distance": 1,
                                                  "maxDistance": 1, "closeMatch": True}  # fmt: skip
     assert match("Poo", ["Pool", "Poo_"]) == [{"suggestion": "Poo_", "strategy": "Substring", "exactMatch": True}]
-    assert match("X_SkyGardenArea", ["Roof", "GardenArea"]) == [{"suggestion": "GardenArea", "strategy": "Substring"}]
+    # The renamed roof-garden fields read like no DD 2.0 Property field.
+    standard = [name for name, f in data_dictionary().resources["Property"].items() if not f.is_expansion]
+    assert match("X_SkyGardenArea", standard) == match("X_CustomSkyGarden", standard) == []
+    assert match("X_RoofGardenArea", standard)[0]["suggestion"] == "Roof"
+
+
+def test_with_no_url_it_checks_this_product_s_api_as_a_client_it_registers(
+    proxy: Proxy, published_gold: PublishedGold, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(published_gold.settings.paths.root))
+    monkeypatch.setenv("MLS2_API_PORT", proxy.upstream.rsplit(":", 1)[1])
+    report = tmp_path / "local.json"
+    result = CliRunner().invoke(app, ["reso", "check", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["serviceRootUri"] == f"{proxy.upstream}/odata/"
+    assert ClientRegistry(published_gold.settings.paths.api_clients).get("reso-check") is not None
+
+
+def on(resource: str, change: Callable[[str], str]) -> Breakage:
+    return Breakage(query=lambda path, query: change(query) if path == f"odata/{resource}" else query)
+
+
+def test_a_server_sending_fewer_records_than_asked_is_replicated_whole(proxy: Proxy, tmp_path: Path) -> None:
+    """Servers may cap `$top`: each strategy reads on until a page comes back empty."""
+    code, report = run(proxy, tmp_path, on("Property", lambda query: query.replace("$top=200", "$top=3")))
+    assert code == 0, report["findings"]
+    paged = [i for i in report["replication"] if i["resource"] == "Property" and i["strategy"] != "NextLink"]
+    assert len(paged) == 3
+    assert all(item["complete"] and item["requests"] > item["record_count"] // 3 for item in paged)
+
+
+def test_paging_that_does_not_move_on_is_a_failure_not_a_hang(proxy: Proxy, tmp_path: Path) -> None:
+    code, report = run(proxy, tmp_path, on("Member", lambda query: re.sub(r"&?\$skip=\d+", "", query)))
+    assert code == 1
+    [finding] = [f for f in report["findings"] if f["rule"] == "replication.TopAndSkip"]
+    assert finding["resource"] == "Member" and "paging does not move on" in finding["message"]

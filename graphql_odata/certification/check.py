@@ -17,23 +17,24 @@ Progress = Callable[[str], None]
 
 def _lookup_values(
     server: ResoServer, lookup: ServedEntity | None, page_size: int, report: Report
-) -> dict[str, set[str]]:
-    """What the Lookup resource lists, by lookup name: each value as it goes over the wire (the
-    standard value, or the value itself for a local one)."""
-    values: dict[str, set[str]] = {}
+) -> dict[str, set[str]] | None:
+    """What the Lookup resource lists, by lookup name: each value a payload may carry (its
+    LookupValue, or the StandardLookupValue it stands for). None when there is no Lookup resource to
+    read: lookup values are then not checked (the missing resource is its own failure)."""
     if lookup is None or "LookupName" not in lookup.fields:
-        return values
+        return None
+    values: dict[str, set[str]] = {}
 
     def keep(row: dict) -> None:
-        wire = row.get("StandardLookupValue") or row.get("LookupValue")
-        if isinstance(row.get("LookupName"), str) and isinstance(wire, str):
-            values.setdefault(row["LookupName"], set()).add(wire)
+        for wire in (row.get("LookupValue"), row.get("StandardLookupValue")):
+            if isinstance(row.get("LookupName"), str) and isinstance(wire, str):
+                values.setdefault(row["LookupName"], set()).add(wire)
 
     try:
         count = server.count("Lookup")
     except ServerError as error:
         report.add(Finding("lookup.resource", "failure", f"the Lookup resource cannot be read: {error}", "Lookup"))
-        return values
+        return None
     result = replicate(
         server, "Lookup", "NextLink", lambda r: r.get("LookupKey"), count, page_size=page_size, keep=keep
     )
@@ -41,7 +42,45 @@ def _lookup_values(
         report.add(
             Finding("lookup.resource", "failure", f"the Lookup resource cannot be read: {result.error}", "Lookup")
         )
+        return None
     return values
+
+
+def _unstamped(server: ResoServer, resource: str) -> int:
+    """Records without a ModificationTimestamp, which no timestamp query reaches."""
+    try:
+        return server.count(resource, f"{TIMESTAMP} eq null")
+    except ServerError:
+        return 0
+
+
+def _replicate(
+    server: ResoServer,
+    name: str,
+    entity: ServedEntity,
+    count: int,
+    validator: PayloadValidator,
+    page_size: int,
+    report: Report,
+) -> None:
+    strategies = [s for s in STRATEGIES if not s.startswith("Timestamp") or TIMESTAMP in entity.fields]
+    for strategy in strategies:
+        result = replicate(
+            server,
+            name,
+            strategy,
+            lambda record, key=entity.key: tuple(record[k] for k in key),
+            count,
+            page_size=page_size,
+            keep=validator.validate if strategy == "NextLink" else None,
+        )
+        report.replication.append(result)
+        if result.complete:
+            continue
+        why = result.error or f"reached {result.unique_records_fetched} distinct records of the {count} $count reports"
+        if strategy.startswith("Timestamp") and not result.error and (unstamped := _unstamped(server, name)):
+            why += f" ({unstamped} have no {TIMESTAMP}: no timestamp query reaches them)"
+        report.add(Finding(f"replication.{strategy}", "failure", why, name))
 
 
 def run_check(
@@ -52,14 +91,12 @@ def run_check(
     page_size: int = 1000,
     progress: Progress | None = None,
 ) -> Report:
+    """The check's report. Raises `ServerError` when the server's `$metadata` cannot be read at all
+    (nothing else can be judged then)."""
     say = progress or (lambda _: None)
     report = Report(server.root, dd.version)
     say("$metadata")
-    try:
-        document = server.metadata()
-    except ServerError as error:
-        report.add(Finding("metadata.read", "failure", str(error)))
-        return report
+    document = server.metadata()
     for finding in metadata_checks.syntax(document, csdl_schemas):
         report.add(finding)
     try:
@@ -81,23 +118,7 @@ def run_check(
             report.add(Finding("replication.count", "failure", f"cannot count the records: {error}", name))
             continue
         validator = PayloadValidator(entity, lookup_values)
-        strategies = [s for s in STRATEGIES if not s.startswith("Timestamp") or TIMESTAMP in entity.fields]
-        for strategy in strategies:
-            result = replicate(
-                server,
-                name,
-                strategy,
-                lambda record, key=entity.key: tuple(record[k] for k in key),
-                count,
-                page_size=page_size,
-                keep=validator.validate if strategy == "NextLink" else None,
-            )
-            report.replication.append(result)
-            if not result.complete:
-                why = result.error or (
-                    f"reached {result.unique_records_fetched} distinct records of the {count} $count reports"
-                )
-                report.add(Finding(f"replication.{strategy}", "failure", why, name))
+        _replicate(server, name, entity, count, validator, page_size, report)
         for finding in validator.findings():
             report.add(finding)
         served_values.update({(name, field): values for field, values in validator.values.items()})

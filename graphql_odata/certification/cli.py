@@ -4,6 +4,7 @@ import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urljoin, urlsplit
 
 import typer
 from rich.console import Console
@@ -14,7 +15,7 @@ from conf.settings import SettingsError, load_settings
 from graphql_odata.certification.check import run_check
 from graphql_odata.certification.report import Report
 from graphql_odata.certification.server import ResoServer, ServerError
-from graphql_odata.security.clients import ClientRegistry
+from graphql_odata.security.clients import ClientError, ClientRegistry
 
 CSDL_SCHEMAS = Path(__file__).with_name("csdl")
 CHECK_CLIENT = "reso-check"
@@ -76,7 +77,11 @@ def check(
         ),
     ] = None,
     csdl_schemas: Annotated[
-        Path, typer.Option(help="Folder holding the OASIS CSDL schemas (edmx.xsd); `make csdl-schemas` fetches them.")
+        Path,
+        typer.Option(
+            envvar="MLS2_CSDL_SCHEMAS",
+            help="Folder holding the OASIS CSDL schemas (edmx.xsd, edm.xsd); `make csdl-schemas` fetches them.",
+        ),
     ] = CSDL_SCHEMAS,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for one answer.")] = 60.0,
 ) -> None:
@@ -94,26 +99,28 @@ def check(
             server, default_report = _local_server(timeout)
         else:
             root = url.rstrip("/")
-            default_report = load_settings().paths.root / "reports" / "reso-check.json"
+            if not urlsplit(root).scheme.startswith("http") or not urlsplit(root).netloc:
+                raise SettingsError(f"--url {url!r} is not an http(s) URL of a service root")
+            default_report = None
             if token:
                 server = ResoServer(root, token, timeout=timeout)
             elif client_id and client_secret:
-                endpoint = token_url or root.rsplit("/", 1)[0] + "/oauth/token"
+                endpoint = token_url or urljoin(root + "/", "/oauth/token")
                 server = ResoServer.with_client_credentials(root, endpoint, client_id, client_secret, timeout=timeout)
             else:
                 raise SettingsError("--url needs --token, or --client-id and --client-secret")
-    except (SettingsError, ServerError) as error:
+        path = report_path or default_report or load_settings().paths.root / "reports" / "reso-check.json"
+        with console.status("checking") as status:
+            report = run_check(
+                server,
+                data_dictionary(),
+                csdl_schemas,
+                page_size=page_size,
+                progress=lambda step: status.update(f"checking {step}"),
+            )
+    except (SettingsError, ServerError, ClientError) as error:
         console.print(f"[red]cannot check:[/red] {error}")
         raise typer.Exit(2) from None
-    with console.status("checking") as status:
-        report = run_check(
-            server,
-            data_dictionary(),
-            csdl_schemas,
-            page_size=page_size,
-            progress=lambda step: status.update(f"checking {step}"),
-        )
-    path = report_path or default_report
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
     console.print(_summary(report))

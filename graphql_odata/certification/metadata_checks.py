@@ -17,16 +17,17 @@ LOOKUP_RESOURCE_FIELDS = ("LookupKey", "LookupName", "LookupValue", "Modificatio
 def syntax(document: bytes, schemas: Path) -> list[Finding]:
     """`$metadata` validated against the OASIS CSDL XML schemas (`edmx.xsd` in `schemas`)."""
     edmx = schemas / "edmx.xsd"
-    if not edmx.exists():
+    try:
+        schema = etree.XMLSchema(etree.parse(str(edmx)))
+    except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as error:
         return [
             Finding(
                 "metadata.syntax",
                 "failure",
-                f"cannot check $metadata's syntax: no CSDL schemas at {schemas} (run `make csdl-schemas`, "
-                "or set MLS2_CSDL_SCHEMAS)",
+                f"cannot check $metadata's syntax: the CSDL schemas at {schemas} cannot be read ({error}); "
+                "run `make csdl-schemas`, or give --csdl-schemas",
             )
         ]
-    schema = etree.XMLSchema(etree.parse(str(edmx)))
     try:
         valid = schema.validate(etree.fromstring(document))
     except etree.XMLSyntaxError as error:
@@ -43,8 +44,7 @@ def allowed_types(standard: StandardField) -> set[str]:
     """The EDM types DD 2.0 allows for a field, lookups in the string flavour (or an enum type of the
     lookup's name). DD's integers are `Edm.Decimal` of scale 0 in its JSON."""
     if standard.lookup:
-        enum = f"org.reso.metadata.enums.{standard.lookup}"
-        return {"Collection(Edm.String)", f"Collection({enum})"} if standard.is_collection else {"Edm.String", enum}
+        return {"Collection(Edm.String)"} if standard.is_collection else {"Edm.String"}
     if standard.type == "Edm.Decimal" and standard.scale == 0:
         return {"Edm.Decimal"} | INTEGER_TYPES
     if standard.type == "Edm.Decimal":
@@ -55,7 +55,11 @@ def allowed_types(standard: StandardField) -> set[str]:
 def _field(entity: ServedEntity, served: ServedField, standard: StandardField) -> list[Finding]:
     where = {"resource": entity.name, "field": served.name}
     findings = []
-    if served.type not in allowed_types(standard):
+    # An enum type of the lookup's name, in whatever namespace, is the other flavour RESO allows.
+    enum_flavour = standard.lookup is not None and served.element_type.rsplit(".", 1)[-1] == standard.lookup
+    if served.type not in allowed_types(standard) and not (
+        enum_flavour and served.is_collection == standard.is_collection
+    ):
         allowed = " or ".join(sorted(allowed_types(standard)))
         findings.append(
             Finding("field.type", "failure", f"is {served.type}; DD 2.0 says it MUST be {allowed}", **where)
@@ -151,9 +155,11 @@ def dictionary(sets: dict[str, ServedEntity], dd: DataDictionary) -> list[Findin
                         link.name,
                     )
                 )
+    # Lookups served as strings are listed by the Lookup resource (servers of enum types need none).
+    string_lookups = any(f.lookup_name for entity in sets.values() for f in entity.fields.values())
     lookup = sets.get("Lookup")
     missing = [name for name in LOOKUP_RESOURCE_FIELDS if lookup is None or name not in lookup.fields]
-    if missing:
+    if missing and string_lookups:
         findings.append(
             Finding(
                 "lookup.resource", "failure", f"the Lookup resource is missing, or lacks {', '.join(missing)}", "Lookup"

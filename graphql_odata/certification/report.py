@@ -54,7 +54,7 @@ class Report:
         self.findings.append(finding)
 
     def counts(self) -> Counter:
-        return Counter({severity: 0 for severity in SEVERITIES}) + Counter(f.severity for f in self.findings)
+        return Counter(f.severity for f in self.findings)
 
     @property
     def passed(self) -> bool:
@@ -91,7 +91,7 @@ class Report:
             "variations": variations,
             "replication": [asdict(item) | {"complete": item.complete} for item in self.replication],
             "schemaValidation": {
-                "totalErrors": sum(len(v["resources"]) for v in payload_errors.values()),
+                "totalErrors": sum(r["count"] for v in payload_errors.values() for r in v["resources"].values()),
                 "errors": payload_errors,
             },
         }

@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Iterator
-from urllib.parse import urljoin
+from urllib.parse import quote, urlencode, urljoin
 
 import requests
 
@@ -75,7 +75,11 @@ class ResoServer:
         return self._get(self.url("$metadata"), None, {"Accept": "application/xml"}).content
 
     def get_json(self, url: str, params: dict | None = None, headers: dict | None = None) -> dict:
-        answer = self._get(url, params, headers)
+        if params:
+            # Spaces as %20 (not the form encoding's `+`, which OData servers need not read as one),
+            # and `$` kept: some servers do not decode `%24filter`.
+            url = f"{url}?{urlencode(params, quote_via=quote, safe='$')}"
+        answer = self._get(url, None, headers)
         try:
             page = answer.json()
         except ValueError:
@@ -88,8 +92,11 @@ class ResoServer:
         """One request for a collection with OData query options (`top=5` is sent as `$top=5`)."""
         return self.get_json(self.url(resource), {f"${name}": value for name, value in options.items()})
 
-    def count(self, resource: str) -> int:
-        page = self.page(resource, top=0, count="true")
+    def count(self, resource: str, condition: str | None = None) -> int:
+        """`$count` of a resource (as RESO's tools ask it: `$top=1&$count=true`), of those matching
+        `condition` when given."""
+        options: dict[str, str | int] = {"top": 1, "count": "true"} | ({"filter": condition} if condition else {})
+        page = self.page(resource, **options)
         count = page.get("@odata.count")
         if not isinstance(count, int):
             raise ServerError(f"{resource}?$count=true answered no @odata.count")

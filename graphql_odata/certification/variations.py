@@ -32,7 +32,9 @@ def suggestions(name: str, standard_names: Iterable[str]) -> list[dict]:
     long_enough = len(name) > MIN_MATCHING_LENGTH
     for standard_name in standard_names:
         standard = normalise(standard_name)
-        if local == standard and name != standard_name:
+        if name == standard_name:
+            continue
+        if local == standard:
             found.insert(0, {"suggestion": standard_name, "strategy": "Substring", "exactMatch": True})
         elif long_enough and (
             (len(local) > MIN_MATCHING_LENGTH and local in standard)
@@ -79,7 +81,7 @@ def scan(
             values = dd.lookups.get(standard.lookup, {})
             standard_values = set(values) | set(values.values())
             served = lookup_values.get((entity.name, name), set())
-            missing = [v for v in {*values, *values.values()} if v not in served]
+            missing = sorted(v for v in {*values, *values.values()} if v not in served)
             for value in sorted(served - standard_values):
                 for match in suggestions(value, missing):
                     findings.append(_variation("lookups", entity.name, name, value, match))
