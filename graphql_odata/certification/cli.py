@@ -67,7 +67,8 @@ def check(
         str | None, typer.Option(envvar="MLS2_RESO_CLIENT_SECRET", help="OAuth2 client secret for --url.")
     ] = None,
     token_url: Annotated[
-        str | None, typer.Option(help="OAuth2 token endpoint (client credentials). Default: /oauth/token beside --url.")
+        str | None,
+        typer.Option(help="OAuth2 token endpoint (client credentials). Default: /oauth/token on --url's host."),
     ] = None,
     page_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per page when replicating.")] = 1000,
     report_path: Annotated[
