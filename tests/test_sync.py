@@ -17,9 +17,9 @@ from ingestion.landing import LandingWriter
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
 from ingestion.sandbox.world import Changes
-from ingestion.scan import parse_time
+from ingestion.scan import Scanner, Window, parse_time
 from ingestion.state import SyncState
-from ingestion.sync import Sync, SyncOptions, SyncReport
+from ingestion.sync import EntityReport, Sync, SyncOptions, SyncReport
 from pipelines import run_update
 from tests.conftest import FAST_RETRIES, make_sync
 from tests.landing_checks import assert_everything_landed, landed, latest, served
@@ -409,3 +409,119 @@ def test_landing_goes_to_any_fsspec_url() -> None:
     assert path == "/landing-test/agents/2026-01-01/s1/page-000001.jsonl"
     assert orjson.loads(fsspec.filesystem("memory").cat(path).splitlines()[0])["record"] == {"id": "a"}
     assert writer.write_page(entities()["agents"], [{"id": "b"}]).endswith("page-000002.jsonl")
+
+
+# What mutation testing of ingestion/sync.py found unguarded (docs/TESTING.md).
+
+
+def test_a_resumed_sync_does_not_fetch_an_entity_it_finished_again(settings: Settings, sync) -> None:
+    """The stopped sync's finished entities stay finished: only the others are fetched on resume."""
+    state = SyncState(settings.sync_state_path)
+    state.begin_sync("stopped", "full", ["agents", "users"], None)
+    state.start_entity("stopped", "agents")
+    state.finish_entity("stopped", "agents")
+    state.start_entity("stopped", "users")
+    state.fail_sync("stopped", "HTTP 503")
+    state.close()
+    report = sync(entities=["agents", "users"], full_refresh=True)
+    assert report.resumed and report.sync_id == "stopped"
+    assert set(landed(settings, "stopped")) == {"users"}
+
+
+def test_the_report_counts_trashed_records_as_deletes(settings: Settings, world: SandboxWorld, sync) -> None:
+    sync(entities=["properties"])
+    world.advance(changes={"properties": Changes(trashes=2)})
+    report = sync(entities=["properties"])
+    [properties] = report.entities
+    assert properties.deletes == 2
+
+
+def test_sync_times_are_utc_whatever_the_machine_s_zone(
+    settings: Settings, sync, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Nicosia")
+    time.tzset()
+    try:
+        report = sync(entities=["agents"])
+        state = SyncState(settings.sync_state_path)
+        [record] = state.recent_syncs(1)
+        progress = state.entity_progress(report.sync_id, "agents")
+        state.close()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert report.started.endswith("+00:00") and record.started_at.endswith("+00:00")
+    assert progress["max_modified"].endswith("+00:00")
+
+
+def test_calls_per_1000_properties_keep_one_decimal() -> None:
+    report = SyncReport("s", "full", "done", "", http_calls=7, entities=[EntityReport("properties", "full", records=3)])
+    assert report.calls_per_1000_properties() == 2333.3
+
+
+class RecordingClient(QobrixClient):
+    """The real client, noting each list request's entity and parameters."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.lists: list[tuple[str, dict]] = []
+
+    def list_page(self, entity: str, path: str, params: dict) -> Page:
+        self.lists.append((entity, dict(params)))
+        return super().list_page(entity, path, params)
+
+
+def recorded_sync(
+    settings: Settings, server: SandboxServer, entities: list[str], **options: object
+) -> list[tuple[str, dict]]:
+    client = RecordingClient(server.base_url, SANDBOX_API_USER, SANDBOX_API_KEY, FAST_RETRIES)
+    state = SyncState(settings.sync_state_path)
+    try:
+        Sync(client=client, landing_root=settings.landing_root, state=state, entities=select_entities(entities),
+             options=SyncOptions(**options)).run()  # fmt: skip
+    finally:
+        state.close()
+        client.close()
+    return client.lists
+
+
+def test_test_mode_stops_reading_properties_at_its_limit(
+    settings: Settings, world: SandboxWorld, sandbox: SandboxServer
+) -> None:
+    requests_sent = recorded_sync(settings, sandbox, ["properties"], max_properties=7, page_size=7)
+    property_pages = [params for entity, params in requests_sent if entity == "properties" and "id" not in str(params)]
+    assert world.property_count > 10 * 7
+    assert len(property_pages) <= 2, f"{len(property_pages)} pages of properties read for 7"
+
+
+def test_an_incremental_sync_reads_only_what_changed_since_the_watermark(
+    settings: Settings, world: SandboxWorld, sandbox: SandboxServer
+) -> None:
+    """Its windows and its tail start at the watermark (less the overlap), not at the first record."""
+    full = recorded_sync(settings, sandbox, ["properties"], page_size=20)
+    world.advance(changes={"properties": Changes(updates=3)})
+    incremental = recorded_sync(settings, sandbox, ["properties"], page_size=20)
+    pages = lambda sent: [p for entity, p in sent if entity == "properties" and p.get("limit") == 20]  # noqa: E731
+    assert len(pages(full)) >= world.property_count // 20
+    assert len(pages(incremental)) <= len(pages(full)) // 3
+
+
+def test_a_window_read_to_its_end_is_recorded_done_and_a_stopped_one_is_not(
+    settings: Settings, sandbox: SandboxServer
+) -> None:
+    """A resumed sync skips the windows its first run finished (their cursor alone would re-read a page)."""
+    client = QobrixClient(sandbox.base_url, SANDBOX_API_USER, SANDBOX_API_KEY, FAST_RETRIES)
+    state = SyncState(settings.sync_state_path)
+    agents = entities()["agents"]
+    sync = Sync(client=client, landing_root=settings.landing_root, state=state, entities=[agents])
+    sync.sync_id, sync.writer = "s", LandingWriter(settings.landing_root, "s", started=datetime.now(UTC))
+    state.begin_sync("s", "full", ["agents"], None)
+    state.plan_windows("s", "agents", [(None, None), (None, None)])
+    sync._scan_window(Scanner(client, agents, page_size=5), Window(0, None, None))
+    sync._stop.set()
+    sync._scan_window(Scanner(client, agents, page_size=5), Window(1, None, None))
+    assert [done for *_, done in state.windows("s", "agents")] == [True, False]
+    state.close()
+    client.close()
