@@ -24,6 +24,7 @@ from pipelines import Dataset, Expectation, PipelineBusy, UpdateFailed, load_gra
 from pipelines._engine import context, publish
 from pipelines._engine.context import QUARANTINE
 from pipelines._engine.events import EVENT_LOG
+from pipelines._engine.flows.materialized_view import replaced_digest
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.lock import UpdateLock
 from pipelines._engine.maintenance import vacuum_lakehouse
@@ -362,8 +363,12 @@ def test_a_view_is_compared_with_the_digest_its_last_commit_recorded_not_read_ba
     by_name = {flow.dataset: flow.status for flow in run_update(settings.paths).flows}
     assert by_name["qobrix_silver.media"] == "COMPLETED" and by_name["reso_gold.media"] == "SKIPPED"
     assert digested and "current_rows" not in digested
+    digested.clear()
     land(settings, "s4", [{**prop("a", 4, price=400_000), "media": [photo("m1")]}])
     run_update(settings.paths)
+    # Gold property's rows replaced by key: its new digest comes from the one its last commit recorded
+    # and the replaced and added rows', not from reading all its rows (staged) again.
+    assert "refreshed__reso_gold__property" in digested and "staged__reso_gold__property" not in digested
     assert sorted(row["MediaKey"] for row in rows(settings, "reso_gold.media")) == [
         "QOBRIX_MEDIA_m1",
         "QOBRIX_MEDIA_m3",
@@ -758,3 +763,12 @@ def test_vacuum_removes_files_no_current_version_uses_and_updates_go_on(settings
     land(settings, "s2", [prop("a", 2, price=200_000), prop("c", 2)])
     run_update(settings.paths)
     assert gold_prices(settings) == {"QOBRIX_a": 200_000, "QOBRIX_b": 100_000, "QOBRIX_c": 100_000}
+
+
+def test_a_digest_with_every_row_replaced_by_none_is_the_empty_table_s() -> None:
+    """What `rows_digest` gives an empty table: a view refreshed by key to nothing must compare equal."""
+    held = orjson.dumps([["k"], 2, "5", "7"]).decode()
+    empty = orjson.dumps([["k"], 0, "None", "None"]).decode()
+    assert replaced_digest(held, removed=held, added=empty) == empty
+    assert replaced_digest(held, removed=empty, added=empty) == held
+    assert replaced_digest(None, removed=held, added=empty) is None
