@@ -101,7 +101,7 @@ QUERIES = [
     "Property?$select=ListingKey,ListPrice&$filter=ListPrice div 100000000 gt 0",
     "Property?$select=ListingKey,X_DistanceFromBeach&$filter=X_DistanceFromBeach div 1000000 gt 0",
     # Filters on related records: semi-joins over the other gold tables
-    "Property?$select=ListingKey&$filter=Media/any(m: m/MediaCategory eq 'Document') and Media/all(m: m/Order lt 40)",
+    "Property?$select=ListingKey&$filter=Media/any(m: m/MediaCategory eq 'Document') and Media/all(m: m/Order lt 7000)",
     "Property?$select=ListingKey&$filter=ListAgent/any(a: a/Office/any(o: o/OfficeName ne 'No such office'))",
     # A list of nothing but null: Spark refuses `IN ()`
     "Property?$select=ListingKey,City&$filter=City in (null) or ListPrice gt 0",
