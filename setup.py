@@ -18,6 +18,7 @@ setup(
     package_data={
         "conf": ["*.yaml", "*.json"],
         "conf.mappings": ["*.yaml"],
+        "expectations.suites": ["*.yaml"],
         "pipelines.silver": ["*.sql"],
         "graphql_odata.graphql": ["assets/*"],
         "graphql_odata.certification": ["csdl/*.xsd"],
@@ -45,6 +46,7 @@ setup(
         "graphene>=3.4,<4",
         "jsonschema>=4.23",
         "rapidfuzz>=3.9",
+        "great-expectations>=1.24,<2",
     ],
     extras_require={
         "databricks": ["databricks-sql-connector>=4,<5", "databricks-sdk>=0.60"],

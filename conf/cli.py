@@ -7,13 +7,14 @@ import typer
 from rich.console import Console
 
 from conf.settings import SettingsError, load_settings
+from expectations.cli import integrity_after_update, integrity_app
 from graphql_odata.certification.cli import reso_app
 from graphql_odata.cli import clients_app, serve, token_recipe
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.cli import make_client, sandbox_app, sync_app, sync_with_progress
 from ingestion.errors import IngestionError
 from pipelines import DeclarationError, PipelineError
-from pipelines.cli import pipeline_app, update_with_progress
+from pipelines.cli import AFTER_UPDATE, checks_after_update, pipeline_app, update_with_progress
 from pipelines.lakeflow.cli import databricks_app
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(clients_app, name="clients")
 app.add_typer(databricks_app, name="databricks")
 app.add_typer(reso_app, name="reso")
+app.add_typer(integrity_app, name="integrity")
+AFTER_UPDATE.append(integrity_after_update)
 app.command("serve")(serve)
 
 console = Console(stderr=True)
@@ -73,6 +76,7 @@ def demo(
         client = make_client(settings, base_url, user, key)
         sync_with_progress(settings, client, entities=None, full_refresh=False, max_properties=None)
         update_with_progress(settings)
+        checks_after_update(settings)
     except (SettingsError, IngestionError, PipelineError, DeclarationError, OSError) as error:
         console.print(f"[red]demo failed:[/red] {error}")
         raise typer.Exit(1) from None

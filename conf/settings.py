@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         description="Port the API listens on (as a Databricks App: DATABRICKS_APP_PORT, which the App sets).",
     )
 
+    mls2_integrity_after_update: bool = Field(
+        default=True,
+        description="Run the integrity suite (`mls2 integrity run`) after each `mls2 pipeline run` and demo update.",
+    )
+
     mls2_api_auth: bool = Field(
         default=True,
         description="Require OAuth2 bearer tokens on /odata (false only behind your own gateway).",

@@ -1,5 +1,6 @@
 """`mls2 pipeline`: run an update on the embedded engine; show the graph, the event log and RESO coverage."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 import orjson
@@ -40,6 +41,11 @@ def print_update(result: UpdateResult) -> None:
         )
 
 
+AFTER_UPDATE: list[Callable[[Settings], bool]] = []
+"""Steps the `mls2` command runs after each update it starts (the integrity suite, added by
+`conf.cli`): each returns whether what it checked holds."""
+
+
 def update_with_progress(settings: Settings, **selection: object) -> UpdateResult:
     with console.status("pipeline update") as status:
         result = run_update(
@@ -52,6 +58,11 @@ def update_with_progress(settings: Settings, **selection: object) -> UpdateResul
     if settings.mls2_lakehouse_retention_hours and vacuum_due(settings.paths):
         vacuum_with_report(settings, settings.mls2_lakehouse_retention_hours)
     return result
+
+
+def checks_after_update(settings: Settings) -> bool:
+    """Run the steps added to AFTER_UPDATE; whether all of them hold."""
+    return all([step(settings) for step in AFTER_UPDATE])
 
 
 def vacuum_with_report(settings: Settings, retention_hours: int) -> dict[str, int]:
@@ -79,8 +90,9 @@ def run(
 ) -> None:
     """Run one pipeline update: new landing files through bronze, silver and gold, then publish for serving."""
     try:
+        settings = load_settings()
         update_with_progress(
-            load_settings(),
+            settings,
             full_refresh=full_refresh,
             refresh=split_list(refresh),
             full_refresh_selection=split_list(full_refresh_selection),
@@ -88,6 +100,9 @@ def run(
     except (PipelineError, DeclarationError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
+    if not checks_after_update(settings):
+        console.print("[red]the update completed, but a critical integrity expectation failed (above)[/red]")
+        raise typer.Exit(3)
 
 
 @pipeline_app.command("vacuum")

@@ -18,7 +18,7 @@ ALLOWED_PACKAGES = {
     "ingestion": {"conf", "ingestion"},
     "pipelines": {"conf", "pipelines"},
     "graphql_odata": {"conf", "graphql_odata", "pipelines.snapshot"},
-    "expectations": {"conf", "expectations", "pipelines.snapshot"},
+    "expectations": {"conf", "expectations", "pipelines.snapshot", "ingestion.state"},
 }
 """What each package may import from the product (a prefix of the imported module's name)."""
 COMPOSITION_ROOT = "conf.cli"

@@ -1,0 +1,187 @@
+"""The integrity suite (Great Expectations) over a lakehouse fed by the sandbox: it passes on a
+correct run; each injected fault fails the expectation that guards it, naming the records."""
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from deltalake import DeltaTable, write_deltalake
+from typer.testing import CliRunner
+
+from conf.cli import app
+from conf.settings import Settings, load_settings
+from expectations.cli import integrity_after_update
+from expectations.integrity import IntegrityRun, run_integrity
+from expectations.suite_files import SuiteError, load_suite
+from ingestion.sandbox import SandboxServer, SandboxWorld
+from ingestion.sandbox.faults import FaultConfig
+from pipelines import run_update
+from tests.conftest import make_sync
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A sandbox with defects and churn on, synced and run through one update."""
+    settings = load_settings(mls2_data_dir=tmp_path_factory.mktemp("integrity") / "data")
+    with SandboxServer(
+        SandboxWorld(seed=5, properties=40), faults=FaultConfig(defect_rate=0.05, churn_every=7)
+    ) as server:
+        make_sync(settings, server)()
+    run_update(settings.paths)
+    return settings
+
+
+@pytest.fixture
+def lakehouse_copy(synced: Settings, tmp_path: Path) -> Settings:
+    """The synced data directory, copied: a fault written into it harms no other test."""
+    shutil.copytree(synced.paths.root, tmp_path / "data")
+    return load_settings(mls2_data_dir=tmp_path / "data")
+
+
+def table_path(settings: Settings, name: str) -> str:
+    return str(settings.paths.lakehouse.joinpath(*name.split(".")))
+
+
+def rewrite(settings: Settings, name: str, change: Callable[[pa.Table], pa.Table]) -> None:
+    path = table_path(settings, name)
+    write_deltalake(path, change(DeltaTable(path).to_pyarrow_table()), mode="overwrite")
+
+
+def failed(run: IntegrityRun, expectation_dataset: str) -> list:
+    return [r for r in run.results if r.dataset == expectation_dataset and not r.success]
+
+
+def first_listing(settings: Settings, where: Callable[[dict], bool] = lambda row: True) -> dict:
+    rows = DeltaTable(table_path(settings, "reso_gold.property")).to_pyarrow_table().to_pylist()
+    return next(row for row in sorted(rows, key=lambda r: r["ListingKey"]) if where(row))
+
+
+def set_status(table: pa.Table, key: str, status: str) -> pa.Table:
+    index = table.schema.get_field_index("StandardStatus")
+    column = pc.if_else(pc.equal(table["ListingKey"], key), pa.scalar(status), table["StandardStatus"])
+    return table.set_column(index, "StandardStatus", column)
+
+
+def test_a_correct_run_passes_and_its_results_are_kept(lakehouse_copy: Settings) -> None:
+    run = run_integrity(lakehouse_copy)
+    assert run.results and not run.critical_failures, [r for r in run.critical_failures]
+    kept = DeltaTable(table_path(lakehouse_copy, "mls2_system.integrity_results")).to_pyarrow_table()
+    assert kept.num_rows == len(run.results) and set(kept["run_id"].to_pylist()) == {run.run_id}
+    assert run.docs is not None and run.docs.exists() and "reso_conformance" in (run.docs.read_text())
+
+
+def test_a_mistranslated_status_fails_status_as_mapped_naming_the_listing(lakehouse_copy: Settings) -> None:
+    listing = first_listing(lakehouse_copy, lambda row: row["StandardStatus"] == "Active")
+    rewrite(lakehouse_copy, "reso_gold.property", lambda t: set_status(t, listing["ListingKey"], "Withdrawn"))
+    [result] = failed(run_integrity(lakehouse_copy, build_docs=False), "status_as_mapped")
+    assert result.severity == "critical" and result.unexpected_sample == (listing["ListingKey"],)
+
+
+def test_a_listing_dropped_between_silver_and_gold_fails_listing_in_gold(lakehouse_copy: Settings) -> None:
+    listing = first_listing(lakehouse_copy)
+    rewrite(
+        lakehouse_copy, "reso_gold.property", lambda t: t.filter(pc.not_equal(t["ListingKey"], listing["ListingKey"]))
+    )
+    [result] = failed(run_integrity(lakehouse_copy, build_docs=False), "listing_in_gold")
+    assert result.unexpected_sample == (listing["OriginatingSystemKey"],)
+
+
+def test_an_orphan_media_row_fails_media_listing_naming_the_media(lakehouse_copy: Settings) -> None:
+    def orphan(table: pa.Table) -> pa.Table:
+        row = table.slice(0, 1).to_pylist()[0] | {"MediaKey": "QOBRIX_MEDIA_orphan", "ResourceRecordKey": "QOBRIX_gone",
+                                                  "ResourceRecordID": "gone"}  # fmt: skip
+        return pa.concat_tables([table, pa.Table.from_pylist([row], table.schema)])
+
+    rewrite(lakehouse_copy, "reso_gold.media", orphan)
+    run = run_integrity(lakehouse_copy, build_docs=False)
+    assert [r.unexpected_sample for r in failed(run, "media_listing")] == [("QOBRIX_MEDIA_orphan",)]
+    assert [r.unexpected_sample for r in failed(run, "media_has_listing")] == [("QOBRIX_MEDIA_orphan",)]
+
+
+def test_gold_newer_than_the_served_snapshot_fails_snapshot_tables(lakehouse_copy: Settings) -> None:
+    rewrite(lakehouse_copy, "reso_gold.office", lambda table: table)
+    [result] = failed(run_integrity(lakehouse_copy, build_docs=False), "snapshot_tables")
+    assert result.unexpected_sample == ("reso_gold.office",)
+
+
+def test_a_non_standard_lookup_value_fails_served_lookup_values(lakehouse_copy: Settings) -> None:
+    listing = first_listing(lakehouse_copy)
+    rewrite(lakehouse_copy, "reso_gold.property", lambda t: set_status(t, listing["ListingKey"], "Bogus"))
+    run = run_integrity(lakehouse_copy, build_docs=False)
+    assert [r.unexpected_sample for r in failed(run, "served_lookup_values")] == [(listing["ListingKey"],)]
+
+
+def test_a_missing_table_is_a_failed_expectation_with_that_message(lakehouse_copy: Settings) -> None:
+    shutil.rmtree(table_path(lakehouse_copy, "reso_gold.member"))
+    results = failed(run_integrity(lakehouse_copy, build_docs=False), "member")
+    assert results and all("cannot be read" in r.message and "member" in r.message for r in results)
+
+
+def test_the_command_exits_non_zero_on_a_critical_failure(
+    lakehouse_copy: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(lakehouse_copy.paths.root))
+    runner = CliRunner()
+    assert runner.invoke(app, ["integrity", "run"]).exit_code == 0
+    assert runner.invoke(app, ["integrity", "docs"]).output.strip().endswith("index.html")
+    rewrite(lakehouse_copy, "reso_gold.office", lambda table: table)
+    result = runner.invoke(app, ["integrity", "run"])
+    assert result.exit_code == 1 and "1 critical failures" in result.output
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "suite: s\ndatasets: {d: SELECT 1}\nexpectations:\n  - {dataset: e, type: x}\n",
+            "suite s, expectation 1: no dataset 'e'",
+        ),
+        (
+            "suite: s\ndatasets: {d: SELECT 1}\nexpectations:\n  - {dataset: d, type: x, severity: fatal}\n",
+            "severity 'fatal'",
+        ),
+        (
+            "suite: s\ndatasets: {d: 'SELECT {translate Property.Nope p.x}'}\nexpectations: []\n",
+            "no mapped field Property.Nope",
+        ),
+        ("suite: s\nexpectations: []\n", "suite s (bad.yaml): needs `datasets`"),
+    ],
+)
+def test_a_broken_suite_file_names_its_suite_and_expectation(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(SuiteError, match=re.escape(message)):
+        load_suite(path)
+
+
+def test_an_unknown_expectation_type_or_argument_is_named(
+    lakehouse_copy: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from expectations import integrity
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("suite: s\ndatasets: {d: SELECT 1 AS a}\nexpectations:\n"
+                   "  - {dataset: d, type: expect_column_values_to_be_sparkly, kwargs: {column: a}}\n")  # fmt: skip
+    monkeypatch.setattr(integrity, "suites", lambda: (load_suite(bad),))
+    with pytest.raises(SuiteError, match=r"suite s, expectation 1 .*no expectation expect_column_values_to_be_sparkly"):
+        run_integrity(lakehouse_copy, build_docs=False)
+    wrong_argument = "{dataset: d, type: expect_column_values_to_be_in_set, kwargs: {column: a, valueset: [1]}}"
+    bad.write_text(f"suite: s\ndatasets: {{d: SELECT 1 AS a}}\nexpectations:\n  - {wrong_argument}\n")
+    with pytest.raises(SuiteError, match=r"suite s, expectation 1 .*valueset: extra fields not permitted"):
+        run_integrity(lakehouse_copy, build_docs=False)
+
+
+def test_it_runs_after_each_pipeline_run_unless_turned_off(
+    lakehouse_copy: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(lakehouse_copy.paths.root))
+    result = CliRunner().invoke(app, ["pipeline", "run"])
+    assert result.exit_code == 0 and "0 critical failures" in result.output
+    rewrite(lakehouse_copy, "reso_gold.media", lambda t: t)  # gold ahead of the served snapshot
+    assert integrity_after_update(load_settings()) is False
+    monkeypatch.setenv("MLS2_INTEGRITY_AFTER_UPDATE", "false")
+    assert integrity_after_update(load_settings()) is True
