@@ -9,7 +9,6 @@ difference is what GX costs. Target on 2 cores: the whole suite within 20 s at 1
 """
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +46,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-integrity-") as folder:
         data = Path(folder) / "data"
         land_everything(SandboxWorld(seed=7, properties=args.properties), data / "landing")
-        os.environ["MLS2_INTEGRITY_AFTER_UPDATE"] = "false"
         build = run_pipeline(data)
         settings = load_settings(mls2_data_dir=data)
         baseline = [datasets_only(settings) for _ in range(RUNS)]

@@ -34,10 +34,14 @@ def integrity_after_update(settings: Settings) -> bool:
     no critical expectation failed."""
     if not settings.mls2_integrity_after_update:
         return True
-    from expectations.integrity import run_integrity
+    from expectations.integrity import IntegrityError, run_integrity
 
-    with console.status("running the integrity suites"):
-        result = run_integrity(settings)
+    try:
+        with console.status("running the integrity suites"):
+            result = run_integrity(settings)
+    except (SuiteError, IntegrityError) as error:
+        console.print(f"[red]the integrity suites could not run:[/red] {error}")
+        return False
     print_run(result)
     return not result.critical_failures
 
@@ -48,13 +52,13 @@ def run() -> None:
     mls2_system.integrity_results and rebuild the Data Docs. Exit code 1 when a critical
     expectation fails, 2 when the suites or settings cannot be used."""
     # Great Expectations loads here, not with every other `mls2` command.
-    from expectations.integrity import run_integrity
+    from expectations.integrity import IntegrityError, run_integrity
 
     try:
         settings = load_settings()
         with console.status("running the integrity suites"):
             result = run_integrity(settings)
-    except (SettingsError, SuiteError) as error:
+    except (SettingsError, SuiteError, IntegrityError) as error:
         console.print(f"[red]cannot run the integrity suites:[/red] {error}")
         raise typer.Exit(2) from None
     print_run(result)

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
 
 from conf.settings import Settings
 from expectations.suite_files import Suite, SuiteError, SuiteExpectation, suites
@@ -30,6 +31,10 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 RESULTS_TABLE = ("mls2_system", "integrity_results")
 SAMPLE = 20
 """Keys of the records an expectation found, kept per result."""
+
+
+class IntegrityError(RuntimeError):
+    """The suites could not run over this lakehouse (its results could not be kept, the docs not built)."""
 
 
 @dataclass(frozen=True)
@@ -66,19 +71,38 @@ def register_lakehouse(con: duckdb.DuckDBPyConnection, lakehouse: Path) -> None:
         con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS SELECT * FROM "{schema}__{table}"')
 
 
+NO_DATA_CHANGE = {"VACUUM START", "VACUUM END", "OPTIMIZE"}
+"""Delta operations that leave a table's rows as they were."""
+
+
+def _data_version(path: Path) -> int | None:
+    """The table's latest version that changed its rows (a vacuum commits two versions that do not)."""
+    if not (path / "_delta_log").exists():
+        return None
+    table = DeltaTable(str(path))
+    for commit in table.history(limit=50):
+        if commit.get("operation") not in NO_DATA_CHANGE:
+            return int(commit["version"])
+    return table.version()
+
+
 def register_context(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """`mls2_snapshot` and `mls2_syncs`, which the freshness suite reads beside the lakehouse."""
     pointer = read_pointer(settings.paths.snapshot_pointer) or {}
-    rows = []
-    for name, published in sorted(pointer.get("versions", {}).items()):
-        schema, table = name.split(".", 1)
-        path = settings.paths.lakehouse / schema / table
-        current = DeltaTable(str(path)).version() if (path / "_delta_log").exists() else None
-        rows.append({"table_name": name, "published_version": published, "gold_version": current})
-    snapshot = pa.Table.from_pylist(
-        rows, pa.schema([("table_name", pa.string()), ("published_version", pa.int64()), ("gold_version", pa.int64())])
+    published_at = datetime.fromisoformat(pointer["published_at"]) if "published_at" in pointer else None
+    rows = [
+        {
+            "table_name": name,
+            "published_version": published,
+            "gold_version": _data_version(settings.paths.lakehouse.joinpath(*name.split(".", 1))),
+            "published_at": published_at,
+        }
+        for name, published in sorted(pointer.get("versions", {}).items())
+    ]
+    columns = [("table_name", pa.string()), ("published_version", pa.int64()), ("gold_version", pa.int64())]
+    con.register(
+        "mls2_snapshot", pa.Table.from_pylist(rows, pa.schema([*columns, ("published_at", pa.timestamp("us", "UTC"))]))
     )
-    con.register("mls2_snapshot", snapshot)
     state = SyncState(settings.sync_state_path)
     try:
         finished = [s for s in state.recent_syncs(1000) if s.status == "succeeded" and s.finished_at]
@@ -190,9 +214,10 @@ def _validate(context, suite: Suite, dataset: str, frame, expected: list[SuiteEx
             str(row.get(item.key)) if isinstance(row, dict) and item.key else str(row)
             for row in (detail.get("partial_unexpected_index_list") or detail.get("partial_unexpected_list") or [])
         )[:SAMPLE]
-        errors = [
-            v.get("exception_message") for v in (item_result.exception_info or {}).values() if isinstance(v, dict)
-        ]
+        info = item_result.exception_info or {}
+        # Per metric when a metric failed; flat when the expectation could not be evaluated at all.
+        errors = [v.get("exception_message") for v in info.values() if isinstance(v, dict)]
+        errors += [info.get("exception_message")] if isinstance(info.get("exception_message"), str) else []
         observed = detail.get("observed_value")
         results.append(
             IntegrityResult(
@@ -216,9 +241,13 @@ def run_integrity(settings: Settings, *, build_docs: bool = True) -> IntegrityRu
     docs = docs_index(settings).parent
     context = _gx_context(docs)
     con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
     try:
-        register_lakehouse(con, settings.paths.lakehouse)
-        register_context(con, settings)
+        try:
+            register_lakehouse(con, settings.paths.lakehouse)
+            register_context(con, settings)
+        except (DeltaError, duckdb.Error, OSError) as error:
+            raise IntegrityError(f"the lakehouse at {settings.paths.lakehouse} cannot be read: {error}") from None
         for suite in suites():
             by_dataset: dict[str, list[SuiteExpectation]] = defaultdict(list)
             for item in suite.expectations:
@@ -236,11 +265,14 @@ def run_integrity(settings: Settings, *, build_docs: bool = True) -> IntegrityRu
                 run.results += _validate(context, suite, dataset, frame, expected)
     finally:
         con.close()
-    _append_results(settings, run)
-    if build_docs:
-        shutil.rmtree(docs, ignore_errors=True)
-        context.build_data_docs()
-        run.docs = docs_index(settings)
+    try:
+        _append_results(settings, run)
+        if build_docs:
+            shutil.rmtree(docs, ignore_errors=True)
+            context.build_data_docs()
+            run.docs = docs_index(settings)
+    except (OSError, DeltaError) as error:
+        raise IntegrityError(f"the results could not be kept: {error}") from None
     return run
 
 
@@ -270,7 +302,7 @@ def _append_results(settings: Settings, run: IntegrityRun) -> None:
         ]
     )  # fmt: skip
     path = settings.paths.lakehouse.joinpath(*RESULTS_TABLE)
-    write_deltalake(str(path), pa.Table.from_pylist(rows, schema), mode="append")
+    write_deltalake(str(path), pa.Table.from_pylist(rows, schema), mode="append", schema_mode="merge")
 
 
 def docs_index(settings: Settings) -> Path:

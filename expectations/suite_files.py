@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import yaml
+
 from conf.files import load_yaml
 from conf.mappings import MappingError, resource_mappings
 
@@ -62,7 +64,10 @@ def _translated(sql: str, suite: str) -> str:
 
 
 def load_suite(path: Path) -> Suite:
-    document = load_yaml(path.read_text(encoding="utf-8"))
+    try:
+        document = load_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        raise SuiteError(f"suite file {path.name} cannot be read: {error}") from None
     name = document.get("suite", path.stem) if isinstance(document, dict) else path.stem
     if not isinstance(document, dict) or not isinstance(document.get("datasets"), dict):
         raise SuiteError(f"suite {name} ({path.name}): needs `datasets` (name: SQL) and `expectations`")
@@ -80,6 +85,8 @@ def load_suite(path: Path) -> Suite:
         unknown = set(spec) - {"dataset", "type", "kwargs", "severity", "key"}
         if unknown:
             raise SuiteError(f"{where}: unknown keys {sorted(unknown)}")
+        if not isinstance(spec.get("kwargs") or {}, dict):
+            raise SuiteError(f"{where}: `kwargs` is a map of the expectation's arguments")
         expectations.append(
             SuiteExpectation(
                 number, spec["dataset"], str(spec["type"]), dict(spec.get("kwargs") or {}), severity, spec.get("key")

@@ -149,6 +149,11 @@ def test_the_command_exits_non_zero_on_a_critical_failure(
             "no mapped field Property.Nope",
         ),
         ("suite: s\nexpectations: []\n", "suite s (bad.yaml): needs `datasets`"),
+        (
+            "suite: s\ndatasets: {d: SELECT 1}\nexpectations:\n  - {dataset: d, type: x, kwargs: [1]}\n",
+            "`kwargs` is a map",
+        ),
+        ("suite: s\ndatasets: [\n", "suite file bad.yaml cannot be read"),
     ],
 )
 def test_a_broken_suite_file_names_its_suite_and_expectation(tmp_path: Path, body: str, message: str) -> None:
@@ -185,3 +190,27 @@ def test_it_runs_after_each_pipeline_run_unless_turned_off(
     assert integrity_after_update(load_settings()) is False
     monkeypatch.setenv("MLS2_INTEGRITY_AFTER_UPDATE", "false")
     assert integrity_after_update(load_settings()) is True
+
+
+def test_a_listing_without_a_modification_time_is_not_taken_as_in_the_past(lakehouse_copy: Settings) -> None:
+    listing = first_listing(lakehouse_copy)
+
+    def unstamp(table: pa.Table) -> pa.Table:
+        index = table.schema.get_field_index("ModificationTimestamp")
+        nulls = pa.nulls(table.num_rows, table.schema.field(index).type)
+        column = pc.if_else(pc.equal(table["ListingKey"], listing["ListingKey"]), nulls, table["ModificationTimestamp"])
+        return table.set_column(index, "ModificationTimestamp", column)
+
+    rewrite(lakehouse_copy, "reso_gold.property", unstamp)
+    [result] = failed(run_integrity(lakehouse_copy, build_docs=False), "property_times")
+    assert result.unexpected_sample == (listing["ListingKey"],)
+
+
+def test_pipeline_run_exits_3_when_the_update_leaves_a_critical_failure(
+    lakehouse_copy: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(lakehouse_copy.paths.root))
+    shutil.rmtree(table_path(lakehouse_copy, "qobrix_silver.property"))  # silver gone: reconciliation cannot read it
+    result = CliRunner().invoke(app, ["pipeline", "run", "--refresh", "reso_gold.office"])
+    assert result.exit_code == 3, result.output
+    assert "critical integrity expectation failed" in result.output
