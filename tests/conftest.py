@@ -204,6 +204,15 @@ def register_test_client(settings: Settings) -> tuple[str, str]:
     return TEST_CLIENT_ID, _test_secrets[path]
 
 
+def live_token(settings: Settings, base: str) -> str:
+    """A bearer token from the API served at `base`, for the registered test client (over HTTP)."""
+    import requests
+
+    client_id, secret = register_test_client(settings)
+    grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    return requests.post(f"{base}/oauth/token", data=grant, timeout=30).json()["access_token"]
+
+
 @contextmanager
 def live_api(settings: Settings) -> Iterator[str]:
     """The API served by uvicorn on a free port of this machine, as its base URL."""

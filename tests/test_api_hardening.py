@@ -15,7 +15,7 @@ from graphql_odata.request_limits import MAX_URL_BYTES
 from graphql_odata.security import clients
 from graphql_odata.security.clients import ClientRegistry
 from tests.bounded import next_links
-from tests.conftest import PublishedGold, live_api, register_test_client
+from tests.conftest import PublishedGold, live_api, live_token
 
 ENGINE_WORDS = ("duckdb", "error_on_division_by_zero", "set ", "binder", "catalog", "traceback", "spark")
 
@@ -33,10 +33,7 @@ class Api:
 @pytest.fixture(scope="module")
 def api(published_gold: PublishedGold) -> Iterator[Api]:
     with live_api(published_gold.settings) as base:
-        client_id, secret = register_test_client(published_gold.settings)
-        grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-        token = requests.post(f"{base}/oauth/token", data=grant, timeout=30).json()["access_token"]
-        yield Api(base, token)
+        yield Api(base, live_token(published_gold.settings, base))
 
 
 def assert_odata_error(response: requests.Response, status: int, *words: str) -> str:

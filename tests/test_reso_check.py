@@ -21,7 +21,7 @@ from conf.cli import app
 from conf.data_dictionary import data_dictionary
 from graphql_odata.certification import variations
 from graphql_odata.security.clients import ClientRegistry
-from tests.conftest import PublishedGold, live_api, register_test_client, served
+from tests.conftest import PublishedGold, live_api, live_token, served
 
 PAGE_SIZE = 7
 """Small, so every resource pages and whole pages share one timestamp (Lookup's DD values)."""
@@ -66,9 +66,7 @@ def proxy_app(upstream: str, proxy: "list[Proxy]") -> FastAPI:
 @pytest.fixture(scope="module")
 def proxy(published_gold: PublishedGold) -> Iterator[Proxy]:
     with live_api(published_gold.settings) as upstream:
-        client_id, secret = register_test_client(published_gold.settings)
-        grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-        token = requests.post(f"{upstream}/oauth/token", data=grant, timeout=30).json()["access_token"]
+        token = live_token(published_gold.settings, upstream)
         holder: list[Proxy] = []
         with served(proxy_app(upstream, holder)) as url:
             holder.append(Proxy(url, token, Breakage(), upstream))
