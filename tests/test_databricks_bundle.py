@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
 from databricks.bundles.apps import App
 from databricks.bundles.dashboards import Dashboard
@@ -85,12 +86,13 @@ def test_every_path_the_bundle_names_exists() -> None:
         assert (job_file.parent / wheel).resolve().parent == (ROOT / wheel_dir).resolve(), wheel
 
 
-def test_the_job_syncs_then_updates_the_pipeline_every_15_minutes() -> None:
+def test_the_job_syncs_then_updates_the_pipeline_then_checks_integrity_every_15_minutes() -> None:
     job, _ = resources()["jobs"]["mls2_update"]
     tasks = {task["task_key"]: task for task in job["tasks"]}
-    assert set(tasks) == {"sync", "pipeline_update"}
+    assert set(tasks) == {"sync", "pipeline_update", "integrity"}
     assert "depends_on" not in tasks["sync"]
     assert tasks["pipeline_update"]["depends_on"] == [{"task_key": "sync"}]
+    assert tasks["integrity"]["depends_on"] == [{"task_key": "pipeline_update"}]
     assert tasks["pipeline_update"]["pipeline_task"]["pipeline_id"] == "${resources.pipelines.mls2.id}"
     wheel_task = tasks["sync"]["python_wheel_task"]
     assert (wheel_task["package_name"], wheel_task["entry_point"]) == ("mls2", "mls2")
@@ -129,3 +131,24 @@ def test_every_schema_the_graph_writes_is_in_the_bundle() -> None:
     declared = {spec["name"] for spec, _ in resources()["schemas"].values()}
     written = {dataset.schema for dataset in load_graph().ordered()} | {"mls2_system"}
     assert written <= declared
+
+
+def test_the_integrity_task_runs_the_suite_on_spark_over_the_bundles_catalog() -> None:
+    """Its parameters parse as `mls2`'s own: the suite on the Spark engine, over the catalog the
+    pipeline publishes to; its Data Docs go to a Volume of the bundle, named by a setting."""
+    job, _ = resources()["jobs"]["mls2_update"]
+    (task,) = [t for t in job["tasks"] if t["task_key"] == "integrity"]
+    wheel_task = task["python_wheel_task"]
+    assert (wheel_task["package_name"], wheel_task["entry_point"]) == ("mls2", "mls2")
+    group, command, *arguments = wheel_task["parameters"]
+    integrity = typer.main.get_command(app).commands[group]
+    context = integrity.commands[command].make_context(command, list(arguments))
+    assert context.params == {"engine": "spark", "catalog": "${var.catalog}"}
+    pipeline, _ = resources()["pipelines"]["mls2"]
+    assert pipeline["catalog"] == "${var.catalog}"
+    (cluster,) = job["job_clusters"]
+    docs = cluster["new_cluster"]["spark_env_vars"]["MLS2_INTEGRITY_DOCS_DIR"]
+    volume_path = "${resources.schemas.mls2_system.name}/${resources.volumes.integrity_docs.name}"
+    assert docs == "/Volumes/${var.catalog}/" + volume_path
+    volume, _ = resources()["volumes"]["integrity_docs"]
+    assert volume["schema_name"] == "${resources.schemas.mls2_system.name}"
