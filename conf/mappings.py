@@ -171,7 +171,7 @@ class ResourceMapping:
     path: Path
     description: str = ""
     references: dict[str, str] = field(default_factory=dict)
-    """Field -> `Resource.Field` it must resolve to (checked by the gold integrity dataset)."""
+    """Field -> `Resource.Field` it must resolve to (checked by the integrity suite, `expectations/`)."""
     navigation: tuple[Navigation, ...] = ()
     incremental: dict | None = None
     """How the view refreshes from what changed: `pipelines.declaration.IncrementalRefresh`'s spec."""

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         default=True,
         description="Run the integrity suite (`mls2 integrity run`) after each `mls2 pipeline run` and demo update.",
     )
+    mls2_integrity_docs_dir: Path | None = Field(
+        default=None,
+        description="Where the integrity suite builds its Data Docs (on Databricks: a Volume path). "
+        "Default: MLS2_DATA_DIR/integrity/docs.",
+    )
 
     mls2_api_auth: bool = Field(
         default=True,

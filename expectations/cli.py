@@ -1,4 +1,8 @@
-"""`mls2 integrity run | docs`: the integrity suites over the embedded lakehouse."""
+"""`mls2 integrity run | docs`: the integrity suites over the embedded lakehouse, or over the
+pipeline's tables on Spark (the Databricks job's integrity task)."""
+
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -46,23 +50,54 @@ def integrity_after_update(settings: Settings) -> bool:
     return not result.critical_failures
 
 
+class EngineChoice(StrEnum):
+    embedded = "embedded"
+    spark = "spark"
+
+
 @integrity_app.command("run")
-def run() -> None:
-    """Run every suite of expectations/suites over the lakehouse, append the results to
-    mls2_system.integrity_results and rebuild the Data Docs. Exit code 1 when a critical
-    expectation fails, 2 when the suites or settings cannot be used."""
-    # Great Expectations loads here, not with every other `mls2` command.
+def run(
+    engine: Annotated[
+        EngineChoice,
+        typer.Option(
+            help="embedded: the lakehouse under MLS2_DATA_DIR. spark: the tables of the Lakeflow pipeline, "
+            "through the active Spark session (a Databricks job task's)."
+        ),
+    ] = EngineChoice.embedded,
+    catalog: Annotated[
+        str | None, typer.Option(help="With --engine spark: the Unity Catalog catalog the pipeline publishes to.")
+    ] = None,
+) -> None:
+    """Run every suite of expectations/suites, append the results to mls2_system.integrity_results
+    and rebuild the Data Docs. Exit code 1 when a critical expectation fails, 2 when the suites,
+    the settings or the tables cannot be used."""
+    if catalog and engine is not EngineChoice.spark:
+        console.print("[red]--catalog needs --engine spark[/red]")
+        raise typer.Exit(2)
+    # Great Expectations (and Spark) load here, not with every other `mls2` command.
+    from expectations.engines import SparkEngine
     from expectations.integrity import IntegrityError, run_integrity
 
     try:
         settings = load_settings()
+        chosen = SparkEngine(settings, _spark_session(), catalog) if engine is EngineChoice.spark else None
         with console.status("running the integrity suites"):
-            result = run_integrity(settings)
+            result = run_integrity(settings, engine=chosen)
     except (SettingsError, SuiteError, IntegrityError) as error:
         console.print(f"[red]cannot run the integrity suites:[/red] {error}")
         raise typer.Exit(2) from None
     print_run(result)
     raise typer.Exit(1 if result.critical_failures else 0)
+
+
+def _spark_session():
+    """The active Spark session: a Databricks job task's, or a local one."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        console.print("[red]--engine spark needs pyspark (on Databricks it is there; here: pip install pyspark)[/red]")
+        raise typer.Exit(2) from None
+    return SparkSession.builder.getOrCreate()
 
 
 @integrity_app.command("docs")

@@ -1,9 +1,6 @@
-"""`mls2 integrity run`: the suites of `expectations/suites/` run with Great Expectations over the
-embedded lakehouse, results appended to `mls2_system.integrity_results`, Data Docs rebuilt.
-
-Datasets are read with DuckDB from the lakehouse's Delta tables (Arrow datasets of the committed
-files) and handed to GX as pandas DataFrames. Beside the lakehouse, `mls2_snapshot` (what the
-served snapshot was published from) and `mls2_syncs` (successful syncs) are given to the SQL.
+"""`mls2 integrity run`: the suites of `expectations/suites/` run with Great Expectations on an
+engine (`expectations.engines`: the embedded lakehouse, or Spark on Databricks), results appended
+to `mls2_system.integrity_results`, Data Docs rebuilt.
 """
 
 import logging
@@ -14,27 +11,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import duckdb
-import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import DeltaError
+from typing import Any
 
 from conf.settings import Settings
+from expectations.engines import DatasetError, EmbeddedEngine, Engine, EngineError
 from expectations.suite_files import Suite, SuiteError, SuiteExpectation, suites
-from ingestion.state import SyncState
-from pipelines.snapshot.pointer import read_pointer
 
 # Great Expectations imports PySpark when it is installed (the dev extra), which warns about pandas 3.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
-RESULTS_TABLE = ("mls2_system", "integrity_results")
 SAMPLE = 20
 """Keys of the records an expectation found, kept per result."""
 
 
 class IntegrityError(RuntimeError):
-    """The suites could not run over this lakehouse (its results could not be kept, the docs not built)."""
+    """The suites could not run (the engine's tables unreadable, the results not kept, the docs not built)."""
 
 
 @dataclass(frozen=True)
@@ -54,65 +45,13 @@ class IntegrityResult:
 class IntegrityRun:
     run_id: str
     started_at: datetime
+    engine: str
     results: list[IntegrityResult] = field(default_factory=list)
     docs: Path | None = None
 
     @property
     def critical_failures(self) -> list[IntegrityResult]:
         return [r for r in self.results if not r.success and r.severity == "critical"]
-
-
-def register_lakehouse(con: duckdb.DuckDBPyConnection, lakehouse: Path) -> None:
-    """Every Delta table of the lakehouse as `schema.table`, read from its committed files."""
-    for table_dir in sorted(lakehouse.glob("*/*/_delta_log")):
-        schema, table = table_dir.parent.parent.name, table_dir.parent.name
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        con.register(f"{schema}__{table}", DeltaTable(str(table_dir.parent)).to_pyarrow_dataset())
-        con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS SELECT * FROM "{schema}__{table}"')
-
-
-NO_DATA_CHANGE = {"VACUUM START", "VACUUM END", "OPTIMIZE"}
-"""Delta operations that leave a table's rows as they were."""
-
-
-def _data_version(path: Path) -> int | None:
-    """The table's latest version that changed its rows (a vacuum commits two versions that do not)."""
-    if not (path / "_delta_log").exists():
-        return None
-    table = DeltaTable(str(path))
-    for commit in table.history(limit=50):
-        if commit.get("operation") not in NO_DATA_CHANGE:
-            return int(commit["version"])
-    return table.version()
-
-
-def register_context(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
-    """`mls2_snapshot` and `mls2_syncs`, which the freshness suite reads beside the lakehouse."""
-    pointer = read_pointer(settings.paths.snapshot_pointer) or {}
-    published_at = datetime.fromisoformat(pointer["published_at"]) if "published_at" in pointer else None
-    rows = [
-        {
-            "table_name": name,
-            "published_version": published,
-            "gold_version": _data_version(settings.paths.lakehouse.joinpath(*name.split(".", 1))),
-            "published_at": published_at,
-        }
-        for name, published in sorted(pointer.get("versions", {}).items())
-    ]
-    columns = [("table_name", pa.string()), ("published_version", pa.int64()), ("gold_version", pa.int64())]
-    con.register(
-        "mls2_snapshot", pa.Table.from_pylist(rows, pa.schema([*columns, ("published_at", pa.timestamp("us", "UTC"))]))
-    )
-    state = SyncState(settings.sync_state_path)
-    try:
-        finished = [s for s in state.recent_syncs(1000) if s.status == "succeeded" and s.finished_at]
-    finally:
-        state.close()
-    syncs = pa.Table.from_pylist(
-        [{"sync_id": s.sync_id, "finished_at": datetime.fromisoformat(s.finished_at)} for s in finished],
-        pa.schema([("sync_id", pa.string()), ("finished_at", pa.timestamp("us", "UTC"))]),
-    )
-    con.register("mls2_syncs", syncs)
 
 
 def _gx_context(docs: Path):
@@ -160,7 +99,9 @@ def _columns(expected: SuiteExpectation) -> list[str]:
     return [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs] + list(kwargs.get("column_list", []))
 
 
-def _validate(context, suite: Suite, dataset: str, frame, expected: list[SuiteExpectation]) -> list[IntegrityResult]:
+def _validate(
+    context: Any, engine: Engine, suite: Suite, dataset: str, frame: Any, expected: list[SuiteExpectation]
+) -> list[IntegrityResult]:
     import great_expectations as gx
 
     results = []
@@ -190,7 +131,7 @@ def _validate(context, suite: Suite, dataset: str, frame, expected: list[SuiteEx
     try:
         source = context.data_sources.get("lakehouse")
     except KeyError:
-        source = context.data_sources.add_pandas("lakehouse")
+        source = engine.add_datasource(context, "lakehouse")
     try:
         asset = source.get_asset(name)
     except LookupError:
@@ -235,52 +176,59 @@ def _validate(context, suite: Suite, dataset: str, frame, expected: list[SuiteEx
     return results
 
 
-def run_integrity(settings: Settings, *, build_docs: bool = True) -> IntegrityRun:
-    """Every suite once over the lakehouse as it is; results appended to the results table."""
-    run = IntegrityRun(uuid.uuid4().hex, datetime.now(UTC))
+def run_integrity(settings: Settings, *, build_docs: bool = True, engine: Engine | None = None) -> IntegrityRun:
+    """Every suite once over the engine's tables as they are (the embedded lakehouse by default);
+    results appended to the results table."""
+    run_id = uuid.uuid4().hex
+    engine = engine or EmbeddedEngine(settings, run_id)
+    run = IntegrityRun(run_id, datetime.now(UTC), engine.name)
     docs = docs_index(settings).parent
     context = _gx_context(docs)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
     try:
+        with engine:
+            for suite in suites():
+                run.results += _run_suite(context, engine, suite)
+    except EngineError as error:
+        raise IntegrityError(str(error)) from None
+    try:
+        engine.append_results(_result_rows(run))
+    except EngineError as error:
+        raise IntegrityError(str(error)) from None
+    if build_docs:
         try:
-            register_lakehouse(con, settings.paths.lakehouse)
-            register_context(con, settings)
-        except (DeltaError, duckdb.Error, OSError) as error:
-            raise IntegrityError(f"the lakehouse at {settings.paths.lakehouse} cannot be read: {error}") from None
-        for suite in suites():
-            by_dataset: dict[str, list[SuiteExpectation]] = defaultdict(list)
-            for item in suite.expectations:
-                by_dataset[item.dataset].append(item)
-            for dataset, expected in by_dataset.items():
-                try:
-                    frame = con.sql(suite.datasets[dataset]).df()
-                except duckdb.Error as error:
-                    message = f"dataset {dataset} cannot be read: {str(error).splitlines()[0]}"
-                    run.results += [
-                        IntegrityResult(suite.name, dataset, item.label, item.severity, False, message=message)
-                        for item in expected
-                    ]
-                    continue
-                run.results += _validate(context, suite, dataset, frame, expected)
-    finally:
-        con.close()
-    try:
-        _append_results(settings, run)
-        if build_docs:
             shutil.rmtree(docs, ignore_errors=True)
             context.build_data_docs()
-            run.docs = docs_index(settings)
-    except (OSError, DeltaError) as error:
-        raise IntegrityError(f"the results could not be kept: {error}") from None
+        except OSError as error:
+            raise IntegrityError(f"the Data Docs could not be built in {docs}: {error}") from None
+        run.docs = docs_index(settings)
     return run
 
 
-def _append_results(settings: Settings, run: IntegrityRun) -> None:
-    rows = [
+def _run_suite(context: Any, engine: Engine, suite: Suite) -> list[IntegrityResult]:
+    by_dataset: dict[str, list[SuiteExpectation]] = defaultdict(list)
+    for item in suite.expectations:
+        if engine.name in suite.datasets[item.dataset].engines:
+            by_dataset[item.dataset].append(item)
+    results = []
+    for dataset, expected in by_dataset.items():
+        try:
+            frame = engine.frame(suite.datasets[dataset].sql, origin=f"suite {suite.name}, dataset {dataset}")
+        except DatasetError as error:
+            message = f"dataset {dataset} cannot be read: {error}"
+            results += [
+                IntegrityResult(suite.name, dataset, e.label, e.severity, False, message=message) for e in expected
+            ]
+            continue
+        results += _validate(context, engine, suite, dataset, frame, expected)
+    return results
+
+
+def _result_rows(run: IntegrityRun) -> list[dict]:
+    return [
         {
             "run_id": run.run_id,
             "run_at": run.started_at,
+            "engine": run.engine,
             "suite": r.suite,
             "dataset": r.dataset,
             "expectation": r.expectation,
@@ -293,17 +241,8 @@ def _append_results(settings: Settings, run: IntegrityRun) -> None:
         }
         for r in run.results
     ]
-    schema = pa.schema(
-        [
-            ("run_id", pa.string()), ("run_at", pa.timestamp("us", "UTC")), ("suite", pa.string()),
-            ("dataset", pa.string()), ("expectation", pa.string()), ("severity", pa.string()),
-            ("success", pa.bool_()), ("observed_value", pa.string()), ("unexpected_count", pa.int64()),
-            ("unexpected_sample", pa.list_(pa.string())), ("message", pa.string()),
-        ]
-    )  # fmt: skip
-    path = settings.paths.lakehouse.joinpath(*RESULTS_TABLE)
-    write_deltalake(str(path), pa.Table.from_pylist(rows, schema), mode="append", schema_mode="merge")
 
 
 def docs_index(settings: Settings) -> Path:
-    return settings.paths.root / "integrity" / "docs" / "index.html"
+    docs = settings.mls2_integrity_docs_dir or settings.paths.root / "integrity" / "docs"
+    return docs / "index.html"

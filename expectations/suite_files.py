@@ -1,4 +1,5 @@
-"""The integrity suites as data (`expectations/suites/*.yaml`): datasets as DuckDB SQL over the
+"""The integrity suites as data (`expectations/suites/*.yaml`): datasets as Spark SQL (the
+pipeline's dialect: run as written on Spark, translated for the embedded engine's DuckDB) over the
 lakehouse, and Great Expectations expectations on them, each with a severity.
 
 A suite file that cannot be used is refused with its suite and expectation named: an unknown
@@ -13,11 +14,15 @@ from pathlib import Path
 import yaml
 
 from conf.files import load_yaml
-from conf.mappings import MappingError, resource_mappings
+from conf.mappings import MappingError, ResourceMapping, resource_mappings, spark_literal
 
 SUITES_DIR = Path(__file__).with_name("suites")
 SEVERITIES = ("critical", "warning", "info")
-TRANSLATE = re.compile(r"\{translate (\w+)\.(\w+) ([\w.]+)\}")
+ENGINES = ("embedded", "spark")
+MAPPED = re.compile(r"\{mapped (\w+)\.(\w+)\}")
+FROM = re.compile(r"\{from (\w+)\}")
+REFERENCE = re.compile(r"\{reference (\w+)\.(\w+)\}")
+SERVED_LOOKUP_VALUES = "{served lookup values}"
 
 
 class SuiteError(ValueError):
@@ -42,25 +47,91 @@ class SuiteExpectation:
 
 
 @dataclass(frozen=True)
+class SuiteDataset:
+    name: str
+    sql: str
+    engines: tuple[str, ...] = ENGINES
+    """The engines it applies to: the served snapshot, for one, exists only on the embedded engine."""
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     description: str
-    datasets: dict[str, str]
+    datasets: dict[str, SuiteDataset]
     expectations: tuple[SuiteExpectation, ...]
 
 
-def _translated(sql: str, suite: str) -> str:
-    """`{translate Resource.Field source}`: the mapping's translation of a Qobrix code, as SQL."""
+def _reference_sql(mapping: ResourceMapping, name: str, target: str) -> str:
+    """The records of `mapping` naming another record in `name`: its key, the value, whether it resolves."""
+    resource, _, target_field = target.partition(".")
+    table = resource_mappings()[resource].table
+    return (
+        f"SELECT s.{mapping.key} AS record_key, s.{name} AS value, t.{target_field} IS NOT NULL AS resolves "
+        f"FROM {mapping.table} s LEFT JOIN (SELECT DISTINCT {target_field} FROM {table}) t "
+        f"ON t.{target_field} = s.{name} WHERE s.{name} IS NOT NULL"
+    )
 
-    def expand(match: re.Match) -> str:
-        resource, field, source = match.groups()
+
+def _served_lookup_values_sql() -> str:
+    """Every lookup value gold serves, one row per record and value, beside whether Lookup lists it."""
+    selects = []
+    for mapping in resource_mappings().values():
+        for field in mapping.lookup_fields:
+            value = f"explode({field.name})" if field.is_collection else field.name
+            selects.append(
+                f"SELECT {spark_literal(f'{mapping.resource}.{field.name}')} AS field, "
+                f"{spark_literal(field.lookup)} AS lookup, {mapping.key} AS record_key, {value} AS value "
+                f"FROM {mapping.table}"
+            )
+    served = " UNION ALL ".join(selects)
+    return (
+        f"SELECT s.field, s.record_key, s.value, l.LookupValue IS NOT NULL AS listed FROM ({served}) s "
+        "LEFT JOIN (SELECT DISTINCT LookupName, LookupValue FROM reso_gold.lookup) l "
+        "ON l.LookupName = s.lookup AND l.LookupValue = s.value WHERE s.value IS NOT NULL"
+    )
+
+
+def _expanded(sql: str, suite: str) -> str:
+    """The mappings' own SQL, so a suite checks gold against the mapping files rather than a copy:
+    `{from Resource}` (its `from` clause), `{mapped Resource.Field}` (a field's expression),
+    `{reference Resource.Field}` (a reference's records) and `{served lookup values}`."""
+
+    def mapping_of(resource: str) -> ResourceMapping:
         try:
-            mapping = resource_mappings()[resource].field(field)
-        except (KeyError, StopIteration, MappingError):
-            raise SuiteError(f"suite {suite}: no mapped field {resource}.{field} to translate") from None
-        return mapping.translation(source)
+            return resource_mappings()[resource]
+        except (KeyError, MappingError):
+            raise SuiteError(f"suite {suite}: no mapping of the resource {resource}") from None
 
-    return TRANSLATE.sub(expand, sql)
+    def field(match: re.Match) -> str:
+        resource, name = match.groups()
+        mapping = mapping_of(resource)
+        try:
+            return f"({mapping.spark_expression(mapping.field(name))})"
+        except (KeyError, StopIteration, MappingError):
+            raise SuiteError(f"suite {suite}: no mapped field {resource}.{name}") from None
+
+    def reference(match: re.Match) -> str:
+        resource, name = match.groups()
+        mapping = mapping_of(resource)
+        if name not in mapping.references:
+            raise SuiteError(f"suite {suite}: {resource}.{name} is not a reference of conf/mappings")
+        return _reference_sql(mapping, name, mapping.references[name])
+
+    sql = sql.replace(SERVED_LOOKUP_VALUES, _served_lookup_values_sql()) if SERVED_LOOKUP_VALUES in sql else sql
+    sql = REFERENCE.sub(reference, sql)
+    return MAPPED.sub(field, FROM.sub(lambda match: mapping_of(match.group(1)).from_clause, sql))
+
+
+def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
+    if isinstance(spec, str):
+        return SuiteDataset(name, _expanded(spec, suite))
+    if not isinstance(spec, dict) or not isinstance(spec.get("sql"), str) or set(spec) - {"sql", "engines"}:
+        raise SuiteError(f"suite {suite}, dataset {name}: give its SQL, or `sql` and `engines`")
+    engines = tuple(spec.get("engines", ENGINES))
+    if not engines or set(engines) - set(ENGINES):
+        raise SuiteError(f"suite {suite}, dataset {name}: `engines` are some of {', '.join(ENGINES)}")
+    return SuiteDataset(name, _expanded(spec["sql"], suite), engines)
 
 
 def load_suite(path: Path) -> Suite:
@@ -71,7 +142,7 @@ def load_suite(path: Path) -> Suite:
     name = document.get("suite", path.stem) if isinstance(document, dict) else path.stem
     if not isinstance(document, dict) or not isinstance(document.get("datasets"), dict):
         raise SuiteError(f"suite {name} ({path.name}): needs `datasets` (name: SQL) and `expectations`")
-    datasets = {dataset: _translated(str(sql), name) for dataset, sql in document["datasets"].items()}
+    datasets = {dataset: _dataset(name, dataset, spec) for dataset, spec in document["datasets"].items()}
     expectations = []
     for number, spec in enumerate(document.get("expectations") or [], start=1):
         where = f"suite {name}, expectation {number}"

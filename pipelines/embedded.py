@@ -7,12 +7,15 @@ from conf.settings import DataPaths
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.lock import UpdateLock
 from pipelines._engine.maintenance import vacuum_due, vacuum_lakehouse
 from pipelines._engine.runner import UpdateResult
 from pipelines._engine.runner import run_update as run_on_engine
+from pipelines._engine.sql import quote, to_duckdb
 from pipelines.declaration import Graph
 from pipelines.gold import served_tables
 from pipelines.graph import load_graph
+from pipelines.spark_sql import parse
 
 __all__ = [
     "Lakehouse",
@@ -20,6 +23,8 @@ __all__ = [
     "PipelineError",
     "UpdateFailed",
     "UpdateResult",
+    "duckdb_query",
+    "pipeline_lock",
     "read_events",
     "run_update",
     "vacuum_due",
@@ -32,3 +37,15 @@ def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) 
     raises PipelineBusy or UpdateFailed. `options` are the engine's (`pipelines._engine.runner.run_update`:
     full_refresh, refresh, full_refresh_selection, progress, memory_limit)."""
     return run_on_engine(paths, graph or load_graph(), served_tables(), **options)
+
+
+def duckdb_query(spark_sql: str, *, origin: str) -> str:
+    """A Spark SQL query over the lakehouse's `schema.table` names, as the embedded engine renders it
+    for DuckDB (where each table is the view `"schema"."table"`); raises SqlError naming `origin`."""
+    return to_duckdb(parse(spark_sql, origin=origin), lambda name, streaming: ".".join(map(quote, name.split(".", 1))))
+
+
+def pipeline_lock(paths: DataPaths, holder: str) -> UpdateLock:
+    """The pipeline lock, for work that must not overlap an update (reading every table at one
+    moment); entering it raises PipelineBusy while an update runs."""
+    return UpdateLock(paths, holder)

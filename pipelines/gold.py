@@ -13,7 +13,6 @@ from conf.mappings import (
 )
 from pipelines.declaration import Dataset, Expectation, IncrementalRefresh, Violation
 
-INTEGRITY_TABLE = "reso_gold.integrity"
 NOT_A_RESO_VALUE = "Not a RESO value"
 """The value gold rows are given to show a lookup rule catching a value RESO does not list."""
 
@@ -43,7 +42,8 @@ def _is_stamped(mapping: ResourceMapping) -> bool:
 def gold_expectations(mapping: ResourceMapping) -> tuple[Expectation, ...]:
     """Row rules: key present, every lookup value one of RESO's, timestamps present.
 
-    Rules across rows (keys unique, references resolve) are in the integrity dataset.
+    Rules across rows (keys unique, references resolve) are the integrity suite's (`expectations/`), run
+    after the update; each view's unique key is enforced by the engine.
     Upstream rules and the mapping's own translations keep landed data from breaking these, so each
     is shown broken by a gold row with the offending value put in (`Violation.row`)."""
     rules = [
@@ -135,26 +135,6 @@ WHERE u.LookupValue IS NOT NULL
 GROUP BY u.LookupName, u.LookupValue"""
 
 
-def integrity_sql() -> str:
-    """One row per cross-row rule of gold: each resource's key is unique; each reference resolves."""
-    mappings = resource_mappings()
-    checks = [
-        f"SELECT 'unique' AS kind, {spark_literal(f'{m.resource}.{m.key}')} AS rule, count(*) AS checked, "
-        f"CAST(count(*) - count(DISTINCT {m.key}) AS BIGINT) AS failed FROM {m.table}"
-        for m in mappings.values()
-    ]
-    for m in mappings.values():
-        for name, target in m.references.items():
-            resource, _, target_field = target.partition(".")
-            checks.append(
-                f"SELECT 'reference' AS kind, {spark_literal(f'{m.resource}.{name} -> {target}')} AS rule, "
-                f"count(*) AS checked, CAST(count_if(t.{target_field} IS NULL) AS BIGINT) AS failed "
-                f"FROM {m.table} s LEFT JOIN (SELECT DISTINCT {target_field} FROM {mappings[resource].table}) t "
-                f"ON t.{target_field} = s.{name} WHERE s.{name} IS NOT NULL"
-            )
-    return "\nUNION ALL\n".join(checks)
-
-
 def gold_datasets() -> list[Dataset]:
     datasets = [
         Dataset(
@@ -180,28 +160,6 @@ def gold_datasets() -> list[Dataset]:
                 Expectation("LookupKey_present", "LookupKey IS NOT NULL", "fail", _row_violation("LookupKey", "NULL")),
             ),
             comment="RESO Lookup: every value of every lookup the gold resources use (RESO DD 2.0).",
-        )
-    )
-    datasets.append(
-        Dataset(
-            name=INTEGRITY_TABLE,
-            kind="materialized_view",
-            sql=integrity_sql(),
-            expectations=(
-                Expectation(
-                    "keys_unique",
-                    "kind <> 'unique' OR failed = 0",
-                    "fail",
-                    Violation(row=(("kind", "'unique'"), ("failed", "1"))),
-                ),
-                Expectation(
-                    "references_resolve",
-                    "kind <> 'reference' OR failed = 0",
-                    "warn",
-                    Violation(row=(("kind", "'reference'"), ("failed", "1"))),
-                ),
-            ),
-            comment="Gold's cross-row rules, one row each: keys unique (fails the update), references resolve (warns).",
         )
     )
     return datasets

@@ -256,3 +256,25 @@ def authorized_api(
         grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
         client.headers["Authorization"] = f"Bearer {client.post('/oauth/token', data=grant).json()['access_token']}"
         yield client
+
+
+@pytest.fixture(scope="session")
+def defective_lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A sandbox with defects and churn on, synced and run through one update."""
+    from ingestion.sandbox.faults import FaultConfig
+    from pipelines import run_update
+
+    settings = load_settings(mls2_data_dir=tmp_path_factory.mktemp("integrity") / "data")
+    with SandboxServer(
+        SandboxWorld(seed=5, properties=40), faults=FaultConfig(defect_rate=0.05, churn_every=7)
+    ) as server:
+        make_sync(settings, server)()
+    run_update(settings.paths)
+    return settings
+
+
+@pytest.fixture
+def lakehouse_copy(defective_lakehouse: Settings, tmp_path: Path) -> Settings:
+    """The synced data directory, copied: a fault written into it harms no other test."""
+    shutil.copytree(defective_lakehouse.paths.root, tmp_path / "data")
+    return load_settings(mls2_data_dir=tmp_path / "data")

@@ -18,7 +18,17 @@ ALLOWED_PACKAGES = {
     "ingestion": {"conf", "ingestion"},
     "pipelines": {"conf", "pipelines"},
     "graphql_odata": {"conf", "graphql_odata", "pipelines.snapshot"},
-    "expectations": {"conf", "expectations", "pipelines.snapshot", "ingestion.state"},
+    # The suite reads what the pipeline published (through the engine's door: its SQL translation and
+    # lock, and the snapshot's pointer) and the sync state (the successful syncs).
+    "expectations": {
+        "conf",
+        "expectations",
+        "pipelines.snapshot",
+        "pipelines.embedded",
+        "pipelines.spark_sql",
+        "ingestion.state",
+        "ingestion.saved_state",
+    },
 }
 """What each package may import from the product (a prefix of the imported module's name)."""
 COMPOSITION_ROOT = "conf.cli"

@@ -208,10 +208,6 @@ ACTIONS: dict[str, dict[str, str]] = {
     "reso_gold.lookup": {
         "LookupKey_present": "fail",
     },
-    "reso_gold.integrity": {
-        "keys_unique": "fail",
-        "references_resolve": "warn",
-    },
 }
 
 

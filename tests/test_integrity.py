@@ -1,9 +1,11 @@
 """The integrity suite (Great Expectations) over a lakehouse fed by the sandbox: it passes on a
 correct run; each injected fault fails the expectation that guards it, naming the records."""
 
+import json
 import re
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,33 +15,11 @@ from deltalake import DeltaTable, write_deltalake
 from typer.testing import CliRunner
 
 from conf.cli import app
+from conf.mappings import resource_mappings
 from conf.settings import Settings, load_settings
 from expectations.cli import integrity_after_update
 from expectations.integrity import IntegrityRun, run_integrity
-from expectations.suite_files import SuiteError, load_suite
-from ingestion.sandbox import SandboxServer, SandboxWorld
-from ingestion.sandbox.faults import FaultConfig
-from pipelines import run_update
-from tests.conftest import make_sync
-
-
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A sandbox with defects and churn on, synced and run through one update."""
-    settings = load_settings(mls2_data_dir=tmp_path_factory.mktemp("integrity") / "data")
-    with SandboxServer(
-        SandboxWorld(seed=5, properties=40), faults=FaultConfig(defect_rate=0.05, churn_every=7)
-    ) as server:
-        make_sync(settings, server)()
-    run_update(settings.paths)
-    return settings
-
-
-@pytest.fixture
-def lakehouse_copy(synced: Settings, tmp_path: Path) -> Settings:
-    """The synced data directory, copied: a fault written into it harms no other test."""
-    shutil.copytree(synced.paths.root, tmp_path / "data")
-    return load_settings(mls2_data_dir=tmp_path / "data")
+from expectations.suite_files import SuiteError, load_suite, suites
 
 
 def table_path(settings: Settings, name: str) -> str:
@@ -55,15 +35,37 @@ def failed(run: IntegrityRun, expectation_dataset: str) -> list:
     return [r for r in run.results if r.dataset == expectation_dataset and not r.success]
 
 
+def critical_failures(run: IntegrityRun) -> dict[str, tuple[str, ...]]:
+    """Each failed critical expectation (`dataset: expectation`) with the records it names; but the
+    served snapshot's, which any fault written into gold also breaks (gold is then ahead of it)."""
+    return {
+        f"{r.dataset}: {r.expectation}": r.unexpected_sample
+        for r in run.critical_failures
+        if r.dataset != "snapshot_tables"
+    }
+
+
+def set_value(table: pa.Table, key: str, column_name: str, value: str) -> pa.Table:
+    index = table.schema.get_field_index(column_name)
+    column = pc.if_else(pc.equal(table["ListingKey"], key), pa.scalar(value), table[column_name])
+    return table.set_column(index, column_name, column)
+
+
+def append_row(settings: Settings, name: str, change: Callable[[dict], dict], where: Callable[[dict], bool]) -> dict:
+    """Append to a table a copy of its first row matching `where`, changed; the row appended."""
+    table = DeltaTable(table_path(settings, name)).to_pyarrow_table()
+    row = change(next(r for r in table.to_pylist() if where(r)))
+    write_deltalake(table_path(settings, name), pa.Table.from_pylist([row], table.schema), mode="append")
+    return row
+
+
 def first_listing(settings: Settings, where: Callable[[dict], bool] = lambda row: True) -> dict:
     rows = DeltaTable(table_path(settings, "reso_gold.property")).to_pyarrow_table().to_pylist()
     return next(row for row in sorted(rows, key=lambda r: r["ListingKey"]) if where(row))
 
 
 def set_status(table: pa.Table, key: str, status: str) -> pa.Table:
-    index = table.schema.get_field_index("StandardStatus")
-    column = pc.if_else(pc.equal(table["ListingKey"], key), pa.scalar(status), table["StandardStatus"])
-    return table.set_column(index, "StandardStatus", column)
+    return set_value(table, key, "StandardStatus", status)
 
 
 def test_a_correct_run_passes_and_its_results_are_kept(lakehouse_copy: Settings) -> None:
@@ -74,20 +76,85 @@ def test_a_correct_run_passes_and_its_results_are_kept(lakehouse_copy: Settings)
     assert run.docs is not None and run.docs.exists() and "reso_conformance" in (run.docs.read_text())
 
 
-def test_a_mistranslated_status_fails_status_as_mapped_naming_the_listing(lakehouse_copy: Settings) -> None:
+def test_a_mistranslated_status_fails_status_as_mapped_and_the_counts(lakehouse_copy: Settings) -> None:
     listing = first_listing(lakehouse_copy, lambda row: row["StandardStatus"] == "Active")
     rewrite(lakehouse_copy, "reso_gold.property", lambda t: set_status(t, listing["ListingKey"], "Withdrawn"))
-    [result] = failed(run_integrity(lakehouse_copy, build_docs=False), "status_as_mapped")
-    assert result.severity == "critical" and result.unexpected_sample == (listing["ListingKey"],)
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert found.keys() == {
+        "values_as_mapped: expect_column_values_to_be_in_set(status_as_mapped)",
+        "counts_by_value: expect_column_pair_values_to_be_equal(qobrix,gold)",
+    }
+    assert found["values_as_mapped: expect_column_values_to_be_in_set(status_as_mapped)"] == (listing["ListingKey"],)
+    assert set(found["counts_by_value: expect_column_pair_values_to_be_equal(qobrix,gold)"]) == {
+        "StandardStatus Active",
+        "StandardStatus Withdrawn",
+    }
 
 
-def test_a_listing_dropped_between_silver_and_gold_fails_listing_in_gold(lakehouse_copy: Settings) -> None:
+def test_a_mistranslated_property_type_fails_type_as_mapped(lakehouse_copy: Settings) -> None:
+    listing = first_listing(lakehouse_copy, lambda row: row["PropertyType"] == "Residential")
+    rewrite(lakehouse_copy, "reso_gold.property", lambda t: set_value(t, listing["ListingKey"], "PropertyType", "Farm"))
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert found["values_as_mapped: expect_column_values_to_be_in_set(type_as_mapped)"] == (listing["ListingKey"],)
+    assert "PropertyType Farm" in found["counts_by_value: expect_column_pair_values_to_be_equal(qobrix,gold)"]
+
+
+def test_a_listing_dropped_between_silver_and_gold_is_not_accounted_for(lakehouse_copy: Settings) -> None:
     listing = first_listing(lakehouse_copy)
     rewrite(
         lakehouse_copy, "reso_gold.property", lambda t: t.filter(pc.not_equal(t["ListingKey"], listing["ListingKey"]))
     )
-    [result] = failed(run_integrity(lakehouse_copy, build_docs=False), "listing_in_gold")
-    assert result.unexpected_sample == (listing["OriginatingSystemKey"],)
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert found["landed_listings: expect_column_values_to_be_in_set(accounted_for)"] == (
+        listing["OriginatingSystemKey"],
+    )
+
+
+def quarantined_only(settings: Settings) -> set[str]:
+    """Live listings silver's rules hold in quarantine with no good version to serve."""
+    quarantine = DeltaTable(table_path(settings, "mls2_system.quarantine")).to_pyarrow_table().to_pylist()
+    held = {json.loads(row["record"])["id"] for row in quarantine if row["dataset"] == "qobrix_silver.property"}
+    served = {
+        row["OriginatingSystemKey"]
+        for row in DeltaTable(table_path(settings, "reso_gold.property")).to_pyarrow_table().to_pylist()
+    }
+    return held - served
+
+
+def test_a_live_listing_is_accounted_for_by_quarantine_only_while_its_rows_are_there(lakehouse_copy: Settings) -> None:
+    held = quarantined_only(lakehouse_copy)
+    assert held, "the sandbox's defects should leave a listing only in quarantine"
+    assert not critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    rewrite(
+        lakehouse_copy,
+        "mls2_system.quarantine",
+        lambda t: t.filter(pc.not_equal(t["dataset"], "qobrix_silver.property")),
+    )
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert set(found["landed_listings: expect_column_values_to_be_in_set(accounted_for)"]) == held
+
+
+def test_a_listing_deleted_in_qobrix_but_served_fails_not_removed(lakehouse_copy: Settings) -> None:
+    listing = first_listing(lakehouse_copy)
+    landed = append_row(
+        lakehouse_copy,
+        "qobrix_bronze.properties",
+        lambda row: row | {"operation": "delete", "record_modified": datetime(2030, 1, 1, tzinfo=UTC)},
+        lambda row: row["record_key"] == listing["OriginatingSystemKey"],
+    )
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert found == {"landed_listings: expect_column_values_to_be_in_set(not_removed)": (landed["record_key"],)}
+
+
+def test_a_served_listing_never_landed_fails_has_source(lakehouse_copy: Settings) -> None:
+    append_row(
+        lakehouse_copy,
+        "reso_gold.property",
+        lambda row: row | {"ListingKey": "QOBRIX_never-landed", "OriginatingSystemKey": "never-landed"},
+        lambda row: True,
+    )
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert found["landed_listings: expect_column_values_to_be_in_set(has_source)"] == ("never-landed",)
 
 
 def test_an_orphan_media_row_fails_media_listing_naming_the_media(lakehouse_copy: Settings) -> None:
@@ -97,9 +164,11 @@ def test_an_orphan_media_row_fails_media_listing_naming_the_media(lakehouse_copy
         return pa.concat_tables([table, pa.Table.from_pylist([row], table.schema)])
 
     rewrite(lakehouse_copy, "reso_gold.media", orphan)
-    run = run_integrity(lakehouse_copy, build_docs=False)
-    assert [r.unexpected_sample for r in failed(run, "media_listing")] == [("QOBRIX_MEDIA_orphan",)]
-    assert [r.unexpected_sample for r in failed(run, "media_has_listing")] == [("QOBRIX_MEDIA_orphan",)]
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert found == {
+        "media_listing: expect_column_values_to_be_in_set(resolves)": ("QOBRIX_MEDIA_orphan",),
+        "media_has_listing: expect_column_values_to_be_in_set(listing_live)": ("QOBRIX_MEDIA_orphan",),
+    }
 
 
 def test_gold_newer_than_the_served_snapshot_fails_snapshot_tables(lakehouse_copy: Settings) -> None:
@@ -111,8 +180,8 @@ def test_gold_newer_than_the_served_snapshot_fails_snapshot_tables(lakehouse_cop
 def test_a_non_standard_lookup_value_fails_served_lookup_values(lakehouse_copy: Settings) -> None:
     listing = first_listing(lakehouse_copy)
     rewrite(lakehouse_copy, "reso_gold.property", lambda t: set_status(t, listing["ListingKey"], "Bogus"))
-    run = run_integrity(lakehouse_copy, build_docs=False)
-    assert [r.unexpected_sample for r in failed(run, "served_lookup_values")] == [(listing["ListingKey"],)]
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert found["served_lookup_values: expect_column_values_to_be_in_set(listed)"] == (listing["ListingKey"],)
 
 
 def test_a_missing_table_is_a_failed_expectation_with_that_message(lakehouse_copy: Settings) -> None:
@@ -145,8 +214,16 @@ def test_the_command_exits_non_zero_on_a_critical_failure(
             "severity 'fatal'",
         ),
         (
-            "suite: s\ndatasets: {d: 'SELECT {translate Property.Nope p.x}'}\nexpectations: []\n",
+            "suite: s\ndatasets: {d: 'SELECT {mapped Property.Nope}'}\nexpectations: []\n",
             "no mapped field Property.Nope",
+        ),
+        (
+            "suite: s\ndatasets: {d: '{reference Property.ListPrice}'}\nexpectations: []\n",
+            "Property.ListPrice is not a reference",
+        ),
+        (
+            "suite: s\ndatasets: {d: {sql: SELECT 1, engines: [oracle]}}\nexpectations: []\n",
+            "suite s, dataset d: `engines` are some of embedded, spark",
         ),
         ("suite: s\nexpectations: []\n", "suite s (bad.yaml): needs `datasets`"),
         (
@@ -214,3 +291,20 @@ def test_pipeline_run_exits_3_when_the_update_leaves_a_critical_failure(
     result = CliRunner().invoke(app, ["pipeline", "run", "--refresh", "reso_gold.office"])
     assert result.exit_code == 3, result.output
     assert "critical integrity expectation failed" in result.output
+
+
+def test_every_key_and_reference_the_mappings_declare_is_checked() -> None:
+    """A resource or reference added to conf/mappings without its check fails here."""
+    conformance = next(suite for suite in suites() if suite.name == "reso_conformance")
+    for mapping in resource_mappings().values():
+        checks = {
+            expected.type
+            for expected in conformance.expectations
+            if expected.kwargs.get("column") == mapping.key
+            and f"FROM {mapping.table}" in conformance.datasets[expected.dataset].sql
+        }
+        assert {"expect_column_values_to_be_unique", "expect_column_values_to_not_be_null"} <= checks, mapping.key
+        for name in mapping.references:
+            reads = f"s.{name} AS value, "
+            [dataset] = [d for d in conformance.datasets.values() if reads in d.sql and mapping.table in d.sql]
+            assert any(e.dataset == dataset.name for e in conformance.expectations), f"{mapping.resource}.{name}"

@@ -1,0 +1,245 @@
+"""Where the suites' datasets are computed and their results kept: the embedded lakehouse (DuckDB
+over the Delta tables, GX's pandas datasource) or Spark (the Unity Catalog tables the Lakeflow
+pipeline publishes, GX's Spark datasource; a Databricks job's task).
+
+Beside the pipeline's tables each engine gives the suites' SQL three relations of its own:
+`mls2_quarantine` (every row a drop rule removed, whichever tables the engine keeps them in),
+`mls2_syncs` (the successful syncs, from the sync state) and, on the embedded engine only,
+`mls2_snapshot` (what the served snapshot was published from).
+"""
+
+import contextlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
+
+from conf.settings import Settings
+from ingestion.saved_state import SavedStateError, restore_state
+from ingestion.state import SyncState
+from pipelines.embedded import PipelineBusy, duckdb_query, pipeline_lock
+from pipelines.snapshot.pointer import read_pointer
+from pipelines.spark_sql import SqlError
+
+RESULTS_TABLE = "mls2_system.integrity_results"
+QUARANTINE_TABLE = "mls2_system.quarantine"
+RESULT_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()), ("run_at", pa.timestamp("us", "UTC")), ("engine", pa.string()),
+        ("suite", pa.string()), ("dataset", pa.string()), ("expectation", pa.string()), ("severity", pa.string()),
+        ("success", pa.bool_()), ("observed_value", pa.string()), ("unexpected_count", pa.int64()),
+        ("unexpected_sample", pa.list_(pa.string())), ("message", pa.string()),
+    ]
+)  # fmt: skip
+QUARANTINE_SCHEMA = pa.schema(
+    [("dataset", pa.string()), ("broken_rules", pa.list_(pa.string())), ("record", pa.string())]
+)
+SYNCS_SCHEMA = pa.schema([("sync_id", pa.string()), ("finished_at", pa.timestamp("us", "UTC"))])
+NO_DATA_CHANGE = {"VACUUM START", "VACUUM END", "OPTIMIZE"}
+"""Delta operations that leave a table's rows as they were."""
+
+
+class EngineError(RuntimeError):
+    """The engine cannot be read or written as a whole (its tables, the sync state, the results table)."""
+
+
+class DatasetError(RuntimeError):
+    """One dataset cannot be computed (a missing table or column): its expectations fail with this."""
+
+
+class Engine(Protocol):
+    name: str
+
+    def frame(self, sql: str, *, origin: str) -> Any:
+        """The rows of a suite dataset's Spark SQL, as the engine's GX datasource takes them."""
+
+    def add_datasource(self, context: Any, name: str) -> Any:
+        """This engine's GX datasource, added to `context`."""
+
+    def append_results(self, rows: list[dict]) -> None:
+        """Append result rows (RESULT_SCHEMA) to mls2_system.integrity_results."""
+
+
+def successful_syncs(settings: Settings) -> list[dict]:
+    """The syncs that succeeded, from the sync state (restored from MLS2_SYNC_STATE_URL when this
+    machine has none: a Databricks job cluster's disk is new each run)."""
+    try:
+        if settings.mls2_sync_state_url:
+            restore_state(settings.mls2_sync_state_url, settings.sync_state_path)
+    except SavedStateError as error:
+        raise EngineError(str(error)) from None
+    state = SyncState(settings.sync_state_path)
+    try:
+        finished = [s for s in state.recent_syncs(1000) if s.status == "succeeded" and s.finished_at]
+    finally:
+        state.close()
+    return [{"sync_id": s.sync_id, "finished_at": datetime.fromisoformat(s.finished_at)} for s in finished]
+
+
+def _data_version(path: Path) -> int | None:
+    """The table's latest version that changed its rows (a vacuum commits two versions that do not)."""
+    if not (path / "_delta_log").exists():
+        return None
+    table = DeltaTable(str(path))
+    for commit in table.history(limit=50):
+        if commit.get("operation") not in NO_DATA_CHANGE:
+            return int(commit["version"])
+    return table.version()
+
+
+class EmbeddedEngine:
+    """DuckDB over the embedded lakehouse, under the pipeline lock: every dataset sees the tables as
+    one update left them, never half of the next one."""
+
+    name = "embedded"
+
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "EmbeddedEngine":
+        try:
+            self._stack.enter_context(pipeline_lock(self.settings.paths, f"integrity run {self.run_id}"))
+        except PipelineBusy as error:
+            raise EngineError(f"the lakehouse is being updated: {error}") from None
+        self.con = self._stack.enter_context(duckdb.connect())
+        self.con.execute("SET TimeZone = 'UTC'")
+        try:
+            self._register_lakehouse()
+            self._register_context()
+        except (DeltaError, duckdb.Error, OSError) as error:
+            self._stack.close()
+            raise EngineError(f"the lakehouse at {self.settings.paths.lakehouse} cannot be read: {error}") from None
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stack.close()
+
+    def _register_lakehouse(self) -> None:
+        """Every Delta table of the lakehouse as `schema.table`, read from its committed files."""
+        for table_dir in sorted(self.settings.paths.lakehouse.glob("*/*/_delta_log")):
+            schema, table = table_dir.parent.parent.name, table_dir.parent.name
+            self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self.con.register(f"{schema}__{table}", DeltaTable(str(table_dir.parent)).to_pyarrow_dataset())
+            self.con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS SELECT * FROM "{schema}__{table}"')
+
+    def _register_context(self) -> None:
+        settings = self.settings
+        pointer = read_pointer(settings.paths.snapshot_pointer) or {}
+        published_at = datetime.fromisoformat(pointer["published_at"]) if "published_at" in pointer else None
+        rows = [
+            {
+                "table_name": name,
+                "published_version": published,
+                "gold_version": _data_version(settings.paths.lakehouse.joinpath(*name.split(".", 1))),
+                "published_at": published_at,
+            }
+            for name, published in sorted(pointer.get("versions", {}).items())
+        ]
+        snapshot = pa.schema(
+            [("table_name", pa.string()), ("published_version", pa.int64()), ("gold_version", pa.int64()),
+             ("published_at", pa.timestamp("us", "UTC"))]
+        )  # fmt: skip
+        self.con.register("mls2_snapshot", pa.Table.from_pylist(rows, snapshot))
+        self.con.register("mls2_syncs", pa.Table.from_pylist(successful_syncs(settings), SYNCS_SCHEMA))
+        quarantine = settings.paths.lakehouse.joinpath(*QUARANTINE_TABLE.split("."))
+        if (quarantine / "_delta_log").exists():
+            self.con.execute(
+                f"CREATE VIEW mls2_quarantine AS SELECT dataset, broken_rules, record FROM {QUARANTINE_TABLE}"
+            )
+        else:
+            self.con.register("mls2_quarantine", QUARANTINE_SCHEMA.empty_table())
+
+    def frame(self, sql: str, *, origin: str) -> Any:
+        try:
+            return self.con.sql(duckdb_query(sql, origin=origin)).df()
+        except (duckdb.Error, SqlError) as error:
+            raise DatasetError(str(error).splitlines()[0]) from None
+
+    def add_datasource(self, context: Any, name: str) -> Any:
+        return context.data_sources.add_pandas(name)
+
+    def append_results(self, rows: list[dict]) -> None:
+        path = self.settings.paths.lakehouse.joinpath(*RESULTS_TABLE.split("."))
+        try:
+            write_deltalake(str(path), pa.Table.from_pylist(rows, RESULT_SCHEMA), mode="append", schema_mode="merge")
+        except (DeltaError, OSError) as error:
+            raise EngineError(f"the results could not be appended to {RESULTS_TABLE}: {error}") from None
+
+
+class SparkEngine:
+    """A Spark session over the catalog the Lakeflow pipeline publishes to (`catalog`, or the
+    session's current one): the suites' SQL runs as written."""
+
+    name = "spark"
+
+    def __init__(self, settings: Settings, spark: Any, catalog: str | None = None) -> None:
+        self.settings = settings
+        self.spark = spark
+        self.catalog = catalog
+        self._cached: list[Any] = []
+
+    def __enter__(self) -> "SparkEngine":
+        from pyspark.errors import PySparkException
+
+        try:
+            if self.catalog:
+                known = {catalog.name for catalog in self.spark.catalog.listCatalogs()}
+                if self.catalog not in known:
+                    raise EngineError(f"Spark has no catalog {self.catalog} (it has {', '.join(sorted(known))})")
+                self.spark.catalog.setCurrentCatalog(self.catalog)
+            self._register_context()
+        except PySparkException as error:
+            raise EngineError(f"Spark cannot read the pipeline's tables: {_first_line(error)}") from None
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for frame in self._cached:
+            frame.unpersist()
+
+    def _register_context(self) -> None:
+        syncs = pa.Table.from_pylist(successful_syncs(self.settings), SYNCS_SCHEMA)
+        self.spark.createDataFrame(syncs).createOrReplaceTempView("mls2_syncs")
+        schema, name = QUARANTINE_TABLE.split(".")
+        tables = []
+        if self.spark.catalog.databaseExists(schema):
+            # Lakeflow keeps a streaming table's drops in mls2_system.quarantine and a materialized
+            # view's in mls2_system.quarantine_<view> (pipelines.lakeflow.registration).
+            tables = [t.name for t in self.spark.catalog.listTables(schema) if t.name.startswith(name)]
+        selects = [f"SELECT dataset, broken_rules, record FROM {schema}.{table}" for table in sorted(tables)]
+        if selects:
+            self.spark.sql(" UNION ALL ".join(selects)).createOrReplaceTempView("mls2_quarantine")
+        else:
+            self.spark.createDataFrame(QUARANTINE_SCHEMA.empty_table()).createOrReplaceTempView("mls2_quarantine")
+
+    def frame(self, sql: str, *, origin: str) -> Any:
+        from pyspark.errors import PySparkException
+
+        try:
+            frame = self.spark.sql(sql).cache()
+        except PySparkException as error:
+            raise DatasetError(_first_line(error)) from None
+        self._cached.append(frame)
+        return frame
+
+    def add_datasource(self, context: Any, name: str) -> Any:
+        return context.data_sources.add_spark(name)
+
+    def append_results(self, rows: list[dict]) -> None:
+        from pyspark.errors import PySparkException
+
+        try:
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {RESULTS_TABLE.split('.')[0]}")
+            frame = self.spark.createDataFrame(pa.Table.from_pylist(rows, RESULT_SCHEMA))
+            frame.write.mode("append").option("mergeSchema", "true").saveAsTable(RESULTS_TABLE)
+        except PySparkException as error:
+            raise EngineError(f"the results could not be appended to {RESULTS_TABLE}: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
