@@ -47,10 +47,10 @@ class Settings(BaseSettings):
         default=True,
         description="Run the integrity suite (`mls2 integrity run`) after each `mls2 pipeline run` and demo update.",
     )
-    mls2_integrity_docs_dir: Path | None = Field(
+    mls2_integrity_dir: Path | None = Field(
         default=None,
-        description="Where the integrity suite builds its Data Docs (on Databricks: a Volume path). "
-        "Default: MLS2_DATA_DIR/integrity/docs.",
+        description="Folder whose `docs` subfolder holds the integrity suite's Data Docs, replaced by every run "
+        "(on Databricks: a Volume path). Default: MLS2_DATA_DIR/integrity.",
     )
 
     mls2_api_auth: bool = Field(
@@ -172,6 +172,7 @@ class Settings(BaseSettings):
     @field_validator(
         "mls2_landing_url",
         "mls2_sync_state_url",
+        "mls2_integrity_dir",
         "mls2_requests_per_second",
         "mls2_api_token_secret",
         "databricks_host",

@@ -9,6 +9,7 @@ Beside the pipeline's tables each engine gives the suites' SQL three relations o
 """
 
 import contextlib
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +40,13 @@ QUARANTINE_SCHEMA = pa.schema(
     [("dataset", pa.string()), ("broken_rules", pa.list_(pa.string())), ("record", pa.string())]
 )
 SYNCS_SCHEMA = pa.schema([("sync_id", pa.string()), ("finished_at", pa.timestamp("us", "UTC"))])
+RESULT_DDL = (
+    "run_id string, run_at timestamp, engine string, suite string, dataset string, expectation string, "
+    "severity string, success boolean, observed_value string, unexpected_count bigint, "
+    "unexpected_sample array<string>, message string"
+)
+QUARANTINE_DDL = "dataset string, broken_rules array<string>, record string"
+SYNCS_DDL = "sync_id string, finished_at timestamp"
 NO_DATA_CHANGE = {"VACUUM START", "VACUUM END", "OPTIMIZE"}
 """Delta operations that leave a table's rows as they were."""
 
@@ -52,10 +60,19 @@ class DatasetError(RuntimeError):
 
 
 class Engine(Protocol):
+    """Entered for a run: the tables it reads are fixed on entry and released on exit."""
+
     name: str
+
+    def __enter__(self) -> "Engine": ...
+
+    def __exit__(self, *_: object) -> None: ...
 
     def frame(self, sql: str, *, origin: str) -> Any:
         """The rows of a suite dataset's Spark SQL, as the engine's GX datasource takes them."""
+
+    def release(self, frame: Any) -> None:
+        """Free what `frame` holds, once its expectations ran."""
 
     def add_datasource(self, context: Any, name: str) -> Any:
         """This engine's GX datasource, added to `context`."""
@@ -72,12 +89,15 @@ def successful_syncs(settings: Settings) -> list[dict]:
             restore_state(settings.mls2_sync_state_url, settings.sync_state_path)
     except SavedStateError as error:
         raise EngineError(str(error)) from None
-    state = SyncState(settings.sync_state_path)
     try:
-        finished = [s for s in state.recent_syncs(1000) if s.status == "succeeded" and s.finished_at]
-    finally:
-        state.close()
-    return [{"sync_id": s.sync_id, "finished_at": datetime.fromisoformat(s.finished_at)} for s in finished]
+        state = SyncState(settings.sync_state_path)
+        try:
+            finished = [s for s in state.recent_syncs(1000) if s.status == "succeeded" and s.finished_at]
+        finally:
+            state.close()
+        return [{"sync_id": s.sync_id, "finished_at": datetime.fromisoformat(s.finished_at)} for s in finished]
+    except (sqlite3.Error, ValueError, OSError) as error:
+        raise EngineError(f"the sync state {settings.sync_state_path} cannot be read: {error}") from None
 
 
 def _data_version(path: Path) -> int | None:
@@ -92,8 +112,10 @@ def _data_version(path: Path) -> int | None:
 
 
 class EmbeddedEngine:
-    """DuckDB over the embedded lakehouse, under the pipeline lock: every dataset sees the tables as
-    one update left them, never half of the next one."""
+    """DuckDB over the embedded lakehouse. Every table is pinned to its current version under the
+    pipeline lock, so every dataset sees the tables as one update left them, never half of the next
+    one; the lock is then released (an update may start while the datasets are computed: the pinned
+    files stay until a vacuum past the retention period)."""
 
     name = "embedded"
 
@@ -103,18 +125,21 @@ class EmbeddedEngine:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "EmbeddedEngine":
-        try:
-            self._stack.enter_context(pipeline_lock(self.settings.paths, f"integrity run {self.run_id}"))
-        except PipelineBusy as error:
-            raise EngineError(f"the lakehouse is being updated: {error}") from None
         self.con = self._stack.enter_context(duckdb.connect())
-        self.con.execute("SET TimeZone = 'UTC'")
         try:
-            self._register_lakehouse()
-            self._register_context()
-        except (DeltaError, duckdb.Error, OSError) as error:
+            self.con.execute("SET TimeZone = 'UTC'")
+            with pipeline_lock(self.settings.paths, f"integrity run {self.run_id}"):
+                self._register_lakehouse()
+                self._register_context()
+        except PipelineBusy as error:
+            self._stack.close()
+            raise EngineError(f"the lakehouse cannot be read now: {error}") from None
+        except (DeltaError, duckdb.Error, OSError, ValueError) as error:
             self._stack.close()
             raise EngineError(f"the lakehouse at {self.settings.paths.lakehouse} cannot be read: {error}") from None
+        except BaseException:
+            self._stack.close()
+            raise
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -161,6 +186,9 @@ class EmbeddedEngine:
         except (duckdb.Error, SqlError) as error:
             raise DatasetError(str(error).splitlines()[0]) from None
 
+    def release(self, frame: Any) -> None:
+        """A pandas frame is freed with its last reference."""
+
     def add_datasource(self, context: Any, name: str) -> Any:
         return context.data_sources.add_pandas(name)
 
@@ -201,10 +229,10 @@ class SparkEngine:
     def __exit__(self, *_: object) -> None:
         for frame in self._cached:
             frame.unpersist()
+        self._cached.clear()
 
     def _register_context(self) -> None:
-        syncs = pa.Table.from_pylist(successful_syncs(self.settings), SYNCS_SCHEMA)
-        self.spark.createDataFrame(syncs).createOrReplaceTempView("mls2_syncs")
+        self._frame(successful_syncs(self.settings), SYNCS_DDL).createOrReplaceTempView("mls2_syncs")
         schema, name = QUARANTINE_TABLE.split(".")
         tables = []
         if self.spark.catalog.databaseExists(schema):
@@ -215,7 +243,7 @@ class SparkEngine:
         if selects:
             self.spark.sql(" UNION ALL ".join(selects)).createOrReplaceTempView("mls2_quarantine")
         else:
-            self.spark.createDataFrame(QUARANTINE_SCHEMA.empty_table()).createOrReplaceTempView("mls2_quarantine")
+            self._frame([], QUARANTINE_DDL).createOrReplaceTempView("mls2_quarantine")
 
     def frame(self, sql: str, *, origin: str) -> Any:
         from pyspark.errors import PySparkException
@@ -227,6 +255,15 @@ class SparkEngine:
         self._cached.append(frame)
         return frame
 
+    def release(self, frame: Any) -> None:
+        frame.unpersist()
+        self._cached.remove(frame)
+
+    def _frame(self, rows: list[dict], ddl: str) -> Any:
+        """Rows as a Spark DataFrame: from Python rows, which Spark 3.5 (Databricks Runtime 16) takes
+        as well as Spark 4 (a pyarrow table it takes only from 4.0)."""
+        return self.spark.createDataFrame(rows, ddl)
+
     def add_datasource(self, context: Any, name: str) -> Any:
         return context.data_sources.add_spark(name)
 
@@ -235,7 +272,7 @@ class SparkEngine:
 
         try:
             self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {RESULTS_TABLE.split('.')[0]}")
-            frame = self.spark.createDataFrame(pa.Table.from_pylist(rows, RESULT_SCHEMA))
+            frame = self._frame(rows, RESULT_DDL)
             frame.write.mode("append").option("mergeSchema", "true").saveAsTable(RESULTS_TABLE)
         except PySparkException as error:
             raise EngineError(f"the results could not be appended to {RESULTS_TABLE}: {_first_line(error)}") from None

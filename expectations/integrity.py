@@ -219,7 +219,10 @@ def _run_suite(context: Any, engine: Engine, suite: Suite) -> list[IntegrityResu
                 IntegrityResult(suite.name, dataset, e.label, e.severity, False, message=message) for e in expected
             ]
             continue
-        results += _validate(context, engine, suite, dataset, frame, expected)
+        try:
+            results += _validate(context, engine, suite, dataset, frame, expected)
+        finally:
+            engine.release(frame)
     return results
 
 
@@ -244,5 +247,5 @@ def _result_rows(run: IntegrityRun) -> list[dict]:
 
 
 def docs_index(settings: Settings) -> Path:
-    docs = settings.mls2_integrity_docs_dir or settings.paths.root / "integrity" / "docs"
-    return docs / "index.html"
+    """The Data Docs' index, in a `docs` folder of its own: every run replaces that folder whole."""
+    return (settings.mls2_integrity_dir or settings.paths.root / "integrity") / "docs" / "index.html"

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from conf.files import load_yaml
-from conf.mappings import MappingError, ResourceMapping, resource_mappings, spark_literal
+from conf.mappings import FieldMapping, MappingError, ResourceMapping, resource_mappings, spark_literal
 
 SUITES_DIR = Path(__file__).with_name("suites")
 SEVERITIES = ("critical", "warning", "info")
@@ -74,21 +74,35 @@ def _reference_sql(mapping: ResourceMapping, name: str, target: str) -> str:
 
 
 def _served_lookup_values_sql() -> str:
-    """Every lookup value gold serves, one row per record and value, beside whether Lookup lists it."""
+    """Every record of gold with lookup values, and whether Lookup lists every one of them. Each
+    resource is read once: its lookup values as one array of (field, lookup, value) per record."""
+
+    def item(mapping: ResourceMapping, field: FieldMapping, value: str) -> str:
+        name = spark_literal(f"{mapping.resource}.{field.name}")
+        return f"named_struct('field', {name}, 'lookup', {spark_literal(field.lookup)}, 'value', {value})"
+
     selects = []
     for mapping in resource_mappings().values():
-        for field in mapping.lookup_fields:
-            value = f"explode({field.name})" if field.is_collection else field.name
+        singles = [item(mapping, f, f.name) for f in mapping.lookup_fields if not f.is_collection]
+        parts = [f"array({', '.join(singles)})"] if singles else []
+        parts += [
+            f"transform(coalesce({f.name}, array()), value -> {item(mapping, f, 'value')})"
+            for f in mapping.lookup_fields
+            if f.is_collection
+        ]
+        if parts:
+            items = parts[0] if len(parts) == 1 else f"concat({', '.join(parts)})"
             selects.append(
-                f"SELECT {spark_literal(f'{mapping.resource}.{field.name}')} AS field, "
-                f"{spark_literal(field.lookup)} AS lookup, {mapping.key} AS record_key, {value} AS value "
-                f"FROM {mapping.table}"
+                f"SELECT {spark_literal(mapping.resource)} AS resource, {mapping.key} AS record_key, "
+                f"explode({items}) AS item FROM {mapping.table}"
             )
-    served = " UNION ALL ".join(selects)
+    # One row per record: GX then checks a row per listing, not per value (tens of millions of them).
     return (
-        f"SELECT s.field, s.record_key, s.value, l.LookupValue IS NOT NULL AS listed FROM ({served}) s "
+        "SELECT s.resource, s.record_key, bool_and(l.LookupValue IS NOT NULL) AS listed "
+        f"FROM ({' UNION ALL '.join(selects)}) s "
         "LEFT JOIN (SELECT DISTINCT LookupName, LookupValue FROM reso_gold.lookup) l "
-        "ON l.LookupName = s.lookup AND l.LookupValue = s.value WHERE s.value IS NOT NULL"
+        "ON l.LookupName = s.item.lookup AND l.LookupValue = s.item.value "
+        "WHERE s.item.value IS NOT NULL GROUP BY s.resource, s.record_key"
     )
 
 
@@ -100,7 +114,7 @@ def _expanded(sql: str, suite: str) -> str:
     def mapping_of(resource: str) -> ResourceMapping:
         try:
             return resource_mappings()[resource]
-        except (KeyError, MappingError):
+        except KeyError:
             raise SuiteError(f"suite {suite}: no mapping of the resource {resource}") from None
 
     def field(match: re.Match) -> str:
@@ -108,7 +122,7 @@ def _expanded(sql: str, suite: str) -> str:
         mapping = mapping_of(resource)
         try:
             return f"({mapping.spark_expression(mapping.field(name))})"
-        except (KeyError, StopIteration, MappingError):
+        except StopIteration:
             raise SuiteError(f"suite {suite}: no mapped field {resource}.{name}") from None
 
     def reference(match: re.Match) -> str:
@@ -142,7 +156,10 @@ def load_suite(path: Path) -> Suite:
     name = document.get("suite", path.stem) if isinstance(document, dict) else path.stem
     if not isinstance(document, dict) or not isinstance(document.get("datasets"), dict):
         raise SuiteError(f"suite {name} ({path.name}): needs `datasets` (name: SQL) and `expectations`")
-    datasets = {dataset: _dataset(name, dataset, spec) for dataset, spec in document["datasets"].items()}
+    try:
+        datasets = {dataset: _dataset(name, dataset, spec) for dataset, spec in document["datasets"].items()}
+    except MappingError as error:
+        raise SuiteError(f"suite {name}: the mapping files it reads cannot be used: {error}") from None
     expectations = []
     for number, spec in enumerate(document.get("expectations") or [], start=1):
         where = f"suite {name}, expectation {number}"

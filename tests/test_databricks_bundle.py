@@ -147,7 +147,7 @@ def test_the_integrity_task_runs_the_suite_on_spark_over_the_bundles_catalog() -
     pipeline, _ = resources()["pipelines"]["mls2"]
     assert pipeline["catalog"] == "${var.catalog}"
     (cluster,) = job["job_clusters"]
-    docs = cluster["new_cluster"]["spark_env_vars"]["MLS2_INTEGRITY_DOCS_DIR"]
+    docs = cluster["new_cluster"]["spark_env_vars"]["MLS2_INTEGRITY_DIR"]
     volume_path = "${resources.schemas.mls2_system.name}/${resources.volumes.integrity_docs.name}"
     assert docs == "/Volumes/${var.catalog}/" + volume_path
     volume, _ = resources()["volumes"]["integrity_docs"]

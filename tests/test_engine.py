@@ -217,7 +217,7 @@ def test_a_failed_update_publishes_nothing_and_a_rerun_converges(settings: Setti
 
 
 def test_a_second_update_is_refused_while_one_runs(settings: Settings) -> None:
-    with UpdateLock(settings.paths, "holder"), pytest.raises(PipelineBusy, match="update holder"):
+    with UpdateLock(settings.paths, "update holder"), pytest.raises(PipelineBusy, match=r"busy \(update holder"):
         run_update(settings.paths)
 
 

@@ -18,8 +18,10 @@ from conf.cli import app
 from conf.mappings import resource_mappings
 from conf.settings import Settings, load_settings
 from expectations.cli import integrity_after_update
-from expectations.integrity import IntegrityRun, run_integrity
+from expectations.integrity import IntegrityError, IntegrityRun, docs_index, run_integrity
 from expectations.suite_files import SuiteError, load_suite, suites
+from pipelines import run_update
+from pipelines.embedded import pipeline_lock
 
 
 def table_path(settings: Settings, name: str) -> str:
@@ -307,4 +309,48 @@ def test_every_key_and_reference_the_mappings_declare_is_checked() -> None:
         for name in mapping.references:
             reads = f"s.{name} AS value, "
             [dataset] = [d for d in conformance.datasets.values() if reads in d.sql and mapping.table in d.sql]
-            assert any(e.dataset == dataset.name for e in conformance.expectations), f"{mapping.resource}.{name}"
+            checks = {(e.type, e.kwargs.get("column")) for e in conformance.expectations if e.dataset == dataset.name}
+            assert ("expect_column_values_to_be_in_set", "resolves") in checks, f"{mapping.resource}.{name}"
+
+
+def test_a_non_standard_value_in_a_multi_valued_lookup_is_named(lakehouse_copy: Settings) -> None:
+    listing = first_listing(lakehouse_copy)
+
+    def bogus_appliance(table: pa.Table) -> pa.Table:
+        index = table.schema.get_field_index("Appliances")
+        values = [["Bogus"] if key == listing["ListingKey"] else value for key, value in
+                  zip(table["ListingKey"].to_pylist(), table["Appliances"].to_pylist(), strict=True)]  # fmt: skip
+        return table.set_column(index, "Appliances", pa.array(values, table.schema.field(index).type))
+
+    rewrite(lakehouse_copy, "reso_gold.property", bogus_appliance)
+    found = critical_failures(run_integrity(lakehouse_copy, build_docs=False))
+    assert found["served_lookup_values: expect_column_values_to_be_in_set(listed)"] == (listing["ListingKey"],)
+
+
+def test_a_blank_integrity_dir_is_the_default_and_only_the_docs_folder_is_replaced(
+    lakehouse_copy: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(lakehouse_copy.paths.root))
+    monkeypatch.setenv("MLS2_INTEGRITY_DIR", "")
+    assert docs_index(load_settings()) == lakehouse_copy.paths.root / "integrity" / "docs" / "index.html"
+    chosen = tmp_path / "chosen"
+    (chosen / "docs").mkdir(parents=True)
+    (chosen / "kept.txt").write_text("not the suite's")
+    (chosen / "docs" / "stale.html").write_text("an older run's page")
+    monkeypatch.setenv("MLS2_INTEGRITY_DIR", str(chosen))
+    run = run_integrity(load_settings())
+    assert run.docs == chosen / "docs" / "index.html" and run.docs.exists()
+    assert (chosen / "kept.txt").read_text() == "not the suite's"
+    assert not (chosen / "docs" / "stale.html").exists()
+
+
+def test_a_failure_while_pinning_the_tables_releases_the_pipeline_lock(lakehouse_copy: Settings) -> None:
+    lakehouse_copy.sync_state_path.write_text("not a sync state")
+    with pytest.raises(IntegrityError, match="sync state"):
+        run_integrity(lakehouse_copy, build_docs=False)
+    assert run_update(lakehouse_copy.paths).state == "COMPLETED"
+
+
+def test_the_suite_does_not_start_while_an_update_holds_the_lock(lakehouse_copy: Settings) -> None:
+    with pipeline_lock(lakehouse_copy.paths, "update u1"), pytest.raises(IntegrityError, match=r"busy \(update u1"):
+        run_integrity(lakehouse_copy, build_docs=False)

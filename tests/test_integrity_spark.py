@@ -70,14 +70,16 @@ def test_spark_finds_what_the_embedded_engine_finds(published: Settings, spark) 
 
 def test_a_fault_on_spark_fails_its_expectation_naming_the_record(published: Settings, spark) -> None:
     listing = spark.sql("SELECT * FROM reso_gold.property ORDER BY ListingKey LIMIT 1").first()
+    spark.table("reso_gold.property").where(f"ListingKey <> '{listing.ListingKey}'").write.saveAsTable(
+        "reso_gold.property_fault"
+    )
+    spark.sql("ALTER TABLE reso_gold.property RENAME TO reso_gold.property_good")
     try:
-        kept = spark.table("reso_gold.property").where(f"ListingKey <> '{listing.ListingKey}'")
-        kept.write.saveAsTable("reso_gold.property_fault")
-        spark.sql("ALTER TABLE reso_gold.property RENAME TO reso_gold.property_good")
         spark.sql("ALTER TABLE reso_gold.property_fault RENAME TO reso_gold.property")
         run = run_integrity(published, engine=SparkEngine(published, spark), build_docs=False)
     finally:
         spark.sql("DROP TABLE IF EXISTS reso_gold.property")
+        spark.sql("DROP TABLE IF EXISTS reso_gold.property_fault")
         spark.sql("ALTER TABLE reso_gold.property_good RENAME TO reso_gold.property")
     found = {f"{r.dataset}: {r.expectation}": r.unexpected_sample for r in run.critical_failures}
     assert found["landed_listings: expect_column_values_to_be_in_set(accounted_for)"] == (listing.OriginatingSystemKey,)

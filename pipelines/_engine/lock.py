@@ -11,9 +11,10 @@ from pipelines._engine.errors import PipelineBusy
 class UpdateLock:
     """An exclusive, non-blocking lock on the pipeline; released when the process ends, even by kill -9."""
 
-    def __init__(self, paths: DataPaths, update_id: str) -> None:
+    def __init__(self, paths: DataPaths, holder: str) -> None:
         self.path = paths.state / "pipeline.lock"
-        self.update_id = update_id
+        self.holder = holder
+        """What holds the lock (`update <id>`, `vacuum <id>`, ...), shown to whoever finds it taken."""
 
     def __enter__(self) -> "UpdateLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,11 +26,11 @@ class UpdateLock:
             holder = self._handle.read().strip() or "unknown"
             self._handle.close()
             raise PipelineBusy(
-                f"another pipeline update is running ({holder}); wait for it to finish, then run again"
+                f"the pipeline is busy ({holder}); wait for it to finish, then run again"
             ) from None
         self._handle.seek(0)
         self._handle.truncate()
-        self._handle.write(f"update {self.update_id} pid {os.getpid()} since {datetime.now(UTC).isoformat()}")
+        self._handle.write(f"{self.holder}, pid {os.getpid()}, since {datetime.now(UTC).isoformat()}")
         self._handle.flush()
         return self
 

@@ -16,7 +16,7 @@ it could remove, which takes noticeable time even with nothing to remove."""
 def vacuum_lakehouse(paths: DataPaths, retention_hours: int) -> dict[str, int]:
     """VACUUM every lakehouse table under the pipeline lock (no update may write meanwhile), and note
     when; returns the data files removed per table."""
-    with UpdateLock(paths, f"vacuum-{uuid.uuid4()}"):
+    with UpdateLock(paths, f"vacuum {uuid.uuid4()}"):
         removed = Lakehouse(paths.lakehouse).vacuum(retention_hours)
     _last_vacuum(paths).touch()
     return removed

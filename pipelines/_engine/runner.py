@@ -168,5 +168,5 @@ def run_update(
         memory_limit=memory_limit,
         progress=progress,
     )
-    with UpdateLock(paths, update.update_id):
+    with UpdateLock(paths, f"update {update.update_id}"):
         return update.run()
