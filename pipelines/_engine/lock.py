@@ -25,9 +25,7 @@ class UpdateLock:
             self._handle.seek(0)
             holder = self._handle.read().strip() or "unknown"
             self._handle.close()
-            raise PipelineBusy(
-                f"the pipeline is busy ({holder}); wait for it to finish, then run again"
-            ) from None
+            raise PipelineBusy(f"the pipeline is busy ({holder}); wait for it to finish, then run again") from None
         self._handle.seek(0)
         self._handle.truncate()
         self._handle.write(f"{self.holder}, pid {os.getpid()}, since {datetime.now(UTC).isoformat()}")
