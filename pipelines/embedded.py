@@ -4,7 +4,7 @@ the declared graph and the gold tables to serve are handed to the engine, which 
 from typing import Any
 
 from conf.settings import DataPaths
-from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateFailed
+from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateCanceled, UpdateFailed
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.lock import UpdateLock
@@ -21,6 +21,7 @@ __all__ = [
     "Lakehouse",
     "PipelineBusy",
     "PipelineError",
+    "UpdateCanceled",
     "UpdateFailed",
     "UpdateResult",
     "duckdb_query",
@@ -35,7 +36,7 @@ __all__ = [
 def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) -> UpdateResult:
     """Run one update of `graph` (the product's, by default) under the pipeline lock and publish gold;
     raises PipelineBusy or UpdateFailed. `options` are the engine's (`pipelines._engine.runner.run_update`:
-    full_refresh, refresh, full_refresh_selection, progress, memory_limit)."""
+    full_refresh, refresh, full_refresh_selection, progress, memory_limit, cause, cancel, update_id)."""
     return run_on_engine(paths, graph or load_graph(), served_tables(), **options)
 
 

@@ -29,6 +29,7 @@ from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.lock import UpdateLock
 from pipelines._engine.maintenance import vacuum_lakehouse
 from pipelines.declaration import build_graph
+from pipelines.embedded import UpdateCanceled
 from pipelines.snapshot import DocumentFiles, open_documents, open_snapshot, places, publishing_seconds
 from pipelines.snapshot.documents import documents_of
 
@@ -772,3 +773,53 @@ def test_a_digest_with_every_row_replaced_by_none_is_the_empty_table_s() -> None
     assert replaced_digest(held, removed=held, added=empty) == empty
     assert replaced_digest(held, removed=empty, added=empty) == held
     assert replaced_digest(None, removed=held, added=empty) is None
+
+
+def update_states(settings: Settings) -> dict[str, str]:
+    """Each update's last state, from the event log."""
+    events = duckdb.connect()
+    events.register("events", table(settings, EVENT_LOG).to_pyarrow_dataset())
+    found = events.execute(
+        "SELECT origin.update_id, arg_max(details::JSON->>'$.update_progress.state', sequence) FROM events "
+        "WHERE event_type = 'update_progress' GROUP BY ALL"
+    ).fetchall()
+    return dict(found)
+
+
+@pytest.mark.parametrize(
+    ("canceled_during", "later_flow"),
+    [("qobrix_bronze.properties", "qobrix_silver.property"), ("qobrix_silver.property", "reso_gold.property")],
+)
+def test_a_canceled_update_finishes_the_running_flow_starts_no_other_and_publishes_nothing(
+    settings: Settings, canceled_during: str, later_flow: str
+) -> None:
+    land(settings, "s1", [prop("a", 1, price=100)])
+    run_update(settings.paths)
+    published = settings.paths.snapshot_pointer.read_bytes()
+    land(settings, "s2", [prop("a", 2, price=200), prop("b", 2)])
+    versions = {name: table(settings, name).version() for name in (canceled_during, later_flow)}
+    cancel = threading.Event()
+
+    def cancel_while(dataset: str, state: str) -> None:
+        if dataset == canceled_during and state == "RUNNING":
+            cancel.set()
+
+    with pytest.raises(UpdateCanceled, match="was canceled before "):
+        run_update(settings.paths, progress=cancel_while, cancel=cancel, cause="API_CALL")
+    assert settings.paths.snapshot_pointer.read_bytes() == published, "a canceled update published"
+    assert sorted(update_states(settings).values()) == ["CANCELED", "COMPLETED"]
+    assert table(settings, canceled_during).version() == versions[canceled_during] + 1, "the running flow finished"
+    assert table(settings, later_flow).version() == versions[later_flow], "a flow after the cancel ran"
+    assert gold_prices(settings) == {"QOBRIX_a": 100.0}
+    rerun = run_update(settings.paths)
+    assert rerun.state == "COMPLETED" and gold_prices(settings) == {"QOBRIX_a": 200.0, "QOBRIX_b": 100_000.0}
+
+
+def test_an_update_canceled_before_it_starts_runs_no_flow(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1)])
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(UpdateCanceled):
+        run_update(settings.paths, cancel=cancel)
+    assert table(settings, "qobrix_bronze.properties") is None
+    assert run_update(settings.paths).state == "COMPLETED" and gold_prices(settings) == {"QOBRIX_a": 100_000.0}

@@ -11,3 +11,7 @@ class PipelineBusy(PipelineError):
 
 class UpdateFailed(PipelineError):
     """A flow failed; nothing was published and a re-run converges."""
+
+
+class UpdateCanceled(PipelineError):
+    """The update was canceled: what finished is committed, nothing was published, a re-run converges."""

@@ -7,6 +7,7 @@ own commit). Materialized views recompute when an input's data or their definiti
 a successful update gold is published for serving; a failed one publishes nothing.
 """
 
+import threading
 import uuid
 from collections.abc import Mapping
 from contextlib import suppress
@@ -16,7 +17,7 @@ import duckdb
 
 from conf.settings import DataPaths
 from pipelines._engine.context import FlowResult, ProgressCallback, UpdateContext
-from pipelines._engine.errors import UpdateFailed
+from pipelines._engine.errors import UpdateCanceled, UpdateFailed
 from pipelines._engine.flows import FLOWS, commit_staged
 from pipelines._engine.lock import UpdateLock
 from pipelines._engine.publish import publish_snapshot
@@ -54,11 +55,16 @@ class Update:
         full_refresh_selection: list[str] | None,
         progress: ProgressCallback | None,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        cause: str = "USER_ACTION",
+        cancel: threading.Event | None = None,
+        update_id: str | None = None,
     ) -> None:
         self.paths = paths
+        self.cause = cause
+        self.canceled = cancel or threading.Event()
         self.graph = graph
         self.served = served
-        self.update_id = str(uuid.uuid4())
+        self.update_id = update_id or str(uuid.uuid4())
         self.progress = progress or (lambda dataset, state: None)
         chosen_full = set(graph.check_names(full_refresh_selection or []))
         chosen = set(graph.check_names(refresh or []))
@@ -89,7 +95,7 @@ class Update:
             f"Update {self.update_id[:8]} started.",
             {
                 "create_update": {
-                    "cause": "USER_ACTION",
+                    "cause": self.cause,
                     "full_refresh": sorted(context.full_refresh),
                     "refresh_selection": sorted(context.selected),
                 }
@@ -102,12 +108,14 @@ class Update:
                 current = dataset.name
                 if dataset.kind not in FLOWS or dataset.name not in context.selected:
                     continue
+                self.stop_if_canceled()
                 self.progress(dataset.name, "RUNNING")
                 self.events.flow_progress(dataset.name, "RUNNING")
                 flow = FLOWS[dataset.kind](context, dataset).run()
                 result.flows.append(flow)
                 self.progress(dataset.name, flow.status)
             current = None
+            self.stop_if_canceled()
             stage = "committing the staged tables"
             commit_staged(context)
             stage = "publishing the serving snapshot"
@@ -115,6 +123,12 @@ class Update:
             stage = None
             result.state = "COMPLETED"
             self.events.update_progress("COMPLETED")
+        except UpdateCanceled:
+            # Between two flows: each flow done is committed whole, the next never started.
+            result.state = "CANCELED"
+            result.error = f"canceled before {current}" if current else "canceled before committing"
+            self.events.update_progress("CANCELED")
+            raise UpdateCanceled(f"update {self.update_id} was {result.error}") from None
         except Exception as error:
             result.state = "FAILED"
             where = current or stage
@@ -130,6 +144,10 @@ class Update:
                 # Only a cache: an update that cannot keep it renders its bodies again next time.
                 context.bodies.save([dataset.sql for dataset in self.graph.datasets.values()])
         return result
+
+    def stop_if_canceled(self) -> None:
+        if self.canceled.is_set():
+            raise UpdateCanceled("canceled")
 
     def publish_if_gold_changed(self) -> dict | None:
         lakehouse = self.context.lakehouse
@@ -153,10 +171,17 @@ def run_update(
     full_refresh_selection: list[str] | None = None,
     progress: ProgressCallback | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    cause: str = "USER_ACTION",
+    cancel: threading.Event | None = None,
+    update_id: str | None = None,
 ) -> UpdateResult:
-    """Run one update under the pipeline lock; raises PipelineBusy or UpdateFailed.
+    """Run one update under the pipeline lock; raises PipelineBusy, UpdateFailed or UpdateCanceled.
 
     `memory_limit` caps DuckDB's memory; beyond it, work spills to MLS2_DATA_DIR/tmp/engine.
+    `cause` is recorded in the event log as DLT records it (USER_ACTION, API_CALL, SCHEDULED);
+    setting `cancel` stops the update before its next flow (a flow is never stopped half-way: its
+    commits are several, a target and its tombstones); nothing is published. `update_id` lets a
+    caller name the update before it starts (a new UUID by default).
     """
     update = Update(
         paths,
@@ -167,6 +192,9 @@ def run_update(
         full_refresh_selection=full_refresh_selection,
         memory_limit=memory_limit,
         progress=progress,
+        cause=cause,
+        cancel=cancel,
+        update_id=update_id,
     )
     with UpdateLock(paths, f"update {update.update_id}"):
         return update.run()
