@@ -10,8 +10,9 @@ from rich.table import Table
 
 from conf.cli_options import split_list
 from conf.settings import Settings, load_settings
-from pipelines import DeclarationError, Graph, PipelineError, UpdateResult, load_graph, run_update
+from pipelines import DeclarationError, PipelineError, UpdateResult, load_graph, run_update
 from pipelines.coverage import as_markdown, coverage
+from pipelines.diagram import diagram_lines
 from pipelines.embedded import Lakehouse, read_events, vacuum_due, vacuum_lakehouse
 from pipelines.snapshot import publishing_seconds
 
@@ -131,39 +132,6 @@ def vacuum(
 GRAPH_FORMATS = ("text", "mermaid", "dot")
 
 
-def node_id(name: str) -> str:
-    return name.replace(".", "__").replace("-", "_")
-
-
-def graph_lines(graph: Graph, output: str) -> list[str]:
-    """The graph as Mermaid or Graphviz source: landing folders, then every dataset and its inputs."""
-    shapes = {
-        "streaming_table": ("[", "]"),
-        "auto_cdc": ("[[", "]]"),
-        "materialized_view": ("[(", ")]"),
-        "temporary_view": ("(", ")"),
-    }
-    edges = []
-    for dataset in graph.ordered():
-        sources = [f"landing.{dataset.landing.entity}"] if dataset.landing else list(dataset.depends_on)
-        edges += [(source, dataset.name) for source in sources]
-    if output == "mermaid":
-        lines = ["flowchart LR"]
-        for dataset in graph.ordered():
-            left, right = shapes[dataset.kind]
-            lines.append(f'  {node_id(dataset.name)}{left}"{dataset.name}<br/>{dataset.kind}"{right}')
-        lines += [f"  {node_id(source)} --> {node_id(target)}" for source, target in edges]
-        return lines
-    lines = ["digraph mls2 {", "  rankdir=LR;", "  node [shape=box];"]
-    for dataset in graph.ordered():
-        shape = {"materialized_view": "cylinder", "temporary_view": "ellipse", "auto_cdc": "box3d"}.get(
-            dataset.kind, "box"
-        )
-        lines.append(f'  "{dataset.name}" [shape={shape}, label="{dataset.name}\\n{dataset.kind}"];')
-    lines += [f'  "{source}" -> "{target}";' for source, target in edges]
-    return [*lines, "}"]
-
-
 @pipeline_app.command("graph")
 def graph(
     output: Annotated[str, typer.Option("--format", help=f"One of {', '.join(GRAPH_FORMATS)}.")] = "text",
@@ -174,7 +142,7 @@ def graph(
         raise typer.Exit(2)
     pipeline = load_graph()
     if output != "text":
-        typer.echo("\n".join(graph_lines(pipeline, output)))
+        typer.echo("\n".join(diagram_lines(pipeline, output)))
         return
     table = Table(title="Pipeline graph")
     for column in ("dataset", "kind", "reads", "expectations", "refreshed by key"):
