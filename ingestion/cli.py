@@ -108,8 +108,29 @@ def sync_with_progress(
             "and --max-properties lands a sample"
         )
     selected = select_entities(entities)
+    options = sync_options(
+        settings,
+        full_refresh=full_refresh,
+        max_properties=max_properties,
+        max_in_flight=max_in_flight,
+        reconcile=reconcile,
+    )
+    with kept_at(settings.mls2_sync_state_url, settings.sync_state_path):
+        report = run_sync(settings, client, selected, options)
+    print_sync_summary(report)
+    return report
+
+
+def sync_options(
+    settings: Settings,
+    *,
+    full_refresh: bool = False,
+    max_properties: int | None = None,
+    max_in_flight: int | None = None,
+    reconcile: bool = False,
+) -> SyncOptions:
     every = settings.mls2_reconcile_every_hours
-    options = SyncOptions(
+    return SyncOptions(
         reconcile=reconcile,
         reconcile_every=timedelta(hours=every) if every else None,
         reconcile_max_deletes=settings.mls2_reconcile_max_deletes_percent / 100,
@@ -119,9 +140,28 @@ def sync_with_progress(
         overlap=timedelta(seconds=settings.mls2_cdc_overlap_seconds),
         page_size=settings.mls2_page_size,
     )
+
+
+def sync_quietly(settings: Settings) -> SyncReport:
+    """One incremental sync of every entity from the configured Qobrix, with no progress bars (a
+    server's thread: the pipeline UI's "Sync and update"); raises IngestionError when it fails."""
+    base_url, user, key = settings.require_qobrix()
+    client = make_client(settings, base_url, user, key)
     with kept_at(settings.mls2_sync_state_url, settings.sync_state_path):
-        report = run_sync(settings, client, selected, options)
-    print_sync_summary(report)
+        state = SyncState(settings.sync_state_path)
+        try:
+            sync = Sync(
+                client=client,
+                landing_root=settings.landing_root,
+                state=state,
+                entities=select_entities(None),
+                options=sync_options(settings),
+            )
+            report = sync.run()
+        finally:
+            state.close()
+    if report.status != "succeeded":
+        raise IngestionError(f"sync {report.sync_id} {report.status}: {report.error}")
     return report
 
 
