@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-browser test-all lint format clean csdl-schemas graphiql-assets mutation
+.PHONY: demo test test-slow test-browser test-all lint format clean csdl-schemas graphiql-assets ui-assets mutation
 
 $(INSTALLED): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(INSTALLED): setup.py
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
-demo: $(INSTALLED) graphiql-assets csdl-schemas  ## sandbox -> sync -> pipeline -> API on http://127.0.0.1:8000
+demo: $(INSTALLED) graphiql-assets ui-assets csdl-schemas  ## sandbox -> sync -> pipeline -> API on http://127.0.0.1:8000
 	$(BIN)/mls2 demo
 
 test: $(INSTALLED) csdl-schemas  ## the fast suite (default), on up to 4 processes
@@ -22,10 +22,10 @@ test: $(INSTALLED) csdl-schemas  ## the fast suite (default), on up to 4 process
 test-slow: $(INSTALLED) csdl-schemas  ## end-to-end and heavy suites (CI runs these too)
 	$(BIN)/pytest -m slow
 
-test-browser: $(INSTALLED) graphiql-assets  ## pages in headless Chromium (needs Debian's chromium package; CI installs it)
+test-browser: $(INSTALLED) graphiql-assets ui-assets  ## pages in headless Chromium (needs Debian's chromium package; CI installs it)
 	$(BIN)/pytest -m browser
 
-test-all: $(INSTALLED) graphiql-assets csdl-schemas
+test-all: $(INSTALLED) graphiql-assets ui-assets csdl-schemas
 	$(BIN)/pytest
 
 MODULE ?=
@@ -62,6 +62,16 @@ $(GRAPHIQL_ASSETS)/graphiql.min.js:
 		.cache/graphiql/react-dom/package/umd/react-dom.production.min.js $(GRAPHIQL_ASSETS)/
 	for package in graphiql react react-dom; do cp .cache/graphiql/$$package/package/LICENSE $(GRAPHIQL_ASSETS)/LICENSE.$$package; done
 	cp .cache/graphiql/graphiql/package/graphiql.min.js $(GRAPHIQL_ASSETS)/
+
+UI_ASSETS = pipelines/ui/static/vendor
+
+ui-assets: $(UI_ASSETS)/mermaid.min.js  ## the pipeline UI's graph library (npm package mermaid), served from /ui/static (no CDN)
+
+$(UI_ASSETS)/mermaid.min.js:
+	rm -rf .cache/ui-assets && mkdir -p .cache/ui-assets $(UI_ASSETS)
+	cd .cache/ui-assets && npm pack --silent mermaid@12.3.0 >/dev/null && tar xzf mermaid-12.3.0.tgz
+	cp .cache/ui-assets/package/LICENSE $(UI_ASSETS)/LICENSE.mermaid
+	cp .cache/ui-assets/package/dist/mermaid.min.js $(UI_ASSETS)/
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -20,6 +20,7 @@ setup(
         "conf.mappings": ["*.yaml"],
         "expectations.suites": ["*.yaml"],
         "pipelines.silver": ["*.sql"],
+        "pipelines.ui": ["templates/*.html", "static/*.css", "static/*.js", "static/vendor/*"],
         "graphql_odata.graphql": ["assets/*"],
         "graphql_odata.certification": ["csdl/*.xsd"],
     },
@@ -47,6 +48,8 @@ setup(
         "jsonschema>=4.23",
         "rapidfuzz>=3.9",
         "great-expectations>=1.24,<2",
+        "jinja2>=3.1",
+        "python-multipart>=0.0.20",
     ],
     extras_require={
         "databricks": ["databricks-sql-connector>=4,<5", "databricks-sdk>=0.60"],

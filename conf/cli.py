@@ -6,16 +6,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from conf.settings import SettingsError, load_settings
+import graphql_odata.cli
+from conf.settings import Settings, SettingsError, load_settings
 from expectations.cli import integrity_after_update, integrity_app
 from graphql_odata.certification.cli import reso_app
 from graphql_odata.cli import clients_app, serve, token_recipe
 from graphql_odata.security.clients import ClientRegistry
-from ingestion.cli import make_client, sandbox_app, sync_app, sync_with_progress
+from ingestion.cli import make_client, sandbox_app, sync_app, sync_quietly, sync_with_progress
 from ingestion.errors import IngestionError
 from pipelines import DeclarationError, PipelineError
 from pipelines.cli import AFTER_UPDATE, checks_after_update, pipeline_app, update_with_progress
 from pipelines.lakeflow.cli import databricks_app
+from pipelines.ui.cli import operators_app
 
 app = typer.Typer(
     name="mls2",
@@ -31,8 +33,36 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(databricks_app, name="databricks")
 app.add_typer(reso_app, name="reso")
 app.add_typer(integrity_app, name="integrity")
+app.add_typer(operators_app, name="operators")
 AFTER_UPDATE.append(integrity_after_update)
 app.command("serve")(serve)
+graphql_odata.cli.APP_FACTORY = "conf.cli:serving_app"
+
+
+def serving_app(settings: Settings | None = None):
+    """What `mls2 serve` and the demo serve: the RESO Web API and, beside it under /ui, the pipeline
+    UI of the embedded engine (not with MLS2_API_BACKEND=databricks: that pipeline is Databricks')."""
+    from graphql_odata.main import create_app
+    from pipelines.ui.views import mount_pipeline_ui
+
+    settings = settings or load_settings()
+    served = create_app(settings)
+    if settings.mls2_api_backend != "databricks":
+        sync = sync_for_ui if settings.has_qobrix_credentials else None
+        mount_pipeline_ui(served, settings, sync, checks_after_update)
+    return served
+
+
+def sync_for_ui(settings: Settings) -> dict:
+    """The pipeline UI's sync step: one incremental sync, summed up for its update page."""
+    report = sync_quietly(settings)
+    return {
+        "sync": report.sync_id,
+        "entities": len(report.entities),
+        "records landed": report.records,
+        "HTTP calls": report.http_calls,
+    }
+
 
 console = Console(stderr=True)
 DEMO_CLIENT = "demo"
@@ -50,7 +80,6 @@ def demo(
     # The servers' modules load here, not with every other `mls2` command.
     import uvicorn
 
-    from graphql_odata.main import create_app
     from ingestion.sandbox.server import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer
     from ingestion.sandbox.world import SandboxWorld
 
@@ -94,6 +123,7 @@ def demo(
         """-d '{"query": "{ properties(first: 5) { nodes { ListingKey ListPrice City } } }"}'""",
         f"  {api}/graphql  (GraphiQL in a browser; paste the token into its Headers tab)",
         f"  {api}/docs  (interactive API docs)",
+        f"  {api}/ui  (the pipeline UI; add an operator first: mls2 operators add NAME)",
         f"  {api}/health",
         f"Check it as RESO certification would (in another shell): MLS2_DATA_DIR={settings.paths.root} "
         f"MLS2_API_PORT={api_port} mls2 reso check",
@@ -108,7 +138,7 @@ def demo(
         ]
     lines.append("Press Ctrl+C to stop.")
     console.print("\n".join(lines), soft_wrap=True)
-    uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning")).run(sockets=[listener])
+    uvicorn.Server(uvicorn.Config(serving_app(settings), log_level="warning")).run(sockets=[listener])
     if sandbox:
         sandbox.stop()
 

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         default=True,
         description="Run the integrity suite (`mls2 integrity run`) after each `mls2 pipeline run` and demo update.",
     )
+    mls2_schedule: str = Field(
+        default="off",
+        pattern=r"^\s*(?i:off|continuous|every \d{1,4} minutes?)\s*$",
+        description="Updates on a schedule in `mls2 serve`: off, `every N minutes` (a sync and an update when "
+        "Qobrix is configured), or continuous (an update whenever a sync has landed something new). The pipeline "
+        "UI can change it; its choice is kept.",
+    )
     mls2_integrity_dir: Path | None = Field(
         default=None,
         description="Folder whose `docs` subfolder holds the integrity suite's Data Docs, replaced by every run "
@@ -259,6 +266,16 @@ class DataPaths:
     def api_clients(self) -> Path:
         """The API clients the operator registered (hashed secrets)."""
         return self.state / "api_clients.json"
+
+    @property
+    def operators(self) -> Path:
+        """The pipeline UI's operators (hashed passwords)."""
+        return self.state / "operators.json"
+
+    @property
+    def ui_state(self) -> Path:
+        """The pipeline UI's sessions, the updates it started and their progress."""
+        return self.state / "ui.sqlite"
 
     @property
     def api_token_key(self) -> Path:

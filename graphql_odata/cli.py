@@ -10,6 +10,9 @@ from conf.settings import SettingsError, load_settings
 from graphql_odata.security.clients import ClientError, ClientRegistry
 
 console = Console(stderr=True)
+APP_FACTORY = "graphql_odata.main:create_app"
+"""What `mls2 serve` serves, as uvicorn imports it (each worker process imports it again): the
+composition root (`conf.cli`) points it at the API with the pipeline UI beside it."""
 
 
 def serve(
@@ -26,15 +29,15 @@ def serve(
     """Serve gold as a RESO Web API: OData under /odata (OAuth2 bearer tokens from /oauth/token), /health, /docs."""
     # The API's modules load here, not with every other `mls2` command.
     import uvicorn
+    from uvicorn.importer import import_from_string
 
     from graphql_odata.backends.base import BackendUnavailable
     from graphql_odata.http_protocol import HTTP_PROTOCOL
-    from graphql_odata.main import create_app
 
     try:
         overrides = {"mls2_api_workers": workers, "mls2_api_access_log": access_log}
         settings = load_settings(**{name: value for name, value in overrides.items() if value is not None})
-        app = create_app(settings)
+        app = import_from_string(APP_FACTORY)(settings)
     except (SettingsError, BackendUnavailable) as error:
         console.print(f"[red]cannot serve:[/red] {error}")
         raise typer.Exit(2) from None
@@ -58,7 +61,7 @@ def serve(
     console.print(f"{settings.mls2_api_workers} server processes; rate limits shared through {settings.paths.state}")
     os.environ["MLS2_API_WORKERS"] = str(settings.mls2_api_workers)
     uvicorn.run(
-        "graphql_odata.main:create_app",
+        APP_FACTORY,
         factory=True,
         host=host,
         port=port,

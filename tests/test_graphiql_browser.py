@@ -2,46 +2,20 @@
 uvicorn. The page loads from this machine's assets only, takes a bearer token in its headers
 editor as a person would paste it, runs its first query and shows the answer."""
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from graphql_odata.graphql.graphiql import assets_installed
-from tests.conftest import PublishedGold, live_api, register_test_client
+from tests.conftest import SCREENSHOTS, PublishedGold, live_api, register_test_client
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).parents[1] / ".cache" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does)")
-    if not assets_installed():
-        pytest.fail("GraphiQL's files are not installed: make graphiql-assets")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
 
 def test_graphiql_loads_from_local_assets_and_runs_a_query(browser, published_gold: PublishedGold) -> None:
+    if not assets_installed():
+        pytest.fail("GraphiQL's files are not installed: make graphiql-assets")
     with live_api(published_gold.settings) as base:
         client_id, secret = register_test_client(published_gold.settings)
         grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}

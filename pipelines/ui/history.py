@@ -1,0 +1,130 @@
+"""What the UI shows of past updates, read from the pipeline's event log (every update, whoever
+started it: the UI, `mls2 pipeline run`, a schedule)."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import orjson
+
+from conf.settings import DataPaths
+from pipelines.embedded import Lakehouse
+
+EVENT_LOG = "mls2_system.event_log"
+
+
+@dataclass(frozen=True)
+class UpdateSummary:
+    update_id: str
+    started_at: datetime
+    ended_at: datetime
+    state: str
+    cause: str
+    full_refresh: bool
+    flows: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass
+class FlowSummary:
+    dataset: str
+    state: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    output_rows: int | None = None
+    dropped_rows: int | None = None
+    expectations: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def failed_expectations(self) -> int:
+        return sum(1 for item in self.expectations if item.get("failed_records"))
+
+
+def _events(paths: DataPaths) -> duckdb.DuckDBPyConnection | None:
+    table = Lakehouse(paths.lakehouse).table(EVENT_LOG)
+    if table is None:
+        return None
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("events", table.to_pyarrow_dataset())
+    return con
+
+
+def updates(paths: DataPaths, limit: int = 50) -> list[UpdateSummary]:
+    """The latest updates, newest first."""
+    con = _events(paths)
+    if con is None:
+        return []
+    rows = con.execute(
+        """
+        SELECT origin.update_id, min(timestamp), max(timestamp),
+          arg_max(details::JSON->>'$.update_progress.state', sequence)
+            FILTER (WHERE event_type = 'update_progress'),
+          any_value(details) FILTER (WHERE event_type = 'create_update'),
+          count(DISTINCT origin.dataset_name) FILTER (WHERE event_type = 'flow_progress')
+        FROM events GROUP BY 1 ORDER BY 2 DESC LIMIT ?
+        """,
+        [limit],
+    ).fetchall()
+    found = []
+    for update_id, started, ended, state, created, flows in rows:
+        create = orjson.loads(created or "{}").get("create_update", {})
+        full = bool(create.get("full_refresh")) and set(create.get("full_refresh", [])) >= set(
+            create.get("refresh_selection", [])
+        )
+        found.append(
+            UpdateSummary(update_id, started, ended, state or "RUNNING", create.get("cause", ""), full, flows or 0)
+        )
+    return found
+
+
+def update_flows(paths: DataPaths, update_id: str) -> list[FlowSummary]:
+    """Each flow of one update in the order it ran: state, rows written and dropped, expectations."""
+    con = _events(paths)
+    if con is None:
+        return []
+    rows = con.execute(
+        "SELECT origin.dataset_name, timestamp, details, error FROM events "
+        "WHERE origin.update_id = ? AND event_type = 'flow_progress' ORDER BY timestamp, sequence",
+        [update_id],
+    ).fetchall()
+    flows: dict[str, FlowSummary] = {}
+    for dataset, at, details, error in rows:
+        progress = orjson.loads(details).get("flow_progress", {})
+        flow = flows.setdefault(dataset, FlowSummary(dataset, progress.get("status", "")))
+        flow.state = progress.get("status", flow.state)
+        if flow.state == "RUNNING":
+            flow.started_at = at
+        else:
+            flow.ended_at = at
+        metrics = progress.get("metrics") or {}
+        if "num_output_rows" in metrics:
+            flow.output_rows = metrics["num_output_rows"]
+        quality = progress.get("data_quality") or {}
+        if quality:
+            flow.dropped_rows = quality.get("dropped_records")
+            flow.expectations = quality.get("expectations") or []
+        flow.error = error or flow.error
+    return list(flows.values())
+
+
+def last_flow_states(paths: DataPaths) -> dict[str, str]:
+    """Each dataset's state in the latest update that ran its flow."""
+    con = _events(paths)
+    if con is None:
+        return {}
+    rows = con.execute(
+        "SELECT origin.dataset_name, arg_max(details::JSON->>'$.flow_progress.status', timestamp) FROM events "
+        "WHERE event_type = 'flow_progress' GROUP BY 1"
+    ).fetchall()
+    return dict(rows)

@@ -1,0 +1,259 @@
+"""Updates the UI starts: one at a time, in a thread of the serving process, under the pipeline lock
+(so `mls2 pipeline run` from a shell and the UI never overlap). Each run and its flows' progress
+are written to the UI's SQLite file as they happen: any serving process streams them to a page.
+"""
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from conf.settings import Settings
+from pipelines.declaration import DeclarationError
+from pipelines.embedded import PipelineBusy, PipelineError, UpdateCanceled, pipeline_lock, run_update
+from pipelines.graph import load_graph
+from pipelines.ui.database import connect
+
+log = logging.getLogger(__name__)
+
+ACTIONS = {
+    "sync_update": "Sync and update",
+    "update": "Update",
+    "full_refresh": "Full refresh",
+    "refresh_selection": "Refresh selection",
+}
+CAUSES = {"manual": "USER_ACTION", "api": "API_CALL", "schedule": "SCHEDULED"}
+"""What the event log records as an update's cause, by what started it."""
+FINISHED = ("COMPLETED", "FAILED", "CANCELED")
+
+SyncStep = Callable[[Settings], dict]
+"""Lands what changed in Qobrix (given by the composition root, `conf.cli`): a summary to show,
+such as entities, records landed and HTTP calls."""
+AfterUpdate = Callable[[Settings], bool]
+"""What runs after a completed update (the integrity suite, given by `conf.cli`): whether it holds."""
+
+
+class RunRefused(ValueError):
+    """A run that cannot start: its reason is shown to the operator (HTTP 400)."""
+
+
+class RunBusy(RuntimeError):
+    """Another update is running (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    action: str
+    datasets: tuple[str, ...] = ()
+    trigger: str = "manual"
+    operator: str | None = None
+
+
+@dataclass
+class Run:
+    run_id: str
+    action: str
+    trigger: str
+    state: str
+    started_at: str
+    finished_at: str | None = None
+    operator: str | None = None
+    datasets: list[str] = field(default_factory=list)
+    error: str | None = None
+    sync: dict | None = None
+    checks: str | None = None
+    """After a completed update: `passed` or `failed` (a critical integrity expectation)."""
+    flows: list[dict] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return ACTIONS.get(self.action, self.action)
+
+
+RUN_COLUMNS = "run_id, action, trigger, state, started_at, finished_at, operator, datasets, error, sync, checks"
+
+
+class RunLog:
+    """The runs the UI started and their flows' states, in the UI's SQLite file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.paths.ui_state
+        with connect(self.path) as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, action TEXT, trigger TEXT, state TEXT, "
+                "started_at TEXT, finished_at TEXT, operator TEXT, datasets TEXT, error TEXT, sync TEXT, checks TEXT)"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS run_flows (run_id TEXT, sequence INTEGER, dataset TEXT, state TEXT, "
+                "at TEXT, PRIMARY KEY (run_id, sequence))"
+            )
+
+    def begin(self, run_id: str, request: RunRequest) -> None:
+        with connect(self.path) as db:
+            db.execute(
+                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, 'RUNNING', ?, NULL, ?, ?, NULL, NULL, NULL)",
+                (run_id, request.action, request.trigger, _now(), request.operator, orjson.dumps(request.datasets)),
+            )
+
+    def flow(self, run_id: str, dataset: str, state: str) -> None:
+        with connect(self.path) as db:
+            db.execute(
+                "INSERT INTO run_flows SELECT ?, coalesce(max(sequence), -1) + 1, ?, ?, ? FROM run_flows "
+                "WHERE run_id = ?",
+                (run_id, dataset, state, _now(), run_id),
+            )
+
+    def sync_done(self, run_id: str, summary: dict) -> None:
+        with connect(self.path) as db:
+            db.execute("UPDATE runs SET sync = ? WHERE run_id = ?", (orjson.dumps(summary), run_id))
+
+    def finish(self, run_id: str, state: str, error: str | None = None, checks: str | None = None) -> None:
+        with connect(self.path) as db:
+            db.execute(
+                "UPDATE runs SET state = ?, error = ?, checks = ?, finished_at = ? WHERE run_id = ?",
+                (state, error, checks, _now(), run_id),
+            )
+
+    def abandon_unfinished(self) -> None:
+        """Runs a stopped server left RUNNING: their thread is gone; the pipeline lock was released
+        with the process, and the update itself converges when run again."""
+        with connect(self.path) as db:
+            db.execute(
+                "UPDATE runs SET state = 'FAILED', error = 'the server stopped while it ran', finished_at = ? "
+                "WHERE state = 'RUNNING'",
+                (_now(),),
+            )
+
+    def runs(self, limit: int = 50) -> list[Run]:
+        with connect(self.path) as db:
+            rows = db.execute(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
+        return [_run(row) for row in rows]
+
+    def run(self, run_id: str) -> Run | None:
+        with connect(self.path) as db:
+            row = db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            flows = db.execute(
+                "SELECT sequence, dataset, state, at FROM run_flows WHERE run_id = ? ORDER BY sequence", (run_id,)
+            ).fetchall()
+        run = _run(row)
+        run.flows = [{"sequence": s, "dataset": d, "state": st, "at": at} for s, d, st, at in flows]
+        return run
+
+
+def _run(row: tuple) -> Run:
+    run_id, action, trigger, state, started, finished, operator, datasets, error, sync, checks = row
+    return Run(
+        run_id,
+        action,
+        trigger,
+        state,
+        started,
+        finished,
+        operator,
+        orjson.loads(datasets or b"[]"),
+        error,
+        orjson.loads(sync) if sync else None,
+        checks,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class RunManager:
+    """Starts runs in a thread, one at a time; the run's id is its pipeline update's id."""
+
+    def __init__(
+        self, settings: Settings, sync: SyncStep | None = None, after_update: AfterUpdate | None = None
+    ) -> None:
+        self.settings = settings
+        self.sync = sync
+        self.after_update = after_update
+        self.log = RunLog(settings)
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._cancel: dict[str, threading.Event] = {}
+
+    def start(self, request: RunRequest) -> str:
+        """Start a run; RunRefused when the request is wrong, RunBusy while an update runs."""
+        if request.action not in ACTIONS:
+            raise RunRefused(f"unknown action {request.action!r}: one of {', '.join(ACTIONS)}")
+        if request.trigger not in CAUSES:
+            raise RunRefused(f"unknown trigger {request.trigger!r}: one of {', '.join(CAUSES)}")
+        if request.action == "refresh_selection":
+            if not request.datasets:
+                raise RunRefused("Refresh selection needs at least one dataset")
+            try:
+                load_graph().check_names(list(request.datasets))
+            except DeclarationError as error:
+                raise RunRefused(str(error)) from None
+        if request.action == "sync_update" and self.sync is None:
+            raise RunRefused("Sync and update needs Qobrix: set QOBRIX_API_BASE_URL, QOBRIX_API_USER, QOBRIX_API_KEY")
+        with self._guard:
+            if self._thread is not None and self._thread.is_alive():
+                raise RunBusy("an update started here is running; wait for it or cancel it")
+            run_id = str(uuid.uuid4())
+            try:
+                with pipeline_lock(self.settings.paths, f"update {run_id} (starting)"):
+                    pass
+            except PipelineBusy as error:
+                raise RunBusy(str(error)) from None
+            self.log.begin(run_id, request)
+            self._cancel[run_id] = threading.Event()
+            self._thread = threading.Thread(target=self._execute, args=(run_id, request), daemon=True)
+            self._thread.start()
+        return run_id
+
+    def cancel(self, run_id: str) -> bool:
+        """Ask a running run to stop before its next flow; whether it was running here."""
+        event = self._cancel.get(run_id)
+        if event is None or self._thread is None or not self._thread.is_alive():
+            return False
+        event.set()
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the running run (tests, shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _execute(self, run_id: str, request: RunRequest) -> None:
+        cancel = self._cancel[run_id]
+        state, error, checks = "COMPLETED", None, None
+        try:
+            if request.action == "sync_update":
+                self.log.flow(run_id, "sync", "RUNNING")
+                self.log.sync_done(run_id, self.sync(self.settings))
+                self.log.flow(run_id, "sync", "COMPLETED")
+            if cancel.is_set():
+                raise UpdateCanceled("canceled before the update started")
+            run_update(
+                self.settings.paths,
+                full_refresh=request.action == "full_refresh",
+                refresh=list(request.datasets) if request.action == "refresh_selection" else None,
+                progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state),
+                memory_limit=self.settings.mls2_engine_memory_limit,
+                cause=CAUSES[request.trigger],
+                cancel=cancel,
+                update_id=run_id,
+            )
+            if self.after_update is not None:
+                checks = "passed" if self.after_update(self.settings) else "failed"
+        except UpdateCanceled as canceled:
+            state, error = "CANCELED", str(canceled)
+        except PipelineError as failed:
+            state, error = "FAILED", str(failed)
+        except Exception as failed:  # a run's thread must record every end, whatever it was
+            log.exception("run %s failed", run_id)
+            state, error = "FAILED", f"{type(failed).__name__}: {failed}"
+        finally:
+            self.log.finish(run_id, state, error, checks)
+            self._cancel.pop(run_id, None)

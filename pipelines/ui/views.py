@@ -1,0 +1,296 @@
+"""The pipeline UI under /ui: pages rendered on the server (Jinja2), an HTTP API for the same
+actions (`/ui/api/...`), and live progress as server-sent events. Operators sign in with a password
+(`mls2 operators add`); API clients' tokens open nothing here. Every action checks the session's
+CSRF token."""
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from conf.settings import Settings
+from pipelines.diagram import diagram_lines, node_id
+from pipelines.gold import served_tables
+from pipelines.graph import load_graph
+from pipelines.snapshot import read_pointer
+from pipelines.ui.history import last_flow_states, update_flows, updates
+from pipelines.ui.operators import OperatorError, OperatorRegistry
+from pipelines.ui.runs import (
+    ACTIONS,
+    FINISHED,
+    AfterUpdate,
+    RunBusy,
+    RunManager,
+    RunRefused,
+    RunRequest,
+    SyncStep,
+)
+from pipelines.ui.schedule import ScheduleError, Scheduler
+from pipelines.ui.sessions import Session, SessionStore
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "mls2_ui_session"
+LOGIN_COOKIE = "mls2_ui_login"
+"""A login form's CSRF token (double submit): a form posted from another site cannot carry it."""
+STREAM_POLL_SECONDS = 0.3
+
+
+class NotSignedIn(Exception):
+    """A page asked for without a session: the browser goes to the login page."""
+
+
+class ActionBody(BaseModel):
+    action: str
+    datasets: list[str] = []
+
+
+class ScheduleBody(BaseModel):
+    schedule: str
+
+
+class UiState:
+    def __init__(self, settings: Settings, sync: SyncStep | None, after_update: AfterUpdate | None) -> None:
+        self.settings = settings
+        self.operators = OperatorRegistry(settings.paths.operators)
+        self.sessions = SessionStore(settings.paths.ui_state)
+        self.runs = RunManager(settings, sync, after_update)
+        self.runs.log.abandon_unfinished()
+        self.scheduler = Scheduler(settings, self.runs)
+        self.templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _state(request: Request) -> UiState:
+    return request.app.state.pipeline_ui
+
+
+def _session(request: Request) -> Session | None:
+    return _state(request).sessions.find(request.cookies.get(SESSION_COOKIE))
+
+
+def page_session(request: Request) -> Session:
+    session = _session(request)
+    if session is None:
+        raise NotSignedIn
+    return session
+
+
+def api_session(request: Request) -> Session:
+    session = _session(request)
+    if session is None:
+        raise HTTPException(401, "sign in at /ui/login first (an operator's session; API tokens do not open the UI)")
+    return session
+
+
+def checked_action(request: Request, session: Annotated[Session, Depends(api_session)]) -> Session:
+    """The session of an action, whose X-CSRF-Token header must be the session's token."""
+    sent = request.headers.get("x-csrf-token", "")
+    if not secrets.compare_digest(sent, session.csrf_token):
+        raise HTTPException(403, "missing or wrong X-CSRF-Token: reload the page and try again")
+    return session
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int | None = None) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _snapshot_node(settings: Settings) -> list[str]:
+    """The served snapshot, fed by the gold tables it publishes, as the graph's last node."""
+    pointer = read_pointer(settings.paths.snapshot_pointer)
+    label = f"published {pointer['published_at'][:19]}" if pointer and "published_at" in pointer else "not published"
+    lines = [f'  served_snapshot{{{{"served snapshot<br/>{label}"}}}}']
+    lines += [f"  {node_id(table)} --> served_snapshot" for table in served_tables()]
+    return lines
+
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, error: str | None = None) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = _state(request).templates.TemplateResponse(
+        request, "login.html", {"login_token": token, "error": error}, status_code=401 if error else 200
+    )
+    _cookie(response, request, LOGIN_COOKIE, token, max_age=900)
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    name: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    login_token: Annotated[str, Form()],
+) -> Response:
+    state = _state(request)
+    if not secrets.compare_digest(login_token, request.cookies.get(LOGIN_COOKIE, "")):
+        return login_page(request, "The form expired: sign in again.")
+    try:
+        known = state.operators.verify(name, password)
+    except OperatorError as error:
+        return login_page(request, str(error))
+    if not known:
+        return login_page(request, "Unknown operator or wrong password.")
+    session = state.sessions.open(name)
+    response = RedirectResponse("/ui/", status_code=303)
+    _cookie(response, request, SESSION_COOKIE, session.session_id)
+    response.delete_cookie(LOGIN_COOKIE, path="/ui")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: Annotated[Session, Depends(page_session)], csrf_token: Annotated[str, Form()]):
+    if not secrets.compare_digest(csrf_token, session.csrf_token):
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+    _state(request).sessions.close(session.session_id)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/ui")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, session: Annotated[Session, Depends(page_session)]) -> Response:
+    state = _state(request)
+    graph = load_graph()
+    flows = last_flow_states(state.settings.paths)
+    mermaid = "\n".join([*diagram_lines(graph, "mermaid", flows), *_snapshot_node(state.settings)])
+    context = {
+        "session": session,
+        "actions": ACTIONS,
+        "datasets": [dataset.name for dataset in graph.ordered()],
+        "mermaid": mermaid,
+        "updates": updates(state.settings.paths, limit=30),
+        "runs": {run.run_id: run for run in state.runs.log.runs(limit=30)},
+        "schedule": state.scheduler.schedule(),
+    }
+    return state.templates.TemplateResponse(request, "overview.html", context)
+
+
+@router.get("/updates/{update_id}", response_class=HTMLResponse)
+def update_page(request: Request, update_id: str, session: Annotated[Session, Depends(page_session)]) -> Response:
+    state = _state(request)
+    run = state.runs.log.run(update_id)
+    flows = update_flows(state.settings.paths, update_id)
+    summary = next((u for u in updates(state.settings.paths, limit=500) if u.update_id == update_id), None)
+    if run is None and summary is None:
+        raise HTTPException(404, f"no update {update_id}")
+    longest = max((flow.seconds or 0 for flow in flows), default=0) or 1
+    context = {"session": session, "run": run, "summary": summary, "flows": flows, "longest": longest}
+    return state.templates.TemplateResponse(request, "update.html", context)
+
+
+@router.get("/api/updates")
+def list_updates(request: Request, session: Annotated[Session, Depends(api_session)]) -> JSONResponse:
+    state = _state(request)
+    runs = {run.run_id: run for run in state.runs.log.runs(limit=50)}
+    found = [
+        {
+            "update_id": u.update_id,
+            "state": u.state,
+            "cause": u.cause,
+            "full_refresh": u.full_refresh,
+            "started_at": u.started_at.isoformat(),
+            "seconds": u.seconds,
+            "trigger": runs[u.update_id].trigger if u.update_id in runs else None,
+        }
+        for u in updates(state.settings.paths, limit=50)
+    ]
+    running = [
+        {"update_id": run.run_id, "state": run.state, "action": run.action, "trigger": run.trigger}
+        for run in runs.values()
+        if run.state == "RUNNING"
+    ]
+    return JSONResponse({"running": running, "updates": found})
+
+
+@router.post("/api/updates", status_code=202)
+def start_update(request: Request, body: ActionBody, session: Annotated[Session, Depends(checked_action)]) -> dict:
+    trigger = "api" if request.headers.get("x-mls2-trigger") == "api" else "manual"
+    try:
+        run_id = _state(request).runs.start(
+            RunRequest(body.action, tuple(body.datasets), trigger=trigger, operator=session.operator)
+        )
+    except RunRefused as error:
+        raise HTTPException(400, str(error)) from None
+    except RunBusy as error:
+        raise HTTPException(409, str(error)) from None
+    return {"update_id": run_id, "events": f"/ui/api/updates/{run_id}/events"}
+
+
+@router.get("/api/schedule")
+def get_schedule(request: Request, session: Annotated[Session, Depends(api_session)]) -> dict:
+    return {"schedule": str(_state(request).scheduler.schedule())}
+
+
+@router.post("/api/schedule")
+def set_schedule(request: Request, body: ScheduleBody, session: Annotated[Session, Depends(checked_action)]) -> dict:
+    """`off`, `every N minutes` or `continuous`; kept, so a restart keeps it."""
+    try:
+        return {"schedule": str(_state(request).scheduler.set(body.schedule))}
+    except ScheduleError as error:
+        raise HTTPException(400, str(error)) from None
+
+
+@router.post("/api/updates/{update_id}/cancel", status_code=202)
+def cancel_update(request: Request, update_id: str, session: Annotated[Session, Depends(checked_action)]) -> dict:
+    if not _state(request).runs.cancel(update_id):
+        raise HTTPException(409, f"update {update_id} is not running here")
+    return {"update_id": update_id, "canceling": True}
+
+
+@router.get("/api/updates/{update_id}/events")
+async def update_events(
+    request: Request, update_id: str, session: Annotated[Session, Depends(api_session)]
+) -> StreamingResponse:
+    """The run's flows as they change (`event: flow`), then `event: end` with its final state."""
+    log = _state(request).runs.log
+    if log.run(update_id) is None:
+        raise HTTPException(404, f"no update {update_id} started from the UI")
+
+    async def stream():
+        sent = 0
+        while True:
+            run = await asyncio.to_thread(log.run, update_id)
+            for flow in run.flows[sent:]:
+                yield f"event: flow\ndata: {orjson.dumps(flow).decode()}\n\n"
+            sent = len(run.flows)
+            if run.state in FINISHED:
+                end = {"state": run.state, "error": run.error, "sync": run.sync, "checks": run.checks}
+                yield f"event: end\ndata: {orjson.dumps(end).decode()}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+def mount_pipeline_ui(
+    app: FastAPI, settings: Settings, sync: SyncStep | None = None, after_update: AfterUpdate | None = None
+) -> None:
+    """Serve the pipeline UI from `app` (the API's application) under /ui."""
+    state = UiState(settings, sync, after_update)
+    app.state.pipeline_ui = state
+    app.router.on_startup.append(state.scheduler.start)
+    app.router.on_shutdown.append(state.scheduler.stop)
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="pipeline_ui_static")
+
+    @app.exception_handler(NotSignedIn)
+    async def to_login(request: Request, _: NotSignedIn) -> Response:
+        return RedirectResponse("/ui/login", status_code=303)

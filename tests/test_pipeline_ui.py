@@ -1,0 +1,266 @@
+"""The pipeline UI's HTTP side, through the application `mls2 serve` serves: operators and their
+sessions, CSRF on every action, updates started one at a time, followed live and canceled."""
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from conf.cli import app as mls2
+from conf.cli import serving_app
+from conf.settings import Settings, load_settings
+from ingestion.sandbox import SandboxServer, SandboxWorld
+from pipelines import run_update
+from pipelines.ui.operators import OperatorError, OperatorRegistry
+from pipelines.ui.runs import RunManager
+from pipelines.ui.schedule import Schedule, ScheduleError, Scheduler
+from tests.conftest import make_sync, register_test_client
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def landed(settings: Settings) -> Settings:
+    """A small sandbox synced into landing, not yet run through the pipeline."""
+    with SandboxServer(SandboxWorld(seed=3, properties=15)) as server:
+        make_sync(settings, server)()
+    OperatorRegistry(settings.paths.operators).add("ops", PASSWORD)
+    return settings
+
+
+@pytest.fixture
+def browser(landed: Settings) -> Iterator[TestClient]:
+    """A client of the served application, not signed in."""
+    with TestClient(serving_app(landed), base_url="http://testserver") as client:
+        yield client
+        client.app.state.pipeline_ui.runs.wait(120)
+
+
+def sign_in(client: TestClient, name: str = "ops", password: str = PASSWORD) -> str:
+    """Sign in through the login form; the page's CSRF token."""
+    form = client.get("/ui/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+    signed = client.post("/ui/login", data={"name": name, "password": password, "login_token": token})
+    assert signed.status_code == 200 and signed.url.path == "/ui/", signed.text[:300]
+    return re.search(r'name="csrf-token" content="([^"]+)"', signed.text).group(1)
+
+
+def start(client: TestClient, csrf: str, action: str = "update", **body: object):
+    return client.post("/ui/api/updates", json={"action": action, **body}, headers={"X-CSRF-Token": csrf})
+
+
+def finished(client: TestClient, update_id: str) -> tuple[list[dict], dict]:
+    """Follow an update's server-sent events to the end: its flow events and the end event."""
+    flows, end = [], None
+    with client.stream("GET", f"/ui/api/updates/{update_id}/events") as stream:
+        event = None
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                data = json.loads(line.removeprefix("data: "))
+                if event == "flow":
+                    flows.append(data)
+                else:
+                    end = data
+    return flows, end
+
+
+def test_pages_and_actions_need_an_operator_session(browser: TestClient, landed: Settings) -> None:
+    page = browser.get("/ui/", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/ui/login"
+    assert browser.post("/ui/api/updates", json={"action": "update"}).status_code == 401
+    client_id, secret = register_test_client(landed)
+    grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    token = browser.post("/oauth/token", data=grant).json()["access_token"]
+    as_api_client = browser.post(
+        "/ui/api/updates", json={"action": "update"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert as_api_client.status_code == 401, "an API client started an update"
+
+
+def test_a_wrong_password_or_a_forged_login_form_is_refused(browser: TestClient) -> None:
+    form = browser.get("/ui/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+    wrong = browser.post("/ui/login", data={"name": "ops", "password": "not the password", "login_token": token})
+    assert wrong.status_code == 401 and "wrong password" in wrong.text
+    assert "mls2_ui_session" not in browser.cookies
+    browser.cookies.clear()
+    forged = browser.post("/ui/login", data={"name": "ops", "password": PASSWORD, "login_token": token})
+    assert forged.status_code == 401 and "expired" in forged.text
+
+
+def test_the_session_cookie_is_http_only_and_same_site_strict(browser: TestClient) -> None:
+    form = browser.get("/ui/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+    signed = browser.post(
+        "/ui/login", data={"name": "ops", "password": PASSWORD, "login_token": token}, follow_redirects=False
+    )
+    cookie = next(v for k, v in signed.headers.multi_items() if k == "set-cookie" and "mls2_ui_session" in v)
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+
+
+def test_an_action_without_the_sessions_csrf_token_is_refused(browser: TestClient) -> None:
+    csrf = sign_in(browser)
+    assert browser.post("/ui/api/updates", json={"action": "update"}).status_code == 403
+    assert start(browser, "forged").status_code == 403
+    assert browser.post("/ui/logout", data={"csrf_token": "forged"}).status_code == 403
+    assert browser.get("/ui/").status_code == 200, "a refused action ended the session"
+    assert csrf
+
+
+def test_an_update_runs_live_one_at_a_time_and_is_listed_with_its_flows(browser: TestClient, landed: Settings) -> None:
+    csrf = sign_in(browser)
+    started = start(browser, csrf)
+    assert started.status_code == 202, started.text
+    update_id = started.json()["update_id"]
+    assert start(browser, csrf).status_code == 409, "a second update started while one ran"
+    flows, end = finished(browser, update_id)
+    assert end["state"] == "COMPLETED" and end["checks"] == "passed", end
+    done = {flow["dataset"] for flow in flows if flow["state"] == "COMPLETED"}
+    assert {"qobrix_bronze.properties", "qobrix_silver.property", "reso_gold.property"} <= done
+    running_first = [flow["dataset"] for flow in flows if flow["state"] == "RUNNING"]
+    assert running_first[0] == "qobrix_bronze.properties", "flows were not streamed as they ran"
+    listed = browser.get("/ui/api/updates").json()
+    assert listed["running"] == [] and listed["updates"][0]["update_id"] == update_id
+    assert listed["updates"][0]["trigger"] == "manual" and listed["updates"][0]["state"] == "COMPLETED"
+    page = browser.get(f"/ui/updates/{update_id}")
+    assert page.status_code == 200 and "reso_gold.property" in page.text and "COMPLETED" in page.text
+    overview = browser.get("/ui/")
+    assert "flowchart LR" in overview.text and f"/ui/updates/{update_id}" in overview.text
+    assert "class reso_gold__property completed" in overview.text
+
+
+def test_a_canceled_update_leaves_the_last_snapshot_served(browser: TestClient, landed: Settings) -> None:
+    run_update(landed.paths)
+    published = landed.paths.snapshot_pointer.read_bytes()
+    with SandboxServer(SandboxWorld(seed=4, properties=15)) as server:
+        make_sync(landed, server)()
+    csrf = sign_in(browser)
+    update_id = start(browser, csrf).json()["update_id"]
+    canceled = browser.post(f"/ui/api/updates/{update_id}/cancel", headers={"X-CSRF-Token": csrf})
+    assert canceled.status_code == 202
+    _, end = finished(browser, update_id)
+    assert end["state"] == "CANCELED"
+    assert landed.paths.snapshot_pointer.read_bytes() == published
+    assert browser.post(f"/ui/api/updates/{update_id}/cancel", headers={"X-CSRF-Token": csrf}).status_code == 409
+
+
+def test_requests_that_cannot_run_say_why(browser: TestClient) -> None:
+    csrf = sign_in(browser)
+    unknown = start(browser, csrf, "refresh_selection", datasets=["reso_gold.nope"])
+    assert unknown.status_code == 400 and "reso_gold.nope" in unknown.text
+    assert start(browser, csrf, "refresh_selection").status_code == 400
+    assert "unknown action" in start(browser, csrf, "explode").text
+    without_qobrix = start(browser, csrf, "sync_update")
+    assert without_qobrix.status_code == 400 and "QOBRIX_API_BASE_URL" in without_qobrix.text
+
+
+def test_sign_out_ends_the_session(browser: TestClient) -> None:
+    csrf = sign_in(browser)
+    out = browser.post("/ui/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/ui/login"
+    assert browser.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_operators_are_added_listed_and_removed_with_their_rules(settings: Settings, monkeypatch) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(settings.paths.root))
+    runner = CliRunner()
+    added = runner.invoke(mls2, ["operators", "add", "anna", "--password-stdin"], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    short = runner.invoke(mls2, ["operators", "add", "bob", "--password-stdin"], input="short\n")
+    assert short.exit_code == 2 and "at least 12 characters" in short.output
+    again = runner.invoke(mls2, ["operators", "add", "anna", "--password-stdin"], input=PASSWORD + "\n")
+    assert again.exit_code == 2 and "--replace" in again.output
+    assert runner.invoke(mls2, ["operators", "list"]).output.split() == ["anna"]
+    registry = OperatorRegistry(load_settings().paths.operators)
+    assert registry.verify("anna", PASSWORD) and not registry.verify("anna", PASSWORD + "!")
+    assert not registry.verify("nobody", PASSWORD)
+    assert "scrypt$" in settings.paths.operators.read_text() and PASSWORD not in settings.paths.operators.read_text()
+    assert runner.invoke(mls2, ["operators", "remove", "anna"]).exit_code == 0
+    assert runner.invoke(mls2, ["operators", "remove", "anna"]).exit_code == 2
+    with pytest.raises(OperatorError, match="letters, digits"):
+        registry.add("has space", PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("off", "off"), ("", "off"), ("Continuous", "continuous"), ("every 1 minute", "every 1 minutes"),
+     ("every 15 minutes", "every 15 minutes")],
+)  # fmt: skip
+def test_a_schedule_is_off_continuous_or_every_n_minutes(text: str, expected: str) -> None:
+    assert str(Schedule.parse(text)) == expected
+
+
+@pytest.mark.parametrize("text", ["hourly", "every 0 minutes", "every 2000 minutes", "every minute"])
+def test_a_schedule_that_cannot_be_used_says_what_can(text: str) -> None:
+    with pytest.raises(ScheduleError, match="off, continuous, or every N minutes"):
+        Schedule.parse(text)
+
+
+def test_every_n_minutes_starts_an_update_when_due_and_outlives_a_restart(landed: Settings) -> None:
+    runs = RunManager(landed)
+    scheduler = Scheduler(landed, runs)
+    assert str(scheduler.schedule()) == "off" and scheduler.tick(datetime.now(UTC)) is None
+    scheduler.set("every 1 minutes")
+    now = datetime.now(UTC)
+    assert scheduler.tick(now + timedelta(seconds=30)) is None, "started before its minute"
+    update_id = scheduler.tick(now + timedelta(seconds=61))
+    assert update_id is not None
+    runs.wait(120)
+    run = runs.log.run(update_id)
+    assert (run.trigger, run.action, run.state) == ("schedule", "update", "COMPLETED")
+    started = datetime.fromisoformat(run.started_at)
+    assert scheduler.tick(started + timedelta(seconds=50)) is None, "started again within a minute of the last"
+    restarted = Scheduler(landed, RunManager(landed))
+    assert str(restarted.schedule()) == "every 1 minutes"
+
+
+def test_the_setting_is_the_schedule_until_the_ui_sets_one(landed: Settings) -> None:
+    configured = load_settings(mls2_data_dir=landed.paths.root, mls2_schedule="continuous")
+    scheduler = Scheduler(configured, RunManager(configured))
+    assert str(scheduler.schedule()) == "continuous"
+    scheduler.set("off")
+    assert str(scheduler.schedule()) == "off"
+
+
+def test_continuous_updates_when_a_sync_has_landed_something_new(landed: Settings) -> None:
+    runs = RunManager(landed)
+    scheduler = Scheduler(landed, runs)
+    scheduler.set("continuous")
+    first = scheduler.tick(datetime.now(UTC))
+    assert first is not None, "landed files no update has seen did not start one"
+    runs.wait(120)
+    assert scheduler.tick(datetime.now(UTC)) is None, "an update started with nothing new landed"
+    with SandboxServer(SandboxWorld(seed=9, properties=5)) as server:
+        make_sync(landed, server)()
+    assert scheduler.tick(datetime.now(UTC)) is not None
+    runs.wait(120)
+
+
+def test_one_serving_process_schedules(landed: Settings) -> None:
+    first = Scheduler(landed, RunManager(landed))
+    second = Scheduler(landed, RunManager(landed))
+    try:
+        assert first.start() and not second.start()
+    finally:
+        first.stop()
+    assert second.start()
+    second.stop()
+
+
+def test_the_schedule_is_set_over_http_with_the_sessions_csrf_token(browser: TestClient) -> None:
+    csrf = sign_in(browser)
+    headers = {"X-CSRF-Token": csrf}
+    bad = browser.post("/ui/api/schedule", json={"schedule": "hourly"}, headers=headers)
+    assert bad.status_code == 400 and "every N minutes" in bad.text
+    assert browser.post("/ui/api/schedule", json={"schedule": "every 5 minutes"}).status_code == 403
+    assert browser.post("/ui/api/schedule", json={"schedule": "every 5 minutes"}, headers=headers).json() == {
+        "schedule": "every 5 minutes"
+    }
+    assert browser.get("/ui/api/schedule").json() == {"schedule": "every 5 minutes"}
+    assert "every 5 minutes" in browser.get("/ui/").text

@@ -1,0 +1,137 @@
+"""The pipeline UI in a real browser (Debian's Chromium, driven by Playwright) against `mls2 serve`'s
+application on uvicorn, fed by the sandbox: sign in, see the graph, sync and update and watch the
+flows complete live, advance the sandbox and sync again, open the update, set a 1-minute schedule
+and see an update start on its own, sign out. A screenshot of
+each page goes to .cache/screenshots (CI keeps that folder)."""
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from conf.cli import serving_app
+from conf.settings import Settings, load_settings
+from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
+from pipelines.graph import load_graph
+from pipelines.ui.operators import OperatorRegistry
+from pipelines.ui.views import HERE
+from tests.conftest import SCREENSHOTS, served
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxWorld(seed=11, properties=25)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def site(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    if not (HERE / "static" / "vendor" / "mermaid.min.js").exists():
+        pytest.fail("the pipeline UI's assets are not installed: make ui-assets")
+    settings = load_settings(
+        mls2_data_dir=tmp_path_factory.mktemp("ui") / "data",
+        qobrix_api_base_url=sandbox.base_url,
+        qobrix_api_user=SANDBOX_API_USER,
+        qobrix_api_key=SANDBOX_API_KEY,
+    )
+    OperatorRegistry(settings.paths.operators).add("ops", PASSWORD)
+    with served(serving_app(settings)) as base:
+        yield base, settings
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"ui-{name}.png"), full_page=True)
+
+
+def run_and_watch(page, action_label: str) -> str:
+    """Click an action and wait for its flows to complete live; the update's id."""
+    page.get_by_role("button", name=action_label, exact=True).click()
+    page.locator("#live-flows li").first.wait_for(timeout=60_000)
+    page.wait_for_function("document.getElementById('live').dataset.finished", timeout=240_000)
+    assert page.locator("#live-state").inner_text() == "COMPLETED", page.locator("#message").inner_text()
+    states = page.locator("#live-flows li").evaluate_all("items => items.map(item => item.dataset.state)")
+    assert states and set(states) == {"COMPLETED"}, states
+    return page.locator("#live-link").get_attribute("href").rsplit("/", 1)[1]
+
+
+def test_an_operator_signs_in_runs_updates_live_and_signs_out(browser, site, sandbox: SandboxServer) -> None:
+    base, _ = site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(f"{base}/ui/")
+    assert page.url.endswith("/ui/login"), "the UI opened without signing in"
+    page.get_by_label("Operator").fill("ops")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").filter(has_text="wrong password").wait_for()
+    page.get_by_label("Operator").fill("ops")
+    page.get_by_label("Password").fill(PASSWORD)
+    shot(page, "login")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/ui/")
+
+    page.locator("#graph svg").wait_for(timeout=60_000)
+    graph = load_graph()
+    landing_folders = {dataset.landing.entity for dataset in graph.ordered() if dataset.landing}
+    expected_nodes = len(graph.datasets) + len(landing_folders) + 1  # and the served snapshot
+    assert page.locator("#graph svg .node").count() == expected_nodes, "a dataset is missing from the graph"
+    shot(page, "overview-empty")
+
+    first = run_and_watch(page, "Sync and update")
+    shot(page, "first-update-live")
+    landed_first = sandbox.world.property_count
+    assert landed_first > 0
+
+    advanced = requests.post(f"{sandbox.url}/_sandbox/advance?steps=3", timeout=30)
+    assert advanced.status_code == 200, advanced.text
+    page.reload()
+    second = run_and_watch(page, "Sync and update")
+    assert second != first
+
+    page.goto(f"{base}/ui/updates/{second}")
+    facts = page.locator("dl.facts").inner_text()
+    landed = int(re.search(r"records landed: (\d+)", facts).group(1))
+    assert landed > 0, facts
+    flows = [dataset for dataset in load_graph().ordered() if dataset.kind != "temporary_view"]
+    assert page.locator("#flows tbody tr").count() == len(flows), "a flow of the update is missing"
+    gold_row = page.locator("#flows tbody tr", has_text="reso_gold.property").first
+    assert "COMPLETED" in gold_row.inner_text()
+    shot(page, "update")
+
+    page.goto(f"{base}/ui/")
+    assert page.locator("#updates tbody tr").count() == 2
+    page.locator("#schedule-mode").select_option("every")
+    page.locator("#schedule-minutes").fill("1")
+    page.get_by_role("button", name="Set").click()
+    page.locator("#schedule", has_text="every 1 minutes").wait_for()
+    # A minute after the last update started, the schedule starts one; the page picks it up live.
+    page.wait_for_function("document.getElementById('live').dataset.trigger === 'schedule'", timeout=120_000)
+    page.wait_for_function("document.getElementById('live').dataset.finished", timeout=240_000)
+    assert page.locator("#live-state").inner_text() == "COMPLETED"
+    shot(page, "scheduled-update")
+    page.locator("#schedule-mode").select_option("off")
+    page.get_by_role("button", name="Set").click()
+    page.locator("#schedule", has_text="off").wait_for()
+    page.reload()
+    rows = page.locator("#updates tbody tr")
+    assert rows.count() == 3 and rows.first.locator("td").nth(2).inner_text() == "schedule"
+    assert rows.first.locator(".state").inner_text() == "COMPLETED"
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "overview-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, "the page scrolls sideways on a phone"
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{base}/ui/login")
+    page.goto(f"{base}/ui/")
+    assert page.url.endswith("/ui/login"), "the session outlived signing out"
+    assert requested and all(url.startswith(base) for url in requested), "every request stays on this machine"
+    page.close()
