@@ -65,13 +65,18 @@ $(GRAPHIQL_ASSETS)/graphiql.min.js:
 
 UI_ASSETS = pipelines/ui/static/vendor
 
-ui-assets: $(UI_ASSETS)/mermaid.min.js  ## the pipeline UI's graph library (npm package mermaid), served from /ui/static (no CDN)
+UI_PACKAGES = mermaid@12.3.0 chart.js@4.6.1
 
-$(UI_ASSETS)/mermaid.min.js:
+ui-assets: $(UI_ASSETS)/chart.umd.min.js  ## the pipeline UI's graph and chart libraries (npm: mermaid, chart.js), served from /ui/static (no CDN)
+
+$(UI_ASSETS)/chart.umd.min.js:
 	rm -rf .cache/ui-assets && mkdir -p .cache/ui-assets $(UI_ASSETS)
-	cd .cache/ui-assets && npm pack --silent mermaid@12.3.0 >/dev/null && tar xzf mermaid-12.3.0.tgz
-	cp .cache/ui-assets/package/LICENSE $(UI_ASSETS)/LICENSE.mermaid
-	cp .cache/ui-assets/package/dist/mermaid.min.js $(UI_ASSETS)/
+	cd .cache/ui-assets && npm pack --silent $(UI_PACKAGES) >/dev/null \
+		&& for tarball in $(subst @,-,$(UI_PACKAGES)); do mkdir $${tarball%-*} && tar xzf $$tarball.tgz -C $${tarball%-*}; done
+	cp .cache/ui-assets/mermaid/package/LICENSE $(UI_ASSETS)/LICENSE.mermaid
+	cp .cache/ui-assets/chart.js/package/LICENSE.md $(UI_ASSETS)/LICENSE.chart.js.md
+	cp .cache/ui-assets/mermaid/package/dist/mermaid.min.js $(UI_ASSETS)/
+	cp .cache/ui-assets/chart.js/package/dist/chart.umd.min.js $(UI_ASSETS)/
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

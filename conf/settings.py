@@ -232,6 +232,11 @@ class Settings(BaseSettings):
         return self.mls2_landing_url or str(self.paths.landing)
 
     @property
+    def integrity_docs(self) -> Path:
+        """The integrity suite's Data Docs: the `docs` folder of MLS2_INTEGRITY_DIR, which every run replaces."""
+        return (self.mls2_integrity_dir or self.paths.root / "integrity") / "docs"
+
+    @property
     def sync_state_path(self) -> Path:
         return self.paths.state / "sync_state.sqlite"
 

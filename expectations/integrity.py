@@ -248,4 +248,4 @@ def _result_rows(run: IntegrityRun) -> list[dict]:
 
 def docs_index(settings: Settings) -> Path:
     """The Data Docs' index, in a `docs` folder of its own: every run replaces that folder whole."""
-    return (settings.mls2_integrity_dir or settings.paths.root / "integrity") / "docs" / "index.html"
+    return settings.integrity_docs / "index.html"

@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from conf.cli import app as mls2
 from conf.cli import serving_app
 from conf.settings import Settings, load_settings
+from expectations.integrity import run_integrity
 from ingestion.sandbox import SandboxServer, SandboxWorld
+from ingestion.sandbox.faults import FaultConfig
 from pipelines import run_update
 from pipelines.ui.operators import OperatorError, OperatorRegistry
 from pipelines.ui.runs import RunManager
@@ -264,3 +266,66 @@ def test_the_schedule_is_set_over_http_with_the_sessions_csrf_token(browser: Tes
     }
     assert browser.get("/ui/api/schedule").json() == {"schedule": "every 5 minutes"}
     assert "every 5 minutes" in browser.get("/ui/").text
+
+
+@pytest.fixture
+def defective(settings: Settings) -> Settings:
+    """A sandbox with defects synced and run through one update (integrity suite included)."""
+    with SandboxServer(SandboxWorld(seed=5, properties=30), faults=FaultConfig(defect_rate=0.15)) as server:
+        make_sync(settings, server)()
+    OperatorRegistry(settings.paths.operators).add("ops", PASSWORD)
+    run_update(settings.paths)
+    run_integrity(settings)
+    return settings
+
+
+@pytest.fixture
+def quality_browser(defective: Settings) -> Iterator[TestClient]:
+    with TestClient(serving_app(defective), base_url="http://testserver") as client:
+        yield client
+
+
+def test_a_datasets_page_shows_its_expectations_and_their_rows_per_update(quality_browser: TestClient) -> None:
+    sign_in(quality_browser)
+    page = quality_browser.get("/ui/datasets/qobrix_silver.property")
+    assert page.status_code == 200 and "name_present" in page.text and "drop" in page.text
+    chart = json.loads(re.search(r'id="chart-data">(.*?)</script>', page.text, re.S).group(1))
+    assert len(chart["labels"]) == 1 and "name_present" in chart["series"]
+    assert any(sum(rows["failed"]) for rows in chart["series"].values()), "the defects broke no rule"
+    assert quality_browser.get("/ui/datasets/reso_gold.nope").status_code == 404
+
+
+def test_the_quarantine_browser_finds_rows_by_rule_with_their_sync_and_page(
+    quality_browser: TestClient, defective: Settings
+) -> None:
+    sign_in(quality_browser)
+    quality = quality_browser.get("/ui/quality")
+    links = re.findall(r"/ui/quarantine\?dataset=([\w.]+)&amp;rule=(\w+)", quality.text)
+    dataset, rule = next(link for link in links if link[0] == "qobrix_silver.property")
+    found = quality_browser.get("/ui/quarantine", params={"dataset": dataset, "rule": rule})
+    rows = re.findall(r'<td class="rules">([^<]*)</td>\s*<td>([^<]*)</td><td>(\d*)</td>', found.text)
+    assert rows and all(rule in rules.split(", ") and sync and page for rules, sync, page in rows), rows
+    landed = {path.stem for path in (defective.paths.landing / "_manifests").iterdir()}
+    assert {sync for _, sync, _ in rows} <= landed, "a row names a sync that landed nothing"
+    nothing = quality_browser.get("/ui/quarantine", params={"rule": "no_such_rule"})
+    assert "No quarantined row matches" in nothing.text
+    assert quality_browser.get("/ui/quarantine", params={"page": 0}).status_code in (400, 422)
+
+
+def test_the_quality_page_shows_integrity_results_and_freshness(quality_browser: TestClient) -> None:
+    sign_in(quality_browser)
+    page = quality_browser.get("/ui/quality")
+    assert page.status_code == 200
+    assert "reconciliation" in page.text and "landed_listings" in page.text, "no integrity results"
+    for table in ("reso_gold.property", "reso_gold.media", "reso_gold.lookup"):
+        assert f"/ui/datasets/{table}" in page.text
+    assert "published" in page.text and "never" not in page.text.split("Freshness", 1)[1].split("</p>", 1)[0]
+
+
+def test_the_data_docs_are_served_to_operators_only_and_only_from_their_folder(quality_browser: TestClient) -> None:
+    assert quality_browser.get("/ui/integrity/docs/index.html", follow_redirects=False).status_code == 303
+    sign_in(quality_browser)
+    docs = quality_browser.get("/ui/integrity/docs/index.html")
+    assert docs.status_code == 200 and "reconciliation" in docs.text
+    escape = quality_browser.get("/ui/integrity/docs/..%2F..%2Fstate%2Foperators.json")
+    assert escape.status_code == 404 and "scrypt" not in escape.text

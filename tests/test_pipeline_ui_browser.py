@@ -13,6 +13,7 @@ import requests
 from conf.cli import serving_app
 from conf.settings import Settings, load_settings
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
+from ingestion.sandbox.faults import FaultConfig
 from pipelines.graph import load_graph
 from pipelines.ui.operators import OperatorRegistry
 from pipelines.ui.views import HERE
@@ -25,13 +26,13 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxWorld(seed=11, properties=25)) as server:
+    with SandboxServer(SandboxWorld(seed=5, properties=30), faults=FaultConfig(defect_rate=0.15)) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def site(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
-    if not (HERE / "static" / "vendor" / "mermaid.min.js").exists():
+    if not all((HERE / "static" / "vendor" / name).exists() for name in ("mermaid.min.js", "chart.umd.min.js")):
         pytest.fail("the pipeline UI's assets are not installed: make ui-assets")
     settings = load_settings(
         mls2_data_dir=tmp_path_factory.mktemp("ui") / "data",
@@ -105,6 +106,27 @@ def test_an_operator_signs_in_runs_updates_live_and_signs_out(browser, site, san
     gold_row = page.locator("#flows tbody tr", has_text="reso_gold.property").first
     assert "COMPLETED" in gold_row.inner_text()
     shot(page, "update")
+
+    page.goto(f"{base}/ui/")
+    page.locator('#graph svg .node[data-dataset="qobrix_silver.property"]').click()
+    page.wait_for_url(f"{base}/ui/datasets/qobrix_silver.property")
+    page.wait_for_selector("#expectation-chart[data-rendered]", timeout=30_000)
+    assert int(page.locator("#expectation-chart").get_attribute("data-rendered")) >= 5
+    shot(page, "dataset")
+
+    page.get_by_role("link", name="Data quality").click()
+    page.locator("#integrity tbody tr").first.wait_for()
+    assert page.locator("#integrity .state.completed").count() > 0
+    shot(page, "quality")
+    listing_rows = page.get_by_role("link", name="qobrix_silver.property", exact=True)
+    held = page.locator("#quarantine-counts tbody tr").filter(has=listing_rows).first
+    rule = held.locator("td").nth(1).inner_text()
+    held.locator("td").nth(2).get_by_role("link").click()
+    page.locator("#quarantined tbody tr").first.wait_for()
+    first_row = page.locator("#quarantined tbody tr").first
+    assert rule in first_row.locator(".rules").inner_text()
+    assert re.fullmatch(r"\d+", first_row.locator("td").nth(5).inner_text()), "the row does not name its page"
+    shot(page, "quarantine")
 
     page.goto(f"{base}/ui/")
     assert page.locator("#updates tbody tr").count() == 2

@@ -35,6 +35,7 @@ class FlowSummary:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     output_rows: int | None = None
+    deleted_rows: int | None = None
     dropped_rows: int | None = None
     expectations: list[dict] = field(default_factory=list)
     error: str | None = None
@@ -110,6 +111,7 @@ def update_flows(paths: DataPaths, update_id: str) -> list[FlowSummary]:
         metrics = progress.get("metrics") or {}
         if "num_output_rows" in metrics:
             flow.output_rows = metrics["num_output_rows"]
+            flow.deleted_rows = metrics.get("num_deleted_rows")
         quality = progress.get("data_quality") or {}
         if quality:
             flow.dropped_rows = quality.get("dropped_records")
@@ -119,12 +121,21 @@ def update_flows(paths: DataPaths, update_id: str) -> list[FlowSummary]:
 
 
 def last_flow_states(paths: DataPaths) -> dict[str, str]:
-    """Each dataset's state in the latest update that ran its flow."""
+    """Each dataset in the latest update that ran its flow: its state, rows written and, when any
+    expectation failed, how many did (`COMPLETED 1,234 rows, 2 failing`)."""
     con = _events(paths)
     if con is None:
         return {}
     rows = con.execute(
-        "SELECT origin.dataset_name, arg_max(details::JSON->>'$.flow_progress.status', timestamp) FROM events "
+        "SELECT origin.dataset_name, arg_max(details, timestamp) FROM events "
         "WHERE event_type = 'flow_progress' GROUP BY 1"
     ).fetchall()
-    return dict(rows)
+    states = {}
+    for dataset, details in rows:
+        progress = orjson.loads(details).get("flow_progress", {})
+        written = (progress.get("metrics") or {}).get("num_output_rows")
+        expectations = (progress.get("data_quality") or {}).get("expectations") or []
+        failing = sum(1 for item in expectations if item.get("failed_records"))
+        facts = [f"{written:,} rows" if written is not None else "", f"{failing} failing" if failing else ""]
+        states[dataset] = " ".join([progress.get("status", ""), ", ".join(fact for fact in facts if fact)]).strip()
+    return states

@@ -5,12 +5,13 @@ CSRF token."""
 
 import asyncio
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
@@ -22,6 +23,14 @@ from pipelines.graph import load_graph
 from pipelines.snapshot import read_pointer
 from pipelines.ui.history import last_flow_states, update_flows, updates
 from pipelines.ui.operators import OperatorError, OperatorRegistry
+from pipelines.ui.quality import (
+    expectation_chart,
+    expectation_history,
+    freshness,
+    integrity_latest,
+    quarantine_counts,
+    quarantined_rows,
+)
 from pipelines.ui.runs import (
     ACTIONS,
     FINISHED,
@@ -36,6 +45,7 @@ from pipelines.ui.schedule import ScheduleError, Scheduler
 from pipelines.ui.sessions import Session, SessionStore
 
 HERE = Path(__file__).parent
+QUARANTINE_PAGE = 50
 SESSION_COOKIE = "mls2_ui_session"
 LOGIN_COOKIE = "mls2_ui_login"
 """A login form's CSRF token (double submit): a form posted from another site cannot carry it."""
@@ -174,6 +184,7 @@ def overview(request: Request, session: Annotated[Session, Depends(page_session)
         "actions": ACTIONS,
         "datasets": [dataset.name for dataset in graph.ordered()],
         "mermaid": mermaid,
+        "nodes": {node_id(name): name for name in graph.datasets},
         "updates": updates(state.settings.paths, limit=30),
         "runs": {run.run_id: run for run in state.runs.log.runs(limit=30)},
         "schedule": state.scheduler.schedule(),
@@ -189,9 +200,99 @@ def update_page(request: Request, update_id: str, session: Annotated[Session, De
     summary = next((u for u in updates(state.settings.paths, limit=500) if u.update_id == update_id), None)
     if run is None and summary is None:
         raise HTTPException(404, f"no update {update_id}")
-    longest = max((flow.seconds or 0 for flow in flows), default=0) or 1
-    context = {"session": session, "run": run, "summary": summary, "flows": flows, "longest": longest}
+    starts = [flow.started_at for flow in flows if flow.started_at] + ([summary.started_at] if summary else [])
+    ends = [flow.ended_at for flow in flows if flow.ended_at] + ([summary.ended_at] if summary else [])
+    first = min(starts, default=None)
+    span = (max(ends) - first).total_seconds() if first and ends else 0
+    timeline = {
+        flow.dataset: (
+            100 * (flow.started_at - first).total_seconds() / span,
+            max(0.3, 100 * (flow.seconds or 0) / span),
+        )
+        for flow in flows
+        if span and flow.started_at
+    }
+    context = {"session": session, "run": run, "summary": summary, "flows": flows, "timeline": timeline}
     return state.templates.TemplateResponse(request, "update.html", context)
+
+
+@router.get("/datasets/{name}", response_class=HTMLResponse)
+def dataset_page(request: Request, name: str, session: Annotated[Session, Depends(page_session)]) -> Response:
+    state = _state(request)
+    graph = load_graph()
+    if name not in graph.datasets:
+        raise HTTPException(404, f"no dataset {name} in the graph (see the overview)")
+    dataset = graph[name]
+    counts = [
+        (rule, rows) for dataset_name, rule, rows in quarantine_counts(state.settings.paths) if dataset_name == name
+    ]
+    context = {
+        "session": session,
+        "dataset": dataset,
+        "downstream": graph.downstream(name),
+        "chart": expectation_chart(expectation_history(state.settings.paths, name)),
+        "quarantine": counts,
+    }
+    return state.templates.TemplateResponse(request, "dataset.html", context)
+
+
+@router.get("/quality", response_class=HTMLResponse)
+def quality_page(request: Request, session: Annotated[Session, Depends(page_session)]) -> Response:
+    state = _state(request)
+    tables, published = freshness(state.settings.paths, list(served_tables()))
+    latest = updates(state.settings.paths, limit=1)
+    flows = update_flows(state.settings.paths, latest[0].update_id) if latest else []
+    context = {
+        "session": session,
+        "latest": latest[0] if latest else None,
+        "flows": [flow for flow in flows if flow.expectations],
+        "quarantine": quarantine_counts(state.settings.paths),
+        "integrity": integrity_latest(state.settings.paths),
+        "docs": (state.settings.integrity_docs / "index.html").exists(),
+        "tables": tables,
+        "published": published,
+        "now": datetime.now(UTC),
+    }
+    return state.templates.TemplateResponse(request, "quality.html", context)
+
+
+@router.get("/quarantine", response_class=HTMLResponse)
+def quarantine_page(
+    request: Request,
+    session: Annotated[Session, Depends(page_session)],
+    dataset: str | None = None,
+    rule: str | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    state = _state(request)
+    rows, total = quarantined_rows(
+        state.settings.paths,
+        dataset=dataset or None,
+        rule=rule or None,
+        limit=QUARANTINE_PAGE,
+        offset=(page - 1) * QUARANTINE_PAGE,
+    )
+    context = {
+        "session": session,
+        "rows": rows,
+        "total": total,
+        "dataset": dataset or "",
+        "rule": rule or "",
+        "page": page,
+        "pages": max(1, -(-total // QUARANTINE_PAGE)),
+        "counts": quarantine_counts(state.settings.paths),
+    }
+    return state.templates.TemplateResponse(request, "quarantine.html", context)
+
+
+@router.get("/integrity/docs/{path:path}")
+def integrity_docs(request: Request, path: str, session: Annotated[Session, Depends(page_session)]) -> Response:
+    """The integrity suite's Data Docs (GX's HTML site), to signed-in operators only."""
+    root = _state(request).settings.integrity_docs.resolve()
+    wanted = (root / (path or "index.html")).resolve()
+    if not wanted.is_relative_to(root) or not wanted.is_file():
+        raise HTTPException(404, "no such page in the Data Docs (run `mls2 integrity run` to build them)")
+    return FileResponse(wanted)
 
 
 @router.get("/api/updates")

@@ -119,5 +119,16 @@ if (window.mermaid) {
       ".failed rect, .failed path, .failed polygon { fill: #f8d7da !important; }" +
       ".canceled rect, .canceled path, .canceled polygon { fill: #fff3cd !important; }",
   });
-  window.mermaid.run({ querySelector: "#graph" });
+  const datasets = JSON.parse(document.getElementById("graph-nodes").textContent);
+  window.mermaid.run({ querySelector: "#graph" }).then(() => {
+    // Mermaid names a node's element <diagram id>-flowchart-<node id>-<n>: each dataset links to its page.
+    for (const node of document.querySelectorAll("#graph svg .node")) {
+      const id = node.id.replace(/^.*?flowchart-/, "").replace(/-\d+$/, "");
+      if (datasets[id]) {
+        node.style.cursor = "pointer";
+        node.dataset.dataset = datasets[id];
+        node.addEventListener("click", () => (location.href = `/ui/datasets/${datasets[id]}`));
+      }
+    }
+  });
 }
