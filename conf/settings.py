@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     )
     mls2_schedule: str = Field(
         default="off",
-        pattern=r"^\s*(?i:off|continuous|every \d{1,4} minutes?)\s*$",
+        pattern=r"^\s*(?i:off|continuous|every ([1-9]\d{0,2}|1[0-3]\d\d|14[0-3]\d|1440) minutes?)\s*$",
         description="Updates on a schedule in `mls2 serve`: off, `every N minutes` (a sync and an update when "
         "Qobrix is configured), or continuous (an update whenever a sync has landed something new). The pipeline "
         "UI can change it; its choice is kept.",

@@ -22,7 +22,7 @@ from deltalake.exceptions import DeltaError
 from conf.settings import Settings
 from ingestion.saved_state import SavedStateError, restore_state
 from ingestion.state import SyncState
-from pipelines.embedded import PipelineBusy, duckdb_query, pipeline_lock
+from pipelines.embedded import PipelineBusy, duckdb_query, last_data_change, pipeline_lock
 from pipelines.snapshot.pointer import read_pointer
 from pipelines.spark_sql import SqlError
 
@@ -47,8 +47,6 @@ RESULT_DDL = (
 )
 QUARANTINE_DDL = "dataset string, broken_rules array<string>, record string"
 SYNCS_DDL = "sync_id string, finished_at timestamp"
-NO_DATA_CHANGE = {"VACUUM START", "VACUUM END", "OPTIMIZE"}
-"""Delta operations that leave a table's rows as they were."""
 
 
 class EngineError(RuntimeError):
@@ -105,10 +103,16 @@ def _data_version(path: Path) -> int | None:
     if not (path / "_delta_log").exists():
         return None
     table = DeltaTable(str(path))
-    for commit in table.history(limit=50):
-        if commit.get("operation") not in NO_DATA_CHANGE:
-            return int(commit["version"])
-    return table.version()
+    commit = last_data_change(table)
+    return table.version() if commit is None else int(commit["version"])
+
+
+def _newer_version(published: int | None, changed: int | None) -> int | None:
+    """The gold version the snapshot should be at: the latest that changed rows, or the published
+    one when none did after it (a view that rewrote nothing commits a version of its own)."""
+    if published is None or changed is None:
+        return changed
+    return max(published, changed)
 
 
 class EmbeddedEngine:
@@ -161,7 +165,9 @@ class EmbeddedEngine:
             {
                 "table_name": name,
                 "published_version": published,
-                "gold_version": _data_version(settings.paths.lakehouse.joinpath(*name.split(".", 1))),
+                "gold_version": _newer_version(
+                    published, _data_version(settings.paths.lakehouse.joinpath(*name.split(".", 1)))
+                ),
                 "published_at": published_at,
             }
             for name, published in sorted(pointer.get("versions", {}).items())

@@ -157,12 +157,10 @@ def sync_quietly(settings: Settings) -> SyncReport:
                 entities=select_entities(None),
                 options=sync_options(settings),
             )
-            report = sync.run()
+            return sync.run()
         finally:
             state.close()
-    if report.status != "succeeded":
-        raise IngestionError(f"sync {report.sync_id} {report.status}: {report.error}")
-    return report
+            client.close()
 
 
 def run_sync(settings: Settings, client: QobrixClient, selected: list[Entity], options: SyncOptions) -> SyncReport:

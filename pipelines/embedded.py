@@ -6,7 +6,7 @@ from typing import Any
 from conf.settings import DataPaths
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateCanceled, UpdateFailed
 from pipelines._engine.events import read_events
-from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.lakehouse import Lakehouse, last_data_change
 from pipelines._engine.lock import UpdateLock
 from pipelines._engine.maintenance import vacuum_due, vacuum_lakehouse
 from pipelines._engine.runner import UpdateResult
@@ -25,6 +25,7 @@ __all__ = [
     "UpdateFailed",
     "UpdateResult",
     "duckdb_query",
+    "last_data_change",
     "pipeline_lock",
     "read_events",
     "run_update",
@@ -36,7 +37,7 @@ __all__ = [
 def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) -> UpdateResult:
     """Run one update of `graph` (the product's, by default) under the pipeline lock and publish gold;
     raises PipelineBusy or UpdateFailed. `options` are the engine's (`pipelines._engine.runner.run_update`:
-    full_refresh, refresh, full_refresh_selection, progress, memory_limit, cause, cancel, update_id)."""
+    full_refresh, refresh, full_refresh_selection, progress, memory_limit, cause, cancel, update_id, lock)."""
     return run_on_engine(paths, graph or load_graph(), served_tables(), **options)
 
 

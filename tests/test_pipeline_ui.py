@@ -16,10 +16,11 @@ from conf.settings import Settings, load_settings
 from expectations.integrity import run_integrity
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
-from pipelines import run_update
+from pipelines import PipelineBusy, run_update
 from pipelines.ui.operators import OperatorError, OperatorRegistry
-from pipelines.ui.runs import RunManager
+from pipelines.ui.runs import RunBusy, RunManager, RunRequest
 from pipelines.ui.schedule import Schedule, ScheduleError, Scheduler
+from pipelines.ui.sessions import SessionStore
 from tests.conftest import make_sync, register_test_client
 
 PASSWORD = "correct horse battery"
@@ -121,12 +122,17 @@ def test_an_update_runs_live_one_at_a_time_and_is_listed_with_its_flows(browser:
     assert started.status_code == 202, started.text
     update_id = started.json()["update_id"]
     assert start(browser, csrf).status_code == 409, "a second update started while one ran"
+    with browser.stream("GET", f"/ui/api/updates/{update_id}/events") as stream:
+        first = next(line for line in stream.iter_lines() if line.startswith("event: flow"))
+        assert first and update_id in {r["update_id"] for r in browser.get("/ui/api/running").json()["running"]}, (
+            "flows were not streamed while the update ran"
+        )
     flows, end = finished(browser, update_id)
     assert end["state"] == "COMPLETED" and end["checks"] == "passed", end
     done = {flow["dataset"] for flow in flows if flow["state"] == "COMPLETED"}
     assert {"qobrix_bronze.properties", "qobrix_silver.property", "reso_gold.property"} <= done
     running_first = [flow["dataset"] for flow in flows if flow["state"] == "RUNNING"]
-    assert running_first[0] == "qobrix_bronze.properties", "flows were not streamed as they ran"
+    assert running_first[0] == "qobrix_bronze.properties", "flows out of the graph's order"
     listed = browser.get("/ui/api/updates").json()
     assert listed["running"] == [] and listed["updates"][0]["update_id"] == update_id
     assert listed["updates"][0]["trigger"] == "manual" and listed["updates"][0]["state"] == "COMPLETED"
@@ -327,5 +333,49 @@ def test_the_data_docs_are_served_to_operators_only_and_only_from_their_folder(q
     sign_in(quality_browser)
     docs = quality_browser.get("/ui/integrity/docs/index.html")
     assert docs.status_code == 200 and "reconciliation" in docs.text
+    assert docs.headers["content-security-policy"] == "sandbox allow-scripts allow-popups"
     escape = quality_browser.get("/ui/integrity/docs/..%2F..%2Fstate%2Foperators.json")
     assert escape.status_code == 404 and "scrypt" not in escape.text
+
+
+def test_a_run_holds_the_pipeline_lock_from_start_to_end_and_any_process_can_cancel_it(landed: Settings) -> None:
+    here, elsewhere = RunManager(landed), RunManager(landed)
+    update_id = here.start(RunRequest("update"))
+    with pytest.raises(PipelineBusy):
+        run_update(landed.paths)  # `mls2 pipeline run` from a shell
+    with pytest.raises(RunBusy):
+        elsewhere.start(RunRequest("update"))  # another serving process
+    elsewhere.log.abandon_unfinished(landed.paths)
+    assert here.log.run(update_id).state == "RUNNING", "a running run was taken for a stopped server's"
+    assert elsewhere.cancel(update_id)
+    here.wait(120)
+    assert here.log.run(update_id).state == "CANCELED"
+    assert not elsewhere.cancel(update_id)
+    assert run_update(landed.paths).state == "COMPLETED", "the run kept the lock"
+
+
+def test_a_schedule_set_only_in_the_settings_starts_at_once_on_a_fresh_install(landed: Settings) -> None:
+    configured = load_settings(mls2_data_dir=landed.paths.root, mls2_schedule="every 15 minutes")
+    runs = RunManager(configured)
+    assert Scheduler(configured, runs).tick(datetime.now(UTC)) is not None
+    runs.wait(120)
+
+
+def test_sign_ins_are_limited_and_an_error_in_the_address_is_not_shown(browser: TestClient) -> None:
+    shown = browser.get("/ui/login", params={"error": "Your session expired: call +1 555"})
+    assert shown.status_code == 200 and "555" not in shown.text
+    for _ in range(5):
+        form = browser.get("/ui/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+        refused = browser.post("/ui/login", data={"name": "ops", "password": "wrong password!", "login_token": token})
+        assert refused.status_code == 401
+    form = browser.get("/ui/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+    limited = browser.post("/ui/login", data={"name": "ops", "password": PASSWORD, "login_token": token})
+    assert limited.status_code == 429 and "Too many failed sign-ins" in limited.text
+
+
+def test_secrets_on_disk_are_the_owners_only(landed: Settings) -> None:
+    SessionStore(landed.paths.ui_state).open("ops")
+    assert landed.paths.operators.stat().st_mode & 0o777 == 0o600
+    assert landed.paths.ui_state.stat().st_mode & 0o777 == 0o600

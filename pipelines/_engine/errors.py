@@ -14,4 +14,5 @@ class UpdateFailed(PipelineError):
 
 
 class UpdateCanceled(PipelineError):
-    """The update was canceled: what finished is committed, nothing was published, a re-run converges."""
+    """The update was canceled between two flows: the tables finished are committed (views refreshed by
+    key were only staged, and are dropped), nothing was published, a re-run converges."""

@@ -57,6 +57,22 @@ def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
 
 
+NO_DATA_CHANGE = {"VACUUM START", "VACUUM END", "OPTIMIZE"}
+"""Delta operations that leave a table's rows as they were."""
+
+
+def last_data_change(table: DeltaTable, *, look_back: int = 50) -> dict | None:
+    """The table's latest commit that changed its rows, among its last `look_back`: not a VACUUM or
+    OPTIMIZE, nor a write that added and removed no file (a view recomputed to the same rows records
+    its inputs in such a commit)."""
+    for commit in table.history(limit=look_back):
+        metrics = commit.get("operationMetrics") or {}
+        empty = metrics.get("num_added_files") == 0 and metrics.get("num_removed_files") == 0
+        if commit.get("operation") not in NO_DATA_CHANGE and not empty:
+            return commit
+    return None
+
+
 class Lakehouse:
     """Delta tables by `schema.table` name.
 

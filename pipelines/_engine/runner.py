@@ -124,7 +124,8 @@ class Update:
             result.state = "COMPLETED"
             self.events.update_progress("COMPLETED")
         except UpdateCanceled:
-            # Between two flows: each flow done is committed whole, the next never started.
+            # Between two flows: the streaming tables and AUTO CDC targets done are committed whole,
+            # views refreshed by key were only staged and are dropped, the next flow never started.
             result.state = "CANCELED"
             result.error = f"canceled before {current}" if current else "canceled before committing"
             self.events.update_progress("CANCELED")
@@ -174,6 +175,7 @@ def run_update(
     cause: str = "USER_ACTION",
     cancel: threading.Event | None = None,
     update_id: str | None = None,
+    lock: bool = True,
 ) -> UpdateResult:
     """Run one update under the pipeline lock; raises PipelineBusy, UpdateFailed or UpdateCanceled.
 
@@ -181,7 +183,8 @@ def run_update(
     `cause` is recorded in the event log as DLT records it (USER_ACTION, API_CALL, SCHEDULED);
     setting `cancel` stops the update before its next flow (a flow is never stopped half-way: its
     commits are several, a target and its tombstones); nothing is published. `update_id` lets a
-    caller name the update before it starts (a new UUID by default).
+    caller name the update before it starts (a new UUID by default). `lock=False` is for a caller
+    that already holds the pipeline lock (the pipeline UI holds it from its sync to the update's end).
     """
     update = Update(
         paths,
@@ -196,5 +199,7 @@ def run_update(
         cancel=cancel,
         update_id=update_id,
     )
+    if not lock:
+        return update.run()
     with UpdateLock(paths, f"update {update.update_id}"):
         return update.run()

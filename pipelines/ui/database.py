@@ -9,8 +9,11 @@ from pathlib import Path
 
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
-    """A connection in autocommit mode, closed on leaving."""
+    """A connection in autocommit mode, closed on leaving. The file holds live session ids: it is
+    made readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
     with closing(sqlite3.connect(path, timeout=10, isolation_level=None)) as db:
         db.execute("PRAGMA journal_mode=WAL")
         yield db

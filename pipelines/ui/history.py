@@ -46,10 +46,6 @@ class FlowSummary:
             return None
         return (self.ended_at - self.started_at).total_seconds()
 
-    @property
-    def failed_expectations(self) -> int:
-        return sum(1 for item in self.expectations if item.get("failed_records"))
-
 
 def _events(paths: DataPaths) -> duckdb.DuckDBPyConnection | None:
     table = Lakehouse(paths.lakehouse).table(EVENT_LOG)
@@ -61,32 +57,37 @@ def _events(paths: DataPaths) -> duckdb.DuckDBPyConnection | None:
     return con
 
 
-def updates(paths: DataPaths, limit: int = 50) -> list[UpdateSummary]:
-    """The latest updates, newest first."""
+SUMMARY_SQL = """
+    SELECT origin.update_id, min(timestamp), max(timestamp),
+      arg_max(details::JSON->>'$.update_progress.state', sequence) FILTER (WHERE event_type = 'update_progress'),
+      any_value(details) FILTER (WHERE event_type = 'create_update'),
+      count(DISTINCT origin.dataset_name) FILTER (WHERE event_type = 'flow_progress')
+    FROM events WHERE $update IS NULL OR origin.update_id = $update
+    GROUP BY 1 ORDER BY 2 DESC LIMIT $limit
+"""
+
+
+def updates(paths: DataPaths, limit: int = 50, update_id: str | None = None) -> list[UpdateSummary]:
+    """The latest updates, newest first (or the one `update_id` names)."""
     con = _events(paths)
     if con is None:
         return []
-    rows = con.execute(
-        """
-        SELECT origin.update_id, min(timestamp), max(timestamp),
-          arg_max(details::JSON->>'$.update_progress.state', sequence)
-            FILTER (WHERE event_type = 'update_progress'),
-          any_value(details) FILTER (WHERE event_type = 'create_update'),
-          count(DISTINCT origin.dataset_name) FILTER (WHERE event_type = 'flow_progress')
-        FROM events GROUP BY 1 ORDER BY 2 DESC LIMIT ?
-        """,
-        [limit],
-    ).fetchall()
+    rows = con.execute(SUMMARY_SQL, {"update": update_id, "limit": limit}).fetchall()
     found = []
-    for update_id, started, ended, state, created, flows in rows:
+    for update_id_, started, ended, state, created, flows in rows:
         create = orjson.loads(created or "{}").get("create_update", {})
         full = bool(create.get("full_refresh")) and set(create.get("full_refresh", [])) >= set(
             create.get("refresh_selection", [])
         )
         found.append(
-            UpdateSummary(update_id, started, ended, state or "RUNNING", create.get("cause", ""), full, flows or 0)
+            UpdateSummary(update_id_, started, ended, state or "RUNNING", create.get("cause", ""), full, flows or 0)
         )
     return found
+
+
+def update_summary(paths: DataPaths, update_id: str) -> UpdateSummary | None:
+    found = updates(paths, limit=1, update_id=update_id)
+    return found[0] if found else None
 
 
 def update_flows(paths: DataPaths, update_id: str) -> list[FlowSummary]:

@@ -65,14 +65,19 @@ class OperatorRegistry:
         if name in operators and not replace:
             raise OperatorError(f"operator {name} exists: give --replace to set a new password")
         operators[name] = {"password_hash": _hash(password, os.urandom(16)), "added": datetime.now(UTC).isoformat()}
-        write_atomically(self.path, orjson.dumps(operators, option=orjson.OPT_INDENT_2))
+        self._write(operators)
 
     def remove(self, name: str) -> None:
         operators = self._read()
         if name not in operators:
             raise OperatorError(f"no operator {name}")
         del operators[name]
+        self._write(operators)
+
+    def _write(self, operators: dict) -> None:
+        """Replace the registry whole, readable by its owner only."""
         write_atomically(self.path, orjson.dumps(operators, option=orjson.OPT_INDENT_2))
+        self.path.chmod(0o600)
 
     def verify(self, name: str, password: str) -> bool:
         """Whether `password` is `name`'s; as slow for a name that is not an operator."""

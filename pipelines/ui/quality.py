@@ -10,14 +10,13 @@ import duckdb
 import orjson
 
 from conf.settings import DataPaths
-from pipelines.embedded import Lakehouse
+from pipelines.embedded import Lakehouse, last_data_change
 from pipelines.snapshot import read_pointer
 
 EVENT_LOG = "mls2_system.event_log"
 QUARANTINE = "mls2_system.quarantine"
 INTEGRITY_RESULTS = "mls2_system.integrity_results"
 LANDING_PAGE = re.compile(r"(?P<entity>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/(?P<sync>[^/]+)/page-(?P<page>\d+)\.jsonl")
-NO_DATA_CHANGE = ("VACUUM START", "VACUUM END", "OPTIMIZE")
 
 
 def _over(paths: DataPaths, table: str) -> duckdb.DuckDBPyConnection | None:
@@ -160,6 +159,13 @@ class Freshness:
     latest_version: int | None
 
     @property
+    def stale(self) -> bool:
+        """Whether gold's rows changed after the version served."""
+        return self.latest_version is not None and (
+            self.served_version is None or self.latest_version > self.served_version
+        )
+
+    @property
     def hours(self) -> float | None:
         return None if self.changed_at is None else (datetime.now(UTC) - self.changed_at).total_seconds() / 3600
 
@@ -174,7 +180,7 @@ def freshness(paths: DataPaths, served: list[str]) -> tuple[list[Freshness], dat
         delta = lakehouse.table(name)
         changed = latest = None
         if delta is not None:
-            commit = next((c for c in delta.history(limit=50) if c.get("operation") not in NO_DATA_CHANGE), None)
+            commit = last_data_change(delta)
             if commit is not None:
                 changed = datetime.fromtimestamp(commit["timestamp"] / 1000, UTC)
                 latest = int(commit["version"])

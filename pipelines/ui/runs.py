@@ -1,12 +1,15 @@
-"""Updates the UI starts: one at a time, in a thread of the serving process, under the pipeline lock
-(so `mls2 pipeline run` from a shell and the UI never overlap). Each run and its flows' progress
-are written to the UI's SQLite file as they happen: any serving process streams them to a page.
+"""Updates the UI starts: one at a time, in a thread of the serving process. A run takes the pipeline
+lock when it is asked for and holds it from its sync to its update's end, so another run (from any
+serving process) or `mls2 pipeline run` from a shell is refused meanwhile. Each run, its flows'
+progress and a request to cancel it are kept in the UI's SQLite file: any serving process streams
+the one and records the other.
 """
 
 import logging
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -14,7 +17,15 @@ import orjson
 
 from conf.settings import Settings
 from pipelines.declaration import DeclarationError
-from pipelines.embedded import PipelineBusy, PipelineError, UpdateCanceled, pipeline_lock, run_update
+from pipelines.embedded import (
+    PipelineBusy,
+    PipelineError,
+    UpdateCanceled,
+    pipeline_lock,
+    run_update,
+    vacuum_due,
+    vacuum_lakehouse,
+)
 from pipelines.graph import load_graph
 from pipelines.ui.database import connect
 
@@ -29,6 +40,7 @@ ACTIONS = {
 CAUSES = {"manual": "USER_ACTION", "api": "API_CALL", "schedule": "SCHEDULED"}
 """What the event log records as an update's cause, by what started it."""
 FINISHED = ("COMPLETED", "FAILED", "CANCELED")
+CANCEL_POLL_SECONDS = 0.5
 
 SyncStep = Callable[[Settings], dict]
 """Lands what changed in Qobrix (given by the composition root, `conf.cli`): a summary to show,
@@ -85,7 +97,8 @@ class RunLog:
         with connect(self.path) as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, action TEXT, trigger TEXT, state TEXT, "
-                "started_at TEXT, finished_at TEXT, operator TEXT, datasets TEXT, error TEXT, sync TEXT, checks TEXT)"
+                "started_at TEXT, finished_at TEXT, operator TEXT, datasets TEXT, error TEXT, sync TEXT, checks TEXT, "
+                "cancel_requested INTEGER DEFAULT 0)"
             )
             db.execute(
                 "CREATE TABLE IF NOT EXISTS run_flows (run_id TEXT, sequence INTEGER, dataset TEXT, state TEXT, "
@@ -107,6 +120,19 @@ class RunLog:
                 (run_id, dataset, state, _now(), run_id),
             )
 
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask a running run to stop (whichever serving process runs it); whether it is running."""
+        with connect(self.path) as db:
+            changed = db.execute(
+                "UPDATE runs SET cancel_requested = 1 WHERE run_id = ? AND state = 'RUNNING'", (run_id,)
+            ).rowcount
+        return changed == 1
+
+    def cancel_requested(self, run_id: str) -> bool:
+        with connect(self.path) as db:
+            row = db.execute("SELECT cancel_requested FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
     def sync_done(self, run_id: str, summary: dict) -> None:
         with connect(self.path) as db:
             db.execute("UPDATE runs SET sync = ? WHERE run_id = ?", (orjson.dumps(summary), run_id))
@@ -118,9 +144,17 @@ class RunLog:
                 (state, error, checks, _now(), run_id),
             )
 
-    def abandon_unfinished(self) -> None:
-        """Runs a stopped server left RUNNING: their thread is gone; the pipeline lock was released
-        with the process, and the update itself converges when run again."""
+    def abandon_unfinished(self, paths) -> None:
+        """Runs a stopped server left RUNNING: their thread is gone and the pipeline lock went with
+        their process (a run that holds the lock is genuinely running: nothing is abandoned then);
+        the update itself converges when run again."""
+        try:
+            with pipeline_lock(paths, "ui (abandoning runs of a stopped server)"):
+                self._abandon()
+        except PipelineBusy:
+            return
+
+    def _abandon(self) -> None:
         with connect(self.path) as db:
             db.execute(
                 "UPDATE runs SET state = 'FAILED', error = 'the server stopped while it ran', finished_at = ? "
@@ -200,24 +234,29 @@ class RunManager:
             if self._thread is not None and self._thread.is_alive():
                 raise RunBusy("an update started here is running; wait for it or cancel it")
             run_id = str(uuid.uuid4())
+            lock = pipeline_lock(self.settings.paths, f"update {run_id} (from the pipeline UI)")
             try:
-                with pipeline_lock(self.settings.paths, f"update {run_id} (starting)"):
-                    pass
+                lock.__enter__()
             except PipelineBusy as error:
                 raise RunBusy(str(error)) from None
-            self.log.begin(run_id, request)
-            self._cancel[run_id] = threading.Event()
-            self._thread = threading.Thread(target=self._execute, args=(run_id, request), daemon=True)
-            self._thread.start()
+            try:
+                self.log.begin(run_id, request)
+                self._cancel[run_id] = threading.Event()
+                self._thread = threading.Thread(target=self._execute, args=(run_id, request, lock), daemon=True)
+                self._thread.start()
+            except BaseException:
+                lock.__exit__(None, None, None)
+                raise
         return run_id
 
     def cancel(self, run_id: str) -> bool:
-        """Ask a running run to stop before its next flow; whether it was running here."""
-        event = self._cancel.get(run_id)
-        if event is None or self._thread is None or not self._thread.is_alive():
-            return False
-        event.set()
-        return True
+        """Ask a run to stop before its next flow, whichever serving process runs it; whether it runs."""
+        return self.log.request_cancel(run_id)
+
+    def running(self) -> str | None:
+        """The run this process is running, if any."""
+        thread = self._thread
+        return next(iter(self._cancel), None) if thread is not None and thread.is_alive() else None
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the running run (tests, shutdown)."""
@@ -225,28 +264,53 @@ class RunManager:
         if thread is not None:
             thread.join(timeout)
 
-    def _execute(self, run_id: str, request: RunRequest) -> None:
+    def stop(self, timeout: float = 60) -> None:
+        """On shutdown: cancel the running run and give it `timeout` seconds to stop between flows."""
+        running = self.running()
+        if running is not None:
+            self.cancel(running)
+            self.wait(timeout)
+
+    def _watch_cancel(self, run_id: str, cancel: threading.Event, done: threading.Event) -> None:
+        while not done.wait(CANCEL_POLL_SECONDS):
+            if self.log.cancel_requested(run_id):
+                cancel.set()
+                return
+
+    def _execute(self, run_id: str, request: RunRequest, lock: AbstractContextManager) -> None:
         cancel = self._cancel[run_id]
-        state, error, checks = "COMPLETED", None, None
+        done = threading.Event()
+        threading.Thread(target=self._watch_cancel, args=(run_id, cancel, done), daemon=True).start()
+        state, error, checks, step = "COMPLETED", None, None, None
         try:
-            if request.action == "sync_update":
-                self.log.flow(run_id, "sync", "RUNNING")
-                self.log.sync_done(run_id, self.sync(self.settings))
-                self.log.flow(run_id, "sync", "COMPLETED")
-            if cancel.is_set():
-                raise UpdateCanceled("canceled before the update started")
-            run_update(
-                self.settings.paths,
-                full_refresh=request.action == "full_refresh",
-                refresh=list(request.datasets) if request.action == "refresh_selection" else None,
-                progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state),
-                memory_limit=self.settings.mls2_engine_memory_limit,
-                cause=CAUSES[request.trigger],
-                cancel=cancel,
-                update_id=run_id,
-            )
+            try:
+                if request.action == "sync_update":
+                    step = "sync"
+                    self.log.flow(run_id, "sync", "RUNNING")
+                    self.log.sync_done(run_id, self.sync(self.settings))
+                    self.log.flow(run_id, "sync", "COMPLETED")
+                    step = None
+                if cancel.is_set():
+                    raise UpdateCanceled("canceled before the update started")
+                run_update(
+                    self.settings.paths,
+                    full_refresh=request.action == "full_refresh",
+                    refresh=list(request.datasets) if request.action == "refresh_selection" else None,
+                    progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state),
+                    memory_limit=self.settings.mls2_engine_memory_limit,
+                    cause=CAUSES[request.trigger],
+                    cancel=cancel,
+                    update_id=run_id,
+                    lock=False,
+                )
+            finally:
+                lock.__exit__(None, None, None)  # taken by `start`, when the run was asked for
+            # The lock is released: the integrity suite and a vacuum take it for themselves.
             if self.after_update is not None:
                 checks = "passed" if self.after_update(self.settings) else "failed"
+            hours = self.settings.mls2_lakehouse_retention_hours
+            if hours and vacuum_due(self.settings.paths):
+                vacuum_lakehouse(self.settings.paths, hours)
         except UpdateCanceled as canceled:
             state, error = "CANCELED", str(canceled)
         except PipelineError as failed:
@@ -255,5 +319,8 @@ class RunManager:
             log.exception("run %s failed", run_id)
             state, error = "FAILED", f"{type(failed).__name__}: {failed}"
         finally:
+            done.set()
+            if step is not None:
+                self.log.flow(run_id, step, "FAILED")
             self.log.finish(run_id, state, error, checks)
             self._cancel.pop(run_id, None)

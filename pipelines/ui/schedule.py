@@ -34,7 +34,8 @@ class Schedule:
 
     @classmethod
     def parse(cls, text: str | None) -> "Schedule":
-        """`off` (or empty), `every N minutes` (1 to 1440) or `continuous`."""
+        """`off` (or empty), `every N minutes` (1 to 1440) or `continuous` (MLS2_SCHEDULE's own check
+        in conf/settings.py takes the same)."""
         text = (text or "off").strip().lower()
         if text in ("off", "continuous"):
             return cls(text)
@@ -122,8 +123,8 @@ class Scheduler:
     def due(self, schedule: Schedule, now: datetime) -> bool:
         last = self._last_start()
         if schedule.mode == "every":
-            since = last or self._set_at() or now
-            return now - since >= timedelta(minutes=schedule.minutes)
+            since = last or self._set_at()
+            return since is None or now - since >= timedelta(minutes=schedule.minutes)
         newest = self._newest_landing()
         return newest is not None and (last is None or newest > last)
 

@@ -4,7 +4,10 @@ actions (`/ui/api/...`), and live progress as server-sent events. Operators sign
 CSRF token."""
 
 import asyncio
+import logging
 import secrets
+import time
+from collections import defaultdict, deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +24,7 @@ from pipelines.diagram import diagram_lines, node_id
 from pipelines.gold import served_tables
 from pipelines.graph import load_graph
 from pipelines.snapshot import read_pointer
-from pipelines.ui.history import last_flow_states, update_flows, updates
+from pipelines.ui.history import last_flow_states, update_flows, update_summary, updates
 from pipelines.ui.operators import OperatorError, OperatorRegistry
 from pipelines.ui.quality import (
     expectation_chart,
@@ -44,12 +47,36 @@ from pipelines.ui.runs import (
 from pipelines.ui.schedule import ScheduleError, Scheduler
 from pipelines.ui.sessions import Session, SessionStore
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 QUARANTINE_PAGE = 50
 SESSION_COOKIE = "mls2_ui_session"
 LOGIN_COOKIE = "mls2_ui_login"
 """A login form's CSRF token (double submit): a form posted from another site cannot carry it."""
 STREAM_POLL_SECONDS = 0.3
+
+
+class LoginAttempts:
+    """Failed sign-ins per client address: after FAILURES_ALLOWED within WINDOW_SECONDS, that address
+    waits until the oldest of them leaves the window (each check costs scrypt's 50 ms and 16 MB)."""
+
+    FAILURES_ALLOWED = 5
+    WINDOW_SECONDS = 300
+
+    def __init__(self) -> None:
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def wait_seconds(self, client: str) -> int:
+        failures = self._failures[client]
+        now = time.monotonic()
+        while failures and now - failures[0] > self.WINDOW_SECONDS:
+            failures.popleft()
+        if len(failures) < self.FAILURES_ALLOWED:
+            return 0
+        return int(self.WINDOW_SECONDS - (now - failures[0])) + 1
+
+    def failed(self, client: str) -> None:
+        self._failures[client].append(time.monotonic())
 
 
 class NotSignedIn(Exception):
@@ -71,7 +98,8 @@ class UiState:
         self.operators = OperatorRegistry(settings.paths.operators)
         self.sessions = SessionStore(settings.paths.ui_state)
         self.runs = RunManager(settings, sync, after_update)
-        self.runs.log.abandon_unfinished()
+        self.runs.log.abandon_unfinished(settings.paths)
+        self.logins = LoginAttempts()
         self.scheduler = Scheduler(settings, self.runs)
         self.templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -101,7 +129,7 @@ def api_session(request: Request) -> Session:
 def checked_action(request: Request, session: Annotated[Session, Depends(api_session)]) -> Session:
     """The session of an action, whose X-CSRF-Token header must be the session's token."""
     sent = request.headers.get("x-csrf-token", "")
-    if not secrets.compare_digest(sent, session.csrf_token):
+    if not _same(sent, session.csrf_token):
         raise HTTPException(403, "missing or wrong X-CSRF-Token: reload the page and try again")
     return session
 
@@ -131,13 +159,22 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, error: str | None = None) -> Response:
+def login_page(request: Request) -> Response:
+    return _login_form(request)
+
+
+def _login_form(request: Request, error: str | None = None, status_code: int = 401) -> Response:
     token = secrets.token_urlsafe(24)
     response = _state(request).templates.TemplateResponse(
-        request, "login.html", {"login_token": token, "error": error}, status_code=401 if error else 200
+        request, "login.html", {"login_token": token, "error": error}, status_code=status_code if error else 200
     )
     _cookie(response, request, LOGIN_COOKIE, token, max_age=900)
     return response
+
+
+def _same(sent: str, expected: str) -> bool:
+    """Whether two tokens are equal, in constant time (whatever characters were sent)."""
+    return secrets.compare_digest(sent.encode(), expected.encode())
 
 
 @router.post("/login")
@@ -148,14 +185,22 @@ def login(
     login_token: Annotated[str, Form()],
 ) -> Response:
     state = _state(request)
-    if not secrets.compare_digest(login_token, request.cookies.get(LOGIN_COOKIE, "")):
-        return login_page(request, "The form expired: sign in again.")
+    if not _same(login_token, request.cookies.get(LOGIN_COOKIE, "")):
+        return _login_form(request, "The form expired: sign in again.")
+    client = request.client.host if request.client else "unknown"
+    wait = state.logins.wait_seconds(client)
+    if wait:
+        return _login_form(request, f"Too many failed sign-ins: try again in {wait} s.", status_code=429)
     try:
         known = state.operators.verify(name, password)
-    except OperatorError as error:
-        return login_page(request, str(error))
+    except OperatorError:
+        log.exception("the operator registry cannot be read")
+        return _login_form(
+            request, "Sign-in is unavailable: the operator registry cannot be read (see the server log)."
+        )
     if not known:
-        return login_page(request, "Unknown operator or wrong password.")
+        state.logins.failed(client)
+        return _login_form(request, "Unknown operator or wrong password.")
     session = state.sessions.open(name)
     response = RedirectResponse("/ui/", status_code=303)
     _cookie(response, request, SESSION_COOKIE, session.session_id)
@@ -165,7 +210,7 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, session: Annotated[Session, Depends(page_session)], csrf_token: Annotated[str, Form()]):
-    if not secrets.compare_digest(csrf_token, session.csrf_token):
+    if not _same(csrf_token, session.csrf_token):
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
     _state(request).sessions.close(session.session_id)
     response = RedirectResponse("/ui/login", status_code=303)
@@ -188,6 +233,7 @@ def overview(request: Request, session: Annotated[Session, Depends(page_session)
         "updates": updates(state.settings.paths, limit=30),
         "runs": {run.run_id: run for run in state.runs.log.runs(limit=30)},
         "schedule": state.scheduler.schedule(),
+        "can_sync": state.runs.sync is not None,
     }
     return state.templates.TemplateResponse(request, "overview.html", context)
 
@@ -197,7 +243,7 @@ def update_page(request: Request, update_id: str, session: Annotated[Session, De
     state = _state(request)
     run = state.runs.log.run(update_id)
     flows = update_flows(state.settings.paths, update_id)
-    summary = next((u for u in updates(state.settings.paths, limit=500) if u.update_id == update_id), None)
+    summary = update_summary(state.settings.paths, update_id)
     if run is None and summary is None:
         raise HTTPException(404, f"no update {update_id}")
     starts = [flow.started_at for flow in flows if flow.started_at] + ([summary.started_at] if summary else [])
@@ -292,7 +338,9 @@ def integrity_docs(request: Request, path: str, session: Annotated[Session, Depe
     wanted = (root / (path or "index.html")).resolve()
     if not wanted.is_relative_to(root) or not wanted.is_file():
         raise HTTPException(404, "no such page in the Data Docs (run `mls2 integrity run` to build them)")
-    return FileResponse(wanted)
+    # GX's pages load scripts from public CDNs: sandboxed, they run in an origin of their own, which
+    # neither sends this UI's cookies nor reads its pages.
+    return FileResponse(wanted, headers={"Content-Security-Policy": "sandbox allow-scripts allow-popups"})
 
 
 @router.get("/api/updates")
@@ -317,6 +365,17 @@ def list_updates(request: Request, session: Annotated[Session, Depends(api_sessi
         if run.state == "RUNNING"
     ]
     return JSONResponse({"running": running, "updates": found})
+
+
+@router.get("/api/running")
+def running_updates(request: Request, session: Annotated[Session, Depends(api_session)]) -> dict:
+    """The runs under way (from the UI's own records: cheap to poll), whichever process runs them."""
+    runs = _state(request).runs.log.runs(limit=5)
+    return {
+        "running": [
+            {"update_id": r.run_id, "trigger": r.trigger, "action": r.action} for r in runs if r.state == "RUNNING"
+        ]
+    }
 
 
 @router.post("/api/updates", status_code=202)
@@ -350,7 +409,7 @@ def set_schedule(request: Request, body: ScheduleBody, session: Annotated[Sessio
 @router.post("/api/updates/{update_id}/cancel", status_code=202)
 def cancel_update(request: Request, update_id: str, session: Annotated[Session, Depends(checked_action)]) -> dict:
     if not _state(request).runs.cancel(update_id):
-        raise HTTPException(409, f"update {update_id} is not running here")
+        raise HTTPException(409, f"update {update_id} is not running")
     return {"update_id": update_id, "canceling": True}
 
 
@@ -389,6 +448,7 @@ def mount_pipeline_ui(
     app.state.pipeline_ui = state
     app.router.on_startup.append(state.scheduler.start)
     app.router.on_shutdown.append(state.scheduler.stop)
+    app.router.on_shutdown.append(state.runs.stop)
     app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="pipeline_ui_static")
 

@@ -99,7 +99,7 @@ document.getElementById("schedule-form")?.addEventListener("submit", async (even
 const shown = new Set([...document.querySelectorAll("#updates a")].map((link) => link.href));
 setInterval(async () => {
   if (!document.getElementById("live").hidden && !document.getElementById("live").dataset.finished) return;
-  const response = await fetch("/ui/api/updates");
+  const response = await fetch("/ui/api/running");
   if (!response.ok) return;
   const listed = await response.json();
   const running = listed.running.find((run) => !shown.has(new URL(`/ui/updates/${run.update_id}`, location).href));
