@@ -1,6 +1,7 @@
 """The pipeline UI's HTTP side, through the application `mls2 serve` serves: operators and their
 sessions, CSRF on every action, updates started one at a time, followed live and canceled."""
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from expectations.integrity import run_integrity
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
 from pipelines import PipelineBusy, run_update
+from pipelines.ui.history import update_flows
 from pipelines.ui.operators import OperatorError, OperatorRegistry
 from pipelines.ui.runs import RunBusy, RunManager, RunRequest
 from pipelines.ui.schedule import Schedule, ScheduleError, Scheduler
@@ -141,6 +143,12 @@ def test_an_update_runs_live_one_at_a_time_and_is_listed_with_its_flows(browser:
     overview = browser.get("/ui/")
     assert "flowchart LR" in overview.text and f"/ui/updates/{update_id}" in overview.text
     assert "class reso_gold__property completed" in overview.text
+    gold_rows = next(flow for flow in update_flows(landed.paths, update_id) if flow.dataset == "reso_gold.property")
+    selected = browser.get("/ui/", params={"update": update_id})
+    label = f"reso_gold.property<br/>materialized_view<br/>COMPLETED {gold_rows.output_rows:,} rows"
+    assert html.escape(label, quote=False) in selected.text
+    assert browser.get("/ui/", params={"update": "no-such-update"}).status_code == 404
+    assert "rows in" in page.text and gold_rows.input_rows, "the update's page does not show the rows checked"
 
 
 def test_a_canceled_update_leaves_the_last_snapshot_served(browser: TestClient, landed: Settings) -> None:

@@ -34,6 +34,8 @@ class FlowSummary:
     state: str
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    input_rows: int | None = None
+    """The rows its expectations checked (a flow without expectations reports none)."""
     output_rows: int | None = None
     deleted_rows: int | None = None
     dropped_rows: int | None = None
@@ -117,13 +119,27 @@ def update_flows(paths: DataPaths, update_id: str) -> list[FlowSummary]:
         if quality:
             flow.dropped_rows = quality.get("dropped_records")
             flow.expectations = quality.get("expectations") or []
+            if flow.expectations:
+                checked = flow.expectations[0]
+                flow.input_rows = int(checked.get("passed_records") or 0) + int(checked.get("failed_records") or 0)
         flow.error = error or flow.error
     return list(flows.values())
 
 
+def _label(status: str, written: int | None, expectations: list[dict]) -> str:
+    """A dataset's line in the graph: `COMPLETED 1,234 rows, 2 failing`."""
+    failing = sum(1 for item in expectations if item.get("failed_records"))
+    facts = [f"{written:,} rows" if written is not None else "", f"{failing} failing" if failing else ""]
+    return " ".join([status, ", ".join(fact for fact in facts if fact)]).strip()
+
+
+def flow_states(flows: list[FlowSummary]) -> dict[str, str]:
+    """Each flow of one update as the graph shows it."""
+    return {flow.dataset: _label(flow.state, flow.output_rows, flow.expectations) for flow in flows}
+
+
 def last_flow_states(paths: DataPaths) -> dict[str, str]:
-    """Each dataset in the latest update that ran its flow: its state, rows written and, when any
-    expectation failed, how many did (`COMPLETED 1,234 rows, 2 failing`)."""
+    """Each dataset as the latest update that ran its flow left it (as the graph shows it)."""
     con = _events(paths)
     if con is None:
         return {}
@@ -136,7 +152,5 @@ def last_flow_states(paths: DataPaths) -> dict[str, str]:
         progress = orjson.loads(details).get("flow_progress", {})
         written = (progress.get("metrics") or {}).get("num_output_rows")
         expectations = (progress.get("data_quality") or {}).get("expectations") or []
-        failing = sum(1 for item in expectations if item.get("failed_records"))
-        facts = [f"{written:,} rows" if written is not None else "", f"{failing} failing" if failing else ""]
-        states[dataset] = " ".join([progress.get("status", ""), ", ".join(fact for fact in facts if fact)]).strip()
+        states[dataset] = _label(progress.get("status", ""), written, expectations)
     return states

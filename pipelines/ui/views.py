@@ -24,7 +24,7 @@ from pipelines.diagram import diagram_lines, node_id
 from pipelines.gold import served_tables
 from pipelines.graph import load_graph
 from pipelines.snapshot import read_pointer
-from pipelines.ui.history import last_flow_states, update_flows, update_summary, updates
+from pipelines.ui.history import flow_states, last_flow_states, update_flows, update_summary, updates
 from pipelines.ui.operators import OperatorError, OperatorRegistry
 from pipelines.ui.quality import (
     expectation_chart,
@@ -219,10 +219,18 @@ def logout(request: Request, session: Annotated[Session, Depends(page_session)],
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, session: Annotated[Session, Depends(page_session)]) -> Response:
+def overview(
+    request: Request, session: Annotated[Session, Depends(page_session)], update: str | None = None
+) -> Response:
+    """The actions, the graph (as the last update that ran each dataset left it, or as `update` did)
+    and the latest updates."""
     state = _state(request)
     graph = load_graph()
-    flows = last_flow_states(state.settings.paths)
+    if update is not None and update_summary(state.settings.paths, update) is None:
+        raise HTTPException(404, f"no update {update} in the event log")
+    flows = (
+        flow_states(update_flows(state.settings.paths, update)) if update else last_flow_states(state.settings.paths)
+    )
     mermaid = "\n".join([*diagram_lines(graph, "mermaid", flows), *_snapshot_node(state.settings)])
     context = {
         "session": session,
@@ -234,6 +242,7 @@ def overview(request: Request, session: Annotated[Session, Depends(page_session)
         "runs": {run.run_id: run for run in state.runs.log.runs(limit=30)},
         "schedule": state.scheduler.schedule(),
         "can_sync": state.runs.sync is not None,
+        "selected": update,
     }
     return state.templates.TemplateResponse(request, "overview.html", context)
 
