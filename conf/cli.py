@@ -135,10 +135,14 @@ def demo(
             f"  export QOBRIX_API_BASE_URL={sandbox.base_url} QOBRIX_API_USER={SANDBOX_API_USER} "
             f"QOBRIX_API_KEY={SANDBOX_API_KEY} MLS2_DATA_DIR={settings.paths.root}",
             "  mls2 sync && mls2 pipeline run",
+            f"  (or, signed in to {api}/ui: Sync and update)",
         ]
     lines.append("Press Ctrl+C to stop.")
     console.print("\n".join(lines), soft_wrap=True)
-    uvicorn.Server(uvicorn.Config(serving_app(settings), log_level="warning")).run(sockets=[listener])
+    # The UI's Sync and update syncs from the Qobrix the demo synced from (the sandbox, by default).
+    qobrix = {"qobrix_api_base_url": base_url, "qobrix_api_user": user, "qobrix_api_key": key}
+    served = settings.model_copy(update=qobrix)
+    uvicorn.Server(uvicorn.Config(serving_app(served), log_level="warning")).run(sockets=[listener])
     if sandbox:
         sandbox.stop()
 
