@@ -282,9 +282,11 @@ def test_the_schedule_is_set_over_http_with_the_sessions_csrf_token(browser: Tes
     assert "every 5 minutes" in browser.get("/ui/").text
 
 
-@pytest.fixture
-def defective(settings: Settings) -> Settings:
-    """A sandbox with defects synced and run through one update (integrity suite included)."""
+@pytest.fixture(scope="module")
+def defective(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A sandbox with defects synced and run through one update (integrity suite included); the
+    tests reading it change nothing but their own sessions."""
+    settings = load_settings(mls2_data_dir=tmp_path_factory.mktemp("quality") / "data")
     with SandboxServer(SandboxWorld(seed=5, properties=30), faults=FaultConfig(defect_rate=0.15)) as server:
         make_sync(settings, server)()
     OperatorRegistry(settings.paths.operators).add("ops", PASSWORD)
@@ -295,6 +297,7 @@ def defective(settings: Settings) -> Settings:
 
 @pytest.fixture
 def quality_browser(defective: Settings) -> Iterator[TestClient]:
+    """A client of the served application over the defective lakehouse, not signed in."""
     with TestClient(serving_app(defective), base_url="http://testserver") as client:
         yield client
 
