@@ -823,3 +823,22 @@ def test_an_update_canceled_before_it_starts_runs_no_flow(settings: Settings) ->
         run_update(settings.paths, cancel=cancel)
     assert table(settings, "qobrix_bronze.properties") is None
     assert run_update(settings.paths).state == "COMPLETED" and gold_prices(settings) == {"QOBRIX_a": 100_000.0}
+
+
+def test_the_event_log_records_what_an_update_refreshed_whole(settings: Settings) -> None:
+    """DLT's create_update shape, which the pipeline UI reads to tell a full refresh from an update."""
+    land(settings, "s1", [prop("a", 1)])
+    first = run_update(settings.paths, full_refresh=True)
+    second = run_update(settings.paths, refresh=["reso_gold.property"])
+
+    def created(update_id: str) -> dict:
+        events = duckdb.connect()
+        events.register("events", table(settings, EVENT_LOG).to_pyarrow_dataset())
+        [(details,)] = events.execute(
+            "SELECT details FROM events WHERE origin.update_id = ? AND event_type = 'create_update'", [update_id]
+        ).fetchall()
+        return orjson.loads(details)["create_update"]
+
+    assert created(first.update_id)["full_refresh"] == sorted(load_graph().datasets)
+    assert created(second.update_id)["full_refresh"] == []
+    assert created(second.update_id)["refresh_selection"] == ["reso_gold.property"]

@@ -126,12 +126,10 @@ class Update:
         except UpdateCanceled:
             # Between two flows: the streaming tables and AUTO CDC targets done are committed whole,
             # views refreshed by key were only staged and are dropped, the next flow never started.
-            result.state = "CANCELED"
             result.error = f"canceled before {current}" if current else "canceled before committing"
             self.events.update_progress("CANCELED")
             raise UpdateCanceled(f"update {self.update_id} was {result.error}") from None
         except Exception as error:
-            result.state = "FAILED"
             where = current or stage
             result.error = f"{where}: {error}" if where else str(error)
             if current:
