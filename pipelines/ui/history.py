@@ -8,9 +8,7 @@ import duckdb
 import orjson
 
 from conf.settings import DataPaths
-from pipelines.embedded import Lakehouse
-
-EVENT_LOG = "mls2_system.event_log"
+from pipelines.ui.tables import EVENT_LOG, over_table
 
 
 @dataclass(frozen=True)
@@ -50,13 +48,7 @@ class FlowSummary:
 
 
 def _events(paths: DataPaths) -> duckdb.DuckDBPyConnection | None:
-    table = Lakehouse(paths.lakehouse).table(EVENT_LOG)
-    if table is None:
-        return None
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("events", table.to_pyarrow_dataset())
-    return con
+    return over_table(paths, EVENT_LOG, "events")
 
 
 SUMMARY_SQL = """

@@ -12,22 +12,13 @@ import orjson
 from conf.settings import DataPaths
 from pipelines.embedded import Lakehouse, last_data_change
 from pipelines.snapshot import read_pointer
+from pipelines.ui.tables import EVENT_LOG, INTEGRITY_RESULTS, QUARANTINE, over_table
 
-EVENT_LOG = "mls2_system.event_log"
-QUARANTINE = "mls2_system.quarantine"
-INTEGRITY_RESULTS = "mls2_system.integrity_results"
 LANDING_PAGE = re.compile(r"(?P<entity>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/(?P<sync>[^/]+)/page-(?P<page>\d+)\.jsonl")
 
 
 def _over(paths: DataPaths, table: str) -> duckdb.DuckDBPyConnection | None:
-    """A DuckDB connection with `table` registered as `t`, or None when it does not exist yet."""
-    delta = Lakehouse(paths.lakehouse).table(table)
-    if delta is None:
-        return None
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("t", delta.to_pyarrow_dataset())
-    return con
+    return over_table(paths, table, "t")
 
 
 @dataclass(frozen=True)
