@@ -29,7 +29,7 @@ test-all: $(INSTALLED) graphiql-assets ui-assets csdl-schemas
 	$(BIN)/pytest
 
 MODULE ?=
-mutation: $(INSTALLED)  ## mutation testing (docs/TESTING.md); one module: make mutation MODULE=ingestion/client.py [SAMPLE=40]
+mutation: $(INSTALLED)  ## mutation testing (docs/TESTING.md); one module: make mutation MODULE=ingestion/client.py [SAMPLE=40 [SEED=7]]
 	@# mutmut copies data files (SQL, YAML) into mutants/ only once and keeps files the source no
 	@# longer has: refresh the one, drop the other, first
 	@[ ! -d mutants ] || find ingestion pipelines graphql_odata conf -type f ! -name '*.py' ! -path '*/__pycache__/*' \
@@ -37,7 +37,7 @@ mutation: $(INSTALLED)  ## mutation testing (docs/TESTING.md); one module: make 
 	@[ ! -d mutants ] || cp -rp docs benchmarks README.md setup.py Makefile .env.example pyproject.toml databricks.yml requirements.txt mutants/
 	@[ ! -d mutants ] || (cd mutants && find ingestion pipelines graphql_odata conf -type f ! -name '*.meta' ! -name '*.spans' \
 		! -path '*/__pycache__/*' | while read -r file; do [ -e "../$$file" ] || rm -f "$$file" "$$file.meta"; done)
-	$(BIN)/mutmut run --max-children 2 $(if $(SAMPLE),$$($(BIN)/python -m tests.mutation_score --module $(MODULE) --sample $(SAMPLE)),$(if $(MODULE),"$(subst /,.,$(basename $(MODULE))).*"))
+	$(BIN)/mutmut run --max-children 2 $(if $(SAMPLE),$$($(BIN)/python -m tests.mutation_score --module $(MODULE) --sample $(SAMPLE) $(if $(SEED),--seed $(SEED))),$(if $(MODULE),"$(subst /,.,$(basename $(MODULE))).*"))
 	$(BIN)/python -m tests.mutation_score $(if $(MODULE),--module $(MODULE))
 
 CSDL_SCHEMAS = graphql_odata/certification/csdl

@@ -22,7 +22,7 @@ from deltalake.exceptions import DeltaError
 from conf.settings import Settings
 from ingestion.saved_state import SavedStateError, restore_state
 from ingestion.state import SyncState
-from pipelines.embedded import PipelineBusy, duckdb_query, last_data_change, pipeline_lock
+from pipelines.embedded import PipelineBusy, duckdb_query, last_data_change, pipeline_lock, register_delta
 from pipelines.snapshot.pointer import read_pointer
 from pipelines.spark_sql import SqlError
 
@@ -154,7 +154,7 @@ class EmbeddedEngine:
         for table_dir in sorted(self.settings.paths.lakehouse.glob("*/*/_delta_log")):
             schema, table = table_dir.parent.parent.name, table_dir.parent.name
             self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            self.con.register(f"{schema}__{table}", DeltaTable(str(table_dir.parent)).to_pyarrow_dataset())
+            register_delta(self.con, f"{schema}__{table}", DeltaTable(str(table_dir.parent)))
             self.con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS SELECT * FROM "{schema}__{table}"')
 
     def _register_context(self) -> None:

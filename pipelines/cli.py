@@ -13,7 +13,7 @@ from conf.settings import Settings, load_settings
 from pipelines import DeclarationError, PipelineError, UpdateResult, load_graph, run_update
 from pipelines.coverage import as_markdown, coverage
 from pipelines.diagram import diagram_lines
-from pipelines.embedded import Lakehouse, read_events, vacuum_due, vacuum_lakehouse
+from pipelines.embedded import Lakehouse, optimize_lakehouse, read_events, vacuum_due, vacuum_lakehouse
 from pipelines.snapshot import publishing_seconds
 
 console = Console(stderr=True)
@@ -127,6 +127,24 @@ def vacuum(
     except PipelineError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
+
+
+@pipeline_app.command("optimize")
+def optimize() -> None:
+    """Compact the tables updates write merge-on-read (AUTO CDC targets and views refreshed by key): rewrite
+    their files that hold deleted rows, and their small files, as files of the live rows. Updates do this
+    on their own past a threshold; the rows stay the same."""
+    settings = load_settings()
+    try:
+        with console.status("compacting the lakehouse"):
+            rewritten = optimize_lakehouse(settings.paths)
+    except PipelineError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"Optimized the lakehouse: {sum(rewritten.values()):,} files rewritten in "
+        f"{sum(1 for count in rewritten.values() if count)} of {len(rewritten)} merge-on-read tables"
+    )
 
 
 GRAPH_FORMATS = ("text", "mermaid", "dot")

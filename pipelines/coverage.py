@@ -12,7 +12,7 @@ import sqlglot
 from sqlglot import exp
 
 from conf.mappings import ResourceMapping, reso_fields, resource_mappings
-from pipelines.embedded import Lakehouse
+from pipelines.embedded import Lakehouse, register_delta
 from pipelines.spark_sql import SparkSql
 
 
@@ -43,7 +43,7 @@ def _filled(lakehouse: Lakehouse, mapping: ResourceMapping) -> tuple[int, set[st
     if table is None:
         return 0, set()
     con = duckdb.connect()
-    con.register("gold", table.to_pyarrow_dataset())
+    register_delta(con, "gold", table)
     counts = ", ".join(
         f'count_if(len("{f.name}") > 0)' if f.is_collection else f'count("{f.name}")' for f in mapping.fields
     )

@@ -6,9 +6,9 @@ from typing import Any
 from conf.settings import DataPaths
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateCanceled, UpdateFailed
 from pipelines._engine.events import read_events
-from pipelines._engine.lakehouse import Lakehouse, last_data_change
+from pipelines._engine.lakehouse import Lakehouse, last_data_change, register_delta
 from pipelines._engine.lock import UpdateLock
-from pipelines._engine.maintenance import vacuum_due, vacuum_lakehouse
+from pipelines._engine.maintenance import optimize_lakehouse, vacuum_due, vacuum_lakehouse
 from pipelines._engine.runner import UpdateResult
 from pipelines._engine.runner import run_update as run_on_engine
 from pipelines._engine.sql import quote, to_duckdb
@@ -26,8 +26,10 @@ __all__ = [
     "UpdateResult",
     "duckdb_query",
     "last_data_change",
+    "optimize_lakehouse",
     "pipeline_lock",
     "read_events",
+    "register_delta",
     "run_update",
     "vacuum_due",
     "vacuum_lakehouse",

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import hypothesis
 import orjson
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 from fastapi.testclient import TestClient
 
 from conf.entities import select_entities
@@ -65,8 +67,8 @@ def data_quality(settings: Settings, update_id: str, dataset: str) -> dict:
 @pytest.fixture(params=["merge", "rewrite"])
 def scd1_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs a test with AUTO CDC type 1 targets always merged into, then always rewritten whole
-    (which of the two a batch takes depends on its size against the target's files)."""
-    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", math.inf if request.param == "merge" else 0)
+    (which of the two a batch takes depends on its size against the target's rows)."""
+    monkeypatch.setattr(cdc, "REWRITE_FRACTION", math.inf if request.param == "merge" else 0)
     return request.param
 
 
@@ -304,3 +306,9 @@ def browser() -> Iterator[object]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         yield launched
         launched.close()
+
+
+def delta_rows(table: DeltaTable) -> pa.Table:
+    """A Delta table's rows as delta-rs reads them (with its deletion vectors applied: an independent
+    reader of what the engine writes), in the table's own Arrow types."""
+    return pa.table(table.scan()).cast(pa.schema(table.schema().to_arrow()))

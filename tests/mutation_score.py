@@ -109,11 +109,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--module", help="one module path, e.g. ingestion/client.py")
     parser.add_argument("--sample", type=int, metavar="N", help="print N random mutant names of --module")
+    parser.add_argument("--seed", type=int, default=21, help="the sample's seed (another seed, another sample)")
     args = parser.parse_args()
     if args.sample:
         if not args.module:
             parser.error("--sample needs --module")
-        print(" ".join(sample(args.module, args.sample)))
+        print(" ".join(sample(args.module, args.sample, args.seed)))
         return
     known = equivalents()
     estimates = []

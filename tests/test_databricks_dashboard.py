@@ -39,7 +39,7 @@ from pipelines import run_update
 from pipelines._engine.events import EVENT_LOG
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.sql import EmbeddedDuckDB
-from tests.conftest import PublishedGold
+from tests.conftest import PublishedGold, delta_rows
 from tests.landing_checks import landed
 
 BUNDLE = Path(__file__).resolve().parent.parent / "conf" / "databricks"
@@ -86,7 +86,7 @@ def events(published_gold: PublishedGold, tmp_path_factory: pytest.TempPathFacto
         entities()["properties"], [broken]
     )
     run_update(settings.paths)
-    return Lakehouse(settings.paths.lakehouse).table(EVENT_LOG).to_pyarrow_table()
+    return delta_rows(Lakehouse(settings.paths.lakehouse).table(EVENT_LOG))
 
 
 @pytest.fixture(scope="module")

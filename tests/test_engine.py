@@ -32,6 +32,7 @@ from pipelines.declaration import build_graph
 from pipelines.embedded import UpdateCanceled
 from pipelines.snapshot import DocumentFiles, open_documents, open_snapshot, places, publishing_seconds
 from pipelines.snapshot.documents import documents_of
+from tests.conftest import delta_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -68,7 +69,7 @@ def table(settings: Settings, name: str) -> DeltaTable:
 
 
 def rows(settings: Settings, name: str) -> list[dict]:
-    return sorted(table(settings, name).to_pyarrow_table().to_pylist(), key=lambda row: str(row))
+    return sorted(delta_rows(table(settings, name)).to_pylist(), key=lambda row: str(row))
 
 
 def gold_prices(settings: Settings) -> dict[str, float]:
@@ -169,7 +170,7 @@ def test_event_log_has_the_databricks_shape(settings: Settings) -> None:
     land(settings, "s1", [prop("a", 1), {"name": "no id"}])
     result = run_update(settings.paths)
     con = duckdb.connect()
-    con.register("events", table(settings, EVENT_LOG).to_pyarrow_dataset())
+    con.register("events", delta_rows(table(settings, EVENT_LOG)))
     kinds = con.execute(
         "SELECT event_type, details FROM events WHERE origin.update_id = ? ORDER BY sequence", [result.update_id]
     ).fetchall()
@@ -778,7 +779,7 @@ def test_a_digest_with_every_row_replaced_by_none_is_the_empty_table_s() -> None
 def update_states(settings: Settings) -> dict[str, str]:
     """Each update's last state, from the event log."""
     events = duckdb.connect()
-    events.register("events", table(settings, EVENT_LOG).to_pyarrow_dataset())
+    events.register("events", delta_rows(table(settings, EVENT_LOG)))
     found = events.execute(
         "SELECT origin.update_id, arg_max(details::JSON->>'$.update_progress.state', sequence) FROM events "
         "WHERE event_type = 'update_progress' GROUP BY ALL"
@@ -833,7 +834,7 @@ def test_the_event_log_records_what_an_update_refreshed_whole(settings: Settings
 
     def created(update_id: str) -> dict:
         events = duckdb.connect()
-        events.register("events", table(settings, EVENT_LOG).to_pyarrow_dataset())
+        events.register("events", delta_rows(table(settings, EVENT_LOG)))
         [(details,)] = events.execute(
             "SELECT details FROM events WHERE origin.update_id = ? AND event_type = 'create_update'", [update_id]
         ).fetchall()

@@ -1,5 +1,6 @@
 """AUTO CDC semantics (SCD 1 and 2), temporary views and staged materialized views on the embedded engine."""
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines.bronze import bronze_datasets
 from pipelines.declaration import build_graph
-from tests.conftest import data_quality
+from tests.conftest import data_quality, delta_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -74,7 +75,7 @@ def priced_stream(*expectations: Expectation) -> Dataset:
 
 def rows(settings: Settings, name: str) -> list[dict]:
     table = Lakehouse(settings.paths.lakehouse).table(name)
-    return sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: (r["id"], str(r.get(START_AT))))
+    return sorted(delta_rows(table).to_pylist(), key=lambda r: (r["id"], str(r.get(START_AT))))
 
 
 def test_scd1_a_late_older_upsert_does_not_revive_a_deleted_key(settings: Settings, scd1_apply: str) -> None:
@@ -132,8 +133,12 @@ def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings
     run_update(settings.paths, graph=pipeline)
     lakehouse = Lakehouse(settings.paths.lakehouse)
     target_writes = "MERGE" if scd1_apply == "merge" else "WRITE"
-    last = {name: [commit["operation"] for commit in lakehouse.table(name).history(2)] for name in lakehouse.names()}
-    assert last["qobrix_silver.history"] == [target_writes] * 2
+    # Compactions (OPTIMIZE) aside: the second delete leaves most of the first file's rows deleted.
+    last = {
+        name: [commit["operation"] for commit in lakehouse.table(name).history(4) if commit["operation"] != "OPTIMIZE"]
+        for name in lakehouse.names()
+    }
+    assert last["qobrix_silver.history"][:2] == [target_writes] * 2
     assert last["qobrix_silver.history__tombstones"][0] == "MERGE"
     compressions = {}
     for path in settings.paths.lakehouse.rglob("*.parquet"):
@@ -143,11 +148,11 @@ def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings
     assert set(compressions.values()) == {"ZSTD"}, compressions
 
 
-def test_a_batch_of_as_many_keys_as_the_target_has_files_rewrites_it_whole(
+def test_a_batch_changing_a_quarter_of_the_target_rewrites_it_whole(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch touching most files is applied by writing the target anew, with a merge's rules and
-    counts and the stream's checkpoint; a smaller batch merges."""
+    """A batch changing at least REWRITE_FRACTION of the target's rows is applied by writing the target
+    anew, with a merge's rules and counts and the stream's checkpoint; a smaller batch merges on read."""
     pipeline = graph(scd(1))
     land(settings, "s1", [event("a", 10), event("b", 10), event("c", 10)])
     run_update(settings.paths, graph=pipeline)
@@ -166,7 +171,7 @@ def test_a_batch_of_as_many_keys_as_the_target_has_files_rewrites_it_whole(
         ("d", 3.0),
     ]
 
-    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", 0)
+    monkeypatch.setattr(cdc, "REWRITE_FRACTION", 0)
     land(settings, "s4", [event("a", 15, price=9), event("d", 15, price=9)])
     quiet = run_update(settings.paths, graph=pipeline)
     [flow] = [f for f in quiet.flows if f.dataset == "qobrix_silver.history"]
@@ -176,13 +181,13 @@ def test_a_batch_of_as_many_keys_as_the_target_has_files_rewrites_it_whole(
     assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")][-1] == ("d", 3.0)
     assert {f.status for f in run_update(settings.paths, graph=pipeline).flows} == {"SKIPPED"}
 
-    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", 3)
+    monkeypatch.setattr(cdc, "REWRITE_FRACTION", math.inf)
     land(settings, "s5", [event("b", 40, price=4)])
     run_update(settings.paths, graph=pipeline)
     assert Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history(1)[0]["operation"] == "MERGE"
     assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")][1] == ("b", 4.0)
 
-    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", 0)
+    monkeypatch.setattr(cdc, "REWRITE_FRACTION", 0)
     land(settings, "s6", [event(key, 50) for key in "abd"], operation="delete")
     emptied = run_update(settings.paths, graph=pipeline)
     assert [f.deleted_records for f in emptied.flows if f.dataset == "qobrix_silver.history"] == [3]
@@ -193,7 +198,7 @@ def test_a_target_column_the_changes_no_longer_carry_keeps_its_values(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As a merge does: a rewrite would write the column empty, so the batch is merged."""
-    monkeypatch.setattr(cdc, "REWRITE_KEYS_PER_FILE", 0)
+    monkeypatch.setattr(cdc, "REWRITE_FRACTION", 0)
     land(settings, "s1", [event("a", 10, note="kept")])
     run_update(settings.paths, graph=graph(scd(1)))
     narrower = replace(scd(1), cdc=replace(scd(1).cdc, except_column_list=("operation", "note")))
@@ -339,7 +344,7 @@ def test_a_streaming_table_quarantines_what_its_drop_rules_drop(settings: Settin
     flow = next(f for f in result.flows if f.dataset == "qobrix_silver.priced")
     assert (flow.input_records, flow.dropped_records, flow.output_records) == (3, 2, 1)
     assert [r["id"] for r in rows(settings, "qobrix_silver.priced")] == ["a"]
-    quarantine = Lakehouse(settings.paths.lakehouse).table(QUARANTINE).to_pyarrow_table().to_pylist()
+    quarantine = delta_rows(Lakehouse(settings.paths.lakehouse).table(QUARANTINE)).to_pylist()
     quarantined = {orjson.loads(r["record"])["id"]: r["broken_rules"] for r in quarantine}
     assert quarantined == {"b": ["noted", "priced"], "c": ["cheap"]}
     quality = data_quality(settings, result.update_id, "qobrix_silver.priced")
@@ -402,7 +407,7 @@ def test_a_materialized_view_is_a_delta_table_any_reader_reads_across_its_versio
     table = Lakehouse(settings.paths.lakehouse).table("reso_gold.priced")
     assert table.schema().to_arrow().names == ["id", "price", "status", "modified"]
     assert all(field.nullable for field in table.schema().fields), "no row had a null, yet a later one may"
-    assert sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: r["id"]) == [
+    assert sorted(delta_rows(table).to_pylist(), key=lambda r: r["id"]) == [
         {"id": "a", "price": 15.0, "status": "available", "modified": T0 + timedelta(minutes=2)},
         {"id": "b", "price": 20.0, "status": "available", "modified": T0 + timedelta(minutes=1)},
     ]
@@ -412,7 +417,7 @@ def test_a_materialized_view_is_a_delta_table_any_reader_reads_across_its_versio
     assert sum(files.column("num_records").to_pylist()) == 2
     table.load_as_version(table.version() - 1)
     assert table.schema().to_arrow().names == ["id", "price"]
-    assert sorted(r["price"] for r in table.to_pyarrow_table().to_pylist()) == [10.0, 20.0]
+    assert sorted(r["price"] for r in delta_rows(table).to_pylist()) == [10.0, 20.0]
 
 
 def test_materialized_views_are_written_only_when_the_whole_update_succeeds(settings: Settings) -> None:

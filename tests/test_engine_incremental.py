@@ -17,6 +17,7 @@ from pipelines._engine.flows.materialized_view import ROWS_DIGEST_METADATA
 from pipelines._engine.lakehouse import Lakehouse, register_delta
 from pipelines._engine.maintenance import vacuum_lakehouse
 from pipelines.declaration import DeclarationError, Graph, IncrementalRefresh, build_graph
+from tests.conftest import delta_rows
 from tests.test_engine import T0, land, photo, prop, rows, table
 
 KEYED_VIEWS = ["qobrix_silver.media", "reso_gold.property", "reso_gold.media"]
@@ -25,7 +26,7 @@ KEYED_VIEWS = ["qobrix_silver.media", "reso_gold.property", "reso_gold.media"]
 def techniques(settings: Settings, update_id: str) -> dict[str, tuple[str, str | None]]:
     """Each view's refresh technique in an update's planning events, with why not row-based."""
     con = duckdb.connect()
-    con.register("events", table(settings, EVENT_LOG).to_pyarrow_dataset())
+    con.register("events", delta_rows(table(settings, EVENT_LOG)))
     found = con.execute(
         "SELECT origin.dataset_name, details FROM events WHERE origin.update_id = ? "
         "AND event_type = 'planning_information'",

@@ -27,7 +27,7 @@ from pipelines import Dataset, Expectation, UpdateFailed, load_graph, run_update
 from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines.declaration import Graph, Violation, build_graph
-from tests.conftest import data_quality, make_sync
+from tests.conftest import data_quality, delta_rows, make_sync
 from tests.landing_checks import landed, latest
 
 BRONZE_ACTIONS = {"payload_is_json_record": "warn", "record_key_present": "warn", "operation_known": "warn"}
@@ -331,7 +331,7 @@ def failures(settings: Settings, update_id: str, dataset: str) -> tuple[dict[str
     quality = data_quality(settings, update_id, dataset)
     counts = {e["name"]: e["failed_records"] for e in quality["expectations"]}
     quarantine = Lakehouse(settings.paths.lakehouse).table(QUARANTINE)
-    rows = quarantine.to_pyarrow_table().to_pylist() if quarantine is not None else []
+    rows = delta_rows(quarantine).to_pylist() if quarantine is not None else []
     quarantined = Counter(
         tuple(row["broken_rules"]) for row in rows if row["update_id"] == update_id and row["dataset"] == dataset
     )
@@ -339,7 +339,7 @@ def failures(settings: Settings, update_id: str, dataset: str) -> tuple[dict[str
 
 
 def rows_of(settings: Settings, name: str) -> list[dict]:
-    return sorted(Lakehouse(settings.paths.lakehouse).table(name).to_pyarrow_table().to_pylist(), key=str)
+    return sorted(delta_rows(Lakehouse(settings.paths.lakehouse).table(name)).to_pylist(), key=str)
 
 
 @pytest.mark.parametrize(("dataset_name", "rule"), declared_rules(), ids=[f"{d}:{r}" for d, r in declared_rules()])

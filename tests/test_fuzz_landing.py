@@ -16,6 +16,7 @@ from ingestion.sandbox import SandboxWorld
 from pipelines import run_update
 from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
+from tests.conftest import delta_rows
 
 WORLD = SandboxWorld(seed=5, properties=40)
 LISTINGS = [orjson.loads(WORLD.render("properties", index, expand=False, media=False)) for index in range(40)]
@@ -51,10 +52,10 @@ def test_any_mutated_listing_is_applied_or_quarantined_with_its_reasons(tmp_path
 
     assert result.state == "COMPLETED"
     lakehouse = Lakehouse(config.paths.lakehouse)
-    applied = {row["id"] for row in lakehouse.table("qobrix_silver.property").to_pyarrow_table().to_pylist()}
+    applied = {row["id"] for row in delta_rows(lakehouse.table("qobrix_silver.property")).to_pylist()}
     held = {
         orjson.loads(row["record"])["id"]: list(row["broken_rules"])
-        for row in lakehouse.table(QUARANTINE).to_pyarrow_table().to_pylist()
+        for row in delta_rows(lakehouse.table(QUARANTINE)).to_pylist()
         if row["dataset"] == "qobrix_silver.property"
     } if lakehouse.table(QUARANTINE) is not None else {}  # fmt: skip
     for record in records:

@@ -22,7 +22,7 @@ from ingestion.sandbox.world import Changes
 from pipelines import run_update
 from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
-from tests.conftest import make_sync, sandbox_records
+from tests.conftest import delta_rows, make_sync, sandbox_records
 from tests.pinned_values import EXPECTED
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ DD = json.loads((Path(__file__).parent / "contracts" / "reso_dd.json").read_text
 
 
 def gold(settings: Settings, table: str) -> dict[str, dict]:
-    rows = Lakehouse(settings.paths.lakehouse).table(f"reso_gold.{table}").to_pyarrow_table().to_pylist()
+    rows = delta_rows(Lakehouse(settings.paths.lakehouse).table(f"reso_gold.{table}")).to_pylist()
     key = next(m.key for m in resource_mappings().values() if m.table == f"reso_gold.{table}")
     return {row[key]: row for row in rows}
 
@@ -41,7 +41,7 @@ def gold(settings: Settings, table: str) -> dict[str, dict]:
 def quarantined(settings: Settings, *datasets: str) -> dict[str, list[str]]:
     """Records the datasets quarantined, by their id, with the rules each broke."""
     table = Lakehouse(settings.paths.lakehouse).table(QUARANTINE)
-    rows = table.to_pyarrow_table().to_pylist() if table is not None else []
+    rows = delta_rows(table).to_pylist() if table is not None else []
     return {
         orjson.loads(row["record"])["id"]: row["broken_rules"]
         for row in rows
@@ -154,7 +154,7 @@ def check_gold_is_reso(settings: Settings) -> None:
     lakehouse = Lakehouse(settings.paths.lakehouse)
     con = duckdb.connect()
     for mapping in resource_mappings().values():
-        con.register("gold", lakehouse.table(mapping.table).to_pyarrow_dataset())
+        con.register("gold", delta_rows(lakehouse.table(mapping.table)))
         for field in mapping.lookup_fields:
             if field.open:
                 continue

@@ -22,6 +22,7 @@ from expectations.integrity import IntegrityError, IntegrityRun, docs_index, run
 from expectations.suite_files import SuiteError, load_suite, suites
 from pipelines import run_update
 from pipelines.embedded import pipeline_lock
+from tests.conftest import delta_rows
 
 
 def table_path(settings: Settings, name: str) -> str:
@@ -30,7 +31,7 @@ def table_path(settings: Settings, name: str) -> str:
 
 def rewrite(settings: Settings, name: str, change: Callable[[pa.Table], pa.Table]) -> None:
     path = table_path(settings, name)
-    write_deltalake(path, change(DeltaTable(path).to_pyarrow_table()), mode="overwrite")
+    write_deltalake(path, change(delta_rows(DeltaTable(path))), mode="overwrite")
 
 
 def failed(run: IntegrityRun, expectation_dataset: str) -> list:
@@ -55,14 +56,14 @@ def set_value(table: pa.Table, key: str, column_name: str, value: str) -> pa.Tab
 
 def append_row(settings: Settings, name: str, change: Callable[[dict], dict], where: Callable[[dict], bool]) -> dict:
     """Append to a table a copy of its first row matching `where`, changed; the row appended."""
-    table = DeltaTable(table_path(settings, name)).to_pyarrow_table()
+    table = delta_rows(DeltaTable(table_path(settings, name)))
     row = change(next(r for r in table.to_pylist() if where(r)))
     write_deltalake(table_path(settings, name), pa.Table.from_pylist([row], table.schema), mode="append")
     return row
 
 
 def first_listing(settings: Settings, where: Callable[[dict], bool] = lambda row: True) -> dict:
-    rows = DeltaTable(table_path(settings, "reso_gold.property")).to_pyarrow_table().to_pylist()
+    rows = delta_rows(DeltaTable(table_path(settings, "reso_gold.property"))).to_pylist()
     return next(row for row in sorted(rows, key=lambda r: r["ListingKey"]) if where(row))
 
 
@@ -73,7 +74,7 @@ def set_status(table: pa.Table, key: str, status: str) -> pa.Table:
 def test_a_correct_run_passes_and_its_results_are_kept(lakehouse_copy: Settings) -> None:
     run = run_integrity(lakehouse_copy)
     assert run.results and not run.critical_failures, [r for r in run.critical_failures]
-    kept = DeltaTable(table_path(lakehouse_copy, "mls2_system.integrity_results")).to_pyarrow_table()
+    kept = delta_rows(DeltaTable(table_path(lakehouse_copy, "mls2_system.integrity_results")))
     assert kept.num_rows == len(run.results) and set(kept["run_id"].to_pylist()) == {run.run_id}
     assert run.docs is not None and run.docs.exists() and "reso_conformance" in (run.docs.read_text())
 
@@ -114,11 +115,11 @@ def test_a_listing_dropped_between_silver_and_gold_is_not_accounted_for(lakehous
 
 def quarantined_only(settings: Settings) -> set[str]:
     """Live listings silver's rules hold in quarantine with no good version to serve."""
-    quarantine = DeltaTable(table_path(settings, "mls2_system.quarantine")).to_pyarrow_table().to_pylist()
+    quarantine = delta_rows(DeltaTable(table_path(settings, "mls2_system.quarantine"))).to_pylist()
     held = {json.loads(row["record"])["id"] for row in quarantine if row["dataset"] == "qobrix_silver.property"}
     served = {
         row["OriginatingSystemKey"]
-        for row in DeltaTable(table_path(settings, "reso_gold.property")).to_pyarrow_table().to_pylist()
+        for row in delta_rows(DeltaTable(table_path(settings, "reso_gold.property"))).to_pylist()
     }
     return held - served
 
@@ -359,6 +360,6 @@ def test_the_suite_does_not_start_while_an_update_holds_the_lock(lakehouse_copy:
 def test_a_write_of_no_file_after_publishing_does_not_make_the_snapshot_stale(lakehouse_copy: Settings) -> None:
     """A view recomputed to the same rows commits a version of its own, which changes nothing served."""
     path = table_path(lakehouse_copy, "reso_gold.office")
-    write_deltalake(path, DeltaTable(path).to_pyarrow_table().slice(0, 0), mode="append")
+    write_deltalake(path, delta_rows(DeltaTable(path)).slice(0, 0), mode="append")
     run = run_integrity(lakehouse_copy, build_docs=False)
     assert not [r for r in run.results if r.dataset == "snapshot_tables" and not r.success]

@@ -14,6 +14,7 @@ from benchmarks.spark_baseline import local_spark_session
 from conf.settings import Settings, load_settings
 from expectations.engines import SparkEngine
 from expectations.integrity import IntegrityError, IntegrityRun, run_integrity
+from tests.conftest import delta_rows
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def published(data: Settings, spark) -> Settings:
         if name in NOT_PUBLISHED:
             continue
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {log.parent.parent.name}")
-        spark.createDataFrame(DeltaTable(str(log.parent)).to_pyarrow_table()).write.mode("overwrite").saveAsTable(name)
+        spark.createDataFrame(delta_rows(DeltaTable(str(log.parent)))).write.mode("overwrite").saveAsTable(name)
     return data
 
 

@@ -6,12 +6,13 @@ import duckdb
 import pyarrow as pa
 
 from pipelines._engine.lakehouse import Lakehouse
+from tests.conftest import delta_rows
 
 NAME = "qobrix_bronze.things"
 
 
 def rows(lakehouse: Lakehouse) -> list[dict]:
-    return sorted(lakehouse.table(NAME).to_pyarrow_table().to_pylist(), key=lambda row: row["id"])
+    return sorted(delta_rows(lakehouse.table(NAME)).to_pylist(), key=lambda row: row["id"])
 
 
 def test_appended_files_are_the_versions_change_feed(tmp_path: Path) -> None:

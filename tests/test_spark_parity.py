@@ -27,7 +27,7 @@ from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.sql import to_duckdb
 from pipelines.declaration import Dataset
 from pipelines.spark_sql import LANDING_SCHEMA, parse, references
-from tests.conftest import make_sync
+from tests.conftest import delta_rows, make_sync
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ class Inputs:
         dataset = GRAPH[name]
         if dataset.kind == "temporary_view":
             return duckdb_output(dataset, {upstream: self.table(upstream) for upstream in inputs(dataset)})
-        return self.lakehouse.table(name).to_pyarrow_table()
+        return delta_rows(self.lakehouse.table(name))
 
     def to_spark(self, name: str) -> None:
         if name in self.in_spark:

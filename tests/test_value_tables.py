@@ -21,7 +21,7 @@ from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from pipelines import run_update
 from pipelines._engine.lakehouse import Lakehouse
-from tests.conftest import make_sync
+from tests.conftest import delta_rows, make_sync
 from tests.landing_checks import landed, latest
 from tests.pinned_values import EXPECTED, PASSED_THROUGH
 
@@ -184,7 +184,7 @@ def gold(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
     run_update(settings.paths)
     lakehouse = Lakehouse(settings.paths.lakehouse)
     return {
-        mapping.resource: lakehouse.table(mapping.table).to_pyarrow_table().to_pylist()
+        mapping.resource: delta_rows(lakehouse.table(mapping.table)).to_pylist()
         for mapping in resource_mappings().values()
     }
 

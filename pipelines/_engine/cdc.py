@@ -20,6 +20,9 @@ import pyarrow.compute as pc
 
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.lakehouse import (
+    FILE_COLUMN,
+    REWRITE_FRACTION,
+    ROW_COLUMN,
     WRITER,
     Lakehouse,
     column_types,
@@ -34,13 +37,8 @@ START_AT, END_AT = "__START_AT", "__END_AT"
 TOMBSTONES = "__tombstones"
 TOMBSTONE_RELATION = "cdc_tombstones"
 CDC_TARGET, CDC_APPLIED = "cdc_target", "cdc_applied"
+CDC_TARGET_POSITIONS = "cdc_target_positions"
 TARGET_SEQUENCE, MATCHED = "__target_sequence", "__matched"
-REWRITE_KEYS_PER_FILE = 1
-"""A batch of at least this many keys per target file rewrites the target whole instead of merging:
-random keys then touch most files, which a merge (copy-on-write) rewrites anyway, and DuckDB reads
-and writes them on every core where delta-rs's merge takes markedly longer. The files it writes
-carry row counts, not min/max statistics, so a later merge reads every file to find its matches
-(random keys touch them all anyway)."""
 
 
 @dataclass
@@ -170,23 +168,30 @@ def _apply_scd1(
             rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {events} WHERE NOT {IS_DELETE})"
             lakehouse.replace_with_relation(con, dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
             return CdcMetrics(upserted=upserted.num_rows, deleted=0)
-        register_delta(con, CDC_TARGET, target)
+        register_delta(con, CDC_TARGET_POSITIONS, target, positions=True)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {CDC_TARGET} AS SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) "
+            f"FROM {CDC_TARGET_POSITIONS}"
+        )
         applied, same_shape = _applied_events(con, dataset, events)
         [(applying,)] = con.execute(f"SELECT count(*) FROM {applied}").fetchall()
-        many = deletes.num_rows + upserted.num_rows >= len(target.file_uris()) * REWRITE_KEYS_PER_FILE
+        [(held,)] = con.execute(f"SELECT count(*) FROM {CDC_TARGET}").fetchall()
         if not same_shape:
             # A merge adds the columns the events bring; what reads the target by key reads it whole.
             batch = con.sql(f"SELECT * FROM {events}").to_arrow_table()
             con.execute(f"DROP TABLE {applied}")
-        elif not applying or many:
+        elif not applying or applying >= held * REWRITE_FRACTION:
             metrics = _rewrite_scd1(con, lakehouse, dataset, applied, metadata=metadata, checkpoints=checkpoints)
             metrics.changed = applied
             return metrics
         else:
-            batch = con.sql(f"SELECT * FROM {applied}").to_arrow_table()
+            metrics = _merge_on_read(con, lakehouse, dataset, applied, metadata=metadata, checkpoints=checkpoints)
+            metrics.changed = applied
+            return metrics
     finally:
         con.execute(f"DROP {kind} IF EXISTS {events}")
         con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET}")
+        con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET_POSITIONS}")
         if stones is not None:
             con.unregister(TOMBSTONE_RELATION)
     columns = [name for name in batch.column_names if name != IS_DELETE]
@@ -212,8 +217,37 @@ def _apply_scd1(
     return CdcMetrics(
         upserted=result["num_target_rows_inserted"] + result["num_target_rows_updated"],
         deleted=result["num_target_rows_deleted"],
-        changed=applied if same_shape else None,
     )
+
+
+def _merge_on_read(
+    con: duckdb.DuckDBPyConnection,
+    lakehouse: Lakehouse,
+    dataset: Dataset,
+    applied: str,
+    *,
+    metadata: dict,
+    checkpoints: dict[str, int],
+) -> CdcMetrics:
+    """Apply the events to the target (registered with its rows' positions): the rows of the keys they
+    change marked deleted by deletion vectors, their new rows written to new files, in one commit
+    carrying the checkpoints. The target's other rows are not read past their keys, nor copied."""
+    keys = list(dataset.cdc.keys)
+    [(upserted, deleted)] = con.execute(
+        f"SELECT count(*) FILTER (NOT {IS_DELETE}), count(*) FILTER ({IS_DELETE}) FROM {applied}"
+    ).fetchall()
+    replaced = f"cdc_replaced__{dataset.name.replace('.', '__')}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN} "
+        f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {applied} a ON {keys_match(keys, 'a', 't')}"
+    )
+    try:
+        rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {applied} WHERE NOT {IS_DELETE})"
+        written = lakehouse.write_files(con, dataset.name, rows) if upserted else None
+        lakehouse.delete_and_add(con, dataset.name, replaced, written, metadata=metadata, checkpoints=checkpoints)
+    finally:
+        con.execute(f"DROP TABLE {replaced}")
+    return CdcMetrics(upserted=upserted, deleted=deleted)
 
 
 def _applied_events(con: duckdb.DuckDBPyConnection, dataset: Dataset, events: str) -> tuple[str, bool]:

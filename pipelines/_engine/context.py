@@ -88,6 +88,9 @@ class UpdateContext:
         """Materialized views computed this update (DuckDB temp tables, which spill to disk under the
         memory limit, or views over the table and the keys recomputed), with their kind (TABLE or
         VIEW), written together at its end: a failed update writes none."""
+        self.merges: dict[str, tuple[str, str]] = {}
+        """Staged views refreshed by key that are written merge-on-read: the temporary table of the
+        positions of the rows they replace, and that of the rows replacing them."""
         self.unchanged: dict[str, tuple[dict, FlowResult]] = {}
         """Materialized views recomputed this update that hold the same rows: at its end they get a
         commit recording their inputs, and no data."""

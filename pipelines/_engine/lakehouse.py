@@ -5,22 +5,32 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
+from pyroaring import BitMap64
 
+from pipelines._engine import delta_log
+from pipelines._engine.deletion_vectors import Descriptor, positions_array
+from pipelines._engine.deletion_vectors import write_file as write_dv_file
+from pipelines._engine.delta_log import deletion_vectors, table_root
+from pipelines._engine.errors import PipelineError
 from pipelines._engine.sql import string_literal
 
 CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
 """Every table keeps a change feed so downstream streaming reads take only what was appended."""
 UPDATE_METADATA = "mls2.update_id"
 """Commit metadata naming the pipeline update that wrote a commit."""
+SAME_ROWS_AS = "mls2.same_rows_as"
+"""Commit metadata of a compaction: the fingerprint of the rows it rewrote unchanged."""
 COMMITS_SEARCHED = 10
 """How far back `last_commit_metadata` looks past commits of others (a vacuum commits twice)."""
 ROW_GROUP_ROWS = 8_192
@@ -42,19 +52,78 @@ def column_types(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[st
     return [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
 
 
-def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable) -> None:
-    """Make a Delta table's current version readable as `name`, through DuckDB's parallel Parquet reader.
+REWRITE_FRACTION = 0.25
+"""Changes to at least this fraction of a table's rows write it anew (DuckDB writes on every core, and
+the result holds no deleted rows); fewer are merged on read: the replaced rows marked deleted by
+deletion vectors, the new ones added in new files, the untouched rows left where they are."""
+COMPACT_DELETED_FRACTION = 0.5
+"""A merge also rewrites the files of which at least this fraction of rows is deleted."""
+SMALL_FILE_ROWS, COMPACT_SMALL_FILES = 4 * ROW_GROUP_ROWS, 16
+"""A merge also rewrites the files of fewer live rows than this, once there are more of them than
+that (each merge adds a small file of the rows it changed)."""
+FILE_COLUMN, ROW_COLUMN = "__file", "__row"
+"""The columns `register_delta(..., positions=True)` adds: a row's data file and its position there."""
 
-    delta-rs writes plain Parquet (no deletion vectors, no column mapping), so the version's files
-    are its rows; files from before a column was added read it as NULL.
+
+def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, *, positions: bool = False) -> None:
+    """Make a Delta table's current version readable as `name`, through DuckDB's parallel Parquet reader,
+    without the rows its deletion vectors delete. With `positions`, each row also carries its data file
+    (as `file_uris` names it) and its position in that file, which is what a deletion vector marks.
+
+    The engine writes no column mapping, so the version's files are its columns; files from before a
+    column was added read it as NULL.
     """
-    files = table.file_uris()
+    _register_files(con, name, table.file_uris(), deleted_rows(table), table, positions=positions)
+
+
+def _register_files(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    files: list[str],
+    deleted: pa.Table,
+    table: DeltaTable,
+    *,
+    positions: bool,
+) -> None:
+    """`files` of `table` readable as `name`, less the rows of `deleted` (`deleted_rows`)."""
     if not files:
-        bind_arrow(con, name, table.schema().to_arrow().empty_table())
+        empty = table.schema().to_arrow().empty_table()
+        if positions:
+            empty = empty.append_column(FILE_COLUMN, pa.array([], pa.string()))
+            empty = empty.append_column(ROW_COLUMN, pa.array([], pa.int64()))
+        bind_arrow(con, name, empty)
         return
     con.execute(f"DROP VIEW IF EXISTS {name}")
     listed = ", ".join(string_literal(uri) for uri in files)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
+    if not deleted.num_rows and not positions:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+        )
+        return
+    bind_arrow(con, f"{name}__deleted", deleted)
+    hidden = "" if positions else f" EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *{hidden} FROM "
+        f"(SELECT * RENAME (file_row_number AS {ROW_COLUMN}) FROM read_parquet([{listed}], union_by_name = true, "
+        f"filename = '{FILE_COLUMN}', file_row_number = true)) p "
+        f"ANTI JOIN {name}__deleted d ON p.{FILE_COLUMN} = d.{FILE_COLUMN} AND p.{ROW_COLUMN} = d.{ROW_COLUMN}"
+    )
+
+
+def deleted_rows(table: DeltaTable) -> pa.Table:
+    """Every row the table's deletion vectors delete, as (data file as `file_uris` names it, position)."""
+    root = table_root(table)
+    files, rows = [], []
+    for path, descriptor in deletion_vectors(table).items():
+        positions = positions_array(descriptor.read(root))
+        files.append(pa.array([str(root / path)] * len(positions), pa.string()))
+        rows.append(pa.array(positions, pa.int64()))
+    return pa.table(
+        {
+            FILE_COLUMN: pa.chunked_array(files, pa.string()),
+            ROW_COLUMN: pa.chunked_array(rows, pa.int64()),
+        }
+    )
 
 
 NO_DATA_CHANGE = {"VACUUM START", "VACUUM END", "OPTIMIZE"}
@@ -102,11 +171,27 @@ class Lakehouse:
         return table
 
     def fingerprint(self, name: str) -> str:
-        """What the table holds now: a digest of its data files, relative to the table (so a moved
-        lakehouse keeps its fingerprints; a commit that adds no file leaves it as it was)."""
+        """What the table holds now: a digest of its data files and their deletion vectors, relative to
+        the table (so a moved lakehouse keeps its fingerprints; a commit that adds no file leaves it as it
+        was). A compaction's commit carries the fingerprint of the rows it kept, so rewriting files does
+        not make what reads the table recompute."""
         table, root = self.table(name), self.path(name)
-        files = sorted(os.path.relpath(uri, root) for uri in table.file_uris()) if table is not None else []
-        return hashlib.sha256("\n".join(files).encode()).hexdigest()
+        if table is None:
+            return hashlib.sha256(b"").hexdigest()
+        for commit in table.history(COMMITS_SEARCHED):
+            if commit.get("operation") == "OPTIMIZE" and SAME_ROWS_AS in commit:
+                return commit[SAME_ROWS_AS]
+            if commit.get("operation") not in ("VACUUM START", "VACUUM END"):
+                break
+        vectors = deletion_vectors(table)
+        files = sorted(os.path.relpath(uri, root) for uri in table.file_uris())
+        logical = [f"{file}@{vectors[file].unique_id}" if file in vectors else file for file in files]
+        return hashlib.sha256("\n".join(logical).encode()).hexdigest()
+
+    def holds_deletion_vectors(self, name: str) -> bool:
+        """Whether the table is written merge-on-read (its protocol names the deletion vectors feature)."""
+        table = self.table(name)
+        return table is not None and "deletionVectors" in (table.protocol().reader_features or [])
 
     def forget(self, name: str) -> None:
         """The table was written other than through this object: open it afresh next time."""
@@ -119,7 +204,11 @@ class Lakehouse:
 
     def vacuum(self, retention_hours: int) -> dict[str, int]:
         """Delete the data files no version of the last `retention_hours` uses (Delta VACUUM), in every
-        table; returns the files removed per table. Time travel further back than that stops working."""
+        table; returns the files removed per table. Time travel further back than that stops working.
+
+        delta-rs's VACUUM knows data files but not deletion vector files (it would delete live ones):
+        in a table with deletion vectors, the engine deletes what delta-rs lists, less the DV files the
+        table's versions and recent tombstones name."""
         removed = {}
         for name in self.names():
             root = self.path(name)
@@ -128,10 +217,15 @@ class Lakehouse:
             options = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
             # delta-rs lists every tombstone past retention, even files an earlier vacuum deleted,
             # and commits twice per vacuum: count what is on disk, and vacuum only then.
-            present = [path for path in table.vacuum(dry_run=True, **options) if (root / path).exists()]
-            if present:
+            present = [root / path for path in table.vacuum(dry_run=True, **options) if (root / path).exists()]
+            if self.holds_deletion_vectors(name):
+                kept = delta_log.retained_deletion_vector_files(table, retention_hours)
+                present = [path for path in present if path not in kept]
+                for path in present:
+                    path.unlink(missing_ok=True)
+            elif present:
                 table.vacuum(dry_run=False, **options)
-                self.forget(name)
+            self.forget(name)
             removed[name] = len(present)
         return removed
 
@@ -262,6 +356,134 @@ class Lakehouse:
         self.forget(name)
         return self.table(name).version()
 
+    def delete_and_add(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        deleted: str,
+        written: "WrittenFiles | None",
+        *,
+        metadata: dict | None = None,
+        checkpoints: dict[str, int] | None = None,
+        operation: str = "MERGE",
+    ) -> int:
+        """Merge-on-read: mark the rows of `deleted` (a DuckDB relation of `__file`, `__row`, as
+        `register_delta(..., positions=True)` gives them) deleted with deletion vectors, and add the files
+        `written` wrote (the rows that replace them, with the table's columns), in one commit carrying
+        `checkpoints`. The untouched rows of a file stay where they are. Returns the new version.
+
+        A file all of whose rows are deleted is removed; then files mostly deleted, and small files once
+        there are many, are rewritten (`compact`)."""
+        table = self.table(name)
+        if written is not None and _columns(table.schema()) != _columns(Schema.from_arrow(written.schema())):
+            raise PipelineError(f"{name}: rows added by a merge must have the table's columns")
+        root, described = table_root(table), self._files(table)
+        vectors = deletion_vectors(table)
+        marked = con.execute(
+            f"SELECT {FILE_COLUMN}, list({ROW_COLUMN}) FROM {deleted} GROUP BY {FILE_COLUMN}"
+        ).fetchall()
+        bitmaps, removes, adds = {}, [], []
+        for uri, rows in marked:
+            path = os.path.relpath(uri, root)
+            if path not in described:
+                raise PipelineError(f"{name}: {path} is not a data file of version {table.version()}")
+            previous = vectors.get(path)
+            bitmap = previous.read(root) if previous is not None else BitMap64()
+            bitmap.update(rows)
+            removes.append(_remove_action(path, described[path], previous))
+            if len(bitmap) < described[path]["num_records"]:
+                bitmaps[path] = bitmap
+        descriptors = write_dv_file(root, list(bitmaps.values())) if bitmaps else []
+        for path, descriptor in zip(bitmaps, descriptors, strict=True):
+            adds.append(_add_action(path, described[path], descriptor))
+        if written is not None:
+            written.remove_empty()
+            adds.extend(_new_file_action(file.relative_to(root).as_posix(), file, rows) for file, rows in written.files)
+        actions = [
+            delta_log.commit_info(
+                operation,
+                {"mode": "merge-on-read"},
+                {"num_added_files": len(adds), "num_removed_files": len(removes), "num_deletion_vectors": len(bitmaps)},
+                {key: str(value) for key, value in (metadata or {}).items()},
+            ),
+            *delta_log.upgrade_actions(table),
+            *delta_log.transactions(checkpoints or {}),
+            *({"remove": action} for action in removes),
+            *({"add": action} for action in adds),
+        ]
+        version = delta_log.commit(table, actions)
+        self.forget(name)
+        self.compact(con, name)
+        return version
+
+    def compact(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        *,
+        deleted_fraction: float = COMPACT_DELETED_FRACTION,
+        small_files: int = COMPACT_SMALL_FILES,
+    ) -> int:
+        """Rewrite the files of a table whose rows are at least `deleted_fraction` deleted, and, once more
+        than `small_files` files hold fewer than SMALL_FILE_ROWS rows, those too, as new files of their live
+        rows (an OPTIMIZE commit: the rows stay the same). Returns how many files it rewrote."""
+        table = self.table(name)
+        if table is None:
+            return 0
+        root, described, vectors = table_root(table), self._files(table), deletion_vectors(table)
+        deleted = {path: vectors[path].cardinality if path in vectors else 0 for path in described}
+        chosen = [
+            path
+            for path, row in described.items()
+            if deleted[path] and deleted[path] >= row["num_records"] * deleted_fraction
+        ]
+        small = [path for path, row in described.items() if row["num_records"] - deleted[path] < SMALL_FILE_ROWS]
+        if len(small) > small_files:
+            chosen = sorted(set(chosen) | set(small))
+        if not chosen:
+            return 0
+        same_rows = self.fingerprint(name)
+        everything = deleted_rows(table)
+        files = [str(root / path) for path in chosen]
+        kept = everything.filter(pc.is_in(everything.column(FILE_COLUMN), pa.array(files)))
+        _register_files(con, "compacted_rows", files, kept, table, positions=False)
+        try:
+            written = self.write_files(con, name, "compacted_rows")
+        finally:
+            con.execute("DROP VIEW IF EXISTS compacted_rows")
+            con.execute("DROP VIEW IF EXISTS compacted_rows__deleted")
+        written.remove_empty()
+        removes = [_remove_action(path, described[path], vectors.get(path), data_change=False) for path in chosen]
+        adds = [
+            _new_file_action(file.relative_to(root).as_posix(), file, rows, data_change=False)
+            for file, rows in written.files
+        ]
+        actions = [
+            delta_log.commit_info(
+                "OPTIMIZE",
+                {"rewritten": "files mostly deleted, or many small"},
+                {"num_added_files": len(adds), "num_removed_files": len(removes)},
+                {SAME_ROWS_AS: same_rows},
+            ),
+            *({"remove": action} for action in removes),
+            *({"add": action} for action in adds),
+        ]
+        delta_log.commit(table, actions)
+        self.forget(name)
+        return len(chosen)
+
+    def _files(self, table: DeltaTable) -> dict[str, dict]:
+        """The version's data files by path relative to the table: size, modification time, row count."""
+        actions = pa.table(table.get_add_actions(flatten=True)).select(
+            ["path", "size_bytes", "modification_time", "num_records"]
+        )
+        files = {unquote(row.pop("path")): row for row in actions.to_pylist()}
+        root = table_root(table)
+        for path, row in files.items():
+            if row["num_records"] is None:
+                row["num_records"] = pq.ParquetFile(root / path).metadata.num_rows
+        return files
+
     def last_commit_metadata(self, name: str) -> dict:
         """The newest commit the pipeline made to the table (not a vacuum's), with its custom metadata."""
         table = self.table(name)
@@ -311,6 +533,48 @@ class WrittenFiles:
             if not rows:
                 file.unlink(missing_ok=True)
         self.files = [(file, rows) for file, rows in self.files if rows]
+
+
+def _remove_action(path: str, described: dict, vector: Descriptor | None, *, data_change: bool = True) -> dict:
+    """The `remove` of a logical file: its path and the deletion vector it had (they identify it)."""
+    action = {
+        "path": quote(path),
+        "deletionTimestamp": delta_log.now_ms(),
+        "dataChange": data_change,
+        "extendedFileMetadata": True,
+        "partitionValues": {},
+        "size": described["size_bytes"],
+        "stats": orjson.dumps({"numRecords": described["num_records"]}).decode(),
+    }
+    if vector is not None:
+        action["deletionVector"] = vector.action()
+    return action
+
+
+def _add_action(path: str, described: dict, vector: Descriptor) -> dict:
+    """The `add` of a data file already in the table with a new deletion vector (row count of the whole
+    file, as the protocol requires; no min/max, so no bounds to widen)."""
+    return {
+        "path": quote(path),
+        "partitionValues": {},
+        "size": described["size_bytes"],
+        "modificationTime": described["modification_time"],
+        "dataChange": True,
+        "stats": orjson.dumps({"numRecords": described["num_records"], "tightBounds": False}).decode(),
+        "deletionVector": vector.action(),
+    }
+
+
+def _new_file_action(path: str, file: Path, rows: int, *, data_change: bool = True) -> dict:
+    stat = file.stat()
+    return {
+        "path": quote(path),
+        "partitionValues": {},
+        "size": stat.st_size,
+        "modificationTime": int(stat.st_mtime * 1000),
+        "dataChange": data_change,
+        "stats": orjson.dumps({"numRecords": rows}).decode(),
+    }
 
 
 def _columns(schema: Schema) -> list[tuple[str, str]]:

@@ -1,8 +1,11 @@
-"""Lakehouse maintenance between updates: VACUUM under the pipeline lock, on a schedule."""
+"""Lakehouse maintenance between updates, under the pipeline lock: VACUUM on a schedule, and OPTIMIZE
+(compaction of the tables written merge-on-read) when asked."""
 
 import time
 import uuid
 from pathlib import Path
+
+import duckdb
 
 from conf.settings import DataPaths
 from pipelines._engine.lakehouse import Lakehouse
@@ -20,6 +23,21 @@ def vacuum_lakehouse(paths: DataPaths, retention_hours: int) -> dict[str, int]:
         removed = Lakehouse(paths.lakehouse).vacuum(retention_hours)
     _last_vacuum(paths).touch()
     return removed
+
+
+def optimize_lakehouse(paths: DataPaths) -> dict[str, int]:
+    """Rewrite, in every table that holds deletion vectors, the files with deleted rows and its small
+    files (when it has more than one) as files of their live rows; returns the files rewritten per
+    table. Tables without deletion vectors are appended to only, and read as streams: left alone."""
+    rewritten = {}
+    with UpdateLock(paths, f"optimize {uuid.uuid4()}"):
+        lakehouse, con = Lakehouse(paths.lakehouse), duckdb.connect()
+        try:
+            for name in filter(lakehouse.holds_deletion_vectors, lakehouse.names()):
+                rewritten[name] = lakehouse.compact(con, name, deleted_fraction=0.0, small_files=1)
+        finally:
+            con.close()
+    return rewritten
 
 
 def vacuum_due(paths: DataPaths) -> bool:

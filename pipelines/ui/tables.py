@@ -1,10 +1,10 @@
 """The lakehouse tables the UI reads (the event log, quarantine, integrity results), each through
-DuckDB over its committed files."""
+DuckDB over its committed files (less the rows deletion vectors delete)."""
 
 import duckdb
 
 from conf.settings import DataPaths
-from pipelines.embedded import Lakehouse
+from pipelines.embedded import Lakehouse, register_delta
 
 EVENT_LOG = "mls2_system.event_log"
 QUARANTINE = "mls2_system.quarantine"
@@ -19,5 +19,5 @@ def over_table(paths: DataPaths, table: str, relation: str) -> duckdb.DuckDBPyCo
         return None
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.register(relation, delta.to_pyarrow_dataset())
+    register_delta(con, relation, delta)
     return con

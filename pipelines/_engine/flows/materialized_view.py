@@ -9,7 +9,14 @@ import orjson
 from pipelines._engine.context import FlowResult, KeyedRows, UpdateContext, relation
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.flows.base import Flow
-from pipelines._engine.lakehouse import UPDATE_METADATA, column_types, register_delta
+from pipelines._engine.lakehouse import (
+    FILE_COLUMN,
+    REWRITE_FRACTION,
+    ROW_COLUMN,
+    UPDATE_METADATA,
+    column_types,
+    register_delta,
+)
 from pipelines._engine.quality import CheckedBatch
 from pipelines._engine.sql import quote
 from pipelines.declaration import Dataset
@@ -137,7 +144,11 @@ class MaterializedViewFlow(Flow):
         name, own = self.dataset.name, relation(self.dataset.name)
         keys, current = f"refresh_keys__{own}", f"current__{own}"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {keys} AS " + " UNION ".join(self.changed_keys(changed)))
-        register_delta(self.con, current, self.lakehouse.table(name))
+        register_delta(self.con, positions_of(own), self.lakehouse.table(name), positions=True)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {current} AS SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) "
+            f"FROM {positions_of(own)}"
+        )
         partial: dict[str, str] = {}
         try:
             reason = self.compute_by_key(keys, current, partial)
@@ -145,7 +156,7 @@ class MaterializedViewFlow(Flow):
             self.context.release("VIEW", *partial.values())
         if reason is not None:
             self.context.release("TABLE", self.batch, keys)
-            self.context.release("VIEW", current)
+            self.context.release("VIEW", current, positions_of(own))
             return reason
         return self.stage_by_key(keys, current)
 
@@ -231,7 +242,7 @@ class MaterializedViewFlow(Flow):
             if held is not None:
                 metadata[ROWS_DIGEST_METADATA] = held
             context.unchanged[name] = (metadata, flow)
-            context.release("VIEW", current)
+            context.release("VIEW", current, positions_of(own))
         else:
             staged = f"staged__{own}"
             self.con.execute(
@@ -241,8 +252,26 @@ class MaterializedViewFlow(Flow):
             digest = replaced_digest(held, removed, added)
             metadata[ROWS_DIGEST_METADATA] = digest if digest is not None else context.rows_digest(staged)
             context.staged[name] = (staged, "VIEW", metadata, flow)
+            self.stage_merge(keys)
         context.events.planning_information(name, MAINTENANCE_ROW_BASED)
         return context.complete_flow(dataset, flow, checked.report)
+
+    def stage_merge(self, keys: str) -> None:
+        """Plan the view's commit as a merge-on-read (the positions of the rows the refreshed rows replace
+        marked deleted, those rows added) unless they are so many that writing it anew costs about
+        the same and leaves no deleted rows behind."""
+        own, column = relation(self.dataset.name), quote(self.dataset.incremental.column)
+        replaced = f"replaced_positions__{own}"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT p.{FILE_COLUMN}, p.{ROW_COLUMN} "
+            f"FROM {positions_of(own)} p SEMI JOIN {keys} k ON p.{column} = k.key"
+        )
+        [(count,)] = self.con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
+        [(held,)] = self.con.execute(f"SELECT count(*) FROM {positions_of(own)}").fetchall()
+        if count >= held * REWRITE_FRACTION:
+            self.context.release("TABLE", replaced)
+            return
+        self.context.merges[self.dataset.name] = (replaced, f"refreshed__{own}")
 
     def rows_for_keys(self, source: str, column: str, keys: str) -> str:
         """A view of `source`'s rows whose `column` is one of `keys`: from the rows this update changed
@@ -258,6 +287,11 @@ class MaterializedViewFlow(Flow):
                 parts.append(f"SELECT w.* FROM {whole} w SEMI JOIN {unknown} k ON w.{quote(column)} = k.key")
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS " + " UNION ALL BY NAME ".join(parts))
         return view
+
+
+def positions_of(own: str) -> str:
+    """The relation of a view's current rows with their data file and position (merge-on-read deletes by those)."""
+    return f"positions__{own}"
 
 
 def computed_as_defined(context: UpdateContext, dataset: Dataset, last: dict) -> bool:
@@ -283,7 +317,15 @@ def commit_staged(context: UpdateContext) -> None:
         if name not in context.staged and name not in context.unchanged:
             continue
         sources = orjson.dumps(context.fingerprints(context.graph[name])).decode()
-        if name in context.staged:
+        if name in context.merges:
+            staged, kind, metadata, flow = context.staged.pop(name)
+            metadata[SOURCES_METADATA] = sources
+            replaced, refreshed = context.merges.pop(name)
+            written = context.lakehouse.write_files(context.con, name, refreshed)
+            flow.version = context.lakehouse.delete_and_add(context.con, name, replaced, written, metadata=metadata)
+            context.release(kind, staged)
+            context.release("TABLE", replaced)
+        elif name in context.staged:
             staged, kind, metadata, flow = context.staged.pop(name)
             metadata[SOURCES_METADATA] = sources
             flow.version = context.lakehouse.replace_with_relation(context.con, name, staged, metadata=metadata)

@@ -1,0 +1,186 @@
+"""The parts of a Delta log the engine reads and writes itself: each data file's deletion vector, and
+commits that delta-rs cannot make (it reads deletion vectors but writes none).
+
+Everything else (appends, overwrites, checkpoints, vacuum, history) stays with delta-rs, which keeps
+the deletion vectors of the files it leaves in place.
+"""
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import orjson
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+from pipelines._engine.deletion_vectors import Descriptor
+from pipelines._engine.errors import PipelineError
+
+DELETION_VECTORS = "deletionVectors"
+ENABLE_DELETION_VECTORS = "delta.enableDeletionVectors"
+LEGACY_WRITER_FEATURES = {
+    2: ["appendOnly", "invariants"],
+    3: ["checkConstraints"],
+    4: ["changeDataFeed", "generatedColumns"],
+    5: ["columnMapping"],
+    6: ["identityColumns"],
+}
+"""The features a legacy writer version implies (the protocol's table), kept when the table moves to
+writer version 7, where features are named."""
+CHECKPOINT_INTERVAL = 100
+"""Commits between checkpoints, as delta-rs and Spark checkpoint by default."""
+
+
+class CommitConflict(PipelineError):
+    """Another writer committed the same version first."""
+
+
+def table_root(table: DeltaTable) -> Path:
+    return Path(unquote(table.table_uri.removeprefix("file://")))
+
+
+def deletion_vectors(table: DeltaTable) -> dict[str, Descriptor]:
+    """The deletion vector of each data file of the table's version that has one, by the file's path
+    relative to the table: from the newest checkpoint at or before the version, then the commits after it."""
+    vectors: dict[str, Descriptor] = {}
+    for kind, action in _file_actions(table):
+        path = unquote(action["path"])
+        if kind == "remove":
+            vectors.pop(path, None)
+        elif action.get("deletionVector"):
+            vectors[path] = Descriptor.from_action(action["deletionVector"])
+        else:
+            vectors.pop(path, None)
+    return vectors
+
+
+def retained_deletion_vector_files(table: DeltaTable, retention_hours: float) -> set[Path]:
+    """The DV files a VACUUM must keep: those of the version's files, and those of files removed within
+    the retention period (a version that recent may still be read)."""
+    root, since = table_root(table), now_ms() - retention_hours * 3600 * 1000
+    kept = {descriptor.file(root) for descriptor in deletion_vectors(table).values() if descriptor.storage_type != "i"}
+    for kind, action in _file_actions(table):
+        vector = action.get("deletionVector")
+        recent = (action.get("deletionTimestamp") or 0) >= since
+        if kind == "remove" and vector and vector.get("storageType") != "i" and recent:
+            kept.add(Descriptor.from_action(vector).file(root))
+    return kept
+
+
+def _file_actions(table: DeltaTable) -> Iterator[tuple[str, dict]]:
+    """The `add` and `remove` actions from the newest checkpoint at or before the table's version (its
+    live files and tombstones), then each commit's after it: its removes before its adds (a commit
+    names a path at most once per action type, and their order within it carries no meaning)."""
+    root, version = table_root(table), table.version()
+    log = root / "_delta_log"
+    checkpoints: dict[int, list[str]] = {}
+    for entry in os.scandir(log):
+        head, _, rest = entry.name.partition(".checkpoint")
+        if rest.endswith(".parquet") and head.isdigit() and int(head) <= version:
+            checkpoints.setdefault(int(head), []).append(entry.path)
+    start = 0
+    if checkpoints:
+        start = max(checkpoints)
+        for part in checkpoints[start]:
+            for kind in ("remove", "add"):
+                for action in pq.read_table(part, columns=[kind]).column(kind).to_pylist():
+                    if action is not None:
+                        yield kind, action
+        start += 1
+    for commit in range(start, version + 1):
+        actions = [orjson.loads(line) for line in (log / f"{commit:020d}.json").read_bytes().splitlines() if line]
+        for kind in ("remove", "add"):
+            yield from ((kind, action[kind]) for action in actions if kind in action)
+
+
+def upgrade_actions(table: DeltaTable) -> list[dict]:
+    """The protocol and metadata actions that let the table hold deletion vectors (none when it can):
+    reader version 3 and writer version 7 naming the `deletionVectors` feature beside those the
+    table had, and `delta.enableDeletionVectors`."""
+    protocol = table.protocol()
+    readers = list(protocol.reader_features or [])
+    if DELETION_VECTORS in readers:
+        return []
+    writers = list(protocol.writer_features or [])
+    if protocol.min_writer_version < 7:
+        writers = [
+            feature
+            for version, features in LEGACY_WRITER_FEATURES.items()
+            if version <= protocol.min_writer_version
+            for feature in features
+        ]
+    if protocol.min_reader_version == 2:
+        readers = ["columnMapping"]
+    metadata = table.metadata()
+    return [
+        {
+            "protocol": {
+                "minReaderVersion": 3,
+                "minWriterVersion": 7,
+                "readerFeatures": [*readers, DELETION_VECTORS],
+                "writerFeatures": [*writers, DELETION_VECTORS],
+            }
+        },
+        {
+            "metaData": {
+                "id": metadata.id,
+                "name": metadata.name,
+                "description": metadata.description,
+                "format": {"provider": "parquet", "options": {}},
+                "schemaString": table.schema().to_json(),
+                "partitionColumns": metadata.partition_columns,
+                "configuration": {**metadata.configuration, ENABLE_DELETION_VECTORS: "true"},
+                "createdTime": metadata.created_time,
+            }
+        },
+    ]
+
+
+def commit_info(operation: str, parameters: dict, metrics: dict, metadata: dict[str, str]) -> dict:
+    """A commit's `commitInfo`, shaped as delta-rs writes it (its history reads custom metadata from the top level)."""
+    return {
+        "commitInfo": {
+            "timestamp": now_ms(),
+            "operation": operation,
+            "operationParameters": parameters,
+            "operationMetrics": metrics,
+            "engineInfo": "mls2",
+            **metadata,
+        }
+    }
+
+
+def transactions(checkpoints: dict[str, int]) -> list[dict]:
+    """Stream checkpoints as app transaction actions, committed with the rows they account for."""
+    return [
+        {"txn": {"appId": app, "version": version, "lastUpdated": now_ms()}} for app, version in checkpoints.items()
+    ]
+
+
+def commit(table: DeltaTable, actions: list[dict]) -> int:
+    """Write `actions` as the table's next version, only if no other writer wrote it first (the file is
+    written whole under a temporary name, then linked into place: put-if-absent, as delta-rs commits);
+    checkpoint every CHECKPOINT_INTERVAL versions. Returns the new version."""
+    log = table_root(table) / "_delta_log"
+    version = table.version() + 1
+    staged = log / f".{version:020d}.json.{uuid.uuid4()}.tmp"
+    with open(staged, "xb") as pending:
+        pending.write(b"".join(orjson.dumps(action) + b"\n" for action in actions))
+        pending.flush()
+        os.fsync(pending.fileno())
+    try:
+        os.link(staged, log / f"{version:020d}.json")
+    except FileExistsError:
+        raise CommitConflict(f"{table_root(table)}: version {version} was committed by another writer") from None
+    finally:
+        staged.unlink()
+    if version % CHECKPOINT_INTERVAL == 0:
+        DeltaTable(str(table_root(table))).create_checkpoint()
+    return version
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

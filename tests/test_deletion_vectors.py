@@ -1,0 +1,238 @@
+"""Merge-on-read: the engine's deletion vectors, read back by delta-rs (an independent reader), against a
+reference in Python; a writer killed between its DV file and its commit; compaction; vacuum."""
+
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+from pyroaring import BitMap64
+from typer.testing import CliRunner
+
+from conf.cli import app
+from pipelines._engine import delta_log
+from pipelines._engine.deletion_vectors import (
+    DeletionVectorError,
+    Descriptor,
+    deserialize,
+    serialize,
+    write_file,
+    z85_decode,
+    z85_encode,
+)
+from pipelines._engine.lakehouse import Lakehouse, register_delta
+from tests.conftest import delta_rows
+
+NAME = "s.listings"
+
+
+def test_z85_is_zeromq_base85() -> None:
+    """The specification's own example (RFC 32)."""
+    assert z85_encode(bytes.fromhex("864FD26FB559F75B")) == "HelloWorld"
+    assert z85_decode("HelloWorld") == bytes.fromhex("864FD26FB559F75B")
+    with pytest.raises(DeletionVectorError, match="not a Z85 character"):
+        z85_decode("Hello,orld")
+
+
+def test_a_deletion_vector_file_holds_bitmaps_with_their_sizes_and_checksums(tmp_path: Path) -> None:
+    first, second = BitMap64([3, 4, 7, 11, 18, 29]), BitMap64([0, 2**33 + 5])
+    one, two = write_file(tmp_path, [first, second])
+    assert (one.offset, two.offset) == (1, 1 + 4 + one.size + 4)
+    assert (one.read(tmp_path), two.read(tmp_path)) == (first, second)
+    assert deserialize(serialize(first)) == first
+    stored = one.file(tmp_path)
+    assert stored.name.startswith("deletion_vector_") and stored.read_bytes()[0] == 1
+    corrupted = bytearray(stored.read_bytes())
+    corrupted[one.offset + 4 + 6] ^= 0xFF
+    stored.write_bytes(bytes(corrupted))
+    with pytest.raises(DeletionVectorError, match="checksum"):
+        one.read(tmp_path)
+    lying = Descriptor(two.path_or_inline, two.offset, two.size, cardinality=3)
+    with pytest.raises(DeletionVectorError, match="holds 2 rows, its descriptor says 3"):
+        lying.read(tmp_path)
+
+
+def create(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, rows: int) -> dict[int, str]:
+    con.execute(f"CREATE OR REPLACE TABLE seed AS SELECT i AS id, 'v0-' || i AS v FROM range({rows}) t(i)")
+    lakehouse.commit_files(lakehouse.write_files(con, NAME, "seed"), mode="overwrite")
+    return {i: f"v0-{i}" for i in range(rows)}
+
+
+def merge(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, upserts: dict[int, str], deletes: set[int]) -> int:
+    """What AUTO CDC does with a batch: the keys' rows marked deleted, the upserts added."""
+    con.execute("CREATE OR REPLACE TABLE batch (id BIGINT, v VARCHAR)")
+    if upserts:
+        con.executemany("INSERT INTO batch VALUES (?, ?)", list(upserts.items()))
+    con.execute("CREATE OR REPLACE TABLE touched (id BIGINT)")
+    if upserts or deletes:
+        con.executemany("INSERT INTO touched VALUES (?)", [(key,) for key in {*upserts, *deletes}])
+    register_delta(con, "current_positions", lakehouse.table(NAME), positions=True)
+    con.execute(
+        "CREATE OR REPLACE TABLE replaced AS SELECT __file, __row FROM current_positions c SEMI JOIN touched USING (id)"
+    )
+    written = lakehouse.write_files(con, NAME, "batch") if upserts else None
+    return lakehouse.delete_and_add(con, NAME, "replaced", written, checkpoints={"test": 1})
+
+
+def engine_rows(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    register_delta(con, "now", lakehouse.table(NAME))
+    return sorted(con.execute("SELECT id, v FROM now").fetchall())
+
+
+def delta_rs_rows(lakehouse: Lakehouse) -> list[tuple]:
+    return sorted((row["id"], row["v"]) for row in delta_rows(DeltaTable(str(lakehouse.path(NAME)))).to_pylist())
+
+
+def test_merges_with_deletion_vectors_read_the_same_by_delta_rs_the_engine_and_python(tmp_path: Path) -> None:
+    lakehouse, con, draw = Lakehouse(tmp_path), duckdb.connect(), random.Random(29)
+    expected = create(lakehouse, con, 30_000)
+    for round_number in range(1, 9):
+        keys = draw.sample(range(31_000), 400)
+        upserts = {key: f"v{round_number}-{key}" for key in keys[:300]}
+        deletes = set(keys[300:])
+        merge(lakehouse, con, upserts, deletes)
+        expected.update(upserts)
+        for key in deletes:
+            expected.pop(key, None)
+        reference = sorted(expected.items())
+        assert engine_rows(lakehouse, con) == reference
+        assert delta_rs_rows(lakehouse) == reference
+    table = DeltaTable(str(lakehouse.path(NAME)))
+    assert "deletionVectors" in table.protocol().reader_features
+    assert table.metadata().configuration["delta.enableDeletionVectors"] == "true"
+    assert table.transaction_version("test") == 1
+    # delta-rs's own reading of each file's DV marks exactly the positions ours do.
+    root = lakehouse.path(NAME)
+    ours = {str(root / path): set(d.read(root)) for path, d in delta_log.deletion_vectors(table).items()}
+    theirs = {
+        row["filepath"].removeprefix("file://"): {i for i, keep in enumerate(row["selection_vector"]) if not keep}
+        for row in pa.table(table.deletion_vectors()).to_pylist()
+    }
+    assert ours and ours == theirs
+
+
+def test_a_merge_rewrites_no_untouched_row(tmp_path: Path) -> None:
+    """The point of merge-on-read: the commit adds the changed rows and a DV, not a copy of the file."""
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 50_000)
+    before = set(lakehouse.table(NAME).file_uris())
+    merge(lakehouse, con, {7: "new", 49_000: "new"}, {3})
+    table = lakehouse.table(NAME)
+    added = set(table.file_uris()) - before
+    assert before <= set(table.file_uris())
+    assert sum(pq.read_metadata(uri).num_rows for uri in added) == 2
+    [commit] = table.history(1)
+    assert commit["operation"] == "MERGE" and commit["operationMetrics"]["num_deletion_vectors"] >= 1
+
+
+def test_a_file_whose_rows_are_all_deleted_leaves_the_table(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 100)
+    [only] = lakehouse.table(NAME).file_uris()
+    merge(lakehouse, con, {1: "kept"}, set(range(100)))
+    assert only not in lakehouse.table(NAME).file_uris()
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == [(1, "kept")]
+
+
+def test_a_writer_killed_between_its_deletion_vector_file_and_its_commit_leaves_the_table_as_before(
+    tmp_path: Path,
+) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    expected = create(lakehouse, con, 5_000)
+    version = lakehouse.table(NAME).version()
+    script = textwrap.dedent(
+        f"""
+        import os, signal, duckdb
+        from pathlib import Path
+        from pipelines._engine import delta_log
+        from tests.test_deletion_vectors import Lakehouse, merge
+        delta_log.commit = lambda table, actions: os.kill(os.getpid(), signal.SIGKILL)
+        merge(Lakehouse(Path({str(tmp_path)!r})), duckdb.connect(), {{1: "lost"}}, {{2}})
+        """
+    )
+    killed = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    root = lakehouse.path(NAME)
+    assert list(root.glob("deletion_vector_*.bin")), "the child died before writing its DV file"
+    lakehouse.forget(NAME)
+    assert lakehouse.table(NAME).version() == version
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+    # The rerun converges, and a vacuum removes what the killed writer left.
+    merge(lakehouse, con, {1: "new"}, {2})
+    expected.update({1: "new"})
+    expected.pop(2)
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+    live = {d.file(root) for d in delta_log.deletion_vectors(lakehouse.table(NAME)).values()}
+    lakehouse.vacuum(retention_hours=0)
+    assert set(root.glob("deletion_vector_*.bin")) == live
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+
+
+def test_vacuum_keeps_every_live_file_of_a_table_with_deletion_vectors(tmp_path: Path) -> None:
+    lakehouse, con, draw = Lakehouse(tmp_path), duckdb.connect(), random.Random(3)
+    expected = create(lakehouse, con, 20_000)
+    for round_number in range(4):
+        upserts = {key: f"v{round_number}" for key in draw.sample(range(20_000), 200)}
+        merge(lakehouse, con, upserts, set())
+        expected.update(upserts)
+    root = lakehouse.path(NAME)
+    before = set(root.glob("deletion_vector_*.bin"))
+    removed = lakehouse.vacuum(retention_hours=0)
+    table = lakehouse.table(NAME)
+    live = {d.file(root) for d in delta_log.deletion_vectors(table).values()}
+    assert removed[NAME] > 0 and set(root.glob("deletion_vector_*.bin")) == live < before
+    assert all(Path(uri).exists() for uri in table.file_uris())
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+
+
+def test_compaction_rewrites_files_mostly_deleted_and_keeps_the_rows(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    expected = create(lakehouse, con, 10_000)
+    before = lakehouse.fingerprint(NAME)
+    [big] = lakehouse.table(NAME).file_uris()
+    # Deleting 60% of its rows passes the merge's threshold: the merge compacts the file at once.
+    deleted = set(range(0, 10_000, 5)) | set(range(1, 10_000, 5)) | set(range(2, 10_000, 5))
+    merge(lakehouse, con, {}, deleted)
+    for key in deleted:
+        expected.pop(key)
+    table = lakehouse.table(NAME)
+    assert big not in table.file_uris() and not delta_log.deletion_vectors(table)
+    [optimized, merged] = table.history(2)
+    assert (optimized["operation"], merged["operation"]) == ("OPTIMIZE", "MERGE")
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+    after_merge = lakehouse.fingerprint(NAME)
+    assert after_merge != before
+
+
+def test_mls2_pipeline_optimize_compacts_merge_on_read_tables_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path))
+    from conf.settings import load_settings
+
+    lakehouse, con = Lakehouse(load_settings().paths.lakehouse), duckdb.connect()
+    expected = create(lakehouse, con, 2_000)
+    merge(lakehouse, con, {5: "x"}, {6})
+    expected.update({5: "x"})
+    expected.pop(6)
+    con.execute("CREATE TABLE appended AS SELECT 1 AS id")
+    for _ in range(3):
+        lakehouse.append("s.appended", con.sql("SELECT * FROM appended").to_arrow_table())
+    appended_files = set(lakehouse.table("s.appended").file_uris())
+    held, merged_files = lakehouse.fingerprint(NAME), set(lakehouse.table(NAME).file_uris())
+    result = CliRunner().invoke(app, ["pipeline", "optimize"])
+    assert result.exit_code == 0, result.output
+    assert f"{len(merged_files)} files rewritten in 1 of 1 merge-on-read tables" in result.output
+    lakehouse.forget(NAME)
+    table = lakehouse.table(NAME)
+    assert not delta_log.deletion_vectors(table) and not set(table.file_uris()) & merged_files
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+    assert lakehouse.fingerprint(NAME) == held, "a compaction keeps the rows, so what reads them need not recompute"
+    assert set(Lakehouse(lakehouse.root).table("s.appended").file_uris()) == appended_files
