@@ -23,6 +23,7 @@ from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, 
 from ingestion.state import SyncState
 from ingestion.sync import Sync, SyncOptions, SyncReport
 from pipelines._engine import cdc
+from pipelines._engine.flows import materialized_view
 
 # The fuzz suites run the same examples every time (a red run is a bug, never a roll of the dice);
 # HYPOTHESIS_PROFILE=explore draws new ones, to look for more (docs/TESTING.md).
@@ -66,9 +67,12 @@ def data_quality(settings: Settings, update_id: str, dataset: str) -> dict:
 
 @pytest.fixture(params=["merge", "rewrite"])
 def scd1_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test with AUTO CDC type 1 targets always merged into, then always rewritten whole
-    (which of the two a batch takes depends on its size against the target's rows)."""
-    monkeypatch.setattr(cdc, "REWRITE_FRACTION", math.inf if request.param == "merge" else 0)
+    """Runs a test with AUTO CDC type 1 targets and views refreshed by key always merged on read
+    (deletion vectors), then always written anew (which of the two a change takes depends on how
+    many of the table's rows it replaces)."""
+    fraction = math.inf if request.param == "merge" else 0
+    monkeypatch.setattr(cdc, "REWRITE_FRACTION", fraction)
+    monkeypatch.setattr(materialized_view, "REWRITE_FRACTION", fraction)
     return request.param
 
 

@@ -25,6 +25,12 @@ KEYED_VIEWS = ["qobrix_silver.media", "reso_gold.property", "reso_gold.media"]
 
 def techniques(settings: Settings, update_id: str) -> dict[str, tuple[str, str | None]]:
     """Each view's refresh technique in an update's planning events, with why not row-based."""
+    return {dataset: planned[:2] for dataset, planned in planning(settings, update_id).items()}
+
+
+def planning(settings: Settings, update_id: str) -> dict[str, tuple[str, str | None, dict | None]]:
+    """Each dataset's refresh technique in an update's planning events, why not row-based, and how its
+    table was written."""
     con = duckdb.connect()
     con.register("events", delta_rows(table(settings, EVENT_LOG)))
     found = con.execute(
@@ -37,7 +43,8 @@ def techniques(settings: Settings, update_id: str) -> dict[str, tuple[str, str |
         options = orjson.loads(details)["planning_information"]["technique_information"]
         [chosen] = [option for option in options if option["is_chosen"]]
         issues = [issue["reason"] for option in options for issue in option.get("incrementalization_issues", [])]
-        planned[dataset] = (chosen["maintenance_type"], issues[0] if issues else None)
+        write = orjson.loads(details)["planning_information"].get("write")
+        planned[dataset] = (chosen["maintenance_type"], issues[0] if issues else None, write)
     return planned
 
 
@@ -78,9 +85,24 @@ def test_views_refreshed_by_key_hold_what_computing_them_whole_gives(settings: S
     land(settings, "s2-deletes", [prop("d", 2)], operation="delete")
     result = run_update(settings.paths)
 
-    planned = techniques(settings, result.update_id)
+    planned = planning(settings, result.update_id)
     assert {name: planned[name][0] for name in KEYED_VIEWS} == dict.fromkeys(KEYED_VIEWS, MAINTENANCE_ROW_BASED)
     assert planned["reso_gold.lookup"][0] == MAINTENANCE_COMPLETE_RECOMPUTE
+    # How each table changed by key was written: its replaced rows marked deleted, or all of it anew.
+    mode = "merge-on-read" if scd1_apply == "merge" else "rewrite"
+    written = {name: planned[name][2]["mode"] for name in [*KEYED_VIEWS, "qobrix_silver.property"]}
+    assert written == dict.fromkeys([*KEYED_VIEWS, "qobrix_silver.property"], mode)
+    if scd1_apply == "merge":
+        # a, b and c changed, f is new, d deleted, and e's change is older than its row: a, b, c and d
+        # replaced, a, b, c and f added.
+        assert planned["qobrix_silver.property"][2] == {
+            "mode": "merge-on-read",
+            "rows_marked_deleted": 4,
+            "rows_added": 4,
+        }
+        assert planned["qobrix_silver.property"][0] == MAINTENANCE_ROW_BASED
+        for name in KEYED_VIEWS:
+            assert "deletionVectors" in table(settings, name).protocol().reader_features, name
     media = sorted((row["ResourceRecordID"], row["MediaObjectID"]) for row in rows(settings, "reso_gold.media"))
     expected = {"a": ["a1", "a2"], "b": ["b1", "b2", "b3"], "c": ["c3"], "e": ["e1"], "f": ["f1"]}
     assert media == [(key, media_id) for key, ids in expected.items() for media_id in ids]

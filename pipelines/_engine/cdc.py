@@ -45,6 +45,9 @@ TARGET_SEQUENCE, MATCHED = "__target_sequence", "__matched"
 class CdcMetrics:
     upserted: int = 0
     deleted: int = 0
+    write: dict | None = None
+    """How the target was written: `mode` merge-on-read (with the rows marked deleted and added), rewrite
+    (why), or merge (delta-rs's, when the changes bring other columns)."""
     changed: str | None = None
     """A temporary table of the events applied to an existing SCD type 1 target (its columns plus
     `__is_delete`): every key the update changed, with its new row unless deleted. None when the
@@ -167,7 +170,8 @@ def _apply_scd1(
         if target is None:
             rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {events} WHERE NOT {IS_DELETE})"
             lakehouse.replace_with_relation(con, dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
-            return CdcMetrics(upserted=upserted.num_rows, deleted=0)
+            why = "a full refresh" if full_refresh else "the target does not exist yet"
+            return CdcMetrics(upserted=upserted.num_rows, deleted=0, write={"mode": "rewrite", "reason": why})
         register_delta(con, CDC_TARGET_POSITIONS, target, positions=True)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {CDC_TARGET} AS SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) "
@@ -182,7 +186,8 @@ def _apply_scd1(
             con.execute(f"DROP TABLE {applied}")
         elif not applying or applying >= held * REWRITE_FRACTION:
             metrics = _rewrite_scd1(con, lakehouse, dataset, applied, metadata=metadata, checkpoints=checkpoints)
-            metrics.changed = applied
+            why = f"{applying} changes of a target of {held} rows" if applying else "no change applies"
+            metrics.changed, metrics.write = applied, {"mode": "rewrite", "reason": why}
             return metrics
         else:
             metrics = _merge_on_read(con, lakehouse, dataset, applied, metadata=metadata, checkpoints=checkpoints)
@@ -217,6 +222,7 @@ def _apply_scd1(
     return CdcMetrics(
         upserted=result["num_target_rows_inserted"] + result["num_target_rows_updated"],
         deleted=result["num_target_rows_deleted"],
+        write={"mode": "merge", "reason": "the changes have other columns than the target"},
     )
 
 
@@ -242,12 +248,14 @@ def _merge_on_read(
         f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {applied} a ON {keys_match(keys, 'a', 't')}"
     )
     try:
+        [(marked,)] = con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
         rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {applied} WHERE NOT {IS_DELETE})"
         written = lakehouse.write_files(con, dataset.name, rows) if upserted else None
         lakehouse.delete_and_add(con, dataset.name, replaced, written, metadata=metadata, checkpoints=checkpoints)
     finally:
         con.execute(f"DROP TABLE {replaced}")
-    return CdcMetrics(upserted=upserted, deleted=deleted)
+    write = {"mode": "merge-on-read", "rows_marked_deleted": marked, "rows_added": upserted}
+    return CdcMetrics(upserted=upserted, deleted=deleted, write=write)
 
 
 def _applied_events(con: duckdb.DuckDBPyConnection, dataset: Dataset, events: str) -> tuple[str, bool]:

@@ -113,9 +113,12 @@ class EventLog:
             error=error,
         )
 
-    def planning_information(self, flow: str, technique: str, reason: str | None = None) -> None:
-        """How a materialized view is refreshed this update, as Databricks reports it: row-based
-        maintenance (only the keys that changed) or a complete recompute, and why not row-based."""
+    def planning_information(
+        self, flow: str, technique: str, reason: str | None = None, *, write: dict | None = None
+    ) -> None:
+        """How a materialized view (or an AUTO CDC target) is refreshed this update, as Databricks reports
+        it: row-based maintenance (only the keys that changed) or a complete recompute, and why not
+        row-based; with `write`, how its table is written (merge-on-read, or anew) and how many rows."""
         techniques = [
             {
                 "maintenance_type": kind,
@@ -132,7 +135,7 @@ class EventLog:
         self.emit(
             "planning_information",
             f"Flow '{flow}' has been planned to be executed as {technique}.",
-            {"planning_information": {"technique_information": techniques}},
+            {"planning_information": {"technique_information": techniques, **({"write": write} if write else {})}},
             flow=flow,
         )
 

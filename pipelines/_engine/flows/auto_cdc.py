@@ -3,6 +3,7 @@ they changed kept for the views that follow the target's key."""
 
 from pipelines._engine.cdc import IS_DELETE, apply_changes
 from pipelines._engine.context import FlowResult, KeyedRows, relation
+from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.flows.base import Flow
 from pipelines._engine.lakehouse import UPDATE_METADATA
 from pipelines._engine.sql import quote
@@ -21,6 +22,11 @@ class AutoCdcFlow(Flow):
             checkpoints=self.checkpoints,
         )
         flow.output_records, flow.deleted_records = metrics.upserted, metrics.deleted
+        if metrics.write is not None:
+            by_key = metrics.write["mode"] == "merge-on-read"
+            technique = MAINTENANCE_ROW_BASED if by_key else MAINTENANCE_COMPLETE_RECOMPUTE
+            reason = None if by_key else metrics.write["reason"]
+            self.context.events.planning_information(self.dataset.name, technique, reason, write=metrics.write)
         self.keep_changed_rows(metrics.changed)
         self.release_inputs(kind, checked)
         return self.context.complete_flow(self.dataset, flow, checked.report)

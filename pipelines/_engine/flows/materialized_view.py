@@ -238,6 +238,7 @@ class MaterializedViewFlow(Flow):
         metadata = self.commit_metadata(checked)
         held = self.lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
         flow.output_records = checked.report.input_records - checked.report.dropped_records
+        write = None
         if added == removed:
             if held is not None:
                 metadata[ROWS_DIGEST_METADATA] = held
@@ -252,11 +253,11 @@ class MaterializedViewFlow(Flow):
             digest = replaced_digest(held, removed, added)
             metadata[ROWS_DIGEST_METADATA] = digest if digest is not None else context.rows_digest(staged)
             context.staged[name] = (staged, "VIEW", metadata, flow)
-            self.stage_merge(keys)
-        context.events.planning_information(name, MAINTENANCE_ROW_BASED)
+            write = self.stage_merge(keys, refreshed)
+        context.events.planning_information(name, MAINTENANCE_ROW_BASED, write=write)
         return context.complete_flow(dataset, flow, checked.report)
 
-    def stage_merge(self, keys: str) -> None:
+    def stage_merge(self, keys: str, refreshed: str) -> dict:
         """Plan the view's commit as a merge-on-read (the positions of the rows the refreshed rows replace
         marked deleted, those rows added) unless they are so many that writing it anew costs about
         the same and leaves no deleted rows behind."""
@@ -268,10 +269,12 @@ class MaterializedViewFlow(Flow):
         )
         [(count,)] = self.con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
         [(held,)] = self.con.execute(f"SELECT count(*) FROM {positions_of(own)}").fetchall()
+        [(added,)] = self.con.execute(f"SELECT count(*) FROM {refreshed}").fetchall()
         if count >= held * REWRITE_FRACTION:
             self.context.release("TABLE", replaced)
-            return
-        self.context.merges[self.dataset.name] = (replaced, f"refreshed__{own}")
+            return {"mode": "rewrite", "reason": f"{count} rows replaced of {held}"}
+        self.context.merges[self.dataset.name] = (replaced, refreshed)
+        return {"mode": "merge-on-read", "rows_marked_deleted": count, "rows_added": added}
 
     def rows_for_keys(self, source: str, column: str, keys: str) -> str:
         """A view of `source`'s rows whose `column` is one of `keys`: from the rows this update changed
