@@ -64,15 +64,19 @@ def land_everything(world: SandboxWorld, landing: Path) -> dict[str, int]:
     return {name: write_entity(world, writer, name) for name in entities()}
 
 
-def run_pipeline(data: Path, *extra: str) -> dict:
+def run_pipeline(data: Path, *extra: str, publish: bool = True) -> dict:
     """`mls2 pipeline run` in its own process: wall seconds, the seconds of its publish for serving
-    (none when gold did not change) and the rest (the update to gold), and peak memory."""
+    (none when gold did not change) and the rest (the update to gold), and peak memory. Without
+    `publish`, the update to gold alone (`benchmarks.update_to_gold`)."""
     pointer_path = DataPaths(data).snapshot_pointer
     before = read_pointer(pointer_path)
     mls2 = str(Path(sys.executable).with_name("mls2"))
+    command = (
+        [mls2, "pipeline", "run", *extra] if publish else [sys.executable, "-m", "benchmarks.update_to_gold", *extra]
+    )
     started = time.perf_counter()
     process = subprocess.Popen(
-        [mls2, "pipeline", "run", *extra],
+        command,
         # The update alone: the integrity suite after it has its own benchmark (bench_integrity).
         env={**os.environ, "MLS2_DATA_DIR": str(data), "MLS2_INTEGRITY_AFTER_UPDATE": "false"},
         stdout=subprocess.DEVNULL,
@@ -88,6 +92,7 @@ def run_pipeline(data: Path, *extra: str) -> dict:
         "seconds": seconds,
         "gold_seconds": seconds - publishing,
         "publish_seconds": publishing,
+        "update_seconds": update_seconds(data),
         "peak_mb": usage.ru_maxrss / 1024,
     }
 
@@ -109,8 +114,18 @@ def slowest_flows(data: Path) -> str:
     return ", ".join(f"{name} {taken:.1f}s" for name, taken in slowest)
 
 
+def update_seconds(data: Path) -> float:
+    """The latest update's own time in the event log, from its first event to its last: the update as
+    a long-lived process (the UI's, a schedule's) runs it, without starting Python and importing."""
+    stamps = [event["timestamp"] for event in read_events(data / "lakehouse", limit=10_000)]
+    return (max(stamps) - min(stamps)).total_seconds()
+
+
 def split(figures: dict) -> str:
-    return f"{figures['gold_seconds']:.1f}s to gold + {figures['publish_seconds']:.1f}s publishing"
+    return (
+        f"{figures['gold_seconds']:.1f}s to gold + {figures['publish_seconds']:.1f}s publishing; "
+        f"the update's own events span {figures['update_seconds']:.1f}s"
+    )
 
 
 def gold_counts(data: Path) -> dict[str, int]:
@@ -124,8 +139,14 @@ def gold_counts(data: Path) -> dict[str, int]:
 def table_row(run: str, figures: dict, properties: int | None = None, media: int | None = None) -> str:
     counted = [f"{n:,}" if n is not None else "" for n in (properties, media)]
     peak = f"{figures['peak_mb']:,.0f}" if "peak_mb" in figures else ""
-    parts = [f"{figures[part]:.1f}" if part in figures else "" for part in ("gold_seconds", "publish_seconds")]
-    return f"| {run} | {counted[0]} | {counted[1]} | {figures['seconds']:.1f} | {parts[0]} | {parts[1]} | {peak} |"
+    parts = [
+        f"{figures[part]:.1f}" if part in figures else ""
+        for part in ("gold_seconds", "publish_seconds", "update_seconds")
+    ]
+    return (
+        f"| {run} | {counted[0]} | {counted[1]} | {figures['seconds']:.1f} | {parts[0]} | {parts[1]} | {parts[2]} "
+        f"| {peak} |"
+    )
 
 
 def main() -> None:
@@ -136,6 +157,9 @@ def main() -> None:
         "--updates",
         type=lambda text: [int(n) for n in text.split(",")],
         help="changed properties of each incremental update, in order (default: --changed of them, then 100)",
+    )
+    parser.add_argument(
+        "--no-publish", action="store_true", help="updates to gold only, no serving snapshot (for 1,000,000 listings)"
     )
     parser.add_argument("--spark", action="store_true", help="also run the Spark baseline")
     parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
@@ -151,7 +175,8 @@ def main() -> None:
             f"landed {landed['properties']:,} properties ({landing_mb:,.0f} MB) in {time.perf_counter() - started:.0f}s"
         )
 
-        full = run_pipeline(data, "--full-refresh")
+        publish = not args.no_publish
+        full = run_pipeline(data, "--full-refresh", publish=publish)
         counts = gold_counts(data)
         print(f"full refresh: {full['seconds']:.1f}s ({split(full)}), peak {full['peak_mb']:,.0f} MB, gold {counts}")
         full["flows"] = slowest_flows(data)
@@ -164,7 +189,7 @@ def main() -> None:
             writer = LandingWriter(str(data / "landing"), f"{stamp:%Y%m%dT%H%M%SZ}-bench{number}", started=stamp)
             updated = report.changed["properties"]["updated"]
             write_entity(world, writer, "properties", updated)
-            incremental = run_pipeline(data)
+            incremental = run_pipeline(data, publish=publish)
             incremental["changed"] = len(updated)
             print(
                 f"incremental ({len(updated):,} changed): {incremental['seconds']:.1f}s ({split(incremental)}), "
@@ -174,7 +199,7 @@ def main() -> None:
             print(f"  slowest flows: {incremental['flows']}")
             incrementals.append(incremental)
 
-        quiet = run_pipeline(data)
+        quiet = run_pipeline(data, publish=publish)
         print(f"nothing new: {quiet['seconds']:.1f}s")
 
         spark = None
@@ -186,8 +211,9 @@ def main() -> None:
 
     if args.record:
         lines = [
-            "| run | properties | media rows in gold | seconds | to gold | publishing | peak memory MB |",
-            "|---|---|---|---|---|---|---|",
+            "| run | properties | media rows in gold | seconds | to gold | publishing | update's events "
+            "| peak memory MB |",
+            "|---|---|---|---|---|---|---|---|",
             table_row("full refresh (embedded)", full, counts["property"], counts["media"]),
             *(table_row(f"incremental, {run['changed']:,} changed (embedded)", run) for run in incrementals),
             table_row("nothing new (embedded)", quiet),
@@ -207,7 +233,8 @@ def main() -> None:
                 f"Baseline: Spark / embedded = {spark['seconds'] / full['gold_seconds']:.1f}x on the full refresh to "
                 f"gold ({spark['seconds'] / full['seconds']:.1f}x with publishing, which Spark does not do)."
             )
-        record(f"Pipeline full refresh and incremental updates, {args.properties:,} properties", lines)
+        unpublished = ", to gold only (nothing published)" if args.no_publish else ""
+        record(f"Pipeline full refresh and incremental updates, {args.properties:,} properties{unpublished}", lines)
 
 
 if __name__ == "__main__":
