@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import orjson
 
 from benchmarks.common import record
@@ -31,7 +32,7 @@ from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxWorld
 from ingestion.sandbox.world import Changes
 from pipelines._engine.events import read_events
-from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.lakehouse import Lakehouse, register_delta
 from pipelines.snapshot import publishing_seconds, read_pointer
 
 PAGE = 100
@@ -129,11 +130,12 @@ def split(figures: dict) -> str:
 
 
 def gold_counts(data: Path) -> dict[str, int]:
-    lakehouse = Lakehouse(data / "lakehouse")
-    return {
-        table: lakehouse.table(f"reso_gold.{table}").count()
-        for table in ("property", "media", "member", "contacts", "showing_appointment")
-    }
+    lakehouse, con = Lakehouse(data / "lakehouse"), duckdb.connect()
+    counts = {}
+    for table in ("property", "media", "member", "contacts", "showing_appointment"):
+        register_delta(con, "gold", lakehouse.table(f"reso_gold.{table}"))
+        [(counts[table],)] = con.execute("SELECT count(*) FROM gold").fetchall()
+    return counts
 
 
 def table_row(run: str, figures: dict, properties: int | None = None, media: int | None = None) -> str:

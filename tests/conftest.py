@@ -67,7 +67,7 @@ def data_quality(settings: Settings, update_id: str, dataset: str) -> dict:
 
 @pytest.fixture(params=["merge", "rewrite"])
 def scd1_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test with AUTO CDC type 1 targets and views refreshed by key always merged on read
+    """Runs a test with AUTO CDC targets (SCD 1 and 2) and views refreshed by key always merged on read
     (deletion vectors), then always written anew (which of the two a change takes depends on how
     many of the table's rows it replaces)."""
     fraction = math.inf if request.param == "merge" else 0

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from conf.cli import app
 from pipelines._engine import delta_log
+from pipelines._engine import lakehouse as lakehouse_module
 from pipelines._engine.deletion_vectors import (
     DeletionVectorError,
     Descriptor,
@@ -192,23 +193,91 @@ def test_vacuum_keeps_every_live_file_of_a_table_with_deletion_vectors(tmp_path:
     assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
 
 
-def test_compaction_rewrites_files_mostly_deleted_and_keeps_the_rows(tmp_path: Path) -> None:
+def test_vacuum_with_a_retention_keeps_what_recent_versions_read(tmp_path: Path) -> None:
+    """A version from within the retention period still reads its rows after a vacuum: the DV files
+    its files had, replaced since, are kept (the tombstones name them)."""
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    expected = create(lakehouse, con, 20_000)
+    merge(lakehouse, con, {5: "first"}, {6})
+    before_second = lakehouse.table(NAME).version()
+    expected_then = {**expected, 5: "first"}
+    expected_then.pop(6)
+    merge(lakehouse, con, {7: "second"}, {8})
+    lakehouse.vacuum(retention_hours=1)
+    older = DeltaTable(str(lakehouse.path(NAME)), version=before_second)
+    assert sorted((row["id"], row["v"]) for row in delta_rows(older).to_pylist()) == sorted(expected_then.items())
+    register_delta(con, "older", older)
+    assert sorted(con.execute("SELECT id, v FROM older").fetchall()) == sorted(expected_then.items())
+
+
+def test_a_table_past_its_checkpoint_reads_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deletion vectors are read back from a checkpoint (delta-rs writes them every CHECKPOINT_INTERVAL
+    versions) and the commits after it."""
+    monkeypatch.setattr(delta_log, "CHECKPOINT_INTERVAL", 5)
+    lakehouse, con, draw = Lakehouse(tmp_path), duckdb.connect(), random.Random(11)
+    expected = create(lakehouse, con, 3_000)
+    for round_number in range(12):
+        keys = draw.sample(range(3_000), 20)
+        upserts = {key: f"v{round_number}" for key in keys[:15]}
+        merge(lakehouse, con, upserts, set(keys[15:]))
+        expected.update(upserts)
+        for key in keys[15:]:
+            expected.pop(key, None)
+    log = lakehouse.path(NAME) / "_delta_log"
+    assert list(log.glob("*.checkpoint.parquet")), "no checkpoint was written"
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+
+
+def test_changes_with_the_columns_in_another_order_merge(tmp_path: Path) -> None:
+    """Delta reads columns by name: rows that carry the table's columns in another order are merged."""
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    expected = create(lakehouse, con, 1_000)
+    register_delta(con, "current_positions", lakehouse.table(NAME), positions=True)
+    con.execute("CREATE OR REPLACE TABLE replaced AS SELECT __file, __row FROM current_positions WHERE id = 3")
+    con.execute("CREATE OR REPLACE TABLE reordered AS SELECT 'moved' AS v, 3::BIGINT AS id")
+    written = lakehouse.write_files(con, NAME, "reordered")
+    lakehouse.delete_and_add(con, NAME, "replaced", written)
+    expected[3] = "moved"
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+
+
+def test_compaction_rewrites_files_mostly_deleted_and_keeps_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
     expected = create(lakehouse, con, 10_000)
     before = lakehouse.fingerprint(NAME)
     [big] = lakehouse.table(NAME).file_uris()
-    # Deleting 60% of its rows passes the merge's threshold: the merge compacts the file at once.
+    # The merge alone first (its compaction threshold out of reach), then the compaction.
+    monkeypatch.setattr(lakehouse_module, "COMPACT_DELETED_FRACTION", 2.0)
     deleted = set(range(0, 10_000, 5)) | set(range(1, 10_000, 5)) | set(range(2, 10_000, 5))
     merge(lakehouse, con, {}, deleted)
     for key in deleted:
         expected.pop(key)
+    merged = lakehouse.fingerprint(NAME)
+    assert merged != before and delta_log.deletion_vectors(lakehouse.table(NAME))
+    assert lakehouse.compact(con, NAME) == 1
     table = lakehouse.table(NAME)
     assert big not in table.file_uris() and not delta_log.deletion_vectors(table)
-    [optimized, merged] = table.history(2)
-    assert (optimized["operation"], merged["operation"]) == ("OPTIMIZE", "MERGE")
+    assert [commit["operation"] for commit in table.history(2)] == ["OPTIMIZE", "MERGE"]
     assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
-    after_merge = lakehouse.fingerprint(NAME)
-    assert after_merge != before
+    assert lakehouse.fingerprint(NAME) == merged, "a compaction keeps the rows: what reads them need not recompute"
+    # A later commit that adds no file (a view recomputed to the same rows records its inputs so)
+    # leaves the fingerprint as it was.
+    lakehouse.append(NAME, lakehouse.table(NAME).schema().to_arrow().empty_table())
+    assert lakehouse.fingerprint(NAME) == merged
+
+    # Past the threshold, a merge compacts the files it leaves mostly deleted at once.
+    monkeypatch.setattr(lakehouse_module, "COMPACT_DELETED_FRACTION", 0.5)
+    [compacted] = lakehouse.table(NAME).file_uris()
+    survivors = sorted(expected)[: len(expected) * 3 // 5]
+    merge(lakehouse, con, {}, set(survivors))
+    for key in survivors:
+        expected.pop(key)
+    table = lakehouse.table(NAME)
+    assert compacted not in table.file_uris() and not delta_log.deletion_vectors(table)
+    assert [commit["operation"] for commit in table.history(2)] == ["OPTIMIZE", "MERGE"]
+    assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
 
 
 def test_mls2_pipeline_optimize_compacts_merge_on_read_tables_only(

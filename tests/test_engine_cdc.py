@@ -232,7 +232,7 @@ def test_tombstones_without_a_declared_key_ask_for_a_full_refresh(settings: Sett
         run_update(settings.paths, graph=graph(wider))
 
 
-def test_scd2_keeps_every_version_with_start_and_end(settings: Settings) -> None:
+def test_scd2_keeps_every_version_with_start_and_end(settings: Settings, scd1_apply: str) -> None:
     pipeline = graph(scd(2))
     land(settings, "s1", [event("a", 10, price=100)])
     run_update(settings.paths, graph=pipeline)
@@ -244,7 +244,7 @@ def test_scd2_keeps_every_version_with_start_and_end(settings: Settings) -> None
     assert [r[END_AT] for r in history] == [T0 + timedelta(minutes=m) for m in (20, 30)] + [None]
 
 
-def test_scd2_places_out_of_order_events_and_closes_on_delete(settings: Settings) -> None:
+def test_scd2_places_out_of_order_events_and_closes_on_delete(settings: Settings, scd1_apply: str) -> None:
     pipeline = graph(scd(2))
     land(settings, "s1", [event("a", 10, price=100), event("a", 30, price=80)])
     run_update(settings.paths, graph=pipeline)
@@ -257,9 +257,11 @@ def test_scd2_places_out_of_order_events_and_closes_on_delete(settings: Settings
     land(settings, "s4", [event("a", 50, price=70)])
     run_update(settings.paths, graph=pipeline)
     assert [(r["price"], r[END_AT]) for r in rows(settings, "qobrix_silver.history")][-1] == (70.0, None)
+    written = [c["operation"] for c in Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history(3)]
+    assert ("MERGE" in written) == (scd1_apply == "merge"), written
 
 
-def test_scd2_a_delete_wins_over_an_upsert_of_the_same_sequence(settings: Settings) -> None:
+def test_scd2_a_delete_wins_over_an_upsert_of_the_same_sequence(settings: Settings, scd1_apply: str) -> None:
     keys = [f"k{index:02d}" for index in range(40)]
     land(settings, "s1", [event(key, 1) for key in keys])
     run_update(settings.paths, graph=graph(scd(2)))
@@ -272,7 +274,7 @@ def test_scd2_a_delete_wins_over_an_upsert_of_the_same_sequence(settings: Settin
     ]
 
 
-def test_scd2_track_history_updates_untracked_columns_in_place(settings: Settings) -> None:
+def test_scd2_track_history_updates_untracked_columns_in_place(settings: Settings, scd1_apply: str) -> None:
     pipeline = graph(scd(2, track_history_column_list=("price", "status")))
     land(settings, "s1", [event("a", 10, note="first")])
     run_update(settings.paths, graph=pipeline)

@@ -123,9 +123,13 @@ def test_views_refreshed_by_key_hold_what_computing_them_whole_gives(settings: S
     )
     lakehouse = Lakehouse(settings.paths.lakehouse)
     for name in KEYED_VIEWS:
-        recorded = orjson.loads(lakehouse.last_commit_metadata(name)[ROWS_DIGEST_METADATA])
+        recorded = lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
+        if scd1_apply == "merge":
+            # Merged on read, the replaced rows are not read whole for a digest: none is recorded.
+            assert recorded is None, name
+            continue
         count, total, xor = digest(settings, name)
-        assert recorded[1:] == [count, str(total), str(xor)], f"{name}'s recorded digest is not its rows'"
+        assert orjson.loads(recorded)[1:] == [count, str(total), str(xor)], f"{name}'s recorded digest is not its rows'"
 
     by_key = {name: digest(settings, name) for name in KEYED_VIEWS}
     whole = run_update(settings.paths, full_refresh_selection=KEYED_VIEWS)

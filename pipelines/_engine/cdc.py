@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.lakehouse import (
@@ -25,6 +24,7 @@ from pipelines._engine.lakehouse import (
     ROW_COLUMN,
     WRITER,
     Lakehouse,
+    bind_arrow,
     column_types,
     commit_properties,
     register_delta,
@@ -38,6 +38,7 @@ TOMBSTONES = "__tombstones"
 TOMBSTONE_RELATION = "cdc_tombstones"
 CDC_TARGET, CDC_APPLIED = "cdc_target", "cdc_applied"
 CDC_TARGET_POSITIONS = "cdc_target_positions"
+CDC_EVENTS_KEYS, CDC_REPLACED_ROWS = "cdc_events_keys", "cdc_replaced_rows"
 TARGET_SEQUENCE, MATCHED = "__target_sequence", "__matched"
 
 
@@ -156,7 +157,7 @@ def _apply_scd1(
     events_sql = _events_sql(con, dataset, changes, latest_only=repeated)
     stones = None if full_refresh else lakehouse.table(tombstones_of(dataset))
     if stones is not None:
-        con.register(TOMBSTONE_RELATION, stones.to_pyarrow_dataset())
+        register_delta(con, TOMBSTONE_RELATION, stones)
         events_sql = _newer_than_tombstones(events_sql, keys, sequence)
     events, kind = f"cdc_events__{dataset.name.replace('.', '__')}", "TABLE" if repeated else "VIEW"
     con.execute(f"CREATE OR REPLACE TEMP {kind} {events} AS {events_sql}")
@@ -178,27 +179,36 @@ def _apply_scd1(
             f"FROM {CDC_TARGET_POSITIONS}"
         )
         applied, same_shape = _applied_events(con, dataset, events)
+        replaced = f"cdc_replaced__{dataset.name.replace('.', '__')}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN} "
+            f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {applied} a ON {keys_match(keys, 'a', 't')}"
+        )
         [(applying,)] = con.execute(f"SELECT count(*) FROM {applied}").fetchall()
-        [(held,)] = con.execute(f"SELECT count(*) FROM {CDC_TARGET}").fetchall()
+        [(replacing,)] = con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
+        held = lakehouse.row_count(dataset.name)
         if not same_shape:
             # A merge adds the columns the events bring; what reads the target by key reads it whole.
             batch = con.sql(f"SELECT * FROM {events}").to_arrow_table()
             con.execute(f"DROP TABLE {applied}")
-        elif not applying or applying >= held * REWRITE_FRACTION:
+        elif not applying or replacing >= held * REWRITE_FRACTION:
             metrics = _rewrite_scd1(con, lakehouse, dataset, applied, metadata=metadata, checkpoints=checkpoints)
-            why = f"{applying} changes of a target of {held} rows" if applying else "no change applies"
+            why = f"{replacing} of the target's {held} rows replaced" if applying else "no change applies"
             metrics.changed, metrics.write = applied, {"mode": "rewrite", "reason": why}
             return metrics
         else:
-            metrics = _merge_on_read(con, lakehouse, dataset, applied, metadata=metadata, checkpoints=checkpoints)
+            metrics = _merge_on_read(
+                con, lakehouse, dataset, applied, replaced, metadata=metadata, checkpoints=checkpoints
+            )
             metrics.changed = applied
             return metrics
     finally:
         con.execute(f"DROP {kind} IF EXISTS {events}")
         con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET}")
         con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET_POSITIONS}")
+        con.execute(f"DROP TABLE IF EXISTS cdc_replaced__{dataset.name.replace('.', '__')}")
         if stones is not None:
-            con.unregister(TOMBSTONE_RELATION)
+            con.execute(f"DROP VIEW IF EXISTS {TOMBSTONE_RELATION}")
     columns = [name for name in batch.column_names if name != IS_DELETE]
     assignments = {quote(c): f"s.{quote(c)}" for c in columns}
     on_keys = keys_match(keys, "t", "s")
@@ -231,29 +241,21 @@ def _merge_on_read(
     lakehouse: Lakehouse,
     dataset: Dataset,
     applied: str,
+    replaced: str,
     *,
     metadata: dict,
     checkpoints: dict[str, int],
 ) -> CdcMetrics:
-    """Apply the events to the target (registered with its rows' positions): the rows of the keys they
-    change marked deleted by deletion vectors, their new rows written to new files, in one commit
+    """Apply the events to the target: the rows they replace (`replaced`: positions in the target's
+    files) marked deleted by deletion vectors, their new rows written to a new file, in one commit
     carrying the checkpoints. The target's other rows are not read past their keys, nor copied."""
-    keys = list(dataset.cdc.keys)
     [(upserted, deleted)] = con.execute(
         f"SELECT count(*) FILTER (NOT {IS_DELETE}), count(*) FILTER ({IS_DELETE}) FROM {applied}"
     ).fetchall()
-    replaced = f"cdc_replaced__{dataset.name.replace('.', '__')}"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN} "
-        f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {applied} a ON {keys_match(keys, 'a', 't')}"
-    )
-    try:
-        [(marked,)] = con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
-        rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {applied} WHERE NOT {IS_DELETE})"
-        written = lakehouse.write_files(con, dataset.name, rows) if upserted else None
-        lakehouse.delete_and_add(con, dataset.name, replaced, written, metadata=metadata, checkpoints=checkpoints)
-    finally:
-        con.execute(f"DROP TABLE {replaced}")
+    [(marked,)] = con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
+    rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {applied} WHERE NOT {IS_DELETE})"
+    written = lakehouse.write_files(con, dataset.name, rows, per_thread=False) if upserted else None
+    lakehouse.delete_and_add(con, dataset.name, replaced, written, metadata=metadata, checkpoints=checkpoints)
     write = {"mode": "merge-on-read", "rows_marked_deleted": marked, "rows_added": upserted}
     return CdcMetrics(upserted=upserted, deleted=deleted, write=write)
 
@@ -373,31 +375,54 @@ def _apply_scd2(
     columns = [name for name in events.column_names if name != IS_DELETE]
     tracked = _tracked_columns(dataset, columns)
     target = None if full_refresh else lakehouse.table(dataset.name)
-    stored = target.to_pyarrow_table() if target is not None else None
     incoming: dict[tuple, list[dict]] = {}
     for event in events.to_pylist():
         incoming.setdefault(tuple(event[k] for k in keys), []).append(event)
     history: dict[tuple, list[dict]] = {}
-    kept = None
-    if stored is not None:
-        # Only the touched keys' rows become Python objects; the others stay as they are stored.
-        stored_keys = zip(*(stored.column(k).to_pylist() for k in keys), strict=True)
-        touched = pa.array([key in incoming for key in stored_keys], pa.bool_())
-        for row in stored.filter(touched).to_pylist():
+    stored = None
+    if target is not None:
+        # Only the touched keys' stored versions are read, with their positions (merge-on-read).
+        register_delta(con, CDC_TARGET_POSITIONS, target, positions=True)
+        bind_arrow(con, CDC_EVENTS_KEYS, events.select(keys))
+        stored = con.sql(
+            f"SELECT * FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {CDC_EVENTS_KEYS} e ON {keys_match(keys, 't', 'e')}"
+        ).to_arrow_table()
+        con.execute(f"DROP VIEW {CDC_TARGET_POSITIONS}; DROP VIEW {CDC_EVENTS_KEYS}")
+        for row in stored.drop_columns([FILE_COLUMN, ROW_COLUMN]).to_pylist():
             history.setdefault(tuple(row[k] for k in keys), []).append(row)
-        kept = stored.filter(pc.invert(touched))
     rebuilt: list[dict] = []
     closed = 0
     for key, new in incoming.items():
         versions, closes = _rebuild(history.get(key, []), new, sequence, columns, tracked)
         rebuilt.extend(versions)
         closed += closes
-    schema = _scd2_schema(events, stored, sequence)
+    schema = _scd2_schema(events, pa.schema(target.schema().to_arrow()) if target else None, sequence)
     table = pa.Table.from_pylist(rebuilt, schema=schema)
-    if kept is not None:
-        table = pa.concat_tables([kept, table])
-    lakehouse.overwrite(dataset.name, table, metadata=metadata, checkpoints=checkpoints)
-    return CdcMetrics(upserted=len(rebuilt), deleted=closed)
+    metrics = CdcMetrics(upserted=len(rebuilt), deleted=closed)
+    if target is None or stored.num_rows >= lakehouse.row_count(dataset.name) * REWRITE_FRACTION:
+        if target is not None:
+            register_delta(con, CDC_TARGET_POSITIONS, target, positions=True)
+            bind_arrow(con, CDC_REPLACED_ROWS, stored.select([FILE_COLUMN, ROW_COLUMN]))
+            kept = con.sql(
+                f"SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) FROM {CDC_TARGET_POSITIONS} t "
+                f"ANTI JOIN {CDC_REPLACED_ROWS} r "
+                f"ON t.{FILE_COLUMN} = r.{FILE_COLUMN} AND t.{ROW_COLUMN} = r.{ROW_COLUMN}"
+            ).to_arrow_table()
+            con.execute(f"DROP VIEW {CDC_TARGET_POSITIONS}; DROP VIEW {CDC_REPLACED_ROWS}")
+            table = pa.concat_tables([kept.cast(schema), table])
+        lakehouse.overwrite(dataset.name, table, metadata=metadata, checkpoints=checkpoints)
+        metrics.write = {"mode": "rewrite", "reason": "a full refresh" if target is None else "a quarter of it changed"}
+        return metrics
+    bind_arrow(con, CDC_REPLACED_ROWS, stored.select([FILE_COLUMN, ROW_COLUMN]))
+    try:
+        written = lakehouse.write_arrow(dataset.name, table) if table.num_rows else None
+        lakehouse.delete_and_add(
+            con, dataset.name, CDC_REPLACED_ROWS, written, metadata=metadata, checkpoints=checkpoints
+        )
+    finally:
+        con.execute(f"DROP VIEW {CDC_REPLACED_ROWS}")
+    metrics.write = {"mode": "merge-on-read", "rows_marked_deleted": stored.num_rows, "rows_added": table.num_rows}
+    return metrics
 
 
 def _tracked_columns(dataset: Dataset, columns: list[str]) -> list[str]:
@@ -442,10 +467,10 @@ def _rebuild(
     return versions, closes
 
 
-def _scd2_schema(events: pa.Table, stored: pa.Table | None, sequence: str) -> pa.Schema:
+def _scd2_schema(events: pa.Table, stored: pa.Schema | None, sequence: str) -> pa.Schema:
     """The stored schema, or the change feed's columns plus `__START_AT` / `__END_AT` of the sequence's type."""
     if stored is not None:
-        return stored.schema
+        return stored
     base = events.drop_columns([IS_DELETE]).schema
     sequence_type = base.field(sequence).type
     return pa.schema([*base, pa.field(START_AT, sequence_type), pa.field(END_AT, sequence_type)])

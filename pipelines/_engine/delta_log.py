@@ -5,7 +5,9 @@ Everything else (appends, overwrites, checkpoints, vacuum, history) stays with d
 the deletion vectors of the files it leaves in place.
 """
 
+import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,9 @@ from pipelines._engine.errors import PipelineError
 
 DELETION_VECTORS = "deletionVectors"
 ENABLE_DELETION_VECTORS = "delta.enableDeletionVectors"
+CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
+"""Off in merge-on-read tables: their commits write no change data files, which the feed would
+require, and nothing reads them as a stream (what follows them reads them whole or by key)."""
 LEGACY_WRITER_FEATURES = {
     2: ["appendOnly", "invariants"],
     3: ["checkConstraints"],
@@ -30,6 +35,7 @@ LEGACY_WRITER_FEATURES = {
 }
 """The features a legacy writer version implies (the protocol's table), kept when the table moves to
 writer version 7, where features are named."""
+MULTI_PART_CHECKPOINT = re.compile(r"\.\d{10}\.\d{10}\.parquet")
 CHECKPOINT_INTERVAL = 100
 """Commits between checkpoints, as delta-rs and Spark checkpoint by default."""
 
@@ -79,13 +85,18 @@ def _file_actions(table: DeltaTable) -> Iterator[tuple[str, dict]]:
     checkpoints: dict[int, list[str]] = {}
     for entry in os.scandir(log):
         head, _, rest = entry.name.partition(".checkpoint")
-        if rest.endswith(".parquet") and head.isdigit() and int(head) <= version:
-            checkpoints.setdefault(int(head), []).append(entry.path)
+        if not rest or not head.isdigit() or int(head) > version:
+            continue
+        if not (rest == ".parquet" or MULTI_PART_CHECKPOINT.fullmatch(rest)):
+            raise PipelineError(f"{log}: {entry.name} is a V2 checkpoint, which the engine does not read")
+        checkpoints.setdefault(int(head), []).append(entry.path)
     start = 0
     if checkpoints:
         start = max(checkpoints)
-        for part in checkpoints[start]:
-            for kind in ("remove", "add"):
+        # Every part's tombstones before any part's files: a part may hold the file a tombstone of
+        # another part names with its earlier deletion vector.
+        for kind in ("remove", "add"):
+            for part in sorted(checkpoints[start]):
                 for action in pq.read_table(part, columns=[kind]).column(kind).to_pylist():
                     if action is not None:
                         yield kind, action
@@ -100,10 +111,25 @@ def upgrade_actions(table: DeltaTable) -> list[dict]:
     """The protocol and metadata actions that let the table hold deletion vectors (none when it can):
     reader version 3 and writer version 7 naming the `deletionVectors` feature beside those the
     table had, and `delta.enableDeletionVectors`."""
-    protocol = table.protocol()
+    protocol, metadata = table.protocol(), table.metadata()
     readers = list(protocol.reader_features or [])
-    if DELETION_VECTORS in readers:
+    configuration = {**metadata.configuration, ENABLE_DELETION_VECTORS: "true", CHANGE_DATA_FEED: "false"}
+    if DELETION_VECTORS in readers and configuration == metadata.configuration:
         return []
+    metadata_action = {
+        "metaData": {
+            "id": metadata.id,
+            "name": metadata.name,
+            "description": metadata.description,
+            "format": {"provider": "parquet", "options": {}},
+            "schemaString": table.schema().to_json(),
+            "partitionColumns": metadata.partition_columns,
+            "configuration": configuration,
+            "createdTime": metadata.created_time,
+        }
+    }
+    if DELETION_VECTORS in readers:
+        return [metadata_action]
     writers = list(protocol.writer_features or [])
     if protocol.min_writer_version < 7:
         writers = [
@@ -114,29 +140,13 @@ def upgrade_actions(table: DeltaTable) -> list[dict]:
         ]
     if protocol.min_reader_version == 2:
         readers = ["columnMapping"]
-    metadata = table.metadata()
-    return [
-        {
-            "protocol": {
-                "minReaderVersion": 3,
-                "minWriterVersion": 7,
-                "readerFeatures": [*readers, DELETION_VECTORS],
-                "writerFeatures": [*writers, DELETION_VECTORS],
-            }
-        },
-        {
-            "metaData": {
-                "id": metadata.id,
-                "name": metadata.name,
-                "description": metadata.description,
-                "format": {"provider": "parquet", "options": {}},
-                "schemaString": table.schema().to_json(),
-                "partitionColumns": metadata.partition_columns,
-                "configuration": {**metadata.configuration, ENABLE_DELETION_VECTORS: "true"},
-                "createdTime": metadata.created_time,
-            }
-        },
-    ]
+    upgraded = {
+        "minReaderVersion": 3,
+        "minWriterVersion": 7,
+        "readerFeatures": [*readers, DELETION_VECTORS],
+        "writerFeatures": [*writers, DELETION_VECTORS],
+    }
+    return [{"protocol": upgraded}, metadata_action]
 
 
 def commit_info(operation: str, parameters: dict, metrics: dict, metadata: dict[str, str]) -> dict:
@@ -178,8 +188,17 @@ def commit(table: DeltaTable, actions: list[dict]) -> int:
     finally:
         staged.unlink()
     if version % CHECKPOINT_INTERVAL == 0:
-        DeltaTable(str(table_root(table))).create_checkpoint()
+        try:
+            DeltaTable(str(table_root(table))).create_checkpoint()
+        except Exception as error:  # the commit stands: readers replay the commits a checkpoint would hold
+            logging.getLogger(__name__).warning("%s: no checkpoint at version %s: %s", log, version, error)
     return version
+
+
+def abandoned_commits(table: DeltaTable, retention_hours: float) -> list[Path]:
+    """Staged commit files a writer left when it died before linking them into place, older than the retention."""
+    log, since = table_root(table) / "_delta_log", time.time() - retention_hours * 3600
+    return [path for path in log.glob(".*.json.*.tmp") if path.stat().st_mtime < since]
 
 
 def now_ms() -> int:

@@ -12,7 +12,7 @@ import orjson
 import pyarrow as pa
 
 from pipelines._engine.errors import PipelineError
-from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.lakehouse import Lakehouse, register_delta
 
 EVENT_LOG = "mls2_system.event_log"
 PIPELINE_NAME = "mls2"
@@ -153,7 +153,7 @@ def read_events(
     if table is None:
         raise PipelineError("no pipeline update has run yet (the event log is empty)")
     con = duckdb.connect()
-    con.register("events", table.to_pyarrow_dataset())
+    register_delta(con, "events", table)
     if update is None:
         latest = con.execute("SELECT origin.update_id FROM events ORDER BY timestamp DESC LIMIT 1").fetchall()
         update = latest[0][0]

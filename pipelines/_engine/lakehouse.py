@@ -1,6 +1,7 @@
 """Delta tables under MLS2_DATA_DIR/lakehouse/<schema>/<table>, through delta-rs."""
 
 import hashlib
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -11,10 +12,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, WriterProperties, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyroaring import BitMap64
 
@@ -25,12 +25,16 @@ from pipelines._engine.delta_log import deletion_vectors, table_root
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.sql import string_literal
 
+LOG = logging.getLogger(__name__)
 CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
 """Every table keeps a change feed so downstream streaming reads take only what was appended."""
 UPDATE_METADATA = "mls2.update_id"
 """Commit metadata naming the pipeline update that wrote a commit."""
-SAME_ROWS_AS = "mls2.same_rows_as"
-"""Commit metadata of a compaction: the fingerprint of the rows it rewrote unchanged."""
+SAME_ROWS_AS, FILES_DIGEST = "mls2.same_rows_as", "mls2.files_digest"
+"""Commit metadata of a compaction: the fingerprint of the rows it rewrote unchanged, and the digest
+of the files it left (while the table's files are those, its fingerprint is the one carried)."""
+FINGERPRINT_COMMITS_SEARCHED = 50
+"""How far back a fingerprint looks for the compaction that left the table's files."""
 COMMITS_SEARCHED = 10
 """How far back `last_commit_metadata` looks past commits of others (a vacuum commits twice)."""
 ROW_GROUP_ROWS = 8_192
@@ -152,7 +156,9 @@ class Lakehouse:
     """
 
     def __init__(self, root: Path, *, cache_tables: bool = False) -> None:
-        self.root = Path(root)
+        # Resolved, as delta-rs resolves a table's location: paths the engine builds and paths the
+        # log names must compare equal (a vacuum keeps the deletion vector files by path).
+        self.root = Path(root).resolve()
         self._tables: dict[str, DeltaTable | None] | None = {} if cache_tables else None
 
     def path(self, name: str) -> Path:
@@ -175,18 +181,22 @@ class Lakehouse:
         the table (so a moved lakehouse keeps its fingerprints; a commit that adds no file leaves it as it
         was). A compaction's commit carries the fingerprint of the rows it kept, so rewriting files does
         not make what reads the table recompute."""
-        table, root = self.table(name), self.path(name)
+        table = self.table(name)
         if table is None:
             return hashlib.sha256(b"").hexdigest()
-        for commit in table.history(COMMITS_SEARCHED):
-            if commit.get("operation") == "OPTIMIZE" and SAME_ROWS_AS in commit:
+        files = self._files_digest(table)
+        for commit in table.history(FINGERPRINT_COMMITS_SEARCHED):
+            if commit.get("operation") == "OPTIMIZE" and commit.get(FILES_DIGEST) == files:
                 return commit[SAME_ROWS_AS]
-            if commit.get("operation") not in ("VACUUM START", "VACUUM END"):
+            if commit.get("operation") not in NO_DATA_CHANGE and _adds_files(commit):
                 break
-        vectors = deletion_vectors(table)
-        files = sorted(os.path.relpath(uri, root) for uri in table.file_uris())
-        logical = [f"{file}@{vectors[file].unique_id}" if file in vectors else file for file in files]
-        return hashlib.sha256("\n".join(logical).encode()).hexdigest()
+        return files
+
+    def _files_digest(self, table: DeltaTable) -> str:
+        """A digest of a version's logical files (data files and their deletion vectors), relative to the table."""
+        root, vectors = table_root(table), deletion_vectors(table)
+        files = [os.path.relpath(uri, root) for uri in table.file_uris()]
+        return _logical_digest([f"{file}@{vectors[file].unique_id}" if file in vectors else file for file in files])
 
     def holds_deletion_vectors(self, name: str) -> bool:
         """Whether the table is written merge-on-read (its protocol names the deletion vectors feature)."""
@@ -221,6 +231,7 @@ class Lakehouse:
             if self.holds_deletion_vectors(name):
                 kept = delta_log.retained_deletion_vector_files(table, retention_hours)
                 present = [path for path in present if path not in kept]
+                present += delta_log.abandoned_commits(table, retention_hours)
                 for path in present:
                     path.unlink(missing_ok=True)
             elif present:
@@ -289,20 +300,27 @@ class Lakehouse:
         written = self.write_files(con, name, relation)
         return self.commit_files(written, mode="overwrite", metadata=metadata, checkpoints=checkpoints)
 
-    def write_files(self, con: duckdb.DuckDBPyConnection, name: str, relation: str) -> "WrittenFiles":
+    def write_files(
+        self, con: duckdb.DuckDBPyConnection, name: str, relation: str, *, per_thread: bool = True
+    ) -> "WrittenFiles":
         """Write a DuckDB relation's rows as Parquet files into the table's folder, not yet in its log.
 
         DuckDB writes them on every core (delta-rs's writer uses one, and rows DuckDB holds, such as
         landed listings, must first be exported to Arrow for it). The files carry their row count as
         statistics, not min/max: what reads them reads them whole. Files no commit names are removed
-        by a vacuum.
+        by a vacuum. Without `per_thread`, one file (a merge's few rows, a compaction's).
         """
         path = self.path(name)
         path.mkdir(parents=True, exist_ok=True)
+        name_pattern = f"part-{uuid.uuid4()}-{{i}}"
+        target, layout = (
+            (path, f"PER_THREAD_OUTPUT true, OVERWRITE_OR_IGNORE true, FILENAME_PATTERN '{name_pattern}'")
+            if per_thread
+            else (path / f"{name_pattern.format(i=0)}.parquet", "PER_THREAD_OUTPUT false")
+        )
         written = con.execute(
-            f"COPY (SELECT * FROM {relation}) TO {string_literal(str(path))} (FORMAT parquet, COMPRESSION zstd, "
-            f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, PER_THREAD_OUTPUT true, OVERWRITE_OR_IGNORE true, "
-            f"FILENAME_PATTERN 'part-{uuid.uuid4()}-{{i}}', RETURN_STATS true)"
+            f"COPY (SELECT * FROM {relation}) TO {string_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, "
+            f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, {layout}, RETURN_STATS true)"
         ).fetchall()
         return WrittenFiles(name, path, [(Path(file), rows) for file, rows, *_ in written])
 
@@ -375,7 +393,9 @@ class Lakehouse:
         A file all of whose rows are deleted is removed; then files mostly deleted, and small files once
         there are many, are rewritten (`compact`)."""
         table = self.table(name)
-        if written is not None and _columns(table.schema()) != _columns(Schema.from_arrow(written.schema())):
+        if written is not None and sorted(_columns(table.schema())) != sorted(
+            _columns(Schema.from_arrow(written.schema()))
+        ):
             raise PipelineError(f"{name}: rows added by a merge must have the table's columns")
         root, described = table_root(table), self._files(table)
         vectors = deletion_vectors(table)
@@ -413,7 +433,11 @@ class Lakehouse:
         ]
         version = delta_log.commit(table, actions)
         self.forget(name)
-        self.compact(con, name)
+        try:
+            self.compact(con, name, deleted_fraction=COMPACT_DELETED_FRACTION, small_files=COMPACT_SMALL_FILES)
+        except (OSError, duckdb.Error, DeltaError, PipelineError) as error:
+            # The merge is committed; a compaction that failed is tried again after the next one.
+            LOG.warning("%s: compaction after version %s failed: %s", name, version, error)
         return version
 
     def compact(
@@ -448,11 +472,16 @@ class Lakehouse:
         kept = everything.filter(pc.is_in(everything.column(FILE_COLUMN), pa.array(files)))
         _register_files(con, "compacted_rows", files, kept, table, positions=False)
         try:
-            written = self.write_files(con, name, "compacted_rows")
+            written = self.write_files(con, name, "compacted_rows", per_thread=False)
         finally:
             con.execute("DROP VIEW IF EXISTS compacted_rows")
             con.execute("DROP VIEW IF EXISTS compacted_rows__deleted")
         written.remove_empty()
+        kept = [path for path in described if path not in chosen]
+        files_after = _logical_digest(
+            [*(f"{path}@{vectors[path].unique_id}" if path in vectors else path for path in kept)]
+            + [os.path.relpath(file, root) for file, _ in written.files]
+        )
         removes = [_remove_action(path, described[path], vectors.get(path), data_change=False) for path in chosen]
         adds = [
             _new_file_action(file.relative_to(root).as_posix(), file, rows, data_change=False)
@@ -463,7 +492,7 @@ class Lakehouse:
                 "OPTIMIZE",
                 {"rewritten": "files mostly deleted, or many small"},
                 {"num_added_files": len(adds), "num_removed_files": len(removes)},
-                {SAME_ROWS_AS: same_rows},
+                {SAME_ROWS_AS: same_rows, FILES_DIGEST: files_after},
             ),
             *({"remove": action} for action in removes),
             *({"add": action} for action in adds),
@@ -471,6 +500,25 @@ class Lakehouse:
         delta_log.commit(table, actions)
         self.forget(name)
         return len(chosen)
+
+    def row_count(self, name: str) -> int:
+        """The table's rows, from its log: each file's row count less what its deletion vector deletes."""
+        table = self.table(name)
+        if table is None:
+            return 0
+        vectors = deletion_vectors(table)
+        files = self._files(table)
+        return sum(row["num_records"] for row in files.values()) - sum(
+            vector.cardinality for path, vector in vectors.items() if path in files
+        )
+
+    def write_arrow(self, name: str, rows: pa.Table) -> "WrittenFiles":
+        """Write Arrow rows as one Parquet file into the table's folder, not yet in its log (as `write_files`)."""
+        path = self.path(name)
+        path.mkdir(parents=True, exist_ok=True)
+        file = path / f"part-{uuid.uuid4()}-0.parquet"
+        pq.write_table(rows, file, row_group_size=ROW_GROUP_ROWS, compression="zstd", compression_level=1)
+        return WrittenFiles(name, path, [(file, rows.num_rows)])
 
     def _files(self, table: DeltaTable) -> dict[str, dict]:
         """The version's data files by path relative to the table: size, modification time, row count."""
@@ -520,8 +568,11 @@ class WrittenFiles:
         return pa.schema([_nullable(field) for field in pq.read_schema(self.files[0][0])])
 
     def reader(self) -> pa.RecordBatchReader:
-        files = [str(file) for file, _ in self.files]
-        return ds.dataset(files, format="parquet", schema=self.schema()).scanner().to_reader()
+        """The files' rows as Arrow batches of `schema()` (through pyarrow.parquet: pyarrow.dataset
+        would import pandas, a noticeable part of a small update)."""
+        schema = self.schema()
+        batches = (batch.cast(schema) for file, _ in self.files for batch in pq.ParquetFile(file).iter_batches())
+        return pa.RecordBatchReader.from_batches(schema, batches)
 
     def remove(self) -> None:
         for file, _ in self.files:
@@ -533,6 +584,16 @@ class WrittenFiles:
             if not rows:
                 file.unlink(missing_ok=True)
         self.files = [(file, rows) for file, rows in self.files if rows]
+
+
+def _logical_digest(logical_files: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(logical_files)).encode()).hexdigest()
+
+
+def _adds_files(commit: dict) -> bool:
+    """Whether a commit added or removed files (one without metrics is taken to have)."""
+    metrics = commit.get("operationMetrics") or {}
+    return metrics.get("num_added_files", 1) != 0 or metrics.get("num_removed_files", 1) != 0
 
 
 def _remove_action(path: str, described: dict, vector: Descriptor | None, *, data_change: bool = True) -> dict:

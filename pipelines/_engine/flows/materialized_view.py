@@ -219,7 +219,7 @@ class MaterializedViewFlow(Flow):
 
     def stage_by_key(self, keys: str, current: str) -> FlowResult:
         """Check the rows recomputed for `keys`, and stage the view with them in place of its rows for
-        the keys (or record it unchanged when they are the same rows)."""
+        the keys (or, when it is written anew, record it unchanged when they are the same rows)."""
         dataset, context = self.dataset, self.context
         name, own, declared = dataset.name, relation(dataset.name), dataset.incremental
         column = quote(declared.column)
@@ -228,34 +228,46 @@ class MaterializedViewFlow(Flow):
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {refreshed} AS SELECT * FROM {checked.kept}")
         context.release("VIEW", *(set(checked.views) - {self.batch}))
         context.release("TABLE", self.batch)
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {replaced} AS "
-            f"SELECT c.* FROM {current} c SEMI JOIN {keys} k ON c.{column} = k.key"
-        )
-        added, removed = context.rows_digest(refreshed), context.rows_digest(replaced)
-        context.release("VIEW", replaced)
         context.keyed_rows[name] = KeyedRows(keys, refreshed, declared.column)
         metadata = self.commit_metadata(checked)
-        held = self.lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
         flow.output_records = checked.report.input_records - checked.report.dropped_records
-        write = None
-        if added == removed:
-            if held is not None:
-                metadata[ROWS_DIGEST_METADATA] = held
-            context.unchanged[name] = (metadata, flow)
-            context.release("VIEW", current, positions_of(own))
-        else:
-            staged = f"staged__{own}"
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {staged} AS SELECT c.* FROM {current} c ANTI JOIN {keys} k "
-                f"ON c.{column} = k.key UNION ALL BY NAME SELECT * FROM {refreshed}"
-            )
-            digest = replaced_digest(held, removed, added)
-            metadata[ROWS_DIGEST_METADATA] = digest if digest is not None else context.rows_digest(staged)
+        staged = f"staged__{own}"
+        write = self.stage_merge(keys, refreshed)
+        if write["mode"] == "merge-on-read":
+            # Committed without a rows digest: the replaced rows' would read each of them whole, which
+            # costs the size of the table, not of the change. The rows are committed even when the
+            # same, and what reads the view then refreshes by key.
+            self.stage_view(staged, current, keys, refreshed)
             context.staged[name] = (staged, "VIEW", metadata, flow)
-            write = self.stage_merge(keys, refreshed)
+        else:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {replaced} AS "
+                f"SELECT c.* FROM {current} c SEMI JOIN {keys} k ON c.{column} = k.key"
+            )
+            added, removed = context.rows_digest(refreshed), context.rows_digest(replaced)
+            context.release("VIEW", replaced)
+            held = self.lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
+            if added == removed:
+                if held is not None:
+                    metadata[ROWS_DIGEST_METADATA] = held
+                context.unchanged[name] = (metadata, flow)
+                context.release("VIEW", current, positions_of(own))
+                write = None
+            else:
+                self.stage_view(staged, current, keys, refreshed)
+                digest = replaced_digest(held, removed, added)
+                metadata[ROWS_DIGEST_METADATA] = digest if digest is not None else context.rows_digest(staged)
+                context.staged[name] = (staged, "VIEW", metadata, flow)
         context.events.planning_information(name, MAINTENANCE_ROW_BASED, write=write)
         return context.complete_flow(dataset, flow, checked.report)
+
+    def stage_view(self, staged: str, current: str, keys: str, refreshed: str) -> None:
+        """The view as it will be: its rows for other keys, and the rows recomputed for `keys`."""
+        column = quote(self.dataset.incremental.column)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {staged} AS SELECT c.* FROM {current} c ANTI JOIN {keys} k "
+            f"ON c.{column} = k.key UNION ALL BY NAME SELECT * FROM {refreshed}"
+        )
 
     def stage_merge(self, keys: str, refreshed: str) -> dict:
         """Plan the view's commit as a merge-on-read (the positions of the rows the refreshed rows replace
@@ -268,7 +280,7 @@ class MaterializedViewFlow(Flow):
             f"FROM {positions_of(own)} p SEMI JOIN {keys} k ON p.{column} = k.key"
         )
         [(count,)] = self.con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
-        [(held,)] = self.con.execute(f"SELECT count(*) FROM {positions_of(own)}").fetchall()
+        held = self.lakehouse.row_count(self.dataset.name)
         [(added,)] = self.con.execute(f"SELECT count(*) FROM {refreshed}").fetchall()
         if count >= held * REWRITE_FRACTION:
             self.context.release("TABLE", replaced)
@@ -324,7 +336,7 @@ def commit_staged(context: UpdateContext) -> None:
             staged, kind, metadata, flow = context.staged.pop(name)
             metadata[SOURCES_METADATA] = sources
             replaced, refreshed = context.merges.pop(name)
-            written = context.lakehouse.write_files(context.con, name, refreshed)
+            written = context.lakehouse.write_files(context.con, name, refreshed, per_thread=False)
             flow.version = context.lakehouse.delete_and_add(context.con, name, replaced, written, metadata=metadata)
             context.release(kind, staged)
             context.release("TABLE", replaced)
