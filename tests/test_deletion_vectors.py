@@ -239,6 +239,22 @@ def test_changes_with_the_columns_in_another_order_merge(tmp_path: Path) -> None
     lakehouse.delete_and_add(con, NAME, "replaced", written)
     expected[3] = "moved"
     assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+    # Read in the table's column order, whichever file DuckDB lists first.
+    register_delta(con, "now", lakehouse.table(NAME))
+    assert [row[0] for row in con.execute("DESCRIBE now").fetchall()] == ["id", "v"]
+
+
+def test_a_temporary_file_beside_the_checkpoints_is_not_taken_for_one(tmp_path: Path) -> None:
+    """delta-rs's object store writes a checkpoint under a temporary name, then renames it: a writer
+    that died in between leaves that file, which no reader may take for a checkpoint (nor refuse)."""
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    expected = create(lakehouse, con, 100)
+    merge(lakehouse, con, {1: "x"}, set())
+    expected[1] = "x"
+    version = lakehouse.table(NAME).version()
+    (lakehouse.path(NAME) / "_delta_log" / f"{version:020d}.checkpoint.parquet#1").write_bytes(b"partial")
+    lakehouse.forget(NAME)
+    assert engine_rows(lakehouse, con) == sorted(expected.items())
 
 
 def test_compaction_rewrites_files_mostly_deleted_and_keeps_the_rows(

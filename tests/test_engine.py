@@ -843,3 +843,18 @@ def test_the_event_log_records_what_an_update_refreshed_whole(settings: Settings
     assert created(first.update_id)["full_refresh"] == sorted(load_graph().datasets)
     assert created(second.update_id)["full_refresh"] == []
     assert created(second.update_id)["refresh_selection"] == ["reso_gold.property"]
+
+
+def test_a_statement_failing_inside_a_snapshot_transaction_leaves_the_file_attachable(tmp_path: Path) -> None:
+    """A base that fails to patch mid-transaction must not keep its file attached: the next base, or
+    the build, attaches the same file on the same cursor."""
+    path = tmp_path / "table.duckdb"
+    with duckdb.connect() as con, publish.serving_storage(con):
+        with pytest.raises(duckdb.Error), publish.snapshot_database(path, con) as database:
+            database.execute("BEGIN TRANSACTION")
+            database.execute("CREATE TABLE rows (value INTEGER)")
+            database.execute("SELECT * FROM no_such_table")
+        with publish.snapshot_database(path, con) as database:
+            assert database.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rows'").fetchall() == [
+                (0,)
+            ]

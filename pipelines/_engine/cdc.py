@@ -381,11 +381,13 @@ def _apply_scd2(
     history: dict[tuple, list[dict]] = {}
     stored = None
     if target is not None:
-        # Only the touched keys' stored versions are read, with their positions (merge-on-read).
+        # Only the touched keys' stored versions are read, with their positions (merge-on-read); a NULL
+        # key is one key, as the history rebuilt in Python groups it.
         register_delta(con, CDC_TARGET_POSITIONS, target, positions=True)
         bind_arrow(con, CDC_EVENTS_KEYS, events.select(keys))
         stored = con.sql(
-            f"SELECT * FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {CDC_EVENTS_KEYS} e ON {keys_match(keys, 't', 'e')}"
+            f"SELECT * FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {CDC_EVENTS_KEYS} e "
+            f"ON {' AND '.join(f't.{quote(k)} IS NOT DISTINCT FROM e.{quote(k)}' for k in keys)}"
         ).to_arrow_table()
         con.execute(f"DROP VIEW {CDC_TARGET_POSITIONS}; DROP VIEW {CDC_EVENTS_KEYS}")
         for row in stored.drop_columns([FILE_COLUMN, ROW_COLUMN]).to_pylist():

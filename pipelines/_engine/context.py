@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import duckdb
 import orjson
 import pyarrow as pa
+from deltalake.exceptions import DeltaError
 
 from conf.settings import DataPaths
 from pipelines._engine.compiled import CompiledBodies
@@ -254,7 +255,14 @@ class UpdateContext:
         if done >= current:
             bind_arrow(self.con, stream_relation(name), source.schema().to_arrow().empty_table())
             return current, False
-        changes = pa.table(source.load_cdf(starting_version=done + 1, ending_version=current))
+        try:
+            changes = pa.table(source.load_cdf(starting_version=done + 1, ending_version=current))
+        except DeltaError as error:
+            # A table written merge-on-read keeps no change data feed.
+            raise PipelineError(
+                f"{name} cannot be read as a stream since {dataset.name} last read it ({error}); "
+                f"run with --full-refresh-selection {dataset.name}"
+            ) from None
         kinds = set(changes.column("_change_type").to_pylist())
         if kinds - {"insert"}:
             raise PipelineError(

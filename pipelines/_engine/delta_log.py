@@ -36,6 +36,7 @@ LEGACY_WRITER_FEATURES = {
 """The features a legacy writer version implies (the protocol's table), kept when the table moves to
 writer version 7, where features are named."""
 MULTI_PART_CHECKPOINT = re.compile(r"\.\d{10}\.\d{10}\.parquet")
+V2_CHECKPOINT = re.compile(r"\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(json|parquet)")
 CHECKPOINT_INTERVAL = 100
 """Commits between checkpoints, as delta-rs and Spark checkpoint by default."""
 
@@ -87,9 +88,11 @@ def _file_actions(table: DeltaTable) -> Iterator[tuple[str, dict]]:
         head, _, rest = entry.name.partition(".checkpoint")
         if not rest or not head.isdigit() or int(head) > version:
             continue
-        if not (rest == ".parquet" or MULTI_PART_CHECKPOINT.fullmatch(rest)):
+        if V2_CHECKPOINT.fullmatch(rest):
             raise PipelineError(f"{log}: {entry.name} is a V2 checkpoint, which the engine does not read")
-        checkpoints.setdefault(int(head), []).append(entry.path)
+        if rest == ".parquet" or MULTI_PART_CHECKPOINT.fullmatch(rest):
+            checkpoints.setdefault(int(head), []).append(entry.path)
+        # Anything else is not a checkpoint (a temporary file a writer left when it died, say).
     start = 0
     if checkpoints:
         start = max(checkpoints)

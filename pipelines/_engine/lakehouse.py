@@ -23,6 +23,7 @@ from pipelines._engine.deletion_vectors import Descriptor, positions_array
 from pipelines._engine.deletion_vectors import write_file as write_dv_file
 from pipelines._engine.delta_log import deletion_vectors, table_root
 from pipelines._engine.errors import PipelineError
+from pipelines._engine.sql import quote as quote_identifier
 from pipelines._engine.sql import string_literal
 
 LOG = logging.getLogger(__name__)
@@ -99,19 +100,27 @@ def _register_files(
         return
     con.execute(f"DROP VIEW IF EXISTS {name}")
     listed = ", ".join(string_literal(uri) for uri in files)
+    files_view = f"{name}__files"
     if not deleted.num_rows and not positions:
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+            f"CREATE OR REPLACE TEMP VIEW {files_view} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)"
         )
-        return
-    bind_arrow(con, f"{name}__deleted", deleted)
-    hidden = "" if positions else f" EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN})"
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *{hidden} FROM "
-        f"(SELECT * RENAME (file_row_number AS {ROW_COLUMN}) FROM read_parquet([{listed}], union_by_name = true, "
-        f"filename = '{FILE_COLUMN}', file_row_number = true)) p "
-        f"ANTI JOIN {name}__deleted d ON p.{FILE_COLUMN} = d.{FILE_COLUMN} AND p.{ROW_COLUMN} = d.{ROW_COLUMN}"
-    )
+    else:
+        bind_arrow(con, f"{name}__deleted", deleted)
+        hidden = "" if positions else f" EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN})"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {files_view} AS SELECT *{hidden} FROM "
+            f"(SELECT * RENAME (file_row_number AS {ROW_COLUMN}) FROM read_parquet([{listed}], union_by_name = true, "
+            f"filename = '{FILE_COLUMN}', file_row_number = true)) p "
+            f"ANTI JOIN {name}__deleted d ON p.{FILE_COLUMN} = d.{FILE_COLUMN} AND p.{ROW_COLUMN} = d.{ROW_COLUMN}"
+        )
+    # In the table's column order: with union_by_name the first file listed decides it, and files a
+    # merge wrote may hold the columns in another (Delta reads columns by name).
+    present = [column for column, _ in column_types(con, files_view)]
+    declared = [field.name for field in table.schema().fields if field.name in present]
+    ordered = declared + [column for column in present if column not in declared]
+    selected = ", ".join(quote_identifier(column) for column in ordered)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {selected} FROM {files_view}")
 
 
 def deleted_rows(table: DeltaTable) -> pa.Table:

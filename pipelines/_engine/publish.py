@@ -21,6 +21,7 @@ run's, is also kept in a SQLite file beside the DuckDB file (see `pipelines.snap
 without a query.
 """
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -55,6 +56,8 @@ from pipelines.snapshot.places import (
 )
 from pipelines.snapshot.pointer import read_pointer, write_pointer
 from pipelines.snapshot.readers import is_complete
+
+LOG = logging.getLogger(__name__)
 
 HASH_COLUMN = "__hash"
 SERVING_DATABASE = "serving_snapshot"
@@ -319,6 +322,10 @@ def snapshot_database(
         yield con
         con.execute(f'CHECKPOINT "{alias}"')
     finally:
+        # A statement that failed inside a transaction leaves it open, and then no DETACH succeeds:
+        # the next attempt on this cursor (another base, or the build) could not attach the file.
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         con.execute(f"USE {home}")
         con.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
 
@@ -463,7 +470,8 @@ def _publish_table(
         (_copy if copy else _move)(base, building)
         try:
             done = patch_or_build(build=False)
-        except duckdb.Error:
+        except duckdb.Error as error:
+            LOG.warning("%s: the base %s could not be patched (%s); trying the next", name, base, error)
             continue
         if done is not None:
             return done
