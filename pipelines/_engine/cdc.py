@@ -389,42 +389,41 @@ def _apply_scd2(
             f"SELECT * FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {CDC_EVENTS_KEYS} e "
             f"ON {' AND '.join(f't.{quote(k)} IS NOT DISTINCT FROM e.{quote(k)}' for k in keys)}"
         ).to_arrow_table()
-        con.execute(f"DROP VIEW {CDC_TARGET_POSITIONS}; DROP VIEW {CDC_EVENTS_KEYS}")
+        con.execute(f"DROP VIEW {CDC_EVENTS_KEYS}")
         for row in stored.drop_columns([FILE_COLUMN, ROW_COLUMN]).to_pylist():
             history.setdefault(tuple(row[k] for k in keys), []).append(row)
-    rebuilt: list[dict] = []
-    closed = 0
-    for key, new in incoming.items():
-        versions, closes = _rebuild(history.get(key, []), new, sequence, columns, tracked)
-        rebuilt.extend(versions)
-        closed += closes
-    schema = _scd2_schema(events, pa.schema(target.schema().to_arrow()) if target else None, sequence)
-    table = pa.Table.from_pylist(rebuilt, schema=schema)
-    metrics = CdcMetrics(upserted=len(rebuilt), deleted=closed)
-    if target is None or stored.num_rows >= lakehouse.row_count(dataset.name) * REWRITE_FRACTION:
-        if target is not None:
-            register_delta(con, CDC_TARGET_POSITIONS, target, positions=True)
-            bind_arrow(con, CDC_REPLACED_ROWS, stored.select([FILE_COLUMN, ROW_COLUMN]))
-            kept = con.sql(
-                f"SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) FROM {CDC_TARGET_POSITIONS} t "
-                f"ANTI JOIN {CDC_REPLACED_ROWS} r "
-                f"ON t.{FILE_COLUMN} = r.{FILE_COLUMN} AND t.{ROW_COLUMN} = r.{ROW_COLUMN}"
-            ).to_arrow_table()
-            con.execute(f"DROP VIEW {CDC_TARGET_POSITIONS}; DROP VIEW {CDC_REPLACED_ROWS}")
-            table = pa.concat_tables([kept.cast(schema), table])
-        lakehouse.overwrite(dataset.name, table, metadata=metadata, checkpoints=checkpoints)
-        metrics.write = {"mode": "rewrite", "reason": "a full refresh" if target is None else "a quarter of it changed"}
-        return metrics
-    bind_arrow(con, CDC_REPLACED_ROWS, stored.select([FILE_COLUMN, ROW_COLUMN]))
     try:
+        rebuilt: list[dict] = []
+        closed = 0
+        for key, new in incoming.items():
+            versions, closes = _rebuild(history.get(key, []), new, sequence, columns, tracked)
+            rebuilt.extend(versions)
+            closed += closes
+        schema = _scd2_schema(events, pa.schema(target.schema().to_arrow()) if target else None, sequence)
+        table = pa.Table.from_pylist(rebuilt, schema=schema)
+        metrics = CdcMetrics(upserted=len(rebuilt), deleted=closed)
+        if target is not None:
+            bind_arrow(con, CDC_REPLACED_ROWS, stored.select([FILE_COLUMN, ROW_COLUMN]))
+        if target is None or stored.num_rows >= lakehouse.row_count(dataset.name) * REWRITE_FRACTION:
+            if target is not None:
+                kept = con.sql(
+                    f"SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) FROM {CDC_TARGET_POSITIONS} t "
+                    f"ANTI JOIN {CDC_REPLACED_ROWS} r "
+                    f"ON t.{FILE_COLUMN} = r.{FILE_COLUMN} AND t.{ROW_COLUMN} = r.{ROW_COLUMN}"
+                ).to_arrow_table()
+                table = pa.concat_tables([kept.cast(schema), table])
+            lakehouse.overwrite(dataset.name, table, metadata=metadata, checkpoints=checkpoints)
+            why = "a full refresh" if target is None else "a quarter of it changed"
+            metrics.write = {"mode": "rewrite", "reason": why}
+            return metrics
         written = lakehouse.write_arrow(dataset.name, table) if table.num_rows else None
         lakehouse.delete_and_add(
             con, dataset.name, CDC_REPLACED_ROWS, written, metadata=metadata, checkpoints=checkpoints
         )
+        metrics.write = {"mode": "merge-on-read", "rows_marked_deleted": stored.num_rows, "rows_added": table.num_rows}
+        return metrics
     finally:
-        con.execute(f"DROP VIEW {CDC_REPLACED_ROWS}")
-    metrics.write = {"mode": "merge-on-read", "rows_marked_deleted": stored.num_rows, "rows_added": table.num_rows}
-    return metrics
+        con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET_POSITIONS}; DROP VIEW IF EXISTS {CDC_REPLACED_ROWS}")
 
 
 def _tracked_columns(dataset: Dataset, columns: list[str]) -> list[str]:

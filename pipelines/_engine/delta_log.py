@@ -111,9 +111,9 @@ def _file_actions(table: DeltaTable) -> Iterator[tuple[str, dict]]:
 
 
 def upgrade_actions(table: DeltaTable) -> list[dict]:
-    """The protocol and metadata actions that let the table hold deletion vectors (none when it can):
-    reader version 3 and writer version 7 naming the `deletionVectors` feature beside those the
-    table had, and `delta.enableDeletionVectors`."""
+    """The protocol and metadata actions that let the table hold deletion vectors (none when it already
+    does): reader version 3 and writer version 7 naming the `deletionVectors` feature beside those the
+    table had (when it lacks them), `delta.enableDeletionVectors` on and the change data feed off."""
     protocol, metadata = table.protocol(), table.metadata()
     readers = list(protocol.reader_features or [])
     configuration = {**metadata.configuration, ENABLE_DELETION_VECTORS: "true", CHANGE_DATA_FEED: "false"}

@@ -11,7 +11,6 @@ from urllib.parse import quote, unquote
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
@@ -125,9 +124,13 @@ def _register_files(
 
 def deleted_rows(table: DeltaTable) -> pa.Table:
     """Every row the table's deletion vectors delete, as (data file as `file_uris` names it, position)."""
-    root = table_root(table)
+    return _deleted_positions(table_root(table), deletion_vectors(table))
+
+
+def _deleted_positions(root: Path, vectors: dict[str, Descriptor]) -> pa.Table:
+    """The rows `vectors` (by data file relative to `root`) delete, as `deleted_rows` gives them."""
     files, rows = [], []
-    for path, descriptor in deletion_vectors(table).items():
+    for path, descriptor in vectors.items():
         positions = positions_array(descriptor.read(root))
         files.append(pa.array([str(root / path)] * len(positions), pa.string()))
         rows.append(pa.array(positions, pa.int64()))
@@ -205,12 +208,12 @@ class Lakehouse:
         """A digest of a version's logical files (data files and their deletion vectors), relative to the table."""
         root, vectors = table_root(table), deletion_vectors(table)
         files = [os.path.relpath(uri, root) for uri in table.file_uris()]
-        return _logical_digest([f"{file}@{vectors[file].unique_id}" if file in vectors else file for file in files])
+        return _logical_digest([_logical_name(file, vectors) for file in files])
 
     def holds_deletion_vectors(self, name: str) -> bool:
         """Whether the table is written merge-on-read (its protocol names the deletion vectors feature)."""
         table = self.table(name)
-        return table is not None and "deletionVectors" in (table.protocol().reader_features or [])
+        return table is not None and has_deletion_vectors(table)
 
     def forget(self, name: str) -> None:
         """The table was written other than through this object: open it afresh next time."""
@@ -237,7 +240,7 @@ class Lakehouse:
             # delta-rs lists every tombstone past retention, even files an earlier vacuum deleted,
             # and commits twice per vacuum: count what is on disk, and vacuum only then.
             present = [root / path for path in table.vacuum(dry_run=True, **options) if (root / path).exists()]
-            if self.holds_deletion_vectors(name):
+            if has_deletion_vectors(table):
                 kept = delta_log.retained_deletion_vector_files(table, retention_hours)
                 present = [path for path in present if path not in kept]
                 present += delta_log.abandoned_commits(table, retention_hours)
@@ -476,19 +479,16 @@ class Lakehouse:
         if not chosen:
             return 0
         same_rows = self.fingerprint(name)
-        everything = deleted_rows(table)
-        files = [str(root / path) for path in chosen]
-        kept = everything.filter(pc.is_in(everything.column(FILE_COLUMN), pa.array(files)))
-        _register_files(con, "compacted_rows", files, kept, table, positions=False)
+        in_chosen = _deleted_positions(root, {path: vectors[path] for path in chosen if path in vectors})
+        _register_files(con, "compacted_rows", [str(root / path) for path in chosen], in_chosen, table, positions=False)
         try:
             written = self.write_files(con, name, "compacted_rows", per_thread=False)
         finally:
             con.execute("DROP VIEW IF EXISTS compacted_rows")
             con.execute("DROP VIEW IF EXISTS compacted_rows__deleted")
         written.remove_empty()
-        kept = [path for path in described if path not in chosen]
         files_after = _logical_digest(
-            [*(f"{path}@{vectors[path].unique_id}" if path in vectors else path for path in kept)]
+            [_logical_name(path, vectors) for path in described if path not in chosen]
             + [os.path.relpath(file, root) for file, _ in written.files]
         )
         removes = [_remove_action(path, described[path], vectors.get(path), data_change=False) for path in chosen]
@@ -593,6 +593,16 @@ class WrittenFiles:
             if not rows:
                 file.unlink(missing_ok=True)
         self.files = [(file, rows) for file, rows in self.files if rows]
+
+
+def has_deletion_vectors(table: DeltaTable) -> bool:
+    """Whether the table's protocol names the deletion vectors feature (the engine writes it merge-on-read)."""
+    return "deletionVectors" in (table.protocol().reader_features or [])
+
+
+def _logical_name(path: str, vectors: dict[str, Descriptor]) -> str:
+    """A data file as a logical file of the table: with its deletion vector's id when it has one."""
+    return f"{path}@{vectors[path].unique_id}" if path in vectors else path
 
 
 def _logical_digest(logical_files: list[str]) -> str:
