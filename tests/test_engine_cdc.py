@@ -438,3 +438,16 @@ def test_materialized_views_are_written_only_when_the_whole_update_succeeds(sett
         run_update(settings.paths, graph=pipeline)
     assert lakehouse.version("reso_gold.first") == version, "reso_gold.first was computed, then not written"
     assert [r["id"] for r in rows(settings, "reso_gold.first")] == ["a"]
+
+
+def test_scd2_a_null_key_is_one_key_across_batches(settings: Settings, scd1_apply: str) -> None:
+    """As the history rebuilt within one batch groups NULL keys, a later batch finds their stored
+    versions: one open version, the earlier one closed."""
+    pipeline = graph(scd(2))
+    land(settings, "s1", [event(None, 10, price=100), event("a", 10)])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event(None, 20, price=90)])
+    run_update(settings.paths, graph=pipeline)
+    stored = delta_rows(Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history")).to_pylist()
+    nulls = [(r["price"], r[END_AT]) for r in stored if r["id"] is None]
+    assert sorted(nulls, key=lambda pair: pair[0]) == [(90.0, None), (100.0, T0 + timedelta(minutes=20))]
