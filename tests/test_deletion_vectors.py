@@ -28,7 +28,7 @@ from pipelines._engine.deletion_vectors import (
     z85_decode,
     z85_encode,
 )
-from pipelines._engine.lakehouse import Lakehouse, register_delta
+from pipelines._engine.lakehouse import Lakehouse, register_changes_since, register_delta
 from tests.conftest import delta_rows
 
 NAME = "s.listings"
@@ -297,6 +297,67 @@ def test_compaction_rewrites_files_mostly_deleted_and_keeps_the_rows(
     assert compacted not in table.file_uris() and not delta_log.deletion_vectors(table)
     assert [commit["operation"] for commit in table.history(2)] == ["OPTIMIZE", "MERGE"]
     assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
+
+
+def changed_ids(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, since: int) -> set[int] | None:
+    """The keys of the rows the table's commits after `since` changed, as the publish reads them, having
+    checked that the files written since hold every current row of those keys."""
+    if not register_changes_since(con, "changed", lakehouse.table(NAME), since):
+        return None
+    keys = {key for (key,) in con.execute("SELECT DISTINCT id FROM changed").fetchall()}
+    register_delta(con, "current", lakehouse.table(NAME))
+    current = con.execute("SELECT id, v FROM current WHERE id IN (SELECT id FROM changed)").fetchall()
+    written = con.execute("SELECT id, v FROM changed_written WHERE id IN (SELECT id FROM changed)").fetchall()
+    assert sorted(written) == sorted(current), "the files written since hold the changed keys' current rows"
+    return keys
+
+
+def test_the_rows_changed_since_a_version_hold_every_changed_key_and_only_keys_merges_touched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a publish compares by key: from any earlier version, every key whose row differs now is
+    among the changed rows, and no key that no merge since touched (a compaction changes no row)."""
+    monkeypatch.setattr(lakehouse_module, "COMPACT_DELETED_FRACTION", 0.05)
+    lakehouse, con, draw = Lakehouse(tmp_path), duckdb.connect(), random.Random(30)
+    expected = create(lakehouse, con, 5_000)
+    states = {lakehouse.version(NAME): dict(expected)}
+    touched_by: dict[int, set[int]] = {}
+    for round_number in range(1, 7):
+        keys = draw.sample(range(5_500), 200)
+        upserts = {key: f"v{round_number}-{key}" if key % 7 else expected.get(key, "new") for key in keys[:150]}
+        deletes = set(keys[150:])
+        merge(lakehouse, con, upserts, deletes)
+        expected.update(upserts)
+        for key in deletes:
+            expected.pop(key, None)
+        touched_by[lakehouse.version(NAME)] = set(keys)
+        states[lakehouse.version(NAME)] = dict(expected)
+    operations = [commit["operation"] for commit in lakehouse.table(NAME).history()]
+    assert "OPTIMIZE" in operations, "the merges' compactions are among the commits"
+    now = lakehouse.version(NAME)
+    for since, before in list(states.items())[:-1]:
+        differing = {key for key in before.keys() | expected.keys() if before.get(key) != expected.get(key)}
+        touched = set().union(*(keys for version, keys in touched_by.items() if version > since))
+        changed = changed_ids(lakehouse, con, since)
+        assert differing and differing <= changed <= touched, since
+    assert changed_ids(lakehouse, con, now) == set()
+    optimized = lakehouse.compact(con, NAME, deleted_fraction=0.0, small_files=0)
+    assert optimized and changed_ids(lakehouse, con, now) == set(), "a compaction changes no row"
+
+
+def test_rows_changed_since_a_version_the_log_no_longer_holds_are_not_guessed(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 1_000)
+    merge(lakehouse, con, {1: "v1"}, {2})
+    merge(lakehouse, con, {3: "v2"}, set())
+    assert changed_ids(lakehouse, con, 0) == {1, 2, 3}
+    assert changed_ids(lakehouse, con, lakehouse.version(NAME) + 1) is None, "a version from the future"
+    # What a log cleanup leaves: a checkpoint, and no commit before it.
+    DeltaTable(str(lakehouse.path(NAME))).create_checkpoint()
+    for version in (0, 1):
+        (lakehouse.path(NAME) / "_delta_log" / f"{version:020d}.json").unlink()
+    assert changed_ids(lakehouse, con, 0) is None, "a commit cleaned from the log"
+    assert changed_ids(lakehouse, con, 1) == {3}
 
 
 def test_mls2_pipeline_optimize_compacts_merge_on_read_tables_only(

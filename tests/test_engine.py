@@ -1,5 +1,6 @@
 """The embedded engine over landing files: incremental bronze, AUTO CDC, quarantine, publishing."""
 
+import re
 import shutil
 import sqlite3
 import threading
@@ -298,6 +299,13 @@ def test_a_record_by_key_stays_whole_and_never_goes_back_while_updates_patch_its
     assert orjson.loads(read_entity(backend, query, "QOBRIX_a").json)["ListPrice"] == 100_006
 
 
+def by_key(outcome: str) -> tuple[int, int]:
+    """(rows removed, rows written) of a publish outcome saying a table was patched by key."""
+    matched = re.fullmatch(r"patched by key since gold version \d+: (\d+) rows removed, (\d+) written", outcome)
+    assert matched, outcome
+    return int(matched[1]), int(matched[2])
+
+
 def test_a_changed_table_is_patched_in_a_standby_file_no_recent_reader_holds(settings: Settings) -> None:
     """From the fourth publish on, a changed table is patched in place in its file from three
     publishes back (the served one is copied before that); readers of the served pointer and the
@@ -311,8 +319,8 @@ def test_a_changed_table_is_patched_in_a_standby_file_no_recent_reader_holds(set
         outcomes.append(pointer["tables"]["property"])
         for count, held in enumerate(readers[-3:], start=max(1, update - 2)):
             assert held.execute("SELECT count(*) FROM property").fetchall() == [(count,)], (update, count)
-    once, thrice = "patched: 0 rows removed, 1 written", "patched: 0 rows removed, 3 written"
-    assert outcomes == ["built", once, once, thrice, thrice]
+    assert outcomes[0] == "built"
+    assert [by_key(outcome) for outcome in outcomes[1:]] == [(0, 1), (0, 1), (0, 3), (0, 3)]
     files = sorted(path.name for path in (settings.paths.snapshots / "property").iterdir())
     databases = [name for name in files if name.endswith(".duckdb")]
     assert len(databases) == 3 and files == sorted(
@@ -390,13 +398,16 @@ def served(settings: Settings, pointer: dict, con: duckdb.DuckDBPyConnection, ta
 
 
 def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(settings: Settings) -> None:
-    land(settings, "s1", [prop("a", 1), prop("b", 1), prop("c", 1)])
+    # Listings with media, enough of them that an update's changes are merged on read into gold.
+    listings = [{**prop(key, 1), "media": [photo(f"{key}1"), photo(f"{key}2")]} for key in "abcefghijk"]
+    land(settings, "s1", listings)
     run_update(settings.paths)
-    land(settings, "s2", [prop("a", 2, price=250_000), prop("d", 2)])
+    land(settings, "s2", [{**prop("a", 2, price=250_000), "media": [photo("a2"), photo("a3")]}, prop("d", 2)])
     land(settings, "s3", [prop("b", 3)], operation="delete")
     run_update(settings.paths)
     pointer, patched = served_snapshot(settings)
-    assert pointer["tables"]["property"] == "patched: 2 rows removed, 2 written"
+    assert by_key(pointer["tables"]["property"]) == (2, 2)
+    assert by_key(pointer["tables"]["media"])[0] > 0
     assert pointer["tables"]["member"] == "unchanged"
     assert pointer["started_at"] < pointer["published_at"] and publishing_seconds(pointer) > 0
     assert publishing_seconds({k: v for k, v in pointer.items() if k != "started_at"}) == 0, "a pointer of before"
@@ -409,10 +420,41 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
     assert set(fresh_pointer["tables"].values()) == {"built"}
     for table_name in fresh_pointer["tables"]:
         assert patched_rows[table_name] == served(settings, fresh_pointer, fresh, table_name), table_name
-    assert [row[0] for row in patched.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()] == [
-        "QOBRIX_a",
-        "QOBRIX_c",
-        "QOBRIX_d",
+    keys = [row[0] for row in patched.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()]
+    assert keys == [f"QOBRIX_{key}" for key in "acdefghijk"]
+
+
+def test_a_patch_compares_only_the_keys_gold_changed_since_the_version_its_file_records(settings: Settings) -> None:
+    """The served file records the gold version it reflects; the next patch reads gold's log for the keys
+    changed since and compares only those rows (a served row of another key is not looked at, even
+    one whose hash no longer matches). A file that records no version is compared row by row."""
+
+    def served_file() -> Path:
+        pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+        return settings.paths.snapshots / pointer["files"]["property"]
+
+    # Enough listings that changing one is merged on read (a large share rewrites the tables whole,
+    # and then every key is among the changed).
+    land(settings, "s1", [prop(key, 1) for key in "abcdefgh"])
+    run_update(settings.paths)
+    with duckdb.connect(str(served_file())) as file:
+        file.execute(f'UPDATE property SET "{publish.HASH_COLUMN}" = 0 WHERE "ListingKey" = \'QOBRIX_c\'')
+    land(settings, "s2", [prop("a", 2, price=200_000)])
+    assert by_key(run_update(settings.paths).published["tables"]["property"]) == (1, 1)
+    with duckdb.connect(str(served_file())) as file:
+        assert file.execute(
+            f'SELECT "{publish.HASH_COLUMN}" FROM property WHERE "ListingKey" = \'QOBRIX_c\''
+        ).fetchall() == [(0,)]
+        file.execute(f'DROP TABLE "{publish.SOURCE_VERSION_TABLE}"')
+    land(settings, "s3", [prop("b", 3, price=300_000)])
+    result = run_update(settings.paths)
+    assert result.published["tables"]["property"] == "patched: 2 rows removed, 2 written", "b, and c's stale hash"
+    _, reader = served_snapshot(settings)
+    prices = reader.execute('SELECT "ListingKey", "ListPrice" FROM property ORDER BY 1 LIMIT 3').fetchall()
+    assert [(key, float(price)) for key, price in prices] == [
+        ("QOBRIX_a", 200_000),
+        ("QOBRIX_b", 300_000),
+        ("QOBRIX_c", 100_000),
     ]
 
 
@@ -453,7 +495,7 @@ def test_a_documents_file_is_shared_by_link_and_written_anew_once_mostly_dead(
             assert served_file.stat().st_ino == first_file.stat().st_ino
         [(size,)] = reader.execute('SELECT "__document_size" FROM property').fetchall()
         assert served_file.stat().st_size <= 3 * size
-    assert outcomes[0] == "patched: 1 rows removed, 1 written" and "built" in outcomes
+    assert by_key(outcomes[0]) == (1, 1) and "built" in outcomes
     assert first_documents.read("property", first_at, first_size) == first_document, "appended to, then unlinked"
 
 
@@ -509,11 +551,13 @@ def source_runs(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
     return runs
 
 
+@pytest.mark.parametrize("compared", ["every row", "the changed keys"])
 def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_order_through_patches(
-    tmp_path: Path,
+    tmp_path: Path, compared: str
 ) -> None:
     """What a plain `$expand` reads: each parent's rows as one slice of the documents file. Built on a
-    connection that reorders rows to save memory, as the engine's does, over several row groups."""
+    connection that reorders rows to save memory, as the engine's does, over several row groups. A
+    patch given the changed keys writes again the whole runs they touch, as one comparing every row."""
     path = tmp_path / "media.duckdb"
     with duckdb.connect(config={"preserve_insertion_order": False}) as con:
         con.execute(
@@ -530,8 +574,15 @@ def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_orde
         con.execute("DELETE FROM source WHERE id = 'm8' OR parent = 'p5'")
         con.execute("UPDATE source SET parent = 'p3' WHERE id = 'm9'")
         con.execute("INSERT INTO source VALUES ('m-new', 'p-new', 1), ('m0-new', 'p0', 2)")
+        con.execute(
+            "CREATE TEMP TABLE changed AS SELECT unnest(['m7', 'm8', 'm9', 'm-new', 'm0-new']) AS id "
+            f"UNION SELECT 'm' || i FROM range(5, {2 * publish.SERVING_ROW_GROUP_SIZE}, 997) r(i)"
+        )
+        # The changed keys' current rows alone: the rest of each run they touch comes from the source.
+        con.execute("CREATE TEMP VIEW written_since AS SELECT * FROM source WHERE id IN (SELECT id FROM changed)")
+        changes = None if compared == "every row" else publish.Changes("changed", "written_since")
         with publish.serving_storage(con), publish.snapshot_database(path, con):
-            removed, written = publish.patch_serving_table(con, "media", "source", path, "id", ["parent"])
+            removed, written = publish.patch_serving_table(con, "media", "source", path, "id", ["parent"], changes)
         patched = served_runs(path, "media", "parent")
         assert patched == source_runs(con) and "p5" not in patched and "p-new" in patched
         [(after,)] = con.execute(f"SELECT count(*) FROM source WHERE {touched}").fetchall()
@@ -670,7 +721,7 @@ def test_a_standby_left_unfit_is_passed_over_for_a_copy_of_the_served_file(setti
     land(settings, "s4", [prop("k4", 4)])
     run_update(settings.paths)
     newer, reader = served_snapshot(settings)
-    assert newer["tables"]["property"] == "patched: 0 rows removed, 1 written"
+    assert by_key(newer["tables"]["property"]) == (0, 1)
     keys = [row[0] for row in reader.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()]
     assert keys == ["QOBRIX_k1", "QOBRIX_k2", "QOBRIX_k3", "QOBRIX_k4"]
     indexes = reader.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'property'").fetchall()

@@ -11,12 +11,14 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
 import orjson
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
+from pyroaring import BitMap64
 
 from pipelines._engine.deletion_vectors import Descriptor
 from pipelines._engine.errors import PipelineError
@@ -108,6 +110,62 @@ def _file_actions(table: DeltaTable) -> Iterator[tuple[str, dict]]:
         actions = [orjson.loads(line) for line in (log / f"{commit:020d}.json").read_bytes().splitlines() if line]
         for kind in ("remove", "add"):
             yield from ((kind, action[kind]) for action in actions if kind in action)
+
+
+@dataclass
+class RowsChanged:
+    """The rows of a table's data files that its commits after some version changed, by data file path
+    relative to the table."""
+
+    whole_files: set[str] = field(default_factory=set)
+    """Files added or removed whole: each of their rows is new or gone (or was already deleted)."""
+    positions: dict[str, BitMap64] = field(default_factory=dict)
+    """Files left in place whose deletion vectors grew: the positions the commits deleted."""
+    added: set[str] = field(default_factory=set)
+    """Every file the commits added, compactions' too: the only files that can hold a row written since."""
+
+
+def rows_changed_since(table: DeltaTable, version: int) -> RowsChanged | None:
+    """What the commits after `version` up to the table's version changed, from their `add` and `remove`
+    actions: a file added with a data change is new rows; a file removed with one, rows gone; a file
+    removed and added again in one commit, the positions its new deletion vector adds to the old one.
+    Compactions (no data change) change no rows. None when a commit after `version` is no longer in
+    the log (cleaned up), or `version` is past the table's."""
+    root = table_root(table)
+    if version > table.version():
+        return None
+    changed = RowsChanged()
+    for commit in range(version + 1, table.version() + 1):
+        try:
+            lines = (root / "_delta_log" / f"{commit:020d}.json").read_bytes().splitlines()
+        except FileNotFoundError:
+            return None
+        actions = [orjson.loads(line) for line in lines if line]
+        removed = {
+            unquote(action["remove"]["path"]): action["remove"]
+            for action in actions
+            if "remove" in action and action["remove"].get("dataChange", True)
+        }
+        for action in (action["add"] for action in actions if "add" in action):
+            path = unquote(action["path"])
+            if not action.get("dataChange", True):
+                changed.added.add(path)
+                continue
+            before = removed.pop(path, None)
+            if before is None:
+                changed.whole_files.add(path)
+                changed.added.add(path)
+                continue
+            deleted = _deleted(root, action) - _deleted(root, before)
+            changed.positions[path] = changed.positions.get(path, BitMap64()) | deleted
+        changed.whole_files.update(removed)
+    return changed
+
+
+def _deleted(root: Path, action: dict) -> BitMap64:
+    """The positions an `add` or `remove` action's deletion vector deletes."""
+    vector = action.get("deletionVector")
+    return Descriptor.from_action(vector).read(root) if vector else BitMap64()
 
 
 def upgrade_actions(table: DeltaTable) -> list[dict]:

@@ -18,7 +18,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyroaring import BitMap64
 
 from pipelines._engine import delta_log
-from pipelines._engine.deletion_vectors import Descriptor, positions_array
+from pipelines._engine.deletion_vectors import DeletionVectorError, Descriptor, positions_array
 from pipelines._engine.deletion_vectors import write_file as write_dv_file
 from pipelines._engine.delta_log import deletion_vectors, table_root
 from pipelines._engine.errors import PipelineError
@@ -122,6 +122,48 @@ def _register_files(
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {selected} FROM {files_view}")
 
 
+def register_changes_since(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, since_version: int) -> bool:
+    """What a copy of the table at `since_version` must look at again to reach the current version, as
+    two relations: `name`, the rows the commits since added, replaced or deleted, as they are in their
+    data files (a replaced or deleted row as it was, a row added and then deleted too), whose keys are
+    the keys that may have changed; and `name`_written, the current rows of the files written since,
+    which hold every current row of those keys. Returns False when the log or a file no longer holds
+    them (cleaned up or vacuumed): the copy must then be compared whole."""
+    try:
+        changed = delta_log.rows_changed_since(table, since_version)
+    except (OSError, DeletionVectorError):
+        return False
+    if changed is None:
+        return False
+    root = table_root(table)
+    whole = [root / path for path in sorted(changed.whole_files)]
+    positions = _positions_table(root, {path: bitmap for path, bitmap in changed.positions.items() if bitmap})
+    if not all(file.exists() for file in (*whole, *(root / path for path in changed.positions))):
+        return False
+    parts = []
+    if whole:
+        listed = ", ".join(string_literal(str(file)) for file in whole)
+        parts.append(f"SELECT * FROM read_parquet([{listed}], union_by_name = true)")
+    if positions.num_rows:
+        bind_arrow(con, f"{name}__positions", positions)
+        listed = ", ".join(string_literal(uri) for uri in positions.column(FILE_COLUMN).unique().to_pylist())
+        parts.append(
+            f"SELECT * EXCLUDE ({FILE_COLUMN}, file_row_number) FROM read_parquet([{listed}], union_by_name = true, "
+            f"filename = '{FILE_COLUMN}', file_row_number = true) p SEMI JOIN {name}__positions d "
+            f"ON p.{FILE_COLUMN} = d.{FILE_COLUMN} AND p.file_row_number = d.{ROW_COLUMN}"
+        )
+    if parts:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {' UNION ALL BY NAME '.join(parts)}")
+    else:
+        bind_arrow(con, name, table.schema().to_arrow().empty_table())
+    current = {os.path.relpath(uri, root): uri for uri in table.file_uris()}
+    written = [current[path] for path in sorted(changed.added) if path in current]
+    vectors = deletion_vectors(table)
+    deleted = _deleted_positions(root, {path: vectors[path] for path in changed.added if path in vectors})
+    _register_files(con, f"{name}_written", written, deleted, table, positions=False)
+    return True
+
+
 def deleted_rows(table: DeltaTable) -> pa.Table:
     """Every row the table's deletion vectors delete, as (data file as `file_uris` names it, position)."""
     return _deleted_positions(table_root(table), deletion_vectors(table))
@@ -129,9 +171,15 @@ def deleted_rows(table: DeltaTable) -> pa.Table:
 
 def _deleted_positions(root: Path, vectors: dict[str, Descriptor]) -> pa.Table:
     """The rows `vectors` (by data file relative to `root`) delete, as `deleted_rows` gives them."""
+    return _positions_table(root, {path: descriptor.read(root) for path, descriptor in vectors.items()})
+
+
+def _positions_table(root: Path, bitmaps: dict[str, BitMap64]) -> pa.Table:
+    """Positions in data files (by path relative to `root`) as a table of (data file as `file_uris`
+    names it, position)."""
     files, rows = [], []
-    for path, descriptor in vectors.items():
-        positions = positions_array(descriptor.read(root))
+    for path, bitmap in bitmaps.items():
+        positions = positions_array(bitmap)
         files.append(pa.array([str(root / path)] * len(positions), pa.string()))
         rows.append(pa.array(positions, pa.int64()))
     return pa.table(

@@ -28,13 +28,14 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 from deltalake import DeltaTable
 
-from pipelines._engine.lakehouse import Lakehouse, column_types, register_delta
+from pipelines._engine.lakehouse import Lakehouse, column_types, register_changes_since, register_delta
 from pipelines._engine.sql import string_literal
 from pipelines.snapshot.documents import (
     DOCUMENT_AT,
@@ -60,6 +61,9 @@ from pipelines.snapshot.readers import is_complete
 LOG = logging.getLogger(__name__)
 
 HASH_COLUMN = "__hash"
+SOURCE_VERSION_TABLE = "__gold_version"
+"""The table of a snapshot file recording the gold table (its Delta id) and version its rows reflect:
+the next publish compares only the rows gold's log says changed since."""
 SERVING_DATABASE = "serving_snapshot"
 UNSUITED_COMPRESSION = "dict_fsst,zstd"
 """Compression methods the snapshot does without. DuckDB 2.0 stores long strings as ZSTD, and reading
@@ -192,6 +196,16 @@ def _is_served_shape(
     return dict(held) == {index: unique for index, (_, unique) in _indexes(name, key, lookups).items()}
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What may have changed in a patch's source since the served table was last brought up to date."""
+
+    keys: str
+    """A relation with the key column of every row that may have changed (added, replaced or deleted)."""
+    rows: str
+    """A relation of the source's rows holding every current row of those keys (the files written since)."""
+
+
 DEAD_DOCUMENTS_SHARE = 0.5
 DEAD_DOCUMENTS_MIN_BYTES = 64 * 2**20
 """A documents file of more than DEAD_DOCUMENTS_MIN_BYTES, more than DEAD_DOCUMENTS_SHARE of which no
@@ -206,11 +220,15 @@ def patch_serving_table(
     database: Path,
     key: str,
     lookups: Sequence[str] = (),
+    changes: "Changes | None" = None,
 ) -> tuple[int, int] | None:
     """Bring the existing `name` up to `source`, rewriting only rows that changed (by key and row
     hash), or every row of a run one changed in, and appending their documents, in one transaction,
     then the places index: returns (rows removed, rows written), or None when `name` is absent, its
-    columns differ, an index is missing or its documents file is mostly dead (build it anew)."""
+    columns differ, an index is missing or its documents file is mostly dead (build it anew).
+
+    `changes` limits the comparison to the keys that may have changed since `name` was brought up to
+    date; without it every row is compared."""
     columns = column_types(con, source)
     documents = documents_of(database)
     if not _is_served_shape(con, name, database, key, lookups, columns):
@@ -222,22 +240,34 @@ def patch_serving_table(
     quoted = f'"{key}"'
     same = f's.{quoted} = i.{quoted} AND s."{HASH_COLUMN}" = i."{HASH_COLUMN}"'
     run_column = [f'"{lookups[0]}"'] if lookups else []
+    candidates, served, among = source, f'"{name}"', "true"
+    if changes is not None:
+        candidates, served, among = changes.rows, "served_changed", f"{quoted} IN (SELECT {quoted} FROM changed_keys)"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE changed_keys AS SELECT DISTINCT {quoted} FROM {changes.keys}")
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE {served} AS SELECT {quoted}, "{HASH_COLUMN}" FROM "{name}" WHERE {among}'
+        )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {', '.join([quoted, *run_column])}, "
-        f'hash(source_row) AS "{HASH_COLUMN}" FROM {source} source_row'
+        f'hash(source_row) AS "{HASH_COLUMN}" FROM {candidates} source_row WHERE {among}'
     )
-    con.execute(f'CREATE OR REPLACE TEMP TABLE stale AS SELECT {quoted} FROM "{name}" s ANTI JOIN incoming i ON {same}')
-    con.execute(f'CREATE OR REPLACE TEMP TABLE fresh AS SELECT {quoted} FROM incoming i ANTI JOIN "{name}" s ON {same}')
+    con.execute(f"CREATE OR REPLACE TEMP TABLE stale AS SELECT {quoted} FROM {served} s ANTI JOIN incoming i ON {same}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {quoted} FROM incoming i ANTI JOIN {served} s ON {same}")
     if lookups:
-        _widen_to_runs(con, name, key, lookups[0])
-    [(removed, written)] = con.execute("SELECT (SELECT count(*) FROM stale), (SELECT count(*) FROM fresh)").fetchall()
+        _widen_to_runs(con, name, key, lookups[0], "incoming" if changes is None else source)
+    [(removed, written, elsewhere)] = con.execute(
+        "SELECT (SELECT count(*) FROM stale), (SELECT count(*) FROM fresh), "
+        f"(SELECT count(*) FROM fresh f ANTI JOIN incoming i ON f.{quoted} = i.{quoted})"
+    ).fetchall()
+    # Rows a widened run added come from the whole source; the rest from the candidates alone.
+    written_from = source if elsewhere else candidates
     indexed_at = recorded_generation(con)
     con.execute("BEGIN TRANSACTION")
     try:
         if removed:
             con.execute(f'DELETE FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM stale)')
         if written:
-            rows = f"(SELECT * FROM {source} WHERE {quoted} IN (SELECT {quoted} FROM fresh))"
+            rows = f"(SELECT * FROM {written_from} WHERE {quoted} IN (SELECT {quoted} FROM fresh))"
             con.execute(f'INSERT INTO "{name}" BY NAME {_served_rows(_in_lookup_order(rows, key, lookups, columns))}')
         # Also rows an interrupted patch left without their documents (before patches were one
         # transaction): the next one sees them as already there.
@@ -262,21 +292,25 @@ def patch_serving_table(
             patched = False
     if not patched:
         _write_places(con, name, database, key, lookups)
-    con.execute(f"DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh{'; DROP TABLE touched' if lookups else ''}")
+    con.execute(
+        "DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh; DROP TABLE IF EXISTS touched; "
+        "DROP TABLE IF EXISTS served_changed; DROP TABLE IF EXISTS changed_keys"
+    )
     return removed, written
 
 
-def _widen_to_runs(con: duckdb.DuckDBPyConnection, name: str, key: str, column: str) -> None:
+def _widen_to_runs(con: duckdb.DuckDBPyConnection, name: str, key: str, column: str, source: str) -> None:
     """Make the patch's `stale` and `fresh` rows whole runs: every row of each `column` value a
     changed row has or had (and a row left without its document has), so that each such run is
-    written again in one piece; the values go in `touched`."""
+    written again in one piece (its rows in `source`, or in `incoming` when that holds every row);
+    the values go in `touched`."""
     quoted, run = f'"{key}"', f'"{column}"'
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE touched AS "
         f'SELECT {run} FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM stale) OR "{DOCUMENT_AT}" IS NULL '
         f"UNION SELECT {run} FROM incoming WHERE {quoted} IN (SELECT {quoted} FROM fresh)"
     )
-    for target, rows in (("stale", f'"{name}"'), ("fresh", "incoming")):
+    for target, rows in (("stale", f'"{name}"'), ("fresh", source)):
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {quoted} FROM {target} "
             f"UNION SELECT {quoted} FROM {rows} WHERE {run} IN (SELECT {run} FROM touched)"
@@ -347,8 +381,9 @@ def publish_snapshot(
     within its memory limit rather than adding a second one), two tables at a time, largest first.
 
     A table whose gold files are unchanged keeps its served file. A changed one is patched row by
-    row to gold (documents are written only for rows that changed) in a standby file or a copy of
-    the served one (see `_bases`), or built anew when its columns or indexes differ or there is no
+    row to gold (documents are written only for rows that changed; only the keys gold's log says
+    changed since the version the file records are compared) in a standby file or a copy of the
+    served one (see `_bases`), or built anew when its columns or indexes differ or there is no
     such file. The pointer's `tables` says which happened to each. When a table fails, the others
     finish and the error is raised before the pointer moves.
     """
@@ -454,14 +489,19 @@ def _publish_table(
         """Patch the file in `building` to gold; one that cannot be is built anew there if `build`."""
         with snapshot_database(building, cursor, alias=f"serving_{name}") as con:
             register_delta(con, "gold_source", table)
-            patched = patch_serving_table(con, name, "gold_source", building, key, lookups)
+            since = _changed_since(con, table)
+            changes = Changes("gold_changed", "gold_changed_written") if since is not None else None
+            patched = patch_serving_table(con, name, "gold_source", building, key, lookups, changes)
             if patched is None and build:
                 con.execute(f'DROP TABLE IF EXISTS "{name}"')
                 create_serving_table(con, name, "gold_source", building, key, lookups)
+            if patched is not None or build:
+                _record_source_version(con, table)
             con.execute("DROP VIEW gold_source")
-        if patched is not None:
-            return f"patched: {patched[0]} rows removed, {patched[1]} written"
-        return "built" if build else None
+        if patched is None:
+            return "built" if build else None
+        how = "patched" if since is None else f"patched by key since gold version {since}"
+        return f"{how}: {patched[0]} rows removed, {patched[1]} written"
 
     for base, copy in bases:
         if base == building:
@@ -477,6 +517,33 @@ def _publish_table(
             return done
     _discard(building)
     return patch_or_build(build=True)
+
+
+def _changed_since(con: duckdb.DuckDBPyConnection, table: DeltaTable) -> int | None:
+    """The gold version the snapshot file being built reflects, with what gold's commits changed since
+    registered as `gold_changed` (`register_changes_since`); None when the file records no version of this gold table
+    (written by a version before it did, or from a table since dropped and created again) or the
+    changes are no longer all in gold's log and files."""
+    recorded = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?",
+        [SOURCE_VERSION_TABLE],
+    ).fetchone()
+    if not recorded[0]:
+        return None
+    row = con.execute(f'SELECT table_id, version FROM "{SOURCE_VERSION_TABLE}"').fetchone()
+    if row is None or row[0] != table.metadata().id:
+        return None
+    return row[1] if register_changes_since(con, "gold_changed", table, row[1]) else None
+
+
+def _record_source_version(con: duckdb.DuckDBPyConnection, table: DeltaTable) -> None:
+    """Record in the snapshot file being built the gold table and version its rows now reflect. Written
+    after the rows: a file whose writer stopped in between records an older version, whose changes the
+    next patch compares again, which is safe."""
+    con.execute(
+        f'CREATE OR REPLACE TABLE "{SOURCE_VERSION_TABLE}" AS SELECT ?::VARCHAR AS table_id, ?::BIGINT AS version',
+        [table.metadata().id, table.version()],
+    )
 
 
 def _companions(database: Path) -> list[Path]:

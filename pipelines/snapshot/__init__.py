@@ -4,7 +4,8 @@ A folder (MLS2_DATA_DIR/snapshots) holding, per served gold table:
 
 - a DuckDB file with the table (every column of the gold table, then `__hash`, `__document_at`,
   `__document_size`), its rows stored in the order they are looked up by, the key and the
-  `$expand` lookup columns indexed (`publish` in the engine writes it);
+  `$expand` lookup columns indexed, and the gold table and version its rows reflect in
+  `__gold_version` (`publish` in the engine writes it);
 - a documents file (`documents`): each row already written as OData JSON, the bytes the row's
   `__document_at`/`__document_size` point to;
 - a places index (`places`): where each key's document lies, and each run of documents sharing a
