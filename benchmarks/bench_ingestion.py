@@ -50,7 +50,7 @@ def run_sync(sandbox: SandboxProcess, in_flight: int) -> dict:
             raise RuntimeError(f"sync failed: {process.stderr.read().decode()[-2000:]}")
         manifest = orjson.loads(next(Path(data, "landing", "_manifests").glob("*.json")).read_bytes())
         properties = next(e["records"] for e in manifest["entities"] if e["entity"] == "properties")
-        landed = sum(path.stat().st_size for path in Path(data, "landing").rglob("*.jsonl"))
+        landed = sum(path.stat().st_size for path in Path(data, "landing").rglob("*.jsonl*"))
         return {
             "in_flight": in_flight,
             "seconds": seconds,

@@ -172,7 +172,7 @@ def main() -> None:
         data = Path(scratch) / "data"
         started = time.perf_counter()
         landed = land_everything(world, data / "landing")
-        landing_mb = sum(p.stat().st_size for p in (data / "landing").rglob("*.jsonl")) / 2**20
+        landing_mb = sum(p.stat().st_size for p in (data / "landing").rglob("*.jsonl*")) / 2**20
         print(
             f"landed {landed['properties']:,} properties ({landing_mb:,.0f} MB) in {time.perf_counter() - started:.0f}s"
         )

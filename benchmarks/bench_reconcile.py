@@ -37,7 +37,7 @@ def run_sync(sandbox: SandboxProcess, data: Path, *options: str) -> dict:
     }
     manifests = Path(data, "landing", "_manifests")
     before = set(manifests.glob("*.json")) if manifests.exists() else set()
-    landed_before = sum(path.stat().st_size for path in Path(data, "landing").rglob("*.jsonl"))
+    landed_before = sum(path.stat().st_size for path in Path(data, "landing").rglob("*.jsonl*"))
     command = [str(Path(sys.executable).with_name("mls2")), "sync", "--entities", "properties", *options]
     started = time.perf_counter()
     finished = subprocess.run(command, env=env, capture_output=True, check=False)
@@ -47,7 +47,7 @@ def run_sync(sandbox: SandboxProcess, data: Path, *options: str) -> dict:
     [manifest_path] = set(manifests.glob("*.json")) - before
     manifest = orjson.loads(manifest_path.read_bytes())
     [properties] = [entity for entity in manifest["entities"] if entity["entity"] == "properties"]
-    landed = sum(path.stat().st_size for path in Path(data, "landing").rglob("*.jsonl")) - landed_before
+    landed = sum(path.stat().st_size for path in Path(data, "landing").rglob("*.jsonl*")) - landed_before
     return {
         "seconds": seconds,
         "calls": manifest["http_calls"],

@@ -61,7 +61,7 @@ def run_on_spark(landing: Path, warehouse: Path) -> dict:
         for name in reads | streams:
             if name.startswith(f"{LANDING_SCHEMA}.") and not session.catalog.tableExists(name):
                 folder = landing / dataset.landing.entity
-                files = [str(p) for p in sorted(folder.glob("*/*/*.jsonl"))]
+                files = [str(p) for p in sorted(folder.glob("*/*/*.jsonl*"))]
                 if files:
                     lines = session.read.text(files).selectExpr("value", "input_file_name() AS source_file")
                 else:

@@ -1,6 +1,8 @@
 """Reading what a sync landed, and checking it against what the sandbox serves."""
 
+import gzip
 from collections import defaultdict
+from pathlib import Path
 
 import orjson
 
@@ -11,13 +13,23 @@ from ingestion.sandbox import SandboxWorld
 INLINE_MEDIA = {"properties", "projects"}
 
 
+def landed_pages(settings: Settings, pattern: str = "*/*/*/page-*.jsonl.gz") -> list[Path]:
+    """The landed pages matching `pattern` under the landing root, in landing order."""
+    return sorted(settings.paths.landing.glob(pattern))
+
+
+def page_lines(path: Path) -> list[bytes]:
+    """The lines of a landed page (gzip-compressed JSON Lines)."""
+    return gzip.decompress(path.read_bytes()).splitlines()
+
+
 def landed(settings: Settings, sync_id: str | None = None) -> dict[str, list[dict]]:
     """Every landed line by entity name (of one sync when given), in landing order."""
     lines = defaultdict(list)
-    for path in sorted(settings.paths.landing.glob("*/*/*/*.jsonl")):
+    for path in landed_pages(settings):
         if sync_id and path.parent.name != sync_id:
             continue
-        for line in path.read_bytes().splitlines():
+        for line in page_lines(path):
             parsed = orjson.loads(line)
             lines[parsed["entity"]].append(parsed)
     return lines

@@ -1,5 +1,6 @@
 """The embedded engine over landing files: incremental bronze, AUTO CDC, quarantine, publishing."""
 
+import gzip
 import re
 import shutil
 import sqlite3
@@ -137,8 +138,9 @@ def test_a_local_lookup_value_is_stamped_from_its_rows_and_outlives_updates_chan
 def test_bad_lines_stay_in_bronze_and_land_in_quarantine_with_their_rules(settings: Settings) -> None:
     no_id = {"name": "no id", "property_type": "house", "modified": T0.isoformat()}
     land(settings, "s1", [prop("a", 1), no_id, prop("neg", 1, price=-5)])
-    path = next(settings.paths.landing.glob("properties/*/s1/*.jsonl"))
-    path.write_bytes(path.read_bytes() + b'{"entity": "properties", "record": {"id": "cut\n')
+    path = next(settings.paths.landing.glob("properties/*/s1/*.jsonl.gz"))
+    lines = gzip.decompress(path.read_bytes()) + b'{"entity": "properties", "record": {"id": "cut\n'
+    path.write_bytes(gzip.compress(lines))
     result = run_update(settings.paths)
 
     bronze = rows(settings, "qobrix_bronze.properties")

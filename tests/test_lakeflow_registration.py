@@ -221,7 +221,7 @@ def test_bronze_reads_its_landing_folder_with_auto_loader(registered: RecordingP
         "rescuedDataColumn": "_rescued_data",
     }
     assert reader["schema"] == LANDING_COLUMNS and "_corrupt_record STRING" in LANDING_COLUMNS
-    assert reader["path"] == f"/Volumes/main/mls2/landing/{folder}/*/*/*.jsonl"
+    assert reader["path"] == f"/Volumes/main/mls2/landing/{folder}/*/*/*.{{jsonl.gz,jsonl}}"
     assert reader["columns"] == (
         "*",
         f"regexp_extract(_metadata.file_path, '({folder}/[^/]+/[^/]+/[^/]+)$', 1) AS source_file",

@@ -4,11 +4,12 @@ quarantined with its reason, and the listing it names keeps its last good values
 from datetime import timedelta
 
 import orjson
+import pytest
 
 from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
-from pipelines import run_update
+from pipelines import UpdateFailed, run_update
 from tests.conftest import data_quality
 from tests.test_engine import T0, gold_prices, land, prop, rows
 
@@ -162,3 +163,28 @@ def test_which_listing_keeps_a_duplicate_key_does_not_depend_on_the_order_of_upd
     land(settings, "s4", [prop("c", 4)])
     run_update(settings.paths)
     assert gold_media(settings) == {"QOBRIX_MEDIA_m1": "b"}
+
+
+def test_compressed_and_uncompressed_pages_are_read_and_a_damaged_one_is_named_and_held_back(
+    settings: Settings,
+) -> None:
+    """Pages land gzip-compressed; those an earlier version landed uncompressed still read. A page whose
+    compression is damaged fails the update naming the file, with nothing half read; once the page is
+    set aside, the next update converges."""
+    land(settings, "s1", [prop("a", 1)])
+    [compressed] = settings.paths.landing.glob("properties/*/s1/page-000001.jsonl.gz")
+    old_style = compressed.with_name("page-000002.jsonl")
+    old_style.write_bytes(orjson.dumps({"entity": "properties", "operation": "upsert", "record": prop("b", 1)}) + b"\n")
+    run_update(settings.paths)
+    assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b"}
+
+    land(settings, "s2", [prop("c", 2)])
+    [damaged] = settings.paths.landing.glob("properties/*/s2/page-000001.jsonl.gz")
+    damaged.write_bytes(damaged.read_bytes()[:-12])
+    land(settings, "s3", [prop("d", 3)])
+    with pytest.raises(UpdateFailed, match=rf"GZIP stream: .*{damaged.parent.name}/{damaged.name}"):
+        run_update(settings.paths)
+    assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b"}
+    damaged.rename(settings.paths.landing / "_set_aside.jsonl.gz")
+    run_update(settings.paths)
+    assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b", "QOBRIX_d"}

@@ -1,5 +1,6 @@
 """The ingestion job against the sandbox: everything lands, changes and deletes are captured, nothing is lost."""
 
+import gzip
 from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from ingestion.state import SyncState
 from ingestion.sync import EntityReport, Sync, SyncOptions, SyncReport
 from pipelines import run_update
 from tests.conftest import FAST_RETRIES, make_sync
-from tests.landing_checks import assert_everything_landed, landed, latest, served
+from tests.landing_checks import assert_everything_landed, landed, landed_pages, latest, page_lines, served
 from tests.test_engine import rows as gold_rows
 
 
@@ -386,8 +387,8 @@ def test_test_mode_fetches_n_properties_and_only_what_they_need(settings: Settin
     for entity, entity_lines in lines.items():
         ids = [line["record"]["id"] for line in entity_lines]
         assert len(ids) == len(set(ids)), f"{entity}: a record was fetched twice"
-    pages = list(settings.paths.landing.glob("*/*/*/page-*.jsonl"))
-    assert pages and max(len(page.read_bytes().splitlines()) for page in pages) == 7, "pages of the asked size"
+    pages = landed_pages(settings)
+    assert pages and max(len(page_lines(page)) for page in pages) == 7, "pages of the asked size"
     properties = latest(lines["properties"])
     assert len(properties) == 25
     for field_name, target in entities()["properties"].references.items():
@@ -406,9 +407,10 @@ def test_test_mode_fetches_n_properties_and_only_what_they_need(settings: Settin
 def test_landing_goes_to_any_fsspec_url() -> None:
     writer = LandingWriter("memory://landing-test", "s1", started=datetime(2026, 1, 1, 1, tzinfo=UTC))
     path = writer.write_page(entities()["agents"], [{"id": "a"}])
-    assert path == "/landing-test/agents/2026-01-01/s1/page-000001.jsonl"
-    assert orjson.loads(fsspec.filesystem("memory").cat(path).splitlines()[0])["record"] == {"id": "a"}
-    assert writer.write_page(entities()["agents"], [{"id": "b"}]).endswith("page-000002.jsonl")
+    assert path == "/landing-test/agents/2026-01-01/s1/page-000001.jsonl.gz"
+    page = gzip.decompress(fsspec.filesystem("memory").cat(path))
+    assert orjson.loads(page.splitlines()[0])["record"] == {"id": "a"}
+    assert writer.write_page(entities()["agents"], [{"id": "b"}]).endswith("page-000002.jsonl.gz")
 
 
 # What mutation testing of ingestion/sync.py found unguarded (docs/TESTING.md).

@@ -32,7 +32,7 @@ def test_kill_9_mid_sync_then_rerun_loses_nothing(tmp_path: Path) -> None:
         mls2 = str(Path(sys.executable).with_name("mls2"))
         first = subprocess.Popen([mls2, "sync"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
-        while len(list(data.glob("landing/properties/*/*/page-*.jsonl"))) < 12:
+        while len(list(data.glob("landing/properties/*/*/page-*.jsonl.gz"))) < 12:
             assert first.poll() is None, f"the sync ended before it could be killed: {first.stderr.read()}"
             assert time.monotonic() < deadline, "the sync landed nothing in 120 s"
             time.sleep(0.05)

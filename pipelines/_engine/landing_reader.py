@@ -14,9 +14,11 @@ from pipelines._engine.sql import string_literal
 LANDING_LINES_SQL = """
 WITH lines AS (
   -- One column a line: NUL never occurs in a landing line; a line with one would not parse and fail loudly.
+  -- A line (a record, or a malformed page kept whole) up to 64 MiB. The buffer is set just above it:
+  -- DuckDB's default, 16 lines, is what it allocates for each compressed file it reads.
   SELECT substr(filename, length($root) + 2) AS source_file, line
   FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = '\\0', quote = '', escape = '', header = false,
-                auto_detect = false, filename = true, max_line_size = 268435456)
+                auto_detect = false, filename = true, max_line_size = 67108864, buffer_size = 67108865)
   -- Blank lines are skipped; a regex stops at the first character, trim() decodes every one of a long line.
   WHERE line IS NOT NULL AND regexp_matches(line, '[^[:space:]]')
 ), parsed AS (
@@ -43,6 +45,11 @@ WHERE false
 """
 
 
+PAGE_SUFFIXES = (".jsonl.gz", ".jsonl")
+"""Landing pages: gzip-compressed JSON Lines, or uncompressed as earlier versions landed them (DuckDB
+decompresses by the extension, file by file)."""
+
+
 def landing_files(landing_root: Path, entity: str) -> list[str]:
     """Every landed page of `entity`, relative to the landing root, in landing order; hidden files skipped."""
     landing_root = Path(landing_root)
@@ -51,8 +58,9 @@ def landing_files(landing_root: Path, entity: str) -> list[str]:
         return []
     return sorted(
         str(path.relative_to(landing_root))
-        for path in root.glob("*/*/*.jsonl")
-        if not any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+        for path in root.glob("*/*/*.jsonl*")
+        if path.name.endswith(PAGE_SUFFIXES)
+        and not any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
     )
 
 

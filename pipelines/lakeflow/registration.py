@@ -24,8 +24,9 @@ LANDING_COLUMNS = (
     "entity STRING, operation STRING, sync_id STRING, fetched_at STRING, record STRING, _corrupt_record STRING"
 )
 """A landing line's fields; `record` declared a string keeps the record's JSON text whole."""
-LANDING_FILES = "*/*/*.jsonl"
-"""Landing pages under an entity's folder: `<entity>/<day>/<sync>/<page>.jsonl`."""
+LANDING_FILES = "*/*/*.{jsonl.gz,jsonl}"
+"""Landing pages under an entity's folder: `<entity>/<day>/<sync>/<page>.jsonl.gz` (or `.jsonl`, as earlier
+versions landed them; Spark decompresses by the extension)."""
 QUARANTINE = "mls2_system.quarantine"
 EXPECTATION_DECORATORS = {"warn": "expect_all", "drop": "expect_all_or_drop", "fail": "expect_all_or_fail"}
 LAYERS = {"qobrix_bronze": "bronze", "qobrix_silver": "silver", "reso_gold": "gold"}

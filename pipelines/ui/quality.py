@@ -14,7 +14,9 @@ from pipelines.embedded import Lakehouse, last_data_change
 from pipelines.snapshot import read_pointer
 from pipelines.ui.tables import EVENT_LOG, INTEGRITY_RESULTS, QUARANTINE, over_table
 
-LANDING_PAGE = re.compile(r"(?P<entity>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/(?P<sync>[^/]+)/page-(?P<page>\d+)\.jsonl")
+LANDING_PAGE = re.compile(
+    r"(?P<entity>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/(?P<sync>[^/]+)/page-(?P<page>\d+)\.jsonl(?:\.gz)?"
+)
 
 
 def _over(paths: DataPaths, table: str) -> duckdb.DuckDBPyConnection | None:
