@@ -165,6 +165,12 @@ class Settings(BaseSettings):
         description="Once a day, after `mls2 pipeline run`, delete the Delta files no table version of the last "
         "this many hours uses (VACUUM; time travel further back stops working). 0: never vacuum automatically.",
     )
+    mls2_min_free_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="An update starts only when the data directory's disk has this much free beyond what the "
+        "update is estimated to write (`mls2 pipeline storage` shows both).",
+    )
     mls2_engine_memory_limit: str = Field(
         default="2GB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",

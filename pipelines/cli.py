@@ -1,5 +1,6 @@
 """`mls2 pipeline`: run an update on the embedded engine; show the graph, the event log and RESO coverage."""
 
+import shutil
 from collections.abc import Callable
 from typing import Annotated
 
@@ -13,7 +14,16 @@ from conf.settings import Settings, load_settings
 from pipelines import DeclarationError, PipelineError, UpdateResult, load_graph, run_update
 from pipelines.coverage import as_markdown, coverage
 from pipelines.diagram import diagram_lines
-from pipelines.embedded import Lakehouse, optimize_lakehouse, read_events, vacuum_due, vacuum_lakehouse
+from pipelines.embedded import (
+    Lakehouse,
+    disk_by_layer,
+    human_bytes,
+    optimize_lakehouse,
+    read_events,
+    space_needed,
+    vacuum_due,
+    vacuum_lakehouse,
+)
 from pipelines.snapshot import publishing_seconds
 
 console = Console(stderr=True)
@@ -53,6 +63,7 @@ def update_with_progress(settings: Settings, **selection: object) -> UpdateResul
             settings.paths,
             progress=lambda dataset, state: status.update(f"{dataset}: {state}"),
             memory_limit=settings.mls2_engine_memory_limit,
+            reserve_bytes=settings.mls2_min_free_mb * 2**20,
             **selection,
         )
     print_update(result)
@@ -145,6 +156,30 @@ def optimize() -> None:
         f"Optimized the lakehouse: {sum(rewritten.values()):,} files rewritten in "
         f"{sum(1 for count in rewritten.values() if count)} of {len(rewritten)} merge-on-read tables"
     )
+
+
+@pipeline_app.command("storage")
+def storage() -> None:
+    """Disk per layer of MLS2_DATA_DIR (landing, each lakehouse schema, the serving snapshots, state, the
+    engine's spill files), the free space of its disk, and what the next update is estimated to need
+    (it does not start without it)."""
+    settings = load_settings()
+    paths = settings.paths
+    table = Table(title=f"Disk under {paths.root}")
+    for column in ("layer", "size", "files"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    layers = disk_by_layer(paths)
+    for layer in layers:
+        table.add_row(layer.name, human_bytes(layer.bytes), f"{layer.files:,}")
+    table.add_row(
+        "total", human_bytes(sum(layer.bytes for layer in layers)), f"{sum(layer.files for layer in layers):,}"
+    )
+    Console().print(table)
+    free = shutil.disk_usage(paths.root).free if paths.root.exists() else 0
+    needed = space_needed(paths, full_refresh=False, reserve_bytes=settings.mls2_min_free_mb * 2**20)
+    parts = ", ".join(f"{part} {human_bytes(size)}" for part, size in needed.items())
+    total = human_bytes(sum(needed.values()))
+    console.print(f"Free on its disk: {human_bytes(free)}; the next update needs about {total} ({parts})")
 
 
 GRAPH_FORMATS = ("text", "mermaid", "dot")

@@ -12,6 +12,7 @@ from pipelines._engine.maintenance import optimize_lakehouse, vacuum_due, vacuum
 from pipelines._engine.runner import UpdateResult
 from pipelines._engine.runner import run_update as run_on_engine
 from pipelines._engine.sql import quote, to_duckdb
+from pipelines._engine.storage import disk_by_layer, human_bytes, space_needed
 from pipelines.declaration import Graph
 from pipelines.gold import served_tables
 from pipelines.graph import load_graph
@@ -24,13 +25,16 @@ __all__ = [
     "UpdateCanceled",
     "UpdateFailed",
     "UpdateResult",
+    "disk_by_layer",
     "duckdb_query",
+    "human_bytes",
     "last_data_change",
     "optimize_lakehouse",
     "pipeline_lock",
     "read_events",
     "register_delta",
     "run_update",
+    "space_needed",
     "vacuum_due",
     "vacuum_lakehouse",
 ]

@@ -21,6 +21,7 @@ from pipelines._engine.errors import UpdateCanceled, UpdateFailed
 from pipelines._engine.flows import FLOWS, commit_staged
 from pipelines._engine.lock import UpdateLock
 from pipelines._engine.publish import publish_snapshot
+from pipelines._engine.storage import check_free_space
 from pipelines.declaration import Graph
 from pipelines.snapshot import is_complete, read_pointer, served_files
 
@@ -38,6 +39,8 @@ class UpdateResult:
 
 
 DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_RESERVE_BYTES = 2**30
+"""Disk an update leaves free beyond what it estimates it writes (DuckDB's spill files, the rest of the disk)."""
 
 
 class Update:
@@ -58,6 +61,7 @@ class Update:
         cause: str = "USER_ACTION",
         cancel: threading.Event | None = None,
         update_id: str | None = None,
+        reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     ) -> None:
         self.paths = paths
         self.cause = cause
@@ -65,6 +69,7 @@ class Update:
         self.graph = graph
         self.served = served
         self.update_id = update_id or str(uuid.uuid4())
+        self.reserve_bytes = reserve_bytes
         self.progress = progress or (lambda dataset, state: None)
         chosen_full = set(graph.check_names(full_refresh_selection or []))
         chosen = set(graph.check_names(refresh or []))
@@ -102,8 +107,11 @@ class Update:
             },
         )
         self.events.update_progress("RUNNING")
-        current = stage = None
+        current = None
         try:
+            stage = "checking free space"
+            check_free_space(self.paths, full_refresh=bool(context.full_refresh), reserve_bytes=self.reserve_bytes)
+            stage = None
             for dataset in self.graph.ordered():
                 current = dataset.name
                 if dataset.kind not in FLOWS or dataset.name not in context.selected:
@@ -174,6 +182,7 @@ def run_update(
     cancel: threading.Event | None = None,
     update_id: str | None = None,
     lock: bool = True,
+    reserve_bytes: int = DEFAULT_RESERVE_BYTES,
 ) -> UpdateResult:
     """Run one update under the pipeline lock; raises PipelineBusy, UpdateFailed or UpdateCanceled.
 
@@ -183,6 +192,8 @@ def run_update(
     commits are several, a target and its tombstones); nothing is published. `update_id` lets a
     caller name the update before it starts (a new UUID by default). `lock=False` is for a caller
     that already holds the pipeline lock (the pipeline UI holds it from its sync to the update's end).
+    An update starts only when the disk has room for what it may write plus `reserve_bytes`
+    (`storage.check_free_space`).
     """
     update = Update(
         paths,
@@ -196,6 +207,7 @@ def run_update(
         cause=cause,
         cancel=cancel,
         update_id=update_id,
+        reserve_bytes=reserve_bytes,
     )
     if not lock:
         return update.run()

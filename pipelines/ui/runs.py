@@ -298,6 +298,7 @@ class RunManager:
                     refresh=list(request.datasets) if request.action == "refresh_selection" else None,
                     progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state),
                     memory_limit=self.settings.mls2_engine_memory_limit,
+                    reserve_bytes=self.settings.mls2_min_free_mb * 2**20,
                     cause=CAUSES[request.trigger],
                     cancel=cancel,
                     update_id=run_id,

@@ -1,0 +1,142 @@
+"""Disk: what each layer holds (against `du`), an update refused when the disk is short, and a disk that
+fills during an update: a clear error, nothing lost, and the rerun matching a clean run."""
+
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from conf.cli import app
+from conf.settings import Settings, load_settings
+from graphql_odata.backends.snapshot import SnapshotBackend
+from graphql_odata.odata.query import entity_set
+from pipelines import UpdateFailed, run_update
+from pipelines._engine import delta_log, publish
+from pipelines._engine.lakehouse import Lakehouse
+from pipelines.embedded import disk_by_layer
+from tests.test_engine import land, photo, prop, rows
+
+runner = CliRunner()
+GOLD = ("reso_gold.property", "reso_gold.media")
+
+
+def du_bytes(folder: Path) -> int:
+    """What `du` counts under `folder` (each hard-linked file once), less the directories' own blocks."""
+    counted = int(subprocess.run(["du", "-s", "-B1", str(folder)], capture_output=True, check=True).stdout.split()[0])
+    directories = [folder, *(Path(root) / name for root, names, _ in os.walk(folder) for name in names)]
+    return counted - sum(os.stat(directory).st_blocks * 512 for directory in directories)
+
+
+def listings(update: int) -> list[dict]:
+    return [{**prop(key, update, price=100_000 + update), "media": [photo(f"{key}{update}")]} for key in "abcdefgh"]
+
+
+def test_storage_counts_each_layer_as_du_does_and_the_cli_shows_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land(settings, "s1", listings(1))
+    run_update(settings.paths)
+    land(settings, "s2", listings(2)[:2])
+    run_update(settings.paths)
+    layers = {layer.name: layer for layer in disk_by_layer(settings.paths)}
+    assert {"landing", "lakehouse/qobrix_bronze", "lakehouse/reso_gold", "snapshots", "state", "tmp"} <= set(layers)
+    for layer in layers.values():
+        assert layer.bytes == (du_bytes(layer.path) if layer.path.exists() else 0), layer.name
+    assert layers["snapshots"].bytes > 0 and layers["landing"].files == 2
+
+    monkeypatch.setenv("MLS2_DATA_DIR", str(settings.paths.root))
+    shown = runner.invoke(app, ["pipeline", "storage"])
+    assert shown.exit_code == 0, shown.output
+    output = " ".join(shown.output.split())
+    assert "lakehouse/reso_gold" in output and "snapshots" in output
+    assert "Free on its disk:" in output and "the next update needs about" in output and "reserve 1.0 GB" in output
+
+
+def test_an_update_without_room_does_not_start_and_says_where_and_how_much(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(settings.paths.root))
+    land(settings, "s1", listings(1))
+    assert runner.invoke(app, ["pipeline", "run"]).exit_code == 0
+    pointer = settings.paths.snapshot_pointer.read_bytes()
+    versions = {name: Lakehouse(settings.paths.lakehouse).version(name) for name in GOLD}
+    land(settings, "s2", listings(2))
+    monkeypatch.setenv("MLS2_MIN_FREE_MB", str(2**30))
+    refused = runner.invoke(app, ["pipeline", "run"])
+    assert refused.exit_code == 1
+    message = " ".join(refused.output.split())
+    assert f"not enough disk for an update in {settings.paths.root}" in message
+    assert "needed (lakehouse" in message and "reserve 1,024.0 TB" in message and "more" in message
+    assert settings.paths.snapshot_pointer.read_bytes() == pointer
+    assert {name: Lakehouse(settings.paths.lakehouse).version(name) for name in GOLD} == versions
+    monkeypatch.delenv("MLS2_MIN_FREE_MB")
+    assert runner.invoke(app, ["pipeline", "run"]).exit_code == 0
+    assert {row["ListPrice"] for row in rows(settings, "reso_gold.property")} == {100_002}
+
+
+def disk_full(*_: object, **__: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def fill_disk_in(phase: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the disk fill during `phase` of the next update: after a table's new files are written, as a
+    merge is committed, or as the snapshot's documents are written."""
+    if phase == "writing table files":
+        write_files = Lakehouse.write_files
+
+        def write_then_fill(self: Lakehouse, *args: object, **kwargs: object) -> object:
+            write_files(self, *args, **kwargs)
+            disk_full()
+
+        monkeypatch.setattr(Lakehouse, "write_files", write_then_fill)
+    elif phase == "committing":
+        monkeypatch.setattr(delta_log, "commit", disk_full)
+    else:
+        append_documents = publish.append_documents
+
+        def append_then_fill(con: object, table: str, document: str, documents: Path, where: str) -> int:
+            with open(documents, "ab") as file:
+                file.write(b"part of a document")
+            disk_full()
+            return append_documents(con, table, document, documents, where)
+
+        monkeypatch.setattr(publish, "append_documents", append_then_fill)
+
+
+def served_documents(settings: Settings) -> dict[str, dict | None]:
+    """Each served property's document, by key, through the API's own reader."""
+    lookup = SnapshotBackend(settings.paths.snapshot_pointer).documents_by_key(entity_set("Property"))
+    assert lookup is not None
+    documents = {key: lookup(f"QOBRIX_{key}") for key in "abcdefgh"}
+    return {key: None if document is None else orjson.loads(document) for key, document in documents.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["writing table files", "committing", "publishing"])
+def test_a_disk_that_fills_during_an_update_loses_nothing_and_the_rerun_matches_a_clean_run(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phase: str
+) -> None:
+    land(settings, "s1", listings(1))
+    run_update(settings.paths)
+    pointer = settings.paths.snapshot_pointer.read_bytes()
+    before = served_documents(settings)
+    land(settings, "s2", listings(2)[:1])  # one of eight: merged on read
+    with monkeypatch.context() as patched:
+        fill_disk_in(phase, patched)
+        with pytest.raises(UpdateFailed, match="No space left on device"):
+            run_update(settings.paths)
+    assert settings.paths.snapshot_pointer.read_bytes() == pointer, "nothing published"
+    assert served_documents(settings) == before, "the served snapshot reads as it did"
+    run_update(settings.paths)
+
+    clean = load_settings(mls2_data_dir=tmp_path / "clean")
+    shutil.copytree(settings.paths.landing, clean.paths.landing)
+    run_update(clean.paths)
+    for name in GOLD:
+        assert rows(settings, name) == rows(clean, name), name
+    assert served_documents(settings) == served_documents(clean)
