@@ -33,6 +33,7 @@ from ingestion.sandbox import SandboxWorld
 from ingestion.sandbox.world import Changes
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse, register_delta
+from pipelines.embedded import disk_by_layer
 from pipelines.snapshot import publishing_seconds, read_pointer
 
 PAGE = 100
@@ -122,6 +123,23 @@ def update_seconds(data: Path) -> float:
     return (max(stamps) - min(stamps)).total_seconds()
 
 
+DISK_GROUPS = ("landing", "lakehouse", "snapshots")
+
+
+def disk_mb(data: Path) -> dict[str, float]:
+    """MB on disk of the landing zone, the lakehouse and the serving snapshots (`mls2 pipeline storage`)."""
+    usage = dict.fromkeys(DISK_GROUPS, 0.0)
+    for layer in disk_by_layer(DataPaths(data)):
+        group = layer.name.split("/", 1)[0]
+        if group in usage:
+            usage[group] += layer.bytes / 2**20
+    return usage
+
+
+def disk_text(usage: dict[str, float]) -> str:
+    return ", ".join(f"{group} {mb:,.0f} MB" for group, mb in usage.items())
+
+
 def split(figures: dict) -> str:
     return (
         f"{figures['gold_seconds']:.1f}s to gold + {figures['publish_seconds']:.1f}s publishing; "
@@ -180,7 +198,9 @@ def main() -> None:
         publish = not args.no_publish
         full = run_pipeline(data, "--full-refresh", publish=publish)
         counts = gold_counts(data)
+        full["disk"] = disk_mb(data)
         print(f"full refresh: {full['seconds']:.1f}s ({split(full)}), peak {full['peak_mb']:,.0f} MB, gold {counts}")
+        print(f"  disk: {disk_text(full['disk'])}")
         full["flows"] = slowest_flows(data)
         print(f"  slowest flows: {full['flows']}")
 
@@ -198,7 +218,9 @@ def main() -> None:
                 f"{incremental['peak_mb']:,.0f} MB"
             )
             incremental["flows"] = slowest_flows(data)
+            incremental["disk"] = disk_mb(data)
             print(f"  slowest flows: {incremental['flows']}")
+            print(f"  disk: {disk_text(incremental['disk'])}")
             incrementals.append(incremental)
 
         quiet = run_pipeline(data, publish=publish)
@@ -226,7 +248,22 @@ def main() -> None:
             )
         lines += [
             "",
-            f"Landing: {landing_mb:,.0f} MB of JSON lines.",
+            "| disk after | " + " | ".join(f"{group} MB" for group in DISK_GROUPS) + " |",
+            "|---|" + "---|" * len(DISK_GROUPS),
+            *(
+                f"| {run} | " + " | ".join(f"{figures['disk'][group]:,.0f}" for group in DISK_GROUPS) + " |"
+                for run, figures in [
+                    ("full refresh", full),
+                    *(
+                        (f"update {number} ({run['changed']:,} changed)", run)
+                        for number, run in enumerate(incrementals, 1)
+                    ),
+                ]
+            ),
+        ]
+        lines += [
+            "",
+            f"Landing: {landing_mb:,.0f} MB of gzip-compressed JSON lines.",
             f"Slowest flows of the full refresh: {full['flows']}.",
             *(f"Slowest flows of the incremental of {run['changed']:,}: {run['flows']}." for run in incrementals),
         ]
