@@ -165,6 +165,12 @@ class Settings(BaseSettings):
         description="Once a day, after `mls2 pipeline run`, delete the Delta files no table version of the last "
         "this many hours uses (VACUUM; time travel further back stops working). 0: never vacuum automatically.",
     )
+    mls2_landing_retention_days: float = Field(
+        default=0,
+        ge=0,
+        description="With the daily vacuum, delete the landing pages older than this many days whose lines bronze "
+        "holds (bronze is then their record, and a full refresh keeps it). 0: keep every page.",
+    )
     mls2_min_free_mb: int = Field(
         default=1024,
         ge=0,

@@ -20,6 +20,7 @@ from pipelines.embedded import (
     human_bytes,
     optimize_lakehouse,
     read_events,
+    retire_landing,
     space_needed,
     vacuum_due,
     vacuum_lakehouse,
@@ -67,8 +68,8 @@ def update_with_progress(settings: Settings, **selection: object) -> UpdateResul
             **selection,
         )
     print_update(result)
-    if settings.mls2_lakehouse_retention_hours and vacuum_due(settings.paths):
-        vacuum_with_report(settings, settings.mls2_lakehouse_retention_hours)
+    if (settings.mls2_lakehouse_retention_hours or settings.mls2_landing_retention_days) and vacuum_due(settings.paths):
+        vacuum_with_report(settings, settings.mls2_lakehouse_retention_hours or None)
     return result
 
 
@@ -77,15 +78,23 @@ def checks_after_update(settings: Settings) -> bool:
     return all([step(settings) for step in AFTER_UPDATE])
 
 
-def vacuum_with_report(settings: Settings, retention_hours: int) -> dict[str, int]:
-    with console.status("vacuuming the lakehouse"):
-        removed = vacuum_lakehouse(settings.paths, retention_hours)
-    total = sum(removed.values())
-    console.print(
-        f"Vacuumed the lakehouse: {total:,} data files older than {retention_hours} h removed "
-        f"from {sum(1 for count in removed.values() if count)} of {len(removed)} tables"
-    )
-    return removed
+def vacuum_with_report(settings: Settings, retention_hours: int | None) -> None:
+    """Vacuum the lakehouse (unless `retention_hours` is None), then retire landing pages when
+    MLS2_LANDING_RETENTION_DAYS is set."""
+    if retention_hours is not None:
+        with console.status("vacuuming the lakehouse"):
+            removed = vacuum_lakehouse(settings.paths, retention_hours)
+        console.print(
+            f"Vacuumed the lakehouse: {sum(removed.values()):,} data files older than {retention_hours} h removed "
+            f"from {sum(1 for count in removed.values() if count)} of {len(removed)} tables"
+        )
+    days = settings.mls2_landing_retention_days
+    if days:
+        with console.status("retiring landing pages"):
+            retired = retire_landing(settings.paths, days)
+        console.print(
+            f"Retired {sum(retired.values()):,} landing pages older than {days:g} days whose lines bronze holds"
+        )
 
 
 @pipeline_app.command("run")
@@ -127,7 +136,8 @@ def vacuum(
     ] = None,
 ) -> None:
     """Delete lakehouse data files no recent table version uses, and files no version names (left by writes
-    that failed before their commit): Delta VACUUM; `run` does this once a day."""
+    that failed before their commit): Delta VACUUM; then, with MLS2_LANDING_RETENTION_DAYS, the landing
+    pages older than that whose lines bronze holds. `run` does this once a day."""
     settings = load_settings()
     hours = settings.mls2_lakehouse_retention_hours if retain_hours is None else retain_hours
     if retain_hours is None and not hours:

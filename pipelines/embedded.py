@@ -9,6 +9,7 @@ from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse, last_data_change, register_delta
 from pipelines._engine.lock import UpdateLock
 from pipelines._engine.maintenance import optimize_lakehouse, vacuum_due, vacuum_lakehouse
+from pipelines._engine.maintenance import retire_landing as retire_landing_pages
 from pipelines._engine.runner import UpdateResult
 from pipelines._engine.runner import run_update as run_on_engine
 from pipelines._engine.sql import quote, to_duckdb
@@ -33,6 +34,7 @@ __all__ = [
     "pipeline_lock",
     "read_events",
     "register_delta",
+    "retire_landing",
     "run_update",
     "space_needed",
     "vacuum_due",
@@ -45,6 +47,13 @@ def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) 
     raises PipelineBusy or UpdateFailed. `options` are the engine's (`pipelines._engine.runner.run_update`:
     full_refresh, refresh, full_refresh_selection, progress, memory_limit, cause, cancel, update_id, lock)."""
     return run_on_engine(paths, graph or load_graph(), served_tables(), **options)
+
+
+def retire_landing(paths: DataPaths, older_than_days: float) -> dict[str, int]:
+    """Delete the landing pages older than `older_than_days` whose lines bronze holds; returns the pages
+    removed per entity folder (`pipelines._engine.maintenance.retire_landing`)."""
+    tables = {dataset.name: dataset.landing.entity for dataset in load_graph().ordered() if dataset.landing}
+    return retire_landing_pages(paths, tables, older_than_days)
 
 
 def duckdb_query(spark_sql: str, *, origin: str) -> str:

@@ -5,6 +5,7 @@ import errno
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import orjson
@@ -18,7 +19,7 @@ from graphql_odata.odata.query import entity_set
 from pipelines import UpdateFailed, run_update
 from pipelines._engine import delta_log, publish
 from pipelines._engine.lakehouse import Lakehouse
-from pipelines.embedded import disk_by_layer
+from pipelines.embedded import disk_by_layer, read_events
 from tests.test_engine import land, photo, prop, rows
 
 runner = CliRunner()
@@ -61,6 +62,7 @@ def test_an_update_without_room_does_not_start_and_says_where_and_how_much(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLS2_DATA_DIR", str(settings.paths.root))
+    monkeypatch.setenv("MLS2_INTEGRITY_AFTER_UPDATE", "false")
     land(settings, "s1", listings(1))
     assert runner.invoke(app, ["pipeline", "run"]).exit_code == 0
     pointer = settings.paths.snapshot_pointer.read_bytes()
@@ -140,3 +142,34 @@ def test_a_disk_that_fills_during_an_update_loses_nothing_and_the_rerun_matches_
     for name in GOLD:
         assert rows(settings, name) == rows(clean, name), name
     assert served_documents(settings) == served_documents(clean)
+
+
+def test_landing_pages_bronze_holds_are_retired_after_their_days_and_a_full_refresh_keeps_bronze(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLS2_DATA_DIR", str(settings.paths.root))
+    monkeypatch.setenv("MLS2_INTEGRITY_AFTER_UPDATE", "false")
+    land(settings, "s1", listings(1))
+    assert runner.invoke(app, ["pipeline", "run"]).exit_code == 0
+    land(settings, "s2", [prop("i", 2)])
+    pages = sorted(settings.paths.landing.glob("properties/*/*/page-*.jsonl.gz"))
+    ten_days_ago = time.time() - 10 * 86400
+    for page in pages:
+        os.utime(page, (ten_days_ago, ten_days_ago))
+    monkeypatch.setenv("MLS2_LANDING_RETENTION_DAYS", "7")
+    vacuumed = runner.invoke(app, ["pipeline", "vacuum"])
+    assert vacuumed.exit_code == 0, vacuumed.output
+    assert "Retired 1 landing pages older than 7 days whose lines bronze holds" in " ".join(vacuumed.output.split())
+    assert [page.exists() for page in pages] == [False, True], "a page bronze does not hold yet stays"
+
+    refreshed = runner.invoke(app, ["pipeline", "run", "--full-refresh"])
+    assert refreshed.exit_code == 0, refreshed.output
+    assert {row["ListingKey"] for row in rows(settings, "reso_gold.property")} == {
+        f"QOBRIX_{key}" for key in "abcdefghi"
+    }, "bronze kept the retired page's lines through the full refresh"
+    [created] = [
+        orjson.loads(event["details"])["create_update"]
+        for event in read_events(settings.paths.lakehouse, event_type="create_update", limit=1)
+    ]
+    assert "qobrix_bronze.properties" in created["not_reset"]
+    assert "qobrix_silver.property" in created["full_refresh"]

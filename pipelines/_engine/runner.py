@@ -20,6 +20,7 @@ from pipelines._engine.context import FlowResult, ProgressCallback, UpdateContex
 from pipelines._engine.errors import UpdateCanceled, UpdateFailed
 from pipelines._engine.flows import FLOWS, commit_staged
 from pipelines._engine.lock import UpdateLock
+from pipelines._engine.maintenance import retired_landing
 from pipelines._engine.publish import publish_snapshot
 from pipelines._engine.storage import check_free_space
 from pipelines.declaration import Graph
@@ -82,12 +83,19 @@ class Update:
             config={"memory_limit": memory_limit, "temp_directory": str(spill), "preserve_insertion_order": False}
         )
         con.execute("SET TimeZone = 'UTC'")
+        full = everything if full_refresh else chosen_full
+        # Landing-fed tables whose pages were retired are their lines' only record: never reset
+        # (as Lakeflow keeps a table with `pipelines.reset.allowed = false`); they read new pages only.
+        retired = retired_landing(paths)
+        self.not_reset = sorted(
+            name for name in full if (landing := graph[name].landing) is not None and landing.entity in retired
+        )
         self.context = UpdateContext(
             paths,
             graph,
             self.update_id,
             con,
-            full_refresh=everything if full_refresh else chosen_full,
+            full_refresh=full - set(self.not_reset),
             selected=everything if not (chosen or chosen_full) else chosen | chosen_full,
         )
         self.events = self.context.events
@@ -103,6 +111,9 @@ class Update:
                     "cause": self.cause,
                     "full_refresh": sorted(context.full_refresh),
                     "refresh_selection": sorted(context.selected),
+                    "not_reset": {
+                        name: "its landing pages were retired: it is their only record" for name in self.not_reset
+                    },
                 }
             },
         )

@@ -22,6 +22,7 @@ from pipelines.embedded import (
     PipelineError,
     UpdateCanceled,
     pipeline_lock,
+    retire_landing,
     run_update,
     vacuum_due,
     vacuum_lakehouse,
@@ -309,9 +310,12 @@ class RunManager:
             # The lock is released: the integrity suite and a vacuum take it for themselves.
             if self.after_update is not None:
                 checks = "passed" if self.after_update(self.settings) else "failed"
-            hours = self.settings.mls2_lakehouse_retention_hours
-            if hours and vacuum_due(self.settings.paths):
-                vacuum_lakehouse(self.settings.paths, hours)
+            hours, days = self.settings.mls2_lakehouse_retention_hours, self.settings.mls2_landing_retention_days
+            if (hours or days) and vacuum_due(self.settings.paths):
+                if hours:
+                    vacuum_lakehouse(self.settings.paths, hours)
+                if days:
+                    retire_landing(self.settings.paths, days)
         except UpdateCanceled as canceled:
             state, error = "CANCELED", str(canceled)
         except PipelineError as failed:
