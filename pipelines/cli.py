@@ -140,11 +140,11 @@ def vacuum(
     pages older than that whose lines bronze holds. `run` does this once a day."""
     settings = load_settings()
     hours = settings.mls2_lakehouse_retention_hours if retain_hours is None else retain_hours
-    if retain_hours is None and not hours:
+    if retain_hours is None and not hours and not settings.mls2_landing_retention_days:
         console.print("[red]error:[/red] MLS2_LAKEHOUSE_RETENTION_HOURS is 0 (vacuum off); pass --retain-hours")
         raise typer.Exit(2)
     try:
-        vacuum_with_report(settings, hours)
+        vacuum_with_report(settings, hours if retain_hours is not None or hours else None)
     except PipelineError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
@@ -186,7 +186,7 @@ def storage() -> None:
     )
     Console().print(table)
     free = shutil.disk_usage(paths.root).free if paths.root.exists() else 0
-    needed = space_needed(paths, full_refresh=False, reserve_bytes=settings.mls2_min_free_mb * 2**20)
+    needed = space_needed(paths, reserve_bytes=settings.mls2_min_free_mb * 2**20)
     parts = ", ".join(f"{part} {human_bytes(size)}" for part, size in needed.items())
     total = human_bytes(sum(needed.values()))
     console.print(f"Free on its disk: {human_bytes(free)}; the next update needs about {total} ({parts})")

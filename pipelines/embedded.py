@@ -13,7 +13,8 @@ from pipelines._engine.maintenance import retire_landing as retire_landing_pages
 from pipelines._engine.runner import UpdateResult
 from pipelines._engine.runner import run_update as run_on_engine
 from pipelines._engine.sql import quote, to_duckdb
-from pipelines._engine.storage import disk_by_layer, human_bytes, space_needed
+from pipelines._engine.storage import disk_by_layer, human_bytes
+from pipelines._engine.storage import space_needed as space_needed_by_engine
 from pipelines.declaration import Graph
 from pipelines.gold import served_tables
 from pipelines.graph import load_graph
@@ -54,6 +55,13 @@ def retire_landing(paths: DataPaths, older_than_days: float) -> dict[str, int]:
     removed per entity folder (`pipelines._engine.maintenance.retire_landing`)."""
     tables = {dataset.name: dataset.landing.entity for dataset in load_graph().ordered() if dataset.landing}
     return retire_landing_pages(paths, tables, older_than_days)
+
+
+def space_needed(paths: DataPaths, reserve_bytes: int) -> dict[str, int]:
+    """What the next update (not a full refresh) is estimated to need on disk, by what takes it
+    (`pipelines._engine.storage.space_needed`)."""
+    tables = {dataset.name: dataset.landing.entity for dataset in load_graph().ordered() if dataset.landing}
+    return space_needed_by_engine(paths, tables, full_refresh=(), reserve_bytes=reserve_bytes)
 
 
 def duckdb_query(spark_sql: str, *, origin: str) -> str:

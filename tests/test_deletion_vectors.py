@@ -345,6 +345,23 @@ def test_the_rows_changed_since_a_version_hold_every_changed_key_and_only_keys_m
     assert optimized and changed_ids(lakehouse, con, now) == set(), "a compaction changes no row"
 
 
+def test_a_file_removed_whole_changes_only_the_rows_it_still_held(tmp_path: Path) -> None:
+    """A row deleted before the version asked about is unchanged since, though its file goes later."""
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 10)
+    merge(lakehouse, con, {1: "v1-1"}, set())
+    since = lakehouse.version(NAME)
+    [first] = [uri for uri in lakehouse.table(NAME).file_uris() if uri in delta_rs_files_with_vectors(lakehouse)]
+    merge(lakehouse, con, {key: f"v2-{key}" for key in range(10) if key != 1}, set())
+    assert first not in lakehouse.table(NAME).file_uris(), "the first file, all its rows replaced, is gone"
+    assert changed_ids(lakehouse, con, since) == set(range(10)) - {1}
+
+
+def delta_rs_files_with_vectors(lakehouse: Lakehouse) -> set[str]:
+    root = lakehouse.path(NAME)
+    return {str(root / path) for path in delta_log.deletion_vectors(lakehouse.table(NAME))}
+
+
 def test_rows_changed_since_a_version_the_log_no_longer_holds_are_not_guessed(tmp_path: Path) -> None:
     lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
     create(lakehouse, con, 1_000)

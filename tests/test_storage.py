@@ -16,11 +16,12 @@ from conf.cli import app
 from conf.settings import Settings, load_settings
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.query import entity_set
+from ingestion.landing import LandingWriter
 from pipelines import UpdateFailed, run_update
 from pipelines._engine import delta_log, publish
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines.embedded import disk_by_layer, read_events
-from tests.test_engine import land, photo, prop, rows
+from tests.test_engine import T0, land, photo, prop, rows
 
 runner = CliRunner()
 GOLD = ("reso_gold.property", "reso_gold.media")
@@ -144,28 +145,46 @@ def test_a_disk_that_fills_during_an_update_loses_nothing_and_the_rerun_matches_
     assert served_documents(settings) == served_documents(clean)
 
 
+def finish_sync(settings: Settings, sync_id: str) -> None:
+    """What a sync lands once every page has landed: its manifest."""
+    LandingWriter(str(settings.paths.landing), sync_id, started=T0).write_manifest({"sync_id": sync_id})
+
+
 def test_landing_pages_bronze_holds_are_retired_after_their_days_and_a_full_refresh_keeps_bronze(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Retired: a finished sync's page bronze holds, older than the retention. Kept: a page bronze does
+    not hold yet, a page of a sync that has not finished (a resumed sync would number a page again), a
+    recent page."""
     monkeypatch.setenv("MLS2_DATA_DIR", str(settings.paths.root))
     monkeypatch.setenv("MLS2_INTEGRITY_AFTER_UPDATE", "false")
     land(settings, "s1", listings(1))
+    finish_sync(settings, "s1")
+    land(settings, "s3", [prop("j", 2)])
+    land(settings, "s4", [prop("k", 2)])
+    finish_sync(settings, "s4")
     assert runner.invoke(app, ["pipeline", "run"]).exit_code == 0
     land(settings, "s2", [prop("i", 2)])
-    pages = sorted(settings.paths.landing.glob("properties/*/*/page-*.jsonl.gz"))
+    finish_sync(settings, "s2")
+    pages = {path.parent.name: path for path in settings.paths.landing.glob("properties/*/*/page-*.jsonl.gz")}
     ten_days_ago = time.time() - 10 * 86400
-    for page in pages:
-        os.utime(page, (ten_days_ago, ten_days_ago))
+    for sync_id in ("s1", "s2", "s3"):
+        os.utime(pages[sync_id], (ten_days_ago, ten_days_ago))
     monkeypatch.setenv("MLS2_LANDING_RETENTION_DAYS", "7")
     vacuumed = runner.invoke(app, ["pipeline", "vacuum"])
     assert vacuumed.exit_code == 0, vacuumed.output
     assert "Retired 1 landing pages older than 7 days whose lines bronze holds" in " ".join(vacuumed.output.split())
-    assert [page.exists() for page in pages] == [False, True], "a page bronze does not hold yet stays"
+    assert {sync_id: page.exists() for sync_id, page in pages.items()} == {
+        "s1": False,
+        "s2": True,
+        "s3": True,
+        "s4": True,
+    }
 
     refreshed = runner.invoke(app, ["pipeline", "run", "--full-refresh"])
     assert refreshed.exit_code == 0, refreshed.output
     assert {row["ListingKey"] for row in rows(settings, "reso_gold.property")} == {
-        f"QOBRIX_{key}" for key in "abcdefghi"
+        f"QOBRIX_{key}" for key in "abcdefghijk"
     }, "bronze kept the retired page's lines through the full refresh"
     [created] = [
         orjson.loads(event["details"])["create_update"]

@@ -117,8 +117,11 @@ class RowsChanged:
     """The rows of a table's data files that its commits after some version changed, by data file path
     relative to the table."""
 
-    whole_files: set[str] = field(default_factory=set)
-    """Files added or removed whole: each of their rows is new or gone (or was already deleted)."""
+    new_files: set[str] = field(default_factory=set)
+    """Files added with a data change: each of their rows is new (some may have been deleted since)."""
+    removed_files: dict[str, BitMap64] = field(default_factory=dict)
+    """Files removed whole with a data change, each with the positions it had already deleted when
+    removed: its other rows are gone."""
     positions: dict[str, BitMap64] = field(default_factory=dict)
     """Files left in place whose deletion vectors grew: the positions the commits deleted."""
     added: set[str] = field(default_factory=set)
@@ -127,10 +130,10 @@ class RowsChanged:
 
 def rows_changed_since(table: DeltaTable, version: int) -> RowsChanged | None:
     """What the commits after `version` up to the table's version changed, from their `add` and `remove`
-    actions: a file added with a data change is new rows; a file removed with one, rows gone; a file
-    removed and added again in one commit, the positions its new deletion vector adds to the old one.
-    Compactions (no data change) change no rows. None when a commit after `version` is no longer in
-    the log (cleaned up), or `version` is past the table's."""
+    actions: a file added with a data change is new rows; a file removed with one, its rows live until
+    then gone; a file removed and added again in one commit, the positions its new deletion vector
+    adds to the old one. Compactions (no data change) change no rows. None when a commit after
+    `version` is no longer in the log (cleaned up), or `version` is past the table's."""
     root = table_root(table)
     if version > table.version():
         return None
@@ -148,17 +151,18 @@ def rows_changed_since(table: DeltaTable, version: int) -> RowsChanged | None:
         }
         for action in (action["add"] for action in actions if "add" in action):
             path = unquote(action["path"])
+            changed.added.add(path)
             if not action.get("dataChange", True):
-                changed.added.add(path)
                 continue
             before = removed.pop(path, None)
             if before is None:
-                changed.whole_files.add(path)
-                changed.added.add(path)
+                changed.new_files.add(path)
                 continue
             deleted = _deleted(root, action) - _deleted(root, before)
             changed.positions[path] = changed.positions.get(path, BitMap64()) | deleted
-        changed.whole_files.update(removed)
+        for path, action in removed.items():
+            # Rows it had deleted before: deleted before `version` (unchanged since), or after (in `positions`).
+            changed.removed_files[path] = _deleted(root, action)
     return changed
 
 

@@ -14,6 +14,8 @@ from pipelines._engine.lakehouse import Lakehouse, register_delta
 from pipelines._engine.landing_reader import landing_files
 from pipelines._engine.lock import UpdateLock
 
+MANIFESTS = "_manifests"
+"""Where a sync lands its manifest, once it has landed every page (the landing layout's)."""
 VACUUM_INTERVAL_SECONDS = 24 * 3600
 """How often updates are followed by a vacuum: a pass over every table opens each one and lists what
 it could remove, which takes noticeable time even with nothing to remove."""
@@ -29,13 +31,17 @@ def vacuum_lakehouse(paths: DataPaths, retention_hours: int) -> dict[str, int]:
 
 
 def retire_landing(paths: DataPaths, landing_tables: dict[str, str], older_than_days: float) -> dict[str, int]:
-    """Delete the landing pages last modified more than `older_than_days` ago whose lines their bronze
-    table holds (its `source_file`), as Auto Loader's `cloudFiles.cleanSource` deletes processed files;
-    `landing_tables` names each landing-fed table's entity folder. Returns the pages removed per folder.
+    """Delete the landing pages of finished syncs last modified more than `older_than_days` ago whose
+    lines their bronze table holds (its `source_file`), as Auto Loader's `cloudFiles.cleanSource` deletes
+    processed files; `landing_tables` names each landing-fed table's entity folder. Returns the pages
+    removed per folder.
 
     Bronze is then the only record of those lines, so the entities are noted (`retired_landing`): a full
     refresh keeps their bronze tables and reads only pages they do not hold yet."""
     cutoff = time.time() - older_than_days * 86400
+    # Only pages of syncs that finished (their manifest landed): a sync resumed later numbers its pages
+    # on from those still on disk, and would reuse the name of a page retired.
+    finished = {manifest.stem for manifest in (paths.landing / MANIFESTS).glob("*.json")}
     removed: dict[str, int] = {}
     with UpdateLock(paths, f"retire landing {uuid.uuid4()}"):
         lakehouse, con = Lakehouse(paths.lakehouse), duckdb.connect()
@@ -46,8 +52,12 @@ def retire_landing(paths: DataPaths, landing_tables: dict[str, str], older_than_
                     continue
                 register_delta(con, "bronze", table)
                 held = {row[0] for row in con.execute("SELECT DISTINCT source_file FROM bronze").fetchall()}
-                old = [page for page in landing_files(paths.landing, entity) if page in held]
-                pages = [paths.landing / page for page in old if (paths.landing / page).stat().st_mtime < cutoff]
+                held_pages = [page for page in landing_files(paths.landing, entity) if page in held]
+                pages = [
+                    paths.landing / page
+                    for page in held_pages
+                    if Path(page).parent.name in finished and (paths.landing / page).stat().st_mtime < cutoff
+                ]
                 if pages:
                     _note_retired(paths, entity)
                 for page in pages:

@@ -83,19 +83,12 @@ class Update:
             config={"memory_limit": memory_limit, "temp_directory": str(spill), "preserve_insertion_order": False}
         )
         con.execute("SET TimeZone = 'UTC'")
-        full = everything if full_refresh else chosen_full
-        # Landing-fed tables whose pages were retired are their lines' only record: never reset
-        # (as Lakeflow keeps a table with `pipelines.reset.allowed = false`); they read new pages only.
-        retired = retired_landing(paths)
-        self.not_reset = sorted(
-            name for name in full if (landing := graph[name].landing) is not None and landing.entity in retired
-        )
         self.context = UpdateContext(
             paths,
             graph,
             self.update_id,
             con,
-            full_refresh=full - set(self.not_reset),
+            full_refresh=everything if full_refresh else chosen_full,
             selected=everything if not (chosen or chosen_full) else chosen | chosen_full,
         )
         self.events = self.context.events
@@ -103,6 +96,16 @@ class Update:
     def run(self) -> UpdateResult:
         context = self.context
         result = UpdateResult(update_id=self.update_id)
+        # Under the pipeline lock, as retiring landing is: landing-fed tables whose pages were retired
+        # are their lines' only record, never reset (as Lakeflow keeps a table with
+        # `pipelines.reset.allowed = false`); they read new pages only.
+        retired = retired_landing(self.paths)
+        not_reset = sorted(
+            name
+            for name in context.full_refresh
+            if (landing := self.graph[name].landing) is not None and landing.entity in retired
+        )
+        context.full_refresh = context.full_refresh - set(not_reset)  # a new set: `selected` may be this one
         self.events.emit(
             "create_update",
             f"Update {self.update_id[:8]} started.",
@@ -112,7 +115,7 @@ class Update:
                     "full_refresh": sorted(context.full_refresh),
                     "refresh_selection": sorted(context.selected),
                     "not_reset": {
-                        name: "its landing pages were retired: it is their only record" for name in self.not_reset
+                        name: "its landing pages were retired: it is their only record" for name in not_reset
                     },
                 }
             },
@@ -121,7 +124,12 @@ class Update:
         current = None
         try:
             stage = "checking free space"
-            check_free_space(self.paths, full_refresh=bool(context.full_refresh), reserve_bytes=self.reserve_bytes)
+            landing_tables = {
+                name: dataset.landing.entity for name, dataset in self.graph.datasets.items() if dataset.landing
+            }
+            check_free_space(
+                self.paths, landing_tables, full_refresh=context.full_refresh, reserve_bytes=self.reserve_bytes
+            )
             stage = None
             for dataset in self.graph.ordered():
                 current = dataset.name

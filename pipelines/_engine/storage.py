@@ -7,7 +7,7 @@ naming the directory and how much space is missing, when the free space is clear
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,9 @@ from pipelines.snapshot.places import places_of
 
 LAKEHOUSE_BYTES_PER_LANDING_BYTE = 4
 """What an update writes to the lakehouse (bronze, silver, gold, quarantine, events) per byte of
-compressed landing it reads, rounded up from full refreshes of the benchmark's landing."""
+compressed landing it reads, rounded up from a full refresh of the benchmark's landing (RESULTS.md)."""
+UNCOMPRESSED_LANDING_RATIO = 10
+"""How much larger a page landed uncompressed (`.jsonl`, by earlier versions) is than compressed."""
 
 
 @dataclass(frozen=True)
@@ -58,21 +60,29 @@ def _usage(folder: Path) -> tuple[int, int]:
     return sum(stat.st_blocks * 512 for stat in stats.values()), len(stats)
 
 
-def space_needed(paths: DataPaths, *, full_refresh: bool, reserve_bytes: int) -> dict[str, int]:
+def space_needed(
+    paths: DataPaths, landing_tables: dict[str, str], *, full_refresh: Collection[str], reserve_bytes: int
+) -> dict[str, int]:
     """An estimate of the disk an update may take, by what takes it:
 
-    - `lakehouse`: the Delta files it writes, from the landing pages it has to read (all of them on a
-      full refresh, else those landed since bronze last committed), and on a full refresh the tables
-      written anew beside the old versions (kept until the vacuum);
+    - `lakehouse`: the Delta files it writes, from the landing pages it has to read (`landing_tables`
+      names each landing-fed table's entity folder: all its pages when it is refreshed whole, else
+      those landed since it last committed), plus the tables `full_refresh` writes anew beside their
+      old versions (kept until the vacuum);
     - `publishing`: a copy of each served snapshot file (a changed table is patched in a copy when no
-      standby is free), and on a full refresh the documents and places built anew too;
+      standby is free), and the documents too when anything is refreshed whole (built anew);
     - `reserve`: room kept free for DuckDB's spill files and everything else on the disk.
     """
-    since = None if full_refresh else _last_bronze_commit(paths)
-    landing = sum(stat.st_size for _, stat in _files(paths.landing) if since is None or stat.st_mtime >= since)
+    landing = 0
+    for table, folder in landing_tables.items():
+        since = None if table in full_refresh else _last_commit(paths.lakehouse / Path(*table.split(".", 1)))
+        landing += sum(
+            stat.st_size // (1 if name.endswith(".gz") else UNCOMPRESSED_LANDING_RATIO)
+            for name, stat in _files(paths.landing / folder)
+            if since is None or stat.st_mtime >= since
+        )
     lakehouse = landing * LAKEHOUSE_BYTES_PER_LANDING_BYTE
-    if full_refresh:
-        lakehouse += _usage(paths.lakehouse)[0]
+    lakehouse += sum(_usage(paths.lakehouse / Path(*table.split(".", 1)))[0] for table in full_refresh)
     publishing = 0
     for database in served_files(paths.snapshots, read_pointer(paths.snapshot_pointer)).values():
         companions = [database, places_of(database)] + ([documents_of(database)] if full_refresh else [])
@@ -80,22 +90,19 @@ def space_needed(paths: DataPaths, *, full_refresh: bool, reserve_bytes: int) ->
     return {"lakehouse": lakehouse, "publishing": publishing, "reserve": reserve_bytes}
 
 
-def _last_bronze_commit(paths: DataPaths) -> float | None:
-    """When the bronze table committed least recently last committed (seconds since the epoch), from
-    its newest log entry; None before any bronze table exists."""
-    newest = []
-    for table in (paths.lakehouse / "qobrix_bronze").glob("*/_delta_log"):
-        commits = [stat.st_mtime for name, stat in _files(table) if name.endswith(".json")]
-        if commits:
-            newest.append(max(commits))
-    return min(newest) if newest else None
+def _last_commit(table: Path) -> float | None:
+    """When a Delta table last committed (seconds since the epoch, its newest log entry); None before it exists."""
+    commits = [stat.st_mtime for name, stat in _files(table / "_delta_log") if name.endswith(".json")]
+    return max(commits, default=None)
 
 
-def check_free_space(paths: DataPaths, *, full_refresh: bool, reserve_bytes: int) -> None:
+def check_free_space(
+    paths: DataPaths, landing_tables: dict[str, str], *, full_refresh: Collection[str], reserve_bytes: int
+) -> None:
     """Raise PipelineError naming the data directory and the shortfall when its disk has less free space
     than `space_needed` estimates."""
     paths.root.mkdir(parents=True, exist_ok=True)
-    needed = space_needed(paths, full_refresh=full_refresh, reserve_bytes=reserve_bytes)
+    needed = space_needed(paths, landing_tables, full_refresh=full_refresh, reserve_bytes=reserve_bytes)
     free, total = shutil.disk_usage(paths.root).free, sum(needed.values())
     if free < total:
         parts = ", ".join(f"{part} {human_bytes(size)}" for part, size in needed.items())
