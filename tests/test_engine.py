@@ -553,6 +553,28 @@ def source_runs(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
     return runs
 
 
+def test_a_serving_tables_strings_are_stored_compressed(tmp_path: Path) -> None:
+    """Rows are read whole from the documents file: the table's own string columns are only filtered,
+    sorted and scanned, and are stored compressed (they were kept plain while rows were read from them)."""
+    path = tmp_path / "media.duckdb"
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TEMP TABLE source AS SELECT 'm' || i AS id, 'https://files.example/listing/' || (i % 50) "
+            "|| '/photo-' || i || '.jpg' AS url, repeat('a long caption ', 40) || (i % 7) AS caption "
+            "FROM range(50000) r(i)"
+        )
+        with publish.serving_storage(con), publish.snapshot_database(path, con):
+            publish.create_serving_table(con, "media", "source", path, "id")
+    with duckdb.connect(str(path), read_only=True) as served_file:
+        used = {
+            row[0]
+            for row in served_file.execute(
+                "SELECT DISTINCT compression FROM pragma_storage_info('media') WHERE segment_type = 'VARCHAR'"
+            ).fetchall()
+        }
+    assert used and used <= {"FSST", "Dictionary", "DICT_FSST", "Constant"}, used
+
+
 @pytest.mark.parametrize("compared", ["every row", "the changed keys"])
 def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_order_through_patches(
     tmp_path: Path, compared: str
