@@ -117,11 +117,9 @@ class RowsChanged:
     """The rows of a table's data files that its commits after some version changed, by data file path
     relative to the table."""
 
-    new_files: set[str] = field(default_factory=set)
-    """Files added with a data change: each of their rows is new (some may have been deleted since)."""
-    removed_files: dict[str, BitMap64] = field(default_factory=dict)
-    """Files removed whole with a data change, each with the positions it had already deleted when
-    removed: its other rows are gone."""
+    whole_files: dict[str, BitMap64] = field(default_factory=dict)
+    """Files added or removed whole with a data change, each with the positions its deletion vector
+    already deleted then: its other rows are new, or gone."""
     positions: dict[str, BitMap64] = field(default_factory=dict)
     """Files left in place whose deletion vectors grew: the positions the commits deleted."""
     added: set[str] = field(default_factory=set)
@@ -156,14 +154,20 @@ def rows_changed_since(table: DeltaTable, version: int) -> RowsChanged | None:
                 continue
             before = removed.pop(path, None)
             if before is None:
-                changed.new_files.add(path)
+                _whole(changed, path, _deleted(root, action))
                 continue
             deleted = _deleted(root, action) - _deleted(root, before)
             changed.positions[path] = changed.positions.get(path, BitMap64()) | deleted
         for path, action in removed.items():
             # Rows it had deleted before: deleted before `version` (unchanged since), or after (in `positions`).
-            changed.removed_files[path] = _deleted(root, action)
+            _whole(changed, path, _deleted(root, action))
     return changed
+
+
+def _whole(changed: RowsChanged, path: str, deleted: BitMap64) -> None:
+    """Count a file added or removed whole, less the positions it had deleted then (a file both added and
+    removed since: its rows live at either)."""
+    changed.whole_files[path] = changed.whole_files[path] & deleted if path in changed.whole_files else deleted
 
 
 def _deleted(root: Path, action: dict) -> BitMap64:

@@ -136,19 +136,15 @@ def register_changes_since(con: duckdb.DuckDBPyConnection, name: str, table: Del
     if changed is None:
         return False
     root = table_root(table)
-    new_files = [root / path for path in sorted(changed.new_files)]
-    removed_files = [root / path for path in sorted(changed.removed_files)]
+    whole_files = [root / path for path in sorted(changed.whole_files)]
     positions = _positions_table(root, {path: bitmap for path, bitmap in changed.positions.items() if bitmap})
-    if not all(file.exists() for file in (*new_files, *removed_files, *(root / path for path in changed.positions))):
+    if not all(file.exists() for file in (*whole_files, *(root / path for path in changed.positions))):
         return False
     parts = []
-    if new_files:
-        listed = ", ".join(string_literal(str(file)) for file in new_files)
-        parts.append(f"SELECT * FROM read_parquet([{listed}], union_by_name = true)")
-    if removed_files:
-        already_deleted = _positions_table(root, changed.removed_files)
-        _register_files(con, f"{name}__removed", list(map(str, removed_files)), already_deleted, table, positions=False)
-        parts.append(f"SELECT * FROM {name}__removed")
+    if whole_files:
+        already_deleted = _positions_table(root, changed.whole_files)
+        _register_files(con, f"{name}__whole", list(map(str, whole_files)), already_deleted, table, positions=False)
+        parts.append(f"SELECT * FROM {name}__whole")
     if positions.num_rows:
         bind_arrow(con, f"{name}__positions", positions)
         listed = ", ".join(string_literal(uri) for uri in positions.column(FILE_COLUMN).unique().to_pylist())
