@@ -125,7 +125,9 @@ class Update:
         try:
             stage = "checking free space"
             landing_tables = {
-                name: dataset.landing.entity for name, dataset in self.graph.datasets.items() if dataset.landing
+                name: dataset.landing.entity
+                for name, dataset in self.graph.datasets.items()
+                if dataset.landing and name in context.selected
             }
             check_free_space(
                 self.paths, landing_tables, full_refresh=context.full_refresh, reserve_bytes=self.reserve_bytes
