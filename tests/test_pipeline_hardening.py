@@ -188,3 +188,12 @@ def test_compressed_and_uncompressed_pages_are_read_and_a_damaged_one_is_named_a
     damaged.rename(settings.paths.landing / "_set_aside.jsonl.gz")
     run_update(settings.paths)
     assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b", "QOBRIX_d"}
+
+
+def test_a_landing_line_longer_than_the_limit_fails_the_update_naming_the_file(settings: Settings) -> None:
+    """A line past 64 MiB (here a malformed page kept whole) is refused loudly, never dropped without a
+    word (DuckDB drops a line longer than its read buffer)."""
+    writer = LandingWriter(settings.landing_root, "s1", started=T0)
+    page = writer.write_malformed(entities()["properties"], b"y" * (65 * 2**20))
+    with pytest.raises(UpdateFailed, match=rf"Maximum line size of 67108864 bytes exceeded(.|\n)*{page}"):
+        run_update(settings.paths)

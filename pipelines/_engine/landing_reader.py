@@ -14,11 +14,13 @@ from pipelines._engine.sql import string_literal
 LANDING_LINES_SQL = """
 WITH lines AS (
   -- One column a line: NUL never occurs in a landing line; a line with one would not parse and fail loudly.
-  -- A line (a record, or a malformed page kept whole) up to 64 MiB. The buffer is set just above it:
-  -- DuckDB's default, 16 lines, is what it allocates for each compressed file it reads.
+  -- A line (a record, or a malformed page kept whole) up to 64 MiB; a longer one fails the update
+  -- naming the file. DuckDB allocates the buffer whole for each compressed file it reads (its
+  -- default, 16 lines, did not fit the memory limit), and drops without a word a line longer than
+  -- the buffer: 4 lines, so a line too long fails loudly up to 256 MiB.
   SELECT substr(filename, length($root) + 2) AS source_file, line
   FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = '\\0', quote = '', escape = '', header = false,
-                auto_detect = false, filename = true, max_line_size = 67108864, buffer_size = 67108865)
+                auto_detect = false, filename = true, max_line_size = 67108864, buffer_size = 268435456)
   -- Blank lines are skipped; a regex stops at the first character, trim() decodes every one of a long line.
   WHERE line IS NOT NULL AND regexp_matches(line, '[^[:space:]]')
 ), parsed AS (

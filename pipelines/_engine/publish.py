@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -354,14 +355,35 @@ def snapshot_database(
         con.execute(f'ATTACH {string_literal(str(path))} AS "{alias}" (ROW_GROUP_SIZE {SERVING_ROW_GROUP_SIZE})')
         con.execute(f'USE "{alias}"')
         yield con
-        con.execute(f'CHECKPOINT "{alias}"')
+        _when_others_allow(con, f'CHECKPOINT "{alias}"')
     finally:
         # A statement that failed inside a transaction leaves it open, and then no DETACH succeeds:
         # the next attempt on this cursor (another base, or the build) could not attach the file.
         with suppress(duckdb.Error):
             con.execute("ROLLBACK")
         con.execute(f"USE {home}")
-        con.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
+        _when_others_allow(con, f'DETACH DATABASE IF EXISTS "{alias}"')
+
+
+CHECKPOINT_WAIT_SECONDS = 60
+"""How long a build waits to checkpoint its file while the other build's write transaction is open."""
+
+
+def _when_others_allow(con: duckdb.DuckDBPyConnection, statement: str) -> None:
+    """Run `statement` (a CHECKPOINT or DETACH of a build's file). DuckDB refuses it while another cursor
+    of the instance has a write transaction open (the build beside it, patching in one transaction):
+    wait for that to end, rather than fail the table, or leave its file attached so that the next
+    attempt cannot attach it."""
+    deadline, pause = time.monotonic() + CHECKPOINT_WAIT_SECONDS, 0.01
+    while True:
+        try:
+            con.execute(statement)
+            return
+        except duckdb.TransactionException as error:
+            if "other write transactions" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 PUBLISHING_THREADS = 2
