@@ -258,6 +258,10 @@ class Graph:
     def downstream(self, name: str) -> list[str]:
         return [dataset.name for dataset in self.ordered() if name in dataset.depends_on]
 
+    def landing_folders(self) -> dict[str, str]:
+        """Each landing-fed (bronze) table's entity folder, by table name."""
+        return {dataset.name: dataset.landing.entity for dataset in self.ordered() if dataset.landing}
+
 
 def with_dependencies(dataset: Dataset) -> Dataset:
     reads, streams = table_references(dataset.sql, origin=dataset.name)

@@ -53,15 +53,13 @@ def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) 
 def retire_landing(paths: DataPaths, older_than_days: float) -> dict[str, int]:
     """Delete the landing pages older than `older_than_days` whose lines bronze holds; returns the pages
     removed per entity folder (`pipelines._engine.maintenance.retire_landing`)."""
-    tables = {dataset.name: dataset.landing.entity for dataset in load_graph().ordered() if dataset.landing}
-    return retire_landing_pages(paths, tables, older_than_days)
+    return retire_landing_pages(paths, load_graph().landing_folders(), older_than_days)
 
 
 def space_needed(paths: DataPaths, reserve_bytes: int) -> dict[str, int]:
     """What the next update (not a full refresh) is estimated to need on disk, by what takes it
     (`pipelines._engine.storage.space_needed`)."""
-    tables = {dataset.name: dataset.landing.entity for dataset in load_graph().ordered() if dataset.landing}
-    return space_needed_by_engine(paths, tables, full_refresh=(), reserve_bytes=reserve_bytes)
+    return space_needed_by_engine(paths, load_graph().landing_folders(), full_refresh=(), reserve_bytes=reserve_bytes)
 
 
 def duckdb_query(spark_sql: str, *, origin: str) -> str:

@@ -543,14 +543,10 @@ def _publish_table(
 
 def _changed_since(con: duckdb.DuckDBPyConnection, table: DeltaTable) -> int | None:
     """The gold version the snapshot file being built reflects, with what gold's commits changed since
-    registered as `gold_changed` (`register_changes_since`); None when the file records no version of this gold table
-    (written by a version before it did, or from a table since dropped and created again) or the
-    changes are no longer all in gold's log and files."""
-    recorded = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?",
-        [SOURCE_VERSION_TABLE],
-    ).fetchone()
-    if not recorded[0]:
+    registered as `gold_changed` (`register_changes_since`); None when the file records no version of
+    this gold table (written by a version before it did, or from a table since dropped and created
+    again) or the changes are no longer all in gold's log and files."""
+    if SOURCE_VERSION_TABLE not in _table_names(con):
         return None
     row = con.execute(f'SELECT table_id, version FROM "{SOURCE_VERSION_TABLE}"').fetchone()
     if row is None or row[0] != table.metadata().id:

@@ -99,12 +99,8 @@ class Update:
         # Under the pipeline lock, as retiring landing is: landing-fed tables whose pages were retired
         # are their lines' only record, never reset (as Lakeflow keeps a table with
         # `pipelines.reset.allowed = false`); they read new pages only.
-        retired = retired_landing(self.paths)
-        not_reset = sorted(
-            name
-            for name in context.full_refresh
-            if (landing := self.graph[name].landing) is not None and landing.entity in retired
-        )
+        retired, folders = retired_landing(self.paths), self.graph.landing_folders()
+        not_reset = sorted(name for name in context.full_refresh if folders.get(name) in retired)
         context.full_refresh = context.full_refresh - set(not_reset)  # a new set: `selected` may be this one
         self.events.emit(
             "create_update",
@@ -124,11 +120,7 @@ class Update:
         current = None
         try:
             stage = "checking free space"
-            landing_tables = {
-                name: dataset.landing.entity
-                for name, dataset in self.graph.datasets.items()
-                if dataset.landing and name in context.selected
-            }
+            landing_tables = {name: folder for name, folder in folders.items() if name in context.selected}
             check_free_space(
                 self.paths, landing_tables, full_refresh=context.full_refresh, reserve_bytes=self.reserve_bytes
             )
