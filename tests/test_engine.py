@@ -33,7 +33,7 @@ from pipelines._engine.maintenance import vacuum_lakehouse
 from pipelines.declaration import build_graph
 from pipelines.embedded import UpdateCanceled
 from pipelines.snapshot import DocumentFiles, open_documents, open_snapshot, places, publishing_seconds
-from pipelines.snapshot.documents import documents_of
+from pipelines.snapshot.documents import documents_of, read_blocks
 from tests.conftest import delta_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -391,7 +391,7 @@ def test_a_view_is_compared_with_the_digest_its_last_commit_recorded_not_read_ba
 def served(settings: Settings, pointer: dict, con: duckdb.DuckDBPyConnection, table_name: str) -> list[tuple]:
     """Every row of a served table as stored, its document read from the documents file in place of
     where it lies there (which differs between a patched file and a fresh one)."""
-    documents = open_documents(settings.paths.snapshots, pointer)
+    documents = open_documents(con, settings.paths.snapshots, pointer)
     rows = con.execute(
         f'SELECT * EXCLUDE ("__hash", "__document_at", "__document_size"), "__document_at", "__document_size" '
         f'FROM "{table_name}"'
@@ -478,8 +478,8 @@ def test_a_documents_file_is_shared_by_link_and_written_anew_once_mostly_dead(
     [(first_at, first_size)] = first_reader.execute(
         'SELECT "__document_at", "__document_size" FROM property'
     ).fetchall()
+    first_documents = open_documents(first_reader, settings.paths.snapshots, first)
     first_reader.close()
-    first_documents = open_documents(settings.paths.snapshots, first)
     first_document = first_documents.read("property", first_at, first_size)
     assert orjson.loads(first_document)["ListPrice"] == 100_000
     first_file = documents_of(settings.paths.snapshots / first["files"]["property"])
@@ -489,9 +489,8 @@ def test_a_documents_file_is_shared_by_link_and_written_anew_once_mostly_dead(
         run_update(settings.paths)
         pointer, reader = served_snapshot(settings)
         outcomes.append(pointer["tables"]["property"])
-        assert (
-            served_document(reader, open_documents(settings.paths.snapshots, pointer))["ListPrice"] == 100_000 + update
-        )
+        documents = open_documents(reader, settings.paths.snapshots, pointer)
+        assert served_document(reader, documents)["ListPrice"] == 100_000 + update
         served_file = documents_of(settings.paths.snapshots / pointer["files"]["property"])
         if update == 2:
             assert served_file.stat().st_ino == first_file.stat().st_ino
@@ -512,7 +511,7 @@ def test_rows_an_interrupted_patch_left_without_documents_get_them_from_the_next
         con.execute("INSERT INTO t BY NAME SELECT *, hash(s) AS __hash FROM (SELECT * FROM source WHERE id = 'k2') s")
         assert publish.patch_serving_table(con, "t", "source", path, "id") == (0, 0)
         placed = con.execute('SELECT "__document_at", "__document_size" FROM t ORDER BY id').fetchall()
-    documents = DocumentFiles({"t": documents_of(path)})
+    documents = file_documents(path, "t")
     assert [orjson.loads(documents.read("t", *place)) for place in placed] == [
         {"id": "k1", "v": 1},
         {"id": "k2", "v": 2},
@@ -535,9 +534,15 @@ def test_serving_files_keep_row_groups_small_enough_for_recent_first_pages_to_sk
     assert groups >= 3 and largest <= publish.SERVING_ROW_GROUP_SIZE
 
 
+def file_documents(path: Path, table: str) -> DocumentFiles:
+    """The documents of a serving file's `table`, read as the API reads them."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return DocumentFiles({table: (documents_of(path), read_blocks(con))})
+
+
 def served_runs(path: Path, table: str, column: str) -> dict[str, list]:
     """Each run in a serving file's places index, as the records of the JSON array it holds."""
-    documents = DocumentFiles({table: documents_of(path)})
+    documents = file_documents(path, table)
     index = places.DocumentPlaces({table: places.places_of(path)})
     assert index.runs_column(table) == column
     with closing(sqlite3.connect(places.places_of(path))) as connection:
@@ -720,7 +725,7 @@ def test_a_served_file_without_its_documents_or_places_is_built_anew_though_gold
     assert result.published["tables"]["property"] == "built"
     assert result.published["tables"]["member"] == "unchanged"
     newer, reader = served_snapshot(settings)
-    assert served_document(reader, open_documents(settings.paths.snapshots, newer))["ListingKey"] == "QOBRIX_a"
+    assert served_document(reader, open_documents(reader, settings.paths.snapshots, newer))["ListingKey"] == "QOBRIX_a"
 
 
 @pytest.mark.parametrize("unfit", ["no key index", "no places index"])
@@ -802,7 +807,7 @@ def test_documents_are_written_in_utc_whatever_the_local_zone(settings: Settings
     run_update(settings.paths)
     pointer, reader = served_snapshot(settings)
     [(at, size)] = reader.execute('SELECT "__document_at", "__document_size" FROM property').fetchall()
-    document = open_documents(settings.paths.snapshots, pointer).read("property", at, size)
+    document = open_documents(reader, settings.paths.snapshots, pointer).read("property", at, size)
     assert orjson.loads(document)["ModificationTimestamp"] == "2026-01-01T00:01:00Z"
 
 

@@ -84,8 +84,8 @@ class SnapshotBackend:
                 except (FileNotFoundError, duckdb.IOException) as error:
                     raise BackendUnavailable(f"the published snapshot cannot be opened: {error}") from None
                 try:
-                    documents = open_documents(self.snapshots, pointer)
-                except OSError as error:
+                    documents = open_documents(connection, self.snapshots, pointer)
+                except (OSError, duckdb.Error) as error:
                     connection.close()
                     raise BackendUnavailable(f"the published snapshot's documents cannot be read: {error}") from None
                 places = open_places(self.snapshots, pointer)

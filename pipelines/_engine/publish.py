@@ -43,8 +43,10 @@ from pipelines.snapshot.documents import (
     DOCUMENT_SIZE,
     SEPARATOR,
     append_documents,
+    create_blocks_table,
     documents_of,
     link_or_copy,
+    read_blocks,
 )
 from pipelines.snapshot.places import (
     GENERATION_TABLE,
@@ -163,6 +165,7 @@ def create_serving_table(
         stale.unlink(missing_ok=True)
     con.execute(f'CREATE TABLE "{name}" AS {_served_rows(_in_lookup_order(source, key, lookups, columns))}')
     documents.unlink(missing_ok=True)
+    create_blocks_table(con)
     append_documents(con, name, document_sql(columns), documents, where="true")
     for index, (column, unique) in _indexes(name, key, lookups).items():
         con.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX "{index}" ON "{name}" ("{column}")')
@@ -234,9 +237,14 @@ def patch_serving_table(
     documents = documents_of(database)
     if not _is_served_shape(con, name, database, key, lookups, columns):
         return None
+    blocks = read_blocks(con)
+    if blocks is None:  # documents written before they were compressed in blocks
+        return None
     [(live,)] = con.execute(f'SELECT coalesce(sum("{DOCUMENT_SIZE}"), 0) FROM "{name}"').fetchall()
-    held = documents.stat().st_size
-    if held > DEAD_DOCUMENTS_MIN_BYTES and held * (1 - DEAD_DOCUMENTS_SHARE) > live:
+    held, stored = blocks.end, documents.stat().st_size
+    # What the live documents take in the file, at the ratio this table's blocks compressed to.
+    live_stored = blocks.stored * live / held if held else 0
+    if stored > DEAD_DOCUMENTS_MIN_BYTES and stored * (1 - DEAD_DOCUMENTS_SHARE) > live_stored:
         return None
     quoted = f'"{key}"'
     same = f's.{quoted} = i.{quoted} AND s."{HASH_COLUMN}" = i."{HASH_COLUMN}"'

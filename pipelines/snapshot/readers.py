@@ -4,7 +4,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.snapshot.documents import DocumentFiles, documents_of
+from pipelines.snapshot.documents import DocumentFiles, documents_of, read_blocks
 from pipelines.snapshot.places import DocumentPlaces, places_of
 from pipelines.snapshot.pointer import served_files
 
@@ -33,11 +33,14 @@ def open_snapshot(snapshots: Path, pointer: dict | None) -> duckdb.DuckDBPyConne
     return con
 
 
-def open_documents(snapshots: Path, pointer: dict | None) -> DocumentFiles:
-    """The documents files of the tables `pointer` serves, mapped for reading (a file published before
-    documents had files of their own has none: its rows are served from their columns)."""
+def open_documents(connection: duckdb.DuckDBPyConnection, snapshots: Path, pointer: dict | None) -> DocumentFiles:
+    """The documents files of the tables `pointer` serves, mapped for reading, with their blocks as the
+    files `open_snapshot` attached to `connection` list them (a file published before documents had
+    files of their own has none: its rows are served from their columns)."""
     files = {name: documents_of(path) for name, path in served_files(snapshots, pointer).items()}
-    return DocumentFiles({name: path for name, path in files.items() if path.exists()})
+    return DocumentFiles(
+        {name: (path, read_blocks(connection, served_catalog(name))) for name, path in files.items() if path.exists()}
+    )
 
 
 def open_places(snapshots: Path, pointer: dict | None) -> DocumentPlaces:
