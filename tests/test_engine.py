@@ -308,26 +308,41 @@ def by_key(outcome: str) -> tuple[int, int]:
     return int(matched[1]), int(matched[2])
 
 
-def test_a_changed_table_is_patched_in_a_standby_file_no_recent_reader_holds(settings: Settings) -> None:
-    """From the fourth publish on, a changed table is patched in place in its file from three
-    publishes back (the served one is copied before that); readers of the served pointer and the
-    one before it see their rows throughout."""
-    readers, outcomes = [], []
-    for update in range(1, 6):
+def test_a_changed_table_is_patched_in_place_in_the_file_named_before_once_no_reader_holds_it(
+    settings: Settings,
+) -> None:
+    """From the third publish on, a changed table is patched in place in the file the pointer named
+    before: two files per table. The served file is copied instead at the second publish, and when
+    a reader still holds the file named before (here one opened before the fifth publish, still open
+    at the sixth); that reader keeps seeing its rows."""
+    snapshots = settings.paths.snapshots
+    readers: list[duckdb.DuckDBPyConnection] = []
+    outcomes, in_place, databases = [], [], []
+    for update in range(1, 7):
         land(settings, f"s{update}", [prop(f"k{update}", update)])
+        before = orjson.loads(settings.paths.snapshot_pointer.read_bytes()) if update > 1 else {}
+        named_before = before.get("previous_files", {}).get("property")
+        inode_before = (snapshots / named_before).stat().st_ino if named_before else None
         run_update(settings.paths)
         pointer, reader = served_snapshot(settings)
-        readers.append(reader)
         outcomes.append(pointer["tables"]["property"])
-        for count, held in enumerate(readers[-3:], start=max(1, update - 2)):
-            assert held.execute("SELECT count(*) FROM property").fetchall() == [(count,)], (update, count)
+        in_place.append((snapshots / pointer["files"]["property"]).stat().st_ino == inode_before)
+        databases.append(len(list((snapshots / "property").glob("*.duckdb"))))
+        for held in readers:
+            assert held.execute("SELECT count(*) FROM property").fetchall() == [(4,)], "the held reader's rows"
+        if update != 5:
+            for held in readers:
+                held.close()
+            readers = []
+        if update == 4:
+            readers.append(reader)
     assert outcomes[0] == "built"
-    assert [by_key(outcome) for outcome in outcomes[1:]] == [(0, 1), (0, 1), (0, 3), (0, 3)]
-    files = sorted(path.name for path in (settings.paths.snapshots / "property").iterdir())
-    databases = [name for name in files if name.endswith(".duckdb")]
-    assert len(databases) == 3 and files == sorted(
-        [*databases, *(f"{name}{kind}" for name in databases for kind in (".documents", ".places"))]
-    )
+    assert [by_key(outcome) for outcome in outcomes[1:]] == [(0, 1), (0, 2), (0, 2), (0, 2), (0, 1)]
+    assert in_place == [False, False, True, True, True, False]
+    assert databases == [1, 2, 2, 2, 2, 3]
+    files = sorted(path.name for path in (snapshots / "property").iterdir())
+    names = [name for name in files if name.endswith(".duckdb")]
+    assert files == sorted([*names, *(f"{name}{kind}" for name in names for kind in (".documents", ".places"))])
 
 
 def photo(media_id: str) -> dict:
@@ -731,16 +746,13 @@ def test_a_served_file_without_its_documents_or_places_is_built_anew_though_gold
 @pytest.mark.parametrize("unfit", ["no key index", "no places index"])
 def test_a_standby_left_unfit_is_passed_over_for_a_copy_of_the_served_file(settings: Settings, unfit: str) -> None:
     """What a publish that failed between creating a table and indexing it leaves behind, or a file
-    of the layout before places indexes: a file no pointer names that cannot be patched. The served
-    file is copied and patched instead of the table being built anew."""
+    of the layout before places indexes: a standby (the file the pointer named before) that cannot be
+    patched. The served file is copied and patched instead of the table being built anew."""
     for update in range(1, 4):
         land(settings, f"s{update}", [prop(f"k{update}", update)])
         run_update(settings.paths)
     pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
-    named = {pointer["files"]["property"], pointer["previous_files"]["property"]}
-    [standby] = [
-        p for p in (settings.paths.snapshots / "property").glob("*.duckdb") if f"property/{p.name}" not in named
-    ]
+    standby = settings.paths.snapshots / pointer["previous_files"]["property"]
     if unfit == "no key index":
         with duckdb.connect(str(standby)) as broken:
             broken.execute("DROP INDEX property_key")

@@ -422,7 +422,6 @@ def publish_snapshot(
     snapshots.mkdir(parents=True, exist_ok=True)
     previous = read_pointer(pointer_path) or {}
     served_before = previous.get("files", {})
-    in_use = {*served_before.values(), *previous.get("previous_files", {}).values()}
     files, versions, fingerprints, outcome = {}, {}, {}, {}
     changed: list[tuple[str, DeltaTable, str, list[str]]] = []
     for qualified, (key, *lookups) in tables.items():
@@ -441,7 +440,7 @@ def publish_snapshot(
     def publish(name: str, table: DeltaTable, key: str, lookups: list[str]) -> None:
         building = snapshots / name / f".{update_id}.duckdb.building"
         building.parent.mkdir(exist_ok=True)
-        bases = _bases(snapshots, name, served_before.get(name), in_use)
+        bases = _bases(snapshots, name, served_before.get(name), set(served_before.values()))
         with connection.cursor() as cursor:
             outcome[name] = _publish_table(building, bases, table, key, lookups, cursor)
         target = Path(name) / f"{update_id}.duckdb"
@@ -472,32 +471,41 @@ def _data_bytes(table: DeltaTable) -> int:
     return sum(os.path.getsize(uri) for uri in table.file_uris())
 
 
-def _bases(snapshots: Path, name: str, served: str | None, in_use: set[str]) -> list[tuple[Path, bool]]:
+def _bases(snapshots: Path, name: str, served: str | None, named: set[str]) -> list[tuple[Path, bool]]:
     """Files a new snapshot of table `name` may start from, best first, each with whether it must be
-    copied: a standby (a file of this table that neither the served pointer nor the one before it
-    names: patched in place, no copy), then the served file (copied: readers have it open). None
-    when no pointer names files (a fresh start).
+    copied: the newest file of this table that the served pointer does not name and no reader holds
+    (normally the one it named before: patched in place, no copy), then the served file (copied:
+    readers have it open). None when no pointer names files (`named`: a fresh start).
 
-    An API process re-reads the pointer before each query, so it queries no standby; one that has
-    served nothing for two publishes may still hold one attached, and DuckDB's file lock then
-    refuses the patch (the served file is copied instead). That lock does not work between
-    connections of one process: a process that publishes must not also serve from old pointers."""
-    if not in_use:
+    An API process re-reads the pointer before each query, so only a query begun before the last
+    publish and still running holds the file named before; `_held` asks DuckDB."""
+    if not named:
         return []
     directory = snapshots / name
-    standby = sorted(
+    others = sorted(
         (
             path
             for path in (*directory.glob("*.duckdb"), *directory.glob(".*.building"))
-            if f"{name}/{path.name}" not in in_use
+            if f"{name}/{path.name}" != served
         ),
         key=lambda path: path.stat().st_mtime,
         reverse=True,
     )
-    bases = [(path, False) for path in standby[:1]]
+    bases = [(path, False) for path in others if not _held(path)][:1]
     if served and (snapshots / served).exists():
         bases.append((snapshots / served, True))
     return bases
+
+
+def _held(database: Path) -> bool:
+    """Whether a reader may have the snapshot file open: DuckDB refuses to open it for writing at its
+    own path while a connection of this process has it attached (its register of open files) or
+    another process does (its file lock). A file it cannot open for another reason is passed over too."""
+    try:
+        duckdb.connect(str(database)).close()
+    except duckdb.Error:
+        return True
+    return False
 
 
 def _publish_table(
