@@ -69,8 +69,8 @@ def space_needed(
       names each landing-fed table's entity folder: all its pages when it is refreshed whole, else
       those landed since it last committed), plus the tables `full_refresh` writes anew beside their
       old versions (kept until the vacuum);
-    - `publishing`: a copy of each served snapshot file (a changed table is patched in a copy when no
-      standby is free), and the documents too when anything is refreshed whole (built anew);
+    - `publishing`: a copy of each served snapshot file (a changed table is patched in a copy when a
+      reader holds the file before it), and the documents too when anything is refreshed whole;
     - `reserve`: room kept free for DuckDB's spill files and everything else on the disk.
     """
     landing = 0
