@@ -4,6 +4,8 @@ import gzip
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -345,6 +347,42 @@ def test_a_changed_table_is_patched_in_place_in_the_file_named_before_once_no_re
     assert files == sorted([*names, *(f"{name}{kind}" for name in names for kind in (".documents", ".places"))])
 
 
+HOLDING_READER = """
+import sys, duckdb
+con = duckdb.connect()
+con.execute("ATTACH ? AS held (READ_ONLY)", [sys.argv[1]])
+print("attached", flush=True)
+sys.stdin.readline()
+print(con.execute("SELECT count(*) FROM held.property").fetchone()[0], flush=True)
+"""
+
+
+def test_a_file_another_process_holds_is_not_patched_in_place(settings: Settings) -> None:
+    """An API process that has served nothing since before the last publish still has the file named
+    before attached (DuckDB's file lock): the served file is copied instead, and that process keeps
+    reading its rows."""
+    for update in range(1, 3):
+        land(settings, f"s{update}", [prop(f"k{update}", update)])
+        run_update(settings.paths)
+    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    held = settings.paths.snapshots / pointer["previous_files"]["property"]
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_READER, str(held)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "attached"
+        land(settings, "s3", [prop("k3", 3)])
+        run_update(settings.paths)
+        newer, _ = served_snapshot(settings)
+        assert by_key(newer["tables"]["property"]) == (0, 1), "patched from the served file's copy"
+        assert held.exists(), "the held file left where its reader found it"
+        assert (settings.paths.snapshots / newer["files"]["property"]).stat().st_ino != held.stat().st_ino
+        answer, _ = reader.communicate("go\n", timeout=60)
+        assert answer.strip() == "1", "the held file's rows, as they were"
+    finally:
+        reader.kill()
+
+
 def photo(media_id: str) -> dict:
     file = {"href": f"https://files.example/{media_id}.jpg", "mime_type": "image/jpeg"}
     return {"id": media_id, "category": {"name": "photos"}, "related_model": "Properties", "file": file}
@@ -446,9 +484,9 @@ def test_a_patch_compares_only_the_keys_gold_changed_since_the_version_its_file_
     changed since and compares only those rows (a served row of another key is not looked at, even
     one whose hash no longer matches). A file that records no version is compared row by row."""
 
-    def served_file() -> Path:
+    def served_file(which: str = "files") -> Path:
         pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
-        return settings.paths.snapshots / pointer["files"]["property"]
+        return settings.paths.snapshots / pointer[which]["property"]
 
     # Enough listings that changing one is merged on read (a large share rewrites the tables whole,
     # and then every key is among the changed).
@@ -462,10 +500,12 @@ def test_a_patch_compares_only_the_keys_gold_changed_since_the_version_its_file_
         assert file.execute(
             f'SELECT "{publish.HASH_COLUMN}" FROM property WHERE "ListingKey" = \'QOBRIX_c\''
         ).fetchall() == [(0,)]
+    # The file the next update patches in place: the one named before, from before a's change.
+    with duckdb.connect(str(served_file("previous_files"))) as file:
         file.execute(f'DROP TABLE "{publish.SOURCE_VERSION_TABLE}"')
     land(settings, "s3", [prop("b", 3, price=300_000)])
     result = run_update(settings.paths)
-    assert result.published["tables"]["property"] == "patched: 2 rows removed, 2 written", "b, and c's stale hash"
+    assert result.published["tables"]["property"] == "patched: 3 rows removed, 3 written", "a, b, c's stale hash"
     _, reader = served_snapshot(settings)
     prices = reader.execute('SELECT "ListingKey", "ListPrice" FROM property ORDER BY 1 LIMIT 3').fetchall()
     assert [(key, float(price)) for key, price in prices] == [
@@ -743,11 +783,12 @@ def test_a_served_file_without_its_documents_or_places_is_built_anew_though_gold
     assert served_document(reader, open_documents(reader, settings.paths.snapshots, newer))["ListingKey"] == "QOBRIX_a"
 
 
-@pytest.mark.parametrize("unfit", ["no key index", "no places index"])
+@pytest.mark.parametrize("unfit", ["no key index", "no places index", "damaged"])
 def test_a_standby_left_unfit_is_passed_over_for_a_copy_of_the_served_file(settings: Settings, unfit: str) -> None:
-    """What a publish that failed between creating a table and indexing it leaves behind, or a file
-    of the layout before places indexes: a standby (the file the pointer named before) that cannot be
-    patched. The served file is copied and patched instead of the table being built anew."""
+    """What a publish that failed between creating a table and indexing it leaves behind, a file of
+    the layout before places indexes, or one damaged: a standby (the file the pointer named before)
+    that cannot be patched. The served file is copied and patched instead of the table being built
+    anew, and the unfit file is gone."""
     for update in range(1, 4):
         land(settings, f"s{update}", [prop(f"k{update}", update)])
         run_update(settings.paths)
@@ -757,12 +798,15 @@ def test_a_standby_left_unfit_is_passed_over_for_a_copy_of_the_served_file(setti
         with duckdb.connect(str(standby)) as broken:
             broken.execute("DROP INDEX property_key")
             broken.execute("INSERT INTO property SELECT * FROM property")
+    elif unfit == "damaged":
+        standby.write_bytes(b"not a duckdb file" * 1000)
     else:
         places.places_of(standby).unlink()
     land(settings, "s4", [prop("k4", 4)])
     run_update(settings.paths)
     newer, reader = served_snapshot(settings)
     assert by_key(newer["tables"]["property"]) == (0, 1)
+    assert not standby.exists() and len(list(standby.parent.glob("*.duckdb"))) == 2
     keys = [row[0] for row in reader.execute('SELECT "ListingKey" FROM property ORDER BY 1').fetchall()]
     assert keys == ["QOBRIX_k1", "QOBRIX_k2", "QOBRIX_k3", "QOBRIX_k4"]
     indexes = reader.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'property'").fetchall()

@@ -498,13 +498,18 @@ def _bases(snapshots: Path, name: str, served: str | None, named: set[str]) -> l
 
 
 def _held(database: Path) -> bool:
-    """Whether a reader may have the snapshot file open: DuckDB refuses to open it for writing at its
-    own path while a connection of this process has it attached (its register of open files) or
-    another process does (its file lock). A file it cannot open for another reason is passed over too."""
+    """Whether a reader has the snapshot file open: DuckDB refuses to open it for writing at its own
+    path while a connection of this process has it attached (its register of open files) or another
+    process does (its file lock). A file it cannot open for another reason (damaged) is not held: its
+    patch fails, and it is discarded for the next base."""
     try:
         duckdb.connect(str(database)).close()
-    except duckdb.Error:
+    except duckdb.ResourceInUseException:
         return True
+    except duckdb.IOException as error:
+        return "Could not set lock on file" in str(error)
+    except duckdb.Error:
+        return False
     return False
 
 
