@@ -504,12 +504,8 @@ def _held(database: Path) -> bool:
     patch fails, and it is discarded for the next base."""
     try:
         duckdb.connect(str(database)).close()
-    except duckdb.ResourceInUseException:
-        return True
-    except duckdb.IOException as error:
-        return "Could not set lock on file" in str(error)
-    except duckdb.Error:
-        return False
+    except duckdb.Error as error:
+        return isinstance(error, duckdb.ResourceInUseException) or "Could not set lock on file" in str(error)
     return False
 
 
