@@ -641,7 +641,8 @@ def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_orde
 ) -> None:
     """What a plain `$expand` reads: each parent's rows as one slice of the documents file. Built on a
     connection that reorders rows to save memory, as the engine's does, over several row groups. A
-    patch given the changed keys writes again the whole runs they touch, as one comparing every row."""
+    patch given the changed keys writes again the whole runs they touch, as one comparing every row,
+    without reading the source whole."""
     path = tmp_path / "media.duckdb"
     with duckdb.connect(config={"preserve_insertion_order": False}) as con:
         con.execute(
@@ -662,11 +663,21 @@ def test_documents_of_rows_sharing_an_expanded_column_lie_as_one_run_in_key_orde
             "CREATE TEMP TABLE changed AS SELECT unnest(['m7', 'm8', 'm9', 'm-new', 'm0-new']) AS id "
             f"UNION SELECT 'm' || i FROM range(5, {2 * publish.SERVING_ROW_GROUP_SIZE}, 997) r(i)"
         )
-        # The changed keys' current rows alone: the rest of each run they touch comes from the source.
-        con.execute("CREATE TEMP VIEW written_since AS SELECT * FROM source WHERE id IN (SELECT id FROM changed)")
+        # The changed keys' current rows alone: the rest of each run they touch comes from the served
+        # file, and the source is not read at all (the guard fails a read of any row).
+        # Files written since hold other keys' rows too (here those of p7, a run a change touched).
+        con.execute(
+            "CREATE TEMP VIEW written_since AS SELECT * FROM source WHERE id IN (SELECT id FROM changed) "
+            "OR parent = 'p7'"
+        )
+        con.execute(
+            "CREATE TEMP VIEW guarded AS SELECT * FROM source "
+            "WHERE CASE WHEN id IS NOT NULL THEN error('the source read whole') END IS NULL"
+        )
         changes = None if compared == "every row" else publish.Changes("changed", "written_since")
+        source = "source" if changes is None else "guarded"
         with publish.serving_storage(con), publish.snapshot_database(path, con):
-            removed, written = publish.patch_serving_table(con, "media", "source", path, "id", ["parent"], changes)
+            removed, written = publish.patch_serving_table(con, "media", source, path, "id", ["parent"], changes)
         patched = served_runs(path, "media", "parent")
         assert patched == source_runs(con) and "p5" not in patched and "p-new" in patched
         [(after,)] = con.execute(f"SELECT count(*) FROM source WHERE {touched}").fetchall()

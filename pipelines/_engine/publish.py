@@ -263,21 +263,31 @@ def patch_serving_table(
     con.execute(f"CREATE OR REPLACE TEMP TABLE stale AS SELECT {quoted} FROM {served} s ANTI JOIN incoming i ON {same}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {quoted} FROM incoming i ANTI JOIN {served} s ON {same}")
     if lookups:
-        _widen_to_runs(con, name, key, lookups[0], "incoming" if changes is None else source)
+        _widen_to_runs(con, name, key, lookups[0], by_key=changes is not None)
     [(removed, written, elsewhere)] = con.execute(
         "SELECT (SELECT count(*) FROM stale), (SELECT count(*) FROM fresh), "
         f"(SELECT count(*) FROM fresh f ANTI JOIN incoming i ON f.{quoted} = i.{quoted})"
     ).fetchall()
-    # Rows a widened run added come from the whole source; the rest from the candidates alone.
-    written_from = source if elsewhere else candidates
+    rows = (
+        f"SELECT * FROM {candidates} WHERE {quoted} IN (SELECT {quoted} FROM fresh) "
+        f"AND {quoted} IN (SELECT {quoted} FROM incoming)"
+    )
+    if elsewhere:
+        # Rows of unchanged keys in a run a change touched: the served file holds them as the source does.
+        served_only = ", ".join(f'"{column}"' for column, _ in SERVED_COLUMNS)
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE kept AS SELECT * EXCLUDE ({served_only}) FROM "{name}" '
+            f"WHERE {quoted} IN (SELECT f.{quoted} FROM fresh f ANTI JOIN incoming i ON f.{quoted} = i.{quoted})"
+        )
+        rows += " UNION ALL BY NAME SELECT * FROM kept"
     indexed_at = recorded_generation(con)
     con.execute("BEGIN TRANSACTION")
     try:
         if removed:
             con.execute(f'DELETE FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM stale)')
         if written:
-            rows = f"(SELECT * FROM {written_from} WHERE {quoted} IN (SELECT {quoted} FROM fresh))"
-            con.execute(f'INSERT INTO "{name}" BY NAME {_served_rows(_in_lookup_order(rows, key, lookups, columns))}')
+            ordered = _in_lookup_order(f"({rows})", key, lookups, columns)
+            con.execute(f'INSERT INTO "{name}" BY NAME {_served_rows(ordered)}')
         # Also rows an interrupted patch left without their documents (before patches were one
         # transaction): the next one sees them as already there.
         append_documents(con, name, document_sql(columns), documents, where=f'"{DOCUMENT_AT}" IS NULL')
@@ -303,23 +313,31 @@ def patch_serving_table(
         _write_places(con, name, database, key, lookups)
     con.execute(
         "DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh; DROP TABLE IF EXISTS touched; "
-        "DROP TABLE IF EXISTS served_changed; DROP TABLE IF EXISTS changed_keys"
+        "DROP TABLE IF EXISTS served_changed; DROP TABLE IF EXISTS changed_keys; DROP TABLE IF EXISTS kept"
     )
     return removed, written
 
 
-def _widen_to_runs(con: duckdb.DuckDBPyConnection, name: str, key: str, column: str, source: str) -> None:
+def _widen_to_runs(con: duckdb.DuckDBPyConnection, name: str, key: str, column: str, *, by_key: bool) -> None:
     """Make the patch's `stale` and `fresh` rows whole runs: every row of each `column` value a
     changed row has or had (and a row left without its document has), so that each such run is
-    written again in one piece (its rows in `source`, or in `incoming` when that holds every row);
-    the values go in `touched`."""
+    written again in one piece; the values go in `touched`. A run's rows now are `incoming`'s when
+    it holds every source row; when it holds the changed keys' alone (`by_key`), they are those and
+    the served rows of every other key (the source holds them unchanged), so that the source is
+    not read whole."""
     quoted, run = f'"{key}"', f'"{column}"'
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE touched AS "
         f'SELECT {run} FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM stale) OR "{DOCUMENT_AT}" IS NULL '
         f"UNION SELECT {run} FROM incoming WHERE {quoted} IN (SELECT {quoted} FROM fresh)"
     )
-    for target, rows in (("stale", f'"{name}"'), ("fresh", source)):
+    current = "incoming"
+    if by_key:
+        current = (
+            f"(SELECT {quoted}, {run} FROM incoming UNION ALL SELECT s.{quoted}, s.{run} "
+            f'FROM "{name}" s ANTI JOIN changed_keys c ON s.{quoted} = c.{quoted})'
+        )
+    for target, rows in (("stale", f'"{name}"'), ("fresh", current)):
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {quoted} FROM {target} "
             f"UNION SELECT {quoted} FROM {rows} WHERE {run} IN (SELECT {run} FROM touched)"
