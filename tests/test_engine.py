@@ -303,6 +303,24 @@ def test_a_record_by_key_stays_whole_and_never_goes_back_while_updates_patch_its
     assert orjson.loads(read_entity(backend, query, "QOBRIX_a").json)["ListPrice"] == 100_006
 
 
+def test_a_lookup_in_use_keeps_its_snapshot_from_being_patched_in_place(settings: Settings) -> None:
+    """A key lookup handed out on one snapshot reads it whole even after the backend has moved to a
+    newer one and another update has run: the lookup holds the snapshot's connection, so the file
+    stays attached and the next publish copies rather than patches it."""
+    land(settings, "s1", [prop("a", 1, price=100_001)])
+    run_update(settings.paths)
+    backend = SnapshotBackend(settings.paths.snapshot_pointer)
+    query = parse_query({}, entity_set("Property"))
+    lookup = backend.documents_by_key(query.entity)
+    assert lookup is not None
+    for update in (2, 3):
+        land(settings, f"s{update}", [prop("a", update, price=100_000 + update)])
+        run_update(settings.paths)
+        assert orjson.loads(read_entity(backend, query, "QOBRIX_a").json)["ListPrice"] == 100_000 + update
+    document = lookup("QOBRIX_a")
+    assert document is not None and orjson.loads(document)["ListPrice"] == 100_001
+
+
 def by_key(outcome: str) -> tuple[int, int]:
     """(rows removed, rows written) of a publish outcome saying a table was patched by key."""
     matched = re.fullmatch(r"patched by key since gold version \d+: (\d+) rows removed, (\d+) written", outcome)

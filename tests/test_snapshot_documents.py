@@ -131,6 +131,62 @@ def test_a_file_written_before_blocks_is_read_as_it_lies_and_built_anew(tmp_path
         with publish.serving_storage(con), publish.snapshot_database(path, con):
             assert read_blocks(con) is None
             assert publish.patch_serving_table(con, "t", "source", path, "id", ["parent"]) is None
+    with duckdb.connect() as reader:
+        reader.execute("ATTACH ? AS served_t (READ_ONLY)", [str(path)])
+        assert read_blocks(reader, "served_t") is None, "as the API looks the blocks up"
+
+
+def test_the_api_finds_a_files_blocks_where_it_attached_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.duckdb"
+    with duckdb.connect() as con:
+        make_source(con, 50, seed=6)
+        build(con, path)
+    with duckdb.connect() as reader:
+        reader.execute("ATTACH ? AS served_t (READ_ONLY)", [str(path)])
+        blocks = read_blocks(reader, "served_t")
+    assert blocks is not None and blocks.end == sum(blocks.lengths) > 0
+
+
+def test_blocks_of_a_patch_rolled_back_are_skipped_by_the_next(tmp_path: Path, small_blocks: None) -> None:
+    """A patch writes its blocks to the file before its transaction commits: one that rolls back
+    leaves bytes no block lists, and the next patch appends after them, numbering its documents
+    from where the listed blocks end."""
+    path = tmp_path / "t.duckdb"
+    with duckdb.connect() as con:
+        make_source(con, 100, seed=7)
+        build(con, path)
+        con.execute("UPDATE source SET text = text || '-first' WHERE id LIKE '%1'")
+        with publish.serving_storage(con), publish.snapshot_database(path, con):
+            before = read_blocks(con)
+            con.execute("BEGIN TRANSACTION")
+            con.execute("UPDATE t SET __document_at = NULL WHERE id LIKE '%1'")
+            appended = documents_module.append_documents(
+                con, "t", "CAST(to_json(struct_pack(id := id)) AS VARCHAR)", documents_of(path), "__document_at IS NULL"
+            )
+            con.execute("ROLLBACK")
+            assert appended > 0 and read_blocks(con) == before
+        orphaned = documents_of(path).stat().st_size
+        assert orphaned > before.stored
+        with publish.serving_storage(con), publish.snapshot_database(path, con):
+            assert publish.patch_serving_table(con, "t", "source", path, "id", ["parent"])[1] > 0
+            after = read_blocks(con)
+        expected = source_documents(con)
+    assert after.starts[len(before.starts)] == before.end and after.at[len(before.starts)] >= orphaned
+    documents = file_documents(path, "t")
+    read = {key: orjson.loads(documents.read("t", *place)) for key, place in served_rows(path, "t").items()}
+    assert read == expected
+
+
+def test_a_read_beyond_the_blocks_fails_naming_the_range(tmp_path: Path) -> None:
+    path = tmp_path / "t.duckdb"
+    with duckdb.connect() as con:
+        make_source(con, 10, seed=8)
+        build(con, path)
+    documents = file_documents(path, "t")
+    with duckdb.connect(str(path), read_only=True) as con:
+        end = read_blocks(con).end
+    with pytest.raises(ValueError, match=f"beyond its blocks' {end} bytes"):
+        documents.read("t", end - 2, 10)
 
 
 def test_readers_on_many_threads_read_through_a_small_cache(tmp_path: Path, monkeypatch, small_blocks: None) -> None:

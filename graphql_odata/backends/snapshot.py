@@ -126,13 +126,16 @@ class SnapshotBackend:
 
     def documents_by_key(self, entity: EntitySet) -> Callable[[str], bytes | None] | None:
         """A lookup of the entity's stored documents by key (None for no such row), on the snapshot
-        served now, when it keeps an index of their places (see `places`); else None."""
-        _, files, places = self._current()
+        served now, when it keeps an index of their places (see `places`); else None. The lookup holds
+        the snapshot whole, its connection too: its files stay attached while the lookup is in use,
+        so no publish patches them in place under it (see `publish`)."""
+        served = self._current()
         table = entity.table_name
-        if table not in files or table not in places:
+        if table not in served[1] or table not in served[2]:
             return None
 
         def document(key: str) -> bytes | None:
+            _, files, places = served
             with _places_read():
                 place = places.place(table, key)
             return None if place is None else files.read(table, *place)
@@ -142,8 +145,10 @@ class SnapshotBackend:
     def document_runs(self, entity: EntitySet, column: str) -> Callable[[list], dict[object, bytes | None]] | None:
         """A lookup of the runs of documents of the entity's rows sharing a `column` value, on the
         snapshot served now, when its places index keeps them: each value asked for that rows have,
-        with its run (None for a run not in one piece). Else None."""
-        _, files, places = self._current()
+        with its run (None for a run not in one piece). Else None. Like `documents_by_key`'s, the
+        lookup holds the snapshot whole."""
+        served = self._current()
+        _, files, places = served
         table = entity.table_name
         if table not in files or table not in places:
             return None
@@ -152,6 +157,7 @@ class SnapshotBackend:
                 return None
 
         def runs(values: list) -> dict[object, bytes | None]:
+            _, files, places = served
             with _places_read():
                 found = places.runs(table, values)
             return {value: None if at is None else files.read(table, at, size) for value, at, size in found}

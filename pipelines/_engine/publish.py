@@ -229,7 +229,8 @@ def patch_serving_table(
     """Bring the existing `name` up to `source`, rewriting only rows that changed (by key and row
     hash), or every row of a run one changed in, and appending their documents, in one transaction,
     then the places index: returns (rows removed, rows written), or None when `name` is absent, its
-    columns differ, an index is missing or its documents file is mostly dead (build it anew).
+    columns differ, an index is missing, its documents are not in blocks (an earlier layout) or its
+    documents file is mostly dead (build it anew).
 
     `changes` limits the comparison to the keys that may have changed since `name` was brought up to
     date; without it every row is compared."""
@@ -495,8 +496,9 @@ def _bases(snapshots: Path, name: str, served: str | None, named: set[str]) -> l
     (normally the one it named before: patched in place, no copy), then the served file (copied:
     readers have it open). None when no pointer names files (`named`: a fresh start).
 
-    An API process re-reads the pointer before each query, so only a query begun before the last
-    publish and still running holds the file named before; `_held` asks DuckDB."""
+    An API process keeps the snapshot it served last attached until its next request, which reads
+    the pointer again: the file named before is held by a process idle since the last publish, and
+    by a request begun before it and still running. `_held` asks DuckDB."""
     if not named:
         return []
     directory = snapshots / name
@@ -519,7 +521,8 @@ def _held(database: Path) -> bool:
     """Whether a reader has the snapshot file open: DuckDB refuses to open it for writing at its own
     path while a connection of this process has it attached (its register of open files) or another
     process does (its file lock). A file it cannot open for another reason (damaged) is not held: its
-    patch fails, and it is discarded for the next base."""
+    patch fails, and it is discarded for the next base. Readers attach snapshot files (`open_snapshot`
+    does): a file this process opened with `duckdb.connect` itself is not seen."""
     try:
         duckdb.connect(str(database)).close()
     except duckdb.Error as error:
@@ -631,7 +634,8 @@ def _discard(database: Path) -> None:
 
 def _remove_unused_files(snapshots: Path, in_use: set[str]) -> None:
     """Per table keep the files the new and the previous pointer name (readers may still hold the
-    previous ones) and the newest other one, the standby the next publish patches; remove the rest
+    previous ones; the next publish patches those in place once none does) and the newest other one
+    (a file a reader held, patched when the previous one is held in turn); remove the rest
     (and snapshot files of the single-file layout that the previous pointer does not name)."""
     for directory in (path for path in snapshots.iterdir() if path.is_dir()):
         others = sorted(

@@ -213,6 +213,8 @@ class DocumentFiles:
         blocks = self._blocks[name]
         if blocks is None:
             return self._maps[name][at : at + size]
+        if at < 0 or at + size > blocks.end:
+            raise ValueError(f"{name}: documents {at} to {at + size} lie beyond its blocks' {blocks.end} bytes")
         index, end, pieces = bisect_right(blocks.starts, at) - 1, at + size, []
         while True:
             start = blocks.starts[index]
