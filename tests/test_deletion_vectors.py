@@ -345,6 +345,21 @@ def test_the_rows_changed_since_a_version_hold_every_changed_key_and_only_keys_m
     assert optimized and changed_ids(lakehouse, con, now) == set(), "a compaction changes no row"
 
 
+def test_the_files_written_since_leave_out_a_file_that_only_gained_a_deletion_vector(tmp_path: Path) -> None:
+    """A merge marks rows of the big file deleted and writes its few rows anew: the big file, added again
+    with its new deletion vector, holds no row written since, so a publish does not read it."""
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 5_000)
+    since = lakehouse.version(NAME)
+    merge(lakehouse, con, {key: f"v1-{key}" for key in range(10)}, set())
+    changed = delta_log.rows_changed_since(lakehouse.table(NAME), since)
+    assert changed is not None and len(changed.positions) == 1 and len(changed.added) == 1
+    assert changed.added.isdisjoint(changed.positions)
+    assert changed_ids(lakehouse, con, since) == set(range(10))
+    [(written,)] = con.execute("SELECT count(*) FROM changed_written").fetchall()
+    assert written == 10
+
+
 def test_a_file_removed_whole_changes_only_the_rows_it_still_held(tmp_path: Path) -> None:
     """A row deleted before the version asked about is unchanged since, though its file goes later."""
     lakehouse, con = Lakehouse(tmp_path), duckdb.connect()

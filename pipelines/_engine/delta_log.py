@@ -123,7 +123,8 @@ class RowsChanged:
     positions: dict[str, BitMap64] = field(default_factory=dict)
     """Files left in place whose deletion vectors grew: the positions the commits deleted."""
     added: set[str] = field(default_factory=set)
-    """Every file the commits added, compactions' too: the only files that can hold a row written since."""
+    """Every file the commits wrote, compactions' too: the only files that can hold a row written since
+    (a file added again with a new deletion vector only lost rows)."""
 
 
 def rows_changed_since(table: DeltaTable, version: int) -> RowsChanged | None:
@@ -149,13 +150,15 @@ def rows_changed_since(table: DeltaTable, version: int) -> RowsChanged | None:
         }
         for action in (action["add"] for action in actions if "add" in action):
             path = unquote(action["path"])
-            changed.added.add(path)
             if not action.get("dataChange", True):
+                changed.added.add(path)
                 continue
             before = removed.pop(path, None)
             if before is None:
+                changed.added.add(path)
                 _whole(changed, path, _deleted(root, action))
                 continue
+            # The same file with a new deletion vector: rows deleted, none written.
             deleted = _deleted(root, action) - _deleted(root, before)
             changed.positions[path] = changed.positions.get(path, BitMap64()) | deleted
         for path, action in removed.items():
