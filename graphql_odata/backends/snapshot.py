@@ -130,8 +130,9 @@ class SnapshotBackend:
         the snapshot whole, its connection too: its files stay attached while the lookup is in use,
         so no publish patches them in place under it (see `publish`)."""
         served = self._current()
+        _, files, places = served
         table = entity.table_name
-        if table not in served[1] or table not in served[2]:
+        if table not in files or table not in places:
             return None
 
         def document(key: str) -> bytes | None:

@@ -511,7 +511,8 @@ def _bases(snapshots: Path, name: str, served: str | None, named: set[str]) -> l
         key=lambda path: path.stat().st_mtime,
         reverse=True,
     )
-    bases = [(path, False) for path in others if not _held(path)][:1]
+    standby = next((path for path in others if not _held(path)), None)
+    bases = [(standby, False)] if standby else []
     if served and (snapshots / served).exists():
         bases.append((snapshots / served, True))
     return bases

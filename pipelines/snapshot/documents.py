@@ -94,7 +94,8 @@ def read_blocks(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> B
     if not tables or not tables[0]:
         return None
     table = f'"{catalog}"."{BLOCKS_TABLE}"' if catalog else f'"{BLOCKS_TABLE}"'
-    columns = con.execute(f'SELECT start, "at", size, length FROM {table} ORDER BY start').fetchnumpy()
+    listed = ", ".join(f'"{column}"' for column in BLOCK_COLUMNS)
+    columns = con.execute(f"SELECT {listed} FROM {table} ORDER BY start").fetchnumpy()
     return Blocks(*(array("q", column.astype(np.int64)) for column in columns.values()))
 
 
