@@ -265,20 +265,23 @@ def patch_serving_table(
     con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {quoted} FROM incoming i ANTI JOIN {served} s ON {same}")
     if lookups:
         _widen_to_runs(con, name, key, lookups[0], by_key=changes is not None)
+    # Keys of unchanged rows in a run a change touched: the served file holds them as the source does.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE kept_keys AS SELECT f.{quoted} FROM fresh f ANTI JOIN incoming i "
+        f"ON f.{quoted} = i.{quoted}"
+    )
     [(removed, written, elsewhere)] = con.execute(
-        "SELECT (SELECT count(*) FROM stale), (SELECT count(*) FROM fresh), "
-        f"(SELECT count(*) FROM fresh f ANTI JOIN incoming i ON f.{quoted} = i.{quoted})"
+        "SELECT (SELECT count(*) FROM stale), (SELECT count(*) FROM fresh), (SELECT count(*) FROM kept_keys)"
     ).fetchall()
     rows = (
         f"SELECT * FROM {candidates} WHERE {quoted} IN (SELECT {quoted} FROM fresh) "
         f"AND {quoted} IN (SELECT {quoted} FROM incoming)"
     )
     if elsewhere:
-        # Rows of unchanged keys in a run a change touched: the served file holds them as the source does.
         served_only = ", ".join(f'"{column}"' for column, _ in SERVED_COLUMNS)
         con.execute(
             f'CREATE OR REPLACE TEMP TABLE kept AS SELECT * EXCLUDE ({served_only}) FROM "{name}" '
-            f"WHERE {quoted} IN (SELECT f.{quoted} FROM fresh f ANTI JOIN incoming i ON f.{quoted} = i.{quoted})"
+            f"WHERE {quoted} IN (SELECT {quoted} FROM kept_keys)"
         )
         rows += " UNION ALL BY NAME SELECT * FROM kept"
     indexed_at = recorded_generation(con)
@@ -313,7 +316,7 @@ def patch_serving_table(
     if not patched:
         _write_places(con, name, database, key, lookups)
     con.execute(
-        "DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh; DROP TABLE IF EXISTS touched; "
+        "DROP TABLE incoming; DROP TABLE stale; DROP TABLE fresh; DROP TABLE kept_keys; DROP TABLE IF EXISTS touched; "
         "DROP TABLE IF EXISTS served_changed; DROP TABLE IF EXISTS changed_keys; DROP TABLE IF EXISTS kept"
     )
     return removed, written
