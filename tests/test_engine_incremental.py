@@ -301,3 +301,22 @@ def test_an_incremental_declaration_on_anything_but_a_materialized_view_is_refus
     declared = replace(silver, incremental=IncrementalRefresh("id", (("qobrix_silver.property_changes", "id"),)))
     with pytest.raises(DeclarationError, match="incremental refresh belongs to materialized views"):
         declared.validate()
+
+
+def test_a_recomputed_row_taking_a_unique_key_a_kept_row_holds_computes_the_view_whole(settings: Settings) -> None:
+    """A photo moved to listing b while listing a, which still names it, did not change: b's media row
+    recomputed by key has the MediaKey a's row holds. Which one gold keeps is decided over the whole
+    view, as a full refresh decides."""
+    land(settings, "s1", [listing("a", 1, ["a1"]), listing("b", 1, ["b1"])])
+    run_update(settings.paths)
+    land(settings, "s2", [listing("b", 2, ["b1", "a1"])])
+    result = run_update(settings.paths)
+    planned = techniques(settings, result.update_id)
+    assert planned["reso_gold.property"] == (MAINTENANCE_ROW_BASED, None)
+    assert planned["reso_gold.media"] == (
+        MAINTENANCE_COMPLETE_RECOMPUTE,
+        "a row computed for its changed keys has a MediaKey a row not recomputed holds",
+    )
+    after_update = digest(settings, "reso_gold.media")
+    run_update(settings.paths, full_refresh_selection=["reso_gold.media"])
+    assert digest(settings, "reso_gold.media") == after_update

@@ -178,11 +178,18 @@ def _apply_scd1(
             f"CREATE OR REPLACE TEMP VIEW {CDC_TARGET} AS SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) "
             f"FROM {CDC_TARGET_POSITIONS}"
         )
-        applied, same_shape = _applied_events(con, dataset, events)
-        replaced = f"cdc_replaced__{dataset.name.replace('.', '__')}"
+        # The target's rows of the events' keys, found in one scan of its files: what the events are
+        # compared with, and where the rows they replace lie.
+        matched, replaced = (f"cdc_{part}__{dataset.name.replace('.', '__')}" for part in ("matched", "replaced"))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {matched} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN}, {marks} "
+            f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN (SELECT {key_list} FROM {events}) e "
+            f"ON {keys_match(keys, 'e', 't')}"
+        )
+        applied, same_shape = _applied_events(con, dataset, events, matched)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN} "
-            f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN {applied} a ON {keys_match(keys, 'a', 't')}"
+            f"FROM {matched} t SEMI JOIN {applied} a ON {keys_match(keys, 'a', 't')}"
         )
         [(applying,)] = con.execute(f"SELECT count(*) FROM {applied}").fetchall()
         [(replacing,)] = con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
@@ -206,6 +213,7 @@ def _apply_scd1(
         con.execute(f"DROP {kind} IF EXISTS {events}")
         con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET}")
         con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET_POSITIONS}")
+        con.execute(f"DROP TABLE IF EXISTS cdc_matched__{dataset.name.replace('.', '__')}")
         con.execute(f"DROP TABLE IF EXISTS cdc_replaced__{dataset.name.replace('.', '__')}")
         if stones is not None:
             con.execute(f"DROP VIEW IF EXISTS {TOMBSTONE_RELATION}")
@@ -260,17 +268,18 @@ def _merge_on_read(
     return CdcMetrics(upserted=upserted, deleted=deleted, write=write)
 
 
-def _applied_events(con: duckdb.DuckDBPyConnection, dataset: Dataset, events: str) -> tuple[str, bool]:
-    """The events that change the target (registered as CDC_TARGET), in a temporary table: a match
-    applies only when newer, a delete without a match does nothing. Also whether the events carry
-    exactly the target's columns and types (not so when the declaration changed since it was written)."""
+def _applied_events(con: duckdb.DuckDBPyConnection, dataset: Dataset, events: str, matched: str) -> tuple[str, bool]:
+    """The events that change the target (registered as CDC_TARGET; `matched` holds its rows of the
+    events' keys), in a temporary table: a match applies only when newer, a delete without a match
+    does nothing. Also whether the events carry exactly the target's columns and types (not so when
+    the declaration changed since it was written)."""
     keys, sequence = list(dataset.cdc.keys), dataset.cdc.sequence_by
     key_list = ", ".join(quote(k) for k in keys)
     applied = f"{CDC_APPLIED}__{dataset.name.replace('.', '__')}"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {applied} AS SELECT e.* FROM {events} e "
         f"LEFT JOIN (SELECT {key_list}, {quote(sequence)} AS {TARGET_SEQUENCE}, true AS {MATCHED} "
-        f"FROM {CDC_TARGET}) t ON {keys_match(keys, 'e', 't')} "
+        f"FROM {matched}) t ON {keys_match(keys, 'e', 't')} "
         f"WHERE CASE WHEN t.{MATCHED} THEN e.{quote(sequence)} > t.{TARGET_SEQUENCE} ELSE NOT e.{IS_DELETE} END"
     )
     event_types = [column for column in column_types(con, applied) if column[0] != IS_DELETE]

@@ -155,7 +155,7 @@ class MaterializedViewFlow(Flow):
         finally:
             self.context.release("VIEW", *partial.values())
         if reason is not None:
-            self.context.release("TABLE", self.batch, keys)
+            self.context.release("TABLE", self.batch, keys, replaced_positions_of(own))
             self.context.release("VIEW", current, positions_of(own))
             return reason
         return self.stage_by_key(keys, current)
@@ -203,19 +203,43 @@ class MaterializedViewFlow(Flow):
         ).fetchall()
         if strays:
             return f"{strays} rows computed for its changed keys hold other values in {declared.column}"
-        if dataset.unique_key and self.takes_held_keys(keys, current):
+        if self.locate_replaced(keys):
             return f"a row computed for its changed keys has a {dataset.unique_key} a row not recomputed holds"
         return None
 
-    def takes_held_keys(self, keys: str, current: str) -> bool:
-        """Whether a recomputed row's unique key is held by a row the refresh keeps: then which row keeps
-        it is decided over the whole view, as computing it whole decides."""
-        unique, column = quote(self.dataset.unique_key), quote(self.dataset.incremental.column)
-        [(clashes,)] = self.con.execute(
-            f"SELECT count(*) FROM {self.batch} b SEMI JOIN (SELECT c.{unique} FROM {current} c "
-            f"ANTI JOIN {keys} k ON c.{column} = k.key) h ON h.{unique} = b.{unique}"
-        ).fetchall()
-        return clashes > 0
+    def locate_replaced(self, keys: str) -> int:
+        """Keep the positions of the view's rows for `keys` (those the refresh replaces) in a temporary
+        table, and return how many rows the refresh keeps hold a recomputed row's unique key: then
+        which row keeps it is decided over the whole view, as computing it whole decides.
+
+        One scan of the view's files finds both. A unique key that is the refresh column itself needs
+        no search: every recomputed row's column is one of `keys` (no strays), so a row holding its
+        value is replaced."""
+        own, declared, batch = relation(self.dataset.name), self.dataset.incremental, self.batch
+        column, unique = quote(declared.column), self.dataset.unique_key
+        replaced, located = replaced_positions_of(own), f"located__{own}"
+        positions = f"p.{FILE_COLUMN}, p.{ROW_COLUMN}"
+        if unique in (None, declared.column):
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT {positions} "
+                f"FROM {positions_of(own)} p SEMI JOIN {keys} k ON p.{column} = k.key"
+            )
+            return 0
+        is_replaced = f"coalesce(p.{column} IN (SELECT key FROM {keys}), false)"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {located} AS SELECT {positions}, {is_replaced} AS is_replaced "
+            f"FROM {positions_of(own)} p WHERE {is_replaced} "
+            f"OR p.{quote(unique)} IN (SELECT {quote(unique)} FROM {batch})"
+        )
+        try:
+            [(clashes,)] = self.con.execute(f"SELECT count(*) FILTER (NOT is_replaced) FROM {located}").fetchall()
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT {FILE_COLUMN}, {ROW_COLUMN} "
+                f"FROM {located} WHERE is_replaced"
+            )
+        finally:
+            self.context.release("TABLE", located)
+        return clashes
 
     def stage_by_key(self, keys: str, current: str) -> FlowResult:
         """Check the rows recomputed for `keys`, and stage the view with them in place of its rows for
@@ -232,7 +256,7 @@ class MaterializedViewFlow(Flow):
         metadata = self.commit_metadata(checked)
         flow.output_records = checked.report.input_records - checked.report.dropped_records
         staged = f"staged__{own}"
-        write = self.stage_merge(keys, refreshed)
+        write = self.stage_merge(refreshed)
         if write["mode"] == "merge-on-read":
             # Committed without a rows digest: the replaced rows' would read each of them whole, which
             # costs the size of the table, not of the change. The rows are committed even when the
@@ -269,16 +293,11 @@ class MaterializedViewFlow(Flow):
             f"ON c.{column} = k.key UNION ALL BY NAME SELECT * FROM {refreshed}"
         )
 
-    def stage_merge(self, keys: str, refreshed: str) -> dict:
+    def stage_merge(self, refreshed: str) -> dict:
         """Plan the view's commit as a merge-on-read (the positions of the rows the refreshed rows replace
         marked deleted, those rows added) unless they are so many that writing it anew costs about
         the same and leaves no deleted rows behind."""
-        own, column = relation(self.dataset.name), quote(self.dataset.incremental.column)
-        replaced = f"replaced_positions__{own}"
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT p.{FILE_COLUMN}, p.{ROW_COLUMN} "
-            f"FROM {positions_of(own)} p SEMI JOIN {keys} k ON p.{column} = k.key"
-        )
+        replaced = replaced_positions_of(relation(self.dataset.name))
         [(count,)] = self.con.execute(f"SELECT count(*) FROM {replaced}").fetchall()
         held = self.lakehouse.row_count(self.dataset.name)
         [(added,)] = self.con.execute(f"SELECT count(*) FROM {refreshed}").fetchall()
@@ -307,6 +326,11 @@ class MaterializedViewFlow(Flow):
 def positions_of(own: str) -> str:
     """The relation of a view's current rows with their data file and position (merge-on-read deletes by those)."""
     return f"positions__{own}"
+
+
+def replaced_positions_of(own: str) -> str:
+    """The temporary table of the positions of the rows a refresh by key replaces (`locate_replaced`)."""
+    return f"replaced_positions__{own}"
 
 
 def computed_as_defined(context: UpdateContext, dataset: Dataset, last: dict) -> bool:
