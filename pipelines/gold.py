@@ -83,11 +83,29 @@ def used_lookups() -> list[str]:
     return sorted({f.lookup for mapping in resource_mappings().values() for f in mapping.lookup_fields})
 
 
+def _open_lookup_fields(mapping: ResourceMapping) -> list[FieldMapping]:
+    return [field for field in mapping.lookup_fields if field.open]
+
+
+def _carried_relation(mapping: ResourceMapping) -> str:
+    """The name of the query of the open lookup columns of a gold table (see `_carried_sql`)."""
+    return f"carried_by_{mapping.table.split('.')[-1]}"
+
+
+def _carried_sql(mapping: ResourceMapping) -> str:
+    """A gold table's open lookup columns with its ModificationTimestamp: one query per table that each
+    field's local values read, which DuckDB computes once (a query named in a WITH clause and read
+    more than once is materialized) rather than scanning the table once per field."""
+    columns = [field.name for field in _open_lookup_fields(mapping)]
+    modified = "ModificationTimestamp" if _is_stamped(mapping) else "CAST(NULL AS TIMESTAMP) AS ModificationTimestamp"
+    return f"{_carried_relation(mapping)} AS (SELECT {', '.join([*columns, modified])} FROM {mapping.table})"
+
+
 def _local_values_sql(mapping: ResourceMapping, field: FieldMapping) -> str:
     values = f"explode({field.name})" if field.is_collection else field.name
-    modified = "ModificationTimestamp" if _is_stamped(mapping) else "CAST(NULL AS TIMESTAMP) AS ModificationTimestamp"
     return (
-        f"SELECT {spark_literal(field.lookup)} AS LookupName, {values} AS LookupValue, {modified} FROM {mapping.table}"
+        f"SELECT {spark_literal(field.lookup)} AS LookupName, {values} AS LookupValue, ModificationTimestamp "
+        f"FROM {_carried_relation(mapping)}"
     )
 
 
@@ -107,17 +125,18 @@ def lookup_sql() -> str:
         for lookup in used_lookups()
         for legacy, standard in sorted(reso_lookups()[lookup].items())
     )
+    carrying = [mapping for mapping in resource_mappings().values() if _open_lookup_fields(mapping)]
+    carried = ",\n".join(_carried_sql(mapping) for mapping in carrying)
     local = "\n    UNION ALL\n    ".join(
-        _local_values_sql(mapping, field)
-        for mapping in resource_mappings().values()
-        for field in mapping.lookup_fields
-        if field.open
+        _local_values_sql(mapping, field) for mapping in carrying for field in _open_lookup_fields(mapping)
     )
     return f"""WITH standard AS (
   SELECT * FROM VALUES
     {rows}
   AS lookups(LookupKey, LookupName, LookupValue, StandardLookupValue, LegacyODataValue)
-), used_locally AS (
+),
+{carried},
+used_locally AS (
     {local}
 )
 SELECT *, CAST({stamp} AS TIMESTAMP) AS ModificationTimestamp FROM standard
