@@ -19,6 +19,7 @@ from conf.settings import Settings
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.paging import DEFAULT_PAGE_SIZE
 from pipelines.snapshot.places import places_of
+from pipelines.snapshot.pointer import LAYOUT
 from tests.bounded import next_links
 from tests.conftest import PublishedGold, authorized_api, sandbox_records
 
@@ -387,6 +388,22 @@ def test_a_damaged_places_index_is_a_503_naming_it_not_a_server_error(
     with authorized_api(published_gold.settings, SnapshotBackend(snapshots / "CURRENT.json")) as client:
         response = client.get("/odata/Property('QOBRIX_any')")
     assert response.status_code == 503 and "places index" in response.json()["error"]["message"]
+
+
+def test_a_snapshot_of_a_newer_layout_is_a_503_naming_both_layouts(
+    published_gold: PublishedGold, tmp_path: Path
+) -> None:
+    """A pipeline upgraded before the API publishes files this API cannot read: it says so, not garbage."""
+    snapshots = tmp_path / "snapshots"
+    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
+    pointer = orjson.loads((snapshots / "CURRENT.json").read_bytes())
+    assert pointer["layout"] == LAYOUT
+    (snapshots / "CURRENT.json").write_bytes(orjson.dumps({**pointer, "layout": LAYOUT + 1}))
+    with authorized_api(published_gold.settings, SnapshotBackend(snapshots / "CURRENT.json")) as client:
+        response = client.get("/odata/Property('QOBRIX_any')")
+    message = response.json()["error"]["message"]
+    assert response.status_code == 503
+    assert f"layout {LAYOUT + 1}" in message and f"up to {LAYOUT}" in message and "upgrade the API" in message
 
 
 def test_metadata_xml_and_json_describe_the_same_model(api: TestClient) -> None:

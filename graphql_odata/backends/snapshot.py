@@ -19,6 +19,7 @@ from pipelines.snapshot import (
     DOCUMENT_SIZE,
     DocumentFiles,
     DocumentPlaces,
+    SnapshotLayoutError,
     open_documents,
     open_places,
     open_snapshot,
@@ -81,7 +82,7 @@ class SnapshotBackend:
                 pointer = orjson.loads(self.pointer_path.read_bytes())
                 try:
                     connection = open_snapshot(self.snapshots, pointer)
-                except (FileNotFoundError, duckdb.IOException) as error:
+                except (FileNotFoundError, SnapshotLayoutError, duckdb.IOException) as error:
                     raise BackendUnavailable(f"the published snapshot cannot be opened: {error}") from None
                 try:
                     documents = open_documents(connection, self.snapshots, pointer)

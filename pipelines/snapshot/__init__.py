@@ -11,14 +11,20 @@ A folder (MLS2_DATA_DIR/snapshots) holding, per served gold table:
 - a places index (`places`): where each key's document lies, and each run of documents sharing a
   lookup value, in SQLite, read without a SQL engine;
 
-and `CURRENT.json` (`pointer`), naming the file of each table, replaced atomically once every file
-it names is complete. Readers open the files the pointer names (`readers`); they never write.
+and `CURRENT.json` (`pointer`), naming the file of each table and the layout they need, replaced
+atomically once every file it names is complete. Readers open the files the pointer names (`readers`); they never write.
 A backend returns a row's document under `DOCUMENT_COLUMN`.
 """
 
 from pipelines.snapshot.documents import DOCUMENT_AT, DOCUMENT_COLUMN, DOCUMENT_SIZE, DocumentFiles
 from pipelines.snapshot.places import DocumentPlaces
-from pipelines.snapshot.pointer import publishing_seconds, read_pointer, served_files, write_pointer
+from pipelines.snapshot.pointer import (
+    SnapshotLayoutError,
+    publishing_seconds,
+    read_pointer,
+    served_files,
+    write_pointer,
+)
 from pipelines.snapshot.readers import is_complete, open_documents, open_places, open_snapshot, served_catalog
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "DOCUMENT_SIZE",
     "DocumentFiles",
     "DocumentPlaces",
+    "SnapshotLayoutError",
     "is_complete",
     "open_documents",
     "open_places",

@@ -12,6 +12,25 @@ import orjson
 
 from conf.files import write_atomically
 
+LAYOUT = 2
+"""The layout of the snapshot files this code writes and reads: 2, documents compressed in blocks that
+each file's `__document_blocks` lists; 1 (a pointer without `layout`), documents stored as they are.
+A reader serves files of its layout or an earlier one; the pointer names the layout its files need."""
+
+
+class SnapshotLayoutError(RuntimeError):
+    """The pointer names files of a layout newer than this code reads (a pipeline upgraded before the API)."""
+
+
+def check_layout(pointer: dict) -> None:
+    """Refuse a pointer whose files need a newer reader, naming both layouts."""
+    layout = pointer.get("layout", 1)
+    if not isinstance(layout, int) or layout > LAYOUT:
+        raise SnapshotLayoutError(
+            f"the published snapshot is of layout {layout!r}, and this version reads layouts up to {LAYOUT}: "
+            "upgrade the API to the pipeline's version"
+        )
+
 
 def read_pointer(pointer: Path) -> dict | None:
     return orjson.loads(pointer.read_bytes()) if pointer.exists() else None
@@ -33,6 +52,7 @@ def write_pointer(
     `started_at` when the publish began (its length is how long building the files took)."""
     published_at = datetime.now(UTC)
     pointer = {
+        "layout": LAYOUT,
         "update_id": update_id,
         "started_at": (started_at or published_at).isoformat(),
         "published_at": published_at.isoformat(),

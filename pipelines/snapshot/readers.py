@@ -6,7 +6,7 @@ import duckdb
 
 from pipelines.snapshot.documents import DocumentFiles, documents_of, read_blocks
 from pipelines.snapshot.places import DocumentPlaces, places_of
-from pipelines.snapshot.pointer import served_files
+from pipelines.snapshot.pointer import check_layout, served_files
 
 
 def served_catalog(name: str) -> str:
@@ -21,6 +21,7 @@ def open_snapshot(snapshots: Path, pointer: dict | None) -> duckdb.DuckDBPyConne
     files = served_files(snapshots, pointer)
     if not files:
         raise FileNotFoundError(f"no snapshot files are published in {snapshots}; run `mls2 pipeline run`")
+    check_layout(pointer)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
