@@ -210,14 +210,14 @@ class MaterializedViewFlow(Flow):
     def locate_replaced(self, keys: str) -> int:
         """Keep the positions of the view's rows for `keys` (those the refresh replaces) in a temporary
         table, and return how many rows the refresh keeps hold a recomputed row's unique key: then
-        which row keeps it is decided over the whole view, as computing it whole decides.
+        which row keeps it is decided over the whole view, as computing it whole decides (and the
+        table, which holds those rows too, is dropped).
 
         One scan of the view's files finds both. A unique key that is the refresh column itself needs
         no search: every recomputed row's column is one of `keys` (no strays), so a row holding its
         value is replaced."""
-        own, declared, batch = relation(self.dataset.name), self.dataset.incremental, self.batch
-        column, unique = quote(declared.column), self.dataset.unique_key
-        replaced, located = replaced_positions_of(own), f"located__{own}"
+        own, declared, unique = relation(self.dataset.name), self.dataset.incremental, self.dataset.unique_key
+        column, replaced = quote(declared.column), replaced_positions_of(own)
         positions = f"p.{FILE_COLUMN}, p.{ROW_COLUMN}"
         if unique in (None, declared.column):
             self.con.execute(
@@ -227,18 +227,11 @@ class MaterializedViewFlow(Flow):
             return 0
         is_replaced = f"coalesce(p.{column} IN (SELECT key FROM {keys}), false)"
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {located} AS SELECT {positions}, {is_replaced} AS is_replaced "
+            f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT {positions}, {is_replaced} AS is_replaced "
             f"FROM {positions_of(own)} p WHERE {is_replaced} "
-            f"OR p.{quote(unique)} IN (SELECT {quote(unique)} FROM {batch})"
+            f"OR p.{quote(unique)} IN (SELECT {quote(unique)} FROM {self.batch})"
         )
-        try:
-            [(clashes,)] = self.con.execute(f"SELECT count(*) FILTER (NOT is_replaced) FROM {located}").fetchall()
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT {FILE_COLUMN}, {ROW_COLUMN} "
-                f"FROM {located} WHERE is_replaced"
-            )
-        finally:
-            self.context.release("TABLE", located)
+        [(clashes,)] = self.con.execute(f"SELECT count(*) FILTER (NOT is_replaced) FROM {replaced}").fetchall()
         return clashes
 
     def stage_by_key(self, keys: str, current: str) -> FlowResult:
