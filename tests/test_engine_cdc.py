@@ -305,6 +305,33 @@ def test_a_streaming_table_reads_through_a_temporary_view_incrementally(settings
     assert sorted(r["id"] for r in rows(settings, "qobrix_silver.cheap_log")) == ["a", "c"]
 
 
+def test_a_materialized_view_reads_a_temporary_view_whole_through_the_views_it_reads(settings: Settings) -> None:
+    """A temporary view read without STREAM(...) is computed over all of its inputs, themselves
+    temporary views read the same way, at every update."""
+    landed = Dataset(
+        name="qobrix_silver.landed_prices",
+        kind="temporary_view",
+        sql="SELECT record_key AS id, CAST(get_json_object(payload, '$.price') AS DOUBLE) AS price "
+        "FROM qobrix_bronze.properties",
+    )
+    cheap = Dataset(
+        name="qobrix_silver.cheap_now", kind="temporary_view", sql="SELECT * FROM qobrix_silver.landed_prices"
+    )
+    summary = Dataset(
+        name="qobrix_silver.cheap_summary",
+        kind="materialized_view",
+        sql="SELECT 'cheap' AS id, count(*) AS listings, min(price) AS lowest "
+        "FROM qobrix_silver.cheap_now WHERE price < 50",
+    )
+    pipeline = graph(landed, cheap, summary)
+    land(settings, "s1", [event("a", 1, price=10), event("b", 1, price=500)])
+    run_update(settings.paths, graph=pipeline)
+    assert [(r["listings"], r["lowest"]) for r in rows(settings, "qobrix_silver.cheap_summary")] == [(1, 10.0)]
+    land(settings, "s2", [event("c", 2, price=5)])
+    run_update(settings.paths, graph=pipeline)
+    assert [(r["listings"], r["lowest"]) for r in rows(settings, "qobrix_silver.cheap_summary")] == [(2, 5.0)]
+
+
 def test_a_streaming_table_whose_rules_only_warn_counts_them_as_it_writes(settings: Settings) -> None:
     table = priced_stream(Expectation("priced", "price > 0", "warn"), Expectation("cheap", "price < 1000", "warn"))
     land(settings, "s1", [event("a", 1), event("b", 1, price=-1), event("c", 1, price=5000), event("d", 1, price=0)])
