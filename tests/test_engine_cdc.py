@@ -274,6 +274,23 @@ def test_scd2_a_delete_wins_over_an_upsert_of_the_same_sequence(settings: Settin
     ]
 
 
+def test_scd2_a_key_deleted_in_one_update_and_back_in_a_later_one_keeps_the_gap(settings: Settings) -> None:
+    """The version a delete closed stays closed at the delete when the key comes back: its history
+    shows when the listing was gone."""
+    pipeline = graph(scd(2))
+    land(settings, "s1", [event("a", 10)])
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s2", [event("a", 20)], operation="delete")
+    run_update(settings.paths, graph=pipeline)
+    land(settings, "s3", [event("a", 30, price=80)])
+    run_update(settings.paths, graph=pipeline)
+    history = rows(settings, "qobrix_silver.history")
+    assert [(r["price"], r[START_AT], r[END_AT]) for r in history] == [
+        (100.0, T0 + timedelta(minutes=10), T0 + timedelta(minutes=20)),
+        (80.0, T0 + timedelta(minutes=30), None),
+    ]
+
+
 def test_scd2_track_history_updates_untracked_columns_in_place(settings: Settings, scd1_apply: str) -> None:
     pipeline = graph(scd(2, track_history_column_list=("price", "status")))
     land(settings, "s1", [event("a", 10, note="first")])
