@@ -36,6 +36,7 @@ from pipelines.declaration import build_graph
 from pipelines.embedded import UpdateCanceled
 from pipelines.snapshot import DocumentFiles, open_documents, open_snapshot, places, publishing_seconds
 from pipelines.snapshot.documents import documents_of, read_blocks
+from pipelines.snapshot.pointer import LAYOUT
 from tests.conftest import delta_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -875,6 +876,21 @@ def test_a_table_that_fails_to_publish_moves_no_pointer_and_a_rerun_converges(se
     assert set(pointer["tables"].values()) == {"built"}
     assert reader.execute('SELECT "MediaKey" FROM media').fetchall() == [("QOBRIX_MEDIA_m1",)]
     assert reader.execute('SELECT "ListingKey" FROM property').fetchall() == [("QOBRIX_a",)]
+
+
+def test_a_pipeline_older_than_the_published_layout_refuses_to_publish_over_it(settings: Settings) -> None:
+    """A downgraded pipeline neither patches nor serves on files of a layout it does not know: the
+    update fails naming both layouts, and the pointer and its files stay as they were."""
+    land(settings, "s1", [{**prop("a", 1), "media": [photo("m1")]}])
+    run_update(settings.paths)
+    newer = {**orjson.loads(settings.paths.snapshot_pointer.read_bytes()), "layout": LAYOUT + 1}
+    settings.paths.snapshot_pointer.write_bytes(orjson.dumps(newer))
+    served = {path: path.stat().st_mtime_ns for path in settings.paths.snapshots.glob("*/*")}
+    land(settings, "s2", [{**prop("a", 2, price=5), "media": [photo("m1")]}])
+    with pytest.raises(UpdateFailed, match=rf"publishing the serving snapshot: .*layout {LAYOUT + 1}.* up to {LAYOUT}"):
+        run_update(settings.paths)
+    assert orjson.loads(settings.paths.snapshot_pointer.read_bytes()) == newer
+    assert {path: path.stat().st_mtime_ns for path in settings.paths.snapshots.glob("*/*")} == served
 
 
 @pytest.fixture

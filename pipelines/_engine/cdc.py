@@ -159,7 +159,11 @@ def _apply_scd1(
     if stones is not None:
         register_delta(con, TOMBSTONE_RELATION, stones)
         events_sql = _newer_than_tombstones(events_sql, keys, sequence)
-    events, kind = f"cdc_events__{dataset.name.replace('.', '__')}", "TABLE" if repeated else "VIEW"
+    own = dataset.name.replace(".", "__")
+    events, kind = f"cdc_events__{own}", "TABLE" if repeated else "VIEW"
+    # The target's rows of the events' keys (found in one scan of its files: what the events are
+    # compared with, and where the rows they replace lie), and the positions of those replaced.
+    matched, replaced = f"cdc_matched__{own}", f"cdc_replaced__{own}"
     con.execute(f"CREATE OR REPLACE TEMP {kind} {events} AS {events_sql}")
     try:
         marks = ", ".join(quote(c) for c in (*keys, sequence))
@@ -178,9 +182,6 @@ def _apply_scd1(
             f"CREATE OR REPLACE TEMP VIEW {CDC_TARGET} AS SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) "
             f"FROM {CDC_TARGET_POSITIONS}"
         )
-        # The target's rows of the events' keys, found in one scan of its files: what the events are
-        # compared with, and where the rows they replace lie.
-        matched, replaced = (f"cdc_{part}__{dataset.name.replace('.', '__')}" for part in ("matched", "replaced"))
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {matched} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN}, {marks} "
             f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN (SELECT {key_list} FROM {events}) e "
@@ -213,8 +214,8 @@ def _apply_scd1(
         con.execute(f"DROP {kind} IF EXISTS {events}")
         con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET}")
         con.execute(f"DROP VIEW IF EXISTS {CDC_TARGET_POSITIONS}")
-        con.execute(f"DROP TABLE IF EXISTS cdc_matched__{dataset.name.replace('.', '__')}")
-        con.execute(f"DROP TABLE IF EXISTS cdc_replaced__{dataset.name.replace('.', '__')}")
+        con.execute(f"DROP TABLE IF EXISTS {matched}")
+        con.execute(f"DROP TABLE IF EXISTS {replaced}")
         if stones is not None:
             con.execute(f"DROP VIEW IF EXISTS {TOMBSTONE_RELATION}")
     columns = [name for name in batch.column_names if name != IS_DELETE]

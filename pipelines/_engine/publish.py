@@ -58,7 +58,7 @@ from pipelines.snapshot.places import (
     recorded_generation,
     write_places,
 )
-from pipelines.snapshot.pointer import read_pointer, write_pointer
+from pipelines.snapshot.pointer import check_layout, read_pointer, write_pointer
 from pipelines.snapshot.readers import is_complete
 
 LOG = logging.getLogger(__name__)
@@ -443,6 +443,7 @@ def publish_snapshot(
     snapshots = pointer_path.parent
     snapshots.mkdir(parents=True, exist_ok=True)
     previous = read_pointer(pointer_path) or {}
+    check_layout(previous)  # files of a newer layout are neither patched nor served on as this layout
     served_before = previous.get("files", {})
     files, versions, fingerprints, outcome = {}, {}, {}, {}
     changed: list[tuple[str, DeltaTable, str, list[str]]] = []

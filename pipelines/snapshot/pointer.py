@@ -14,12 +14,14 @@ from conf.files import write_atomically
 
 LAYOUT = 2
 """The layout of the snapshot files this code writes and reads: 2, documents compressed in blocks that
-each file's `__document_blocks` lists; 1 (a pointer without `layout`), documents stored as they are.
-A reader serves files of its layout or an earlier one; the pointer names the layout its files need."""
+each file's `__document_blocks` lists (1: documents stored as they are). A pointer written before it
+named a layout (read as 1) may name files of either, which readers of layout 2 tell apart by the
+blocks table. Readers serve files of their layout or an earlier one, and a publish patches none newer."""
 
 
 class SnapshotLayoutError(RuntimeError):
-    """The pointer names files of a layout newer than this code reads (a pipeline upgraded before the API)."""
+    """The pointer names files of a layout newer than this code reads (an API older than the pipeline,
+    or a pipeline downgraded)."""
 
 
 def check_layout(pointer: dict) -> None:
@@ -28,7 +30,7 @@ def check_layout(pointer: dict) -> None:
     if not isinstance(layout, int) or layout > LAYOUT:
         raise SnapshotLayoutError(
             f"the published snapshot is of layout {layout!r}, and this version reads layouts up to {LAYOUT}: "
-            "upgrade the API to the pipeline's version"
+            "upgrade to the version that published it (the API and the pipeline alike)"
         )
 
 

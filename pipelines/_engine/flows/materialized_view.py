@@ -155,7 +155,7 @@ class MaterializedViewFlow(Flow):
         finally:
             self.context.release("VIEW", *partial.values())
         if reason is not None:
-            self.context.release("TABLE", self.batch, keys, replaced_positions_of(own))
+            self.context.release("TABLE", self.batch, keys)
             self.context.release("VIEW", current, positions_of(own))
             return reason
         return self.stage_by_key(keys, current)
@@ -203,23 +203,21 @@ class MaterializedViewFlow(Flow):
         ).fetchall()
         if strays:
             return f"{strays} rows computed for its changed keys hold other values in {declared.column}"
-        if self.locate_replaced(keys):
+        clashes = self.locate_replaced(keys)
+        if clashes:
             return f"a row computed for its changed keys has a {dataset.unique_key} a row not recomputed holds"
         return None
 
     def locate_replaced(self, keys: str) -> int:
         """Keep the positions of the view's rows for `keys` (those the refresh replaces) in a temporary
-        table, and return how many rows the refresh keeps hold a recomputed row's unique key: then
-        which row keeps it is decided over the whole view, as computing it whole decides (and the
-        table, which holds those rows too, is dropped).
-
-        One scan of the view's files finds both. A unique key that is the refresh column itself needs
-        no search: every recomputed row's column is one of `keys` (no strays), so a row holding its
-        value is replaced."""
+        table, found in the same scan of the view's files as any row the refresh keeps that holds a
+        recomputed row's unique key. Returns how many such rows there are: when any, which row keeps
+        the key is decided over the whole view, as computing it whole decides, and the table (which
+        then lists them too) is dropped."""
         own, declared, unique = relation(self.dataset.name), self.dataset.incremental, self.dataset.unique_key
         column, replaced = quote(declared.column), replaced_positions_of(own)
         positions = f"p.{FILE_COLUMN}, p.{ROW_COLUMN}"
-        if unique in (None, declared.column):
+        if not unique:
             self.con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT {positions} "
                 f"FROM {positions_of(own)} p SEMI JOIN {keys} k ON p.{column} = k.key"
@@ -232,6 +230,8 @@ class MaterializedViewFlow(Flow):
             f"OR p.{quote(unique)} IN (SELECT {quote(unique)} FROM {self.batch})"
         )
         [(clashes,)] = self.con.execute(f"SELECT count(*) FILTER (NOT is_replaced) FROM {replaced}").fetchall()
+        if clashes:
+            self.context.release("TABLE", replaced)
         return clashes
 
     def stage_by_key(self, keys: str, current: str) -> FlowResult:
