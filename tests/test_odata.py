@@ -325,19 +325,24 @@ def test_a_page_of_whole_records_is_one_query_and_a_selection_reads_its_rows_aft
     )
 
 
+def copied_snapshots(published_gold: PublishedGold, tmp_path: Path) -> tuple[Path, dict]:
+    """A copy of the published snapshots folder, to damage or change, with its pointer."""
+    snapshots = tmp_path / "snapshots"
+    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
+    return snapshots, orjson.loads((snapshots / "CURRENT.json").read_bytes())
+
+
 def test_a_plain_expand_reads_each_listing_s_media_as_one_run_and_a_broken_run_row_by_row(
     published_gold: PublishedGold, tmp_path: Path
 ) -> None:
     params = {"$top": "60", "$expand": "Media", "$select": "ListingKey"}
-    snapshots = tmp_path / "snapshots"
-    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
+    snapshots, pointer = copied_snapshots(published_gold, tmp_path)
     reading_runs = RecordingBackend(published_gold.settings.paths.snapshot_pointer)
     with authorized_api(published_gold.settings, reading_runs) as client:
         from_runs = client.get("/odata/Property", params=params).json()["value"]
     assert not [sql for sql in reading_runs.ran if '"media' in sql], "runs found in the places index"
 
     listing = next(record for record in from_runs if len(record["Media"]) > 1)["ListingKey"]
-    pointer = orjson.loads((snapshots / "CURRENT.json").read_bytes())
     with closing(sqlite3.connect(places_of(snapshots / pointer["files"]["media"]))) as index, index:
         index.execute("UPDATE runs SET at = NULL, size = NULL WHERE value = ?", [listing])
     reading_rows = RecordingBackend(snapshots / "CURRENT.json")
@@ -352,8 +357,7 @@ def test_a_record_by_key_is_found_in_the_places_index_without_sql_and_served_as_
 ) -> None:
     """Every resource's records by key come from its SQLite places index (no SQL runs), byte for byte
     what the snapshot's own lookup serves once the places indexes are gone; an absent key is a 404."""
-    snapshots = tmp_path / "snapshots"
-    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
+    snapshots, _ = copied_snapshots(published_gold, tmp_path)
     indexed = RecordingBackend(published_gold.settings.paths.snapshot_pointer)
     wanted = [("Property", "ListingKey"), ("Media", "MediaKey"), ("Member", "MemberKey"), ("Office", "OfficeKey")]
     with authorized_api(published_gold.settings, indexed) as client:
@@ -381,9 +385,7 @@ def test_a_record_by_key_is_found_in_the_places_index_without_sql_and_served_as_
 def test_a_damaged_places_index_is_a_503_naming_it_not_a_server_error(
     published_gold: PublishedGold, tmp_path: Path
 ) -> None:
-    snapshots = tmp_path / "snapshots"
-    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
-    pointer = orjson.loads((snapshots / "CURRENT.json").read_bytes())
+    snapshots, pointer = copied_snapshots(published_gold, tmp_path)
     places_of(snapshots / pointer["files"]["property"]).write_bytes(b"not a database" * 512)
     with authorized_api(published_gold.settings, SnapshotBackend(snapshots / "CURRENT.json")) as client:
         response = client.get("/odata/Property('QOBRIX_any')")
@@ -394,9 +396,7 @@ def test_a_snapshot_of_a_newer_layout_is_a_503_naming_both_layouts(
     published_gold: PublishedGold, tmp_path: Path
 ) -> None:
     """A pipeline upgraded before the API publishes files this API cannot read: it says so, not garbage."""
-    snapshots = tmp_path / "snapshots"
-    shutil.copytree(published_gold.settings.paths.snapshots, snapshots)
-    pointer = orjson.loads((snapshots / "CURRENT.json").read_bytes())
+    snapshots, pointer = copied_snapshots(published_gold, tmp_path)
     assert pointer["layout"] == LAYOUT
     (snapshots / "CURRENT.json").write_bytes(orjson.dumps({**pointer, "layout": LAYOUT + 1}))
     with authorized_api(published_gold.settings, SnapshotBackend(snapshots / "CURRENT.json")) as client:

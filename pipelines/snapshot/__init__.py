@@ -12,8 +12,8 @@ A folder (MLS2_DATA_DIR/snapshots) holding, per served gold table:
   lookup value, in SQLite, read without a SQL engine;
 
 and `CURRENT.json` (`pointer`), naming the file of each table and the layout they need, replaced
-atomically once every file it names is complete. Readers open the files the pointer names (`readers`); they never write.
-A backend returns a row's document under `DOCUMENT_COLUMN`.
+atomically once every file it names is complete. Readers open the files the pointer names
+(`readers`); they never write. A backend returns a row's document under `DOCUMENT_COLUMN`.
 """
 
 from pipelines.snapshot.documents import DOCUMENT_AT, DOCUMENT_COLUMN, DOCUMENT_SIZE, DocumentFiles

@@ -216,18 +216,11 @@ class MaterializedViewFlow(Flow):
         then lists them too) is dropped."""
         own, declared, unique = relation(self.dataset.name), self.dataset.incremental, self.dataset.unique_key
         column, replaced = quote(declared.column), replaced_positions_of(own)
-        positions = f"p.{FILE_COLUMN}, p.{ROW_COLUMN}"
-        if not unique:
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT {positions} "
-                f"FROM {positions_of(own)} p SEMI JOIN {keys} k ON p.{column} = k.key"
-            )
-            return 0
         is_replaced = f"coalesce(p.{column} IN (SELECT key FROM {keys}), false)"
+        holds_recomputed = f"p.{quote(unique)} IN (SELECT {quote(unique)} FROM {self.batch})" if unique else "false"
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT {positions}, {is_replaced} AS is_replaced "
-            f"FROM {positions_of(own)} p WHERE {is_replaced} "
-            f"OR p.{quote(unique)} IN (SELECT {quote(unique)} FROM {self.batch})"
+            f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT p.{FILE_COLUMN}, p.{ROW_COLUMN}, "
+            f"{is_replaced} AS is_replaced FROM {positions_of(own)} p WHERE {is_replaced} OR {holds_recomputed}"
         )
         [(clashes,)] = self.con.execute(f"SELECT count(*) FILTER (NOT is_replaced) FROM {replaced}").fetchall()
         if clashes:
