@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         default=True,
         description="Run the integrity suite (`mls2 integrity run`) after each `mls2 pipeline run` and demo update.",
     )
+    mls2_integrity_whole_every_hours: float = Field(
+        default=24,
+        ge=0,
+        description="The integrity suite after an update checks only the records changed since the run before "
+        "(integrity by key), but checks everything whole when its last whole run is this many hours old "
+        "(0: every run whole). `mls2 integrity run` is whole unless given --by-key.",
+    )
     mls2_schedule: str = Field(
         default="off",
         pattern=r"^\s*(?i:off|continuous|every ([1-9]\d{0,2}|1[0-3]\d\d|14[0-3]\d|1440) minutes?)\s*$",

@@ -19,18 +19,21 @@ integrity_app = typer.Typer(
 
 
 def print_run(result) -> None:
-    table = Table(title=f"Integrity run {result.run_id}")
-    for column in ("suite", "dataset", "expectation", "severity", "result", "found"):
+    since = f" by key, since run {result.base_run_id}" if result.base_run_id else ""
+    table = Table(title=f"Integrity run {result.run_id}{since}")
+    for column in ("suite", "dataset", "expectation", "severity", "checked", "result", "found"):
         table.add_column(column)
     for item in result.results:
         verdict = "[green]passed[/green]" if item.success else "[red]failed[/red]"
         found = item.message or ", ".join(item.unexpected_sample[:3]) + (
             f" ({item.unexpected_count})" if item.unexpected_count else ""
         )
-        table.add_row(item.suite, item.dataset, item.expectation, item.severity, verdict, found)
+        checked = "whole" if item.scope == "whole" else f"{item.changed_keys:,} changed keys"
+        table.add_row(item.suite, item.dataset, item.expectation, item.severity, checked, verdict, found)
     console.print(table)
     failed = result.critical_failures
-    console.print(f"{len(failed)} critical failures of {len(result.results)} expectations. Data Docs: {result.docs}")
+    docs = f"Data Docs (the last whole run): {result.docs}" if result.docs else "no Data Docs yet"
+    console.print(f"{len(failed)} critical failures of {len(result.results)} expectations. {docs}")
 
 
 def integrity_after_update(settings: Settings) -> bool:
@@ -42,7 +45,7 @@ def integrity_after_update(settings: Settings) -> bool:
 
     try:
         with console.status("running the integrity suites"):
-            result = run_integrity(settings)
+            result = run_integrity(settings, by_key=True)
     except (SuiteError, IntegrityError) as error:
         console.print(f"[red]the integrity suites could not run:[/red] {error}")
         return False
@@ -67,12 +70,24 @@ def run(
     catalog: Annotated[
         str | None, typer.Option(help="With --engine spark: the Unity Catalog catalog the pipeline publishes to.")
     ] = None,
+    by_key: Annotated[
+        bool,
+        typer.Option(
+            "--by-key",
+            help="Check only the records the tables changed since the run before, where the suites allow it "
+            "(as after an update; the embedded engine only). Whole when there is no run before, the suites "
+            "changed, or the last whole run is MLS2_INTEGRITY_WHOLE_EVERY_HOURS old.",
+        ),
+    ] = False,
 ) -> None:
     """Run every suite of expectations/suites, append the results to mls2_system.integrity_results
     and rebuild the Data Docs. Exit code 1 when a critical expectation fails, 2 when the suites,
     the settings or the tables cannot be used."""
     if catalog and engine is not EngineChoice.spark:
         console.print("[red]--catalog needs --engine spark[/red]")
+        raise typer.Exit(2)
+    if by_key and engine is EngineChoice.spark:
+        console.print("[red]--by-key is the embedded engine's: Spark checks every dataset whole[/red]")
         raise typer.Exit(2)
     # Great Expectations (and Spark) load here, not with every other `mls2` command.
     from expectations.engines import SparkEngine
@@ -82,7 +97,7 @@ def run(
         settings = load_settings()
         chosen = SparkEngine(settings, _spark_session(), catalog) if engine is EngineChoice.spark else None
         with console.status("running the integrity suites"):
-            result = run_integrity(settings, engine=chosen)
+            result = run_integrity(settings, engine=chosen, by_key=by_key)
     except (SettingsError, SuiteError, IntegrityError) as error:
         console.print(f"[red]cannot run the integrity suites:[/red] {error}")
         raise typer.Exit(2) from None

@@ -20,6 +20,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from conf.settings import Settings
+from expectations.by_key import RUN_SCHEMA, RUNS_TABLE, Restriction
 from ingestion.saved_state import SavedStateError, restore_state
 from ingestion.state import SyncState
 from pipelines.embedded import PipelineBusy, duckdb_query, last_data_change, pipeline_lock, register_delta
@@ -33,7 +34,8 @@ RESULT_SCHEMA = pa.schema(
         ("run_id", pa.string()), ("run_at", pa.timestamp("us", "UTC")), ("engine", pa.string()),
         ("suite", pa.string()), ("dataset", pa.string()), ("expectation", pa.string()), ("severity", pa.string()),
         ("success", pa.bool_()), ("observed_value", pa.string()), ("unexpected_count", pa.int64()),
-        ("unexpected_sample", pa.list_(pa.string())), ("message", pa.string()),
+        ("unexpected_sample", pa.list_(pa.string())), ("message", pa.string()), ("scope", pa.string()),
+        ("changed_keys", pa.int64()),
     ]
 )  # fmt: skip
 QUARANTINE_SCHEMA = pa.schema(
@@ -43,7 +45,7 @@ SYNCS_SCHEMA = pa.schema([("sync_id", pa.string()), ("finished_at", pa.timestamp
 RESULT_DDL = (
     "run_id string, run_at timestamp, engine string, suite string, dataset string, expectation string, "
     "severity string, success boolean, observed_value string, unexpected_count bigint, "
-    "unexpected_sample array<string>, message string"
+    "unexpected_sample array<string>, message string, scope string, changed_keys bigint"
 )
 QUARANTINE_DDL = "dataset string, broken_rules array<string>, record string"
 SYNCS_DDL = "sync_id string, finished_at timestamp"
@@ -66,8 +68,9 @@ class Engine(Protocol):
 
     def __exit__(self, *_: object) -> None: ...
 
-    def frame(self, sql: str, *, origin: str) -> Any:
-        """The rows of a suite dataset's Spark SQL, as the engine's GX datasource takes them."""
+    def frame(self, sql: str, *, origin: str, restriction: Restriction | None = None) -> Any:
+        """The rows of a suite dataset's Spark SQL, as the engine's GX datasource takes them (only
+        those a run by key checks, with `restriction`: the embedded engine's alone)."""
 
     def release(self, frame: Any) -> None:
         """Free what `frame` holds, once its expectations ran."""
@@ -127,6 +130,8 @@ class EmbeddedEngine:
         self.settings = settings
         self.run_id = run_id
         self._stack = contextlib.ExitStack()
+        self.tables: dict[str, DeltaTable] = {}
+        """Every table of the lakehouse as this run reads it."""
 
     def __enter__(self) -> "EmbeddedEngine":
         self.con = self._stack.enter_context(duckdb.connect())
@@ -154,7 +159,8 @@ class EmbeddedEngine:
         for table_dir in sorted(self.settings.paths.lakehouse.glob("*/*/_delta_log")):
             schema, table = table_dir.parent.parent.name, table_dir.parent.name
             self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            register_delta(self.con, f"{schema}__{table}", DeltaTable(str(table_dir.parent)))
+            delta = self.tables[f"{schema}.{table}"] = DeltaTable(str(table_dir.parent))
+            register_delta(self.con, f"{schema}__{table}", delta)
             self.con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS SELECT * FROM "{schema}__{table}"')
 
     def _register_context(self) -> None:
@@ -186,9 +192,10 @@ class EmbeddedEngine:
         else:
             self.con.register("mls2_quarantine", QUARANTINE_SCHEMA.empty_table())
 
-    def frame(self, sql: str, *, origin: str) -> Any:
+    def frame(self, sql: str, *, origin: str, restriction: Restriction | None = None) -> Any:
         try:
-            return self.con.sql(duckdb_query(sql, origin=origin)).df()
+            query = duckdb_query(sql, origin=origin) if restriction is None else restriction.query(sql, origin=origin)
+            return self.con.sql(query).df()
         except (duckdb.Error, SqlError) as error:
             raise DatasetError(str(error).splitlines()[0]) from None
 
@@ -198,12 +205,23 @@ class EmbeddedEngine:
     def add_datasource(self, context: Any, name: str) -> Any:
         return context.data_sources.add_pandas(name)
 
+    def versions(self) -> dict[str, tuple[str, int]]:
+        """Each table's Delta id and version as this run reads them: where the next run by key starts."""
+        return {name: (table.metadata().id, table.version()) for name, table in sorted(self.tables.items())}
+
     def append_results(self, rows: list[dict]) -> None:
-        path = self.settings.paths.lakehouse.joinpath(*RESULTS_TABLE.split("."))
+        self._append(RESULTS_TABLE, pa.Table.from_pylist(rows, RESULT_SCHEMA))
+
+    def append_run(self, row: dict) -> None:
+        """Append the run's own row (RUN_SCHEMA) to RUNS_TABLE, after its results."""
+        self._append(RUNS_TABLE, pa.Table.from_pylist([row], RUN_SCHEMA))
+
+    def _append(self, name: str, rows: pa.Table) -> None:
+        path = self.settings.paths.lakehouse.joinpath(*name.split("."))
         try:
-            write_deltalake(str(path), pa.Table.from_pylist(rows, RESULT_SCHEMA), mode="append", schema_mode="merge")
+            write_deltalake(str(path), rows, mode="append", schema_mode="merge")
         except (DeltaError, OSError) as error:
-            raise EngineError(f"the results could not be appended to {RESULTS_TABLE}: {error}") from None
+            raise EngineError(f"the results could not be appended to {name}: {error}") from None
 
 
 class SparkEngine:
@@ -251,9 +269,11 @@ class SparkEngine:
         else:
             self._frame([], QUARANTINE_DDL).createOrReplaceTempView("mls2_quarantine")
 
-    def frame(self, sql: str, *, origin: str) -> Any:
+    def frame(self, sql: str, *, origin: str, restriction: Restriction | None = None) -> Any:
         from pyspark.errors import PySparkException
 
+        if restriction is not None:
+            raise EngineError("runs by key are the embedded engine's: Spark checks every dataset whole")
         try:
             frame = self.spark.sql(sql).cache()
         except PySparkException as error:

@@ -3,17 +3,19 @@ engine (`expectations.engines`: the embedded lakehouse, or Spark on Databricks),
 to `mls2_system.integrity_results`, Data Docs rebuilt.
 """
 
+import json
 import logging
 import shutil
 import uuid
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from conf.settings import Settings
+from expectations.by_key import KeyScope, previous_run, suites_digest, why_whole
 from expectations.engines import DatasetError, EmbeddedEngine, Engine, EngineError
 from expectations.suite_files import Suite, SuiteError, SuiteExpectation, suites
 
@@ -39,6 +41,9 @@ class IntegrityResult:
     unexpected_count: int = 0
     unexpected_sample: tuple[str, ...] = ()
     message: str | None = None
+    scope: str = "whole"
+    """`whole`, or `by key`: the rows of the keys changed since the run before (`changed_keys` of them)."""
+    changed_keys: int | None = None
 
 
 @dataclass
@@ -48,6 +53,14 @@ class IntegrityRun:
     engine: str
     results: list[IntegrityResult] = field(default_factory=list)
     docs: Path | None = None
+    base_run_id: str | None = None
+    """A run by key: the run whose tables it compared with."""
+    whole_datasets: dict[str, str] = field(default_factory=dict)
+    """A run by key: each dataset it checked whole (`suite.dataset`), and why."""
+
+    @property
+    def scope(self) -> str:
+        return "whole" if self.base_run_id is None else "by key"
 
     @property
     def critical_failures(self) -> list[IntegrityResult]:
@@ -176,43 +189,66 @@ def _validate(
     return results
 
 
-def run_integrity(settings: Settings, *, build_docs: bool = True, engine: Engine | None = None) -> IntegrityRun:
+def run_integrity(
+    settings: Settings, *, build_docs: bool = True, engine: Engine | None = None, by_key: bool = False
+) -> IntegrityRun:
     """Every suite once over the engine's tables as they are (the embedded lakehouse by default);
-    results appended to the results table."""
+    results appended to the results table. `by_key` (the embedded engine only): check only the rows
+    the tables' commits changed since the run before, where the suites allow it (`expectations.by_key`);
+    the Data Docs are then left as the last whole run built them."""
     run_id = uuid.uuid4().hex
     engine = engine or EmbeddedEngine(settings, run_id)
     run = IntegrityRun(run_id, datetime.now(UTC), engine.name)
     docs = docs_index(settings).parent
     context = _gx_context(docs)
+    digest = suites_digest(suites())
     try:
         with engine:
+            scope = None
+            if by_key and isinstance(engine, EmbeddedEngine):
+                previous = previous_run(engine.con, engine.name)
+                whole = why_whole(previous, digest, settings.mls2_integrity_whole_every_hours, run.started_at)
+                if whole is None and previous is not None:
+                    scope, run.base_run_id = KeyScope(engine.con, engine.tables, previous), previous.run_id
             for suite in suites():
-                run.results += _run_suite(context, engine, suite)
+                run.results += _run_suite(context, engine, suite, scope, run.whole_datasets)
+            versions = engine.versions() if isinstance(engine, EmbeddedEngine) else {}
     except EngineError as error:
         raise IntegrityError(str(error)) from None
     try:
         engine.append_results(_result_rows(run))
+        if isinstance(engine, EmbeddedEngine):
+            engine.append_run(_run_row(run, digest, versions))
     except EngineError as error:
         raise IntegrityError(str(error)) from None
-    if build_docs:
+    if build_docs and run.scope == "whole":
         try:
             shutil.rmtree(docs, ignore_errors=True)
             context.build_data_docs()
         except OSError as error:
             raise IntegrityError(f"the Data Docs could not be built in {docs}: {error}") from None
+    if build_docs and docs_index(settings).exists():
         run.docs = docs_index(settings)
     return run
 
 
-def _run_suite(context: Any, engine: Engine, suite: Suite) -> list[IntegrityResult]:
+def _run_suite(
+    context: Any, engine: Engine, suite: Suite, scope: KeyScope | None, whole_datasets: dict[str, str]
+) -> list[IntegrityResult]:
     by_dataset: dict[str, list[SuiteExpectation]] = defaultdict(list)
     for item in suite.expectations:
         if engine.name in suite.datasets[item.dataset].engines:
             by_dataset[item.dataset].append(item)
     results = []
     for dataset, expected in by_dataset.items():
+        origin = f"suite {suite.name}, dataset {dataset}"
+        restriction = None
         try:
-            frame = engine.frame(suite.datasets[dataset].sql, origin=f"suite {suite.name}, dataset {dataset}")
+            if scope is not None:
+                restriction = scope.restriction(suite.name, suite.datasets[dataset])
+                if isinstance(restriction, str):
+                    whole_datasets[f"{suite.name}.{dataset}"], restriction = restriction, None
+            frame = engine.frame(suite.datasets[dataset].sql, origin=origin, restriction=restriction)
         except DatasetError as error:
             message = f"dataset {dataset} cannot be read: {error}"
             results += [
@@ -220,9 +256,12 @@ def _run_suite(context: Any, engine: Engine, suite: Suite) -> list[IntegrityResu
             ]
             continue
         try:
-            results += _validate(context, engine, suite, dataset, frame, expected)
+            found = _validate(context, engine, suite, dataset, frame, expected)
         finally:
             engine.release(frame)
+        if restriction is not None:
+            found = [replace(r, scope="by key", changed_keys=restriction.keys) for r in found]
+        results += found
     return results
 
 
@@ -241,9 +280,24 @@ def _result_rows(run: IntegrityRun) -> list[dict]:
             "unexpected_count": r.unexpected_count,
             "unexpected_sample": list(r.unexpected_sample),
             "message": r.message,
+            "scope": r.scope,
+            "changed_keys": r.changed_keys,
         }
         for r in run.results
     ]
+
+
+def _run_row(run: IntegrityRun, digest: str, versions: dict[str, tuple[str, int]]) -> dict:
+    return {
+        "run_id": run.run_id,
+        "run_at": run.started_at,
+        "engine": run.engine,
+        "scope": run.scope,
+        "base_run_id": run.base_run_id,
+        "suites": digest,
+        "tables": json.dumps(versions),
+        "whole_datasets": json.dumps(run.whole_datasets),
+    }
 
 
 def docs_index(settings: Settings) -> Path:

@@ -23,6 +23,18 @@ MAPPED = re.compile(r"\{mapped (\w+)\.(\w+)\}")
 FROM = re.compile(r"\{from (\w+)\}")
 REFERENCE = re.compile(r"\{reference (\w+)\.(\w+)\}")
 SERVED_LOOKUP_VALUES = "{served lookup values}"
+LOOKUP_TABLE = "reso_gold.lookup"
+TABLE_NAME = re.compile(r"\w+\.\w+")
+IDENTIFIER = re.compile(r"\w+")
+DATASET_KEYS = {"sql", "engines", "by_key", "reads_by_key", "whole_if_changed", "whole_if_removed"}
+ROW_WISE = {
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null", "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set", "expect_column_values_to_be_between",
+    "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
+    "expect_column_value_lengths_to_be_between", "expect_column_pair_values_to_be_equal",
+    "expect_column_pair_values_a_to_be_greater_than_b",
+}  # fmt: skip
+"""Expectations whose verdict on rows is the verdict on each row: a dataset checked by key may have these."""
 
 
 class SuiteError(ValueError):
@@ -47,11 +59,32 @@ class SuiteExpectation:
 
 
 @dataclass(frozen=True)
+class KeyedBy:
+    """A dataset's column naming records, and where their changes show: a row whose `column` holds
+    a key can change only when a row of one of `changes`' tables whose expression gives that key
+    is added, replaced or deleted."""
+
+    column: str
+    changes: tuple[tuple[str, str], ...]
+    """(schema.table, Spark SQL expression over its row)."""
+
+
+@dataclass(frozen=True)
 class SuiteDataset:
     name: str
     sql: str
     engines: tuple[str, ...] = ENGINES
     """The engines it applies to: the served snapshot, for one, exists only on the embedded engine."""
+    by_key: tuple[KeyedBy, ...] = ()
+    """Declared: a run by key checks only the rows whose keys changed since the run before it."""
+    reads_by_key: bool = False
+    """Its SQL may read the tables `by_key` names restricted to the changed keys: each of its rows
+    reads only those tables' rows of its own key."""
+    whole_if_changed: tuple[str, ...] = ()
+    """Tables it reads whole (schema.table): when one changed, a run by key checks it whole."""
+    whole_if_removed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Tables it reads whole, whose rows can only make a row pass: when a value of their columns the table
+    had is gone, a run by key checks it whole."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +133,7 @@ def _served_lookup_values_sql() -> str:
     return (
         "SELECT s.resource, s.record_key, bool_and(l.LookupValue IS NOT NULL) AS listed "
         f"FROM ({' UNION ALL '.join(selects)}) s "
-        "LEFT JOIN (SELECT DISTINCT LookupName, LookupValue FROM reso_gold.lookup) l "
+        f"LEFT JOIN (SELECT DISTINCT LookupName, LookupValue FROM {LOOKUP_TABLE}) l "
         "ON l.LookupName = s.item.lookup AND l.LookupValue = s.item.value "
         "WHERE s.item.value IS NOT NULL GROUP BY s.resource, s.record_key"
     )
@@ -137,15 +170,94 @@ def _expanded(sql: str, suite: str) -> str:
     return MAPPED.sub(field, FROM.sub(lambda match: mapping_of(match.group(1)).from_clause, sql))
 
 
+def _derived(sql: str, suite: str) -> dict:
+    """What a dataset that is one placeholder declares for runs by key, from the mappings: a
+    reference's records change with the record (its key) and with the record it names (the target's
+    field); a record's lookup values with the record, and with the Lookup resource (read whole)."""
+    placeholder = sql.strip()
+    if placeholder == SERVED_LOOKUP_VALUES:
+        keyed = {m.table: m.key for m in resource_mappings().values() if m.lookup_fields}
+        lookup = {LOOKUP_TABLE: ["LookupName", "LookupValue"]}
+        return {"by_key": {"record_key": keyed}, "reads_by_key": True, "whole_if_removed": lookup}
+    match = REFERENCE.fullmatch(placeholder)
+    if match is None:
+        return {}
+    resource, name = match.groups()
+    mapping = resource_mappings().get(resource)
+    if mapping is None or name not in mapping.references:
+        return {}  # `_expanded` names the mistake
+    target, _, field = mapping.references[name].partition(".")
+    return {"by_key": {"record_key": {mapping.table: mapping.key}, "value": {resource_mappings()[target].table: field}}}
+
+
+def _keyed_by(where: str, spec: object) -> tuple[KeyedBy, ...]:
+    if not isinstance(spec, dict) or not spec:
+        raise SuiteError(f"{where}: `by_key` maps a column of the dataset to the tables whose changes name its keys")
+    keyed = []
+    for column, changes in spec.items():
+        if not isinstance(changes, dict) or not changes:
+            raise SuiteError(f"{where}: `by_key: {column}` maps tables (schema.table) to the column naming the key")
+        for table, expression in changes.items():
+            if not TABLE_NAME.fullmatch(str(table)) or not isinstance(expression, str) or not expression.strip():
+                raise SuiteError(f"{where}: `by_key: {column}: {table}` is not `schema.table: expression`")
+        keyed.append(KeyedBy(str(column), tuple((str(t), e) for t, e in changes.items())))
+    return tuple(keyed)
+
+
 def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
+    where = f"suite {suite}, dataset {name}"
     if isinstance(spec, str):
-        return SuiteDataset(name, _expanded(spec, suite))
-    if not isinstance(spec, dict) or not isinstance(spec.get("sql"), str) or set(spec) - {"sql", "engines"}:
-        raise SuiteError(f"suite {suite}, dataset {name}: give its SQL, or `sql` and `engines`")
+        spec = {"sql": spec}
+    if not isinstance(spec, dict) or not isinstance(spec.get("sql"), str) or set(spec) - DATASET_KEYS:
+        raise SuiteError(f"{where}: give its SQL, or `sql` and any of {', '.join(sorted(DATASET_KEYS - {'sql'}))}")
     engines = tuple(spec.get("engines", ENGINES))
     if not engines or set(engines) - set(ENGINES):
-        raise SuiteError(f"suite {suite}, dataset {name}: `engines` are some of {', '.join(ENGINES)}")
-    return SuiteDataset(name, _expanded(spec["sql"], suite), engines)
+        raise SuiteError(f"{where}: `engines` are some of {', '.join(ENGINES)}")
+    declared = {key: spec[key] for key in DATASET_KEYS - {"sql", "engines"} if key in spec}
+    declared = declared or _derived(spec["sql"], suite)
+    if "by_key" not in declared and declared:
+        raise SuiteError(f"{where}: `reads_by_key`, `whole_if_changed` and `whole_if_removed` need `by_key`")
+    whole_if_changed = declared.get("whole_if_changed", [])
+    if not isinstance(whole_if_changed, list) or not all(TABLE_NAME.fullmatch(str(t)) for t in whole_if_changed):
+        raise SuiteError(f"{where}: `whole_if_changed` lists tables as schema.table")
+    whole_if_removed = declared.get("whole_if_removed", {})
+    if not isinstance(whole_if_removed, dict) or not all(
+        TABLE_NAME.fullmatch(str(table))
+        and isinstance(columns, list)
+        and columns
+        and all(map(IDENTIFIER.fullmatch, map(str, columns)))
+        for table, columns in whole_if_removed.items()
+    ):
+        raise SuiteError(f"{where}: `whole_if_removed` maps tables (schema.table) to the columns whose values count")
+    if not isinstance(declared.get("reads_by_key", False), bool):
+        raise SuiteError(f"{where}: `reads_by_key` is true or false")
+    return SuiteDataset(
+        name,
+        _expanded(spec["sql"], suite),
+        engines,
+        _keyed_by(where, declared["by_key"]) if "by_key" in declared else (),
+        declared.get("reads_by_key", False),
+        tuple(map(str, whole_if_changed)),
+        tuple((str(table), tuple(map(str, columns))) for table, columns in whole_if_removed.items()),
+    )
+
+
+def _check_by_key(where: str, dataset: SuiteDataset, expectation: SuiteExpectation) -> None:
+    """On a dataset checked by key, an expectation must be decided row by row (or be the uniqueness of
+    a key column, whose every row of a changed key is checked): the rows not checked are as the run
+    before found them, and that run passed them."""
+    if not dataset.by_key:
+        return
+    columns = {keyed.column for keyed in dataset.by_key}
+    row_wise = expectation.type in ROW_WISE or (
+        expectation.type == "expect_column_values_to_be_unique" and expectation.kwargs.get("column") in columns
+    )
+    if not row_wise or "mostly" in expectation.kwargs:
+        raise SuiteError(
+            f"{where}: dataset {dataset.name} is checked by key (`by_key`), so its expectations must be decided "
+            f"row by row without `mostly` ({', '.join(sorted(ROW_WISE))}, or the uniqueness of "
+            f"{' or '.join(sorted(columns))}); {expectation.type} is not"
+        )
 
 
 def load_suite(path: Path) -> Suite:
@@ -175,11 +287,11 @@ def load_suite(path: Path) -> Suite:
             raise SuiteError(f"{where}: unknown keys {sorted(unknown)}")
         if not isinstance(spec.get("kwargs") or {}, dict):
             raise SuiteError(f"{where}: `kwargs` is a map of the expectation's arguments")
-        expectations.append(
-            SuiteExpectation(
-                number, spec["dataset"], str(spec["type"]), dict(spec.get("kwargs") or {}), severity, spec.get("key")
-            )
+        expectation = SuiteExpectation(
+            number, spec["dataset"], str(spec["type"]), dict(spec.get("kwargs") or {}), severity, spec.get("key")
         )
+        _check_by_key(where, datasets[expectation.dataset], expectation)
+        expectations.append(expectation)
     if not expectations:
         raise SuiteError(f"suite {name} ({path.name}): no expectations")
     return Suite(name, str(document.get("description", "")), datasets, tuple(expectations))

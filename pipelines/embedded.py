@@ -1,12 +1,13 @@
 """This product's pipeline on the embedded engine, and the only door into it (`pipelines._engine`):
 the declared graph and the gold tables to serve are handed to the engine, which knows neither."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from conf.settings import DataPaths
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateCanceled, UpdateFailed
 from pipelines._engine.events import read_events
-from pipelines._engine.lakehouse import Lakehouse, last_data_change, register_delta
+from pipelines._engine.lakehouse import Lakehouse, last_data_change, register_changes_since, register_delta
 from pipelines._engine.lock import UpdateLock
 from pipelines._engine.maintenance import optimize_lakehouse, vacuum_due, vacuum_lakehouse
 from pipelines._engine.maintenance import retire_landing as retire_landing_pages
@@ -34,6 +35,7 @@ __all__ = [
     "optimize_lakehouse",
     "pipeline_lock",
     "read_events",
+    "register_changes_since",
     "register_delta",
     "retire_landing",
     "run_update",
@@ -62,10 +64,15 @@ def space_needed(paths: DataPaths, reserve_bytes: int) -> dict[str, int]:
     return space_needed_by_engine(paths, load_graph().landing_folders(), full_refresh=(), reserve_bytes=reserve_bytes)
 
 
-def duckdb_query(spark_sql: str, *, origin: str) -> str:
+def duckdb_query(spark_sql: str, *, origin: str, relations: Mapping[str, str] | None = None) -> str:
     """A Spark SQL query over the lakehouse's `schema.table` names, as the embedded engine renders it
-    for DuckDB (where each table is the view `"schema"."table"`); raises SqlError naming `origin`."""
-    return to_duckdb(parse(spark_sql, origin=origin), lambda name, streaming: ".".join(map(quote, name.split(".", 1))))
+    for DuckDB (where each table is the view `"schema"."table"`, or the relation `relations` gives
+    for it); raises SqlError naming `origin`."""
+    chosen = relations or {}
+    return to_duckdb(
+        parse(spark_sql, origin=origin),
+        lambda name, streaming: chosen.get(name) or ".".join(map(quote, name.split(".", 1))),
+    )
 
 
 def pipeline_lock(paths: DataPaths, holder: str) -> UpdateLock:

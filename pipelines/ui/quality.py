@@ -132,13 +132,22 @@ def _quarantined(dataset: str, rules: list[str], update_id: str | None, at: date
 
 
 def integrity_latest(paths: DataPaths) -> list[dict]:
-    """The integrity suite's latest run, one row per expectation (failures first)."""
+    """The integrity suite's latest run, one row per expectation (failures first), with what it checked:
+    `whole`, or `by key` (the rows of `changed_keys` keys changed since the run before)."""
     con = _over(paths, INTEGRITY_RESULTS)
     if con is None:
         return []
+    columns = {name for (name, *_) in con.execute("DESCRIBE t").fetchall()}
+    # Results kept before runs by key have no scope: they were whole.
+    scope = (
+        "coalesce(scope, 'whole') AS scope, changed_keys"
+        if "scope" in columns
+        else "'whole' AS scope, NULL AS changed_keys"
+    )
     found = con.execute(
-        "SELECT run_at, suite, dataset, expectation, severity, success, unexpected_count, unexpected_sample, message "
-        "FROM t WHERE run_id = (SELECT arg_max(run_id, run_at) FROM t) ORDER BY success, severity, suite, dataset"
+        "SELECT run_at, suite, dataset, expectation, severity, success, unexpected_count, unexpected_sample, message, "
+        f"{scope} FROM t WHERE run_id = (SELECT arg_max(run_id, run_at) FROM t) "
+        "ORDER BY success, severity, suite, dataset"
     )
     columns = [column[0] for column in found.description]
     return [dict(zip(columns, row, strict=True)) for row in found.fetchall()]

@@ -1,0 +1,201 @@
+"""Integrity by key: a run after an update checks, of each dataset that declares its keys (`by_key`
+in a suite file), only the rows whose keys the tables' commits since the run before it added,
+replaced or deleted, read from their Delta logs. Every row of the dataset a commit could have
+changed is among them, so a failure the update brought is found; one in rows it did not touch is
+the last whole run's to report. A dataset is checked whole when it declares no keys, when a table
+it reads is new or its log since then is gone, or when a table it reads whole changed; the run is
+whole when there is no run before it on this lakehouse, when the suites changed since, or when
+the last whole run is older than MLS2_INTEGRITY_WHOLE_EVERY_HOURS.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from expectations.suite_files import Suite, SuiteDataset
+from pipelines.embedded import duckdb_query, register_changes_since
+
+RUNS_TABLE = "mls2_system.integrity_runs"
+RUN_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()), ("run_at", pa.timestamp("us", "UTC")), ("engine", pa.string()),
+        ("scope", pa.string()), ("base_run_id", pa.string()), ("suites", pa.string()), ("tables", pa.string()),
+        ("whole_datasets", pa.string()),
+    ]
+)  # fmt: skip
+"""One row per run: what it checked (`whole` or `by key`, since `base_run_id`), a digest of the suites,
+each table's id and version as it read them (JSON), and why a dataset was checked whole (JSON)."""
+ABSENT = "absent"
+"""A table neither the run before nor this one found: nothing of it changed."""
+
+
+def suites_digest(suites: tuple[Suite, ...]) -> str:
+    """The suites as run (their SQL expanded from the mappings): a run by key compares with a run of the same."""
+    return hashlib.sha256(repr(suites).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    run_id: str
+    suites: str
+    tables: dict[str, tuple[str, int]]
+    """Each table the run read: its Delta table id and version."""
+    last_whole_at: datetime | None
+    failed: frozenset[str]
+    """The datasets (`suite.dataset`) with an expectation it failed or could not run."""
+
+
+def previous_run(con: duckdb.DuckDBPyConnection, engine: str) -> PreviousRun | None:
+    """The latest run of `engine` on this lakehouse (RUNS_TABLE registered as a view), or None."""
+    [(registered,)] = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'mls2_system' AND view_name = 'integrity_runs'"
+    ).fetchall()
+    if not registered:
+        return None
+    latest = con.execute(
+        f"SELECT run_id, suites, tables, (SELECT max(run_at) FROM {RUNS_TABLE} WHERE engine = $1 AND scope = 'whole') "
+        f"FROM {RUNS_TABLE} WHERE engine = $1 ORDER BY run_at DESC LIMIT 1",
+        [engine],
+    ).fetchall()
+    if not latest:
+        return None
+    [(run_id, digest, tables, last_whole_at)] = latest
+    failed = con.execute(
+        "SELECT DISTINCT suite || '.' || dataset FROM mls2_system.integrity_results WHERE run_id = $1 AND NOT success",
+        [run_id],
+    ).fetchall()
+    versions = {name: (table_id, version) for name, (table_id, version) in json.loads(tables).items()}
+    return PreviousRun(run_id, digest, versions, last_whole_at, frozenset(name for (name,) in failed))
+
+
+def why_whole(previous: PreviousRun | None, digest: str, whole_every_hours: float, now: datetime) -> str | None:
+    """Why this run must check every dataset whole, or None when it may go by key."""
+    if previous is None:
+        return "no earlier run on this lakehouse"
+    if previous.suites != digest:
+        return f"the suites changed since run {previous.run_id}"
+    if previous.last_whole_at is None or now - previous.last_whole_at >= timedelta(hours=whole_every_hours):
+        return f"no whole run in the last {whole_every_hours:g} hours"
+    return None
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """A dataset's query limited to the changed keys."""
+
+    relations: dict[str, str]
+    """Tables read restricted to the keys: `schema.table` -> the view of those rows."""
+    where: str
+    """DuckDB condition over the dataset's rows: a key column among the changed keys, or null."""
+    keys: int
+    """How many changed keys the rows are restricted to."""
+
+    def query(self, spark_sql: str, *, origin: str) -> str:
+        return f"SELECT * FROM ({duckdb_query(spark_sql, origin=origin, relations=self.relations)}) WHERE {self.where}"
+
+
+class KeyScope:
+    """The changes of a run by key: what each table's commits since `since` changed, registered on the
+    connection the datasets are computed on, once per table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, tables: dict[str, DeltaTable], since: PreviousRun) -> None:
+        self.con = con
+        self.tables = tables
+        self.since = since
+        self._changes: dict[str, str | None] = {}
+        self._relations = 0
+
+    def _name(self, kind: str) -> str:
+        self._relations += 1
+        return f"by_key_{kind}__{self._relations}"
+
+    def changes(self, table: str) -> str | None:
+        """A relation of the rows `table`'s commits since the previous run added, replaced or deleted
+        (a replaced or deleted row as it was; every row of a table created since), `ABSENT` for a
+        table that is not there now nor was then, or None when they cannot be known."""
+        if table not in self._changes:
+            self._changes[table] = self._register(table)
+        return self._changes[table]
+
+    def _register(self, table: str) -> str | None:
+        current, before = self.tables.get(table), self.since.tables.get(table)
+        if current is None:
+            return ABSENT if before is None else None
+        if before is None:
+            return ".".join(f'"{part}"' for part in table.split("."))
+        if before[0] != current.metadata().id:
+            return None  # created anew: the keys of the rows it had are not in its log
+        name = self._name("changes")
+        return name if register_changes_since(self.con, name, current, before[1]) else None
+
+    def restriction(self, suite: str, dataset: SuiteDataset) -> Restriction | str:
+        """How to check `dataset` by key, or why it is checked whole. A dataset the run before failed is
+        checked whole until it passes: the rows a run by key leaves out are then rows that passed."""
+        if not dataset.by_key:
+            return "it declares no keys"
+        if f"{suite}.{dataset.name}" in self.since.failed:
+            return f"it failed in run {self.since.run_id}"
+        read = {t for keyed in dataset.by_key for t, _ in keyed.changes} | set(dataset.whole_if_changed)
+        for table in sorted(read | {table for table, _ in dataset.whole_if_removed}):
+            if self.changes(table) is None:
+                return f"{table}'s changes since run {self.since.run_id} are not all in its log"
+        for table in dataset.whole_if_changed:
+            if self.changes(table) == ABSENT:
+                continue
+            [(changed,)] = self.con.execute(f"SELECT count(*) FROM {self.changes(table)}").fetchall()
+            if changed:
+                return f"{table}, which it reads whole, changed"
+        for table, columns in dataset.whole_if_removed:
+            if self.changes(table) == ABSENT:
+                continue
+            listed = ", ".join(f'"{column}"' for column in columns)
+            now = ".".join(f'"{part}"' for part in table.split("."))
+            [(removed,)] = self.con.execute(
+                f"SELECT count(*) FROM (SELECT {listed} FROM {self.changes(table)} EXCEPT SELECT {listed} FROM {now})"
+            ).fetchall()
+            if removed:
+                return f"{table}, which it reads whole, lost values of {', '.join(columns)}"
+        keys = {}
+        for keyed in dataset.by_key:
+            name = self._name("keys")
+            present = [(table, expr) for table, expr in keyed.changes if self.changes(table) != ABSENT]
+            selects = " UNION ALL ".join(f"SELECT {expr} AS key FROM {table}" for table, expr in present)
+            query = (
+                duckdb_query(
+                    f"SELECT DISTINCT key FROM ({selects}) changed WHERE key IS NOT NULL",
+                    origin=f"dataset {dataset.name}, by_key {keyed.column}",
+                    relations={table: self.changes(table) for table, _ in present},
+                )
+                if present
+                else "SELECT NULL::VARCHAR AS key WHERE false"
+            )
+            self.con.execute(f"CREATE TEMP TABLE {name} AS {query}")
+            keys[keyed.column] = name
+        relations = {}
+        if dataset.reads_by_key:
+            read: dict[str, list[str]] = {}
+            for keyed in dataset.by_key:
+                for table, expression in keyed.changes:
+                    if self.changes(table) == ABSENT:
+                        continue
+                    read.setdefault(table, []).append(
+                        f"({expression}) IN (SELECT key FROM {keys[keyed.column]}) OR ({expression}) IS NULL"
+                    )
+            for table, conditions in read.items():
+                name = self._name("reads")
+                origin = f"dataset {dataset.name}, {table} read by key"
+                query = duckdb_query(f"SELECT * FROM {table} WHERE {' OR '.join(conditions)}", origin=origin)
+                self.con.execute(f"CREATE TEMP VIEW {name} AS {query}")
+                relations[table] = name
+        where = " OR ".join(
+            f'"{column}" IN (SELECT key FROM {name}) OR "{column}" IS NULL' for column, name in keys.items()
+        )
+        [(count,)] = self.con.execute(
+            f"SELECT count(*) FROM ({' UNION '.join(f'SELECT key FROM {name}' for name in keys.values())})"
+        ).fetchall()
+        return Restriction(relations, where, count)
