@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from fastapi.testclient import TestClient
@@ -29,7 +30,7 @@ from tests.conftest import delta_rows, make_sync
 from tests.test_pipeline_ui import PASSWORD, sign_in
 
 CHURN = {
-    "properties": Changes(creates=4, updates=10, media_updates=5, trashes=8, restores=1, deletes=3),
+    "properties": Changes(creates=4, updates=10, media_updates=5, trashes=15, restores=1, deletes=5),
     "contacts": Changes(creates=2, updates=3, trashes=1),
     "agents": Changes(updates=2),
     "users": Changes(updates=2),
@@ -88,8 +89,10 @@ def verdicts(run: IntegrityRun) -> dict[tuple[str, str], tuple]:
     }
 
 
-def test_every_row_the_update_changed_is_among_the_keys_checked_and_read_by_key_alike(churned) -> None:
-    settings, base, before = churned
+def check_declarations(settings: Settings, base: IntegrityRun, before: dict[str, pa.Table]) -> set[str]:
+    """For every dataset checked by key: each row that differs from `before` (added, changed or gone)
+    has a key the run by key checks, and the dataset computed from the tables read by key has the
+    rows the whole dataset has for those keys. Returns the datasets with rows that differ."""
     changed_datasets = set()
     with EmbeddedEngine(settings, "test") as engine:
         con = engine.con
@@ -118,6 +121,11 @@ def test_every_row_the_update_changed_is_among_the_keys_checked_and_read_by_key_
             difference = f"({checked} EXCEPT ALL {expected}) UNION ALL ({expected} EXCEPT ALL {checked})"
             assert con.sql(f"SELECT count(*) FROM ({difference})").fetchall() == [(0,)], name
             con.unregister("rows_before")
+    return changed_datasets
+
+
+def test_every_row_the_update_changed_is_among_the_keys_checked_and_read_by_key_alike(churned) -> None:
+    changed_datasets = check_declarations(*churned)
     # The churn reaches records through the records they name, not only their own.
     assert {
         "reconciliation.landed_listings",
@@ -127,6 +135,19 @@ def test_every_row_the_update_changed_is_among_the_keys_checked_and_read_by_key_
         "reso_conformance.served_lookup_values",
         "reso_conformance.listing_agent",
     } <= changed_datasets, changed_datasets
+
+
+def test_tables_rewritten_on_one_side_of_a_join_keep_the_declarations_true(copy: Settings) -> None:
+    """Silver listings and gold members written anew (every row replaced) while what names them is
+    not: the keys changed are all on one side."""
+    base = run_integrity(copy, build_docs=False)
+    before = dataset_rows(copy)
+    listings = str(copy.paths.lakehouse / "qobrix_silver" / "property")
+    write_deltalake(listings, delta_rows(DeltaTable(listings)), mode="overwrite")
+    members = str(copy.paths.lakehouse / "reso_gold" / "member")
+    rows = delta_rows(DeltaTable(members))
+    write_deltalake(members, rows.slice(1), mode="overwrite")
+    assert "reso_conformance.listing_agent" in check_declarations(copy, base, before)
 
 
 def test_a_run_by_key_reaches_the_verdicts_of_a_whole_run_on_fewer_rows(copy: Settings) -> None:
@@ -173,6 +194,20 @@ def test_a_fault_in_a_changed_record_is_found_by_key_and_its_dataset_checked_who
     [failure] = [r for r in again.critical_failures if r.dataset == "landed_listings"]
     assert failure.scope == "whole" and failure.unexpected_sample == (listing,)
     assert again.whole_datasets["reconciliation.landed_listings"] == f"it failed in run {found.run_id}"
+
+
+def test_a_record_removed_fails_the_records_naming_it_by_key_though_they_did_not_change(copy: Settings) -> None:
+    run_integrity(copy, build_docs=False)
+    listings = delta_rows(DeltaTable(str(copy.paths.lakehouse / "reso_gold" / "property"))).to_pylist()
+    agent = min(row["ListAgentKey"] for row in listings if row["ListAgentKey"])
+    members = str(copy.paths.lakehouse / "reso_gold" / "member")
+    rows = delta_rows(DeltaTable(members))
+    write_deltalake(members, rows.filter(pc.not_equal(rows["MemberKey"], agent)), mode="overwrite")
+    by_key = run_integrity(copy, build_docs=False, by_key=True)
+    [failure] = [r for r in by_key.results if r.dataset == "listing_agent" and not r.success]
+    assert failure.scope == "by key"
+    assert set(failure.unexpected_sample) == {row["ListingKey"] for row in listings if row["ListAgentKey"] == agent}
+    assert verdicts(by_key) == verdicts(run_integrity(copy, build_docs=False))
 
 
 def test_a_run_by_key_goes_whole_without_a_run_before_or_a_recent_whole_run(
