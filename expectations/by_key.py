@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from expectations.suite_files import Suite, SuiteDataset
+from expectations.suite_files import KeyedBy, Suite, SuiteDataset
 from pipelines.embedded import duckdb_query, register_changes_since
 
 RUNS_TABLE = "mls2_system.integrity_runs"
@@ -108,6 +108,7 @@ class KeyScope:
         self.tables = tables
         self.since = since
         self._changes: dict[str, str | None] = {}
+        self._key_tables: dict[tuple[tuple[str, str], ...], str] = {}
         self._relations = 0
 
     def _name(self, kind: str) -> str:
@@ -136,6 +137,20 @@ class KeyScope:
     def restriction(self, suite: str, dataset: SuiteDataset) -> Restriction | str:
         """How to check `dataset` by key, or why it is checked whole. A dataset the run before failed is
         checked whole until it passes: the rows a run by key leaves out are then rows that passed."""
+        whole = self._why_whole(suite, dataset)
+        if whole is not None:
+            return whole
+        keys = {keyed.column: self._keys(dataset.name, keyed) for keyed in dataset.by_key}
+        relations = self._reads(dataset, keys) if dataset.reads_by_key else {}
+        where = " OR ".join(
+            f'"{column}" IN (SELECT key FROM {name}) OR "{column}" IS NULL' for column, name in keys.items()
+        )
+        [(count,)] = self.con.execute(
+            f"SELECT count(*) FROM ({' UNION '.join(f'SELECT key FROM {name}' for name in keys.values())})"
+        ).fetchall()
+        return Restriction(relations, where, count)
+
+    def _why_whole(self, suite: str, dataset: SuiteDataset) -> str | None:
         if not dataset.by_key:
             return "it declares no keys"
         if f"{suite}.{dataset.name}" in self.since.failed:
@@ -160,42 +175,41 @@ class KeyScope:
             ).fetchall()
             if removed:
                 return f"{table}, which it reads whole, lost values of {', '.join(columns)}"
-        keys = {}
-        for keyed in dataset.by_key:
-            name = self._name("keys")
-            present = [(table, expr) for table, expr in keyed.changes if self.changes(table) != ABSENT]
+        return None
+
+    def _keys(self, dataset: str, keyed: KeyedBy) -> str:
+        """A temporary table of the keys `keyed`'s tables changed (computed once for every dataset
+        declaring the same tables and expressions)."""
+        if keyed.changes in self._key_tables:
+            return self._key_tables[keyed.changes]
+        name = self._name("keys")
+        present = [(table, expr) for table, expr in keyed.changes if self.changes(table) != ABSENT]
+        query = "SELECT NULL::VARCHAR AS key WHERE false"
+        if present:
             selects = " UNION ALL ".join(f"SELECT {expr} AS key FROM {table}" for table, expr in present)
-            query = (
-                duckdb_query(
-                    f"SELECT DISTINCT key FROM ({selects}) changed WHERE key IS NOT NULL",
-                    origin=f"dataset {dataset.name}, by_key {keyed.column}",
-                    relations={table: self.changes(table) for table, _ in present},
-                )
-                if present
-                else "SELECT NULL::VARCHAR AS key WHERE false"
+            query = duckdb_query(
+                f"SELECT DISTINCT key FROM ({selects}) changed WHERE key IS NOT NULL",
+                origin=f"dataset {dataset}, by_key {keyed.column}",
+                relations={table: self.changes(table) for table, _ in present},
             )
-            self.con.execute(f"CREATE TEMP TABLE {name} AS {query}")
-            keys[keyed.column] = name
-        relations = {}
-        if dataset.reads_by_key:
-            read: dict[str, list[str]] = {}
-            for keyed in dataset.by_key:
-                for table, expression in keyed.changes:
-                    if self.changes(table) == ABSENT:
-                        continue
-                    read.setdefault(table, []).append(
+        self.con.execute(f"CREATE TEMP TABLE {name} AS {query}")
+        self._key_tables[keyed.changes] = name
+        return name
+
+    def _reads(self, dataset: SuiteDataset, keys: dict[str, str]) -> dict[str, str]:
+        """Each table `by_key` names, as a view of its rows whose key is among the changed keys (or null)."""
+        conditions: dict[str, list[str]] = {}
+        for keyed in dataset.by_key:
+            for table, expression in keyed.changes:
+                if self.changes(table) != ABSENT:
+                    conditions.setdefault(table, []).append(
                         f"({expression}) IN (SELECT key FROM {keys[keyed.column]}) OR ({expression}) IS NULL"
                     )
-            for table, conditions in read.items():
-                name = self._name("reads")
-                origin = f"dataset {dataset.name}, {table} read by key"
-                query = duckdb_query(f"SELECT * FROM {table} WHERE {' OR '.join(conditions)}", origin=origin)
-                self.con.execute(f"CREATE TEMP VIEW {name} AS {query}")
-                relations[table] = name
-        where = " OR ".join(
-            f'"{column}" IN (SELECT key FROM {name}) OR "{column}" IS NULL' for column, name in keys.items()
-        )
-        [(count,)] = self.con.execute(
-            f"SELECT count(*) FROM ({' UNION '.join(f'SELECT key FROM {name}' for name in keys.values())})"
-        ).fetchall()
-        return Restriction(relations, where, count)
+        relations = {}
+        for table, condition in conditions.items():
+            name = self._name("reads")
+            origin = f"dataset {dataset.name}, {table} read by key"
+            query = duckdb_query(f"SELECT * FROM {table} WHERE {' OR '.join(condition)}", origin=origin)
+            self.con.execute(f"CREATE TEMP VIEW {name} AS {query}")
+            relations[table] = name
+        return relations
