@@ -143,7 +143,7 @@ def test_the_integrity_task_runs_the_suite_on_spark_over_the_bundles_catalog() -
     group, command, *arguments = wheel_task["parameters"]
     integrity = typer.main.get_command(app).commands[group]
     context = integrity.commands[command].make_context(command, list(arguments))
-    assert context.params == {"engine": "spark", "catalog": "${var.catalog}"}
+    assert context.params == {"engine": "spark", "catalog": "${var.catalog}", "by_key": False}
     pipeline, _ = resources()["pipelines"]["mls2"]
     assert pipeline["catalog"] == "${var.catalog}"
     (cluster,) = job["job_clusters"]
