@@ -1,10 +1,12 @@
 """Integrity by key: a run after an update checks, of each dataset that declares its keys (`by_key`
 in a suite file), only the rows whose keys the tables' commits since the run before it added,
-replaced or deleted, read from their Delta logs. Every row of the dataset a commit could have
-changed is among them, so a failure the update brought is found; one in rows it did not touch is
-the last whole run's to report. A dataset is checked whole when it declares no keys, when a table
-it reads is new or its log since then is gone, or when a table it reads whole changed; the run is
-whole when there is no run before it on this lakehouse, when the suites changed since, or when
+replaced or deleted, read from their Delta logs (a table created since: all its rows). Every row
+of the dataset a commit could have changed is among them; and a dataset the run before failed is
+checked whole, so the rows left out are rows that passed: a run by key reaches a whole run's
+verdicts. A dataset is checked whole when it declares no keys, when the run before failed it,
+when a table it reads was created anew, changed its schema or its log since then is gone, or
+when a table it reads whole changed (or lost values); the run is whole when there is no run
+before it on this lakehouse, when the suites or this product's version changed since, or when
 the last whole run is older than MLS2_INTEGRITY_WHOLE_EVERY_HOURS.
 """
 
@@ -12,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
 
 import duckdb
 import pyarrow as pa
@@ -25,26 +28,40 @@ RUN_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()), ("run_at", pa.timestamp("us", "UTC")), ("engine", pa.string()),
         ("scope", pa.string()), ("base_run_id", pa.string()), ("suites", pa.string()), ("tables", pa.string()),
-        ("whole_datasets", pa.string()),
+        ("whole_datasets", pa.string()), ("why_whole", pa.string()),
     ]
 )  # fmt: skip
 """One row per run: what it checked (`whole` or `by key`, since `base_run_id`), a digest of the suites,
-each table's id and version as it read them (JSON), and why a dataset was checked whole (JSON)."""
+each table's id, version and schema as it read them (JSON), why a dataset of a run by key was
+checked whole (JSON) and why a whole run was."""
 ABSENT = "absent"
 """A table neither the run before nor this one found: nothing of it changed."""
 
 
 def suites_digest(suites: tuple[Suite, ...]) -> str:
-    """The suites as run (their SQL expanded from the mappings): a run by key compares with a run of the same."""
-    return hashlib.sha256(repr(suites).encode()).hexdigest()
+    """The suites as run (their SQL expanded from the mappings) and the versions of what runs them: a
+    run by key compares with a run of the same, so a fix reaches the rows no update touches."""
+    try:
+        versions = [version("mls2"), version("great_expectations")]
+    except PackageNotFoundError:
+        versions = []
+    return hashlib.sha256(repr((suites, versions)).encode()).hexdigest()
+
+
+def table_state(table: DeltaTable) -> tuple[str, int, str]:
+    """A table as a run reads it: its Delta id, version, and a digest of its schema and partitioning
+    (a schema change alters rows without a file of them changing)."""
+    metadata = table.metadata()
+    shape = json.dumps([table.schema().to_json(), metadata.partition_columns])
+    return metadata.id, table.version(), hashlib.sha256(shape.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class PreviousRun:
     run_id: str
     suites: str
-    tables: dict[str, tuple[str, int]]
-    """Each table the run read: its Delta table id and version."""
+    tables: dict[str, tuple[str, int, str]]
+    """Each table the run read: `table_state`."""
     last_whole_at: datetime | None
     failed: frozenset[str]
     """The datasets (`suite.dataset`) with an expectation it failed or could not run."""
@@ -53,9 +70,10 @@ class PreviousRun:
 def previous_run(con: duckdb.DuckDBPyConnection, engine: str) -> PreviousRun | None:
     """The latest run of `engine` on this lakehouse (RUNS_TABLE registered as a view), or None."""
     [(registered,)] = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'mls2_system' AND view_name = 'integrity_runs'"
+        "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'mls2_system' "
+        "AND view_name IN ('integrity_runs', 'integrity_results')"
     ).fetchall()
-    if not registered:
+    if registered < 2:
         return None
     latest = con.execute(
         f"SELECT run_id, suites, tables, (SELECT max(run_at) FROM {RUNS_TABLE} WHERE engine = $1 AND scope = 'whole') "
@@ -69,8 +87,8 @@ def previous_run(con: duckdb.DuckDBPyConnection, engine: str) -> PreviousRun | N
         "SELECT DISTINCT suite || '.' || dataset FROM mls2_system.integrity_results WHERE run_id = $1 AND NOT success",
         [run_id],
     ).fetchall()
-    versions = {name: (table_id, version) for name, (table_id, version) in json.loads(tables).items()}
-    return PreviousRun(run_id, digest, versions, last_whole_at, frozenset(name for (name,) in failed))
+    states = {name: tuple(state) for name, state in json.loads(tables).items() if len(state) == 3}
+    return PreviousRun(run_id, digest, states, last_whole_at, frozenset(name for (name,) in failed))
 
 
 def why_whole(previous: PreviousRun | None, digest: str, whole_every_hours: float, now: datetime) -> str | None:
@@ -78,7 +96,7 @@ def why_whole(previous: PreviousRun | None, digest: str, whole_every_hours: floa
     if previous is None:
         return "no earlier run on this lakehouse"
     if previous.suites != digest:
-        return f"the suites changed since run {previous.run_id}"
+        return f"the suites or this product's version changed since run {previous.run_id}"
     if previous.last_whole_at is None or now - previous.last_whole_at >= timedelta(hours=whole_every_hours):
         return f"no whole run in the last {whole_every_hours:g} hours"
     return None
@@ -108,6 +126,8 @@ class KeyScope:
         self.tables = tables
         self.since = since
         self._changes: dict[str, str | None] = {}
+        self._unknown: dict[str, str] = {}
+        """Why a table's changes cannot be known."""
         self._key_tables: dict[tuple[tuple[str, str], ...], str] = {}
         self._relations = 0
 
@@ -125,14 +145,26 @@ class KeyScope:
 
     def _register(self, table: str) -> str | None:
         current, before = self.tables.get(table), self.since.tables.get(table)
+        since = f"since run {self.since.run_id}"
         if current is None:
-            return ABSENT if before is None else None
+            if before is None:
+                return ABSENT
+            self._unknown[table] = f"{table} is gone {since}"
+            return None
         if before is None:
             return ".".join(f'"{part}"' for part in table.split("."))
-        if before[0] != current.metadata().id:
-            return None  # created anew: the keys of the rows it had are not in its log
+        table_id, _, shape = table_state(current)
+        if before[0] != table_id:
+            self._unknown[table] = f"{table} was created anew {since}"  # the keys of its old rows are gone
+            return None
+        if before[2] != shape:
+            self._unknown[table] = f"{table} changed its schema {since}"
+            return None
         name = self._name("changes")
-        return name if register_changes_since(self.con, name, current, before[1]) else None
+        if not register_changes_since(self.con, name, current, before[1]):
+            self._unknown[table] = f"{table}'s changes {since} are not all in its log"
+            return None
+        return name
 
     def restriction(self, suite: str, dataset: SuiteDataset) -> Restriction | str:
         """How to check `dataset` by key, or why it is checked whole. A dataset the run before failed is
@@ -158,7 +190,7 @@ class KeyScope:
         read = {t for keyed in dataset.by_key for t, _ in keyed.changes} | set(dataset.whole_if_changed)
         for table in sorted(read | {table for table, _ in dataset.whole_if_removed}):
             if self.changes(table) is None:
-                return f"{table}'s changes since run {self.since.run_id} are not all in its log"
+                return self._unknown[table]
         for table in dataset.whole_if_changed:
             if self.changes(table) == ABSENT:
                 continue

@@ -20,7 +20,8 @@ integrity_app = typer.Typer(
 
 def print_run(result) -> None:
     since = f" by key, since run {result.base_run_id}" if result.base_run_id else ""
-    table = Table(title=f"Integrity run {result.run_id}{since}")
+    whole = f" whole: {result.why_whole}" if result.why_whole else ""
+    table = Table(title=f"Integrity run {result.run_id}{since}{whole}")
     for column in ("suite", "dataset", "expectation", "severity", "checked", "result", "found"):
         table.add_column(column)
     for item in result.results:
@@ -81,8 +82,8 @@ def run(
     ] = False,
 ) -> None:
     """Run every suite of expectations/suites, append the results to mls2_system.integrity_results
-    and rebuild the Data Docs. Exit code 1 when a critical expectation fails, 2 when the suites,
-    the settings or the tables cannot be used."""
+    and rebuild the Data Docs (a run by key leaves them as the last whole run built them). Exit code
+    1 when a critical expectation fails, 2 when the suites, the settings or the tables cannot be used."""
     if catalog and engine is not EngineChoice.spark:
         console.print("[red]--catalog needs --engine spark[/red]")
         raise typer.Exit(2)

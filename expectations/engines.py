@@ -20,7 +20,8 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from conf.settings import Settings
-from expectations.by_key import RUN_SCHEMA, RUNS_TABLE, Restriction
+from expectations.by_key import RUN_SCHEMA, RUNS_TABLE, Restriction, table_state
+from expectations.suite_files import QUARANTINE_TABLE, QUARANTINE_VIEW
 from ingestion.saved_state import SavedStateError, restore_state
 from ingestion.state import SyncState
 from pipelines.embedded import PipelineBusy, duckdb_query, last_data_change, pipeline_lock, register_delta
@@ -28,7 +29,6 @@ from pipelines.snapshot.pointer import read_pointer
 from pipelines.spark_sql import SqlError
 
 RESULTS_TABLE = "mls2_system.integrity_results"
-QUARANTINE_TABLE = "mls2_system.quarantine"
 RESULT_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()), ("run_at", pa.timestamp("us", "UTC")), ("engine", pa.string()),
@@ -187,10 +187,10 @@ class EmbeddedEngine:
         quarantine = settings.paths.lakehouse.joinpath(*QUARANTINE_TABLE.split("."))
         if (quarantine / "_delta_log").exists():
             self.con.execute(
-                f"CREATE VIEW mls2_quarantine AS SELECT dataset, broken_rules, record FROM {QUARANTINE_TABLE}"
+                f"CREATE VIEW {QUARANTINE_VIEW} AS SELECT dataset, broken_rules, record FROM {QUARANTINE_TABLE}"
             )
         else:
-            self.con.register("mls2_quarantine", QUARANTINE_SCHEMA.empty_table())
+            self.con.register(QUARANTINE_VIEW, QUARANTINE_SCHEMA.empty_table())
 
     def frame(self, sql: str, *, origin: str, restriction: Restriction | None = None) -> Any:
         try:
@@ -205,9 +205,9 @@ class EmbeddedEngine:
     def add_datasource(self, context: Any, name: str) -> Any:
         return context.data_sources.add_pandas(name)
 
-    def versions(self) -> dict[str, tuple[str, int]]:
-        """Each table's Delta id and version as this run reads them: where the next run by key starts."""
-        return {name: (table.metadata().id, table.version()) for name, table in sorted(self.tables.items())}
+    def versions(self) -> dict[str, tuple[str, int, str]]:
+        """Each table as this run reads it (`table_state`): where the next run by key starts."""
+        return {name: table_state(table) for name, table in sorted(self.tables.items())}
 
     def append_results(self, rows: list[dict]) -> None:
         self._append(RESULTS_TABLE, pa.Table.from_pylist(rows, RESULT_SCHEMA))
@@ -247,7 +247,7 @@ class SparkEngine:
                 self.spark.catalog.setCurrentCatalog(self.catalog)
             self._register_context()
         except PySparkException as error:
-            raise EngineError(f"Spark cannot read the pipeline's tables: {_first_line(error)}") from None
+            raise EngineError(f"Spark cannot read the pipeline's tables: {first_line(error)}") from None
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -265,9 +265,9 @@ class SparkEngine:
             tables = [t.name for t in self.spark.catalog.listTables(schema) if t.name.startswith(name)]
         selects = [f"SELECT dataset, broken_rules, record FROM {schema}.{table}" for table in sorted(tables)]
         if selects:
-            self.spark.sql(" UNION ALL ".join(selects)).createOrReplaceTempView("mls2_quarantine")
+            self.spark.sql(" UNION ALL ".join(selects)).createOrReplaceTempView(QUARANTINE_VIEW)
         else:
-            self._frame([], QUARANTINE_DDL).createOrReplaceTempView("mls2_quarantine")
+            self._frame([], QUARANTINE_DDL).createOrReplaceTempView(QUARANTINE_VIEW)
 
     def frame(self, sql: str, *, origin: str, restriction: Restriction | None = None) -> Any:
         from pyspark.errors import PySparkException
@@ -277,7 +277,7 @@ class SparkEngine:
         try:
             frame = self.spark.sql(sql).cache()
         except PySparkException as error:
-            raise DatasetError(_first_line(error)) from None
+            raise DatasetError(first_line(error)) from None
         self._cached.append(frame)
         return frame
 
@@ -301,8 +301,8 @@ class SparkEngine:
             frame = self._frame(rows, RESULT_DDL)
             frame.write.mode("append").option("mergeSchema", "true").saveAsTable(RESULTS_TABLE)
         except PySparkException as error:
-            raise EngineError(f"the results could not be appended to {RESULTS_TABLE}: {_first_line(error)}") from None
+            raise EngineError(f"the results could not be appended to {RESULTS_TABLE}: {first_line(error)}") from None
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]

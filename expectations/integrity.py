@@ -14,10 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+from deltalake.exceptions import DeltaError
+
 from conf.settings import Settings
-from expectations.by_key import KeyScope, previous_run, suites_digest, why_whole
-from expectations.engines import DatasetError, EmbeddedEngine, Engine, EngineError
+from expectations.by_key import KeyScope, Restriction, previous_run, suites_digest, why_whole
+from expectations.engines import DatasetError, EmbeddedEngine, Engine, EngineError, first_line
 from expectations.suite_files import Suite, SuiteError, SuiteExpectation, suites
+from pipelines.spark_sql import SqlError
 
 # Great Expectations imports PySpark when it is installed (the dev extra), which warns about pandas 3.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
@@ -57,6 +61,8 @@ class IntegrityRun:
     """A run by key: the run whose tables it compared with."""
     whole_datasets: dict[str, str] = field(default_factory=dict)
     """A run by key: each dataset it checked whole (`suite.dataset`), and why."""
+    why_whole: str | None = None
+    """A run asked to go by key that went whole: why."""
 
     @property
     def scope(self) -> str:
@@ -119,8 +125,11 @@ def _validate(
 
     results = []
     runnable = []
+    # A key column is needed by runs by key: missing, it fails every run alike.
+    key_columns = [keyed.column for keyed in suite.datasets[dataset].by_key]
     for item in expected:
-        missing = [c for c in _columns(item) + ([item.key] if item.key else []) if c not in frame.columns]
+        needed = _columns(item) + ([item.key] if item.key else []) + key_columns
+        missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
         if missing:
             results.append(
                 IntegrityResult(
@@ -204,14 +213,11 @@ def run_integrity(
     digest = suites_digest(suites())
     try:
         with engine:
-            scope = None
-            if by_key and isinstance(engine, EmbeddedEngine):
-                previous = previous_run(engine.con, engine.name)
-                whole = why_whole(previous, digest, settings.mls2_integrity_whole_every_hours, run.started_at)
-                if whole is None and previous is not None:
-                    scope, run.base_run_id = KeyScope(engine.con, engine.tables, previous), previous.run_id
+            scope = _key_scope(engine, run, digest, settings) if by_key else None
             for suite in suites():
-                run.results += _run_suite(context, engine, suite, scope, run.whole_datasets)
+                results, whole = _run_suite(context, engine, suite, scope)
+                run.results += results
+                run.whole_datasets |= whole
             versions = engine.versions() if isinstance(engine, EmbeddedEngine) else {}
     except EngineError as error:
         raise IntegrityError(str(error)) from None
@@ -232,22 +238,47 @@ def run_integrity(
     return run
 
 
+def _key_scope(engine: Engine, run: IntegrityRun, digest: str, settings: Settings) -> KeyScope | None:
+    """What a run by key compares with, or None (and why, in `run.why_whole`) when it must be whole."""
+    if not isinstance(engine, EmbeddedEngine):
+        run.why_whole = f"runs by key are the embedded engine's, not {engine.name}'s"
+        return None
+    try:
+        previous = previous_run(engine.con, engine.name)
+    except duckdb.Error as error:
+        run.why_whole = f"the runs before cannot be read: {first_line(error)}"
+        return None
+    run.why_whole = why_whole(previous, digest, settings.mls2_integrity_whole_every_hours, run.started_at)
+    if run.why_whole is not None or previous is None:
+        return None
+    run.base_run_id = previous.run_id
+    return KeyScope(engine.con, engine.tables, previous)
+
+
+def _restriction(scope: KeyScope, suite: Suite, dataset: str) -> Restriction | str:
+    """How a run by key checks `dataset`, or why it checks it whole (also when its changed keys cannot
+    be found: a broken declaration costs time, never a verdict)."""
+    try:
+        return scope.restriction(suite.name, suite.datasets[dataset])
+    except (duckdb.Error, SqlError, DeltaError, OSError) as error:
+        return f"its changed keys could not be found: {first_line(error)}"
+
+
 def _run_suite(
-    context: Any, engine: Engine, suite: Suite, scope: KeyScope | None, whole_datasets: dict[str, str]
-) -> list[IntegrityResult]:
+    context: Any, engine: Engine, suite: Suite, scope: KeyScope | None
+) -> tuple[list[IntegrityResult], dict[str, str]]:
+    """The suite's results, and the datasets a run by key checked whole (`suite.dataset`: why)."""
     by_dataset: dict[str, list[SuiteExpectation]] = defaultdict(list)
     for item in suite.expectations:
         if engine.name in suite.datasets[item.dataset].engines:
             by_dataset[item.dataset].append(item)
-    results = []
+    results, whole = [], {}
     for dataset, expected in by_dataset.items():
         origin = f"suite {suite.name}, dataset {dataset}"
-        restriction = None
+        restriction = None if scope is None else _restriction(scope, suite, dataset)
+        if isinstance(restriction, str):
+            whole[f"{suite.name}.{dataset}"], restriction = restriction, None
         try:
-            if scope is not None:
-                restriction = scope.restriction(suite.name, suite.datasets[dataset])
-                if isinstance(restriction, str):
-                    whole_datasets[f"{suite.name}.{dataset}"], restriction = restriction, None
             frame = engine.frame(suite.datasets[dataset].sql, origin=origin, restriction=restriction)
         except DatasetError as error:
             message = f"dataset {dataset} cannot be read: {error}"
@@ -262,7 +293,7 @@ def _run_suite(
         if restriction is not None:
             found = [replace(r, scope="by key", changed_keys=restriction.keys) for r in found]
         results += found
-    return results
+    return results, whole
 
 
 def _result_rows(run: IntegrityRun) -> list[dict]:
@@ -297,6 +328,7 @@ def _run_row(run: IntegrityRun, digest: str, versions: dict[str, tuple[str, int]
         "suites": digest,
         "tables": json.dumps(versions),
         "whole_datasets": json.dumps(run.whole_datasets),
+        "why_whole": run.why_whole,
     }
 
 

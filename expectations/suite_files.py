@@ -12,9 +12,11 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from sqlglot import exp
 
 from conf.files import load_yaml
 from conf.mappings import FieldMapping, MappingError, ResourceMapping, resource_mappings, spark_literal
+from pipelines.spark_sql import SqlError, parse, references
 
 SUITES_DIR = Path(__file__).with_name("suites")
 SEVERITIES = ("critical", "warning", "info")
@@ -26,7 +28,10 @@ SERVED_LOOKUP_VALUES = "{served lookup values}"
 LOOKUP_TABLE = "reso_gold.lookup"
 TABLE_NAME = re.compile(r"\w+\.\w+")
 IDENTIFIER = re.compile(r"\w+")
-DATASET_KEYS = {"sql", "engines", "by_key", "reads_by_key", "whole_if_changed", "whole_if_removed"}
+DATASET_KEYS = {"sql", "engines", "by_key", "reads_by_key", "whole_if_changed", "whole_if_removed", "unaffected_by"}
+QUARANTINE_TABLE = "mls2_system.quarantine"
+QUARANTINE_VIEW = "mls2_quarantine"
+"""What the engines give the suites' SQL for the quarantine table(s) (`expectations.engines`)."""
 ROW_WISE = {
     "expect_column_values_to_not_be_null", "expect_column_values_to_be_null", "expect_column_values_to_be_in_set",
     "expect_column_values_to_not_be_in_set", "expect_column_values_to_be_between",
@@ -85,6 +90,8 @@ class SuiteDataset:
     whole_if_removed: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Tables it reads whole, whose rows can only make a row pass: when a value of their columns the table
     had is gone, a run by key checks it whole."""
+    unaffected_by: tuple[str, ...] = ()
+    """Tables its SQL reads whose changes cannot change its rows (joined for columns it does not keep)."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +202,8 @@ def _keyed_by(where: str, spec: object) -> tuple[KeyedBy, ...]:
         raise SuiteError(f"{where}: `by_key` maps a column of the dataset to the tables whose changes name its keys")
     keyed = []
     for column, changes in spec.items():
+        if not IDENTIFIER.fullmatch(str(column)):
+            raise SuiteError(f"{where}: `by_key: {column}` is not a column name")
         if not isinstance(changes, dict) or not changes:
             raise SuiteError(f"{where}: `by_key: {column}` maps tables (schema.table) to the column naming the key")
         for table, expression in changes.items():
@@ -214,9 +223,14 @@ def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
     if not engines or set(engines) - set(ENGINES):
         raise SuiteError(f"{where}: `engines` are some of {', '.join(ENGINES)}")
     declared = {key: spec[key] for key in DATASET_KEYS - {"sql", "engines"} if key in spec}
-    declared = declared or _derived(spec["sql"], suite)
+    derived = _derived(spec["sql"], suite)
+    if declared and derived:
+        raise SuiteError(f"{where}: its placeholder declares its keys from the mappings; declare none of them")
+    declared = declared or derived
     if "by_key" not in declared and declared:
-        raise SuiteError(f"{where}: `reads_by_key`, `whole_if_changed` and `whole_if_removed` need `by_key`")
+        raise SuiteError(
+            f"{where}: `reads_by_key`, `whole_if_changed`, `whole_if_removed` and `unaffected_by` need `by_key`"
+        )
     whole_if_changed = declared.get("whole_if_changed", [])
     if not isinstance(whole_if_changed, list) or not all(TABLE_NAME.fullmatch(str(t)) for t in whole_if_changed):
         raise SuiteError(f"{where}: `whole_if_changed` lists tables as schema.table")
@@ -229,9 +243,12 @@ def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
         for table, columns in whole_if_removed.items()
     ):
         raise SuiteError(f"{where}: `whole_if_removed` maps tables (schema.table) to the columns whose values count")
+    unaffected_by = declared.get("unaffected_by", [])
+    if not isinstance(unaffected_by, list) or not all(TABLE_NAME.fullmatch(str(t)) for t in unaffected_by):
+        raise SuiteError(f"{where}: `unaffected_by` lists tables as schema.table")
     if not isinstance(declared.get("reads_by_key", False), bool):
         raise SuiteError(f"{where}: `reads_by_key` is true or false")
-    return SuiteDataset(
+    dataset = SuiteDataset(
         name,
         _expanded(spec["sql"], suite),
         engines,
@@ -239,7 +256,39 @@ def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
         declared.get("reads_by_key", False),
         tuple(map(str, whole_if_changed)),
         tuple((str(table), tuple(map(str, columns))) for table, columns in whole_if_removed.items()),
+        tuple(map(str, unaffected_by)),
     )
+    if dataset.by_key:
+        _check_tables_accounted_for(where, dataset)
+    return dataset
+
+
+def _tables_read(where: str, sql: str) -> set[str]:
+    """The lakehouse tables a dataset's SQL reads (`mls2_quarantine` stands for mls2_system.quarantine)."""
+    try:
+        tree = parse(sql, origin=where)
+    except SqlError as error:
+        raise SuiteError(str(error)) from None
+    whole, streamed = references(tree)
+    named = {table.name for table in tree.find_all(exp.Table) if not table.db}
+    return set(whole | streamed) | ({QUARANTINE_TABLE} if QUARANTINE_VIEW in named else set())
+
+
+def _check_tables_accounted_for(where: str, dataset: SuiteDataset) -> None:
+    """Every table a dataset checked by key reads is declared (its changes name keys, send it whole, or
+    cannot change its rows), and every table declared is read: a table added to the SQL, or a
+    mistyped name, would otherwise go unnoticed by runs by key."""
+    declared = {table for keyed in dataset.by_key for table, _ in keyed.changes}
+    declared |= set(dataset.whole_if_changed) | {table for table, _ in dataset.whole_if_removed}
+    declared |= set(dataset.unaffected_by)
+    read = _tables_read(where, dataset.sql)
+    if declared - read:
+        raise SuiteError(f"{where}: declares {', '.join(sorted(declared - read))}, which its SQL does not read")
+    if read - declared:
+        raise SuiteError(
+            f"{where}: reads {', '.join(sorted(read - declared))}, which it does not declare: name each under "
+            "`by_key`, `whole_if_changed`, `whole_if_removed` or `unaffected_by`"
+        )
 
 
 def _check_by_key(where: str, dataset: SuiteDataset, expectation: SuiteExpectation) -> None:
@@ -248,15 +297,17 @@ def _check_by_key(where: str, dataset: SuiteDataset, expectation: SuiteExpectati
     before found them, and that run passed them."""
     if not dataset.by_key:
         return
-    columns = {keyed.column for keyed in dataset.by_key}
+    columns = [keyed.column for keyed in dataset.by_key]
+    # Every row holding a changed value of the only key column is checked: duplicates among them are
+    # found. With a second key column, a row may be checked for that one alone.
     row_wise = expectation.type in ROW_WISE or (
-        expectation.type == "expect_column_values_to_be_unique" and expectation.kwargs.get("column") in columns
+        expectation.type == "expect_column_values_to_be_unique" and [expectation.kwargs.get("column")] == columns
     )
     if not row_wise or "mostly" in expectation.kwargs:
+        unique = f", or the uniqueness of {columns[0]}" if len(columns) == 1 else ""
         raise SuiteError(
             f"{where}: dataset {dataset.name} is checked by key (`by_key`), so its expectations must be decided "
-            f"row by row without `mostly` ({', '.join(sorted(ROW_WISE))}, or the uniqueness of "
-            f"{' or '.join(sorted(columns))}); {expectation.type} is not"
+            f"row by row without `mostly` ({', '.join(sorted(ROW_WISE))}{unique}); {expectation.type} is not"
         )
 
 

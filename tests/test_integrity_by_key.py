@@ -4,6 +4,7 @@ is synced, updated and checked whole; then churn of every kind is synced and upd
 
 import shutil
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,17 +16,18 @@ from typer.testing import CliRunner
 
 from conf.cli import app, serving_app
 from conf.settings import Settings, load_settings
-from expectations.by_key import KeyScope, Restriction, previous_run
+from expectations.by_key import KeyScope, Restriction, previous_run, suites_digest
 from expectations.cli import integrity_after_update
-from expectations.engines import EmbeddedEngine
+from expectations.engines import RESULT_SCHEMA, EmbeddedEngine
 from expectations.integrity import IntegrityRun, run_integrity
-from expectations.suite_files import SuiteError, load_suite, suites
+from expectations.suite_files import KeyedBy, SuiteError, load_suite, suites
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
 from ingestion.sandbox.world import Changes
 from pipelines import run_update
 from pipelines.embedded import duckdb_query
 from pipelines.ui.operators import OperatorRegistry
+from pipelines.ui.quality import integrity_latest
 from tests.conftest import delta_rows, make_sync
 from tests.test_pipeline_ui import PASSWORD, sign_in
 
@@ -196,6 +198,20 @@ def test_a_fault_in_a_changed_record_is_found_by_key_and_its_dataset_checked_who
     assert again.whole_datasets["reconciliation.landed_listings"] == f"it failed in run {found.run_id}"
 
 
+def test_a_run_by_key_leaves_out_the_rows_no_commit_changed(copy: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = append_bronze_delete(copy)
+    whole = run_integrity(copy, build_docs=False)
+    assert [r.unexpected_sample for r in whole.critical_failures if r.dataset == "landed_listings"] == [(listing,)]
+    # As if that run had passed it: the listing, which nothing changed since, is not looked at again.
+    monkeypatch.setattr(
+        "expectations.integrity.previous_run",
+        lambda con, engine: replace(previous_run(con, engine), failed=frozenset()),
+    )
+    by_key = run_integrity(copy, build_docs=False, by_key=True)
+    landed = {(r.scope, r.changed_keys, r.success) for r in by_key.results if r.dataset == "landed_listings"}
+    assert landed == {("by key", 0, True)}
+
+
 def test_a_record_removed_fails_the_records_naming_it_by_key_though_they_did_not_change(copy: Settings) -> None:
     run_integrity(copy, build_docs=False)
     listings = delta_rows(DeltaTable(str(copy.paths.lakehouse / "reso_gold" / "property"))).to_pylist()
@@ -215,13 +231,17 @@ def test_a_run_by_key_goes_whole_without_a_run_before_or_a_recent_whole_run(
 ) -> None:
     shutil.rmtree(copy.paths.lakehouse / "mls2_system" / "integrity_runs")
     first = run_integrity(copy, build_docs=False, by_key=True)
-    assert first.scope == "whole" and first.base_run_id is None
+    assert (first.scope, first.base_run_id, first.why_whole) == ("whole", None, "no earlier run on this lakehouse")
     assert {r.scope for r in first.results} == {"whole"}
-    assert run_integrity(copy, build_docs=False, by_key=True).scope == "by key"
+    second = run_integrity(copy, build_docs=False, by_key=True)
+    assert (second.scope, second.base_run_id, second.why_whole) == ("by key", first.run_id, None)
     stale = load_settings(mls2_data_dir=copy.paths.root, mls2_integrity_whole_every_hours=0)
-    assert run_integrity(stale, build_docs=False, by_key=True).scope == "whole"
+    assert run_integrity(stale, build_docs=False, by_key=True).why_whole == "no whole run in the last 0 hours"
     monkeypatch.setattr("expectations.integrity.suites_digest", lambda _: "other suites")
-    assert run_integrity(copy, build_docs=False, by_key=True).scope == "whole"
+    changed = run_integrity(copy, build_docs=False, by_key=True)
+    assert changed.scope == "whole" and changed.why_whole.startswith("the suites or this product's version changed")
+    runs = delta_rows(DeltaTable(str(copy.paths.lakehouse / "mls2_system" / "integrity_runs"))).to_pylist()
+    assert {row["run_id"]: row["why_whole"] for row in runs}[changed.run_id] == changed.why_whole
 
 
 def test_a_dataset_goes_whole_when_a_table_it_reads_whole_changes_or_loses_values_or_is_created_anew(
@@ -233,7 +253,8 @@ def test_a_dataset_goes_whole_when_a_table_it_reads_whole_changes_or_loses_value
     lookup = str(copy.paths.lakehouse / "reso_gold" / "lookup")
     values = delta_rows(DeltaTable(lookup))
     write_deltalake(lookup, values.slice(1), mode="overwrite")
-    run = run_integrity(copy, build_docs=False, by_key=True)
+    run = first = run_integrity(copy, build_docs=False, by_key=True)
+    before = run.run_id
     assert run.scope == "by key"
     assert run.whole_datasets["reconciliation.values_as_mapped"] == (
         "qobrix_silver.property_type, which it reads whole, changed"
@@ -245,9 +266,20 @@ def test_a_dataset_goes_whole_when_a_table_it_reads_whole_changes_or_loses_value
     rows = delta_rows(DeltaTable(str(office)))
     shutil.rmtree(office)
     write_deltalake(str(office), rows)
+    contacts = str(copy.paths.lakehouse / "reso_gold" / "contacts")
+    widened = delta_rows(DeltaTable(contacts))
+    widened = widened.append_column("X_Note", pa.array([None] * widened.num_rows, pa.string()))
+    # The same files' rows, a column more: no row of them is in the log as changed.
+    write_deltalake(contacts, widened.slice(0, 0), mode="append", schema_mode="merge")
     run = run_integrity(copy, build_docs=False, by_key=True)
-    for dataset in ("office", "listing_office", "member_office", "served_lookup_values"):
-        assert "reso_gold.office's changes since run" in run.whole_datasets[f"reso_conformance.{dataset}"]
+    assert run.whole_datasets["reso_conformance.office"] == f"reso_gold.office was created anew since run {before}"
+    assert (
+        run.whole_datasets["reso_conformance.contacts"] == f"reso_gold.contacts changed its schema since run {before}"
+    )
+    failed = {r.dataset for r in first.results if not r.success}  # warnings the sandbox's defects break
+    for dataset, table in [("listing_office", "office"), ("member_office", "office"), ("contact_owner", "contacts")]:
+        reason = run.whole_datasets[f"reso_conformance.{dataset}"]
+        assert reason.startswith("it failed in run" if dataset in failed else f"reso_gold.{table} "), reason
     assert {r.scope for r in run.results if r.dataset in ("property", "values_as_mapped")} == {"by key"}
 
 
@@ -270,29 +302,45 @@ def test_runs_by_key_are_refused_on_spark(copy: Settings, monkeypatch: pytest.Mo
     assert result.exit_code == 2 and "--by-key is the embedded engine's" in result.output
 
 
+KEYED = "{sql: 'SELECT k, v FROM a.b', by_key: {k: {a.b: k}}}"
+
+
 @pytest.mark.parametrize(
     ("dataset", "expectation", "error"),
     [
-        ("{sql: SELECT 1 AS k, by_key: {k: reso_gold.property}}", "", "maps tables (schema.table)"),
-        ("{sql: SELECT 1 AS k, by_key: {k: {property: k}}}", "", "is not `schema.table: expression`"),
-        ("{sql: SELECT 1 AS k, reads_by_key: true}", "", "need `by_key`"),
-        ("{sql: SELECT 1 AS k, by_key: {k: {a.b: k}}, whole_if_changed: a.c}", "", "lists tables as schema.table"),
-        ("{sql: SELECT 1 AS k, by_key: {k: {a.b: k}}, reads_by_key: yes please}", "", "is true or false"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: a.b}}", "", "maps tables (schema.table)"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {b: k}}}", "", "is not `schema.table: expression`"),
+        ("{sql: SELECT k FROM a.b, by_key: {'k k': {a.b: k}}}", "", "`by_key: k k` is not a column name"),
+        ("{sql: SELECT k FROM a.b, reads_by_key: true}", "", "need `by_key`"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, whole_if_changed: a.c}", "", "lists tables as schema.table"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: yes please}", "", "is true or false"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {a.c: k}}}", "", "declares a.c, which its SQL does not read"),
         (
-            "{sql: 'SELECT 1 AS k, 2 AS v', by_key: {k: {a.b: k}}}",
-            "type: expect_column_mean_to_be_between, kwargs: {column: v, min_value: 0}",
-            "expect_column_mean_to_be_between is not",
+            "{sql: 'SELECT k FROM a.b JOIN a.c USING (k)', by_key: {k: {a.b: k}}}",
+            "",
+            "reads a.c, which it does not declare",
         ),
         (
-            "{sql: 'SELECT 1 AS k, 2 AS v', by_key: {k: {a.b: k}}}",
+            "{sql: '{reference Media.ResourceRecordKey}', by_key: {record_key: {reso_gold.media: MediaKey}}}",
+            "",
+            "its placeholder declares its keys from the mappings",
+        ),
+        (
+            KEYED,
+            "type: expect_column_mean_to_be_between, kwargs: {column: v, min_value: 0}",
+            "mean_to_be_between is not",
+        ),
+        (
+            KEYED,
             "type: expect_column_values_to_be_unique, kwargs: {column: v}",
             "or the uniqueness of k); expect_column_values_to_be_unique is not",
         ),
         (
-            "{sql: 'SELECT 1 AS k, 2 AS v', by_key: {k: {a.b: k}}}",
-            "type: expect_column_values_to_not_be_null, kwargs: {column: v, mostly: 0.9}",
-            "without `mostly`",
+            "{sql: 'SELECT k, v FROM a.b', by_key: {k: {a.b: k}, v: {a.b: v}}}",
+            "type: expect_column_values_to_be_unique, kwargs: {column: k}",
+            "to_not_match_regex); expect_column_values_to_be_unique is not",
         ),
+        (KEYED, "type: expect_column_values_to_not_be_null, kwargs: {column: v, mostly: 0.9}", "without `mostly`"),
     ],
 )
 def test_a_suite_declaring_keys_it_cannot_be_checked_by_is_refused(
@@ -304,3 +352,44 @@ def test_a_suite_declaring_keys_it_cannot_be_checked_by_is_refused(
     with pytest.raises(SuiteError, match="suite keyed") as raised:
         load_suite(path)
     assert error in str(raised.value)
+
+
+def test_a_declaration_that_cannot_be_computed_sends_its_dataset_whole_and_a_missing_key_column_fails(
+    copy: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key expression naming no column costs a run by key its time on that dataset, never a verdict;
+    a key column the dataset does not have fails its expectations, whole or by key."""
+    real = suites()
+    digest = suites_digest(real)
+
+    def broken(name: str, dataset):
+        if name == "property":
+            return replace(dataset, by_key=(KeyedBy("ListingKey", (("reso_gold.property", "NoSuchColumn"),)),))
+        if name == "contacts":
+            return replace(dataset, by_key=(KeyedBy("NoSuchKey", (("reso_gold.contacts", "ContactKey"),)),))
+        return dataset
+
+    patched = tuple(
+        replace(suite, datasets={name: broken(name, d) for name, d in suite.datasets.items()}) for suite in real
+    )
+    monkeypatch.setattr("expectations.integrity.suites", lambda: patched)
+    monkeypatch.setattr("expectations.integrity.suites_digest", lambda _: digest)
+    run_integrity(copy, build_docs=False)
+    by_key = run_integrity(copy, build_docs=False, by_key=True)
+    assert by_key.whole_datasets["reso_conformance.property"].startswith("its changed keys could not be found")
+    assert {(r.scope, r.success) for r in by_key.results if r.dataset == "property"} == {("whole", True)}
+    contacts = [r for r in by_key.results if r.dataset == "contacts"]
+    assert contacts and all(not r.success and "has no column NoSuchKey" in r.message for r in contacts)
+
+
+def test_the_quality_page_reads_results_kept_before_runs_by_key(tmp_path: Path) -> None:
+    settings = load_settings(mls2_data_dir=tmp_path / "data")
+    row = {"run_id": "old", "run_at": datetime(2026, 1, 1, tzinfo=UTC), "engine": "embedded", "suite": "s",
+           "dataset": "d", "expectation": "e", "severity": "critical", "success": True, "observed_value": None,
+           "unexpected_count": 0, "unexpected_sample": [], "message": None}  # fmt: skip
+    old = pa.schema([field for field in RESULT_SCHEMA if field.name not in ("scope", "changed_keys")])
+    write_deltalake(
+        str(settings.paths.lakehouse / "mls2_system" / "integrity_results"), pa.Table.from_pylist([row], old)
+    )
+    [latest] = integrity_latest(settings.paths)
+    assert (latest["dataset"], latest["scope"], latest["changed_keys"]) == ("d", "whole", None)

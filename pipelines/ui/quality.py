@@ -137,11 +137,11 @@ def integrity_latest(paths: DataPaths) -> list[dict]:
     con = _over(paths, INTEGRITY_RESULTS)
     if con is None:
         return []
-    columns = {name for (name, *_) in con.execute("DESCRIBE t").fetchall()}
+    kept = {name for (name, *_) in con.execute("DESCRIBE t").fetchall()}
     # Results kept before runs by key have no scope: they were whole.
     scope = (
         "coalesce(scope, 'whole') AS scope, changed_keys"
-        if "scope" in columns
+        if "scope" in kept
         else "'whole' AS scope, NULL AS changed_keys"
     )
     found = con.execute(
