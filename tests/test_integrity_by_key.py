@@ -139,6 +139,16 @@ def test_every_row_the_update_changed_is_among_the_keys_checked_and_read_by_key_
     } <= changed_datasets, changed_datasets
 
 
+def without_a_listing_agent(settings: Settings) -> tuple[pa.Table, list[str]]:
+    """Gold members less the first agent a listing names, and the listings naming that agent."""
+    listings = delta_rows(DeltaTable(str(settings.paths.lakehouse / "reso_gold" / "property"))).to_pylist()
+    agent = min(row["ListAgentKey"] for row in listings if row["ListAgentKey"])
+    rows = delta_rows(DeltaTable(str(settings.paths.lakehouse / "reso_gold" / "member")))
+    return rows.filter(pc.not_equal(rows["MemberKey"], agent)), [
+        row["ListingKey"] for row in listings if row["ListAgentKey"] == agent
+    ]
+
+
 def test_tables_rewritten_on_one_side_of_a_join_keep_the_declarations_true(copy: Settings) -> None:
     """Silver listings and gold members written anew (every row replaced) while what names them is
     not: the keys changed are all on one side."""
@@ -147,8 +157,7 @@ def test_tables_rewritten_on_one_side_of_a_join_keep_the_declarations_true(copy:
     listings = str(copy.paths.lakehouse / "qobrix_silver" / "property")
     write_deltalake(listings, delta_rows(DeltaTable(listings)), mode="overwrite")
     members = str(copy.paths.lakehouse / "reso_gold" / "member")
-    rows = delta_rows(DeltaTable(members))
-    write_deltalake(members, rows.slice(1), mode="overwrite")
+    write_deltalake(members, without_a_listing_agent(copy)[0], mode="overwrite")
     assert "reso_conformance.listing_agent" in check_declarations(copy, base, before)
 
 
@@ -214,15 +223,11 @@ def test_a_run_by_key_leaves_out_the_rows_no_commit_changed(copy: Settings, monk
 
 def test_a_record_removed_fails_the_records_naming_it_by_key_though_they_did_not_change(copy: Settings) -> None:
     run_integrity(copy, build_docs=False)
-    listings = delta_rows(DeltaTable(str(copy.paths.lakehouse / "reso_gold" / "property"))).to_pylist()
-    agent = min(row["ListAgentKey"] for row in listings if row["ListAgentKey"])
-    members = str(copy.paths.lakehouse / "reso_gold" / "member")
-    rows = delta_rows(DeltaTable(members))
-    write_deltalake(members, rows.filter(pc.not_equal(rows["MemberKey"], agent)), mode="overwrite")
+    remaining, naming = without_a_listing_agent(copy)
+    write_deltalake(str(copy.paths.lakehouse / "reso_gold" / "member"), remaining, mode="overwrite")
     by_key = run_integrity(copy, build_docs=False, by_key=True)
     [failure] = [r for r in by_key.results if r.dataset == "listing_agent" and not r.success]
-    assert failure.scope == "by key"
-    assert set(failure.unexpected_sample) == {row["ListingKey"] for row in listings if row["ListAgentKey"] == agent}
+    assert failure.scope == "by key" and set(failure.unexpected_sample) == set(naming)
     assert verdicts(by_key) == verdicts(run_integrity(copy, build_docs=False))
 
 
