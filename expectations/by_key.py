@@ -21,7 +21,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from expectations.suite_files import KeyedBy, Suite, SuiteDataset
-from pipelines.embedded import duckdb_query, register_changes_since
+from pipelines.embedded import duckdb_query, register_changes_since, table_view
 
 RUNS_TABLE = "mls2_system.integrity_runs"
 RUN_SCHEMA = pa.schema(
@@ -121,9 +121,17 @@ class KeyScope:
     """The changes of a run by key: what each table's commits since `since` changed, registered on the
     connection the datasets are computed on, once per table."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, tables: dict[str, DeltaTable], since: PreviousRun) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tables: dict[str, DeltaTable],
+        states: dict[str, tuple[str, int, str]],
+        since: PreviousRun,
+    ) -> None:
         self.con = con
         self.tables = tables
+        self.states = states
+        """`table_state` of each of `tables`."""
         self.since = since
         self._changes: dict[str, str | None] = {}
         self._unknown: dict[str, str] = {}
@@ -152,8 +160,8 @@ class KeyScope:
             self._unknown[table] = f"{table} is gone {since}"
             return None
         if before is None:
-            return ".".join(f'"{part}"' for part in table.split("."))
-        table_id, _, shape = table_state(current)
+            return table_view(table)
+        table_id, _, shape = self.states[table]
         if before[0] != table_id:
             self._unknown[table] = f"{table} was created anew {since}"  # the keys of its old rows are gone
             return None
@@ -201,9 +209,9 @@ class KeyScope:
             if self.changes(table) == ABSENT:
                 continue
             listed = ", ".join(f'"{column}"' for column in columns)
-            now = ".".join(f'"{part}"' for part in table.split("."))
             [(removed,)] = self.con.execute(
-                f"SELECT count(*) FROM (SELECT {listed} FROM {self.changes(table)} EXCEPT SELECT {listed} FROM {now})"
+                f"SELECT count(*) FROM (SELECT {listed} FROM {self.changes(table)} "
+                f"EXCEPT SELECT {listed} FROM {table_view(table)})"
             ).fetchall()
             if removed:
                 return f"{table}, which it reads whole, lost values of {', '.join(columns)}"

@@ -11,6 +11,7 @@ Beside the pipeline's tables each engine gives the suites' SQL three relations o
 import contextlib
 import sqlite3
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -205,8 +206,10 @@ class EmbeddedEngine:
     def add_datasource(self, context: Any, name: str) -> Any:
         return context.data_sources.add_pandas(name)
 
+    @cached_property
     def versions(self) -> dict[str, tuple[str, int, str]]:
-        """Each table as this run reads it (`table_state`): where the next run by key starts."""
+        """Each table as this run reads it (`table_state`): what a run by key compares with the run
+        before, and where the next one starts."""
         return {name: table_state(table) for name, table in sorted(self.tables.items())}
 
     def append_results(self, rows: list[dict]) -> None:

@@ -218,7 +218,7 @@ def run_integrity(
                 results, whole = _run_suite(context, engine, suite, scope)
                 run.results += results
                 run.whole_datasets |= whole
-            versions = engine.versions() if isinstance(engine, EmbeddedEngine) else {}
+            versions = engine.versions if isinstance(engine, EmbeddedEngine) else {}
     except EngineError as error:
         raise IntegrityError(str(error)) from None
     try:
@@ -252,7 +252,7 @@ def _key_scope(engine: Engine, run: IntegrityRun, digest: str, settings: Setting
     if run.why_whole is not None or previous is None:
         return None
     run.base_run_id = previous.run_id
-    return KeyScope(engine.con, engine.tables, previous)
+    return KeyScope(engine.con, engine.tables, engine.versions, previous)
 
 
 def _restriction(scope: KeyScope, suite: Suite, dataset: str) -> Restriction | str:
@@ -318,7 +318,7 @@ def _result_rows(run: IntegrityRun) -> list[dict]:
     ]
 
 
-def _run_row(run: IntegrityRun, digest: str, versions: dict[str, tuple[str, int]]) -> dict:
+def _run_row(run: IntegrityRun, digest: str, versions: dict[str, tuple[str, int, str]]) -> dict:
     return {
         "run_id": run.run_id,
         "run_at": run.started_at,

@@ -213,6 +213,14 @@ def _keyed_by(where: str, spec: object) -> tuple[KeyedBy, ...]:
     return tuple(keyed)
 
 
+def _tables(where: str, declared: dict, key: str) -> tuple[str, ...]:
+    """A declaration's list of tables (`whole_if_changed`, `unaffected_by`), each `schema.table`."""
+    tables = declared.get(key, [])
+    if not isinstance(tables, list) or not all(TABLE_NAME.fullmatch(str(t)) for t in tables):
+        raise SuiteError(f"{where}: `{key}` lists tables as schema.table")
+    return tuple(map(str, tables))
+
+
 def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
     where = f"suite {suite}, dataset {name}"
     if isinstance(spec, str):
@@ -231,9 +239,7 @@ def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
         raise SuiteError(
             f"{where}: `reads_by_key`, `whole_if_changed`, `whole_if_removed` and `unaffected_by` need `by_key`"
         )
-    whole_if_changed = declared.get("whole_if_changed", [])
-    if not isinstance(whole_if_changed, list) or not all(TABLE_NAME.fullmatch(str(t)) for t in whole_if_changed):
-        raise SuiteError(f"{where}: `whole_if_changed` lists tables as schema.table")
+    whole_if_changed = _tables(where, declared, "whole_if_changed")
     whole_if_removed = declared.get("whole_if_removed", {})
     if not isinstance(whole_if_removed, dict) or not all(
         TABLE_NAME.fullmatch(str(table))
@@ -243,9 +249,7 @@ def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
         for table, columns in whole_if_removed.items()
     ):
         raise SuiteError(f"{where}: `whole_if_removed` maps tables (schema.table) to the columns whose values count")
-    unaffected_by = declared.get("unaffected_by", [])
-    if not isinstance(unaffected_by, list) or not all(TABLE_NAME.fullmatch(str(t)) for t in unaffected_by):
-        raise SuiteError(f"{where}: `unaffected_by` lists tables as schema.table")
+    unaffected_by = _tables(where, declared, "unaffected_by")
     if not isinstance(declared.get("reads_by_key", False), bool):
         raise SuiteError(f"{where}: `reads_by_key` is true or false")
     dataset = SuiteDataset(
@@ -254,9 +258,9 @@ def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
         engines,
         _keyed_by(where, declared["by_key"]) if "by_key" in declared else (),
         declared.get("reads_by_key", False),
-        tuple(map(str, whole_if_changed)),
+        whole_if_changed,
         tuple((str(table), tuple(map(str, columns))) for table, columns in whole_if_removed.items()),
-        tuple(map(str, unaffected_by)),
+        unaffected_by,
     )
     if dataset.by_key:
         _check_tables_accounted_for(where, dataset)

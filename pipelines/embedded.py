@@ -40,6 +40,7 @@ __all__ = [
     "retire_landing",
     "run_update",
     "space_needed",
+    "table_view",
     "vacuum_due",
     "vacuum_lakehouse",
 ]
@@ -69,10 +70,12 @@ def duckdb_query(spark_sql: str, *, origin: str, relations: Mapping[str, str] | 
     for DuckDB (where each table is the view `"schema"."table"`, or the relation `relations` gives
     for it); raises SqlError naming `origin`."""
     chosen = relations or {}
-    return to_duckdb(
-        parse(spark_sql, origin=origin),
-        lambda name, streaming: chosen.get(name) or ".".join(map(quote, name.split(".", 1))),
-    )
+    return to_duckdb(parse(spark_sql, origin=origin), lambda name, streaming: chosen.get(name) or table_view(name))
+
+
+def table_view(name: str) -> str:
+    """The DuckDB view a lakehouse table `schema.table` is read through: `"schema"."table"`."""
+    return ".".join(map(quote, name.split(".", 1)))
 
 
 def pipeline_lock(paths: DataPaths, holder: str) -> UpdateLock:

@@ -101,7 +101,7 @@ def check_declarations(settings: Settings, base: IntegrityRun, before: dict[str,
         # As if the run before had passed every dataset: each declaration is checked, none skipped.
         previous = replace(previous_run(con, "embedded"), failed=frozenset())
         assert previous.run_id == base.run_id
-        scope = KeyScope(con, engine.tables, previous)
+        scope = KeyScope(con, engine.tables, engine.versions, previous)
         for suite, declared in keyed_datasets():
             name = f"{suite}.{declared.name}"
             # The tables a dataset reads whole have their own test.
