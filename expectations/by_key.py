@@ -237,19 +237,18 @@ class KeyScope:
         return name
 
     def _reads(self, dataset: SuiteDataset, keys: dict[str, str]) -> dict[str, str]:
-        """Each table `by_key` names, as a view of its rows whose key is among the changed keys (or null)."""
-        conditions: dict[str, list[str]] = {}
-        for keyed in dataset.by_key:
-            for table, expression in keyed.changes:
-                if self.changes(table) != ABSENT:
-                    conditions.setdefault(table, []).append(
-                        f"({expression}) IN (SELECT key FROM {keys[keyed.column]}) OR ({expression}) IS NULL"
-                    )
+        """Each table `reads_by_key` lists, as a view of its rows giving a changed key (or a null one)."""
         relations = {}
-        for table, condition in conditions.items():
+        for table, named in dataset.reads_by_key:
+            if self.changes(table) == ABSENT:
+                continue
+            condition = " OR ".join(
+                f"({expression}) IN (SELECT key FROM {keys[column]}) OR ({expression}) IS NULL"
+                for column, expression in named
+            )
             name = self._name("reads")
             origin = f"dataset {dataset.name}, {table} read by key"
-            query = duckdb_query(f"SELECT * FROM {table} WHERE {' OR '.join(condition)}", origin=origin)
+            query = duckdb_query(f"SELECT * FROM {table} WHERE {condition}", origin=origin)
             self.con.execute(f"CREATE TEMP VIEW {name} AS {query}")
             relations[table] = name
         return relations

@@ -82,9 +82,10 @@ class SuiteDataset:
     """The engines it applies to: the served snapshot, for one, exists only on the embedded engine."""
     by_key: tuple[KeyedBy, ...] = ()
     """Declared: a run by key checks only the rows whose keys changed since the run before it."""
-    reads_by_key: bool = False
-    """Its SQL may read the tables `by_key` names restricted to the changed keys: each of its rows
-    reads only those tables' rows of its own key."""
+    reads_by_key: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    """Tables its SQL may read restricted to the changed keys, each with (key column, Spark SQL
+    expression over its row giving that key): a row with those keys reads only the table's rows that
+    give them (tables not listed are read whole)."""
     whole_if_changed: tuple[str, ...] = ()
     """Tables it reads whole (schema.table): when one changed, a run by key checks it whole."""
     whole_if_removed: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -194,7 +195,11 @@ def _derived(sql: str, suite: str) -> dict:
     if mapping is None or name not in mapping.references:
         return {}  # `_expanded` names the mistake
     target, _, field = mapping.references[name].partition(".")
-    return {"by_key": {"record_key": {mapping.table: mapping.key}, "value": {resource_mappings()[target].table: field}}}
+    return {
+        "by_key": {"record_key": {mapping.table: mapping.key}, "value": {resource_mappings()[target].table: field}},
+        # A row reads its own record (found by either key); the records it names are read whole.
+        "reads_by_key": {mapping.table: {"record_key": mapping.key, "value": name}},
+    }
 
 
 def _keyed_by(where: str, spec: object) -> tuple[KeyedBy, ...]:
@@ -211,6 +216,41 @@ def _keyed_by(where: str, spec: object) -> tuple[KeyedBy, ...]:
                 raise SuiteError(f"{where}: `by_key: {column}: {table}` is not `schema.table: expression`")
         keyed.append(KeyedBy(str(column), tuple((str(t), e) for t, e in changes.items())))
     return tuple(keyed)
+
+
+def _reads_by_key(
+    where: str, spec: object, keyed: tuple[KeyedBy, ...]
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """`reads_by_key`: `true` restricts every table `by_key` names by the keys it names; a mapping
+    restricts only the tables it lists, each by the key columns it gives (the others are read whole).
+    A table read restricted must be one whose changes `by_key` follows: a change to its rows must
+    name the keys of the rows it changes."""
+    if spec is False:
+        return ()
+    if spec is True:
+        tables = dict.fromkeys(table for k in keyed for table, _ in k.changes)
+        return tuple(
+            (table, tuple((k.column, expr) for k in keyed for named, expr in k.changes if named == table))
+            for table in tables
+        )
+    followed, columns = {table for k in keyed for table, _ in k.changes}, {k.column for k in keyed}
+    if (
+        not isinstance(spec, dict)
+        or not spec
+        or not all(
+            str(table) in followed
+            and isinstance(named, dict)
+            and named
+            and set(map(str, named)) <= columns
+            and all(isinstance(expr, str) and expr.strip() for expr in named.values())
+            for table, named in spec.items()
+        )
+    ):
+        raise SuiteError(
+            f"{where}: `reads_by_key` is true, or maps tables `by_key` names to key columns of the dataset "
+            "and the expression giving each in the table's rows"
+        )
+    return tuple((str(table), tuple((str(c), e) for c, e in named.items())) for table, named in spec.items())
 
 
 def _tables(where: str, declared: dict, key: str) -> tuple[str, ...]:
@@ -250,14 +290,13 @@ def _dataset(suite: str, name: str, spec: object) -> SuiteDataset:
     ):
         raise SuiteError(f"{where}: `whole_if_removed` maps tables (schema.table) to the columns whose values count")
     unaffected_by = _tables(where, declared, "unaffected_by")
-    if not isinstance(declared.get("reads_by_key", False), bool):
-        raise SuiteError(f"{where}: `reads_by_key` is true or false")
+    by_key = _keyed_by(where, declared["by_key"]) if "by_key" in declared else ()
     dataset = SuiteDataset(
         name,
         _expanded(spec["sql"], suite),
         engines,
-        _keyed_by(where, declared["by_key"]) if "by_key" in declared else (),
-        declared.get("reads_by_key", False),
+        by_key,
+        _reads_by_key(where, declared.get("reads_by_key", False), by_key),
         whole_if_changed,
         tuple((str(table), tuple(map(str, columns))) for table, columns in whole_if_removed.items()),
         unaffected_by,

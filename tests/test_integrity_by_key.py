@@ -318,7 +318,21 @@ KEYED = "{sql: 'SELECT k, v FROM a.b', by_key: {k: {a.b: k}}}"
         ("{sql: SELECT k FROM a.b, by_key: {'k k': {a.b: k}}}", "", "`by_key: k k` is not a column name"),
         ("{sql: SELECT k FROM a.b, reads_by_key: true}", "", "need `by_key`"),
         ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, whole_if_changed: a.c}", "", "lists tables as schema.table"),
-        ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: yes please}", "", "is true or false"),
+        (
+            "{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: yes please}",
+            "",
+            "`reads_by_key` is true, or maps",
+        ),
+        (
+            "{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: {a.c: {k: k}}}",
+            "",
+            "`reads_by_key` is true, or maps",
+        ),
+        (
+            "{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: {a.b: {j: k}}}",
+            "",
+            "`reads_by_key` is true, or maps",
+        ),
         ("{sql: SELECT k FROM a.b, by_key: {k: {a.c: k}}}", "", "declares a.c, which its SQL does not read"),
         (
             "{sql: 'SELECT k FROM a.b JOIN a.c USING (k)', by_key: {k: {a.b: k}}}",
