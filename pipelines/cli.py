@@ -16,14 +16,14 @@ from pipelines.coverage import as_markdown, coverage
 from pipelines.diagram import diagram_lines
 from pipelines.embedded import (
     Lakehouse,
+    Maintenance,
     disk_by_layer,
     human_bytes,
+    maintain,
+    maintain_if_due,
     optimize_lakehouse,
     read_events,
-    retire_landing,
     space_needed,
-    vacuum_due,
-    vacuum_lakehouse,
 )
 from pipelines.snapshot import publishing_seconds
 
@@ -68,8 +68,12 @@ def update_with_progress(settings: Settings, **selection: object) -> UpdateResul
             **selection,
         )
     print_update(result)
-    if (settings.mls2_lakehouse_retention_hours or settings.mls2_landing_retention_days) and vacuum_due(settings.paths):
-        vacuum_with_report(settings, settings.mls2_lakehouse_retention_hours or None)
+    with console.status("vacuuming the lakehouse and retiring landing pages, when due"):
+        done = maintain_if_due(
+            settings.paths, settings.mls2_lakehouse_retention_hours, settings.mls2_landing_retention_days
+        )
+    if done is not None:
+        print_maintenance(done, settings.mls2_lakehouse_retention_hours, settings.mls2_landing_retention_days)
     return result
 
 
@@ -78,22 +82,17 @@ def checks_after_update(settings: Settings) -> bool:
     return all([step(settings) for step in AFTER_UPDATE])
 
 
-def vacuum_with_report(settings: Settings, retention_hours: int | None) -> None:
-    """Vacuum the lakehouse (unless `retention_hours` is None), then retire landing pages when
-    MLS2_LANDING_RETENTION_DAYS is set."""
-    if retention_hours is not None:
-        with console.status("vacuuming the lakehouse"):
-            removed = vacuum_lakehouse(settings.paths, retention_hours)
+def print_maintenance(done: Maintenance, retention_hours: int, landing_days: float) -> None:
+    if done.vacuumed is not None:
+        removed = done.vacuumed
         console.print(
             f"Vacuumed the lakehouse: {sum(removed.values()):,} data files older than {retention_hours} h removed "
             f"from {sum(1 for count in removed.values() if count)} of {len(removed)} tables"
         )
-    days = settings.mls2_landing_retention_days
-    if days:
-        with console.status("retiring landing pages"):
-            retired = retire_landing(settings.paths, days)
+    if done.retired is not None:
         console.print(
-            f"Retired {sum(retired.values()):,} landing pages older than {days:g} days whose lines bronze holds"
+            f"Retired {sum(done.retired.values()):,} landing pages older than {landing_days:g} days "
+            "whose lines bronze holds"
         )
 
 
@@ -143,11 +142,14 @@ def vacuum(
     if retain_hours is None and not hours and not settings.mls2_landing_retention_days:
         console.print("[red]error:[/red] MLS2_LAKEHOUSE_RETENTION_HOURS is 0 (vacuum off); pass --retain-hours")
         raise typer.Exit(2)
+    days = settings.mls2_landing_retention_days
     try:
-        vacuum_with_report(settings, hours if retain_hours is not None or hours else None)
+        with console.status("vacuuming the lakehouse and retiring landing pages"):
+            done = maintain(settings.paths, hours if retain_hours is not None or hours else None, days or None)
     except PipelineError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
+    print_maintenance(done, hours, days)
 
 
 @pipeline_app.command("optimize")

@@ -2,6 +2,7 @@
 the declared graph and the gold tables to serve are handed to the engine, which knows neither."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from conf.settings import DataPaths
@@ -9,8 +10,7 @@ from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateCanceled
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse, last_data_change, register_changes_since, register_delta
 from pipelines._engine.lock import UpdateLock
-from pipelines._engine.maintenance import optimize_lakehouse, vacuum_due, vacuum_lakehouse
-from pipelines._engine.maintenance import retire_landing as retire_landing_pages
+from pipelines._engine.maintenance import optimize_lakehouse, retire_landing, vacuum_due, vacuum_lakehouse
 from pipelines._engine.runner import UpdateResult
 from pipelines._engine.runner import run_update as run_on_engine
 from pipelines._engine.sql import quote, to_duckdb
@@ -23,6 +23,7 @@ from pipelines.spark_sql import parse
 
 __all__ = [
     "Lakehouse",
+    "Maintenance",
     "PipelineBusy",
     "PipelineError",
     "UpdateCanceled",
@@ -32,17 +33,16 @@ __all__ = [
     "duckdb_query",
     "human_bytes",
     "last_data_change",
+    "maintain",
+    "maintain_if_due",
     "optimize_lakehouse",
     "pipeline_lock",
     "read_events",
     "register_changes_since",
     "register_delta",
-    "retire_landing",
     "run_update",
     "space_needed",
     "table_view",
-    "vacuum_due",
-    "vacuum_lakehouse",
 ]
 
 
@@ -53,10 +53,30 @@ def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) 
     return run_on_engine(paths, graph or load_graph(), served_tables(), **options)
 
 
-def retire_landing(paths: DataPaths, older_than_days: float) -> dict[str, int]:
-    """Delete the landing pages older than `older_than_days` whose lines bronze holds; returns the pages
-    removed per entity folder (`pipelines._engine.maintenance.retire_landing`)."""
-    return retire_landing_pages(paths, load_graph().landing_folders(), older_than_days)
+@dataclass(frozen=True)
+class Maintenance:
+    """What `maintain` removed: data files per table (None: no vacuum) and landing pages per entity
+    folder (None: no retirement)."""
+
+    vacuumed: dict[str, int] | None
+    retired: dict[str, int] | None
+
+
+def maintain(paths: DataPaths, retention_hours: int | None, landing_days: float | None) -> Maintenance:
+    """Vacuum the lakehouse keeping what versions of the last `retention_hours` use (None: no vacuum),
+    then retire the landing pages older than `landing_days` whose lines bronze holds (None: none;
+    `pipelines._engine.maintenance.retire_landing`)."""
+    vacuumed = vacuum_lakehouse(paths, retention_hours) if retention_hours is not None else None
+    retired = retire_landing(paths, load_graph().landing_folders(), landing_days) if landing_days else None
+    return Maintenance(vacuumed, retired)
+
+
+def maintain_if_due(paths: DataPaths, retention_hours: int, landing_days: float) -> Maintenance | None:
+    """After an update: `maintain` when vacuum or landing retirement is on (a setting above 0) and the
+    last one ran a day ago or more (`vacuum_due`); else None."""
+    if not (retention_hours or landing_days) or not vacuum_due(paths):
+        return None
+    return maintain(paths, retention_hours or None, landing_days or None)
 
 
 def space_needed(paths: DataPaths, reserve_bytes: int) -> dict[str, int]:

@@ -18,6 +18,7 @@ from expectations.integrity import run_integrity
 from ingestion.sandbox import SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
 from pipelines import PipelineBusy, run_update
+from pipelines._engine.maintenance import vacuum_due
 from pipelines.ui.history import update_flows
 from pipelines.ui.operators import OperatorError, OperatorRegistry
 from pipelines.ui.runs import RunBusy, RunManager, RunRequest
@@ -119,6 +120,7 @@ def test_an_action_without_the_sessions_csrf_token_is_refused(browser: TestClien
 
 
 def test_an_update_runs_live_one_at_a_time_and_is_listed_with_its_flows(browser: TestClient, landed: Settings) -> None:
+    assert vacuum_due(landed.paths)
     csrf = sign_in(browser)
     started = start(browser, csrf)
     assert started.status_code == 202, started.text
@@ -131,6 +133,7 @@ def test_an_update_runs_live_one_at_a_time_and_is_listed_with_its_flows(browser:
         )
     flows, end = finished(browser, update_id)
     assert end["state"] == "COMPLETED" and end["checks"] == "passed", end
+    assert not vacuum_due(landed.paths), "the update was not followed by the day's vacuum"
     done = {flow["dataset"] for flow in flows if flow["state"] == "COMPLETED"}
     assert {"qobrix_bronze.properties", "qobrix_silver.property", "reso_gold.property"} <= done
     running_first = [flow["dataset"] for flow in flows if flow["state"] == "RUNNING"]

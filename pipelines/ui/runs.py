@@ -21,11 +21,9 @@ from pipelines.embedded import (
     PipelineBusy,
     PipelineError,
     UpdateCanceled,
+    maintain_if_due,
     pipeline_lock,
-    retire_landing,
     run_update,
-    vacuum_due,
-    vacuum_lakehouse,
 )
 from pipelines.graph import load_graph
 from pipelines.ui.database import connect
@@ -310,12 +308,10 @@ class RunManager:
             # The lock is released: the integrity suite and a vacuum take it for themselves.
             if self.after_update is not None:
                 checks = "passed" if self.after_update(self.settings) else "failed"
-            hours, days = self.settings.mls2_lakehouse_retention_hours, self.settings.mls2_landing_retention_days
-            if (hours or days) and vacuum_due(self.settings.paths):
-                if hours:
-                    vacuum_lakehouse(self.settings.paths, hours)
-                if days:
-                    retire_landing(self.settings.paths, days)
+            settings = self.settings
+            maintain_if_due(
+                settings.paths, settings.mls2_lakehouse_retention_hours, settings.mls2_landing_retention_days
+            )
         except UpdateCanceled as canceled:
             state, error = "CANCELED", str(canceled)
         except PipelineError as failed:
