@@ -195,11 +195,13 @@ def _derived(sql: str, suite: str) -> dict:
     if mapping is None or name not in mapping.references:
         return {}  # `_expanded` names the mistake
     target, _, field = mapping.references[name].partition(".")
-    return {
-        "by_key": {"record_key": {mapping.table: mapping.key}, "value": {resource_mappings()[target].table: field}},
-        # A row reads its own record (found by either key); the records it names are read whole.
-        "reads_by_key": {mapping.table: {"record_key": mapping.key, "value": name}},
-    }
+    named = resource_mappings()[target].table
+    derived = {"by_key": {"record_key": {mapping.table: mapping.key}, "value": {named: field}}}
+    if named != mapping.table:
+        # A row reads its own record (found by either key); the records it names are read whole (a
+        # table naming its own records reads itself whole, for those).
+        derived["reads_by_key"] = {mapping.table: {"record_key": mapping.key, "value": name}}
+    return derived
 
 
 def _keyed_by(where: str, spec: object) -> tuple[KeyedBy, ...]:
@@ -221,35 +223,36 @@ def _keyed_by(where: str, spec: object) -> tuple[KeyedBy, ...]:
 def _reads_by_key(
     where: str, spec: object, keyed: tuple[KeyedBy, ...]
 ) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
-    """`reads_by_key`: `true` restricts every table `by_key` names by the keys it names; a mapping
-    restricts only the tables it lists, each by the key columns it gives (the others are read whole).
-    A table read restricted must be one whose changes `by_key` follows: a change to its rows must
-    name the keys of the rows it changes."""
+    """`reads_by_key`: `true` restricts every table `by_key` names by the key it names (one key
+    column: with several, a row checked for one key would read another table restricted to the
+    other's keys); a mapping restricts only the tables it lists, each by the key columns it gives
+    (the others are read whole). A table read restricted must be one `by_key` names under some key
+    column: a change to its rows then names the keys of the rows it changes."""
     if spec is False:
         return ()
     if spec is True:
-        tables = dict.fromkeys(table for k in keyed for table, _ in k.changes)
-        return tuple(
-            (table, tuple((k.column, expr) for k in keyed for named, expr in k.changes if named == table))
-            for table in tables
-        )
+        if len(keyed) > 1:
+            raise SuiteError(
+                f"{where}: `reads_by_key: true` needs a single `by_key` column; with several, map each table "
+                "read by key to the key columns that find its rows"
+            )
+        return tuple((table, ((keyed[0].column, expr),)) for table, expr in keyed[0].changes)
+    if not isinstance(spec, dict) or not spec:
+        raise SuiteError(f"{where}: `reads_by_key` is true, false, or maps tables to key columns and expressions")
     followed, columns = {table for k in keyed for table, _ in k.changes}, {k.column for k in keyed}
-    if (
-        not isinstance(spec, dict)
-        or not spec
-        or not all(
-            str(table) in followed
-            and isinstance(named, dict)
-            and named
-            and set(map(str, named)) <= columns
-            and all(isinstance(expr, str) and expr.strip() for expr in named.values())
-            for table, named in spec.items()
-        )
-    ):
-        raise SuiteError(
-            f"{where}: `reads_by_key` is true, or maps tables `by_key` names to key columns of the dataset "
-            "and the expression giving each in the table's rows"
-        )
+    for table, named in spec.items():
+        if str(table) not in followed:
+            raise SuiteError(f"{where}: `reads_by_key: {table}` is not a table `by_key` names")
+        if not isinstance(named, dict) or not named or not set(map(str, named)) <= columns:
+            raise SuiteError(
+                f"{where}: `reads_by_key: {table}` maps key columns of the dataset ({', '.join(sorted(columns))}) "
+                "to the expression giving each in the table's rows"
+            )
+        for column, expression in named.items():
+            try:
+                parse(f"SELECT {expression} FROM {table}", origin=f"{where}, reads_by_key {table}: {column}")
+            except SqlError as error:
+                raise SuiteError(str(error)) from None
     return tuple((str(table), tuple((str(c), e) for c, e in named.items())) for table, named in spec.items())
 
 

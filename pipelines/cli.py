@@ -68,7 +68,7 @@ def update_with_progress(settings: Settings, **selection: object) -> UpdateResul
             **selection,
         )
     print_update(result)
-    with console.status("vacuuming the lakehouse and retiring landing pages, when due"):
+    with console.status("daily maintenance, when due: vacuum, landing retirement"):
         done = maintain_if_due(
             settings.paths, settings.mls2_lakehouse_retention_hours, settings.mls2_landing_retention_days
         )

@@ -63,9 +63,9 @@ class Maintenance:
 
 
 def maintain(paths: DataPaths, retention_hours: int | None, landing_days: float | None) -> Maintenance:
-    """Vacuum the lakehouse keeping what versions of the last `retention_hours` use (None: no vacuum),
-    then retire the landing pages older than `landing_days` whose lines bronze holds (None: none;
-    `pipelines._engine.maintenance.retire_landing`)."""
+    """Vacuum the lakehouse keeping what versions of the last `retention_hours` use (None: no vacuum; 0
+    keeps only the current versions), then retire the landing pages older than `landing_days` whose
+    lines bronze holds (None or 0: none; `pipelines._engine.maintenance.retire_landing`)."""
     vacuumed = vacuum_lakehouse(paths, retention_hours) if retention_hours is not None else None
     retired = retire_landing(paths, load_graph().landing_folders(), landing_days) if landing_days else None
     return Maintenance(vacuumed, retired)

@@ -118,6 +118,8 @@ def check_declarations(settings: Settings, base: IntegrityRun, before: dict[str,
                 changed_datasets.add(name)
             missed = con.sql(f"SELECT * FROM ({changed}) WHERE NOT ({restriction.where})").fetchall()
             assert not missed, f"{name}: rows changed by the update whose keys a run by key does not check"
+            restricted = {table for table, _ in dataset.reads_by_key if table in engine.tables}
+            assert set(restriction.relations) == restricted, f"{name} reads by key {set(restriction.relations)}"
             checked = f"{restriction.query(dataset.sql, origin=name)}"
             expected = f"SELECT * FROM ({now}) WHERE {restriction.where}"
             difference = f"({checked} EXCEPT ALL {expected}) UNION ALL ({expected} EXCEPT ALL {checked})"
@@ -307,6 +309,19 @@ def test_runs_by_key_are_refused_on_spark(copy: Settings, monkeypatch: pytest.Mo
     assert result.exit_code == 2 and "--by-key is the embedded engine's" in result.output
 
 
+def test_a_dataset_reads_by_key_the_tables_it_maps_with_their_key_columns(tmp_path: Path) -> None:
+    path = tmp_path / "keyed.yaml"
+    dataset = (
+        "{sql: 'SELECT m.k, m.l, s.id IS NOT NULL AS live FROM a.m m LEFT JOIN a.s s ON s.id = m.l', "
+        "by_key: {k: {a.m: k}, l: {a.s: id}}, reads_by_key: {a.m: {k: k, l: l}}}"
+    )
+    path.write_text(
+        f"suite: keyed\ndatasets:\n  d: {dataset}\n"
+        "expectations:\n  - {dataset: d, type: expect_column_values_to_not_be_null, kwargs: {column: k}}\n"
+    )
+    assert load_suite(path).datasets["d"].reads_by_key == (("a.m", (("k", "k"), ("l", "l"))),)
+
+
 KEYED = "{sql: 'SELECT k, v FROM a.b', by_key: {k: {a.b: k}}}"
 
 
@@ -318,20 +333,15 @@ KEYED = "{sql: 'SELECT k, v FROM a.b', by_key: {k: {a.b: k}}}"
         ("{sql: SELECT k FROM a.b, by_key: {'k k': {a.b: k}}}", "", "`by_key: k k` is not a column name"),
         ("{sql: SELECT k FROM a.b, reads_by_key: true}", "", "need `by_key`"),
         ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, whole_if_changed: a.c}", "", "lists tables as schema.table"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: yes please}", "", "is true, false, or maps"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: {}}", "", "is true, false, or maps"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: {a.c: {k: k}}}", "", "a.c` is not a table"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: {a.b: {j: k}}}", "", "maps key columns of"),
+        ("{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: {a.b: {k: 'k +'}}}", "", "reads_by_key a.b: k"),
         (
-            "{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: yes please}",
+            "{sql: 'SELECT k, v FROM a.b JOIN a.c USING (k)', by_key: {k: {a.b: k}, v: {a.c: v}}, reads_by_key: true}",
             "",
-            "`reads_by_key` is true, or maps",
-        ),
-        (
-            "{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: {a.c: {k: k}}}",
-            "",
-            "`reads_by_key` is true, or maps",
-        ),
-        (
-            "{sql: SELECT k FROM a.b, by_key: {k: {a.b: k}}, reads_by_key: {a.b: {j: k}}}",
-            "",
-            "`reads_by_key` is true, or maps",
+            "`reads_by_key: true` needs a single `by_key` column",
         ),
         ("{sql: SELECT k FROM a.b, by_key: {k: {a.c: k}}}", "", "declares a.c, which its SQL does not read"),
         (
