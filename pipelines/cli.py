@@ -32,10 +32,17 @@ pipeline_app = typer.Typer(help="Run the bronze -> silver -> gold pipeline on th
 
 
 def print_update(result: UpdateResult) -> None:
-    table = Table(title=f"Update {result.update_id}: {result.state}")
+    """The flows that ran, as a table, and how many had nothing new to read: after a small sync most
+    of them do, and a row each said nothing (`mls2 pipeline events` lists every flow)."""
+    ran = [flow for flow in result.flows if flow.status != "SKIPPED"]
+    skipped = len(result.flows) - len(ran)
+    table = Table(
+        title=f"Update {result.update_id}: {result.state}",
+        caption=f"{skipped} datasets skipped: nothing new to read" if skipped else None,
+    )
     for column in ("dataset", "status", "input", "output", "dropped", "deleted"):
         table.add_column(column, justify="left" if column in ("dataset", "status") else "right")
-    for flow in result.flows:
+    for flow in ran:
         table.add_row(
             flow.dataset,
             flow.status,

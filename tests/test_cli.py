@@ -1,13 +1,16 @@
 """The `mls2` command: help that explains, and clear exits on bad input."""
 
+import re
 import socket
 import subprocess
 import sys
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
 from conf.cli import app
+from pipelines.embedded import read_events
 
 runner = CliRunner()
 
@@ -198,4 +201,11 @@ def test_pipeline_run_vacuums_once_a_day_and_vacuum_takes_a_retention(
     off = runner.invoke(app, ["pipeline", "vacuum"])
     assert off.exit_code == 2 and "pass --retain-hours" in off.output
     (tmp_path / "data" / "state" / "last_vacuum").unlink()
-    assert "Vacuumed" not in runner.invoke(app, ["pipeline", "run"]).output
+    nothing_new = runner.invoke(app, ["pipeline", "run"]).output
+    assert "Vacuumed" not in nothing_new
+    # Flows with nothing new to read are counted, not listed.
+    assert "SKIPPED" not in nothing_new and "qobrix_bronze.properties" not in nothing_new
+    skipped = re.search(r"(\d+) datasets skipped: nothing new to read", " ".join(nothing_new.split()))
+    progress = read_events(tmp_path / "data" / "lakehouse", event_type="flow_progress", limit=1000)
+    statuses = [orjson.loads(event["details"])["flow_progress"]["status"] for event in progress]
+    assert skipped and int(skipped.group(1)) == statuses.count("SKIPPED") > 0, nothing_new
