@@ -152,7 +152,7 @@ def vacuum(
     days = settings.mls2_landing_retention_days
     try:
         with console.status("vacuuming the lakehouse and retiring landing pages"):
-            done = maintain(settings.paths, hours if retain_hours is not None or hours else None, days or None)
+            done = maintain(settings.paths, hours if retain_hours is not None or hours else None, days)
     except PipelineError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None

@@ -76,7 +76,7 @@ def maintain_if_due(paths: DataPaths, retention_hours: int, landing_days: float)
     last one ran a day ago or more (`vacuum_due`); else None."""
     if not (retention_hours or landing_days) or not vacuum_due(paths):
         return None
-    return maintain(paths, retention_hours or None, landing_days or None)
+    return maintain(paths, retention_hours or None, landing_days)
 
 
 def space_needed(paths: DataPaths, reserve_bytes: int) -> dict[str, int]:
