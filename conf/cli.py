@@ -1,37 +1,70 @@
 """`mls2`: the one console command. Each package owns its subcommands; `demo` runs them all."""
 
+import importlib
 import socket
 from typing import Annotated
 
 import typer
+import typer.core
+import typer.main
 from rich.console import Console
 
 import graphql_odata.cli
 from conf.settings import Settings, SettingsError, load_settings
 from expectations.cli import integrity_after_update, integrity_app
-from graphql_odata.certification.cli import reso_app
 from graphql_odata.cli import clients_app, serve, token_recipe
 from graphql_odata.security.clients import ClientRegistry
-from ingestion.cli import make_client, sandbox_app, sync_app, sync_quietly, sync_with_progress
-from ingestion.errors import IngestionError
 from pipelines import DeclarationError, PipelineError
 from pipelines.cli import AFTER_UPDATE, checks_after_update, pipeline_app, update_with_progress
 from pipelines.lakeflow.cli import databricks_app
 from pipelines.ui.cli import operators_app
 
+LOADED_WHEN_RUN = {
+    "sandbox": ("ingestion.cli", "sandbox_app"),
+    "sync": ("ingestion.cli", "sync_app"),
+    "reso": ("graphql_odata.certification.cli", "reso_app"),
+}
+"""Subcommands whose packages (an HTTP client, the certification check's schemas) are imported only
+when one of them runs or help lists them: every other command, `mls2 pipeline run` first, starts
+without them."""
+COMMAND_ORDER = (
+    "sandbox", "sync", "pipeline", "clients", "databricks", "reso", "integrity", "operators", "serve", "demo"
+)  # fmt: skip
+
+
+class Mls2Commands(typer.core.TyperGroup):
+    """`mls2`'s subcommands, those of `LOADED_WHEN_RUN` loaded on first use (Click's lazy group)."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LOADED_WHEN_RUN}, key=COMMAND_ORDER.index)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str):
+        if cmd_name in LOADED_WHEN_RUN and cmd_name not in self.commands:
+            module, attribute = LOADED_WHEN_RUN[cmd_name]
+            group = typer.main.get_group(getattr(importlib.import_module(module), attribute))
+            group.name = cmd_name
+            self.commands[cmd_name] = group
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
+        if args and args[0] not in self.commands and args[0] not in LOADED_WHEN_RUN:
+            # A mistyped command: its suggestions ("Did you mean 'sync'?") come from every command.
+            for name in LOADED_WHEN_RUN:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
     name="mls2",
     help="MLS 2.0: Qobrix CRM -> RESO Data Dictionary 2.0 lakehouse, served as a RESO Web API.",
+    cls=Mls2Commands,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(sandbox_app, name="sandbox")
-app.add_typer(sync_app, name="sync")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(clients_app, name="clients")
 app.add_typer(databricks_app, name="databricks")
-app.add_typer(reso_app, name="reso")
 app.add_typer(integrity_app, name="integrity")
 app.add_typer(operators_app, name="operators")
 AFTER_UPDATE.append(integrity_after_update)
@@ -55,6 +88,8 @@ def serving_app(settings: Settings | None = None):
 
 def sync_for_ui(settings: Settings) -> dict:
     """The pipeline UI's sync step: one incremental sync, summed up for its update page."""
+    from ingestion.cli import sync_quietly
+
     report = sync_quietly(settings)
     return {
         "sync": report.sync_id,
@@ -77,9 +112,11 @@ def demo(
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="API port (default: MLS2_API_PORT, 8000).")] = None,
 ) -> None:
     """Everything on this machine: sandbox (unless Qobrix is configured) -> sync -> pipeline -> API."""
-    # The servers' modules load here, not with every other `mls2` command.
+    # The servers' and the sync's modules load here, not with every other `mls2` command.
     import uvicorn
 
+    from ingestion.cli import make_client, sync_with_progress
+    from ingestion.errors import IngestionError
     from ingestion.sandbox.server import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer
     from ingestion.sandbox.world import SandboxWorld
 

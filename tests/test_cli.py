@@ -18,7 +18,8 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("args", "mentions"),
     [
-        ([], ["sandbox", "sync", "pipeline", "serve", "demo", "clients", "databricks"]),
+        ([], ["sandbox", "sync", "pipeline", "serve", "demo", "clients", "databricks", "reso", "integrity"]),
+        (["reso", "check"], ["--url", "--token", "--client-id", "--page-size"]),
         (["databricks", "run"], ["--full-refresh", "--refresh", "--no-wait", "--pipeline", "Exit code"]),
         (["databricks", "events"], ["--update", "--type", "--limit"]),
         (["clients", "add"], ["--rotate", "once"]),
@@ -36,10 +37,14 @@ def test_help_explains_every_command(args: list[str], mentions: list[str]) -> No
         assert word in result.output
 
 
-def test_commands_start_without_loading_the_servers() -> None:
-    """The API and the sandbox server load with `serve`, `sandbox serve` and `demo` only: every
-    pipeline or sync run would otherwise spend most of a second importing them."""
-    servers = ["fastapi", "uvicorn", "graphql_odata.main", "ingestion.sandbox.server", "odata_query", "databricks.sdk"]
+def test_commands_start_without_loading_the_servers_the_http_client_or_the_certification_check() -> None:
+    """The API and the sandbox server load with `serve`, `sandbox serve` and `demo` only, the Qobrix
+    client with `sync`, `sandbox` and `demo`, the certification check with `reso`: every pipeline run
+    would otherwise spend most of a second importing them."""
+    servers = [
+        *("fastapi", "uvicorn", "graphql_odata.main", "ingestion.sandbox.server", "odata_query", "databricks.sdk"),
+        *("requests", "ingestion.cli", "ingestion.client", "graphql_odata.certification.check", "jsonschema"),
+    ]
     loaded = subprocess.run(
         [sys.executable, "-c", f"import sys, conf.cli; print([m for m in {servers!r} if m in sys.modules])"],
         capture_output=True,
@@ -47,6 +52,13 @@ def test_commands_start_without_loading_the_servers() -> None:
         check=True,
     ).stdout.strip()
     assert loaded == "[]"
+
+
+def test_a_mistyped_command_is_refused_with_the_commands_it_may_mean() -> None:
+    """Also a command loaded only when it runs (`sync`) is suggested."""
+    result = runner.invoke(app, ["snyc"])
+    assert result.exit_code == 2
+    assert "No such command 'snyc'" in result.output and "'sync'" in result.output
 
 
 def test_sync_without_credentials_exits_2_naming_the_settings() -> None:
