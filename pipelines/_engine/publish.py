@@ -23,7 +23,6 @@ without a query.
 
 import logging
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from deltalake import DeltaTable
 
 from pipelines._engine.lakehouse import Lakehouse, column_types, register_changes_since, register_delta
 from pipelines._engine.sql import string_literal
+from pipelines.snapshot.copies import clone_or_copy, link_or_copy
 from pipelines.snapshot.documents import (
     DOCUMENT_AT,
     DOCUMENT_SIZE,
@@ -45,7 +45,6 @@ from pipelines.snapshot.documents import (
     append_documents,
     create_blocks_table,
     documents_of,
-    link_or_copy,
     read_blocks,
 )
 from pipelines.snapshot.places import (
@@ -622,11 +621,12 @@ def _move(database: Path, target: Path) -> None:
 
 
 def _copy(database: Path, target: Path) -> None:
-    """Copy a served snapshot file (checkpointed: it has no log) and its places index, and link its
-    documents file (a patch only appends to it)."""
-    shutil.copyfile(database, target)
+    """Copy a served snapshot file (checkpointed: it has no log) and its places index, as clones
+    sharing their blocks where the file system can (`clone_or_copy`), and link its documents file
+    (a patch only appends to it)."""
+    clone_or_copy(database, target)
     if places_of(database).exists():
-        shutil.copyfile(places_of(database), places_of(target))
+        clone_or_copy(places_of(database), places_of(target))
     if documents_of(database).exists():
         link_or_copy(documents_of(database), documents_of(target))
 

@@ -5,8 +5,10 @@ pointer are atomic), but it fails late, after minutes of work. It is cheaper to 
 naming the directory and how much space is missing, when the free space is clearly short.
 """
 
+import fcntl
 import os
 import shutil
+import struct
 from collections.abc import Collection, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -45,19 +47,74 @@ def disk_by_layer(paths: DataPaths) -> list[Layer]:
     return [Layer(name, path, *_usage(path)) for name, path in folders]
 
 
-def _files(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """(name, stat) of each file under `folder`; one removed while walking (by a vacuum, a publish) is skipped."""
-    for directory, _, names in os.walk(folder):
-        for name in names:
-            with suppress(FileNotFoundError):
-                yield name, os.stat(os.path.join(directory, name), follow_symlinks=False)
-
-
 def _usage(folder: Path) -> tuple[int, int]:
     """(bytes, files) under `folder`, by the blocks files take on disk (a sparse file counts what it holds),
-    each file once however many links it has (snapshots share documents files by hard link)."""
-    stats = {(stat.st_dev, stat.st_ino): stat for _, stat in _files(folder)}
-    return sum(stat.st_blocks * 512 for stat in stats.values()), len(stats)
+    each file once however many links it has (snapshots share documents files by hard link), and
+    each block shared by several files once (a snapshot file cloned for a publish shares the blocks
+    its patch did not write with the file it was cloned from)."""
+    stats = {(stat.st_dev, stat.st_ino): (path, stat) for path, stat in _files(folder)}
+    held, shared = 0, []
+    for path, stat in stats.values():
+        ranges = shared_ranges(path)
+        held += stat.st_blocks * 512 - sum(end - start for start, end in ranges)
+        shared += ranges
+    return held + _union_length(shared), len(stats)
+
+
+def _files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """(path, stat) of each file under `folder`; one removed while walking (by a vacuum, a publish) is skipped."""
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = Path(directory, name)
+            with suppress(FileNotFoundError):
+                yield path, path.stat(follow_symlinks=False)
+
+
+FS_IOC_FIEMAP = 0xC020660B
+"""Linux's ioctl listing where a file's extents lie on the device (linux/fiemap.h)."""
+FIEMAP_HEADER = struct.Struct("=QQIIII")
+"""struct fiemap: start, length, flags, extents mapped, extents room, reserved."""
+FIEMAP_EXTENT = struct.Struct("=QQQ16xI12x")
+"""struct fiemap_extent: logical, physical, length, (reserved), flags, (reserved)."""
+FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_SHARED = 0x1, 0x2000
+EXTENTS_PER_CALL = 256
+WHOLE_FILE = 2**64 - 1
+
+
+def shared_ranges(path: Path) -> list[tuple[int, int]]:
+    """The device byte ranges (start, end) of `path`'s extents that other files share (clones); none
+    where the file system does not say (no FIEMAP, or no block sharing)."""
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    try:
+        with open(path, "rb") as file:
+            while True:
+                request = bytearray(FIEMAP_HEADER.size + EXTENTS_PER_CALL * FIEMAP_EXTENT.size)
+                FIEMAP_HEADER.pack_into(request, 0, start, WHOLE_FILE - start, 0, 0, EXTENTS_PER_CALL, 0)
+                fcntl.ioctl(file.fileno(), FS_IOC_FIEMAP, request)
+                mapped = FIEMAP_HEADER.unpack_from(request)[3]
+                if not mapped:
+                    return ranges
+                for index in range(mapped):
+                    at = FIEMAP_HEADER.size + index * FIEMAP_EXTENT.size
+                    logical, physical, length, flags = FIEMAP_EXTENT.unpack_from(request, at)
+                    if flags & FIEMAP_EXTENT_SHARED:
+                        ranges.append((physical, physical + length))
+                    if flags & FIEMAP_EXTENT_LAST:
+                        return ranges
+                start = logical + length
+    except OSError:
+        return []
+
+
+def _union_length(ranges: list[tuple[int, int]]) -> int:
+    """The bytes the ranges cover, each byte once."""
+    total, reached = 0, 0
+    for start, end in sorted(ranges):
+        if end > reached:
+            total += end - max(start, reached)
+            reached = end
+    return total
 
 
 def space_needed(
@@ -77,8 +134,8 @@ def space_needed(
     for table, folder in landing_tables.items():
         since = None if table in full_refresh else _last_commit(paths.lakehouse / Path(*table.split(".", 1)))
         landing += sum(
-            stat.st_size // (1 if name.endswith(".gz") else UNCOMPRESSED_LANDING_RATIO)
-            for name, stat in _files(paths.landing / folder)
+            stat.st_size // (1 if path.name.endswith(".gz") else UNCOMPRESSED_LANDING_RATIO)
+            for path, stat in _files(paths.landing / folder)
             if since is None or stat.st_mtime >= since
         )
     lakehouse = landing * LAKEHOUSE_BYTES_PER_LANDING_BYTE
@@ -92,7 +149,7 @@ def space_needed(
 
 def _last_commit(table: Path) -> float | None:
     """When a Delta table last committed (seconds since the epoch, its newest log entry); None before it exists."""
-    commits = [stat.st_mtime for name, stat in _files(table / "_delta_log") if name.endswith(".json")]
+    commits = [stat.st_mtime for path, stat in _files(table / "_delta_log") if path.name.endswith(".json")]
     return max(commits, default=None)
 
 

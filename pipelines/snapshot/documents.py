@@ -25,7 +25,6 @@ their own.
 
 import mmap
 import os
-import shutil
 import threading
 from array import array
 from bisect import bisect_right
@@ -180,16 +179,6 @@ def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, 
         con.unregister("document_blocks")
         con.unregister("document_positions")
     return end - begin
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """`target` as a hard link to `source` (appending to it leaves what `source`'s readers read as
-    it was), or a copy where the file system has no hard links."""
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 class DocumentFiles:
