@@ -52,8 +52,9 @@ SQL_ALIAS = re.compile(r"\bAS\s+(\w+)", re.IGNORECASE)
 def mutant_functions(module: str) -> dict[str, str]:
     """Each function of mutmut's copy of `module` (the original and every mutant), as source."""
     source = (ROOT / "mutants" / module).read_text()
+    lines = source.splitlines()  # once: `ast.get_source_segment` splits the whole file on every call
     return {
-        node.name: ast.get_source_segment(source, node)
+        node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
