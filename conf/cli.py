@@ -28,15 +28,24 @@ LOADED_WHEN_RUN = {
 when one of them runs or help lists them: every other command, `mls2 pipeline run` first, starts
 without them."""
 COMMAND_ORDER = (
-    "sandbox", "sync", "pipeline", "clients", "databricks", "reso", "integrity", "operators", "serve", "demo"
+    "serve", "demo", "sandbox", "sync", "pipeline", "clients", "databricks", "reso", "integrity", "operators"
 )  # fmt: skip
+"""The order help lists the commands in; one not named here comes after them."""
 
 
 class Mls2Commands(typer.core.TyperGroup):
     """`mls2`'s subcommands, those of `LOADED_WHEN_RUN` loaded on first use (Click's lazy group)."""
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LOADED_WHEN_RUN}, key=COMMAND_ORDER.index)
+        names = {*super().list_commands(ctx), *LOADED_WHEN_RUN}
+        return sorted(
+            names,
+            key=lambda name: (
+                name not in COMMAND_ORDER,
+                COMMAND_ORDER.index(name) if name in COMMAND_ORDER else 0,
+                name,
+            ),
+        )
 
     def get_command(self, ctx: typer.Context, cmd_name: str):
         if cmd_name in LOADED_WHEN_RUN and cmd_name not in self.commands:

@@ -52,7 +52,7 @@ SQL_ALIAS = re.compile(r"\bAS\s+(\w+)", re.IGNORECASE)
 def mutant_functions(module: str) -> dict[str, str]:
     """Each function of mutmut's copy of `module` (the original and every mutant), as source."""
     source = (ROOT / "mutants" / module).read_text()
-    lines = source.splitlines()  # once: `ast.get_source_segment` splits the whole file on every call
+    lines = re.split(r"\r\n|\r|\n", source)  # once (`ast.get_source_segment` splits on every call), as ast counts
     return {
         node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
         for node in ast.walk(ast.parse(source))

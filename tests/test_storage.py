@@ -59,6 +59,19 @@ def test_storage_counts_each_layer_as_du_does_and_the_cli_shows_it(
     assert "Free on its disk:" in output and "the next update needs about" in output and "reserve 1.0 GB" in output
 
 
+@pytest.mark.timeout(60)
+def test_storage_counts_a_symlink_and_a_fifo_by_their_own_blocks_without_opening_them(settings: Settings) -> None:
+    """What a user may leave in the data directory: a symlink to a file counts as itself (not the
+    file again), and a FIFO is never opened (opening one waits for a writer for ever)."""
+    landing = settings.paths.landing
+    landing.mkdir(parents=True)
+    (landing / "page.jsonl.gz").write_bytes(os.urandom(100_000))
+    (landing / "link").symlink_to(landing / "page.jsonl.gz")
+    os.mkfifo(landing / "fifo")
+    [layer] = [layer for layer in disk_by_layer(settings.paths) if layer.name == "landing"]
+    assert layer.bytes == du_bytes(landing) and layer.files == 3
+
+
 def test_an_update_without_room_does_not_start_and_says_where_and_how_much(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

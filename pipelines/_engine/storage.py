@@ -9,10 +9,12 @@ import fcntl
 import os
 import shutil
 import struct
+from collections import defaultdict
 from collections.abc import Collection, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 from conf.settings import DataPaths
 from pipelines._engine.errors import PipelineError
@@ -52,13 +54,38 @@ def _usage(folder: Path) -> tuple[int, int]:
     each file once however many links it has (snapshots share documents files by hard link), and
     each block shared by several files once (a snapshot file cloned for a publish shares the blocks
     its patch did not write with the file it was cloned from)."""
-    stats = {(stat.st_dev, stat.st_ino): (path, stat) for path, stat in _files(folder)}
-    held, shared = 0, []
-    for path, stat in stats.values():
-        ranges = shared_ranges(path)
-        held += stat.st_blocks * 512 - sum(end - start for start, end in ranges)
-        shared += ranges
-    return held + _union_length(shared), len(stats)
+    held, shared, seen = 0, defaultdict(list), set()
+    for path, _ in _files(folder):
+        measured = _file_usage(path)
+        if measured is None or measured[0] in seen:
+            continue
+        (device, inode), blocks, ranges = measured
+        seen.add((device, inode))
+        held += max(0, blocks - sum(end - start for start, end in ranges))
+        shared[device] += ranges
+    return held + sum(map(_union_length, shared.values())), len(seen)
+
+
+def _file_usage(path: Path) -> tuple[tuple[int, int], int, list[tuple[int, int]]] | None:
+    """A file's device and inode, the bytes of its blocks and the ranges of them other files share;
+    a symlink or any other file that is not a regular one by its own blocks; None once removed."""
+    try:
+        stat = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not S_ISREG(stat.st_mode):
+        return (stat.st_dev, stat.st_ino), stat.st_blocks * 512, []
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError:  # unreadable, or replaced by a symlink meanwhile: its blocks without sharing
+        return (stat.st_dev, stat.st_ino), stat.st_blocks * 512, []
+    try:
+        stat = os.fstat(descriptor)  # the file opened, whatever took its name since the walk
+        return (stat.st_dev, stat.st_ino), stat.st_blocks * 512, _shared_ranges(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
@@ -76,33 +103,34 @@ FIEMAP_HEADER = struct.Struct("=QQIIII")
 """struct fiemap: start, length, flags, extents mapped, extents room, reserved."""
 FIEMAP_EXTENT = struct.Struct("=QQQ16xI12x")
 """struct fiemap_extent: logical, physical, length, (reserved), flags, (reserved)."""
-FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_SHARED = 0x1, 0x2000
+FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_ENCODED, FIEMAP_EXTENT_SHARED = 0x1, 0x8, 0x2000
 EXTENTS_PER_CALL = 256
 WHOLE_FILE = 2**64 - 1
 
 
-def shared_ranges(path: Path) -> list[tuple[int, int]]:
-    """The device byte ranges (start, end) of `path`'s extents that other files share (clones); none
-    where the file system does not say (no FIEMAP, or no block sharing)."""
+def _shared_ranges(descriptor: int) -> list[tuple[int, int]]:
+    """The device byte ranges (start, end) of an open file's extents that other files share
+    (clones); none where the file system does not say (no FIEMAP: ZFS, tmpfs; or no sharing: ext4).
+    A compressed extent (Btrfs) is left out: its length is not what it takes on the device, so it
+    counts whole in each file that shares it."""
     ranges: list[tuple[int, int]] = []
     start = 0
     try:
-        with open(path, "rb") as file:
-            while True:
-                request = bytearray(FIEMAP_HEADER.size + EXTENTS_PER_CALL * FIEMAP_EXTENT.size)
-                FIEMAP_HEADER.pack_into(request, 0, start, WHOLE_FILE - start, 0, 0, EXTENTS_PER_CALL, 0)
-                fcntl.ioctl(file.fileno(), FS_IOC_FIEMAP, request)
-                mapped = FIEMAP_HEADER.unpack_from(request)[3]
-                if not mapped:
+        while True:
+            request = bytearray(FIEMAP_HEADER.size + EXTENTS_PER_CALL * FIEMAP_EXTENT.size)
+            FIEMAP_HEADER.pack_into(request, 0, start, WHOLE_FILE - start, 0, 0, EXTENTS_PER_CALL, 0)
+            fcntl.ioctl(descriptor, FS_IOC_FIEMAP, request)
+            mapped = FIEMAP_HEADER.unpack_from(request)[3]
+            if not mapped:
+                return ranges
+            for index in range(mapped):
+                at = FIEMAP_HEADER.size + index * FIEMAP_EXTENT.size
+                logical, physical, length, flags = FIEMAP_EXTENT.unpack_from(request, at)
+                if flags & FIEMAP_EXTENT_SHARED and not flags & FIEMAP_EXTENT_ENCODED:
+                    ranges.append((physical, physical + length))
+                if flags & FIEMAP_EXTENT_LAST:
                     return ranges
-                for index in range(mapped):
-                    at = FIEMAP_HEADER.size + index * FIEMAP_EXTENT.size
-                    logical, physical, length, flags = FIEMAP_EXTENT.unpack_from(request, at)
-                    if flags & FIEMAP_EXTENT_SHARED:
-                        ranges.append((physical, physical + length))
-                    if flags & FIEMAP_EXTENT_LAST:
-                        return ranges
-                start = logical + length
+            start = logical + length
     except OSError:
         return []
 

@@ -2,10 +2,10 @@
 
 A documents file is only ever appended to, so the next snapshot starts from a hard link to it. A
 DuckDB file and its places index are patched in place, so the next snapshot needs its own file,
-not a link: on a file system with block sharing (XFS with reflink, Btrfs, ZFS 2.2, bcachefs), a
-clone that shares every block with the served file until the patch writes some. The patched
-clone then takes on disk only the blocks the patch wrote, not a second copy of the table. Where
-the file system cannot clone (ext4), the file is copied.
+not a link: on a file system with block sharing (XFS with reflink, Btrfs), a clone that shares
+every block with the served file until the patch writes some. The patched clone then takes on
+disk only the blocks the patch wrote (and, on XFS, preallocations it frees later), not a second
+copy of the table. Where the file system cannot clone (ext4), the file is copied.
 """
 
 import fcntl
@@ -20,7 +20,8 @@ FICLONE = 0x40049409
 def clone_or_copy(source: Path, target: Path) -> bool:
     """`target` as a clone of `source` sharing its blocks; a copy where the file system cannot clone.
     Returns whether it was cloned."""
-    with open(source, "rb") as original, open(target, "wb") as clone:
+    target.unlink(missing_ok=True)  # never written through: it may be a link to a file a reader holds
+    with open(source, "rb") as original, open(target, "xb") as clone:
         try:
             fcntl.ioctl(clone.fileno(), FICLONE, original.fileno())
             return True
