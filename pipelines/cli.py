@@ -26,6 +26,7 @@ from pipelines.embedded import (
     space_needed,
 )
 from pipelines.snapshot import publishing_seconds
+from pipelines.snapshot.copies import can_clone
 
 console = Console(stderr=True)
 pipeline_app = typer.Typer(help="Run the bronze -> silver -> gold pipeline on the embedded engine.")
@@ -199,6 +200,14 @@ def storage() -> None:
     parts = ", ".join(f"{part} {human_bytes(size)}" for part, size in needed.items())
     total = human_bytes(sum(needed.values()))
     console.print(f"Free on its disk: {human_bytes(free)}; the next update needs about {total} ({parts})")
+    if paths.root.exists():
+        console.print(
+            "Its file system clones files: a publish patches a clone of a served snapshot file, which takes on "
+            "disk the blocks the patch writes, not a copy."
+            if can_clone(paths.root)
+            else "Its file system cannot clone files (XFS with reflink and Btrfs can): the first update after a "
+            "full refresh copies each changed table's snapshot file."
+        )
 
 
 GRAPH_FORMATS = ("text", "mermaid", "dot")

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from typer.testing import CliRunner
 
+from conf.cli import app
 from conf.settings import DataPaths, load_settings
 from pipelines import run_update
 from pipelines.embedded import disk_by_layer
 from pipelines.snapshot import read_pointer, served_files
-from pipelines.snapshot.copies import clone_or_copy
+from pipelines.snapshot.copies import can_clone, clone_or_copy
 from tests.test_engine import land
 from tests.test_storage import listings
 
@@ -96,6 +98,10 @@ def test_a_publish_clones_the_served_file_which_its_reader_still_reads_unchanged
         assert published.execute(price).fetchall() == [(100_002,)]
     assert reader.execute(price).fetchall() == [(100_001,)]
     reader.close()
+
+    assert can_clone(settings.paths.root)
+    shown = CliRunner().invoke(app, ["pipeline", "storage"], env={"MLS2_DATA_DIR": str(settings.paths.root)})
+    assert "Its file system clones files" in " ".join(shown.output.split())
 
     snapshot_files = [path for path in settings.paths.snapshots.rglob("*") if path.is_file()]
     each_files_blocks = sum(path.stat().st_blocks * 512 for path in snapshot_files)

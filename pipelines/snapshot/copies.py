@@ -11,6 +11,7 @@ copy of the table. Where the file system cannot clone (ext4), the file is copied
 import fcntl
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 FICLONE = 0x40049409
@@ -29,6 +30,14 @@ def clone_or_copy(source: Path, target: Path) -> bool:
             pass  # no block sharing here (or across file systems): copied below
     shutil.copyfile(source, target)
     return False
+
+
+def can_clone(folder: Path) -> bool:
+    """Whether files in `folder` can be cloned (tried on a small file of its own, then removed)."""
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".clone-probe-") as probe:
+        source = Path(probe, "source")
+        source.write_bytes(b"\0" * 4096)
+        return clone_or_copy(source, Path(probe, "clone"))
 
 
 def link_or_copy(source: Path, target: Path) -> None:
