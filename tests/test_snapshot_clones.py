@@ -21,7 +21,7 @@ from conf.settings import DataPaths, load_settings
 from pipelines import run_update
 from pipelines.embedded import disk_by_layer
 from pipelines.snapshot import read_pointer, served_files
-from pipelines.snapshot.copies import can_clone, clone_or_copy
+from pipelines.snapshot.copies import can_clone, clone_or_copy, release_preallocation
 from tests.test_engine import land
 from tests.test_storage import listings
 
@@ -81,6 +81,21 @@ def test_a_clone_takes_no_blocks_until_written_and_storage_counts_shared_blocks_
 
 
 @pytest.mark.slow
+def test_blocks_xfs_reserves_past_the_end_of_a_file_appended_to_are_given_back(xfs: Path) -> None:
+    """A documents file is appended to at every publish; XFS keeps blocks past its end after each."""
+    documents = xfs / "appended.documents"
+    written(documents, b"")
+    for _ in range(40):
+        with open(documents, "ab") as file:
+            file.write(os.urandom(256 * 1024))
+            os.fsync(file.fileno())
+    content = documents.read_bytes()
+    assert documents.stat().st_blocks * 512 > len(content) + MB  # reserved past the end
+    release_preallocation(documents, xfs / "not-there")
+    assert documents.stat().st_blocks * 512 == len(content) and documents.read_bytes() == content
+
+
+@pytest.mark.slow
 def test_a_publish_clones_the_served_file_which_its_reader_still_reads_unchanged(xfs: Path) -> None:
     settings = load_settings(mls2_data_dir=xfs / "pipeline")
     land(settings, "s1", listings(1))
@@ -107,6 +122,12 @@ def test_a_publish_clones_the_served_file_which_its_reader_still_reads_unchanged
     each_files_blocks = sum(path.stat().st_blocks * 512 for path in snapshot_files)
     # The clones of the Property and Media files share what their patches did not write.
     assert snapshots_bytes(settings.paths) < each_files_blocks - served.stat().st_size // 2
+
+
+def test_giving_back_reserved_blocks_leaves_a_file_as_it_was(tmp_path: Path) -> None:
+    written(tmp_path / "documents", original := os.urandom(MB + 17))
+    release_preallocation(tmp_path / "documents", tmp_path / "removed meanwhile")
+    assert (tmp_path / "documents").read_bytes() == original
 
 
 def test_a_copy_for_the_next_publish_holds_the_bytes_and_a_write_to_it_leaves_the_served_file(

@@ -37,7 +37,7 @@ from deltalake import DeltaTable
 
 from pipelines._engine.lakehouse import Lakehouse, column_types, register_changes_since, register_delta
 from pipelines._engine.sql import string_literal
-from pipelines.snapshot.copies import clone_or_copy, link_or_copy
+from pipelines.snapshot.copies import clone_or_copy, link_or_copy, release_preallocation
 from pipelines.snapshot.documents import (
     DOCUMENT_AT,
     DOCUMENT_SIZE,
@@ -562,6 +562,7 @@ def _publish_table(
             if patched is not None or build:
                 _record_source_version(con, table)
             con.execute("DROP VIEW gold_source")
+        release_preallocation(building, places_of(building), documents_of(building))
         if patched is None:
             return "built" if build else None
         how = "patched" if since is None else f"patched by key since gold version {since}"

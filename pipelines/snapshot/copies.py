@@ -1,4 +1,5 @@
-"""How a snapshot file is duplicated for the next publish without writing its bytes again.
+"""How a snapshot file is duplicated for the next publish without writing its bytes again, and
+given back the blocks the file system reserved beyond its end.
 
 A documents file is only ever appended to, so the next snapshot starts from a hard link to it. A
 DuckDB file and its places index are patched in place, so the next snapshot needs its own file,
@@ -6,12 +7,17 @@ not a link: on a file system with block sharing (XFS with reflink, Btrfs), a clo
 every block with the served file until the patch writes some. The patched clone then takes on
 disk only the blocks the patch wrote (and, on XFS, preallocations it frees later), not a second
 copy of the table. Where the file system cannot clone (ext4), the file is copied.
+
+XFS reserves blocks past the end of a file written and closed again and again (the documents file
+a publish appends to, a patched DuckDB file), up to the file's own size, and keeps them for minutes
+after (its speculative preallocation). A publish gives them back as soon as it has written.
 """
 
 import fcntl
 import os
 import shutil
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 
 FICLONE = 0x40049409
@@ -30,6 +36,15 @@ def clone_or_copy(source: Path, target: Path) -> bool:
             pass  # no block sharing here (or across file systems): copied below
     shutil.copyfile(source, target)
     return False
+
+
+def release_preallocation(*paths: Path) -> None:
+    """Free the blocks reserved beyond the end of each file (truncating it to its own size, which
+    leaves its bytes as they are); a file that is not there is passed over. Only for files no one
+    else writes: one appended to meanwhile would lose what came after its size was read."""
+    for path in paths:
+        with suppress(FileNotFoundError), open(path, "r+b") as file:
+            file.truncate(os.fstat(file.fileno()).st_size)
 
 
 def can_clone(folder: Path) -> bool:
