@@ -200,11 +200,15 @@ def storage() -> None:
     parts = ", ".join(f"{part} {human_bytes(size)}" for part, size in needed.items())
     total = human_bytes(sum(needed.values()))
     console.print(f"Free on its disk: {human_bytes(free)}; the next update needs about {total} ({parts})")
-    if paths.root.exists():
+    try:
+        clones = can_clone(paths.root) if paths.root.exists() else None
+    except OSError:  # a data directory it cannot write to: nothing to say about publishing in it
+        clones = None
+    if clones is not None:
         console.print(
             "Its file system clones files: a publish patches a clone of a served snapshot file, which takes on "
             "disk the blocks the patch writes, not a copy."
-            if can_clone(paths.root)
+            if clones
             else "Its file system cannot clone files (XFS with reflink and Btrfs can): the first update after a "
             "full refresh copies each changed table's snapshot file."
         )
