@@ -5,8 +5,8 @@ A documents file is only ever appended to, so the next snapshot starts from a ha
 DuckDB file and its places index are patched in place, so the next snapshot needs its own file,
 not a link: on a file system with block sharing (XFS with reflink, Btrfs), a clone that shares
 every block with the served file until the patch writes some. The patched clone then takes on
-disk only the blocks the patch wrote (and, on XFS, preallocations it frees later), not a second
-copy of the table. Where the file system cannot clone (ext4), the file is copied.
+disk only the blocks the patch wrote, not a second copy of the table. Where the file system
+cannot clone (ext4), the file is copied.
 
 XFS reserves blocks past the end of a file written and closed again and again (the documents file
 a publish appends to, a patched DuckDB file), up to the file's own size, and keeps them for minutes
