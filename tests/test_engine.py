@@ -1008,10 +1008,11 @@ def test_an_update_canceled_before_it_starts_runs_no_flow(settings: Settings) ->
 
 
 def test_the_event_log_records_what_an_update_refreshed_whole(settings: Settings) -> None:
-    """DLT's create_update shape, which the pipeline UI reads to tell a full refresh from an update."""
+    """DLT's create_update shape, which the pipeline UI reads to tell a full refresh from an update and
+    to show what started it."""
     land(settings, "s1", [prop("a", 1)])
     first = run_update(settings.paths, full_refresh=True)
-    second = run_update(settings.paths, refresh=["reso_gold.property"])
+    second = run_update(settings.paths, refresh=["reso_gold.property"], cause="SCHEDULED")
 
     def created(update_id: str) -> dict:
         events = duckdb.connect()
@@ -1024,6 +1025,7 @@ def test_the_event_log_records_what_an_update_refreshed_whole(settings: Settings
     assert created(first.update_id)["full_refresh"] == sorted(load_graph().datasets)
     assert created(second.update_id)["full_refresh"] == []
     assert created(second.update_id)["refresh_selection"] == ["reso_gold.property"]
+    assert created(first.update_id)["cause"] == "USER_ACTION" and created(second.update_id)["cause"] == "SCHEDULED"
 
 
 def test_a_statement_failing_inside_a_snapshot_transaction_leaves_the_file_attachable(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_an_update_without_room_does_not_start_and_says_where_and_how_much(
     refused = runner.invoke(app, ["pipeline", "run"])
     assert refused.exit_code == 1
     message = " ".join(refused.output.split())
-    assert f"not enough disk for an update in {settings.paths.root}" in message
+    assert f"failed in checking free space: not enough disk for an update in {settings.paths.root}" in message
     assert "needed (lakehouse" in message and "reserve 1,024.0 TB" in message and "more" in message
     assert settings.paths.snapshot_pointer.read_bytes() == pointer
     assert {name: Lakehouse(settings.paths.lakehouse).version(name) for name in GOLD} == versions
