@@ -27,9 +27,12 @@ LOADED_WHEN_RUN = {
 """Subcommands whose packages (an HTTP client, the certification check's schemas) are imported only
 when one of them runs or help lists them: every other command, `mls2 pipeline run` first, starts
 without them."""
-COMMAND_ORDER = (
-    "serve", "demo", "sandbox", "sync", "pipeline", "clients", "databricks", "reso", "integrity", "operators"
-)  # fmt: skip
+COMMAND_ORDER = {
+    name: position
+    for position, name in enumerate(
+        ("serve", "demo", "sandbox", "sync", "pipeline", "clients", "databricks", "reso", "integrity", "operators")
+    )
+}
 """The order help lists the commands in; one not named here comes after them."""
 
 
@@ -38,14 +41,7 @@ class Mls2Commands(typer.core.TyperGroup):
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         names = {*super().list_commands(ctx), *LOADED_WHEN_RUN}
-        return sorted(
-            names,
-            key=lambda name: (
-                name not in COMMAND_ORDER,
-                COMMAND_ORDER.index(name) if name in COMMAND_ORDER else 0,
-                name,
-            ),
-        )
+        return sorted(names, key=lambda name: (COMMAND_ORDER.get(name, len(COMMAND_ORDER)), name))
 
     def get_command(self, ctx: typer.Context, cmd_name: str):
         if cmd_name in LOADED_WHEN_RUN and cmd_name not in self.commands:

@@ -55,8 +55,8 @@ def _usage(folder: Path) -> tuple[int, int]:
     each block shared by several files once (a snapshot file cloned for a publish shares the blocks
     its patch did not write with the file it was cloned from)."""
     held, shared, seen = 0, defaultdict(list), set()
-    for path, _ in _files(folder):
-        measured = _file_usage(path)
+    for path, stat in _files(folder):
+        measured = _file_usage(path, stat)
         if measured is None or measured[0] in seen:
             continue
         (device, inode), blocks, ranges = measured
@@ -66,13 +66,10 @@ def _usage(folder: Path) -> tuple[int, int]:
     return held + sum(map(_union_length, shared.values())), len(seen)
 
 
-def _file_usage(path: Path) -> tuple[tuple[int, int], int, list[tuple[int, int]]] | None:
-    """A file's device and inode, the bytes of its blocks and the ranges of them other files share;
-    a symlink or any other file that is not a regular one by its own blocks; None once removed."""
-    try:
-        stat = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
+def _file_usage(path: Path, stat: os.stat_result) -> tuple[tuple[int, int], int, list[tuple[int, int]]] | None:
+    """A file's device and inode, the bytes of its blocks and the ranges of them other files share,
+    from its `stat` (not following a symlink) and the file itself once opened; a symlink or any other
+    file that is not a regular one by its own blocks; None once removed."""
     if not S_ISREG(stat.st_mode):
         return (stat.st_dev, stat.st_ino), stat.st_blocks * 512, []
     try:
