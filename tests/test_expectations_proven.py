@@ -2,8 +2,8 @@
 
 Each rule declares beside itself an example breaking it (`violates:` in a SQL header; generated
 with the rule for bronze and gold). For every rule of every dataset, a copy of one small synced and
-updated lakehouse takes that example through one update, and the action pinned here must follow:
-`drop` quarantines it under that rule's name (and the rules it declares it also breaks), an AUTO CDC
+updated lakehouse takes that example through one update of its dataset and what that dataset reads,
+and the action pinned here must follow: `drop` quarantines it under that rule's name (and the rules it declares it also breaks), an AUTO CDC
 target fed a landed example keeping its rows as they were; `warn` keeps it and counts exactly those
 rules once more than an update without it; `fail` stops the update naming the rule and publishes
 nothing. The actions are written out below, so a rule turned from `drop` to `warn`, a mistyped
@@ -326,6 +326,18 @@ def with_row_replaced(graph: Graph, dataset: Dataset, expectation: Expectation) 
     return build_graph([replace(d, sql=sql) if d.name == dataset.name else d for d in graph.ordered()])
 
 
+def with_inputs(graph: Graph, name: str) -> list[str]:
+    """`name` and every dataset it reads, directly or not: what an update must run to take a landed
+    example to it (the rest of the graph reads nothing the checks look at)."""
+    selected, pending = set(), [name]
+    while pending:
+        dataset = graph[pending.pop()]
+        if dataset.name not in selected:
+            selected.add(dataset.name)
+            pending.extend(dataset.depends_on)
+    return sorted(selected)
+
+
 def failures(settings: Settings, update_id: str, dataset: str) -> tuple[dict[str, int], Counter]:
     """Each rule's failed rows in `dataset`'s flow of the update, and the rule lists it quarantined."""
     quality = data_quality(settings, update_id, dataset)
@@ -355,18 +367,18 @@ def test_the_example_breaking_a_rule_meets_its_pinned_action(
     assert violation is not None, "no example breaking this rule is declared beside it"
     broken = [e.name for e in dataset.expectations if e.name == rule or e.name in violation.also]
     is_view = dataset.kind == "materialized_view"
-    # A changed body of a streaming dataset reads nothing new: a row example is shown by reading its input again.
-    rerun = [] if is_view else [dataset_name]
 
     def run(broken_example: bool) -> tuple[Settings, object]:
         settings = copy_of(baseline, tmp_path / ("example" if broken_example else "control"))
         if violation.row:
             if broken_example:
                 changed = with_row_replaced(graph, dataset, expectation)
-                return settings, lambda: run_update(settings.paths, graph=changed, full_refresh_selection=rerun)
+                # A changed view is recomputed; a changed streaming body reads nothing new, so it reads its input again.
+                only = {"refresh" if is_view else "full_refresh_selection": [dataset_name]}
+                return settings, lambda: run_update(settings.paths, graph=changed, **only)
             return settings, lambda: run_update(settings.paths, full_refresh_selection=[dataset_name])
         land(settings, baseline, violation, broken=broken_example)
-        return settings, lambda: run_update(settings.paths)
+        return settings, lambda: run_update(settings.paths, refresh=with_inputs(graph, dataset_name))
 
     settings, update = run(True)
     if action == "fail":
