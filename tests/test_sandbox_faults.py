@@ -1,5 +1,6 @@
 """Faults on demand: each kind happens, looks like the real thing, and leaves the rest intact."""
 
+import threading
 import time
 
 import pytest
@@ -37,6 +38,22 @@ def test_slow_responses_stall_then_answer() -> None:
         started = time.monotonic()
         response = fetch(server)
         assert time.monotonic() - started >= 0.6 and response.status_code == 200 and len(response.json()["data"]) == 50
+
+
+def test_stopping_the_server_cuts_a_stall_short() -> None:
+    """A stopping server waits for the responses in flight: a stall ends there, not after its seconds."""
+    answers: list[int] = []
+    with served("slow", slow_seconds=60) as server:
+        asking = threading.Thread(target=lambda: answers.append(fetch(server).status_code))
+        asking.start()
+        deadline = time.monotonic() + 5
+        while not server.faults.seen.get("slow"):
+            assert time.monotonic() < deadline, "the request never reached the sandbox"
+            time.sleep(0.01)
+        started = time.monotonic()
+    assert time.monotonic() - started < 5
+    asking.join(timeout=5)
+    assert answers == [200]
 
 
 def test_cut_connections_break_mid_body() -> None:

@@ -61,6 +61,7 @@ class Faults:
 
     def __init__(self, config: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self.configure(config or FaultConfig())
 
     def configure(self, config: FaultConfig) -> None:
@@ -81,6 +82,14 @@ class Faults:
             kind = rng_for(self._key, self._requests).choice(config.kinds)
             self.seen[kind] = self.seen.get(kind, 0) + 1
             return kind
+
+    def stall(self) -> None:
+        """A slow response's wait, cut short once the server stops: a stopping server waits for the
+        responses in flight, and would otherwise wait out every stall."""
+        self._stopping.wait(self.config.slow_seconds)
+
+    def stop_stalls(self) -> None:
+        self._stopping.set()
 
     def churn_due(self) -> bool:
         with self._lock:

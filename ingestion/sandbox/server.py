@@ -93,6 +93,10 @@ class SandboxServer(BackgroundServer):
         self.world = world
         self.faults = self.shared.faults
 
+    def stop(self) -> None:
+        self.faults.stop_stalls()
+        super().stop()
+
     @property
     def base_url(self) -> str:
         return f"{self.url}/api/v2"

@@ -1,12 +1,11 @@
 """Transient faults as a client meets them: error statuses, throttling, stalls, cut and malformed bodies."""
 
 import logging
-import time
 
 import orjson
 from fastapi import Response
 
-from ingestion.sandbox.faults import FaultConfig
+from ingestion.sandbox.faults import Faults
 from ingestion.sandbox.routes.errors import QobrixHTTPError
 
 CUT_MESSAGE = "sandbox fault: connection cut mid-body"
@@ -31,16 +30,16 @@ class _QuietCuts(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_QuietCuts())
 
 
-def fault_before(kind: str | None, config: FaultConfig) -> None:
+def fault_before(kind: str | None, faults: Faults) -> None:
     """Faults that replace the answer (error statuses, 429) or delay it (slow), before any work."""
     if kind in ("500", "502", "503"):
         raise QobrixHTTPError(int(kind), f"sandbox fault: HTTP {kind}")
     if kind == "429":
-        seconds = config.retry_after
+        seconds = faults.config.retry_after
         retry_after = str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
         raise QobrixHTTPError(429, "Too Many Requests", headers={"Retry-After": retry_after})
     if kind == "slow":
-        time.sleep(config.slow_seconds)
+        faults.stall()
 
 
 def respond(kind: str | None, payload: dict | bytes) -> Response:

@@ -17,7 +17,7 @@ def media_by_category(category: str, resource: str, record_id: str, request: Req
     sandbox.authenticate(request)
     faults = sandbox.shared.faults
     kind = faults.draw()
-    fault_before(kind, faults.config)
+    fault_before(kind, faults)
     try:
         items = sandbox.shared.world.media_by_category(category, resource, record_id)
     except NotFound as error:

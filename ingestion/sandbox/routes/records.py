@@ -71,7 +71,7 @@ def _list_entity(sandbox: SandboxState, entity: str, request: Request) -> Respon
     media = _flag("media", params.get("media"), True)
     sort = tuple(params.getlist("sort[]"))
     kind = faults.draw()
-    fault_before(kind, faults.config)
+    fault_before(kind, faults)
     if faults.churn_due():
         shared.advance(changes={entity: asdict(change) for entity, change in CHURN.items()})
     with world.snapshot():
@@ -99,7 +99,7 @@ def _read_entity(sandbox: SandboxState, entity: str, record_id: str, request: Re
     expand = _flag("expand", params.get("expand"), True)
     media = _flag("media", params.get("media"), True)
     kind = faults.draw()
-    fault_before(kind, faults.config)
+    fault_before(kind, faults)
     try:
         record = world.get(entity, record_id, trashed=trashed, expand=expand, media=media)
     except NotFound as error:
