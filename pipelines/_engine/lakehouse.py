@@ -221,6 +221,8 @@ class Lakehouse:
         # log names must compare equal (a vacuum keeps the deletion vector files by path).
         self.root = Path(root).resolve()
         self._tables: dict[str, DeltaTable | None] | None = {} if cache_tables else None
+        self._fingerprints: dict[str, tuple[DeltaTable, int, str]] = {}
+        """With `cache_tables`: each table's fingerprint, with the opened table and version it is of."""
 
     def path(self, name: str) -> Path:
         schema, table = name.split(".", 1)
@@ -245,13 +247,20 @@ class Lakehouse:
         table = self.table(name)
         if table is None:
             return hashlib.sha256(b"").hexdigest()
-        files = self._files_digest(table)
+        version = table.version()
+        known = self._fingerprints.get(name)
+        if known is not None and known[0] is table and known[1] == version:
+            return known[2]
+        fingerprint = files = self._files_digest(table)
         for commit in table.history(FINGERPRINT_COMMITS_SEARCHED):
             if commit.get("operation") == "OPTIMIZE" and commit.get(FILES_DIGEST) == files:
-                return commit[SAME_ROWS_AS]
+                fingerprint = commit[SAME_ROWS_AS]
+                break
             if commit.get("operation") not in NO_DATA_CHANGE and _adds_files(commit):
                 break
-        return files
+        if self._tables is not None:
+            self._fingerprints[name] = (table, version, fingerprint)
+        return fingerprint
 
     def _files_digest(self, table: DeltaTable) -> str:
         """A digest of a version's logical files (data files and their deletion vectors), relative to the table."""
