@@ -4,8 +4,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from deltalake import Field
 
-from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, register_delta
 from tests.conftest import delta_rows
 
 NAME = "qobrix_bronze.things"
@@ -54,6 +55,28 @@ def test_an_append_with_a_new_column_adds_it_to_the_table(tmp_path: Path) -> Non
     lakehouse.commit_files(later, mode="append")
     feed = pa.table(lakehouse.table(NAME).load_cdf(starting_version=0)).to_pylist()
     assert sorted((row["id"], row["featured"]) for row in feed) == [(1, None), (2, True), (3, None)]
+
+
+def test_a_column_no_file_holds_reads_as_null_in_the_schemas_place(tmp_path: Path) -> None:
+    """Another Delta writer may add a column to the schema alone: the engine reads it as NULL of its
+    type, where the schema puts it, as other Delta readers do (the files hold none of it)."""
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    lakehouse.commit_files(lakehouse.write_files(con, NAME, "(SELECT 1 AS id, 'a' AS name)"), mode="overwrite")
+    lakehouse.table(NAME).alter.add_columns([Field("score", "double", nullable=True)])
+    table = Lakehouse(tmp_path).table(NAME)
+
+    register_delta(con, "things", table)
+    register_delta(con, "things_at", table, positions=True)
+
+    assert con.sql("DESCRIBE things").fetchall()[2][:2] == ("score", "DOUBLE")
+    assert con.sql("SELECT * FROM things").fetchall() == [(1, "a", None)]
+    assert [column for column, *_ in con.sql("DESCRIBE things_at").fetchall()] == [
+        "id",
+        "name",
+        "score",
+        FILE_COLUMN,
+        ROW_COLUMN,
+    ]
 
 
 def test_an_empty_append_adds_no_file_and_moves_the_checkpoint(tmp_path: Path) -> None:

@@ -113,13 +113,29 @@ def _register_files(
             f"filename = '{FILE_COLUMN}', file_row_number = true)) p "
             f"ANTI JOIN {name}__deleted d ON p.{FILE_COLUMN} = d.{FILE_COLUMN} AND p.{ROW_COLUMN} = d.{ROW_COLUMN}"
         )
-    # In the table's column order: with union_by_name the first file listed decides it, and files a
-    # merge wrote may hold the columns in another (Delta reads columns by name).
-    present = [column for column, _ in column_types(con, files_view)]
-    declared = [field.name for field in table.schema().fields if field.name in present]
-    ordered = declared + [column for column in present if column not in declared]
-    selected = ", ".join(quote_identifier(column) for column in ordered)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {selected} FROM {files_view}")
+    # The schema's columns in its order: with union_by_name the first file listed decides the order, and
+    # files a merge wrote may hold the columns in another (Delta reads columns by name). Named without
+    # asking DuckDB which columns the files hold (a DESCRIBE reads every file's footer once more).
+    declared = [quote_identifier(field.name) for field in table.schema().fields]
+    added = [FILE_COLUMN, ROW_COLUMN] if positions else []
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {', '.join(declared + added)} FROM {files_view}")
+    except duckdb.BinderException:
+        _select_with_nulls(con, name, files_view, table, added)
+
+
+def _select_with_nulls(
+    con: duckdb.DuckDBPyConnection, name: str, files_view: str, table: DeltaTable, added: list[str]
+) -> None:
+    """`files_view` as the table's columns where no file holds some of them (a column another writer
+    added to the schema alone): those read as NULL of their type, as Delta readers read them."""
+    present = {column for column, _ in column_types(con, files_view)}
+    bind_arrow(con, f"{name}__schema", table.schema().to_arrow().empty_table())
+    selected = [
+        quote_identifier(column) if column in present else f"CAST(NULL AS {kind}) AS {quote_identifier(column)}"
+        for column, kind in column_types(con, f"{name}__schema")
+    ]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {', '.join(selected + added)} FROM {files_view}")
 
 
 def register_changes_since(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, since_version: int) -> bool:
