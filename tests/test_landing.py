@@ -8,6 +8,7 @@ import orjson
 
 from conf.entities import entities
 from ingestion.landing import LandingWriter, new_sync_id
+from pipelines._engine.landing_reader import landing_files
 
 STARTED = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 
@@ -61,3 +62,28 @@ def test_manifest_is_outside_entity_folders(tmp_path: Path) -> None:
     path = LandingWriter(str(tmp_path), "s1", started=STARTED).write_manifest({"sync_id": "s1", "status": "succeeded"})
     assert path == f"{tmp_path}/_manifests/s1.json"
     assert orjson.loads(Path(path).read_bytes())["status"] == "succeeded"
+
+
+def test_the_engine_reads_every_page_of_an_entity_in_landing_order_and_no_file_being_written(tmp_path: Path) -> None:
+    """Pages of either suffix, in landing order, relative to the landing root; not another entity's,
+    not a file whose name or folder starts with a dot or an underscore (one being written, a manifest)."""
+    pages = [
+        "properties/2026-01-02/20260102T000000Z-b/page-000001.jsonl",
+        "properties/2026-01-01/20260101T000000Z-a/page-000002.jsonl.gz",
+        "properties/2026-01-01/20260101T000000Z-a/page-000001.jsonl.gz",
+    ]
+    skipped = [
+        "properties/2026-01-01/20260101T000000Z-a/.page-000003.jsonl.gz.tmp",
+        "properties/2026-01-01/20260101T000000Z-a/.page-000004.jsonl.gz",
+        "properties/2026-01-01/_20260101T000000Z-c/page-000001.jsonl.gz",
+        "properties/_2026-01-01/20260101T000000Z-d/page-000001.jsonl.gz",
+        "properties/2026-01-01/20260101T000000Z-a/page-000005.json",
+        "properties/2026-01-01/20260101T000000Z-a/page-000006.jsonl.part",
+        "agents/2026-01-01/20260101T000000Z-a/page-000001.jsonl.gz",
+    ]
+    for page in pages + skipped:
+        (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / page).write_bytes(b"")
+
+    assert landing_files(tmp_path, "properties") == sorted(pages)
+    assert landing_files(tmp_path, "contacts") == []

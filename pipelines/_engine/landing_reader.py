@@ -5,6 +5,7 @@ _corrupt_record (the raw line when it is not a JSON landing line), source_file.
 A malformed line is kept, in `_corrupt_record`, never skipped.
 """
 
+import glob
 from pathlib import Path
 
 import duckdb
@@ -54,15 +55,11 @@ decompresses by the extension, file by file)."""
 
 def landing_files(landing_root: Path, entity: str) -> list[str]:
     """Every landed page of `entity`, relative to the landing root, in landing order; hidden files skipped."""
-    landing_root = Path(landing_root)
-    root = landing_root / entity
-    if not root.is_dir():
-        return []
+    # glob's strings, not Path objects: an update lists every page of every entity.
     return sorted(
-        str(path.relative_to(landing_root))
-        for path in root.glob("*/*/*.jsonl*")
-        if path.name.endswith(PAGE_SUFFIXES)
-        and not any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+        f"{entity}/{page}"
+        for page in glob.glob("*/*/*.jsonl*", root_dir=Path(landing_root) / entity)
+        if page.endswith(PAGE_SUFFIXES) and not any(part.startswith((".", "_")) for part in page.split("/"))
     )
 
 
