@@ -197,7 +197,7 @@ def _positions_table(root: Path, bitmaps: dict[str, BitMap64]) -> pa.Table:
     files, rows = [], []
     for path, bitmap in bitmaps.items():
         positions = positions_array(bitmap)
-        files.append(pa.array([str(root / path)] * len(positions), pa.string()))
+        files.append(pa.repeat(pa.scalar(str(root / path), pa.string()), len(positions)))
         rows.append(pa.array(positions, pa.int64()))
     return pa.table(
         {
