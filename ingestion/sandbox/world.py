@@ -37,7 +37,9 @@ STAMP_FIELDS = {"id", "ref", "created", "modified", "trashed", "last_media_updat
 NUMERIC_IDS = ("bazaraki-locations", "spitogatos-locations")
 MUTABLE = ("properties", "contacts", "property-viewings", "meetings", "opportunities", "projects", "agents", "users")
 
-SkewedChange = Literal["updated", "media_updated", "trashed"]
+SkewedChange = Literal["updated", "media_updated", "trashed", "trashed_leaving_modified"]
+"""Changes `change_stamped_at` makes. FACTS.md does not say whether Qobrix stamps `modified` when it
+trashes a record: the sandbox does, and `trashed_leaving_modified` trashes one as a Qobrix that did not would."""
 
 
 def _changed(old: Stamp, kind: SkewedChange, when: datetime) -> Stamp:
@@ -48,7 +50,9 @@ def _changed(old: Stamp, kind: SkewedChange, when: datetime) -> Stamp:
         return replace(old, media_version=old.media_version + 1, last_media_update=when)
     if kind == "trashed":
         return replace(old, trashed=when, modified=when)
-    raise ValueError(f"unknown change {kind!r}; one of updated, media_updated, trashed")
+    if kind == "trashed_leaving_modified":
+        return replace(old, trashed=when)
+    raise ValueError(f"unknown change {kind!r}; one of updated, media_updated, trashed, trashed_leaving_modified")
 
 
 # Expanded associations, as Qobrix names them: (key, reference field, entity); None entity = always null.
