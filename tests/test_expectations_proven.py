@@ -3,11 +3,11 @@
 Each rule declares beside itself an example breaking it (`violates:` in a SQL header; generated
 with the rule for bronze and gold). For every rule of every dataset, a copy of one small synced and
 updated lakehouse takes that example through one update of its dataset and what that dataset reads,
-and the action pinned here must follow: `drop` quarantines it under that rule's name (and the rules it declares it also breaks), an AUTO CDC
-target fed a landed example keeping its rows as they were; `warn` keeps it and counts exactly those
-rules once more than an update without it; `fail` stops the update naming the rule and publishes
-nothing. The actions are written out below, so a rule turned from `drop` to `warn`, a mistyped
-constraint or a new rule with no example fails here.
+and the action pinned here must follow: `drop` quarantines it under that rule's name (and the rules
+it declares it also breaks), an AUTO CDC target fed a landed example keeping its rows as they were;
+`warn` keeps it and counts exactly those rules once more than an update without it; `fail` stops the
+update naming the rule and publishes nothing. The actions are written out below, so a rule turned
+from `drop` to `warn`, a mistyped constraint or a new rule with no example fails here.
 """
 
 import shutil

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import Field
+import pytest
+from deltalake import DeltaTable, Field, write_deltalake
 
+from pipelines._engine.errors import PipelineError
 from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, register_delta
 from tests.conftest import delta_rows
 
@@ -77,6 +79,14 @@ def test_a_column_no_file_holds_reads_as_null_in_the_schemas_place(tmp_path: Pat
         FILE_COLUMN,
         ROW_COLUMN,
     ]
+
+
+def test_a_table_whose_files_name_columns_by_column_mapping_is_refused_not_read_as_nulls(tmp_path: Path) -> None:
+    write_deltalake(
+        tmp_path / "mapped", pa.table({"id": [1], "name": ["a"]}), configuration={"delta.columnMapping.mode": "name"}
+    )
+    with pytest.raises(PipelineError, match=r"column mapping \(name mode\)"):
+        register_delta(duckdb.connect(), "mapped", DeltaTable(str(tmp_path / "mapped")))
 
 
 def test_an_empty_append_adds_no_file_and_moves_the_checkpoint(tmp_path: Path) -> None:

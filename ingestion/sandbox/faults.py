@@ -84,8 +84,9 @@ class Faults:
             return kind
 
     def stall(self) -> None:
-        """A slow response's wait, cut short once the server stops: a stopping server waits for the
-        responses in flight, and would otherwise wait out every stall."""
+        """A slow response's wait, cut short once a `SandboxServer` stops: a stopping server waits for
+        the responses in flight, and would otherwise wait out every stall. (`mls2 sandbox serve
+        --workers N` stops its worker processes, whose stalls run out their seconds.)"""
         self._stopping.wait(self.config.slow_seconds)
 
     def stop_stalls(self) -> None:

@@ -128,7 +128,14 @@ def _select_with_nulls(
     con: duckdb.DuckDBPyConnection, name: str, files_view: str, table: DeltaTable, added: list[str]
 ) -> None:
     """`files_view` as the table's columns where no file holds some of them (a column another writer
-    added to the schema alone): those read as NULL of their type, as Delta readers read them."""
+    added to the schema alone): those read as NULL of their type, as Delta readers read them. Not a
+    table whose files name columns by column mapping: every column would read as NULL."""
+    mapping = table.metadata().configuration.get("delta.columnMapping.mode", "none")
+    if mapping != "none":
+        raise PipelineError(
+            f"{table_root(table)}: Delta column mapping ({mapping} mode) is not read by the embedded engine; "
+            "rewrite the table without it"
+        )
     present = {column for column, _ in column_types(con, files_view)}
     bind_arrow(con, f"{name}__schema", table.schema().to_arrow().empty_table())
     selected = [
@@ -293,6 +300,7 @@ class Lakehouse:
         """The table was written other than through this object: open it afresh next time."""
         if self._tables is not None:
             self._tables.pop(name, None)
+            self._fingerprints.pop(name, None)
 
     def names(self) -> list[str]:
         """Every Delta table under the root, as `schema.table`."""
