@@ -499,6 +499,42 @@ def test_publishing_patches_the_served_snapshot_to_what_a_fresh_build_gives(sett
     assert keys == [f"QOBRIX_{key}" for key in "acdefghijk"]
 
 
+def test_a_served_file_holding_gold_rows_already_is_kept_not_copied_and_patched_later_from_its_version(
+    settings: Settings,
+) -> None:
+    """A price change refreshes gold Media by key (its rows follow the listing's) and, merged on read,
+    commits the rows it recomputed though they are the ones it had. Only a copy of the served file
+    could be patched (a first update: no standby), and the served file holds those rows already: it
+    is kept, not copied. A later change to the media is patched by key from the version the kept
+    file records, to what a fresh build gives."""
+    listings = [{**prop(key, 1), "media": [photo(f"{key}1"), photo(f"{key}2")]} for key in "abcefghijk"]
+    land(settings, "s1", listings)
+    run_update(settings.paths)
+    first, _ = served_snapshot(settings)
+    land(settings, "s2", [{**prop("a", 2, price=250_000), "media": [photo("a1"), photo("a2")]}])
+    result = run_update(settings.paths)
+
+    kept, _ = served_snapshot(settings)
+    assert {flow.dataset: flow.status for flow in result.flows}["reso_gold.media"] == "COMPLETED"
+    assert kept["versions"]["reso_gold.media"] > first["versions"]["reso_gold.media"]
+    assert kept["tables"]["media"] == publish.KEPT and kept["files"]["media"] == first["files"]["media"]
+    assert len(list((settings.paths.snapshots / "media").glob("*.duckdb"))) == 1
+    assert by_key(kept["tables"]["property"]) == (1, 1)
+
+    land(settings, "s3", [{**prop("a", 3, price=250_000), "media": [photo("a1"), photo("a3")]}])
+    run_update(settings.paths)
+    pointer, patched = served_snapshot(settings)
+    assert pointer["tables"]["media"].startswith(
+        f"patched by key since gold version {first['versions']['reso_gold.media']}:"
+    )
+    patched_media = served(settings, pointer, patched, "media")
+    run_update(settings.paths, full_refresh=True)
+    settings.paths.snapshot_pointer.unlink()
+    run_update(settings.paths, full_refresh=True)
+    fresh_pointer, fresh = served_snapshot(settings)
+    assert patched_media == served(settings, fresh_pointer, fresh, "media")
+
+
 def test_a_patch_compares_only_the_keys_gold_changed_since_the_version_its_file_records(settings: Settings) -> None:
     """The served file records the gold version it reflects; the next patch reads gold's log for the keys
     changed since and compares only those rows (a served row of another key is not looked at, even
@@ -1042,3 +1078,23 @@ def test_a_statement_failing_inside_a_snapshot_transaction_leaves_the_file_attac
             assert database.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rows'").fetchall() == [
                 (0,)
             ]
+
+
+def test_a_served_file_is_not_kept_when_gold_renamed_a_column_holding_the_same_values(tmp_path: Path) -> None:
+    """A row's hash does not see column names: gold rows of the same values under a renamed column
+    hash as the served ones. The served file is kept only when its columns are gold's."""
+    lakehouse, con = Lakehouse(tmp_path / "lakehouse"), duckdb.connect()
+    pointer_path = tmp_path / "snapshots" / "CURRENT.json"
+    served_tables = {"reso_gold.thing": ("ThingKey",)}
+    lakehouse.replace_with_relation(
+        con, "reso_gold.thing", "(SELECT 'k' || i AS ThingKey, i AS Size FROM range(40) t(i))"
+    )
+    publish.publish_snapshot(lakehouse, pointer_path, served_tables, "u1", con)
+    lakehouse.replace_with_relation(
+        con, "reso_gold.thing", "(SELECT 'k' || i AS ThingKey, i AS Area FROM range(40) t(i))"
+    )
+    pointer = publish.publish_snapshot(Lakehouse(tmp_path / "lakehouse"), pointer_path, served_tables, "u2", con)
+
+    assert pointer["tables"]["thing"] != publish.KEPT
+    with duckdb.connect(str(tmp_path / "snapshots" / pointer["files"]["thing"]), read_only=True) as served_file:
+        assert [row[0] for row in served_file.execute("DESCRIBE thing").fetchall()][:2] == ["ThingKey", "Area"]

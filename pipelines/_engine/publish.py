@@ -462,8 +462,16 @@ def publish_snapshot(
     def publish(name: str, table: DeltaTable, key: str, lookups: list[str]) -> None:
         building = snapshots / name / f".{update_id}.duckdb.building"
         building.parent.mkdir(exist_ok=True)
-        bases = _bases(snapshots, name, served_before.get(name), set(served_before.values()))
+        served = served_before.get(name)
+        bases = _bases(snapshots, name, served, set(served_before.values()))
         with connection.cursor() as cursor:
+            only_copy = (
+                served is not None and bases[:1] == [(snapshots / served, True)] and is_complete(snapshots / served)
+            )
+            if only_copy and _holds_gold_rows(snapshots / served, table, key, cursor):
+                # Only a copy of the served file could be patched, and the patch would change no row.
+                files[name], outcome[name] = served, KEPT
+                return
             outcome[name] = _publish_table(building, bases, table, key, lookups, cursor)
         target = Path(name) / f"{update_id}.duckdb"
         _move(building, snapshots / target)
@@ -582,6 +590,48 @@ def _publish_table(
             return done
     _discard(building)
     return patch_or_build(build=True)
+
+
+KEPT = "kept: gold's changes since the version it records leave its rows as they are"
+"""The outcome of a served file kept for a gold table whose commits changed no row it serves."""
+
+
+def _holds_gold_rows(database: Path, table: DeltaTable, key: str, cursor: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the served snapshot file `database` already holds gold `table`'s rows: its columns are
+    gold's, and every key gold's commits since the version the file records may have changed holds
+    the same rows (by row hash) in both. A view refreshed by key and merged on read commits the rows
+    it recomputed even when they are the ones it had (gold Media after a listing's price changed):
+    keeping the served file then spares a copy of it. Read-only, beside the API's readers; False
+    when it cannot tell (no recorded version, changes no longer in gold's log, a file DuckDB cannot
+    attach)."""
+    name, alias = database.parent.name, f"kept_{database.parent.name}"
+    [(home,)] = cursor.execute("SELECT current_database()").fetchall()
+    try:
+        cursor.execute(f'ATTACH {string_literal(str(database))} AS "{alias}" (READ_ONLY)')
+    except duckdb.Error:
+        return False
+    try:
+        cursor.execute(f'USE "{alias}"')
+        if _changed_since(cursor, table) is None:
+            return False
+        register_delta(cursor, "gold_source", table)
+        if column_types(cursor, f'"{name}"') != [*column_types(cursor, "gold_source"), *SERVED_COLUMNS]:
+            return False
+        quoted = f'"{key}"'
+        served = f'SELECT {quoted}, "{HASH_COLUMN}" FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM gold_changed)'
+        gold = (
+            f'SELECT {quoted}, hash(source_row) AS "{HASH_COLUMN}" FROM gold_changed_written source_row '
+            f"WHERE {quoted} IN (SELECT {quoted} FROM gold_changed)"
+        )
+        [(differing,)] = cursor.execute(
+            f"SELECT count(*) FROM (({served} EXCEPT ALL {gold}) UNION ALL ({gold} EXCEPT ALL {served}))"
+        ).fetchall()
+        return differing == 0
+    finally:
+        with suppress(duckdb.Error):
+            cursor.execute("DROP VIEW IF EXISTS gold_source")
+        cursor.execute(f"USE {home}")
+        cursor.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
 
 
 def _changed_since(con: duckdb.DuckDBPyConnection, table: DeltaTable) -> int | None:
