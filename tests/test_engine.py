@@ -893,6 +893,21 @@ def test_a_damaged_served_snapshot_is_rebuilt_rather_than_patched(settings: Sett
     assert [row[0] for row in served_keys.fetchall()] == ["QOBRIX_a", "QOBRIX_b"]
 
 
+def test_a_served_snapshot_missing_its_table_is_rebuilt_rather_than_compared(settings: Settings) -> None:
+    """A served file that attaches but lacks its table (it records a gold version) cannot be compared
+    with gold before a copy of it is patched: the publish goes on, and builds the table anew."""
+    land(settings, "s1", [prop(key, 1) for key in "acdefghijk"])
+    run_update(settings.paths)
+    pointer = orjson.loads(settings.paths.snapshot_pointer.read_bytes())
+    with duckdb.connect(str(settings.paths.snapshots / pointer["files"]["property"])) as served_file:
+        served_file.execute("DROP TABLE property")
+    land(settings, "s2", [prop("b", 2)])
+    run_update(settings.paths)
+    newer, reader = served_snapshot(settings)
+    assert newer["tables"]["property"] == "built"
+    assert len(reader.execute('SELECT "ListingKey" FROM property').fetchall()) == 11
+
+
 def test_a_table_that_fails_to_publish_moves_no_pointer_and_a_rerun_converges(settings: Settings) -> None:
     """Tables are built two at a time: the failure of one (here its folder is taken by a file) lets
     the other builds finish, publishes none of them, and the next update publishes them all."""
