@@ -504,29 +504,37 @@ def test_a_served_file_holding_gold_rows_already_is_kept_not_copied_and_patched_
 ) -> None:
     """A price change refreshes gold Media by key (its rows follow the listing's) and, merged on read,
     commits the rows it recomputed though they are the ones it had. Only a copy of the served file
-    could be patched (a first update: no standby), and the served file holds those rows already: it
-    is kept, not copied. A later change to the media is patched by key from the version the kept
-    file records, to what a fresh build gives."""
+    could be patched (no standby yet), and the served file holds those rows already: it is kept, not
+    copied, and the pointer records the gold version its rows were found equal to, from which the
+    next check and the next patch start. A photo removed is a change: patched by key from that
+    version, to what a fresh build gives."""
     listings = [{**prop(key, 1), "media": [photo(f"{key}1"), photo(f"{key}2")]} for key in "abcefghijk"]
     land(settings, "s1", listings)
     run_update(settings.paths)
     first, _ = served_snapshot(settings)
-    land(settings, "s2", [{**prop("a", 2, price=250_000), "media": [photo("a1"), photo("a2")]}])
-    result = run_update(settings.paths)
+    kept_versions = []
+    for update in (2, 3):
+        land(
+            settings, f"s{update}", [{**prop("a", update, price=100_000 * update), "media": [photo("a1"), photo("a2")]}]
+        )
+        result = run_update(settings.paths)
+        kept, _ = served_snapshot(settings)
+        assert {flow.dataset: flow.status for flow in result.flows}["reso_gold.media"] == "COMPLETED"
+        assert kept["tables"]["media"] == publish.KEPT and kept["files"]["media"] == first["files"]["media"]
+        assert kept["verified_versions"]["media"] == kept["versions"]["reso_gold.media"]
+        kept_versions.append(kept["versions"]["reso_gold.media"])
+    assert kept_versions[0] < kept_versions[1] and len(list((settings.paths.snapshots / "media").glob("*.duckdb"))) == 1
+    land(settings, "s3b", [prop("z", 3)])  # a listing with no photos: Media's files stay as they are
+    run_update(settings.paths)
+    unchanged, _ = served_snapshot(settings)
+    assert unchanged["tables"]["media"] == "unchanged" and unchanged["verified_versions"]["media"] == kept_versions[1]
 
-    kept, _ = served_snapshot(settings)
-    assert {flow.dataset: flow.status for flow in result.flows}["reso_gold.media"] == "COMPLETED"
-    assert kept["versions"]["reso_gold.media"] > first["versions"]["reso_gold.media"]
-    assert kept["tables"]["media"] == publish.KEPT and kept["files"]["media"] == first["files"]["media"]
-    assert len(list((settings.paths.snapshots / "media").glob("*.duckdb"))) == 1
-    assert by_key(kept["tables"]["property"]) == (1, 1)
-
-    land(settings, "s3", [{**prop("a", 3, price=250_000), "media": [photo("a1"), photo("a3")]}])
+    land(settings, "s4", [{**prop("a", 4, price=400_000), "media": [photo("a1")]}])
     run_update(settings.paths)
     pointer, patched = served_snapshot(settings)
-    assert pointer["tables"]["media"].startswith(
-        f"patched by key since gold version {first['versions']['reso_gold.media']}:"
-    )
+    assert by_key(pointer["tables"]["media"])[0] >= 1, "a photo removed"
+    assert pointer["tables"]["media"].startswith(f"patched by key since gold version {kept_versions[1]}:")
+    assert "media" not in pointer["verified_versions"]
     patched_media = served(settings, pointer, patched, "media")
     run_update(settings.paths, full_refresh=True)
     settings.paths.snapshot_pointer.unlink()

@@ -445,6 +445,7 @@ def publish_snapshot(
     check_layout(previous)  # files of a newer layout are neither patched nor served on as this layout
     served_before = previous.get("files", {})
     files, versions, fingerprints, outcome = {}, {}, {}, {}
+    verified_before, verified = previous.get("verified_versions", {}), {}
     changed: list[tuple[str, DeltaTable, str, list[str]]] = []
     for qualified, (key, *lookups) in tables.items():
         table = lakehouse.table(qualified)
@@ -456,6 +457,8 @@ def publish_snapshot(
         unchanged = previous.get("fingerprints", {}).get(qualified) == fingerprints[qualified]
         if served and unchanged and is_complete(snapshots / served):
             files[name], outcome[name] = served, "unchanged"
+            if name in verified_before:
+                verified[name] = verified_before[name]
         else:
             changed.append((name, table, key, lookups))
 
@@ -468,11 +471,12 @@ def publish_snapshot(
             only_copy = (
                 served is not None and bases[:1] == [(snapshots / served, True)] and is_complete(snapshots / served)
             )
-            if only_copy and _holds_gold_rows(snapshots / served, table, key, cursor):
+            reflects = verified_before.get(name)
+            if only_copy and _holds_gold_rows(snapshots / served, table, key, lookups, cursor, reflects):
                 # Only a copy of the served file could be patched, and the patch would change no row.
-                files[name], outcome[name] = served, KEPT
+                files[name], outcome[name], verified[name] = served, KEPT, table.version()
                 return
-            outcome[name] = _publish_table(building, bases, table, key, lookups, cursor)
+            outcome[name] = _publish_table(building, bases, table, key, lookups, cursor, reflects)
         target = Path(name) / f"{update_id}.duckdb"
         _move(building, snapshots / target)
         files[name] = target.as_posix()
@@ -490,6 +494,7 @@ def publish_snapshot(
         dict(sorted(outcome.items())),
         previous_files=served_before,
         started_at=started_at,
+        verified=verified,
     )
     legacy = [previous["file"]] if "file" in previous else []
     _remove_unused_files(snapshots, {*files.values(), *served_before.values(), *legacy})
@@ -549,19 +554,22 @@ def _publish_table(
     key: str,
     lookups: Sequence[str],
     cursor: duckdb.DuckDBPyConnection,
+    served_reflects: int | None = None,
 ) -> str:
     """Write gold `table` into the file `building` through `cursor` (one of this build's own), from
     the first base that can be patched, else from nothing; returns what was done. A base that cannot
     be patched (damaged, unreadable by this DuckDB, locked by a reader in another process, of an
     older layout, missing an index) is passed over for the next, so a rerun converges and a standby
-    left unfit does not cost a build when the served file can be copied and patched."""
+    left unfit does not cost a build when the served file can be copied and patched. A copy of the
+    served file is patched from `served_reflects` when given: a later gold version than the file
+    records, which a publish that kept the file found its rows equal to."""
     name = building.parent.name
 
-    def patch_or_build(build: bool) -> str | None:
+    def patch_or_build(build: bool, reflects: int | None = None) -> str | None:
         """Patch the file in `building` to gold; one that cannot be is built anew there if `build`."""
         with snapshot_database(building, cursor, alias=f"serving_{name}") as con:
             register_delta(con, "gold_source", table)
-            since = _changed_since(con, table)
+            since = _changed_since(con, table, reflects)
             changes = Changes("gold_changed", "gold_changed_written") if since is not None else None
             patched = patch_serving_table(con, name, "gold_source", building, key, lookups, changes)
             if patched is None and build:
@@ -582,7 +590,7 @@ def _publish_table(
         _discard(building)
         (_copy if copy else _move)(base, building)
         try:
-            done = patch_or_build(build=False)
+            done = patch_or_build(build=False, reflects=served_reflects if copy else None)
         except duckdb.Error as error:
             LOG.warning("%s: the base %s could not be patched (%s); trying the next", name, base, error)
             continue
@@ -596,14 +604,22 @@ KEPT = "kept: gold's changes since the version it records leave its rows as they
 """The outcome of a served file kept for a gold table whose commits changed no row it serves."""
 
 
-def _holds_gold_rows(database: Path, table: DeltaTable, key: str, cursor: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the served snapshot file `database` already holds gold `table`'s rows: its columns are
-    gold's, and every key gold's commits since the version the file records may have changed holds
-    the same rows (by row hash) in both. A view refreshed by key and merged on read commits the rows
-    it recomputed even when they are the ones it had (gold Media after a listing's price changed):
-    keeping the served file then spares a copy of it. Read-only, beside the API's readers; False
-    when it cannot tell (no recorded version, changes no longer in gold's log, a file DuckDB cannot
-    attach)."""
+def _holds_gold_rows(
+    database: Path,
+    table: DeltaTable,
+    key: str,
+    lookups: Sequence[str],
+    cursor: duckdb.DuckDBPyConnection,
+    reflects: int | None,
+) -> bool:
+    """Whether the served snapshot file `database` already holds gold `table`'s rows: it is a serving
+    table of gold's columns and indexes, and every key gold's commits may have changed since the
+    version it reflects (the one it records, or the later `reflects` an earlier check found it equal
+    to) holds the same rows (by row hash, of the same column types) in both. A view refreshed by key
+    and merged on read commits the rows it recomputed even when they are the ones it had (gold Media
+    after a listing's price changed): keeping the served file then spares a copy of it. Read-only,
+    beside the API's readers; False when it cannot tell (no recorded version, changes no longer in
+    gold's log, a file DuckDB cannot attach)."""
     name, alias = database.parent.name, f"kept_{database.parent.name}"
     [(home,)] = cursor.execute("SELECT current_database()").fetchall()
     try:
@@ -612,10 +628,14 @@ def _holds_gold_rows(database: Path, table: DeltaTable, key: str, cursor: duckdb
         return False
     try:
         cursor.execute(f'USE "{alias}"')
-        if _changed_since(cursor, table) is None:
+        if _changed_since(cursor, table, reflects) is None:
             return False
         register_delta(cursor, "gold_source", table)
-        if column_types(cursor, f'"{name}"') != [*column_types(cursor, "gold_source"), *SERVED_COLUMNS]:
+        columns = column_types(cursor, "gold_source")
+        if not _is_served_shape(cursor, name, database, key, lookups, columns) or read_blocks(cursor) is None:
+            return False
+        # A row hash sees neither column names (the shape above) nor types: 1 as INTEGER and as BIGINT hash alike.
+        if column_types(cursor, "gold_changed_written") not in (columns, []):
             return False
         quoted = f'"{key}"'
         served = f'SELECT {quoted}, "{HASH_COLUMN}" FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM gold_changed)'
@@ -638,17 +658,19 @@ def _holds_gold_rows(database: Path, table: DeltaTable, key: str, cursor: duckdb
         cursor.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
 
 
-def _changed_since(con: duckdb.DuckDBPyConnection, table: DeltaTable) -> int | None:
+def _changed_since(con: duckdb.DuckDBPyConnection, table: DeltaTable, reflects: int | None = None) -> int | None:
     """The gold version the snapshot file being built reflects, with what gold's commits changed since
     registered as `gold_changed` (`register_changes_since`); None when the file records no version of
     this gold table (written by a version before it did, or from a table since dropped and created
-    again) or the changes are no longer all in gold's log and files."""
+    again) or the changes are no longer all in gold's log and files. `reflects`: a later version the
+    file's rows are known to equal (a kept served file records the version it was last written at)."""
     if SOURCE_VERSION_TABLE not in _table_names(con):
         return None
     row = con.execute(f'SELECT table_id, version FROM "{SOURCE_VERSION_TABLE}"').fetchone()
     if row is None or row[0] != table.metadata().id:
         return None
-    return row[1] if register_changes_since(con, "gold_changed", table, row[1]) else None
+    since = row[1] if reflects is None else max(row[1], reflects)
+    return since if register_changes_since(con, "gold_changed", table, since) else None
 
 
 def _record_source_version(con: duckdb.DuckDBPyConnection, table: DeltaTable) -> None:

@@ -47,11 +47,14 @@ def write_pointer(
     tables: dict[str, str] | None = None,
     previous_files: dict[str, str] | None = None,
     started_at: datetime | None = None,
+    verified: dict[str, int] | None = None,
 ) -> dict:
     """Point readers at the snapshot `files` (table -> file, relative to the pointer's folder),
     atomically. `fingerprints` are the gold tables' (what the next publish compares), `tables` what
     this publish did to each, `previous_files` what the pointer named before (readers may hold them),
-    `started_at` when the publish began (its length is how long building the files took)."""
+    `started_at` when the publish began (its length is how long building the files took),
+    `verified` the gold version each kept served file's rows were found equal to (later than the one
+    the file records: a kept file is not written)."""
     published_at = datetime.now(UTC)
     pointer = {
         "layout": LAYOUT,
@@ -63,6 +66,7 @@ def write_pointer(
         "versions": versions,
         "fingerprints": fingerprints or {},
         "tables": tables or {},
+        "verified_versions": verified or {},
     }
     write_atomically(pointer_path, orjson.dumps(pointer, option=orjson.OPT_INDENT_2))
     return pointer
