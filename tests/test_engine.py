@@ -37,7 +37,7 @@ from pipelines.embedded import UpdateCanceled
 from pipelines.snapshot import DocumentFiles, open_documents, open_snapshot, places, publishing_seconds
 from pipelines.snapshot.documents import documents_of, read_blocks
 from pipelines.snapshot.pointer import LAYOUT
-from tests.conftest import delta_rows
+from tests.conftest import data_quality, delta_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -914,6 +914,14 @@ def test_a_served_snapshot_missing_its_table_is_rebuilt_rather_than_compared(set
     newer, reader = served_snapshot(settings)
     assert newer["tables"]["property"] == "built"
     assert len(reader.execute('SELECT "ListingKey" FROM property').fetchall()) == 11
+
+
+def test_keys_held_once_each_pass_the_unique_rule_with_no_failure(settings: Settings) -> None:
+    land(settings, "s1", [prop("a", 1), prop("b", 1)])
+    result = run_update(settings.paths)
+    quality = data_quality(settings, result.update_id, "reso_gold.property")
+    [unique] = [rule for rule in quality["expectations"] if rule["name"] == "ListingKey_unique"]
+    assert (unique["passed_records"], unique["failed_records"]) == (2, 0)
 
 
 def test_a_table_that_fails_to_publish_moves_no_pointer_and_a_rerun_converges(settings: Settings) -> None:

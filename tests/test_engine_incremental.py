@@ -101,6 +101,9 @@ def test_views_refreshed_by_key_hold_what_computing_them_whole_gives(settings: S
             "rows_added": 4,
         }
         assert planned["qobrix_silver.property"][0] == MAINTENANCE_ROW_BASED
+        # The SCD 2 history is merged on read too, saying how many rows it marked deleted and added.
+        history = planned["qobrix_silver.property_history"][2]
+        assert set(history) == {"mode", "rows_marked_deleted", "rows_added"} and history["mode"] == "merge-on-read"
         for name in KEYED_VIEWS:
             assert "deletionVectors" in table(settings, name).protocol().reader_features, name
     media = sorted((row["ResourceRecordID"], row["MediaObjectID"]) for row in rows(settings, "reso_gold.media"))
