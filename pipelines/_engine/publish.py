@@ -216,6 +216,33 @@ row of the table points to, is written anew. Dead documents are those of rows re
 other snapshots sharing the file appended."""
 
 
+def compare_with_served(
+    con: duckdb.DuckDBPyConnection, name: str, source: str, key: str, lookups: Sequence[str], changes: "Changes | None"
+) -> str:
+    """Compare the served table `name` with `source` by key and row hash (the one definition of a served
+    row's hash), into temporary tables: `incoming` (the source's rows compared: key, first lookup
+    column, hash), `stale` (keys of served rows no incoming row equals) and `fresh` (keys of incoming
+    rows no served row equals). With `changes`, only the keys it names, from its rows. Returns the
+    relation the incoming rows come from."""
+    quoted = f'"{key}"'
+    same = f's.{quoted} = i.{quoted} AND s."{HASH_COLUMN}" = i."{HASH_COLUMN}"'
+    run_column = [f'"{lookups[0]}"'] if lookups else []
+    candidates, served, among = source, f'"{name}"', "true"
+    if changes is not None:
+        candidates, served, among = changes.rows, "served_changed", f"{quoted} IN (SELECT {quoted} FROM changed_keys)"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE changed_keys AS SELECT DISTINCT {quoted} FROM {changes.keys}")
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE {served} AS SELECT {quoted}, "{HASH_COLUMN}" FROM "{name}" WHERE {among}'
+        )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {', '.join([quoted, *run_column])}, "
+        f'hash(source_row) AS "{HASH_COLUMN}" FROM {candidates} source_row WHERE {among}'
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE stale AS SELECT {quoted} FROM {served} s ANTI JOIN incoming i ON {same}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {quoted} FROM incoming i ANTI JOIN {served} s ON {same}")
+    return candidates
+
+
 def patch_serving_table(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -247,21 +274,8 @@ def patch_serving_table(
     if stored > DEAD_DOCUMENTS_MIN_BYTES and stored * (1 - DEAD_DOCUMENTS_SHARE) > live_stored:
         return None
     quoted = f'"{key}"'
-    same = f's.{quoted} = i.{quoted} AND s."{HASH_COLUMN}" = i."{HASH_COLUMN}"'
     run_column = [f'"{lookups[0]}"'] if lookups else []
-    candidates, served, among = source, f'"{name}"', "true"
-    if changes is not None:
-        candidates, served, among = changes.rows, "served_changed", f"{quoted} IN (SELECT {quoted} FROM changed_keys)"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE changed_keys AS SELECT DISTINCT {quoted} FROM {changes.keys}")
-        con.execute(
-            f'CREATE OR REPLACE TEMP TABLE {served} AS SELECT {quoted}, "{HASH_COLUMN}" FROM "{name}" WHERE {among}'
-        )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {', '.join([quoted, *run_column])}, "
-        f'hash(source_row) AS "{HASH_COLUMN}" FROM {candidates} source_row WHERE {among}'
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE stale AS SELECT {quoted} FROM {served} s ANTI JOIN incoming i ON {same}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {quoted} FROM incoming i ANTI JOIN {served} s ON {same}")
+    candidates = compare_with_served(con, name, source, key, lookups, changes)
     if lookups:
         _widen_to_runs(con, name, key, lookups[0], by_key=changes is not None)
     # Keys of unchanged rows in a run a change touched: the served file holds them as the source does.
@@ -372,19 +386,22 @@ def serving_storage(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 @contextmanager
 def snapshot_database(
-    path: Path, con: duckdb.DuckDBPyConnection, alias: str = SERVING_DATABASE
+    path: Path, con: duckdb.DuckDBPyConnection, alias: str = SERVING_DATABASE, *, read_only: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """`path` attached as `alias` and made the default database of `con` (in UTC: documents write
     timestamps with `Z`), checkpointed and detached at the end. Builds running side by side each
     use a cursor of their own (the default database and time zone are per cursor) and another
-    `alias`. Build within `serving_storage`."""
+    `alias`. Build within `serving_storage`. `read_only` attaches a served file beside its readers
+    (nothing to checkpoint)."""
     [(home,)] = con.execute("SELECT current_database()").fetchall()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f'ATTACH {string_literal(str(path))} AS "{alias}" (ROW_GROUP_SIZE {SERVING_ROW_GROUP_SIZE})')
+        options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {SERVING_ROW_GROUP_SIZE}"
+        con.execute(f'ATTACH {string_literal(str(path))} AS "{alias}" ({options})')
         con.execute(f'USE "{alias}"')
         yield con
-        _when_others_allow(con, f'CHECKPOINT "{alias}"')
+        if not read_only:
+            _when_others_allow(con, f'CHECKPOINT "{alias}"')
     finally:
         # A statement that failed inside a transaction leaves it open, and then no DETACH succeeds:
         # the next attempt on this cursor (another base, or the build) could not attach the file.
@@ -620,42 +637,26 @@ def _holds_gold_rows(
     after a listing's price changed): keeping the served file then spares a copy of it. Read-only,
     beside the API's readers; False when it cannot tell (no recorded version, changes no longer in
     gold's log, a file DuckDB cannot attach)."""
-    name, alias = database.parent.name, f"kept_{database.parent.name}"
-    [(home,)] = cursor.execute("SELECT current_database()").fetchall()
+    name = database.parent.name
     try:
-        cursor.execute(f'ATTACH {string_literal(str(database))} AS "{alias}" (READ_ONLY)')
-    except duckdb.Error:
-        return False
-    try:
-        cursor.execute(f'USE "{alias}"')
-        if _changed_since(cursor, table, reflects) is None:
-            return False
-        register_delta(cursor, "gold_source", table)
-        columns = column_types(cursor, "gold_source")
-        if not _is_served_shape(cursor, name, database, key, lookups, columns) or read_blocks(cursor) is None:
-            return False
-        # A row hash sees neither column names (the shape above) nor types: 1 as INTEGER and as BIGINT hash alike.
-        if column_types(cursor, "gold_changed_written") not in (columns, []):
-            return False
-        quoted = f'"{key}"'
-        served = f'SELECT {quoted}, "{HASH_COLUMN}" FROM "{name}" WHERE {quoted} IN (SELECT {quoted} FROM gold_changed)'
-        gold = (
-            f'SELECT {quoted}, hash(source_row) AS "{HASH_COLUMN}" FROM gold_changed_written source_row '
-            f"WHERE {quoted} IN (SELECT {quoted} FROM gold_changed)"
-        )
-        [(differing,)] = cursor.execute(
-            f"SELECT count(*) FROM (({served} EXCEPT ALL {gold}) UNION ALL ({gold} EXCEPT ALL {served}))"
-        ).fetchall()
-        return differing == 0
+        with snapshot_database(database, cursor, alias=f"kept_{name}", read_only=True) as con:
+            if _changed_since(con, table, reflects) is None:
+                return False
+            register_delta(con, "gold_source", table)
+            columns = column_types(con, "gold_source")
+            if not _is_served_shape(con, name, database, key, lookups, columns) or read_blocks(con) is None:
+                return False
+            # A row hash sees neither column names (the shape above) nor types: 1 as INTEGER and as BIGINT hash alike.
+            if column_types(con, "gold_changed_written") not in (columns, []):
+                return False
+            changes = Changes("gold_changed", "gold_changed_written")
+            compare_with_served(con, name, "gold_source", key, lookups, changes)
+            differing = "SELECT (SELECT count(*) FROM stale) + (SELECT count(*) FROM fresh)"
+            return con.execute(differing).fetchall() == [(0,)]
     except duckdb.Error as error:
         # A file that cannot be compared is passed to the patch, which passes over a base it cannot patch.
         LOG.warning("%s: the served file %s could not be compared with gold (%s)", name, database, error)
         return False
-    finally:
-        with suppress(duckdb.Error):
-            cursor.execute("DROP VIEW IF EXISTS gold_source")
-        cursor.execute(f"USE {home}")
-        cursor.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
 
 
 def _changed_since(con: duckdb.DuckDBPyConnection, table: DeltaTable, reflects: int | None = None) -> int | None:
