@@ -22,7 +22,7 @@ from ingestion.client import ClientSettings, QobrixClient
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
 from ingestion.state import SyncState
 from ingestion.sync import Sync, SyncOptions, SyncReport
-from pipelines._engine import cdc
+from pipelines._engine import cdc, key_index
 from pipelines._engine.flows import materialized_view
 
 # The fuzz suites run the same examples every time (a red run is a bug, never a roll of the dice);
@@ -65,15 +65,28 @@ def data_quality(settings: Settings, update_id: str, dataset: str) -> dict:
     return quality
 
 
-@pytest.fixture(params=["merge", "rewrite"])
-def scd1_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test with AUTO CDC targets (SCD 1 and 2) and views refreshed by key always merged on read
-    (deletion vectors), then always written anew (which of the two a change takes depends on how
-    many of the table's rows it replaces)."""
-    fraction = math.inf if request.param == "merge" else 0
+def apply_by(how: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """AUTO CDC targets and views refreshed by key always merged on read (deletion vectors), finding
+    the rows they replace by scanning or, when `indexed`, through key indexes; or always written anew.
+    Which a change takes depends on how many of the table's rows it replaces, and a key index on its
+    size."""
+    fraction = 0 if how == "rewrite" else math.inf
     monkeypatch.setattr(cdc, "REWRITE_FRACTION", fraction)
     monkeypatch.setattr(materialized_view, "REWRITE_FRACTION", fraction)
-    return request.param
+    monkeypatch.setattr(key_index, "INDEXED_ROWS", 0 if how == "indexed" else math.inf)
+    return how
+
+
+@pytest.fixture(params=["merge", "indexed", "rewrite"])
+def scd1_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with SCD 1 targets and views refreshed by key in each way `apply_by` names."""
+    return apply_by(request.param, monkeypatch)
+
+
+@pytest.fixture(params=["merge", "rewrite"])
+def scd2_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with SCD 2 targets merged on read, then written anew (they have no key index)."""
+    return apply_by(request.param, monkeypatch)
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def test_merges_write_parquet_laid_out_like_every_other_write(settings: Settings
     land(settings, "s4", [event("c", 30)], operation="delete")
     run_update(settings.paths, graph=pipeline)
     lakehouse = Lakehouse(settings.paths.lakehouse)
-    target_writes = "MERGE" if scd1_apply == "merge" else "WRITE"
+    target_writes = "WRITE" if scd1_apply == "rewrite" else "MERGE"
     # Compactions (OPTIMIZE) aside: the second delete leaves most of the first file's rows deleted.
     last = {
         name: [commit["operation"] for commit in lakehouse.table(name).history(4) if commit["operation"] != "OPTIMIZE"]
@@ -232,7 +232,7 @@ def test_tombstones_without_a_declared_key_ask_for_a_full_refresh(settings: Sett
         run_update(settings.paths, graph=graph(wider))
 
 
-def test_scd2_keeps_every_version_with_start_and_end(settings: Settings, scd1_apply: str) -> None:
+def test_scd2_keeps_every_version_with_start_and_end(settings: Settings, scd2_apply: str) -> None:
     pipeline = graph(scd(2))
     land(settings, "s1", [event("a", 10, price=100)])
     run_update(settings.paths, graph=pipeline)
@@ -244,7 +244,7 @@ def test_scd2_keeps_every_version_with_start_and_end(settings: Settings, scd1_ap
     assert [r[END_AT] for r in history] == [T0 + timedelta(minutes=m) for m in (20, 30)] + [None]
 
 
-def test_scd2_places_out_of_order_events_and_closes_on_delete(settings: Settings, scd1_apply: str) -> None:
+def test_scd2_places_out_of_order_events_and_closes_on_delete(settings: Settings, scd2_apply: str) -> None:
     pipeline = graph(scd(2))
     land(settings, "s1", [event("a", 10, price=100), event("a", 30, price=80)])
     run_update(settings.paths, graph=pipeline)
@@ -258,10 +258,10 @@ def test_scd2_places_out_of_order_events_and_closes_on_delete(settings: Settings
     run_update(settings.paths, graph=pipeline)
     assert [(r["price"], r[END_AT]) for r in rows(settings, "qobrix_silver.history")][-1] == (70.0, None)
     written = [c["operation"] for c in Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history").history(3)]
-    assert ("MERGE" in written) == (scd1_apply == "merge"), written
+    assert ("MERGE" in written) == (scd2_apply == "merge"), written
 
 
-def test_scd2_a_delete_wins_over_an_upsert_of_the_same_sequence(settings: Settings, scd1_apply: str) -> None:
+def test_scd2_a_delete_wins_over_an_upsert_of_the_same_sequence(settings: Settings, scd2_apply: str) -> None:
     keys = [f"k{index:02d}" for index in range(40)]
     land(settings, "s1", [event(key, 1) for key in keys])
     run_update(settings.paths, graph=graph(scd(2)))
@@ -291,7 +291,7 @@ def test_scd2_a_key_deleted_in_one_update_and_back_in_a_later_one_keeps_the_gap(
     ]
 
 
-def test_scd2_track_history_updates_untracked_columns_in_place(settings: Settings, scd1_apply: str) -> None:
+def test_scd2_track_history_updates_untracked_columns_in_place(settings: Settings, scd2_apply: str) -> None:
     pipeline = graph(scd(2, track_history_column_list=("price", "status")))
     land(settings, "s1", [event("a", 10, note="first")])
     run_update(settings.paths, graph=pipeline)
@@ -484,7 +484,7 @@ def test_materialized_views_are_written_only_when_the_whole_update_succeeds(sett
     assert [r["id"] for r in rows(settings, "reso_gold.first")] == ["a"]
 
 
-def test_scd2_a_null_key_is_one_key_across_batches(settings: Settings, scd1_apply: str) -> None:
+def test_scd2_a_null_key_is_one_key_across_batches(settings: Settings, scd2_apply: str) -> None:
     """As the history rebuilt within one batch groups NULL keys, a later batch finds their stored
     versions: one open version, the earlier one closed."""
     pipeline = graph(scd(2))

@@ -89,17 +89,20 @@ def test_views_refreshed_by_key_hold_what_computing_them_whole_gives(settings: S
     assert {name: planned[name][0] for name in KEYED_VIEWS} == dict.fromkeys(KEYED_VIEWS, MAINTENANCE_ROW_BASED)
     assert planned["reso_gold.lookup"][0] == MAINTENANCE_COMPLETE_RECOMPUTE
     # How each table changed by key was written: its replaced rows marked deleted, or all of it anew.
-    mode = "merge-on-read" if scd1_apply == "merge" else "rewrite"
+    mode = "rewrite" if scd1_apply == "rewrite" else "merge-on-read"
     written = {name: planned[name][2]["mode"] for name in [*KEYED_VIEWS, "qobrix_silver.property"]}
     assert written == dict.fromkeys([*KEYED_VIEWS, "qobrix_silver.property"], mode)
-    if scd1_apply == "merge":
+    if scd1_apply != "rewrite":
         # a, b and c changed, f is new, d deleted, and e's change is older than its row: a, b, c and d
-        # replaced, a, b, c and f added.
+        # replaced, a, b, c and f added; found by scanning the table, or through its key index.
+        located_by = "key index" if scd1_apply == "indexed" else "scan"
         assert planned["qobrix_silver.property"][2] == {
             "mode": "merge-on-read",
             "rows_marked_deleted": 4,
             "rows_added": 4,
+            "located_by": located_by,
         }
+        assert {name: planned[name][2]["located_by"] for name in KEYED_VIEWS} == dict.fromkeys(KEYED_VIEWS, located_by)
         assert planned["qobrix_silver.property"][0] == MAINTENANCE_ROW_BASED
         # The SCD 2 history is merged on read too, saying how many rows it marked deleted and added.
         history = planned["qobrix_silver.property_history"][2]
@@ -127,7 +130,7 @@ def test_views_refreshed_by_key_hold_what_computing_them_whole_gives(settings: S
     lakehouse = Lakehouse(settings.paths.lakehouse)
     for name in KEYED_VIEWS:
         recorded = lakehouse.last_commit_metadata(name).get(ROWS_DIGEST_METADATA)
-        if scd1_apply == "merge":
+        if scd1_apply != "rewrite":
             # Merged on read, the replaced rows are not read whole for a digest: none is recorded.
             assert recorded is None, name
             continue

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines._engine.errors import PipelineError
+from pipelines._engine.key_index import Layout, key_index
 from pipelines._engine.lakehouse import (
     FILE_COLUMN,
     REWRITE_FRACTION,
@@ -161,8 +162,9 @@ def _apply_scd1(
         events_sql = _newer_than_tombstones(events_sql, keys, sequence)
     own = dataset.name.replace(".", "__")
     events, kind = f"cdc_events__{own}", "TABLE" if repeated else "VIEW"
-    # The target's rows of the events' keys (found in one scan of its files: what the events are
-    # compared with, and where the rows they replace lie), and the positions of those replaced.
+    # The target's rows of the events' keys (found through its key index or in one scan of its files:
+    # what the events are compared with, and where the rows they replace lie), and the positions of
+    # those replaced.
     matched, replaced = f"cdc_matched__{own}", f"cdc_replaced__{own}"
     con.execute(f"CREATE OR REPLACE TEMP {kind} {events} AS {events_sql}")
     try:
@@ -182,11 +184,7 @@ def _apply_scd1(
             f"CREATE OR REPLACE TEMP VIEW {CDC_TARGET} AS SELECT * EXCLUDE ({FILE_COLUMN}, {ROW_COLUMN}) "
             f"FROM {CDC_TARGET_POSITIONS}"
         )
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {matched} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN}, {marks} "
-            f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN (SELECT {key_list} FROM {events}) e "
-            f"ON {keys_match(keys, 'e', 't')}"
-        )
+        located = _locate_matched(con, lakehouse, dataset, events, matched)
         applied, same_shape = _applied_events(con, dataset, events, matched)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN} "
@@ -208,7 +206,7 @@ def _apply_scd1(
             metrics = _merge_on_read(
                 con, lakehouse, dataset, applied, replaced, metadata=metadata, checkpoints=checkpoints
             )
-            metrics.changed = applied
+            metrics.changed, metrics.write["located_by"] = applied, located
             return metrics
     finally:
         con.execute(f"DROP {kind} IF EXISTS {events}")
@@ -243,6 +241,29 @@ def _apply_scd1(
         deleted=result["num_target_rows_deleted"],
         write={"mode": "merge", "reason": "the changes have other columns than the target"},
     )
+
+
+def _locate_matched(
+    con: duckdb.DuckDBPyConnection, lakehouse: Lakehouse, dataset: Dataset, events: str, matched: str
+) -> str:
+    """Keep in `matched` the target's rows of the events' keys (registered as CDC_TARGET_POSITIONS):
+    their position, keys and sequence. Through the target's key index when it is large enough to have
+    one, else in one scan of its files. Returns which ("key index" or "scan")."""
+    keys, sequence = list(dataset.cdc.keys), dataset.cdc.sequence_by
+    index = key_index(lakehouse, dataset.name, Layout((keys[0],), (sequence,))) if len(keys) == 1 else None
+    if index is not None:
+        wanted = con.sql(f"SELECT DISTINCT {quote(keys[0])} FROM {events}").to_arrow_table().column(0)
+        bind_arrow(con, f"{matched}__located", index.locate(keys[0], wanted))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {matched} AS SELECT * FROM {matched}__located")
+        con.execute(f"DROP VIEW {matched}__located")
+        return "key index"
+    marks = ", ".join(quote(c) for c in (*keys, sequence))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {matched} AS SELECT t.{FILE_COLUMN}, t.{ROW_COLUMN}, {marks} "
+        f"FROM {CDC_TARGET_POSITIONS} t SEMI JOIN (SELECT {', '.join(quote(k) for k in keys)} FROM {events}) e "
+        f"ON {keys_match(keys, 'e', 't')}"
+    )
+    return "scan"
 
 
 def _merge_on_read(

@@ -1,5 +1,6 @@
 """Delta tables under MLS2_DATA_DIR/lakehouse/<schema>/<table>, through delta-rs."""
 
+import glob
 import hashlib
 import logging
 import os
@@ -66,6 +67,8 @@ SMALL_FILE_ROWS, COMPACT_SMALL_FILES = 4 * ROW_GROUP_ROWS, 16
 """A merge also rewrites the files of fewer live rows than this, once there are more of them than
 that (each merge adds a small file of the rows it changed)."""
 FILE_COLUMN, ROW_COLUMN = "__file", "__row"
+KEY_INDEX_FOLDER = "_key_index"
+"""Where the indexes of large tables' keys live (`key_index`), beside the tables and outside any of them."""
 """The columns `register_delta(..., positions=True)` adds: a row's data file and its position there."""
 
 
@@ -638,6 +641,8 @@ class Lakehouse:
         import shutil
 
         shutil.rmtree(self.path(name), ignore_errors=True)
+        for index in (self.root / KEY_INDEX_FOLDER).glob(f"{glob.escape(name)}.sqlite*"):
+            index.unlink(missing_ok=True)
         self.forget(name)
 
 

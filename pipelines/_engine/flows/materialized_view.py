@@ -9,11 +9,13 @@ import orjson
 from pipelines._engine.context import FlowResult, KeyedRows, UpdateContext, relation
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.flows.base import Flow
+from pipelines._engine.key_index import KeyIndex, Layout, key_index
 from pipelines._engine.lakehouse import (
     FILE_COLUMN,
     REWRITE_FRACTION,
     ROW_COLUMN,
     UPDATE_METADATA,
+    bind_arrow,
     column_types,
     register_delta,
 )
@@ -28,6 +30,9 @@ DUPLICATES_METADATA = "mls2.duplicates"
 
 
 class MaterializedViewFlow(Flow):
+    located_by = "scan"
+    """How a refresh by key found the rows it replaces: "key index", or "scan" of the view's files."""
+
     def plan(self) -> FlowResult | None:
         dataset, context = self.dataset, self.context
         if not self.full and not self.is_stale():
@@ -210,22 +215,51 @@ class MaterializedViewFlow(Flow):
 
     def locate_replaced(self, keys: str) -> int:
         """Keep the positions of the view's rows for `keys` (those the refresh replaces) in a temporary
-        table, found in the same scan of the view's files as any row the refresh keeps that holds a
-        recomputed row's unique key. Returns how many such rows there are: when any, which row keeps
-        the key is decided over the whole view, as computing it whole decides, and the table (which
-        then lists them too) is dropped."""
+        table, with any row the refresh keeps that holds a recomputed row's unique key: found through the
+        view's key index when it is large enough to have one, else in one scan of its files. Returns how
+        many rows the refresh keeps hold such a key: when any, which row keeps the key is decided over
+        the whole view, as computing it whole decides, and the table (which then lists them too) is
+        dropped."""
+        declared, unique = self.dataset.incremental, self.dataset.unique_key
+        replaced = replaced_positions_of(relation(self.dataset.name))
+        index = key_index(self.lakehouse, self.dataset.name, Layout((declared.column, *filter(None, [unique]))))
+        if index is not None:
+            self.located_by = "key index"
+            self.locate_by_index(index, keys, replaced)
+        else:
+            self.located_by = "scan"
+            self.locate_by_scan(keys, replaced)
+        [(clashes,)] = self.con.execute(f"SELECT count(*) FILTER (NOT is_replaced) FROM {replaced}").fetchall()
+        if clashes:
+            self.context.release("TABLE", replaced)
+        return clashes
+
+    def locate_by_scan(self, keys: str, replaced: str) -> None:
         own, declared, unique = relation(self.dataset.name), self.dataset.incremental, self.dataset.unique_key
-        column, replaced = quote(declared.column), replaced_positions_of(own)
+        column = quote(declared.column)
         is_replaced = f"coalesce(p.{column} IN (SELECT key FROM {keys}), false)"
         holds_recomputed = f"p.{quote(unique)} IN (SELECT {quote(unique)} FROM {self.batch})" if unique else "false"
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT p.{FILE_COLUMN}, p.{ROW_COLUMN}, "
             f"{is_replaced} AS is_replaced FROM {positions_of(own)} p WHERE {is_replaced} OR {holds_recomputed}"
         )
-        [(clashes,)] = self.con.execute(f"SELECT count(*) FILTER (NOT is_replaced) FROM {replaced}").fetchall()
-        if clashes:
-            self.context.release("TABLE", replaced)
-        return clashes
+
+    def locate_by_index(self, index: KeyIndex, keys: str, replaced: str) -> None:
+        """`locate_by_scan`'s table, from the view's key index: the rows of `keys`, and the rows holding
+        a recomputed row's unique key."""
+        declared, unique = self.dataset.incremental, self.dataset.unique_key
+        found = f"{replaced}__found"
+        wanted = self.con.sql(f"SELECT key FROM {keys}").to_arrow_table().column(0)
+        bind_arrow(self.con, found, index.locate(declared.column, wanted).select([FILE_COLUMN, ROW_COLUMN]))
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {replaced} AS SELECT *, true AS is_replaced FROM {found}")
+        if unique:
+            recomputed = self.con.sql(f"SELECT DISTINCT {quote(unique)} FROM {self.batch}").to_arrow_table().column(0)
+            bind_arrow(self.con, found, index.locate(unique, recomputed).select([FILE_COLUMN, ROW_COLUMN]))
+            self.con.execute(
+                f"INSERT INTO {replaced} SELECT f.*, false FROM {found} f ANTI JOIN {replaced} r "
+                f"ON f.{FILE_COLUMN} = r.{FILE_COLUMN} AND f.{ROW_COLUMN} = r.{ROW_COLUMN}"
+            )
+        self.con.execute(f"DROP VIEW {found}")
 
     def stage_by_key(self, keys: str, current: str) -> FlowResult:
         """Check the rows recomputed for `keys`, and stage the view with them in place of its rows for
@@ -291,7 +325,8 @@ class MaterializedViewFlow(Flow):
             self.context.release("TABLE", replaced)
             return {"mode": "rewrite", "reason": f"{count} rows replaced of {held}"}
         self.context.merges[self.dataset.name] = (replaced, refreshed)
-        return {"mode": "merge-on-read", "rows_marked_deleted": count, "rows_added": added}
+        located_by = self.located_by
+        return {"mode": "merge-on-read", "rows_marked_deleted": count, "rows_added": added, "located_by": located_by}
 
     def rows_for_keys(self, source: str, column: str, keys: str) -> str:
         """A view of `source`'s rows whose `column` is one of `keys`: from the rows this update changed

@@ -1,0 +1,142 @@
+"""The key index (`pipelines/_engine/key_index.py`): after merges with deletion vectors, compactions,
+overwrites and failures, the rows it locates are the rows a scan of the table's files finds."""
+
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from pipelines._engine import key_index as key_index_module
+from pipelines._engine.key_index import KeyIndex, Layout, key_index
+from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, register_delta
+
+NAME = "s.listings"
+LAYOUT = Layout(lookups=("id", "unit"), carried=("seq",))
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def every_table_indexed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(key_index_module, "INDEXED_ROWS", 0)
+
+
+def create(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, rows: int) -> None:
+    con.execute(
+        f"CREATE OR REPLACE TABLE seed AS SELECT 'k' || i AS id, i % 97 AS unit, "
+        f"TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) SECOND AS seq, 'v0' AS v FROM range({rows}) t(i)"
+    )
+    lakehouse.commit_files(lakehouse.write_files(con, NAME, "seed"), mode="overwrite")
+
+
+def merge(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, keys: list[str], round_number: int) -> None:
+    """Rows of `keys` replaced (the first half) or deleted, merge-on-read, found by a scan."""
+    upserts = keys[: len(keys) // 2]
+    con.execute("CREATE OR REPLACE TABLE touched (id VARCHAR)")
+    con.executemany("INSERT INTO touched VALUES (?)", [(key,) for key in keys])
+    con.execute("CREATE OR REPLACE TABLE batch (id VARCHAR, unit BIGINT, seq TIMESTAMPTZ, v VARCHAR)")
+    con.executemany(
+        "INSERT INTO batch VALUES (?, ?, ?, ?)",
+        [(key, round_number, EPOCH + timedelta(days=round_number), f"v{round_number}") for key in upserts],
+    )
+    register_delta(con, "positions", lakehouse.table(NAME), positions=True)
+    con.execute("CREATE OR REPLACE TABLE replaced AS SELECT __file, __row FROM positions SEMI JOIN touched USING (id)")
+    written = lakehouse.write_files(con, NAME, "batch", per_thread=False) if upserts else None
+    lakehouse.delete_and_add(con, NAME, "replaced", written)
+
+
+def scanned(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, column: str, values: list) -> list[tuple]:
+    register_delta(con, "positions", lakehouse.table(NAME), positions=True)
+    bind = pa.table({"value": pa.array(values, pa.string() if column == "id" else pa.int64())})
+    con.register("wanted", bind)
+    found = con.execute(
+        f"SELECT {FILE_COLUMN}, {ROW_COLUMN}, id, unit, seq FROM positions WHERE {column} IN (SELECT value FROM wanted)"
+    ).fetchall()
+    con.unregister("wanted")
+    return sorted(found)
+
+
+def located(lakehouse: Lakehouse, column: str, values: list) -> list[tuple]:
+    index = key_index(lakehouse, NAME, LAYOUT)
+    kind = pa.string() if column == "id" else pa.int64()
+    found = index.locate(column, pa.array(values, kind))
+    assert found.column_names == [FILE_COLUMN, ROW_COLUMN, "id", "unit", "seq"]
+    assert found.schema.field("seq").type == pa.timestamp("us", tz="UTC")
+    return sorted(tuple(row.values()) for row in found.to_pylist())
+
+
+def test_located_rows_are_the_scanned_rows_through_merges_compactions_and_an_overwrite(tmp_path: Path) -> None:
+    lakehouse, con, draw = Lakehouse(tmp_path), duckdb.connect(), random.Random(31)
+    create(lakehouse, con, 40_000)
+    for round_number in range(1, 13):
+        keys = [f"k{i}" for i in draw.sample(range(41_000), 600)]
+        merge(lakehouse, con, keys, round_number)
+        if round_number == 8:
+            lakehouse.compact(con, NAME, deleted_fraction=0.0, small_files=0)
+        if round_number in (3, 6, 8, 12):
+            probe = [f"k{i}" for i in draw.sample(range(41_000), 300)] + keys[:50] + [None, "absent"]
+            found = located(lakehouse, "id", probe)
+            assert found == scanned(lakehouse, con, "id", [value for value in probe if value is not None])
+            assert {row[2] for row in found} & set(keys[:50])
+            units = [0, 5, round_number]
+            assert located(lakehouse, "unit", units) == scanned(lakehouse, con, "unit", units)
+    create(lakehouse, con, 5_000)
+    assert located(lakehouse, "id", ["k1", "k4999", "k6000"]) == scanned(lakehouse, con, "id", ["k1", "k4999", "k6000"])
+    index = sqlite3.connect(tmp_path / "_key_index" / f"{NAME}.sqlite")
+    assert index.execute("SELECT count(*) FROM rows").fetchone()[0] == 5_000
+
+
+def test_a_failure_while_catching_up_leaves_the_index_as_it_was_and_the_next_lookup_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 20_000)
+    assert len(located(lakehouse, "id", ["k7"])) == 1
+    merge(lakehouse, con, ["k7", "k8", "k9", "k10"], 1)
+
+    def torn(self: KeyIndex, db: sqlite3.Connection, path: str) -> int:
+        raise OSError("disk gone while reading a data file")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(KeyIndex, "_add_file", torn)
+        with pytest.raises(OSError, match="disk gone"):
+            located(lakehouse, "id", ["k7"])
+    probe = ["k7", "k8", "k9", "k10"]
+    assert located(lakehouse, "id", probe) == scanned(lakehouse, con, "id", probe)
+    assert [row[2] for row in located(lakehouse, "id", probe)] == ["k7", "k8"]
+
+
+def test_an_index_of_other_columns_is_built_anew(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 1_000)
+    key_index(lakehouse, NAME, Layout(lookups=("unit",))).locate("unit", pa.array([3]))
+    assert located(lakehouse, "id", ["k3"]) == scanned(lakehouse, con, "id", ["k3"])
+    with pytest.raises(ValueError, match="looks rows up by id, unit, not seq"):
+        key_index(lakehouse, NAME, LAYOUT).locate("seq", pa.array([EPOCH]))
+
+
+def test_small_tables_and_columns_sqlite_cannot_hold_exactly_are_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 1_000)
+    assert key_index(lakehouse, NAME, Layout(lookups=("id",), carried=("v",))) is not None
+    con.execute("CREATE OR REPLACE TABLE decimals AS SELECT 1.5::DECIMAL(9, 2) AS price")
+    lakehouse.commit_files(lakehouse.write_files(con, "s.prices", "decimals"), mode="overwrite")
+    assert key_index(lakehouse, "s.prices", Layout(lookups=("price",))) is None
+    assert key_index(lakehouse, "s.missing", LAYOUT) is None
+    monkeypatch.setattr(key_index_module, "INDEXED_ROWS", 1_001)
+    assert key_index(lakehouse, NAME, LAYOUT) is None
+
+
+def test_dropping_a_table_drops_its_index(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 100)
+    located(lakehouse, "id", ["k1"])
+    assert list((tmp_path / "_key_index").glob("*.sqlite*"))
+    lakehouse.drop(NAME)
+    assert not list((tmp_path / "_key_index").glob("*.sqlite*"))
+    assert NAME not in lakehouse.names()
