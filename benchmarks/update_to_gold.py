@@ -7,10 +7,8 @@ and the lakehouse (the storage issue's measurements); the engine's cost to gold 
 """
 
 import argparse
-import os
-from pathlib import Path
 
-from conf.settings import DataPaths
+from conf.settings import load_settings
 from pipelines._engine.runner import run_update
 from pipelines.graph import load_graph
 
@@ -19,7 +17,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full-refresh", action="store_true")
     args = parser.parse_args()
-    result = run_update(DataPaths(Path(os.environ["MLS2_DATA_DIR"])), load_graph(), {}, full_refresh=args.full_refresh)
+    settings = load_settings()
+    result = run_update(
+        settings.paths,
+        load_graph(),
+        {},
+        full_refresh=args.full_refresh,
+        memory_limit=settings.mls2_engine_memory_limit,
+        key_index_rows=settings.mls2_engine_key_index_rows,
+    )
     if result.state != "COMPLETED":
         raise SystemExit(f"update {result.update_id} ended {result.state}")
 

@@ -189,6 +189,13 @@ class Settings(BaseSettings):
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory the embedded engine (DuckDB) may use before spilling to MLS2_DATA_DIR/tmp.",
     )
+    mls2_engine_key_index_rows: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="Tables merged by key (AUTO CDC targets, views refreshed by key) of at least this many rows "
+        "find the rows a change replaces through a key index (a SQLite B-tree in MLS2_DATA_DIR/lakehouse/"
+        "_key_index) instead of scanning their key columns; 0 indexes every such table.",
+    )
 
     @field_validator("qobrix_api_user", "qobrix_api_key", mode="before")
     @classmethod

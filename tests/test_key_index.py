@@ -1,7 +1,9 @@
 """The key index (`pipelines/_engine/key_index.py`): after merges with deletion vectors, compactions,
 overwrites and failures, the rows it locates are the rows a scan of the table's files finds."""
 
+import math
 import random
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,10 +11,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
 
+from conf.cli import app
+from conf.settings import load_settings
 from pipelines._engine import key_index as key_index_module
 from pipelines._engine.key_index import KeyIndex, Layout, key_index
 from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, register_delta
+from tests.test_engine import land, rows
+from tests.test_engine_incremental import listing, planning
 
 NAME = "s.listings"
 LAYOUT = Layout(lookups=("id", "unit"), carried=("seq",))
@@ -140,3 +147,26 @@ def test_dropping_a_table_drops_its_index(tmp_path: Path) -> None:
     lakehouse.drop(NAME)
     assert not list((tmp_path / "_key_index").glob("*.sqlite*"))
     assert NAME not in lakehouse.names()
+
+
+def test_mls2_pipeline_run_indexes_the_tables_the_setting_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(key_index_module, "INDEXED_ROWS", math.inf)
+    monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MLS2_INTEGRITY_AFTER_UPDATE", "false")
+    monkeypatch.setenv("MLS2_ENGINE_KEY_INDEX_ROWS", "2")
+    settings = load_settings()
+    land(settings, "s1", [listing(key, 1, [f"{key}1"]) for key in "abcdefghij"])
+    assert CliRunner().invoke(app, ["pipeline", "run"]).exit_code == 0
+    land(settings, "s2", [listing("a", 2, ["a1", "a2"], price=5)])
+    result = CliRunner().invoke(app, ["pipeline", "run"])
+    assert result.exit_code == 0, result.output
+    [update_id] = re.findall(r"update ([0-9a-f-]{36})", result.output)[:1]
+    written = {name: how[2] for name, how in planning(settings, update_id).items() if how[2]}
+    assert written["qobrix_silver.property"]["located_by"] == "key index"
+    assert written["reso_gold.media"]["located_by"] == "key index"
+    assert sorted(row["MediaObjectID"] for row in rows(settings, "reso_gold.media")) == sorted(
+        ["a2", *(f"{key}1" for key in "abcdefghij")]
+    )
+    assert (settings.paths.lakehouse / "_key_index" / "reso_gold.media.sqlite").exists()

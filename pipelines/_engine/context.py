@@ -75,6 +75,7 @@ class UpdateContext:
         *,
         full_refresh: set[str],
         selected: set[str],
+        key_index_rows: int | None = None,
     ) -> None:
         self.paths = paths
         self.graph = graph
@@ -82,7 +83,7 @@ class UpdateContext:
         self.con = con
         self.full_refresh = full_refresh
         self.selected = selected
-        self.lakehouse = Lakehouse(paths.lakehouse, cache_tables=True)
+        self.lakehouse = Lakehouse(paths.lakehouse, cache_tables=True, key_index_rows=key_index_rows)
         self.events = EventLog(self.lakehouse, update_id)
         self.bodies = CompiledBodies(paths.state / COMPILED_BODIES)
         self.staged: dict[str, tuple[str, str, dict, FlowResult]] = {}

@@ -27,8 +27,9 @@ from pipelines._engine.delta_log import deletion_vectors, table_root
 from pipelines._engine.lakehouse import FILE_COLUMN, KEY_INDEX_FOLDER, ROW_COLUMN, Lakehouse
 
 INDEXED_ROWS = 2_000_000
-"""Tables of at least this many rows are looked up through an index; below it, scanning the key column
-costs less than keeping the index (measured in benchmarks/RESULTS.md)."""
+"""Tables of at least this many rows are looked up through an index, unless the lakehouse says otherwise
+(MLS2_ENGINE_KEY_INDEX_ROWS); below it, scanning the key column costs less than keeping the index
+(measured in benchmarks/RESULTS.md)."""
 REBUILD_FRACTION = 0.5
 """When files the table no longer has held at least this fraction of the indexed rows (an overwrite),
 the index is built anew rather than emptied row by row."""
@@ -83,7 +84,8 @@ def _from_sqlite(values: list, kind: pa.DataType) -> pa.Array:
 def key_index(lakehouse: Lakehouse, name: str, layout: Layout) -> "KeyIndex | None":
     """The index of a table large enough to need one, whose columns SQLite can hold; else None (scan)."""
     table = lakehouse.table(name)
-    if table is None or lakehouse.row_count(name) < INDEXED_ROWS:
+    threshold = INDEXED_ROWS if lakehouse.key_index_rows is None else lakehouse.key_index_rows
+    if table is None or lakehouse.row_count(name) < threshold:
         return None
     types = {field.name: field.type for field in pa.schema(table.schema().to_arrow())}
     if not all(column in types and _storable(types[column]) for column in layout.columns):

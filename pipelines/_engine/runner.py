@@ -63,6 +63,7 @@ class Update:
         cancel: threading.Event | None = None,
         update_id: str | None = None,
         reserve_bytes: int = DEFAULT_RESERVE_BYTES,
+        key_index_rows: int | None = None,
     ) -> None:
         self.paths = paths
         self.cause = cause
@@ -90,6 +91,7 @@ class Update:
             con,
             full_refresh=everything if full_refresh else chosen_full,
             selected=everything if not (chosen or chosen_full) else chosen | chosen_full,
+            key_index_rows=key_index_rows,
         )
         self.events = self.context.events
 
@@ -196,6 +198,7 @@ def run_update(
     update_id: str | None = None,
     lock: bool = True,
     reserve_bytes: int = DEFAULT_RESERVE_BYTES,
+    key_index_rows: int | None = None,
 ) -> UpdateResult:
     """Run one update under the pipeline lock; raises PipelineBusy, UpdateFailed or UpdateCanceled.
 
@@ -206,7 +209,8 @@ def run_update(
     caller name the update before it starts (a new UUID by default). `lock=False` is for a caller
     that already holds the pipeline lock (the pipeline UI holds it from its sync to the update's end).
     An update starts only when the disk has room for what it may write plus `reserve_bytes`
-    (`storage.check_free_space`).
+    (`storage.check_free_space`). Tables merged by key of at least `key_index_rows` rows find the rows
+    a change replaces through a key index (`key_index`; None: its default).
     """
     update = Update(
         paths,
@@ -221,6 +225,7 @@ def run_update(
         cancel=cancel,
         update_id=update_id,
         reserve_bytes=reserve_bytes,
+        key_index_rows=key_index_rows,
     )
     if not lock:
         return update.run()

@@ -297,6 +297,7 @@ class RunManager:
                     refresh=list(request.datasets) if request.action == "refresh_selection" else None,
                     progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state),
                     memory_limit=self.settings.mls2_engine_memory_limit,
+                    key_index_rows=self.settings.mls2_engine_key_index_rows,
                     reserve_bytes=self.settings.mls2_min_free_mb * 2**20,
                     cause=CAUSES[request.trigger],
                     cancel=cancel,
