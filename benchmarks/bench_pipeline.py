@@ -1,12 +1,15 @@
 """Pipeline: a full refresh of a whole brokerage to gold, then incremental updates (1% changes, then 100).
 
-    python -m benchmarks.bench_pipeline [--properties 100000] [--updates 1000,100] [--spark] [--record]
+    python -m benchmarks.bench_pipeline [--properties 100000] [--updates 1000,100] [--spark] [--scan-baseline]
+        [--record]
 
 Landing files come from the sandbox's generator (no HTTP): every entity, properties and
 projects with their media inline, in the pages a sync writes. Each update runs as
 `mls2 pipeline run` in a process of its own (wall time and peak memory of that process).
 With `--spark`, the same SQL bodies run on a local Spark session over the same landing
-files, in the same run, as the baseline (benchmarks/spark_baseline.py).
+files, in the same run, as the baseline (benchmarks/spark_baseline.py). With `--scan-baseline`, every
+second update finds the rows it replaces by scanning the tables' key columns instead of through key
+indexes (the engine's way before them), as their baseline in the same run.
 Targets on 2 cores, at 100,000 properties: full refresh <= 60 s, 1% incremental <= 5 s to gold,
 100 changed <= 2 s, peak memory < 3 GB; at 1,000,000: full refresh <= 10 min, 1,000 changed <= 8 s. Each run is
 also split into the update to gold and the publish for serving after it (the pointer records when
@@ -32,7 +35,7 @@ from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxWorld
 from ingestion.sandbox.world import Changes
 from pipelines._engine.events import read_events
-from pipelines._engine.lakehouse import Lakehouse, register_delta
+from pipelines._engine.lakehouse import KEY_INDEX_FOLDER, Lakehouse, register_delta
 from pipelines.embedded import disk_by_layer
 from pipelines.snapshot import publishing_seconds, read_pointer
 
@@ -66,10 +69,10 @@ def land_everything(world: SandboxWorld, landing: Path) -> dict[str, int]:
     return {name: write_entity(world, writer, name) for name in entities()}
 
 
-def run_pipeline(data: Path, *extra: str, publish: bool = True) -> dict:
+def run_pipeline(data: Path, *extra: str, publish: bool = True, environment: dict[str, str] | None = None) -> dict:
     """`mls2 pipeline run` in its own process: wall seconds, the seconds of its publish for serving
     (none when gold did not change) and the rest (the update to gold), and peak memory. Without
-    `publish`, the update to gold alone (`benchmarks.update_to_gold`)."""
+    `publish`, the update to gold alone (`benchmarks.update_to_gold`). `environment` adds settings."""
     pointer_path = DataPaths(data).snapshot_pointer
     before = read_pointer(pointer_path)
     mls2 = str(Path(sys.executable).with_name("mls2"))
@@ -80,7 +83,7 @@ def run_pipeline(data: Path, *extra: str, publish: bool = True) -> dict:
     process = subprocess.Popen(
         command,
         # The update alone: the integrity suite after it has its own benchmark (bench_integrity).
-        env={**os.environ, "MLS2_DATA_DIR": str(data), "MLS2_INTEGRITY_AFTER_UPDATE": "false"},
+        env={**os.environ, "MLS2_DATA_DIR": str(data), "MLS2_INTEGRITY_AFTER_UPDATE": "false", **(environment or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -124,15 +127,21 @@ def update_seconds(data: Path) -> float:
 
 
 DISK_GROUPS = ("landing", "lakehouse", "snapshots")
+KEY_INDEX_LAYER = f"lakehouse/{KEY_INDEX_FOLDER}"
+SCANNING = {"MLS2_ENGINE_KEY_INDEX_ROWS": str(2**62)}
+"""The settings of an update that finds replaced rows by scanning, whatever the tables' size."""
 
 
 def disk_mb(data: Path) -> dict[str, float]:
-    """MB on disk of the landing zone, the lakehouse and the serving snapshots (`mls2 pipeline storage`)."""
+    """MB on disk of the landing zone, the lakehouse (its key indexes also apart) and the serving
+    snapshots (`mls2 pipeline storage`)."""
     usage = dict.fromkeys(DISK_GROUPS, 0.0)
     for layer in disk_by_layer(DataPaths(data)):
         group = layer.name.split("/", 1)[0]
         if group in usage:
             usage[group] += layer.bytes / 2**20
+        if layer.name == KEY_INDEX_LAYER:
+            usage["key indexes"] = layer.bytes / 2**20
     return usage
 
 
@@ -182,6 +191,11 @@ def main() -> None:
         "--no-publish", action="store_true", help="updates to gold only, no serving snapshot (for 1,000,000 listings)"
     )
     parser.add_argument("--spark", action="store_true", help="also run the Spark baseline")
+    parser.add_argument(
+        "--scan-baseline",
+        action="store_true",
+        help="every second update finds the rows it replaces by scanning, not through key indexes (the baseline)",
+    )
     parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
     args = parser.parse_args()
 
@@ -211,11 +225,13 @@ def main() -> None:
             writer = LandingWriter(str(data / "landing"), f"{stamp:%Y%m%dT%H%M%SZ}-bench{number}", started=stamp)
             updated = report.changed["properties"]["updated"]
             write_entity(world, writer, "properties", updated)
-            incremental = run_pipeline(data, publish=publish)
+            scanning = args.scan_baseline and number % 2 == 1
+            incremental = run_pipeline(data, publish=publish, environment=SCANNING if scanning else None)
             incremental["changed"] = len(updated)
+            incremental["how"] = ", scanning" if scanning else ""
             print(
-                f"incremental ({len(updated):,} changed): {incremental['seconds']:.1f}s ({split(incremental)}), "
-                f"{incremental['peak_mb']:,.0f} MB"
+                f"incremental ({len(updated):,} changed{incremental['how']}): {incremental['seconds']:.1f}s "
+                f"({split(incremental)}), {incremental['peak_mb']:,.0f} MB"
             )
             incremental["flows"] = slowest_flows(data)
             incremental["disk"] = disk_mb(data)
@@ -239,19 +255,23 @@ def main() -> None:
             "| peak memory MB |",
             "|---|---|---|---|---|---|---|---|",
             table_row("full refresh (embedded)", full, counts["property"], counts["media"]),
-            *(table_row(f"incremental, {run['changed']:,} changed (embedded)", run) for run in incrementals),
+            *(
+                table_row(f"incremental, {run['changed']:,} changed{run['how']} (embedded)", run)
+                for run in incrementals
+            ),
             table_row("nothing new (embedded)", quiet),
         ]
         if spark:
             lines.append(
                 table_row("full refresh, same SQL on Spark local[2]", spark, spark["properties"], spark["media"])
             )
+        groups = [*DISK_GROUPS, "key indexes"]
         lines += [
             "",
-            "| disk after | " + " | ".join(f"{group} MB" for group in DISK_GROUPS) + " |",
-            "|---|" + "---|" * len(DISK_GROUPS),
+            "| disk after | " + " | ".join(f"{group} MB" for group in groups) + " |",
+            "|---|" + "---|" * len(groups),
             *(
-                f"| {run} | " + " | ".join(f"{figures['disk'][group]:,.0f}" for group in DISK_GROUPS) + " |"
+                f"| {run} | " + " | ".join(f"{figures['disk'].get(group, 0):,.0f}" for group in groups) + " |"
                 for run, figures in [
                     ("full refresh", full),
                     *(
@@ -265,7 +285,10 @@ def main() -> None:
             "",
             f"Landing: {landing_mb:,.0f} MB of gzip-compressed JSON lines.",
             f"Slowest flows of the full refresh: {full['flows']}.",
-            *(f"Slowest flows of the incremental of {run['changed']:,}: {run['flows']}." for run in incrementals),
+            *(
+                f"Slowest flows of the incremental of {run['changed']:,}{run['how']}: {run['flows']}."
+                for run in incrementals
+            ),
         ]
         if spark:
             lines.append(

@@ -222,7 +222,8 @@ class MaterializedViewFlow(Flow):
         dropped."""
         declared, unique = self.dataset.incremental, self.dataset.unique_key
         replaced = replaced_positions_of(relation(self.dataset.name))
-        index = key_index(self.lakehouse, self.dataset.name, Layout((declared.column, *filter(None, [unique]))))
+        lookups = tuple(dict.fromkeys(filter(None, [declared.column, unique])))
+        index = key_index(self.lakehouse, self.dataset.name, Layout(lookups))
         if index is not None:
             self.located_by = "key index"
             self.locate_by_index(index, keys, replaced)
