@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         description="Memory the embedded engine (DuckDB) may use before spilling to MLS2_DATA_DIR/tmp.",
     )
     mls2_engine_key_index_rows: int = Field(
-        default=2_000_000,
+        default=5_000_000,
         ge=0,
         description="Tables merged by key (AUTO CDC targets, views refreshed by key) of at least this many rows "
         "find the rows a change replaces through a key index (a SQLite B-tree in MLS2_DATA_DIR/lakehouse/"

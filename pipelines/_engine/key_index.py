@@ -25,10 +25,10 @@ from deltalake import DeltaTable
 from pipelines._engine.delta_log import deletion_vectors, table_root
 from pipelines._engine.lakehouse import FILE_COLUMN, KEY_INDEX_FOLDER, ROW_COLUMN, Lakehouse
 
-INDEXED_ROWS = 2_000_000
+INDEXED_ROWS = 5_000_000
 """Tables of at least this many rows are looked up through an index, unless the lakehouse says otherwise
-(MLS2_ENGINE_KEY_INDEX_ROWS); below it, scanning the key column costs less than keeping the index
-(measured in benchmarks/RESULTS.md)."""
+(MLS2_ENGINE_KEY_INDEX_ROWS). Below it, a scan of the key column costs about what a lookup does, and
+the index's build and disk are not worth it (benchmarks/RESULTS.md)."""
 CACHE_KIB = 262_144
 """SQLite's page cache per connection: building an index of millions of rows sorts in memory."""
 LOOKUP_BATCH = 10_000
