@@ -10,6 +10,7 @@ table's files: a crash at any point, a compaction, an overwrite or another write
 brought up to date, never wrong.
 """
 
+import glob
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -115,9 +116,9 @@ class KeyIndex:
         selected = ", ".join(f"c{i}" for i in range(len(self.layout.columns)))
         vectors = deletion_vectors(self.table)
         found: list[tuple] = []
+        if self.files is None:
+            self.files = self._reconcile()
         with closing(self._connect()) as db:
-            if self.files is None:
-                self.files = self._reconcile(db)
             for path, file_id in self.files.items():
                 rows: list[tuple] = []
                 for start in range(0, len(wanted), LOOKUP_BATCH):
@@ -148,60 +149,71 @@ class KeyIndex:
         db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         return db
 
-    def _reconcile(self, db: sqlite3.Connection) -> dict[str, int]:
+    def _reconcile(self) -> dict[str, int]:
         """Index the table's data files the index does not hold and drop those the table no longer has,
-        each file in a transaction of its own (a crash loses at most the file being indexed). Returns
-        the table's files with their index tables."""
+        each file in a transaction of its own (a crash loses at most the file being indexed). An index
+        of other columns, or holding none of the table's files (the table was written anew), is
+        replaced by a new one. Returns the table's files with their index tables."""
         signature = self.layout.signature(self.types)
-        if self._meta(db).get("signature") != signature:
-            self._create(db, signature)
         current = [os.path.relpath(uri, self.root) for uri in self.table.file_uris()]
-        known = dict(db.execute("SELECT path, id FROM files").fetchall())
-        for path in set(known) - set(current):
-            file_id = known.pop(path)
-            with _transaction(db):
-                db.execute(f"DROP TABLE IF EXISTS file_{file_id}")
-                db.execute("DELETE FROM files WHERE id = ?", (file_id,))
-        for path in current:
-            if path not in known:
-                known[path] = self._add_file(db, path)
+        with closing(self._connect()) as db:
+            known = self._known(db, signature)
+        if known is None or (known and not set(known) & set(current)):
+            for file in self.path.parent.glob(f"{glob.escape(self.path.name)}*"):
+                file.unlink()
+            known = None
+        with closing(self._connect()) as db:
+            if known is None:
+                self._create(db, signature)
+                known = {}
+            for path in set(known) - set(current):
+                file_id = known.pop(path)
+                with _transaction(db):
+                    db.execute(f"DROP TABLE file_{file_id}")
+                    db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+            for path in current:
+                if path not in known:
+                    known[path] = self._add_file(db, path)
         return {path: known[path] for path in current}
 
     def _add_file(self, db: sqlite3.Connection, path: str) -> int:
-        """Index every row of a data file in a table of its own; returns its id."""
+        """Index every row of a data file in a table of its own, a row group at a time; returns its id."""
         parquet = pq.ParquetFile(self.root / path)
         present = set(parquet.schema_arrow.names)
-        read = parquet.read(columns=[column for column in self.layout.columns if column in present])
-        rows = read.num_rows
-        values = [
-            _to_sqlite(
-                read.column(column).combine_chunks().cast(self.types[column])
-                if column in present
-                else pa.nulls(rows, self.types[column])
-            )
-            for column in self.layout.columns
-        ]
+        read = [column for column in self.layout.columns if column in present]
         columns = ", ".join(f"c{i}" for i in range(len(self.layout.columns)))
+        marks = ", ".join("?" * (1 + len(self.layout.columns)))
         with _transaction(db):
             file_id = db.execute("INSERT INTO files (path) VALUES (?)", (path,)).lastrowid
             db.execute(f"CREATE TABLE file_{file_id} (row INTEGER PRIMARY KEY, {columns})")
-            marks = ", ".join("?" * (1 + len(values)))
-            db.executemany(f"INSERT INTO file_{file_id} VALUES ({marks})", zip(range(rows), *values, strict=True))
+            start = 0
+            for batch in parquet.iter_batches(columns=read):
+                values = [
+                    _to_sqlite(
+                        batch.column(column).cast(self.types[column])
+                        if column in present
+                        else pa.nulls(batch.num_rows, self.types[column])
+                    )
+                    for column in self.layout.columns
+                ]
+                rows = range(start, start + batch.num_rows)
+                db.executemany(f"INSERT INTO file_{file_id} VALUES ({marks})", zip(rows, *values, strict=True))
+                start += batch.num_rows
             for i in range(len(self.layout.lookups)):
                 db.execute(f"CREATE INDEX file_{file_id}_c{i} ON file_{file_id} (c{i})")
         return file_id
 
-    def _meta(self, db: sqlite3.Connection) -> dict[str, str]:
+    def _known(self, db: sqlite3.Connection, signature: str) -> dict[str, int] | None:
+        """The data files the index holds, with their index tables; None when it is of other columns."""
         try:
-            return dict(db.execute("SELECT name, value FROM meta").fetchall())
-        except sqlite3.OperationalError:
-            return {}
+            [(held,)] = db.execute("SELECT value FROM meta WHERE name = 'signature'").fetchall()
+        except (sqlite3.OperationalError, ValueError):
+            return None
+        return dict(db.execute("SELECT path, id FROM files").fetchall()) if held == signature else None
 
     def _create(self, db: sqlite3.Connection, signature: str) -> None:
-        """An empty index of the layout: whatever was there is dropped."""
+        """An empty index of the layout (in a file of its own: `_reconcile` removed any other)."""
         with _transaction(db):
-            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-                db.execute(f'DROP TABLE "{name}"')
             db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL)")
             db.execute("INSERT INTO meta VALUES ('signature', ?)", (signature,))
