@@ -193,8 +193,8 @@ class Settings(BaseSettings):
         default=5_000_000,
         ge=0,
         description="Tables merged by key (AUTO CDC targets, views refreshed by key) of at least this many rows "
-        "find the rows a change replaces through a key index (a SQLite B-tree in MLS2_DATA_DIR/lakehouse/"
-        "_key_index) instead of scanning their key columns; 0 indexes every such table.",
+        "find the rows a change replaces through a key index (a SQLite file per table in MLS2_DATA_DIR/"
+        "lakehouse/_key_index) instead of scanning their key columns; 0 indexes every such table.",
     )
 
     @field_validator("qobrix_api_user", "qobrix_api_key", mode="before")

@@ -78,9 +78,19 @@ def apply_by(how: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(params=["merge", "indexed", "rewrite"])
-def scd1_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test with SCD 1 targets and views refreshed by key in each way `apply_by` names."""
-    return apply_by(request.param, monkeypatch)
+def scd1_apply(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Runs a test with SCD 1 targets and views refreshed by key in each way `apply_by` names; indexed,
+    the test must have looked rows up through a key index (not scanned them all along)."""
+    lookups = []
+    locate = key_index.KeyIndex.locate
+
+    def counted(index: key_index.KeyIndex, column: str, values: pa.Array) -> pa.Table:
+        lookups.append(column)
+        return locate(index, column, values)
+
+    monkeypatch.setattr(key_index.KeyIndex, "locate", counted)
+    yield apply_by(request.param, monkeypatch)
+    assert bool(lookups) == (request.param == "indexed"), lookups
 
 
 @pytest.fixture(params=["merge", "rewrite"])

@@ -5,7 +5,8 @@ import math
 import random
 import re
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from contextlib import closing
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from conf.cli import app
 from conf.settings import load_settings
 from pipelines._engine import key_index as key_index_module
-from pipelines._engine.key_index import KeyIndex, Layout, key_index
+from pipelines._engine.key_index import Layout, key_index
 from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, register_delta
 from tests.test_engine import land, rows
 from tests.test_engine_incremental import listing, planning
@@ -109,13 +110,21 @@ def test_a_failure_while_catching_up_leaves_the_index_as_it_was_and_the_next_loo
     merge(lakehouse, con, ["k7", "k8", "k9", "k10"], 1)
 
     def unbindable(values: pa.Array) -> list:
-        return [*values.to_pylist()[:-1], object()]
+        """The merge's file (two rows) with its last value unbindable; the one key looked up as it is."""
+        return [*values.to_pylist()[:-1], object()] if len(values) > 1 else values.to_pylist()
 
+    def held() -> tuple[list, list]:
+        with closing(sqlite3.connect(tmp_path / "_key_index" / f"{NAME}.sqlite")) as index:
+            tables = index.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+            return tables, index.execute("SELECT * FROM files ORDER BY id").fetchall()
+
+    before = held()
     with monkeypatch.context() as patched:
         # The merge's file fails half-way through being indexed: its last row cannot be written.
         patched.setattr(key_index_module, "_to_sqlite", unbindable)
         with pytest.raises(sqlite3.ProgrammingError):
             key_index(lakehouse, NAME, LAYOUT).locate("id", pa.array(["k7"]))
+    assert held() == before
     probe = ["k7", "k8", "k9", "k10"]
     assert located(lakehouse, "id", probe) == scanned(lakehouse, con, "id", probe)
     assert [row[2] for row in located(lakehouse, "id", probe)] == ["k7", "k8"]
@@ -128,6 +137,47 @@ def test_an_index_of_other_columns_is_built_anew(tmp_path: Path) -> None:
     assert located(lakehouse, "id", ["k3"]) == scanned(lakehouse, con, "id", ["k3"])
     with pytest.raises(ValueError, match="looks rows up by id, unit, not seq"):
         key_index(lakehouse, NAME, LAYOUT).locate("seq", pa.array([EPOCH]))
+
+
+def test_an_index_file_of_another_format_or_not_a_database_is_built_anew(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 1_000)
+    path = lakehouse.key_index_path(NAME)
+    path.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(path)) as old:
+        # The first layout: every row in one table, under a signature of the columns alone.
+        signature = "\n".join(f"{column}:{kind}" for column, kind in [("id", "string"), ("unit", "int64")])
+        old.executescript(
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT); CREATE TABLE files (id INTEGER PRIMARY KEY,"
+            " path TEXT UNIQUE, live INTEGER); CREATE TABLE rows (file, row, c0, c1);"
+        )
+        old.execute("INSERT INTO meta VALUES ('signature', ?)", (signature,))
+        for uri in lakehouse.table(NAME).file_uris():
+            old.execute("INSERT INTO files (path, live) VALUES (?, 0)", (Path(uri).name,))
+        old.commit()
+    layout = Layout(lookups=("id", "unit"))
+    assert len(key_index(lakehouse, NAME, layout).locate("id", pa.array(["k3"]))) == 1
+    path.write_bytes(b"not a database, and long enough to be read as one " * 100)
+    assert len(key_index(lakehouse, NAME, layout).locate("unit", pa.array([3]))) == len(
+        scanned(lakehouse, con, "unit", [3])
+    )
+
+
+def test_a_date_column_older_files_lack_is_looked_up_as_null_there(tmp_path: Path) -> None:
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 100)
+    con.execute(
+        "CREATE OR REPLACE TABLE later AS SELECT 'n' || i AS id, i AS unit, "
+        "TIMESTAMPTZ '2026-02-01 00:00:00+00' AS seq, 'v1' AS v, DATE '2026-03-01' + i::INTEGER AS listed "
+        "FROM range(5) t(i)"
+    )
+    lakehouse.commit_files(lakehouse.write_files(con, NAME, "later", per_thread=False), mode="append")
+    found = key_index(lakehouse, NAME, Layout(lookups=("listed",), carried=("id",))).locate(
+        "listed", pa.array([date(2026, 3, 2), date(2026, 3, 4), None])
+    )
+    assert found.schema.field("listed").type == pa.date32()
+    assert sorted(found.column("id").to_pylist()) == ["n1", "n3"]
+    assert sorted(found.column("listed").to_pylist()) == [date(2026, 3, 2), date(2026, 3, 4)]
 
 
 def test_small_tables_and_columns_sqlite_cannot_hold_exactly_are_scanned(

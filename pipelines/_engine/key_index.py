@@ -10,7 +10,6 @@ table's files: a crash at any point, a compaction, an overwrite or another write
 brought up to date, never wrong.
 """
 
-import glob
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -23,13 +22,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from conf.settings import Settings
 from pipelines._engine.delta_log import deletion_vectors, table_root
-from pipelines._engine.lakehouse import FILE_COLUMN, KEY_INDEX_FOLDER, ROW_COLUMN, Lakehouse
+from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, remove_database
 
-INDEXED_ROWS = 5_000_000
+INDEXED_ROWS: int = Settings.model_fields["mls2_engine_key_index_rows"].default
 """Tables of at least this many rows are looked up through an index, unless the lakehouse says otherwise
-(MLS2_ENGINE_KEY_INDEX_ROWS). Below it, a scan of the key column costs about what a lookup does, and
-the index's build and disk are not worth it (benchmarks/RESULTS.md)."""
+(MLS2_ENGINE_KEY_INDEX_ROWS, whose default this is). Below it, a scan of the key column costs about
+what a lookup does, and the index's build and disk are not worth it (benchmarks/RESULTS.md)."""
+FORMAT = "one table per data file"
+"""How an index lays out its rows, part of its signature: a file of another format is built anew."""
 CACHE_KIB = 262_144
 """SQLite's page cache per connection: building an index of millions of rows sorts in memory."""
 LOOKUP_BATCH = 10_000
@@ -48,7 +50,9 @@ class Layout:
         return self.lookups + self.carried
 
     def signature(self, types: dict[str, pa.DataType]) -> str:
-        return "\n".join(f"{column}:{types[column]}" for column in self.columns)
+        """What an index file must have been written for to be read: this format, these columns, of
+        these types (a column retyped, or another layout, and the file is built anew)."""
+        return "\n".join([FORMAT, *(f"{column}:{types[column]}" for column in self.columns)])
 
 
 def _storable(kind: pa.DataType) -> bool:
@@ -57,13 +61,14 @@ def _storable(kind: pa.DataType) -> bool:
     return (
         pa.types.is_string(kind)
         or pa.types.is_large_string(kind)
-        or pa.types.is_integer(kind)
+        or (pa.types.is_integer(kind) and kind != pa.uint64())  # SQLite's integers are signed 64-bit
         or pa.types.is_timestamp(kind)
         or pa.types.is_date(kind)
     )
 
 
 def _to_sqlite(values: pa.Array) -> list:
+    """Values as SQLite holds them: timestamps and dates as their integer count since the epoch."""
     kind = values.type
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         values = values.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
@@ -71,6 +76,7 @@ def _to_sqlite(values: pa.Array) -> list:
 
 
 def _from_sqlite(values: list, kind: pa.DataType) -> pa.Array:
+    """`_to_sqlite`'s values back as Arrow values of `kind`."""
     if pa.types.is_timestamp(kind):
         return pa.array(values, pa.int64()).cast(kind)
     if pa.types.is_date(kind):
@@ -84,10 +90,10 @@ def key_index(lakehouse: Lakehouse, name: str, layout: Layout) -> "KeyIndex | No
     threshold = INDEXED_ROWS if lakehouse.key_index_rows is None else lakehouse.key_index_rows
     if table is None or lakehouse.row_count(name) < threshold:
         return None
-    types = {field.name: field.type for field in pa.schema(table.schema().to_arrow())}
-    if not all(column in types and _storable(types[column]) for column in layout.columns):
+    index = KeyIndex(lakehouse.key_index_path(name), layout, table)
+    if not all(column in index.types and _storable(index.types[column]) for column in layout.columns):
         return None
-    return KeyIndex(lakehouse.root / KEY_INDEX_FOLDER / f"{name}.sqlite", layout, table)
+    return index
 
 
 class KeyIndex:
@@ -105,6 +111,8 @@ class KeyIndex:
         self.files: dict[str, int] | None = None
         """Each data file of `table` by path relative to it, with the id of its index table, once brought
         up to date (later lookups need not look at the table's files again)."""
+        self.vectors = deletion_vectors(table)
+        """The deletion vector of each data file of `table` that has one."""
 
     def locate(self, column: str, values: pa.Array) -> pa.Table:
         """The table's live rows whose `column` (a lookup column) holds one of `values`: their data file
@@ -112,23 +120,25 @@ class KeyIndex:
         if column not in self.layout.lookups:
             raise ValueError(f"{self.path.name} looks rows up by {', '.join(self.layout.lookups)}, not {column}")
         wanted = [value for value in _to_sqlite(values.cast(self.types[column])) if value is not None]
+        batches = [
+            orjson.dumps(wanted[start : start + LOOKUP_BATCH]).decode() for start in range(0, len(wanted), LOOKUP_BATCH)
+        ]
         position = self.layout.lookups.index(column)
         selected = ", ".join(f"c{i}" for i in range(len(self.layout.columns)))
-        vectors = deletion_vectors(self.table)
         found: list[tuple] = []
         if self.files is None:
             self.files = self._reconcile()
         with closing(self._connect()) as db:
             for path, file_id in self.files.items():
                 rows: list[tuple] = []
-                for start in range(0, len(wanted), LOOKUP_BATCH):
+                for batch in batches:
                     rows += db.execute(
                         f"SELECT row, {selected} FROM file_{file_id} "
                         f"WHERE c{position} IN (SELECT value FROM json_each(?))",
-                        (orjson.dumps(wanted[start : start + LOOKUP_BATCH]).decode(),),
+                        (batch,),
                     ).fetchall()
-                if rows and path in vectors:
-                    deleted = vectors[path].read(self.root)
+                if rows and path in self.vectors:
+                    deleted = self.vectors[path].read(self.root)
                     rows = [row for row in rows if row[0] not in deleted]
                 uri = str(self.root / path)
                 found += [(uri, *row) for row in rows]
@@ -152,15 +162,20 @@ class KeyIndex:
     def _reconcile(self) -> dict[str, int]:
         """Index the table's data files the index does not hold and drop those the table no longer has,
         each file in a transaction of its own (a crash loses at most the file being indexed). An index
-        of other columns, or holding none of the table's files (the table was written anew), is
-        replaced by a new one. Returns the table's files with their index tables."""
+        of another signature, or holding none of the table's files (the table was written anew), or
+        not a database, is replaced by a new file: removing one is faster than dropping its tables.
+        Returns the table's files with their index tables."""
         signature = self.layout.signature(self.types)
         current = [os.path.relpath(uri, self.root) for uri in self.table.file_uris()]
-        with closing(self._connect()) as db:
-            known = self._known(db, signature)
+        try:
+            with closing(self._connect()) as db:
+                known = self._known(db, signature)
+        except sqlite3.DatabaseError as error:
+            if "not a database" not in str(error) and "malformed" not in str(error):
+                raise
+            known = None
         if known is None or (known and not set(known) & set(current)):
-            for file in self.path.parent.glob(f"{glob.escape(self.path.name)}*"):
-                file.unlink()
+            remove_database(self.path)
             known = None
         with closing(self._connect()) as db:
             if known is None:
@@ -204,12 +219,12 @@ class KeyIndex:
         return file_id
 
     def _known(self, db: sqlite3.Connection, signature: str) -> dict[str, int] | None:
-        """The data files the index holds, with their index tables; None when it is of other columns."""
-        try:
-            [(held,)] = db.execute("SELECT value FROM meta WHERE name = 'signature'").fetchall()
-        except (sqlite3.OperationalError, ValueError):
+        """The data files the index holds, with their index tables; None when it holds no index (a new
+        file) or one of another signature."""
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchall():
             return None
-        return dict(db.execute("SELECT path, id FROM files").fetchall()) if held == signature else None
+        held = db.execute("SELECT value FROM meta WHERE name = 'signature'").fetchall()
+        return dict(db.execute("SELECT path, id FROM files").fetchall()) if held == [(signature,)] else None
 
     def _create(self, db: sqlite3.Connection, signature: str) -> None:
         """An empty index of the layout (in a file of its own: `_reconcile` removed any other)."""

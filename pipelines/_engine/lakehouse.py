@@ -1,6 +1,5 @@
 """Delta tables under MLS2_DATA_DIR/lakehouse/<schema>/<table>, through delta-rs."""
 
-import glob
 import hashlib
 import logging
 import os
@@ -67,9 +66,11 @@ SMALL_FILE_ROWS, COMPACT_SMALL_FILES = 4 * ROW_GROUP_ROWS, 16
 """A merge also rewrites the files of fewer live rows than this, once there are more of them than
 that (each merge adds a small file of the rows it changed)."""
 FILE_COLUMN, ROW_COLUMN = "__file", "__row"
+"""The columns `register_delta(..., positions=True)` adds: a row's data file and its position there."""
 KEY_INDEX_FOLDER = "_key_index"
 """Where the indexes of large tables' keys live (`key_index`), beside the tables and outside any of them."""
-"""The columns `register_delta(..., positions=True)` adds: a row's data file and its position there."""
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+"""A SQLite database's file and the files it keeps beside it."""
 
 
 def register_delta(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, *, positions: bool = False) -> None:
@@ -256,6 +257,10 @@ class Lakehouse:
     def path(self, name: str) -> Path:
         schema, table = name.split(".", 1)
         return self.root / schema / table
+
+    def key_index_path(self, name: str) -> Path:
+        """The SQLite file of a table's key index (`key_index`)."""
+        return self.root / KEY_INDEX_FOLDER / f"{name}.sqlite"
 
     def table(self, name: str) -> DeltaTable | None:
         if self._tables is not None and name in self._tables:
@@ -644,8 +649,7 @@ class Lakehouse:
         import shutil
 
         shutil.rmtree(self.path(name), ignore_errors=True)
-        for index in (self.root / KEY_INDEX_FOLDER).glob(f"{glob.escape(name)}.sqlite*"):
-            index.unlink(missing_ok=True)
+        remove_database(self.key_index_path(name))
         self.forget(name)
 
 
@@ -683,6 +687,12 @@ class WrittenFiles:
             if not rows:
                 file.unlink(missing_ok=True)
         self.files = [(file, rows) for file, rows in self.files if rows]
+
+
+def remove_database(path: Path) -> None:
+    """Remove a SQLite database and the journal files beside it."""
+    for suffix in SQLITE_SUFFIXES:
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def has_deletion_vectors(table: DeltaTable) -> bool:

@@ -326,8 +326,12 @@ class MaterializedViewFlow(Flow):
             self.context.release("TABLE", replaced)
             return {"mode": "rewrite", "reason": f"{count} rows replaced of {held}"}
         self.context.merges[self.dataset.name] = (replaced, refreshed)
-        located_by = self.located_by
-        return {"mode": "merge-on-read", "rows_marked_deleted": count, "rows_added": added, "located_by": located_by}
+        return {
+            "mode": "merge-on-read",
+            "rows_marked_deleted": count,
+            "rows_added": added,
+            "located_by": self.located_by,
+        }
 
     def rows_for_keys(self, source: str, column: str, keys: str) -> str:
         """A view of `source`'s rows whose `column` is one of `keys`: from the rows this update changed
