@@ -217,7 +217,8 @@ def test_a_failed_update_publishes_nothing_and_a_rerun_converges(settings: Setti
         )
         for d in load_graph().ordered()
     ]
-    with pytest.raises(UpdateFailed, match="price_ok"):
+    # The error names the rule, its constraint and how many rows broke it.
+    with pytest.raises(UpdateFailed, match=r"'price_ok' \(list_selling_price_amount >= 0\) failed on 1 row"):
         run_update(settings.paths, graph=build_graph(strict))
     assert settings.paths.snapshot_pointer.read_bytes() == published
     result = run_update(settings.paths)
