@@ -251,9 +251,9 @@ def _locate_matched(
     one and the events' key has the target's type (a key of another type compares as DuckDB casts it),
     else in one scan of its files. Returns which ("key index" or "scan")."""
     keys, sequence = list(dataset.cdc.keys), dataset.cdc.sequence_by
-    index = None
-    if len(keys) == 1 and dict(column_types(con, events))[keys[0]] == dict(column_types(con, CDC_TARGET))[keys[0]]:
-        index = key_index(lakehouse, dataset.name, Layout((keys[0],), (sequence,)))
+    index = key_index(lakehouse, dataset.name, Layout((keys[0],), (sequence,))) if len(keys) == 1 else None
+    if index is not None and dict(column_types(con, events))[keys[0]] != dict(column_types(con, CDC_TARGET))[keys[0]]:
+        index = None
     if index is not None:
         wanted = con.sql(f"SELECT DISTINCT {quote(keys[0])} FROM {events}").to_arrow_table().column(0)
         bind_arrow(con, f"{matched}__located", index.locate(keys[0], wanted))
