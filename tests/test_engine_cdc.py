@@ -13,7 +13,7 @@ from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import AutoCdc, Dataset, Expectation, UpdateFailed, run_update
-from pipelines._engine import cdc
+from pipelines._engine import cdc, key_index
 from pipelines._engine.cdc import END_AT, START_AT
 from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
@@ -105,6 +105,23 @@ def test_scd1_a_column_without_nulls_at_full_refresh_takes_one_later(settings: S
         ("a", None, None),
         ("b", 100.0, "first"),
     ]
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_scd1_keys_of_another_type_than_the_target_fail_naming_the_conversion(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, indexed: bool
+) -> None:
+    """A declaration that changes the key's type: through the key index as in a scan, the update fails
+    with DuckDB's error naming the value and the column (the index would cast the keys itself)."""
+    monkeypatch.setattr(cdc, "REWRITE_FRACTION", math.inf)
+    monkeypatch.setattr(key_index, "INDEXED_ROWS", 0 if indexed else math.inf)
+    numeric = replace(scd(1), sql=CHANGES_SQL.replace("record_key AS id", "CAST(record_key AS BIGINT) AS id"))
+    land(settings, "s1", [event(str(number), 1) for number in range(1, 9)])
+    run_update(settings.paths, graph=graph(numeric))
+    land(settings, "s2", [event("x1", 2, price=5)])
+    refused = r"Could not convert string 'x1' to INT64 when casting from source column id"
+    with pytest.raises(UpdateFailed, match=refused):
+        run_update(settings.paths, graph=graph(scd(1)))
 
 
 def test_scd1_full_refresh_gives_the_same_answer_as_increments(settings: Settings, scd1_apply: str) -> None:
