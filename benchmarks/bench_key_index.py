@@ -97,9 +97,7 @@ def merge(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, positions: set) 
 
 def measure(root: Path, rows: int, changed: int) -> dict:
     lakehouse, con, draw = Lakehouse(root, key_index_rows=0), duckdb.connect(), random.Random(rows)
-    started = time.perf_counter()
     create(lakehouse, con, rows)
-    created = time.perf_counter() - started
     keys = rows // ROWS_PER_KEY
     started = time.perf_counter()
     key_index(lakehouse, NAME, LAYOUT).locate("listing_key", pa.array([], pa.string()))
@@ -121,7 +119,6 @@ def measure(root: Path, rows: int, changed: int) -> dict:
     index_bytes = sum(file.stat().st_size for file in (root / KEY_INDEX_FOLDER).glob("*"))
     return {
         "rows": rows,
-        "created": created,
         "built": built,
         "index_mb": index_bytes / 2**20,
         "scan": statistics.median(scans),
