@@ -1,7 +1,7 @@
 """Pipeline: a full refresh of a whole brokerage to gold, then incremental updates (1% changes, then 100).
 
     python -m benchmarks.bench_pipeline [--properties 100000] [--updates 1000,100] [--spark] [--scan-baseline]
-        [--record]
+        [--long-lived] [--record]
 
 Landing files come from the sandbox's generator (no HTTP): every entity, properties and
 projects with their media inline, in the pages a sync writes. Each update runs as
@@ -9,7 +9,9 @@ projects with their media inline, in the pages a sync writes. Each update runs a
 With `--spark`, the same SQL bodies run on a local Spark session over the same landing
 files, in the same run, as the baseline (benchmarks/spark_baseline.py). With `--scan-baseline`, every
 second update finds the rows it replaces by scanning the tables' key columns instead of through key
-indexes (the engine's way before them), as their baseline in the same run.
+indexes (the engine's way before them), as their baseline in the same run. With `--long-lived`, the
+same sizes of update follow again in one long-lived process (`benchmarks.update_service`), as the
+pipeline UI's server runs them: without starting Python, importing and building the graph each time.
 Targets on 2 cores, at 100,000 properties: full refresh <= 60 s, 1% incremental <= 5 s to gold,
 100 changed <= 2 s, peak memory < 3 GB; at 1,000,000: full refresh <= 10 min, 1,000 changed <= 8 s. Each run is
 also split into the update to gold and the publish for serving after it (the pointer records when
@@ -69,37 +71,90 @@ def land_everything(world: SandboxWorld, landing: Path) -> dict[str, int]:
     return {name: write_entity(world, writer, name) for name in entities()}
 
 
+def update_environment(data: Path, environment: dict[str, str] | None = None) -> dict[str, str]:
+    # The update alone: the integrity suite after it has its own benchmark (bench_integrity).
+    return {**os.environ, "MLS2_DATA_DIR": str(data), "MLS2_INTEGRITY_AFTER_UPDATE": "false", **(environment or {})}
+
+
 def run_pipeline(data: Path, *extra: str, publish: bool = True, environment: dict[str, str] | None = None) -> dict:
     """`mls2 pipeline run` in its own process: wall seconds, the seconds of its publish for serving
     (none when gold did not change) and the rest (the update to gold), and peak memory. Without
     `publish`, the update to gold alone (`benchmarks.update_to_gold`). `environment` adds settings."""
-    pointer_path = DataPaths(data).snapshot_pointer
-    before = read_pointer(pointer_path)
+    before = read_pointer(DataPaths(data).snapshot_pointer)
     mls2 = str(Path(sys.executable).with_name("mls2"))
     command = (
         [mls2, "pipeline", "run", *extra] if publish else [sys.executable, "-m", "benchmarks.update_to_gold", *extra]
     )
     started = time.perf_counter()
     process = subprocess.Popen(
-        command,
-        # The update alone: the integrity suite after it has its own benchmark (bench_integrity).
-        env={**os.environ, "MLS2_DATA_DIR": str(data), "MLS2_INTEGRITY_AFTER_UPDATE": "false", **(environment or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        command, env=update_environment(data, environment), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if status != 0:
         raise RuntimeError(f"pipeline run failed: {process.stderr.read().decode()[-3000:]}")
-    after = read_pointer(pointer_path)
+    return with_split(data, before, seconds, usage.ru_maxrss / 1024)
+
+
+def with_split(data: Path, before: dict | None, seconds: float, peak_mb: float) -> dict:
+    """An update's wall seconds split into its publish for serving (from the pointer it wrote, if it
+    published) and the rest, with its own time in the event log and the peak memory given."""
+    after = read_pointer(DataPaths(data).snapshot_pointer)
     publishing = publishing_seconds(after) if after and after != before else 0.0
     return {
         "seconds": seconds,
         "gold_seconds": seconds - publishing,
         "publish_seconds": publishing,
         "update_seconds": update_seconds(data),
-        "peak_mb": usage.ru_maxrss / 1024,
+        "peak_mb": peak_mb,
     }
+
+
+class UpdateService:
+    """`benchmarks.update_service`: one process kept between updates, as the pipeline UI's server is.
+    Its peak memory is the process's so far."""
+
+    def __init__(self, data: Path, *, publish: bool) -> None:
+        self.data = data
+        self.errors = (data.parent / "update_service.log").open("w+b")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.update_service", *([] if publish else ["--no-publish"])],
+            env=update_environment(data),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+        )
+
+    def failure(self) -> RuntimeError:
+        self.process.wait()
+        self.errors.seek(0)
+        return RuntimeError(f"the update service failed: {self.errors.read().decode()[-3000:]}")
+
+    def update(self) -> dict:
+        before = read_pointer(DataPaths(self.data).snapshot_pointer)
+        self.process.stdin.write(b"update\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise self.failure()
+        figures = orjson.loads(answer)
+        return with_split(self.data, before, figures["seconds"], figures["peak_mb"])
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        if self.process.wait() != 0:
+            raise self.failure()
+        self.errors.close()
+
+
+def land_changes(world: SandboxWorld, data: Path, number: int, size: int) -> int:
+    """Change `size` properties in the sandbox and land them as sync `number` does; returns how many changed."""
+    report = world.advance(changes={"properties": Changes(updates=size)})
+    stamp = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=15 * (number - 1))
+    writer = LandingWriter(str(data / "landing"), f"{stamp:%Y%m%dT%H%M%SZ}-bench{number}", started=stamp)
+    updated = report.changed["properties"]["updated"]
+    write_entity(world, writer, "properties", updated)
+    return len(updated)
 
 
 SLOWEST_FLOWS = 5
@@ -178,6 +233,18 @@ def table_row(run: str, figures: dict, properties: int | None = None, media: int
     )
 
 
+def report_update(data: Path, figures: dict, changed: int, how: str) -> dict:
+    """Print an incremental update's figures, with its slowest flows and the disk after it; returns them."""
+    figures.update(changed=changed, how=how, flows=slowest_flows(data), disk=disk_mb(data))
+    print(
+        f"incremental ({changed:,} changed{how}): {figures['seconds']:.1f}s ({split(figures)}), "
+        f"{figures['peak_mb']:,.0f} MB"
+    )
+    print(f"  slowest flows: {figures['flows']}")
+    print(f"  disk: {disk_text(figures['disk'])}")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--properties", type=int, default=100_000)
@@ -195,6 +262,11 @@ def main() -> None:
         "--scan-baseline",
         action="store_true",
         help="every second update finds the rows it replaces by scanning, not through key indexes (the baseline)",
+    )
+    parser.add_argument(
+        "--long-lived",
+        action="store_true",
+        help="then the same updates again in one long-lived process, as the pipeline UI's server runs them",
     )
     parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -218,29 +290,26 @@ def main() -> None:
         full["flows"] = slowest_flows(data)
         print(f"  slowest flows: {full['flows']}")
 
+        sizes = args.updates or [int(args.properties * args.changed), 100]
         incrementals = []
-        for number, size in enumerate(args.updates or [int(args.properties * args.changed), 100], start=2):
-            report = world.advance(changes={"properties": Changes(updates=size)})
-            stamp = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=15 * (number - 1))
-            writer = LandingWriter(str(data / "landing"), f"{stamp:%Y%m%dT%H%M%SZ}-bench{number}", started=stamp)
-            updated = report.changed["properties"]["updated"]
-            write_entity(world, writer, "properties", updated)
+        for number, size in enumerate(sizes, start=2):
+            changed = land_changes(world, data, number, size)
             scanning = args.scan_baseline and number % 2 == 1
             incremental = run_pipeline(data, publish=publish, environment=SCANNING if scanning else None)
-            incremental["changed"] = len(updated)
-            incremental["how"] = ", scanning" if scanning else ""
-            print(
-                f"incremental ({len(updated):,} changed{incremental['how']}): {incremental['seconds']:.1f}s "
-                f"({split(incremental)}), {incremental['peak_mb']:,.0f} MB"
-            )
-            incremental["flows"] = slowest_flows(data)
-            incremental["disk"] = disk_mb(data)
-            print(f"  slowest flows: {incremental['flows']}")
-            print(f"  disk: {disk_text(incremental['disk'])}")
-            incrementals.append(incremental)
+            incrementals.append(report_update(data, incremental, changed, ", scanning" if scanning else ""))
 
         quiet = run_pipeline(data, publish=publish)
         print(f"nothing new: {quiet['seconds']:.1f}s")
+
+        long_lived, warm_up = [], None
+        if args.long_lived:
+            service = UpdateService(data, publish=publish)
+            warm_up = service.update()
+            print(f"long-lived process, its first update (nothing new): {warm_up['seconds']:.1f}s")
+            for number, size in enumerate(sizes, start=2 + len(sizes)):
+                changed = land_changes(world, data, number, size)
+                long_lived.append(report_update(data, service.update(), changed, ", long-lived process"))
+            service.close()
 
         spark = None
         if args.spark:
@@ -261,6 +330,11 @@ def main() -> None:
             ),
             table_row("nothing new (embedded)", quiet),
         ]
+        if warm_up:
+            lines.append(table_row("long-lived process: its first update, nothing new (embedded)", warm_up))
+        lines += [
+            table_row(f"incremental, {run['changed']:,} changed{run['how']} (embedded)", run) for run in long_lived
+        ]
         if spark:
             lines.append(
                 table_row("full refresh, same SQL on Spark local[2]", spark, spark["properties"], spark["media"])
@@ -275,8 +349,8 @@ def main() -> None:
                 for run, figures in [
                     ("full refresh", full),
                     *(
-                        (f"update {number} ({run['changed']:,} changed)", run)
-                        for number, run in enumerate(incrementals, 1)
+                        (f"update {number} ({run['changed']:,} changed{run['how']})", run)
+                        for number, run in enumerate(incrementals + long_lived, 1)
                     ),
                 ]
             ),
@@ -287,7 +361,7 @@ def main() -> None:
             f"Slowest flows of the full refresh: {full['flows']}.",
             *(
                 f"Slowest flows of the incremental of {run['changed']:,}{run['how']}: {run['flows']}."
-                for run in incrementals
+                for run in incrementals + long_lived
             ),
         ]
         if spark:

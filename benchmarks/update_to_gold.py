@@ -8,26 +8,30 @@ and the lakehouse (the storage issue's measurements); the engine's cost to gold 
 
 import argparse
 
-from conf.settings import load_settings
+from conf.settings import Settings, load_settings
 from pipelines._engine.runner import run_update
 from pipelines.graph import load_graph
+
+
+def update_to_gold(settings: Settings, *, full_refresh: bool = False) -> None:
+    """One update of the product's graph to gold, as `mls2 pipeline run` runs it, without the publish."""
+    result = run_update(
+        settings.paths,
+        load_graph(),
+        {},
+        full_refresh=full_refresh,
+        memory_limit=settings.mls2_engine_memory_limit,
+        key_index_rows=settings.mls2_engine_key_index_rows,
+    )
+    if result.state != "COMPLETED":
+        raise SystemExit(f"update {result.update_id} ended {result.state}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full-refresh", action="store_true")
     args = parser.parse_args()
-    settings = load_settings()
-    result = run_update(
-        settings.paths,
-        load_graph(),
-        {},
-        full_refresh=args.full_refresh,
-        memory_limit=settings.mls2_engine_memory_limit,
-        key_index_rows=settings.mls2_engine_key_index_rows,
-    )
-    if result.state != "COMPLETED":
-        raise SystemExit(f"update {result.update_id} ended {result.state}")
+    update_to_gold(load_settings(), full_refresh=args.full_refresh)
 
 
 if __name__ == "__main__":

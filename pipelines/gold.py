@@ -130,6 +130,9 @@ def lookup_sql() -> str:
     local = "\n    UNION ALL\n    ".join(
         _local_values_sql(mapping, field) for mapping in carrying for field in _open_lookup_fields(mapping)
     )
+    # One SELECT reads `standard` once: DuckDB binds a VALUES list again at each reference, and binding
+    # these rows took longer than the rest of the query (a NOT EXISTS against `standard` read it twice).
+    # A value both standard and carried locally keeps its standard rows only.
     return f"""WITH standard AS (
   SELECT * FROM VALUES
     {rows}
@@ -138,20 +141,36 @@ def lookup_sql() -> str:
 {carried},
 used_locally AS (
     {local}
+),
+every_value AS (
+  SELECT *, CAST({stamp} AS TIMESTAMP) AS ModificationTimestamp, true AS is_standard FROM standard
+  UNION ALL
+  SELECT
+    concat(u.LookupName, ':', u.LookupValue) AS LookupKey,
+    u.LookupName,
+    u.LookupValue,
+    CAST(NULL AS STRING) AS StandardLookupValue,
+    CAST(NULL AS STRING) AS LegacyODataValue,
+    u.ModificationTimestamp,
+    false AS is_standard
+  FROM used_locally u
+  WHERE u.LookupValue IS NOT NULL
 )
-SELECT *, CAST({stamp} AS TIMESTAMP) AS ModificationTimestamp FROM standard
-UNION ALL
-SELECT
-  concat(u.LookupName, ':', u.LookupValue) AS LookupKey,
-  u.LookupName,
-  u.LookupValue,
-  CAST(NULL AS STRING) AS StandardLookupValue,
-  CAST(NULL AS STRING) AS LegacyODataValue,
-  coalesce(min(u.ModificationTimestamp), CAST({stamp} AS TIMESTAMP)) AS ModificationTimestamp
-FROM used_locally u
-WHERE u.LookupValue IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM standard s WHERE s.LookupName = u.LookupName AND s.LookupValue = u.LookupValue)
-GROUP BY u.LookupName, u.LookupValue"""
+SELECT LookupKey, LookupName, LookupValue, StandardLookupValue, LegacyODataValue, ModificationTimestamp
+FROM (
+  SELECT
+    LookupKey,
+    LookupName,
+    LookupValue,
+    StandardLookupValue,
+    LegacyODataValue,
+    is_standard,
+    coalesce(min(ModificationTimestamp), CAST({stamp} AS TIMESTAMP)) AS ModificationTimestamp,
+    max(is_standard) OVER (PARTITION BY LookupName, LookupValue) AS has_standard
+  FROM every_value
+  GROUP BY LookupKey, LookupName, LookupValue, StandardLookupValue, LegacyODataValue, is_standard
+)
+WHERE is_standard OR NOT has_standard"""
 
 
 def gold_datasets() -> list[Dataset]:

@@ -19,6 +19,7 @@ import pytest
 from deltalake import DeltaTable
 
 from conf.entities import entities
+from conf.mappings import reso_lookups
 from conf.settings import Settings
 from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.fetch import read_entity
@@ -125,12 +126,21 @@ def test_a_local_lookup_value_is_stamped_from_its_rows_and_outlives_updates_chan
 ) -> None:
     """Not from the clock: replication would fetch the row again after every update, and every
     update would rewrite the Lookup table."""
-    land(settings, "s1", [{**prop("a", 5), "city": "Limassol"}, {**prop("b", 2), "city": "Limassol"}])
+    land(
+        settings,
+        "s1",
+        [{**prop("a", 5), "city": "Limassol", "country": "cy"}, {**prop("b", 2), "city": "Limassol", "country": "zz"}],
+    )
     run_update(settings.paths)
     lookup = table(settings, "reso_gold.lookup")
     before, files = rows(settings, "reso_gold.lookup"), lookup.file_uris()
     [local] = [row for row in before if row["LookupKey"] == "City:Limassol"]
     assert local["ModificationTimestamp"] == T0 + timedelta(minutes=2)
+    # A carried value RESO lists keeps its standard row alone; one it does not is listed as local.
+    countries = {row["LookupKey"]: row for row in before if row["LookupName"] == "Country"}
+    assert countries["Country.CY"]["StandardLookupValue"] == "CY" and "Country:CY" not in countries
+    assert countries["Country:ZZ"]["ModificationTimestamp"] == T0 + timedelta(minutes=2)
+    assert len(countries) == len(reso_lookups()["Country"]) + 1
     land(settings, "s2", [{**prop("a", 9, price=5), "city": "Limassol"}])
     result = run_update(settings.paths)
     assert gold_prices(settings)["QOBRIX_a"] == 5.0 and result.published is not None
