@@ -18,7 +18,7 @@ from graphql_odata.backends.snapshot import SnapshotBackend
 from graphql_odata.odata.query import entity_set
 from ingestion.landing import LandingWriter
 from pipelines import UpdateFailed, run_update
-from pipelines._engine import delta_log, publish
+from pipelines._engine import delta_log, publish, storage
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines.embedded import disk_by_layer, read_events
 from tests.test_engine import T0, land, photo, prop, rows
@@ -94,6 +94,39 @@ def test_an_update_without_room_does_not_start_and_says_where_and_how_much(
     monkeypatch.delenv("MLS2_MIN_FREE_MB")
     assert runner.invoke(app, ["pipeline", "run"]).exit_code == 0
     assert {row["ListPrice"] for row in rows(settings, "reso_gold.property")} == {100_002}
+
+
+def test_an_update_estimates_the_pages_landed_since_its_table_last_committed(settings: Settings) -> None:
+    """Folders last changed before the commit are not looked into; a page landed since in an old folder counts."""
+    paths = settings.paths
+    log = paths.lakehouse / "qobrix_bronze" / "properties" / "_delta_log"
+    log.mkdir(parents=True)
+    (log / "00000000000000000000.json").write_text("{}")
+    day = paths.landing / "properties" / "2026-01-01"
+    old, new = day / "s1", day / "s2"
+    old.mkdir(parents=True)
+    (old / "page-000001.jsonl.gz").write_bytes(b"x" * 1_000)
+    committed = time.time()
+    os.utime(log / "00000000000000000000.json", (committed, committed))
+    for path in [old / "page-000001.jsonl.gz", old, day, day.parent]:
+        os.utime(path, (committed - 60, committed - 60))
+    tables = {"qobrix_bronze.properties": "properties"}
+
+    def landed() -> int:
+        needed = storage.space_needed(paths, tables, full_refresh=set(), reserve_bytes=0)
+        return needed["lakehouse"] // storage.LAKEHOUSE_BYTES_PER_LANDING_BYTE
+
+    assert landed() == 0
+    new.mkdir()
+    (new / "page-000001.jsonl").write_bytes(b"x" * 5_000)
+    assert landed() == 500
+    (old / "page-000002.jsonl.gz").write_bytes(b"x" * 70)
+    assert landed() == 570
+    # A sync resumed into its folder after the commit: the folders above it did not change.
+    for path in [new, new / "page-000001.jsonl", day, day.parent]:
+        os.utime(path, (committed - 60, committed - 60))
+    (old / "page-000003.jsonl.gz").write_bytes(b"x" * 4)
+    assert landed() == 74
 
 
 def disk_full(*_: object, **__: object) -> None:

@@ -159,9 +159,8 @@ def space_needed(
     for table, folder in landing_tables.items():
         since = None if table in full_refresh else _last_commit(paths.lakehouse / Path(*table.split(".", 1)))
         landing += sum(
-            stat.st_size // (1 if path.name.endswith(".gz") else UNCOMPRESSED_LANDING_RATIO)
-            for path, stat in _files(paths.landing / folder)
-            if since is None or stat.st_mtime >= since
+            stat.st_size // (1 if name.endswith(".gz") else UNCOMPRESSED_LANDING_RATIO)
+            for name, stat in _landed_since(paths.landing / folder, since)
         )
     lakehouse = landing * LAKEHOUSE_BYTES_PER_LANDING_BYTE
     lakehouse += sum(_usage(paths.lakehouse / Path(*table.split(".", 1)))[0] for table in full_refresh)
@@ -170,6 +169,28 @@ def space_needed(
         companions = [database, places_of(database)] + ([documents_of(database)] if full_refresh else [])
         publishing += sum(path.stat().st_size for path in companions if path.exists())
     return {"lakehouse": lakehouse, "publishing": publishing, "reserve": reserve_bytes}
+
+
+def _landed_since(folder: Path, since: float | None) -> Iterator[tuple[str, os.stat_result]]:
+    """(name, stat) of each file under `folder` last written at or after `since` (every file when None).
+
+    The files of a folder last changed before `since` are not looked at: a page landing in it would
+    have added an entry, and landed pages are not written again. Every update estimates its writes,
+    and a landing zone of a million listings holds tens of thousands of pages.
+    """
+    try:
+        changed = since is None or folder.stat().st_mtime >= since
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _landed_since(Path(entry.path), since)
+        elif changed:
+            with suppress(FileNotFoundError):
+                stat = entry.stat(follow_symlinks=False)
+                if since is None or stat.st_mtime >= since:
+                    yield entry.name, stat
 
 
 def _last_commit(table: Path) -> float | None:
