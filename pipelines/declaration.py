@@ -105,10 +105,11 @@ class IncrementalRefresh:
     The view's rows whose `column` holds K come from the rows of each input in `inputs` whose key
     column (the value in `inputs`) holds K, and from the whole of every other input. So when only
     those inputs changed since the view's last refresh, and the update knows the keys they changed,
-    only those keys' rows are computed again (row-based maintenance). An input in `through` is
-    read whole, but a change to its row of key K changes only the view's rows for the keys of the
-    keyed input rows whose column (`schema.table.column`) holds K: a project reaches the listings
-    whose `project` it is. Databricks plans incremental refreshes on its own and is not told this.
+    only those keys' rows are computed again (row-based maintenance). A change to the row of key K
+    of an input in `through` changes only the view's rows for the keys of the keyed input rows whose
+    column (`schema.table.column`) holds K: a project reaches the listings whose `project` it is, and
+    the listings recomputed read only the projects they name. Databricks plans incremental
+    refreshes on its own and is not told this.
     """
 
     column: str

@@ -88,25 +88,49 @@ def _open_lookup_fields(mapping: ResourceMapping) -> list[FieldMapping]:
 
 
 def _carried_relation(mapping: ResourceMapping) -> str:
-    """The name of the query of the open lookup columns of a gold table (see `_carried_sql`)."""
+    """The name of the query of a gold table's open lookup columns (see `_carried_sql`)."""
     return f"carried_by_{mapping.table.split('.')[-1]}"
 
 
 def _carried_sql(mapping: ResourceMapping) -> str:
-    """A gold table's open lookup columns with its ModificationTimestamp: one query per table that each
-    field's local values read, which DuckDB computes once (a query named in a WITH clause and read
+    """A gold table's open lookup columns with its ModificationTimestamp (`modified`): one query that
+    each field's values read, which DuckDB computes once (a query named in a WITH clause and read
     more than once is materialized) rather than scanning the table once per field."""
     columns = [field.name for field in _open_lookup_fields(mapping)]
-    modified = "ModificationTimestamp" if _is_stamped(mapping) else "CAST(NULL AS TIMESTAMP) AS ModificationTimestamp"
-    return f"{_carried_relation(mapping)} AS (SELECT {', '.join([*columns, modified])} FROM {mapping.table})"
+    modified = "ModificationTimestamp" if _is_stamped(mapping) else "CAST(NULL AS TIMESTAMP)"
+    return f"{_carried_relation(mapping)} AS (SELECT {', '.join(columns)}, {modified} AS modified FROM {mapping.table})"
 
 
-def _local_values_sql(mapping: ResourceMapping, field: FieldMapping) -> str:
-    values = f"explode({field.name})" if field.is_collection else field.name
-    return (
-        f"SELECT {spark_literal(field.lookup)} AS LookupName, {values} AS LookupValue, ModificationTimestamp "
-        f"FROM {_carried_relation(mapping)}"
-    )
+def _local_values_sql(mapping: ResourceMapping) -> list[str]:
+    """Queries of the values a gold table's open lookup fields carry, each value once with the earliest
+    time of the rows carrying it: the single-valued fields grouped in one pass (a grouping set each),
+    each list field exploded and grouped. The Lookup is computed whole at every update, and grouping
+    the union of every field's values cost far more than grouping each field where it is."""
+    carried, fields = _carried_relation(mapping), _open_lookup_fields(mapping)
+    single = [field for field in fields if not field.is_collection]
+    queries = []
+    if len(single) == 1:
+        [field] = single
+        queries.append(
+            f"SELECT {spark_literal(field.lookup)} AS LookupName, {field.name} AS LookupValue, "
+            f"min(modified) AS ModificationTimestamp FROM {carried} GROUP BY {field.name}"
+        )
+    elif single:
+        names = " ".join(f"WHEN grouping({field.name}) = 0 THEN {spark_literal(field.lookup)}" for field in single)
+        sets = ", ".join(f"({field.name})" for field in single)
+        # In each grouping set the other fields are NULL: the one grouped is the value.
+        queries.append(
+            f"SELECT CASE {names} END AS LookupName, coalesce({', '.join(field.name for field in single)}) "
+            f"AS LookupValue, min(modified) AS ModificationTimestamp FROM {carried} GROUP BY GROUPING SETS ({sets})"
+        )
+    queries += [
+        f"SELECT {spark_literal(field.lookup)} AS LookupName, value AS LookupValue, "
+        f"min(modified) AS ModificationTimestamp "
+        f"FROM (SELECT explode({field.name}) AS value, modified FROM {carried}) exploded GROUP BY value"
+        for field in fields
+        if field.is_collection
+    ]
+    return queries
 
 
 def lookup_sql() -> str:
@@ -125,10 +149,9 @@ def lookup_sql() -> str:
         for lookup in used_lookups()
         for legacy, standard in sorted(reso_lookups()[lookup].items())
     )
-    carrying = [mapping for mapping in resource_mappings().values() if _open_lookup_fields(mapping)]
-    carried = ",\n".join(_carried_sql(mapping) for mapping in carrying)
+    carried = ",\n".join(_carried_sql(m) for m in resource_mappings().values() if _open_lookup_fields(m))
     local = "\n    UNION ALL\n    ".join(
-        _local_values_sql(mapping, field) for mapping in carrying for field in _open_lookup_fields(mapping)
+        query for mapping in resource_mappings().values() for query in _local_values_sql(mapping)
     )
     # One SELECT reads `standard` once: DuckDB binds a VALUES list again at each reference, and binding
     # these rows took longer than the rest of the query (a NOT EXISTS against `standard` read it twice).

@@ -48,6 +48,19 @@ def planning(settings: Settings, update_id: str) -> dict[str, tuple[str, str | N
     return planned
 
 
+def inputs_read(settings: Settings, update_id: str) -> dict[str, dict[str, str]]:
+    """How each view refreshed by key in an update read each of its inputs, from its planning event."""
+    con = duckdb.connect()
+    con.register("events", delta_rows(table(settings, EVENT_LOG)))
+    found = con.execute(
+        "SELECT origin.dataset_name, details FROM events WHERE origin.update_id = ? "
+        "AND event_type = 'planning_information'",
+        [update_id],
+    ).fetchall()
+    read = {dataset: orjson.loads(details)["planning_information"].get("inputs") for dataset, details in found}
+    return {dataset: inputs for dataset, inputs in read.items() if inputs}
+
+
 def digest(settings: Settings, name: str) -> tuple:
     con = duckdb.connect()
     register_delta(con, "rows", table(settings, name))
@@ -168,12 +181,22 @@ def test_a_project_change_refreshes_by_key_the_listings_that_name_it(settings: S
     land_projects(settings, "s1-projects", {"P": ["p1"], "Q": ["q1"]}, minutes=1)
     run_update(settings.paths)
     land_projects(settings, "s2-projects", {"P": ["p1", "p2"]}, minutes=2)
+    land(settings, "s2", [{**listing("c", 2, ["c1", "c2"]), **in_project, "project": "Q"}])
     result = run_update(settings.paths)
 
     planned = techniques(settings, result.update_id)
     assert {name: planned[name][0] for name in KEYED_VIEWS} == dict.fromkeys(KEYED_VIEWS, MAINTENANCE_ROW_BASED)
     media = sorted((row["property_id"], row["media_id"]) for row in rows(settings, "qobrix_silver.media"))
-    assert media == [("a", "a1"), ("a", "p1"), ("a", "p2"), ("b", "b1"), ("c", "c1"), ("c", "q1")]
+    assert media == [("a", "a1"), ("a", "p1"), ("a", "p2"), ("b", "b1"), ("c", "c1"), ("c", "c2"), ("c", "q1")]
+    # The projects (and developers) read are only those the listings recomputed name.
+    read = inputs_read(settings, result.update_id)
+    assert read["qobrix_silver.media"] == {
+        "qobrix_silver.property": "by key",
+        "qobrix_silver.project": "through qobrix_silver.property.project",
+    }
+    assert read["reso_gold.property"]["qobrix_silver.project"] == "through qobrix_silver.property.project"
+    assert read["reso_gold.property"]["qobrix_silver.contact"] == "through qobrix_silver.property.developer_id"
+    assert read["reso_gold.media"] == {"qobrix_silver.media": "by key"}
     by_key = {name: digest(settings, name) for name in KEYED_VIEWS}
     run_update(settings.paths, full_refresh_selection=KEYED_VIEWS)
     assert {name: digest(settings, name) for name in KEYED_VIEWS} == by_key

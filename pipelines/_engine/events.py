@@ -114,11 +114,18 @@ class EventLog:
         )
 
     def planning_information(
-        self, flow: str, technique: str, reason: str | None = None, *, write: dict | None = None
+        self,
+        flow: str,
+        technique: str,
+        reason: str | None = None,
+        *,
+        write: dict | None = None,
+        inputs: dict[str, str] | None = None,
     ) -> None:
         """How a materialized view (or an AUTO CDC target) is refreshed this update, as Databricks reports
         it: row-based maintenance (only the keys that changed) or a complete recompute, and why not
-        row-based; with `write`, how its table is written (merge-on-read, or anew) and how many rows."""
+        row-based; with `write`, how its table is written (merge-on-read, or anew) and how many rows;
+        with `inputs`, how a refresh by key read each input (by key, through another's column, whole)."""
         techniques = [
             {
                 "maintenance_type": kind,
@@ -135,7 +142,13 @@ class EventLog:
         self.emit(
             "planning_information",
             f"Flow '{flow}' has been planned to be executed as {technique}.",
-            {"planning_information": {"technique_information": techniques, **({"write": write} if write else {})}},
+            {
+                "planning_information": {
+                    "technique_information": techniques,
+                    **({"write": write} if write else {}),
+                    **({"inputs": inputs} if inputs else {}),
+                }
+            },
             flow=flow,
         )
 

@@ -32,6 +32,8 @@ DUPLICATES_METADATA = "mls2.duplicates"
 class MaterializedViewFlow(Flow):
     located_by = "scan"
     """How a refresh by key found the rows it replaces: "key index", or "scan" of the view's files."""
+    inputs_read: dict[str, str]
+    """How a refresh by key read each input: "by key", "through <input>.<column>", or "whole"."""
 
     def plan(self) -> FlowResult | None:
         dataset, context = self.dataset, self.context
@@ -189,12 +191,19 @@ class MaterializedViewFlow(Flow):
         key_type = dict(column_types(self.con, keys))["key"]
         if self.con.execute(f"SELECT count(*) FILTER (key IS NULL) FROM {keys}").fetchall()[0][0]:
             return "a key it changed is NULL"
+        self.inputs_read = {}
         for source in dataset.depends_on:
             self.context.register_full_read(source)
+            self.inputs_read[source] = "whole"
             if (column := declared.key_of(source)) is not None:
                 if dict(column_types(self.con, relation(source))).get(column) != key_type:
                     return f"{source} has no column {column} of the keys' type {key_type}"
                 partial[source] = self.rows_for_keys(source, column, keys)
+                self.inputs_read[source] = "by key"
+        for source, via, column in declared.through:
+            if via in partial and (reached := self.rows_reached(source, partial[via], column)) is not None:
+                partial[source] = reached
+                self.inputs_read[source] = f"through {via}.{column}"
         body = self.context.bodies.render(
             dataset.sql, dataset.name, lambda ref, streaming: partial.get(ref, relation(ref))
         )
@@ -303,7 +312,7 @@ class MaterializedViewFlow(Flow):
                 digest = replaced_digest(held, removed, added)
                 metadata[ROWS_DIGEST_METADATA] = digest if digest is not None else context.rows_digest(staged)
                 context.staged[name] = (staged, "VIEW", metadata, flow)
-        context.events.planning_information(name, MAINTENANCE_ROW_BASED, write=write)
+        context.events.planning_information(name, MAINTENANCE_ROW_BASED, write=write, inputs=self.inputs_read)
         return context.complete_flow(dataset, flow, checked.report)
 
     def stage_view(self, staged: str, current: str, keys: str, refreshed: str) -> None:
@@ -333,6 +342,24 @@ class MaterializedViewFlow(Flow):
             "located_by": self.located_by,
         }
 
+    def rows_reached(self, source: str, via_rows: str, column: str) -> str | None:
+        """A view of the rows of `source` (an input followed through a keyed input) whose key `column`
+        of `via_rows` (that input's rows for the keys) holds: by the declaration, a row of another key
+        changes none of the rows recomputed, so the others are not read. None (it is read whole) when
+        `source` has no one key column of `column`'s type."""
+        key = keyed_column(self.context.graph[source])
+        if key is None:
+            return None
+        key_type = dict(column_types(self.con, relation(source))).get(key)
+        if key_type is None or key_type != dict(column_types(self.con, via_rows)).get(column):
+            return None
+        view = f"reached__{relation(source)}__for__{relation(self.dataset.name)}"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT s.* FROM {relation(source)} s "
+            f"SEMI JOIN {via_rows} v ON s.{quote(key)} = v.{quote(column)}"
+        )
+        return view
+
     def rows_for_keys(self, source: str, column: str, keys: str) -> str:
         """A view of `source`'s rows whose `column` is one of `keys`: from the rows this update changed
         by that key where it knows them, else from the whole input (registered under its relation)."""
@@ -347,6 +374,14 @@ class MaterializedViewFlow(Flow):
                 parts.append(f"SELECT w.* FROM {whole} w SEMI JOIN {unknown} k ON w.{quote(column)} = k.key")
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS " + " UNION ALL BY NAME ".join(parts))
         return view
+
+
+def keyed_column(dataset: Dataset) -> str | None:
+    """The column an update keys the rows it changes in `dataset` by (`KeyedRows`): an AUTO CDC
+    target's one key, or the column a view refreshed by key follows; None for any other."""
+    if dataset.cdc is not None:
+        return dataset.cdc.keys[0] if len(dataset.cdc.keys) == 1 else None
+    return dataset.incremental.column if dataset.incremental else None
 
 
 def positions_of(own: str) -> str:
