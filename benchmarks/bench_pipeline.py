@@ -335,6 +335,8 @@ def main() -> None:
         lines += [
             table_row(f"incremental, {run['changed']:,} changed{run['how']} (embedded)", run) for run in long_lived
         ]
+        if long_lived:
+            lines += ["", "Peak memory of the long-lived process's updates: the process's, up to that update."]
         if spark:
             lines.append(
                 table_row("full refresh, same SQL on Spark local[2]", spark, spark["properties"], spark["media"])

@@ -93,9 +93,9 @@ def _carried_relation(mapping: ResourceMapping) -> str:
 
 
 def _carried_sql(mapping: ResourceMapping) -> str:
-    """A gold table's open lookup columns with its ModificationTimestamp (`modified`): one query that
-    each field's values read, which DuckDB computes once (a query named in a WITH clause and read
-    more than once is materialized) rather than scanning the table once per field."""
+    """A gold table's open lookup columns with its ModificationTimestamp (`modified`), named in the WITH
+    clause: a table with list fields and other fields is read by two queries, and DuckDB computes a
+    named query read more than once a single time."""
     columns = [field.name for field in _open_lookup_fields(mapping)]
     modified = "ModificationTimestamp" if _is_stamped(mapping) else "CAST(NULL AS TIMESTAMP)"
     return f"{_carried_relation(mapping)} AS (SELECT {', '.join(columns)}, {modified} AS modified FROM {mapping.table})"

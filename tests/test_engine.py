@@ -129,7 +129,10 @@ def test_a_local_lookup_value_is_stamped_from_its_rows_and_outlives_updates_chan
     land(
         settings,
         "s1",
-        [{**prop("a", 5), "city": "Limassol", "country": "cy"}, {**prop("b", 2), "city": "Limassol", "country": "zz"}],
+        [
+            {**prop("a", 5), "city": "Limassol", "country": "cy"},
+            {**prop("b", 2), "city": "Limassol", "country": "zz", "state": "zz"},
+        ],
     )
     run_update(settings.paths)
     lookup = table(settings, "reso_gold.lookup")
@@ -141,7 +144,10 @@ def test_a_local_lookup_value_is_stamped_from_its_rows_and_outlives_updates_chan
     assert countries["Country.CY"]["StandardLookupValue"] == "CY" and "Country:CY" not in countries
     assert countries["Country:ZZ"]["ModificationTimestamp"] == T0 + timedelta(minutes=2)
     assert len(countries) == len(reso_lookups()["Country"]) + 1
-    land(settings, "s2", [{**prop("a", 9, price=5), "city": "Limassol"}])
+    # The same value in two fields of a row is listed for each field's lookup.
+    [state] = [row for row in before if row["LookupName"] == "StateOrProvince" and row["StandardLookupValue"] is None]
+    assert (state["LookupKey"], state["ModificationTimestamp"]) == ("StateOrProvince:ZZ", T0 + timedelta(minutes=2))
+    land(settings, "s2", [{**prop("a", 9, price=5), "city": "Limassol", "country": "cy"}])
     result = run_update(settings.paths)
     assert gold_prices(settings)["QOBRIX_a"] == 5.0 and result.published is not None
     assert rows(settings, "reso_gold.lookup") == before

@@ -175,13 +175,17 @@ def test_a_project_change_refreshes_by_key_the_listings_that_name_it(settings: S
         [
             {**listing("a", 1, ["a1"]), **in_project, "project": "P"},
             listing("b", 1, ["b1"]),
-            {**listing("c", 1, ["c1"]), **in_project, "project": "Q"},
+            {**listing("c", 1, ["c1"]), **in_project, "project": "Q", "developer_id": "D"},
         ],
     )
     land_projects(settings, "s1-projects", {"P": ["p1"], "Q": ["q1"]}, minutes=1)
+    developers = [
+        {"id": key, "name": f"Builder {key}", "is_company": True, "modified": T0.isoformat()} for key in "DE"
+    ]
+    LandingWriter(settings.landing_root, "s1-contacts", started=T0).write_page(entities()["contacts"], developers)
     run_update(settings.paths)
     land_projects(settings, "s2-projects", {"P": ["p1", "p2"]}, minutes=2)
-    land(settings, "s2", [{**listing("c", 2, ["c1", "c2"]), **in_project, "project": "Q"}])
+    land(settings, "s2", [{**listing("c", 2, ["c1", "c2"]), **in_project, "project": "Q", "developer_id": "D"}])
     result = run_update(settings.paths)
 
     planned = techniques(settings, result.update_id)
@@ -197,6 +201,8 @@ def test_a_project_change_refreshes_by_key_the_listings_that_name_it(settings: S
     assert read["reso_gold.property"]["qobrix_silver.project"] == "through qobrix_silver.property.project"
     assert read["reso_gold.property"]["qobrix_silver.contact"] == "through qobrix_silver.property.developer_id"
     assert read["reso_gold.media"] == {"qobrix_silver.media": "by key"}
+    builders = {row["ListingKey"]: row["BuilderName"] for row in rows(settings, "reso_gold.property")}
+    assert builders == {"QOBRIX_a": None, "QOBRIX_b": None, "QOBRIX_c": "Builder D"}
     by_key = {name: digest(settings, name) for name in KEYED_VIEWS}
     run_update(settings.paths, full_refresh_selection=KEYED_VIEWS)
     assert {name: digest(settings, name) for name in KEYED_VIEWS} == by_key

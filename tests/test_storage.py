@@ -106,7 +106,8 @@ def test_an_update_estimates_the_pages_landed_since_its_table_last_committed(set
     old, new = day / "s1", day / "s2"
     old.mkdir(parents=True)
     (old / "page-000001.jsonl.gz").write_bytes(b"x" * 1_000)
-    committed = time.time()
+    # Behind the clock: files get their times from a coarser clock, a little behind `time.time()`.
+    committed = time.time() - 10
     os.utime(log / "00000000000000000000.json", (committed, committed))
     for path in [old / "page-000001.jsonl.gz", old, day, day.parent]:
         os.utime(path, (committed - 60, committed - 60))
@@ -127,6 +128,9 @@ def test_an_update_estimates_the_pages_landed_since_its_table_last_committed(set
         os.utime(path, (committed - 60, committed - 60))
     (old / "page-000003.jsonl.gz").write_bytes(b"x" * 4)
     assert landed() == 74
+    # The files of a folder last changed before the commit are not looked at, whatever their times.
+    os.utime(old, (committed - 60, committed - 60))
+    assert landed() == 0
 
 
 def disk_full(*_: object, **__: object) -> None:

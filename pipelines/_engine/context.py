@@ -44,6 +44,14 @@ class FlowResult:
     version: int | None = None
 
 
+def keyed_column(dataset: Dataset) -> str | None:
+    """The column an update keys the rows it changes in `dataset` by (`KeyedRows`): an AUTO CDC
+    target's one key, or the column a view refreshed by key follows; None for any other."""
+    if dataset.cdc is not None:
+        return dataset.cdc.keys[0] if len(dataset.cdc.keys) == 1 else None
+    return dataset.incremental.column if dataset.incremental else None
+
+
 @dataclass(frozen=True)
 class KeyedRows:
     """Some keys of a dataset and all its rows for them, as they stand after this update's flows."""

@@ -174,20 +174,22 @@ def space_needed(
 def _landed_since(folder: Path, since: float | None) -> Iterator[tuple[str, os.stat_result]]:
     """(name, stat) of each file under `folder` last written at or after `since` (every file when None).
 
-    The files of a folder last changed before `since` are not looked at: a page landing in it would
-    have added an entry, and landed pages are not written again. Every update estimates its writes,
-    and a landing zone of a million listings holds tens of thousands of pages.
+    The files of a folder last changed before `since` are not looked at: pages are written whole and
+    renamed into place (`conf.files.write_atomically`), which changes their folder, and never written
+    again. Every update estimates its writes, and a million listings' landing holds tens of
+    thousands of pages. A folder that cannot be read is left out, as a walk of the tree leaves it.
     """
     try:
-        changed = since is None or folder.stat().st_mtime >= since
         entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
+        # After listing: a page renamed in meanwhile has changed the folder, so it is looked at.
+        changed = since is None or folder.stat().st_mtime >= since
+    except OSError:
         return
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             yield from _landed_since(Path(entry.path), since)
         elif changed:
-            with suppress(FileNotFoundError):
+            with suppress(OSError):
                 stat = entry.stat(follow_symlinks=False)
                 if since is None or stat.st_mtime >= since:
                     yield entry.name, stat

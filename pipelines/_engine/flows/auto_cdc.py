@@ -2,7 +2,7 @@
 they changed kept for the views that follow the target's key."""
 
 from pipelines._engine.cdc import IS_DELETE, apply_changes
-from pipelines._engine.context import FlowResult, KeyedRows, relation
+from pipelines._engine.context import FlowResult, KeyedRows, keyed_column, relation
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.flows.base import Flow
 from pipelines._engine.lakehouse import UPDATE_METADATA
@@ -36,17 +36,17 @@ class AutoCdcFlow(Flow):
         if applied is None:
             return
         dataset, context = self.dataset, self.context
-        keys = dataset.cdc.keys
+        key = keyed_column(dataset)
         followed = any(d.incremental and dataset.name in d.incremental.follows for d in context.graph.ordered())
-        if len(keys) != 1 or not followed:
+        if key is None or not followed:
             context.release("TABLE", applied)
             return
         own = relation(dataset.name)
         changed_keys, rows = f"changed_keys__{own}", f"changed_rows__{own}"
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {changed_keys} AS SELECT DISTINCT {quote(keys[0])} AS key FROM {applied}"
+            f"CREATE OR REPLACE TEMP TABLE {changed_keys} AS SELECT DISTINCT {quote(key)} AS key FROM {applied}"
         )
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {rows} AS SELECT * EXCLUDE ({IS_DELETE}) FROM {applied} WHERE NOT {IS_DELETE}"
         )
-        context.keyed_rows[dataset.name] = KeyedRows(changed_keys, rows, keys[0])
+        context.keyed_rows[dataset.name] = KeyedRows(changed_keys, rows, key)

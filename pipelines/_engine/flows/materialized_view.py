@@ -6,7 +6,7 @@ import hashlib
 
 import orjson
 
-from pipelines._engine.context import FlowResult, KeyedRows, UpdateContext, relation
+from pipelines._engine.context import FlowResult, KeyedRows, UpdateContext, keyed_column, relation
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.flows.base import Flow
 from pipelines._engine.key_index import KeyIndex, Layout, key_index
@@ -201,7 +201,9 @@ class MaterializedViewFlow(Flow):
                 partial[source] = self.rows_for_keys(source, column, keys)
                 self.inputs_read[source] = "by key"
         for source, via, column in declared.through:
-            if via in partial and (reached := self.rows_reached(source, partial[via], column)) is not None:
+            if source in partial or via not in partial:
+                continue
+            if (reached := self.rows_reached(source, partial[via], column)) is not None:
                 partial[source] = reached
                 self.inputs_read[source] = f"through {via}.{column}"
         body = self.context.bodies.render(
@@ -282,7 +284,7 @@ class MaterializedViewFlow(Flow):
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {refreshed} AS SELECT * FROM {checked.kept}")
         context.release("VIEW", *(set(checked.views) - {self.batch}))
         context.release("TABLE", self.batch)
-        context.keyed_rows[name] = KeyedRows(keys, refreshed, declared.column)
+        context.keyed_rows[name] = KeyedRows(keys, refreshed, keyed_column(dataset))
         metadata = self.commit_metadata(checked)
         flow.output_records = checked.report.input_records - checked.report.dropped_records
         staged = f"staged__{own}"
@@ -374,14 +376,6 @@ class MaterializedViewFlow(Flow):
                 parts.append(f"SELECT w.* FROM {whole} w SEMI JOIN {unknown} k ON w.{quote(column)} = k.key")
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS " + " UNION ALL BY NAME ".join(parts))
         return view
-
-
-def keyed_column(dataset: Dataset) -> str | None:
-    """The column an update keys the rows it changes in `dataset` by (`KeyedRows`): an AUTO CDC
-    target's one key, or the column a view refreshed by key follows; None for any other."""
-    if dataset.cdc is not None:
-        return dataset.cdc.keys[0] if len(dataset.cdc.keys) == 1 else None
-    return dataset.incremental.column if dataset.incremental else None
 
 
 def positions_of(own: str) -> str:
