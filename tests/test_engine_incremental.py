@@ -179,9 +179,7 @@ def test_a_project_change_refreshes_by_key_the_listings_that_name_it(settings: S
         ],
     )
     land_projects(settings, "s1-projects", {"P": ["p1"], "Q": ["q1"]}, minutes=1)
-    developers = [
-        {"id": key, "name": f"Builder {key}", "is_company": True, "modified": T0.isoformat()} for key in "DE"
-    ]
+    developers = [{"id": key, "name": f"Builder {key}", "is_company": True, "modified": T0.isoformat()} for key in "DE"]
     LandingWriter(settings.landing_root, "s1-contacts", started=T0).write_page(entities()["contacts"], developers)
     run_update(settings.paths)
     land_projects(settings, "s2-projects", {"P": ["p1", "p2"]}, minutes=2)
