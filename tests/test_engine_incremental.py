@@ -28,9 +28,8 @@ def techniques(settings: Settings, update_id: str) -> dict[str, tuple[str, str |
     return {dataset: planned[:2] for dataset, planned in planning(settings, update_id).items()}
 
 
-def planning(settings: Settings, update_id: str) -> dict[str, tuple[str, str | None, dict | None]]:
-    """Each dataset's refresh technique in an update's planning events, why not row-based, and how its
-    table was written."""
+def planning_events(settings: Settings, update_id: str) -> dict[str, dict]:
+    """Each dataset's `planning_information` in an update's event log."""
     con = duckdb.connect()
     con.register("events", delta_rows(table(settings, EVENT_LOG)))
     found = con.execute(
@@ -38,26 +37,24 @@ def planning(settings: Settings, update_id: str) -> dict[str, tuple[str, str | N
         "AND event_type = 'planning_information'",
         [update_id],
     ).fetchall()
+    return {dataset: orjson.loads(details)["planning_information"] for dataset, details in found}
+
+
+def planning(settings: Settings, update_id: str) -> dict[str, tuple[str, str | None, dict | None]]:
+    """Each dataset's refresh technique in an update's planning events, why not row-based, and how its
+    table was written."""
     planned = {}
-    for dataset, details in found:
-        options = orjson.loads(details)["planning_information"]["technique_information"]
+    for dataset, information in planning_events(settings, update_id).items():
+        options = information["technique_information"]
         [chosen] = [option for option in options if option["is_chosen"]]
         issues = [issue["reason"] for option in options for issue in option.get("incrementalization_issues", [])]
-        write = orjson.loads(details)["planning_information"].get("write")
-        planned[dataset] = (chosen["maintenance_type"], issues[0] if issues else None, write)
+        planned[dataset] = (chosen["maintenance_type"], issues[0] if issues else None, information.get("write"))
     return planned
 
 
 def inputs_read(settings: Settings, update_id: str) -> dict[str, dict[str, str]]:
     """How each view refreshed by key in an update read each of its inputs, from its planning event."""
-    con = duckdb.connect()
-    con.register("events", delta_rows(table(settings, EVENT_LOG)))
-    found = con.execute(
-        "SELECT origin.dataset_name, details FROM events WHERE origin.update_id = ? "
-        "AND event_type = 'planning_information'",
-        [update_id],
-    ).fetchall()
-    read = {dataset: orjson.loads(details)["planning_information"].get("inputs") for dataset, details in found}
+    read = {dataset: information.get("inputs") for dataset, information in planning_events(settings, update_id).items()}
     return {dataset: inputs for dataset, inputs in read.items() if inputs}
 
 
