@@ -109,13 +109,7 @@ def _local_values_sql(mapping: ResourceMapping) -> list[str]:
     carried, fields = _carried_relation(mapping), _open_lookup_fields(mapping)
     single = [field for field in fields if not field.is_collection]
     queries = []
-    if len(single) == 1:
-        [field] = single
-        queries.append(
-            f"SELECT {spark_literal(field.lookup)} AS LookupName, {field.name} AS LookupValue, "
-            f"min(modified) AS ModificationTimestamp FROM {carried} GROUP BY {field.name}"
-        )
-    elif single:
+    if single:
         names = " ".join(f"WHEN grouping({field.name}) = 0 THEN {spark_literal(field.lookup)}" for field in single)
         sets = ", ".join(f"({field.name})" for field in single)
         # In each grouping set the other fields are NULL: the one grouped is the value.
