@@ -160,8 +160,11 @@ def _apply_scd1(
     if stones is not None:
         register_delta(con, TOMBSTONE_RELATION, stones)
         events_sql = _newer_than_tombstones(events_sql, keys, sequence)
+    target = None if full_refresh else lakehouse.table(dataset.name)
     own = dataset.name.replace(".", "__")
-    events, kind = f"cdc_events__{own}", "TABLE" if repeated else "VIEW"
+    # Merged into a target, the events are read four times (deletes, upserts, the target's rows they
+    # match, those they replace): computed once, not through the batch's views at each read.
+    events, kind = f"cdc_events__{own}", "TABLE" if repeated or target is not None else "VIEW"
     # The target's rows of the events' keys (found through its key index or in one scan of its files:
     # what the events are compared with, and where the rows they replace lie), and the positions of
     # those replaced.
@@ -171,9 +174,7 @@ def _apply_scd1(
         marks = ", ".join(quote(c) for c in (*keys, sequence))
         deletes = con.sql(f"SELECT {marks} FROM {events} WHERE {IS_DELETE}").to_arrow_table()
         upserted = con.sql(f"SELECT {marks} FROM {events} WHERE NOT {IS_DELETE}").to_arrow_table()
-        _record_tombstones(lakehouse, dataset, deletes, upserted, keys, sequence, full_refresh=full_refresh)
-
-        target = None if full_refresh else lakehouse.table(dataset.name)
+        _record_tombstones(con, lakehouse, dataset, events, deletes, upserted, full_refresh=full_refresh)
         if target is None:
             rows = f"(SELECT * EXCLUDE ({IS_DELETE}) FROM {events} WHERE NOT {IS_DELETE})"
             lakehouse.replace_with_relation(con, dataset.name, rows, metadata=metadata, checkpoints=checkpoints)
@@ -351,20 +352,29 @@ def _newer_than_tombstones(events_sql: str, keys: list[str], sequence: str) -> s
 
 
 def _record_tombstones(
-    lakehouse: Lakehouse, dataset: Dataset, deletes: pa.Table, upserts: pa.Table, keys, sequence, *, full_refresh: bool
+    con: duckdb.DuckDBPyConnection,
+    lakehouse: Lakehouse,
+    dataset: Dataset,
+    events: str,
+    deletes: pa.Table,
+    upserts: pa.Table,
+    *,
+    full_refresh: bool,
 ) -> None:
     """Remember each deleted key's delete sequence; forget it when a newer upsert revives the key.
+    Events that neither delete nor revive a key leave the tombstones without a commit.
 
     Written before the target (whose commit carries the checkpoint): a failed update re-reads
     the same batch and this merge is idempotent.
     """
+    keys, sequence = list(dataset.cdc.keys), dataset.cdc.sequence_by
     name = tombstones_of(dataset)
     stones = None if full_refresh else lakehouse.table(name)
     if stones is None:
         if full_refresh or deletes.num_rows:
             lakehouse.overwrite(name, deletes)
         return
-    if not (deletes.num_rows or upserts.num_rows):
+    if not deletes.num_rows and not _revives(con, events, keys):
         return
     flagged = pa.concat_tables(
         [
@@ -386,6 +396,16 @@ def _record_tombstones(
         .execute()
     )
     lakehouse.forget(name)
+
+
+def _revives(con: duckdb.DuckDBPyConnection, events: str, keys: list[str]) -> bool:
+    """Whether an upsert of `events` has a tombstoned key (registered as TOMBSTONE_RELATION): only
+    upserts newer than their tombstone are left in the events."""
+    [(revives,)] = con.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {events} e SEMI JOIN {TOMBSTONE_RELATION} t ON {keys_match(keys, 'e', 't')} "
+        f"WHERE NOT e.{IS_DELETE})"
+    ).fetchall()
+    return revives
 
 
 def _apply_scd2(
