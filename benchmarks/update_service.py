@@ -19,8 +19,7 @@ import orjson
 
 from benchmarks.update_to_gold import update_to_gold
 from conf.settings import load_settings
-from pipelines.embedded import run_update
-from pipelines.graph import load_graph
+from pipelines.embedded import product_graph, run_update
 
 
 def main() -> None:
@@ -28,7 +27,7 @@ def main() -> None:
     parser.add_argument("--no-publish", action="store_true", help="updates to gold only")
     args = parser.parse_args()
     settings = load_settings()
-    load_graph()
+    product_graph(settings.paths)
     for _ in sys.stdin:
         started = time.perf_counter()
         if args.no_publish:

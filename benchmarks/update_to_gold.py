@@ -10,14 +10,14 @@ import argparse
 
 from conf.settings import Settings, load_settings
 from pipelines._engine.runner import run_update
-from pipelines.graph import load_graph
+from pipelines.embedded import product_graph
 
 
 def update_to_gold(settings: Settings, *, full_refresh: bool = False) -> None:
     """One update of the product's graph to gold, as `mls2 pipeline run` runs it, without the publish."""
     result = run_update(
         settings.paths,
-        load_graph(),
+        product_graph(settings.paths),
         {},
         full_refresh=full_refresh,
         memory_limit=settings.mls2_engine_memory_limit,

@@ -5,6 +5,7 @@ The shapes mirror Lakeflow Declarative Pipelines (`pyspark.pipelines` / `dlt`): 
 handed a `Graph` and runs it; nothing here knows how.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -264,8 +265,16 @@ class Graph:
         return {dataset.name: dataset.landing.entity for dataset in self.ordered() if dataset.landing}
 
 
-def with_dependencies(dataset: Dataset) -> Dataset:
-    reads, streams = table_references(dataset.sql, origin=dataset.name)
+References = Callable[[str, str], tuple[set[str], set[str]]]
+"""What a body reads, from its text and its dataset's name: (whole reads, `STREAM(...)` reads)."""
+
+
+def tokenized_references(sql: str, origin: str) -> tuple[set[str], set[str]]:
+    return table_references(sql, origin=origin)
+
+
+def with_dependencies(dataset: Dataset, references: References = tokenized_references) -> Dataset:
+    reads, streams = references(dataset.sql, dataset.name)
     return replace(
         dataset,
         depends_on=tuple(sorted(n for n in reads | streams if not n.startswith(f"{LANDING_SCHEMA}."))),
@@ -273,13 +282,15 @@ def with_dependencies(dataset: Dataset) -> Dataset:
     )
 
 
-def build_graph(datasets: list[Dataset]) -> Graph:
+def build_graph(datasets: list[Dataset], references: References = tokenized_references) -> Graph:
+    """The graph of `datasets`, each depending on what its body reads (`references`: by default from
+    the body's tokens)."""
     by_name: dict[str, Dataset] = {}
     for dataset in datasets:
         dataset.validate()
         if dataset.name in by_name:
             raise DeclarationError(f"dataset {dataset.name} is declared twice")
-        by_name[dataset.name] = with_dependencies(dataset)
+        by_name[dataset.name] = with_dependencies(dataset, references)
     for dataset in by_name.values():
         missing = [name for name in dataset.depends_on if name not in by_name]
         if missing:

@@ -2,10 +2,13 @@
 the declared graph and the gold tables to serve are handed to the engine, which knows neither."""
 
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from conf.settings import DataPaths
+from pipelines._engine.compiled import CompiledBodies
+from pipelines._engine.context import COMPILED_BODIES
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateCanceled, UpdateFailed
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse, last_data_change, register_changes_since, register_delta
@@ -37,6 +40,7 @@ __all__ = [
     "maintain_if_due",
     "optimize_lakehouse",
     "pipeline_lock",
+    "product_graph",
     "read_events",
     "register_changes_since",
     "register_delta",
@@ -51,7 +55,18 @@ def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) 
     raises PipelineBusy or UpdateFailed. `options` are the engine's (`pipelines._engine.runner.run_update`:
     full_refresh, refresh, full_refresh_selection, progress, memory_limit, cause, cancel, update_id, lock,
     key_index_rows)."""
-    return run_on_engine(paths, graph or load_graph(), served_tables(), **options)
+    return run_on_engine(paths, graph or product_graph(paths), served_tables(), **options)
+
+
+def product_graph(paths: DataPaths) -> Graph:
+    """The product's graph. A process's first build takes what each body reads from what earlier
+    processes kept in `paths` (`CompiledBodies.kept_references`), instead of tokenizing every body."""
+    kept = CompiledBodies(paths.state / COMPILED_BODIES)
+    graph = load_graph(kept.kept_references)
+    if kept.changed:
+        with suppress(OSError):  # Kept only to be faster: a state folder that cannot be written is read again.
+            kept.save([dataset.sql for dataset in graph.datasets.values()])
+    return graph
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ def maintain(paths: DataPaths, retention_hours: int | None, landing_days: float 
     keeps only the current versions), then retire the landing pages older than `landing_days` whose
     lines bronze holds (None or 0: none; `pipelines._engine.maintenance.retire_landing`)."""
     vacuumed = vacuum_lakehouse(paths, retention_hours) if retention_hours is not None else None
-    retired = retire_landing(paths, load_graph().landing_folders(), landing_days) if landing_days else None
+    retired = retire_landing(paths, product_graph(paths).landing_folders(), landing_days) if landing_days else None
     return Maintenance(vacuumed, retired)
 
 
@@ -83,7 +98,9 @@ def maintain_if_due(paths: DataPaths, retention_hours: int, landing_days: float)
 def space_needed(paths: DataPaths, reserve_bytes: int) -> dict[str, int]:
     """What the next update (not a full refresh) is estimated to need on disk, by what takes it
     (`pipelines._engine.storage.space_needed`)."""
-    return space_needed_by_engine(paths, load_graph().landing_folders(), full_refresh=(), reserve_bytes=reserve_bytes)
+    return space_needed_by_engine(
+        paths, product_graph(paths).landing_folders(), full_refresh=(), reserve_bytes=reserve_bytes
+    )
 
 
 def duckdb_query(spark_sql: str, *, origin: str, relations: Mapping[str, str] | None = None) -> str:

@@ -1,17 +1,23 @@
 """This product's pipeline graph in one place: bronze per entity, silver SQL files, gold per mapping."""
 
-from functools import cache
 from pathlib import Path
 
 from pipelines.bronze import bronze_datasets
-from pipelines.declaration import Graph, build_graph
+from pipelines.declaration import Graph, References, build_graph, tokenized_references
 from pipelines.gold import gold_datasets
 from pipelines.sql_files import load_sql_datasets
 
 PIPELINES_DIR = Path(__file__).parent
 
 
-@cache
-def load_graph() -> Graph:
-    """The product's graph, as both executors run it."""
-    return build_graph([*bronze_datasets(), *load_sql_datasets(PIPELINES_DIR / "silver"), *gold_datasets()])
+_built: Graph | None = None
+
+
+def load_graph(references: References | None = None) -> Graph:
+    """The product's graph, as both executors run it; built once in a process. On that first build
+    `references` may say what each body reads (the engine's kept bodies), instead of its tokens."""
+    global _built
+    if _built is None:
+        datasets = [*bronze_datasets(), *load_sql_datasets(PIPELINES_DIR / "silver"), *gold_datasets()]
+        _built = build_graph(datasets, references or tokenized_references)
+    return _built

@@ -7,12 +7,19 @@ import pytest
 import sqlglot
 
 from conf.settings import Settings
+from pipelines import graph as graph_module
 from pipelines import run_update, spark_sql
 from pipelines._engine import compiled, sql
 from pipelines._engine.compiled import CompiledBodies, digest
 from pipelines._engine.context import COMPILED_BODIES
 from pipelines._engine.sql import to_duckdb
+from pipelines.bronze import bronze_datasets
+from pipelines.declaration import Dataset, Graph, build_graph
+from pipelines.embedded import product_graph
+from pipelines.gold import gold_datasets
+from pipelines.graph import PIPELINES_DIR
 from pipelines.spark_sql import SqlError, parse
+from pipelines.sql_files import load_sql_datasets
 from tests.test_engine import gold_prices, land, prop
 
 BODY = (
@@ -122,3 +129,50 @@ def test_an_update_like_the_last_one_parses_no_body(settings: Settings, monkeypa
 
     assert result.state == "COMPLETED"
     assert gold_prices(settings) == {"QOBRIX_a": 200_000, "QOBRIX_b": 300_000}
+
+
+def refuse_tokens(sql: str, *, origin: str) -> None:
+    raise AssertionError(f"{origin} was tokenized again")
+
+
+def product_datasets() -> list[Dataset]:
+    return [*bronze_datasets(), *load_sql_datasets(PIPELINES_DIR / "silver"), *gold_datasets()]
+
+
+def dependencies(graph: Graph) -> dict[str, tuple]:
+    return {name: (dataset.depends_on, dataset.streams) for name, dataset in graph.datasets.items()}
+
+
+def test_what_bodies_read_is_kept_and_builds_the_graph_tokens_build(tmp_path: Path, monkeypatch) -> None:
+    """The next process builds the product's graph from what the last one kept, tokenizing no body,
+    and the graph is the one the bodies' tokens give; a damaged entry is tokenized again."""
+    path = tmp_path / "bodies.json"
+    datasets = product_datasets()
+    first = CompiledBodies(path)
+    first.render(BODY, "x", plain)
+    built = build_graph(datasets, first.kept_references)
+    first.save([BODY, *(dataset.sql for dataset in datasets)])
+    monkeypatch.setattr(compiled, "table_references", refuse_tokens)
+
+    kept = CompiledBodies(path)
+    assert dependencies(build_graph(datasets, kept.kept_references)) == dependencies(built)
+    assert kept.kept_references(BODY, "x") == ({"qobrix_silver.property"}, {"qobrix_bronze.properties"})
+    monkeypatch.undo()
+    assert dependencies(built) == dependencies(build_graph(datasets))
+
+    damaged = orjson.loads(path.read_bytes())
+    lookup = digest(next(d.sql for d in datasets if d.name == "reso_gold.lookup"))
+    damaged["references"][lookup]["reads"] = "reso_gold.property"
+    path.write_bytes(orjson.dumps(damaged))
+    monkeypatch.setattr(compiled, "table_references", refuse_tokens)
+    with pytest.raises(AssertionError, match=r"reso_gold\.lookup was tokenized again"):
+        build_graph(datasets, CompiledBodies(path).kept_references)
+
+
+def test_a_process_after_an_update_builds_the_graph_without_tokenizing(settings: Settings, monkeypatch) -> None:
+    land(settings, "s1", [prop("a", 1)])
+    run_update(settings.paths)
+    monkeypatch.setattr(graph_module, "_built", None)
+    monkeypatch.setattr(compiled, "table_references", refuse_tokens)
+
+    assert dependencies(product_graph(settings.paths)) == dependencies(build_graph(product_datasets()))

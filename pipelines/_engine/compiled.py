@@ -5,6 +5,8 @@ sqlglot's version, the Spark SQL reading (`pipelines/spark_sql.py`) and the engi
 rules (`sql.py`) decide the result. The largest bodies (the RESO lookup's standard values, gold
 Property's mapping, the property payload's schema) cost more to parse than a small update costs to
 run, so an update parses a body only when one of those changed since an update last rendered it.
+What each body reads is kept too, for every body of the graph: a process builds the graph from it
+instead of tokenizing the bodies again.
 """
 
 import hashlib
@@ -17,7 +19,7 @@ from conf.files import write_atomically
 from pipelines import spark_sql
 from pipelines._engine import sql
 from pipelines._engine.sql import RelationNamer, to_duckdb
-from pipelines.spark_sql import parse, passthrough_stream, references
+from pipelines.spark_sql import parse, passthrough_stream, references, table_references
 
 
 def translator_stamp(version: str, sources: list[Path]) -> str:
@@ -43,6 +45,8 @@ class CompiledBodies:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.bodies: dict[str, dict] = {}
+        self.tokenized: dict[str, dict] = {}
+        """What bodies not rendered yet read, from their tokens (`kept_references`), by digest."""
         self.changed = False
         try:
             kept = orjson.loads(self.path.read_bytes())
@@ -50,6 +54,8 @@ class CompiledBodies:
             return
         if isinstance(kept, dict) and kept.get("translator") == TRANSLATOR and isinstance(kept.get("bodies"), dict):
             self.bodies = kept["bodies"]
+            if isinstance(kept.get("references"), dict):
+                self.tokenized = kept["references"]
 
     def _entry(self, text: str, origin: str) -> dict:
         key = digest(text)
@@ -67,6 +73,19 @@ class CompiledBodies:
         """The datasets a body reads: (whole reads, `STREAM(...)` reads)."""
         entry = self._entry(text, origin)
         return set(entry["reads"]), set(entry["streams"])
+
+    def kept_references(self, text: str, origin: str) -> tuple[set[str], set[str]]:
+        """What a body reads, as kept from its parse or its tokens, else from its tokens (then kept): a
+        process builds the graph without reading every body again (the gold Lookup's and Property's
+        are the largest)."""
+        key = digest(text)
+        for entry in (self.bodies.get(key), self.tokenized.get(key)):
+            if _reads_kept(entry):
+                return set(entry["reads"]), set(entry["streams"])
+        reads, streams = table_references(text, origin=origin)
+        self.tokenized[key] = {"reads": sorted(reads), "streams": sorted(streams)}
+        self.changed = True
+        return reads, streams
 
     def passthrough(self, text: str, origin: str) -> str | None:
         """The dataset a body only passes on (`SELECT * FROM STREAM(x)`), if it is one."""
@@ -89,18 +108,26 @@ class CompiledBodies:
         """Write what was rendered, keeping only the entries of `bodies` (the graph's current texts)."""
         current = {digest(text) for text in bodies}
         kept = {key: entry for key, entry in self.bodies.items() if key in current}
-        if not self.changed and len(kept) == len(self.bodies):
+        references = {key: entry for key, entry in self.tokenized.items() if key in current}
+        if not self.changed and len(kept) == len(self.bodies) and len(references) == len(self.tokenized):
             return
-        write_atomically(self.path, orjson.dumps({"translator": TRANSLATOR, "bodies": kept}))
-        self.bodies, self.changed = kept, False
+        write_atomically(self.path, orjson.dumps({"translator": TRANSLATOR, "bodies": kept, "references": references}))
+        self.bodies, self.tokenized, self.changed = kept, references, False
+
+
+def _reads_kept(entry: object) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("reads"), list)
+        and isinstance(entry.get("streams"), list)
+        and all(isinstance(name, str) for name in (*entry["reads"], *entry["streams"]))
+    )
 
 
 def _well_formed(entry: object) -> bool:
     """Whether a kept entry has the shape this module writes (a damaged one is rendered again)."""
     return (
-        isinstance(entry, dict)
-        and isinstance(entry.get("reads"), list)
-        and isinstance(entry.get("streams"), list)
+        _reads_kept(entry)
         and isinstance(entry.get("passthrough"), str | None)
         and isinstance(entry.get("renders"), dict)
         and all(isinstance(rendered, str) for rendered in entry["renders"].values())
