@@ -1,5 +1,6 @@
 """Gold: one materialized view per RESO resource, generated from its mapping file in `conf/mappings/`,
-and the RESO Lookup resource listing every lookup those resources use."""
+and the RESO Lookup resource listing every lookup those resources use (with the standard values it
+lists kept in a view of their own)."""
 
 from conf.mappings import (
     LOOKUP_TABLE,
@@ -13,6 +14,8 @@ from conf.mappings import (
 )
 from pipelines.declaration import Dataset, Expectation, IncrementalRefresh, Violation
 
+STANDARD_LOOKUPS_TABLE = "reso_gold.standard_lookups"
+"""RESO's values of the lookups gold uses: the Lookup's standard rows, not served on their own."""
 NOT_A_RESO_VALUE = "Not a RESO value"
 """The value gold rows are given to show a lookup rule catching a value RESO does not list."""
 
@@ -127,6 +130,22 @@ def _local_values_sql(mapping: ResourceMapping) -> list[str]:
     return queries
 
 
+def standard_lookups_sql() -> str:
+    """Every value of every lookup gold uses, by its standard and its legacy OData name. A view of its
+    own, computed again only when its definition changes: the Lookup reads its rows from a table, where
+    the same values written into the Lookup's SQL cost more to plan at each refresh than the rest of
+    the Lookup costs to compute."""
+    rows = ",\n    ".join(
+        f"({spark_literal(f'{lookup}.{legacy}')}, {spark_literal(lookup)}, {spark_literal(standard)}, "
+        f"{spark_literal(standard)}, {spark_literal(legacy)})"
+        for lookup in used_lookups()
+        for legacy, standard in sorted(reso_lookups()[lookup].items())
+    )
+    return f"""SELECT * FROM VALUES
+    {rows}
+  AS lookups(LookupKey, LookupName, LookupValue, StandardLookupValue, LegacyODataValue)"""
+
+
 def lookup_sql() -> str:
     """The Lookup resource: every value of every lookup gold uses (standard and legacy names side by side),
     and the local values open lookups carry in gold (no standard or legacy name).
@@ -137,30 +156,17 @@ def lookup_sql() -> str:
     the records it comes from, a value first carried by a record modified long ago (a backfill) takes
     that record's time, behind what replication by ModificationTimestamp has already read."""
     stamp = spark_literal(reso_lookups_generated_on().replace("T", " ").removesuffix("Z"))
-    rows = ",\n    ".join(
-        f"({spark_literal(f'{lookup}.{legacy}')}, {spark_literal(lookup)}, {spark_literal(standard)}, "
-        f"{spark_literal(standard)}, {spark_literal(legacy)})"
-        for lookup in used_lookups()
-        for legacy, standard in sorted(reso_lookups()[lookup].items())
-    )
     carried = ",\n".join(_carried_sql(m) for m in resource_mappings().values() if _open_lookup_fields(m))
     local = "\n    UNION ALL\n    ".join(
         query for mapping in resource_mappings().values() for query in _local_values_sql(mapping)
     )
-    # One SELECT reads `standard` once: DuckDB binds a VALUES list again at each reference, and binding
-    # these rows took longer than the rest of the query (a NOT EXISTS against `standard` read it twice).
     # A value both standard and carried locally keeps its standard rows only.
-    return f"""WITH standard AS (
-  SELECT * FROM VALUES
-    {rows}
-  AS lookups(LookupKey, LookupName, LookupValue, StandardLookupValue, LegacyODataValue)
-),
-{carried},
+    return f"""WITH {carried},
 used_locally AS (
     {local}
 ),
 every_value AS (
-  SELECT *, CAST({stamp} AS TIMESTAMP) AS ModificationTimestamp, true AS is_standard FROM standard
+  SELECT *, CAST({stamp} AS TIMESTAMP) AS ModificationTimestamp, true AS is_standard FROM {STANDARD_LOOKUPS_TABLE}
   UNION ALL
   SELECT
     concat(u.LookupName, ':', u.LookupValue) AS LookupKey,
@@ -206,6 +212,14 @@ def gold_datasets() -> list[Dataset]:
         )
         for mapping in resource_mappings().values()
     ]
+    datasets.append(
+        Dataset(
+            name=STANDARD_LOOKUPS_TABLE,
+            kind="materialized_view",
+            sql=standard_lookups_sql(),
+            comment="RESO DD 2.0's values of the lookups the gold resources use: the standard rows of the Lookup.",
+        )
+    )
     datasets.append(
         Dataset(
             name=LOOKUP_TABLE,

@@ -136,7 +136,7 @@ def test_wire_values_are_the_standard_display_names() -> None:
 def test_lookup_resource_lists_every_lookup_gold_uses() -> None:
     used = {f.lookup for m in resource_mappings().values() for f in m.lookup_fields}
     assert set(used_lookups()) == used
-    lookup = next(d for d in gold_datasets() if d.name == "reso_gold.lookup")
+    lookup = next(d for d in gold_datasets() if d.name == "reso_gold.standard_lookups")
     assert "'StandardStatus.ActiveUnderContract', 'StandardStatus', 'Active Under Contract'" in lookup.sql
 
 
