@@ -100,6 +100,39 @@ def test_bronze_reads_only_new_files_and_a_rerun_changes_nothing(settings: Setti
     assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b", "QOBRIX_c"}
 
 
+def test_an_update_with_nothing_new_skips_every_flow_without_reading_an_input(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bronze skips a folder whose pages are those it listed at its last commit, and a stream reader
+    one whose tables' versions are those it read, registering nothing (neither pages nor tables); a
+    page landed or retired since is compared with what bronze holds."""
+    read: list[str] = []
+    for name in ("register_landing", "register_delta", "bind_arrow"):
+        registered = getattr(context, name)
+        monkeypatch.setattr(
+            context, name, lambda con, relation, *a, _f=registered: read.append(relation) or _f(con, relation, *a)
+        )
+    land(settings, "s1", [prop("a", 1), prop("b", 1)])
+    run_update(settings.paths)
+    read.clear()
+
+    again = run_update(settings.paths)
+    assert read == [] and {f.status for f in again.flows} == {"SKIPPED"}
+
+    land(settings, "s2", [prop("c", 2)])
+    third = run_update(settings.paths)
+    assert "stream__landing__properties" in read
+    assert next(f for f in third.flows if f.dataset == "qobrix_bronze.properties").input_records == 1
+    read.clear()
+    assert {f.status for f in run_update(settings.paths).flows} == {"SKIPPED"} and read == []
+
+    [retired] = (settings.paths.landing / "properties").glob("*/s1/*.jsonl*")
+    retired.unlink()
+    after_retiring = run_update(settings.paths)
+    assert "stream__landing__properties" in read and {f.status for f in after_retiring.flows} == {"SKIPPED"}
+    assert set(gold_prices(settings)) == {"QOBRIX_a", "QOBRIX_b", "QOBRIX_c"}
+
+
 def test_newer_change_wins_and_a_late_older_event_is_ignored(settings: Settings, scd1_apply: str) -> None:
     land(settings, "s1", [prop("a", 10, price=200_000)])
     run_update(settings.paths)

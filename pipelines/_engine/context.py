@@ -26,6 +26,8 @@ from pipelines.declaration import Dataset, Graph
 from pipelines.spark_sql import LANDING_SCHEMA
 
 QUARANTINE = "mls2_system.quarantine"
+LANDING_METADATA = "mls2.landing_pages"
+"""What a landing-fed table's commit records: a digest of the landing pages listed when it read them."""
 COMPILED_BODIES = "compiled_bodies.json"
 """The bodies' DuckDB SQL kept between updates, under MLS2_DATA_DIR/state."""
 
@@ -107,6 +109,8 @@ class UpdateContext:
         self.stream_reads: dict[str, tuple] = {}
         """What the last registration of each stream covered: a table's (checkpoint, version read up to),
         the landing files read."""
+        self.landing_pages: dict[str, list[str]] = {}
+        """Each landing folder's pages, listed once an update."""
         self.before: dict[str, str] = {}
         """Each dataset's fingerprint before this update wrote it."""
         self.keyed_rows: dict[str, KeyedRows] = {}
@@ -210,6 +214,21 @@ class UpdateContext:
         checkpoints[f"{consumer.name}<-{name}"] = version
         return has_rows
 
+    def may_be_unread(self, consumer: Dataset, name: str) -> bool:
+        """Whether the stream `name` may hold rows `consumer` has not read: False only when its tables'
+        versions say so, before anything is registered. Landing is for the reader's plan to decide."""
+        if name.startswith(f"{LANDING_SCHEMA}."):
+            return True
+        source = self.graph[name]
+        if source.kind == "temporary_view":
+            streams = self.bodies.references(source.sql, name)[1]
+            return not streams or any(self.may_be_unread(consumer, upstream) for upstream in streams)
+        table, target = self.lakehouse.table(name), self.lakehouse.table(consumer.name)
+        if table is None or target is None:
+            return True
+        done = target.transaction_version(f"{consumer.name}<-{name}")
+        return done is None or done < table.version()
+
     def register_view_stream(self, consumer: Dataset, name: str, body: str, covers: tuple) -> None:
         """`stream__<name>` for a temporary view: its rows computed once when a later dataset of this
         update reads the same range of it (property changes are parsed once for the latest state and
@@ -238,9 +257,27 @@ class UpdateContext:
         for name in [name for name in self.shared_streams if not self.later_stream_readers(consumer, name)]:
             self.release("TABLE", self.shared_streams.pop(name)[1])
 
+    def listed_pages(self, dataset: Dataset) -> list[str]:
+        """The pages of `dataset`'s landing folder, as listed the first time this update asked."""
+        entity = dataset.landing.entity
+        if entity not in self.landing_pages:
+            self.landing_pages[entity] = landing_files(self.paths.landing, entity)
+        return self.landing_pages[entity]
+
+    def landing_digest(self, dataset: Dataset) -> str:
+        """A digest of the pages listed in `dataset`'s landing folder (`LANDING_METADATA`)."""
+        return hashlib.sha256("\n".join(self.listed_pages(dataset)).encode()).hexdigest()
+
+    def nothing_landed(self, dataset: Dataset) -> bool:
+        """Whether `dataset`'s landing folder lists the pages it listed when the table last read it:
+        then the table holds them all, and nothing needs reading to know it. A page landed or retired
+        since makes the update compare the pages with those the table holds."""
+        recorded = self.lakehouse.last_commit_metadata(dataset.name).get(LANDING_METADATA)
+        return recorded is not None and recorded == self.landing_digest(dataset)
+
     def register_landing_stream(self, dataset: Dataset, name: str, full: bool) -> bool:
         """Landing files not yet in `dataset` (all of them on a full refresh). True when there are any."""
-        files = landing_files(self.paths.landing, dataset.landing.entity)
+        files = self.listed_pages(dataset)
         if not full and (target := self.lakehouse.table(dataset.name)) is not None:
             register_delta(self.con, "processed_target", target)
             done = {row[0] for row in self.con.sql("SELECT DISTINCT source_file FROM processed_target").fetchall()}

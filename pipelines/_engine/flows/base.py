@@ -25,22 +25,33 @@ class Flow:
         if planned is not None:
             return planned
         dataset, context = self.dataset, self.context
+        exists = self.lakehouse.table(dataset.name) is not None
+        if (
+            dataset.streams
+            and not self.full
+            and exists
+            and not any(context.may_be_unread(dataset, name) for name in dataset.streams)
+        ):
+            return self.skipped()
         context.before.setdefault(dataset.name, self.lakehouse.fingerprint(dataset.name))
         for name in dataset.depends_on:
             if name not in dataset.streams:
                 context.register_full_read(name)
         new_input = [context.register_stream(dataset, name, self.full, self.checkpoints) for name in dataset.streams]
-        exists = self.lakehouse.table(dataset.name) is not None
         if dataset.streams and not any(new_input) and not self.full and exists:
-            context.release_shared_streams(dataset)
-            context.events.flow_progress(dataset.name, "SKIPPED", metrics={"num_output_rows": 0})
-            return FlowResult(dataset=dataset.name, status="SKIPPED")
+            return self.skipped()
         body = context.bodies.render(
             dataset.sql, dataset.name, lambda name, streaming: stream_relation(name) if streaming else relation(name)
         )
         kind = self.batch_kind()
         self.con.execute(f"CREATE OR REPLACE TEMP {kind} {self.batch} AS {body}")
         return self.write(kind)
+
+    def skipped(self) -> FlowResult:
+        """The flow's result when its streams have nothing new."""
+        self.context.release_shared_streams(self.dataset)
+        self.context.events.flow_progress(self.dataset.name, "SKIPPED", metrics={"num_output_rows": 0})
+        return FlowResult(dataset=self.dataset.name, status="SKIPPED")
 
     def plan(self) -> FlowResult | None:
         """A result when the flow has nothing to do (or did it another way), before its inputs are read."""

@@ -1,7 +1,7 @@
 """Streaming tables: the rows new since the table's checkpoint, appended (replacing all on a full
 refresh or a first run)."""
 
-from pipelines._engine.context import FlowResult, stream_relation
+from pipelines._engine.context import LANDING_METADATA, FlowResult, stream_relation
 from pipelines._engine.flows.base import Flow
 from pipelines._engine.lakehouse import UPDATE_METADATA, WrittenFiles
 from pipelines._engine.quality import check, warns_only
@@ -11,6 +11,13 @@ WRITTEN = "written_rows"
 
 
 class StreamingTableFlow(Flow):
+    def plan(self) -> FlowResult | None:
+        dataset, context = self.dataset, self.context
+        if dataset.landing is None or self.full or not context.nothing_landed(dataset):
+            return None
+        context.events.flow_progress(dataset.name, "SKIPPED", metrics={"num_output_rows": 0})
+        return FlowResult(dataset=dataset.name, status="SKIPPED")
+
     def batch_kind(self) -> str:
         # A table whose rules only warn is written as computed and counted over its files.
         return "VIEW" if warns_only(self.dataset) else super().batch_kind()
@@ -50,4 +57,6 @@ class StreamingTableFlow(Flow):
         """Append the new rows (replace them all on a full refresh or a first run)."""
         mode = "overwrite" if self.full or self.lakehouse.table(self.dataset.name) is None else "append"
         metadata = {UPDATE_METADATA: self.context.update_id}
+        if self.dataset.landing is not None:
+            metadata[LANDING_METADATA] = self.context.landing_digest(self.dataset)
         self.lakehouse.commit_files(written, mode=mode, metadata=metadata, checkpoints=self.checkpoints)
