@@ -1,6 +1,7 @@
 """Durable file writes and YAML reading shared by every part that keeps state or declarations on disk."""
 
 import os
+import uuid
 from pathlib import Path
 
 import yaml
@@ -16,14 +17,15 @@ def load_yaml(text: str) -> object:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a hidden temporary file beside `path`, flush to disk, then rename into place.
+    """Write to a hidden temporary file of its own beside `path`, flush to disk, then rename into place.
 
-    Readers see the old file or the new one, never a part; a crash leaves only the temporary.
+    Readers see the old file or the new one, never a part, and two processes writing the same file
+    at once leave one of theirs whole; a crash leaves only the temporary.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(temporary, "xb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

@@ -21,7 +21,7 @@ from pipelines._engine.storage import disk_by_layer, human_bytes
 from pipelines._engine.storage import space_needed as space_needed_by_engine
 from pipelines.declaration import Graph
 from pipelines.gold import served_tables
-from pipelines.graph import load_graph
+from pipelines.graph import graph_is_built, load_graph
 from pipelines.spark_sql import parse
 
 __all__ = [
@@ -61,6 +61,8 @@ def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) 
 def product_graph(paths: DataPaths) -> Graph:
     """The product's graph. A process's first build takes what each body reads from what earlier
     processes kept in `paths` (`CompiledBodies.kept_references`), instead of tokenizing every body."""
+    if graph_is_built():
+        return load_graph()
     kept = CompiledBodies(paths.state / COMPILED_BODIES)
     graph = load_graph(kept.kept_references)
     if kept.changed:

@@ -21,3 +21,8 @@ def load_graph(references: References | None = None) -> Graph:
         datasets = [*bronze_datasets(), *load_sql_datasets(PIPELINES_DIR / "silver"), *gold_datasets()]
         _built = build_graph(datasets, references or tokenized_references)
     return _built
+
+
+def graph_is_built() -> bool:
+    """Whether this process has built the product's graph (`load_graph`)."""
+    return _built is not None

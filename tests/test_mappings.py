@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlglot import exp
 
 from conf.mappings import (
     COLLECTION,
@@ -13,6 +16,7 @@ from conf.mappings import (
     load_mapping,
     reso_lookups,
     resource_mappings,
+    spark_literal,
 )
 from pipelines.coverage import as_markdown, coverage
 from pipelines.gold import gold_datasets, used_lookups
@@ -180,3 +184,29 @@ def test_the_coverage_document_is_the_generated_report() -> None:
     document = (Path(__file__).parents[1] / "docs" / "COVERAGE.md").read_text()
     table = document.split("<!-- coverage:start -->\n", 1)[1].split("<!-- coverage:end -->", 1)[0]
     assert table == as_markdown(coverage())
+
+
+def sqlglot_literal(text: str) -> str:
+    return exp.Literal.string(text).sql(dialect="databricks")
+
+
+def test_every_literal_the_graph_quotes_is_quoted_as_sqlglot_quotes_it() -> None:
+    """Plain texts are quoted without sqlglot; the gold bodies' values, and the texts sqlglot escapes
+    (quotes, backslashes, control characters, a line separator), come out as sqlglot writes them."""
+    quoted = [
+        text
+        for lookup in used_lookups()
+        for legacy, standard in reso_lookups()[lookup].items()
+        for text in (f"{lookup}.{legacy}", lookup, standard, legacy)
+    ]
+    tricky = ["a'b", "a\\b", "tab\there", "line\nbreak", "\x7f", "\u2028", "é ñ 中", "", "--x", "/*x*/"]
+    assert len(quoted) > 1_000
+    assert {text: spark_literal(text) for text in [*quoted, *tricky]} == {
+        text: sqlglot_literal(text) for text in [*quoted, *tricky]
+    }
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_any_text_is_quoted_as_sqlglot_quotes_it(text: str) -> None:
+    assert spark_literal(text) == sqlglot_literal(text)

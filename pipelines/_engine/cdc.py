@@ -147,7 +147,8 @@ def _apply_scd1(
 ) -> CdcMetrics:
     """The batch stays in DuckDB (which spills under its memory limit); only keys travel as Arrow,
     and new rows stream into the target. When every key occurs once (a full refresh, most
-    increments) the newest-per-key step is skipped and the events stay a view of the batch.
+    increments) the newest-per-key step is skipped, and events written to a new target (a full
+    refresh, a first run) stay a view of the batch.
 
     Into an existing target, the events that apply (newer than the key's row, or a new key) are
     kept in a temporary table the metrics name, for what reads the target by key downstream."""
@@ -362,7 +363,7 @@ def _record_tombstones(
     full_refresh: bool,
 ) -> None:
     """Remember each deleted key's delete sequence; forget it when a newer upsert revives the key.
-    Events that neither delete nor revive a key leave the tombstones without a commit.
+    Events that neither delete nor revive a key leave the tombstones unread: no merge.
 
     Written before the target (whose commit carries the checkpoint): a failed update re-reads
     the same batch and this merge is idempotent.

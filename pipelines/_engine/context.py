@@ -19,7 +19,14 @@ from conf.settings import DataPaths
 from pipelines._engine.compiled import CompiledBodies
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.events import EventLog
-from pipelines._engine.lakehouse import Lakehouse, bind_arrow, column_types, register_delta
+from pipelines._engine.lakehouse import (
+    COMMITS_SEARCHED,
+    NO_DATA_CHANGE,
+    Lakehouse,
+    bind_arrow,
+    column_types,
+    register_delta,
+)
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.quality import QualityReport
 from pipelines.declaration import Dataset, Graph
@@ -271,9 +278,13 @@ class UpdateContext:
     def nothing_landed(self, dataset: Dataset) -> bool:
         """Whether `dataset`'s landing folder lists the pages it listed when the table last read it:
         then the table holds them all, and nothing needs reading to know it. A page landed or retired
-        since makes the update compare the pages with those the table holds."""
-        recorded = self.lakehouse.last_commit_metadata(dataset.name).get(LANDING_METADATA)
-        return recorded is not None and recorded == self.landing_digest(dataset)
+        since, or a write to the table other than the pipeline's (a restore, a delete), makes the
+        update compare the pages with those the table holds."""
+        table = self.lakehouse.table(dataset.name)
+        for commit in table.history(COMMITS_SEARCHED) if table is not None else ():
+            if commit.get("operation") not in NO_DATA_CHANGE:
+                return commit.get(LANDING_METADATA) == self.landing_digest(dataset)
+        return False
 
     def register_landing_stream(self, dataset: Dataset, name: str, full: bool) -> bool:
         """Landing files not yet in `dataset` (all of them on a full refresh). True when there are any."""

@@ -12,11 +12,12 @@ WRITTEN = "written_rows"
 
 class StreamingTableFlow(Flow):
     def plan(self) -> FlowResult | None:
-        dataset, context = self.dataset, self.context
-        if dataset.landing is None or self.full or not context.nothing_landed(dataset):
+        # A table fed by landing alone (`depends_on` names no dataset) may know it has nothing new
+        # from its listing.
+        dataset = self.dataset
+        if dataset.landing is None or dataset.depends_on or self.full or not self.context.nothing_landed(dataset):
             return None
-        context.events.flow_progress(dataset.name, "SKIPPED", metrics={"num_output_rows": 0})
-        return FlowResult(dataset=dataset.name, status="SKIPPED")
+        return self.skipped()
 
     def batch_kind(self) -> str:
         # A table whose rules only warn is written as computed and counted over its files.
