@@ -50,14 +50,19 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"ui-{name}.png"), full_page=True)
 
 
-def run_and_watch(page, action_label: str) -> str:
-    """Click an action and wait for its flows to complete live; the update's id."""
+def run_and_watch(page, action_label: str, skipped: tuple[str, ...] = ()) -> str:
+    """Click an action and wait for its flows to complete live, those of `skipped` skipped; the
+    update's id."""
     page.get_by_role("button", name=action_label, exact=True).click()
     page.locator("#live-flows li").first.wait_for(timeout=60_000)
     page.wait_for_function("document.getElementById('live').dataset.finished", timeout=240_000)
     assert page.locator("#live-state").inner_text() == "COMPLETED", page.locator("#message").inner_text()
-    states = page.locator("#live-flows li").evaluate_all("items => items.map(item => item.dataset.state)")
-    assert states and set(states) == {"COMPLETED"}, states
+    states = dict(
+        page.locator("#live-flows li").evaluate_all("items => items.map(i => [i.dataset.dataset, i.dataset.state])")
+    )
+    assert states and {name: state for name, state in states.items() if state != "COMPLETED"} == dict.fromkeys(
+        skipped, "SKIPPED"
+    ), states
     return page.locator("#live-link").get_attribute("href").rsplit("/", 1)[1]
 
 
@@ -94,7 +99,8 @@ def test_an_operator_signs_in_runs_updates_live_and_signs_out(browser, site, san
     advanced = requests.post(f"{sandbox.url}/_sandbox/advance?steps=3", timeout=30)
     assert advanced.status_code == 200, advanced.text
     page.reload()
-    second = run_and_watch(page, "Sync and update")
+    # RESO's standard lookup values are computed again only when their definition changes.
+    second = run_and_watch(page, "Sync and update", skipped=("reso_gold.standard_lookups",))
     assert second != first
 
     page.goto(f"{base}/ui/updates/{second}")
