@@ -13,13 +13,10 @@ from pipelines._engine import compiled, sql
 from pipelines._engine.compiled import CompiledBodies, digest
 from pipelines._engine.context import COMPILED_BODIES
 from pipelines._engine.sql import to_duckdb
-from pipelines.bronze import bronze_datasets
-from pipelines.declaration import Dataset, Graph, build_graph
+from pipelines.declaration import Graph, build_graph
 from pipelines.embedded import product_graph
-from pipelines.gold import gold_datasets
-from pipelines.graph import PIPELINES_DIR
+from pipelines.graph import product_datasets
 from pipelines.spark_sql import SqlError, parse
-from pipelines.sql_files import load_sql_datasets
 from tests.test_engine import gold_prices, land, prop
 
 BODY = (
@@ -133,10 +130,6 @@ def test_an_update_like_the_last_one_parses_no_body(settings: Settings, monkeypa
 
 def refuse_tokens(sql: str, *, origin: str) -> None:
     raise AssertionError(f"{origin} was tokenized again")
-
-
-def product_datasets() -> list[Dataset]:
-    return [*bronze_datasets(), *load_sql_datasets(PIPELINES_DIR / "silver"), *gold_datasets()]
 
 
 def dependencies(graph: Graph) -> dict[str, tuple]:

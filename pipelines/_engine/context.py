@@ -21,10 +21,10 @@ from pipelines._engine.errors import PipelineError
 from pipelines._engine.events import EventLog
 from pipelines._engine.lakehouse import (
     COMMITS_SEARCHED,
-    NO_DATA_CHANGE,
     Lakehouse,
     bind_arrow,
     column_types,
+    last_data_change,
     register_delta,
 )
 from pipelines._engine.landing_reader import landing_files, register_landing
@@ -281,10 +281,8 @@ class UpdateContext:
         since, or a write to the table other than the pipeline's (a restore, a delete), makes the
         update compare the pages with those the table holds."""
         table = self.lakehouse.table(dataset.name)
-        for commit in table.history(COMMITS_SEARCHED) if table is not None else ():
-            if commit.get("operation") not in NO_DATA_CHANGE:
-                return commit.get(LANDING_METADATA) == self.landing_digest(dataset)
-        return False
+        last = last_data_change(table, look_back=COMMITS_SEARCHED) if table is not None else None
+        return last is not None and last.get(LANDING_METADATA) == self.landing_digest(dataset)
 
     def register_landing_stream(self, dataset: Dataset, name: str, full: bool) -> bool:
         """Landing files not yet in `dataset` (all of them on a full refresh). True when there are any."""
