@@ -1,7 +1,7 @@
 """Pipeline: a full refresh of a whole brokerage to gold, then incremental updates (1% changes, then 100).
 
     python -m benchmarks.bench_pipeline [--properties 100000] [--updates 1000,100] [--spark] [--scan-baseline]
-        [--long-lived] [--record]
+        [--long-lived] [--served] [--record]
 
 Landing files come from the sandbox's generator (no HTTP): every entity, properties and
 projects with their media inline, in the pages a sync writes. Each update runs as
@@ -12,6 +12,9 @@ second update finds the rows it replaces by scanning the tables' key columns ins
 indexes (the engine's way before them), as their baseline in the same run. With `--long-lived`, the
 same sizes of update follow again in one long-lived process (`benchmarks.update_service`), as the
 pipeline UI's server runs them: without starting Python, importing and building the graph each time.
+With `--served`, the same sizes once more through `mls2 serve`: each `mls2 pipeline run` sends its
+update to the server, as it does whenever one serves the data folder (the shell's wall time; the
+server's peak memory).
 Targets on 2 cores, at 100,000 properties: full refresh <= 60 s, 1% incremental <= 5 s to gold,
 100 changed <= 2 s, peak memory < 3 GB; at 1,000,000: full refresh <= 10 min, 1,000 changed <= 8 s. Each run is
 also split into the update to gold and the publish for serving after it (the pointer records when
@@ -29,10 +32,11 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import requests
 
 from benchmarks.common import record
 from conf.entities import entities
-from conf.settings import DataPaths
+from conf.settings import DataPaths, load_settings
 from ingestion.landing import LandingWriter
 from ingestion.sandbox import SandboxWorld
 from ingestion.sandbox.world import Changes
@@ -40,6 +44,7 @@ from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import KEY_INDEX_FOLDER, Lakehouse, register_delta
 from pipelines.embedded import disk_by_layer
 from pipelines.snapshot import publishing_seconds, read_pointer
+from pipelines.ui.runs import RunLog
 
 PAGE = 100
 INLINE_MEDIA = ("properties", "projects")
@@ -108,6 +113,55 @@ def with_split(data: Path, before: dict | None, seconds: float, peak_mb: float) 
         "update_seconds": update_seconds(data),
         "peak_mb": peak_mb,
     }
+
+
+class ServingProcess:
+    """`mls2 serve` on the data folder: `mls2 pipeline run` sends it the updates. Peak memory is the
+    server's so far."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.paths = DataPaths(data)
+        self.output = (data.parent / "serve.log").open("w+b")
+        mls2 = str(Path(sys.executable).with_name("mls2"))
+        self.process = subprocess.Popen(
+            [mls2, "serve", "--port", "0", "--no-access-log"],
+            env=update_environment(data),
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise self.failure()
+            time.sleep(0.2)
+
+    def _answers(self) -> bool:
+        """Whether the server has announced itself and answers."""
+        try:
+            url = orjson.loads(self.paths.server_announcement.read_bytes())["url"]
+            return requests.get(f"{url}/health", timeout=2).ok
+        except (OSError, ValueError, KeyError, requests.RequestException):
+            return False
+
+    def failure(self) -> RuntimeError:
+        self.output.seek(0)
+        return RuntimeError(f"mls2 serve failed: {self.output.read().decode()[-3000:]}")
+
+    def update(self) -> dict:
+        figures = run_pipeline(self.data)
+        [run] = RunLog(load_settings(mls2_data_dir=self.data)).runs(limit=1)
+        [created] = read_events(self.data / "lakehouse", event_type="create_update", limit=1)
+        if (run.run_id, run.state) != (created["update_id"], "COMPLETED"):
+            raise RuntimeError(f"the update did not run on the server: its latest run is {run}")
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+        return {**figures, "peak_mb": peak_kb / 1024}
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+        self.output.close()
 
 
 class UpdateService:
@@ -268,8 +322,15 @@ def main() -> None:
         action="store_true",
         help="then the same updates again in one long-lived process, as the pipeline UI's server runs them",
     )
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="then the same updates again sent by `mls2 pipeline run` to a running `mls2 serve`",
+    )
     parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
     args = parser.parse_args()
+    if args.served and args.no_publish:
+        parser.error("--served needs publishing: a server publishes each update it runs")
 
     world = SandboxWorld(seed=42, properties=args.properties)
     with tempfile.TemporaryDirectory(prefix="mls2-bench-pipeline-") as scratch:
@@ -311,6 +372,16 @@ def main() -> None:
                 long_lived.append(report_update(data, service.update(), changed, ", long-lived process"))
             service.close()
 
+        served, served_warm_up = [], None
+        if args.served:
+            server = ServingProcess(data)
+            served_warm_up = server.update()
+            print(f"sent to `mls2 serve`, its first update (nothing new): {served_warm_up['seconds']:.1f}s")
+            for number, size in enumerate(sizes, start=2 + len(sizes) * (1 + args.long_lived)):
+                changed = land_changes(world, data, number, size)
+                served.append(report_update(data, server.update(), changed, ", sent to `mls2 serve`"))
+            server.close()
+
         spark = None
         if args.spark:
             from benchmarks.spark_baseline import run_on_spark
@@ -335,8 +406,15 @@ def main() -> None:
         lines += [
             table_row(f"incremental, {run['changed']:,} changed{run['how']} (embedded)", run) for run in long_lived
         ]
-        if long_lived:
-            lines += ["", "Peak memory of the long-lived process's updates: the process's, up to that update."]
+        if served_warm_up:
+            lines.append(table_row("`mls2 serve`: its first update, nothing new (embedded)", served_warm_up))
+        lines += [table_row(f"incremental, {run['changed']:,} changed{run['how']} (embedded)", run) for run in served]
+        if long_lived or served:
+            lines += [
+                "",
+                "Peak memory of the long-lived process's and the server's updates: the process's, up to that update. "
+                "Seconds of an update sent to `mls2 serve`: the wall time of the `mls2 pipeline run` that sent it.",
+            ]
         if spark:
             lines.append(
                 table_row("full refresh, same SQL on Spark local[2]", spark, spark["properties"], spark["media"])
@@ -352,7 +430,7 @@ def main() -> None:
                     ("full refresh", full),
                     *(
                         (f"update {number} ({run['changed']:,} changed{run['how']})", run)
-                        for number, run in enumerate(incrementals + long_lived, 1)
+                        for number, run in enumerate(incrementals + long_lived + served, 1)
                     ),
                 ]
             ),
@@ -363,7 +441,7 @@ def main() -> None:
             f"Slowest flows of the full refresh: {full['flows']}.",
             *(
                 f"Slowest flows of the incremental of {run['changed']:,}{run['how']}: {run['flows']}."
-                for run in incrementals + long_lived
+                for run in incrementals + long_lived + served
             ),
         ]
         if spark:

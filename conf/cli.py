@@ -1,7 +1,7 @@
 """`mls2`: the one console command. Each package owns its subcommands; `demo` runs them all."""
 
 import importlib
-import socket
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated
 
 import typer
@@ -11,22 +11,22 @@ from rich.console import Console
 
 import graphql_odata.cli
 from conf.settings import Settings, SettingsError, load_settings
-from expectations.cli import integrity_after_update, integrity_app
-from graphql_odata.cli import clients_app, serve, token_recipe
+from graphql_odata.cli import AROUND_SERVING, clients_app, reserve_socket, serve, token_recipe
 from graphql_odata.security.clients import ClientRegistry
-from pipelines import DeclarationError, PipelineError
 from pipelines.cli import AFTER_UPDATE, checks_after_update, pipeline_app, update_with_progress
-from pipelines.lakeflow.cli import databricks_app
+from pipelines.ui.announcement import announced, local_url
 from pipelines.ui.cli import operators_app
 
 LOADED_WHEN_RUN = {
     "sandbox": ("ingestion.cli", "sandbox_app"),
     "sync": ("ingestion.cli", "sync_app"),
     "reso": ("graphql_odata.certification.cli", "reso_app"),
+    "databricks": ("pipelines.lakeflow.cli", "databricks_app"),
+    "integrity": ("expectations.cli", "integrity_app"),
 }
-"""Subcommands whose packages (an HTTP client, the certification check's schemas) are imported only
-when one of them runs or help lists them: every other command, `mls2 pipeline run` first, starts
-without them."""
+"""Subcommands whose packages (an HTTP client, the certification check's schemas, SQL parsing, the
+integrity suite) are imported only when one of them runs or help lists them: every other command
+starts without them, and `mls2 pipeline run` sent to a running server without the engine too."""
 COMMAND_ORDER = {
     name: position
     for position, name in enumerate(
@@ -69,12 +69,30 @@ app = typer.Typer(
 )
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(clients_app, name="clients")
-app.add_typer(databricks_app, name="databricks")
-app.add_typer(integrity_app, name="integrity")
 app.add_typer(operators_app, name="operators")
-AFTER_UPDATE.append(integrity_after_update)
 app.command("serve")(serve)
 graphql_odata.cli.APP_FACTORY = "conf.cli:serving_app"
+
+
+def serves_pipeline_ui(settings: Settings) -> bool:
+    """Not with MLS2_API_BACKEND=databricks: that pipeline is Databricks'."""
+    return settings.mls2_api_backend != "databricks"
+
+
+def integrity_after_update(settings: Settings) -> bool:
+    """The integrity suite after each update `mls2` runs (`expectations.cli`, loaded only then)."""
+    from expectations.cli import integrity_after_update as run_suites
+
+    return run_suites(settings)
+
+
+def announce_pipeline_ui(settings: Settings, host: str, port: int) -> AbstractContextManager:
+    """While `mls2 serve` or the demo serves the pipeline UI, `mls2 pipeline run` sends its updates there."""
+    return announced(settings.paths, local_url(host, port)) if serves_pipeline_ui(settings) else nullcontext()
+
+
+AFTER_UPDATE.append(integrity_after_update)
+AROUND_SERVING.append(announce_pipeline_ui)
 
 
 def serving_app(settings: Settings | None = None):
@@ -85,7 +103,7 @@ def serving_app(settings: Settings | None = None):
 
     settings = settings or load_settings()
     served = create_app(settings)
-    if settings.mls2_api_backend != "databricks":
+    if serves_pipeline_ui(settings):
         sync = sync_for_ui if settings.has_qobrix_credentials else None
         mount_pipeline_ui(served, settings, sync, checks_after_update)
     return served
@@ -117,18 +135,20 @@ def demo(
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="API port (default: MLS2_API_PORT, 8000).")] = None,
 ) -> None:
     """Everything on this machine: sandbox (unless Qobrix is configured) -> sync -> pipeline -> API."""
-    # The servers' and the sync's modules load here, not with every other `mls2` command.
+    # The servers', the sync's and the engine's modules load here, not with every other `mls2` command.
     import uvicorn
 
     from ingestion.cli import make_client, sync_with_progress
     from ingestion.errors import IngestionError
     from ingestion.sandbox.server import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer
     from ingestion.sandbox.world import SandboxWorld
+    from pipelines.declaration import DeclarationError
+    from pipelines.embedded import PipelineError
 
     try:
         settings = load_settings()
         api_port = settings.mls2_api_port if port is None else port
-        listener = _reserve(settings.mls2_api_host, api_port)
+        listener = reserve_socket(settings.mls2_api_host, api_port)
         sandbox = None
         if settings.has_qobrix_credentials:
             base_url, user, key = settings.require_qobrix()
@@ -176,7 +196,7 @@ def demo(
             f"  curl -X POST '{sandbox.url}/_sandbox/advance?updates=5'",
             f"  export QOBRIX_API_BASE_URL={sandbox.base_url} QOBRIX_API_USER={SANDBOX_API_USER} "
             f"QOBRIX_API_KEY={SANDBOX_API_KEY} MLS2_DATA_DIR={settings.paths.root}",
-            "  mls2 sync && mls2 pipeline run",
+            "  mls2 sync && mls2 pipeline run   (the update runs in this server: /ui shows it as it runs)",
             f"  (or, signed in to {api}/ui: Sync and update)",
         ]
     lines.append("Press Ctrl+C to stop.")
@@ -184,26 +204,7 @@ def demo(
     # The UI's Sync and update syncs from the Qobrix the demo synced from (the sandbox, by default).
     qobrix = {"qobrix_api_base_url": base_url, "qobrix_api_user": user, "qobrix_api_key": key}
     served = settings.model_copy(update=qobrix)
-    uvicorn.Server(uvicorn.Config(serving_app(served), log_level="warning")).run(sockets=[listener])
+    with announce_pipeline_ui(settings, settings.mls2_api_host, api_port):
+        uvicorn.Server(uvicorn.Config(serving_app(served), log_level="warning")).run(sockets=[listener])
     if sandbox:
         sandbox.stop()
-
-
-def _reserve(host: str, port: int) -> socket.socket:
-    """The API's socket, bound before anything runs: a taken port fails the demo at once, not after
-    the sync and the pipeline, and nothing else can take it meanwhile. It listens only once the
-    server starts, so a request before then is refused rather than left waiting."""
-    try:
-        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except OSError as error:
-        raise OSError(f"the API host {host!r} cannot be resolved ({error}); set MLS2_API_HOST") from None
-    reserved = socket.socket(family, kind, protocol)
-    try:
-        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        reserved.bind(address)
-    except OSError as error:
-        reserved.close()
-        raise OSError(
-            f"the API port {host}:{port} is not free ({error.strerror}); set MLS2_API_PORT or --port"
-        ) from None
-    return reserved

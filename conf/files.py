@@ -16,16 +16,17 @@ def load_yaml(text: str) -> object:
     return yaml.load(text, Loader=YAML_LOADER)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:
     """Write to a hidden temporary file of its own beside `path`, flush to disk, then rename into place.
 
     Readers see the old file or the new one, never a part, and two processes writing the same file
-    at once leave one of theirs whole; a crash leaves only the temporary.
+    at once leave one of theirs whole; a crash leaves only the temporary. `mode` (less the umask) is
+    the file's from its creation: a secret written with 0o600 is never readable by others.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(temporary, "xb") as handle:
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

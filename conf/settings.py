@@ -309,6 +309,12 @@ class DataPaths:
         return self.state / "ui.sqlite"
 
     @property
+    def server_announcement(self) -> Path:
+        """The serving process that runs the pipeline UI for this folder: its URL, pid and the token a
+        shell sends it (`mls2 pipeline run` asks that server for the update)."""
+        return self.state / "server.json"
+
+    @property
     def api_token_key(self) -> Path:
         return self.state / "api_token.key"
 

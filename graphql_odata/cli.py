@@ -1,18 +1,24 @@
 """`mls2 serve`: the RESO Web API over the published gold snapshot."""
 
 import os
+import socket
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack, suppress
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from conf.settings import SettingsError, load_settings
+from conf.settings import Settings, SettingsError, load_settings
 from graphql_odata.security.clients import ClientError, ClientRegistry
 
 console = Console(stderr=True)
 APP_FACTORY = "graphql_odata.main:create_app"
 """What `mls2 serve` serves, as uvicorn imports it (each worker process imports it again): the
 composition root (`conf.cli`) points it at the API with the pipeline UI beside it."""
+AROUND_SERVING: list[Callable[[Settings, str, int], AbstractContextManager]] = []
+"""What runs around serving, given the host and port served (the composition root adds the pipeline
+UI's announcement to `mls2 pipeline run`)."""
 
 
 def serve(
@@ -42,34 +48,60 @@ def serve(
         console.print(f"[red]cannot serve:[/red] {error}")
         raise typer.Exit(2) from None
     host = host or settings.mls2_api_host
-    port = settings.mls2_api_port if port is None else port
+    try:
+        listener = reserve_socket(host, settings.mls2_api_port if port is None else port)
+    except OSError as error:
+        console.print(f"[red]cannot serve:[/red] {error}")
+        raise typer.Exit(2) from None
+    port = listener.getsockname()[1]
     console.print(f"RESO Web API on http://{host}:{port}/odata (docs: /docs)")
     if not settings.mls2_api_auth:
         console.print("[yellow]MLS2_API_AUTH=false: /odata answers anyone who can reach this port[/yellow]")
     elif not ClientRegistry(settings.paths.api_clients).clients():
         console.print("No API clients yet: register one with `mls2 clients add NAME`")
-    if settings.mls2_api_workers == 1:
+    with ExitStack() as around:
+        for step in AROUND_SERVING:
+            around.enter_context(step(settings, host, port))
+        if settings.mls2_api_workers == 1:
+            config = uvicorn.Config(app, http=HTTP_PROTOCOL, log_level="info", access_log=settings.mls2_api_access_log)
+            with suppress(KeyboardInterrupt):  # Ctrl+C: stopped, as `uvicorn.run` stops
+                uvicorn.Server(config).run(sockets=[listener])
+            return
+        console.print(
+            f"{settings.mls2_api_workers} server processes; rate limits shared through {settings.paths.state}"
+        )
+        os.environ["MLS2_API_WORKERS"] = str(settings.mls2_api_workers)
+        listener.close()  # uvicorn's supervisor binds the port (now known, if 0 was asked) for its workers
         uvicorn.run(
-            app,
+            APP_FACTORY,
+            factory=True,
             host=host,
             port=port,
+            workers=settings.mls2_api_workers,
             http=HTTP_PROTOCOL,
             log_level="info",
             access_log=settings.mls2_api_access_log,
         )
-        return
-    console.print(f"{settings.mls2_api_workers} server processes; rate limits shared through {settings.paths.state}")
-    os.environ["MLS2_API_WORKERS"] = str(settings.mls2_api_workers)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=settings.mls2_api_workers,
-        http=HTTP_PROTOCOL,
-        log_level="info",
-        access_log=settings.mls2_api_access_log,
-    )
+
+
+def reserve_socket(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before anything runs: a taken port fails at once (the demo's not after
+    its sync and pipeline), and nothing else can take it meanwhile. It listens only once the server
+    starts, so a request before then is refused rather than left waiting."""
+    # As uvicorn binds: IPv6 for an address with a colon, else IPv4 (`localhost` is 127.0.0.1).
+    reserved = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reserved.bind((host, port))
+    except socket.gaierror as error:
+        reserved.close()
+        raise OSError(f"the API host {host!r} cannot be resolved ({error}); set MLS2_API_HOST") from None
+    except OSError as error:
+        reserved.close()
+        raise OSError(
+            f"the API port {host}:{port} is not free ({error.strerror}); set MLS2_API_PORT or --port"
+        ) from None
+    return reserved
 
 
 clients_app = typer.Typer(

@@ -1,20 +1,25 @@
-"""The pipeline: the bronze/silver/gold graph declared once, and its embedded executor."""
+"""The pipeline: the bronze/silver/gold graph declared once, and its embedded executor.
 
-from pipelines.declaration import AutoCdc, Dataset, DeclarationError, Expectation, Graph, LandingSource
-from pipelines.embedded import PipelineBusy, PipelineError, UpdateFailed, UpdateResult, run_update
-from pipelines.graph import load_graph
+Its names load with their module on first use, so a module of this package that needs neither,
+such as `pipelines.ui.control` (what `mls2 pipeline run` sends a running server), starts without the
+engine's libraries.
+"""
 
-__all__ = [
-    "AutoCdc",
-    "Dataset",
-    "DeclarationError",
-    "Expectation",
-    "Graph",
-    "LandingSource",
-    "PipelineBusy",
-    "PipelineError",
-    "UpdateFailed",
-    "UpdateResult",
-    "load_graph",
-    "run_update",
-]
+from conf.lazy import lazy_attributes
+
+_HOMES = {
+    "AutoCdc": "declaration",
+    "Dataset": "declaration",
+    "DeclarationError": "declaration",
+    "Expectation": "declaration",
+    "Graph": "declaration",
+    "LandingSource": "declaration",
+    "PipelineBusy": "embedded",
+    "PipelineError": "embedded",
+    "UpdateFailed": "embedded",
+    "UpdateResult": "embedded",
+    "run_update": "embedded",
+    "load_graph": "graph",
+}
+__all__ = list(_HOMES)
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -1,8 +1,14 @@
-"""`mls2 pipeline`: run an update on the embedded engine; show the graph, the event log and RESO coverage."""
+"""`mls2 pipeline`: run an update on the embedded engine; show the graph, the event log and RESO coverage.
+
+The engine's modules, and the HTTP client, load in the commands that use them: `mls2 pipeline run`
+sent to a running server (`pipelines.ui.control`) loads no engine library.
+"""
 
 import shutil
+import signal
 from collections.abc import Callable
-from typing import Annotated
+from contextlib import suppress
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -11,53 +17,35 @@ from rich.table import Table
 
 from conf.cli_options import split_list
 from conf.settings import Settings, load_settings
-from pipelines import DeclarationError, PipelineError, UpdateResult, load_graph, run_update
-from pipelines.coverage import as_markdown, coverage
-from pipelines.diagram import diagram_lines
-from pipelines.embedded import (
-    Lakehouse,
-    Maintenance,
-    disk_by_layer,
-    human_bytes,
-    maintain,
-    maintain_if_due,
-    optimize_lakehouse,
-    read_events,
-    space_needed,
-)
-from pipelines.snapshot import publishing_seconds
-from pipelines.snapshot.copies import can_clone
+
+if TYPE_CHECKING:
+    from pipelines.embedded import Maintenance
+    from pipelines.ui.control import RunningServer
 
 console = Console(stderr=True)
 pipeline_app = typer.Typer(help="Run the bronze -> silver -> gold pipeline on the embedded engine.")
 
 
-def print_update(result: UpdateResult) -> None:
+def print_update(report: dict) -> None:
     """The flows that ran, as a table, and how many had nothing new to read: after a small sync most
-    of them do, and a row each said nothing (`mls2 pipeline events` lists every flow)."""
-    ran = [flow for flow in result.flows if flow.status != "SKIPPED"]
-    skipped = len(result.flows) - len(ran)
+    of them do, and a row each said nothing (`mls2 pipeline events` lists every flow). `report` is
+    `pipelines.embedded.update_report`'s, of this process's update or a server's."""
+    ran = [flow for flow in report["flows"] if flow["status"] != "SKIPPED"]
+    skipped = len(report["flows"]) - len(ran)
     table = Table(
-        title=f"Update {result.update_id}: {result.state}",
+        title=f"Update {report['update_id']}: {report['state']}",
         caption=f"{skipped} datasets skipped: nothing new to read" if skipped else None,
     )
     for column in ("dataset", "status", "input", "output", "dropped", "deleted"):
         table.add_column(column, justify="left" if column in ("dataset", "status") else "right")
     for flow in ran:
-        table.add_row(
-            flow.dataset,
-            flow.status,
-            str(flow.input_records),
-            str(flow.output_records),
-            str(flow.dropped_records),
-            str(flow.deleted_records),
-        )
+        counts = ("input_records", "output_records", "dropped_records", "deleted_records")
+        table.add_row(flow["dataset"], flow["status"], *(str(flow[count]) for count in counts))
     console.print(table)
-    if result.published:
-        tables = ", ".join(f"{name} {how}" for name, how in result.published.get("tables", {}).items())
+    if published := report["published"]:
+        tables = ", ".join(f"{name} {how}" for name, how in published["tables"].items())
         console.print(
-            f"Published gold snapshot of update {result.published['update_id']} "
-            f"in {publishing_seconds(result.published):.1f} s ({tables})"
+            f"Published gold snapshot of update {published['update_id']} in {published['seconds']:.1f} s ({tables})"
         )
 
 
@@ -66,7 +54,10 @@ AFTER_UPDATE: list[Callable[[Settings], bool]] = []
 `conf.cli`): each returns whether what it checked holds."""
 
 
-def update_with_progress(settings: Settings, **selection: object) -> UpdateResult:
+def update_with_progress(settings: Settings, **selection: object) -> dict:
+    """One update in this process, its progress shown as it runs; its report (`print_update`)."""
+    from pipelines.embedded import maintain_if_due, run_update, update_report
+
     with console.status("pipeline update") as status:
         result = run_update(
             settings.paths,
@@ -76,14 +67,15 @@ def update_with_progress(settings: Settings, **selection: object) -> UpdateResul
             reserve_bytes=settings.mls2_min_free_mb * 2**20,
             **selection,
         )
-    print_update(result)
+    report = update_report(result)
+    print_update(report)
     with console.status("daily maintenance, when due: vacuum, landing retirement"):
         done = maintain_if_due(
             settings.paths, settings.mls2_lakehouse_retention_hours, settings.mls2_landing_retention_days
         )
     if done is not None:
         print_maintenance(done, settings.mls2_lakehouse_retention_hours, settings.mls2_landing_retention_days)
-    return result
+    return report
 
 
 def checks_after_update(settings: Settings) -> bool:
@@ -91,7 +83,7 @@ def checks_after_update(settings: Settings) -> bool:
     return all([step(settings) for step in AFTER_UPDATE])
 
 
-def print_maintenance(done: Maintenance, retention_hours: int, landing_days: float) -> None:
+def print_maintenance(done: "Maintenance", retention_hours: int, landing_days: float) -> None:
     if done.vacuumed is not None:
         removed = done.vacuumed
         console.print(
@@ -116,22 +108,129 @@ def run(
     full_refresh_selection: Annotated[
         str | None, typer.Option(help="Comma-separated datasets to recompute from scratch.")
     ] = None,
+    here: Annotated[
+        bool,
+        typer.Option(
+            "--here",
+            help="Run the update in this process even when a server (`mls2 serve`, the demo) runs the pipeline "
+            "UI for this data folder (by default the update is sent to it).",
+        ),
+    ] = False,
 ) -> None:
-    """Run one pipeline update: new landing files through bronze, silver and gold, then publish for serving."""
-    try:
-        settings = load_settings()
-        update_with_progress(
-            settings,
-            full_refresh=full_refresh,
-            refresh=split_list(refresh),
-            full_refresh_selection=split_list(full_refresh_selection),
+    """Run one pipeline update: new landing files through bronze, silver and gold, then publish for serving.
+    When a server runs the pipeline UI for this data folder (`mls2 serve`, the demo), the update runs there
+    as the UI's buttons run one, its progress shown here; otherwise, or with --here, in this process."""
+    settings = load_settings()
+    selection = {
+        "full_refresh": full_refresh,
+        "refresh": split_list(refresh),
+        "full_refresh_selection": split_list(full_refresh_selection),
+    }
+    server = None if here else _server_for(settings)
+    if server is not None and (action := server_action(**selection)) is not None:
+        raise typer.Exit(run_on_server(server, *action))
+    if server is not None:
+        console.print(
+            "[yellow]The server's updates take one kind of selection: this one runs here "
+            "(the server's pipeline lock permitting)[/yellow]"
         )
+    from pipelines.declaration import DeclarationError
+    from pipelines.embedded import PipelineError
+
+    try:
+        update_with_progress(settings, **selection)
     except (PipelineError, DeclarationError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
     if not checks_after_update(settings):
         console.print("[red]the update completed, but a critical integrity expectation failed (above)[/red]")
         raise typer.Exit(3)
+
+
+def _server_for(settings: Settings) -> "RunningServer | None":
+    """The server announced for the data folder, or None (said when its announcement is stale)."""
+    from pipelines.ui.control import ControlError, ServerUnreachable, announced_server
+
+    try:
+        return announced_server(settings.paths)
+    except ServerUnreachable as gone:
+        console.print(f"[dim]{gone}: the update runs here[/dim]")
+        return None
+    except ControlError as error:
+        console.print(f"[red]error:[/red] {error}; or run the update here with --here")
+        raise typer.Exit(1) from None
+
+
+def server_action(
+    full_refresh: bool, refresh: list[str] | None, full_refresh_selection: list[str] | None
+) -> tuple[str, list[str]] | None:
+    """The UI's action (and datasets) that asks a server for this update; None for a mix of
+    selections, which none of its actions takes."""
+    if full_refresh:
+        return None if refresh or full_refresh_selection else ("full_refresh", [])
+    if refresh and full_refresh_selection:
+        return None
+    if refresh:
+        return "refresh_selection", refresh
+    if full_refresh_selection:
+        return "full_refresh_selection", full_refresh_selection
+    return "update", []
+
+
+def run_on_server(server: "RunningServer", action: str, datasets: list[str]) -> int:
+    """Send the update to `server` and follow it to its end; the exit status `run` would have had
+    (0 done, 1 failed or canceled, 3 a critical integrity expectation failed). Ctrl+C asks the server
+    to cancel it."""
+    from pipelines.ui.control import ControlError, ServerUnreachable, cancel_update, follow_update, start_update
+
+    try:
+        update_id = start_update(server, action, datasets)
+    except (ControlError, ServerUnreachable) as error:
+        console.print(f"[red]error:[/red] the server at {server.url} did not start the update: {error}")
+        return 1
+    console.print(f"Update {update_id} runs on the server: {server.update_page(update_id)}", soft_wrap=True)
+    end: dict = {}
+    canceling = False
+    # Stopping the shell stops its update, as it does an update in the shell's own process.
+    stops = {number: signal.signal(number, signal.default_int_handler) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with console.status("pipeline update (on the server)") as status:
+            while not end:
+                try:
+                    for event, data in follow_update(server, update_id):
+                        if event == "flow":
+                            status.update(f"{data['dataset']}: {data['state']} (on the server)")
+                        elif event == "end":
+                            end = data
+                except KeyboardInterrupt:
+                    if canceling:
+                        console.print(f"Stopped following; the server cancels it: {server.update_page(update_id)}")
+                        return 130
+                    canceling = True
+                    console.print("Asking the server to cancel the update (Ctrl+C again stops following it)")
+                    with suppress(ControlError, ServerUnreachable):  # it ended meanwhile: its end says how
+                        cancel_update(server, update_id)
+                except (ControlError, ServerUnreachable) as error:
+                    console.print(f"[red]error:[/red] {error}")
+                    return 1
+    finally:
+        for number, handler in stops.items():
+            signal.signal(number, handler)
+    if end.get("report"):
+        print_update(end["report"])
+    if end["state"] == "CANCELED":
+        console.print(f"[yellow]{end.get('error') or 'the update was canceled'}[/yellow]")
+        return 1
+    if end["state"] != "COMPLETED":
+        console.print(f"[red]error:[/red] the update failed: {end.get('error')}")
+        return 1
+    if end.get("checks") == "failed":
+        console.print(
+            "[red]the update completed, but a critical integrity expectation failed[/red] "
+            f"(the server's log; the UI's quality page at {server.url}/ui/quality)"
+        )
+        return 3
+    return 0
 
 
 @pipeline_app.command("vacuum")
@@ -152,6 +251,8 @@ def vacuum(
         console.print("[red]error:[/red] MLS2_LAKEHOUSE_RETENTION_HOURS is 0 (vacuum off); pass --retain-hours")
         raise typer.Exit(2)
     days = settings.mls2_landing_retention_days
+    from pipelines.embedded import PipelineError, maintain
+
     try:
         with console.status("vacuuming the lakehouse and retiring landing pages"):
             done = maintain(settings.paths, hours if retain_hours is not None or hours else None, days)
@@ -166,6 +267,8 @@ def optimize() -> None:
     """Compact the tables updates write merge-on-read (AUTO CDC targets and views refreshed by key): rewrite
     their files that hold deleted rows, and their small files, as files of the live rows. Updates do this
     on their own past a threshold; the rows stay the same."""
+    from pipelines.embedded import PipelineError, optimize_lakehouse
+
     settings = load_settings()
     try:
         with console.status("compacting the lakehouse"):
@@ -184,6 +287,9 @@ def storage() -> None:
     """Disk per layer of MLS2_DATA_DIR (landing, each lakehouse schema, the serving snapshots, state, the
     engine's spill files), the free space of its disk, and what the next update is estimated to need
     (it does not start without it)."""
+    from pipelines.embedded import disk_by_layer, human_bytes, space_needed
+    from pipelines.snapshot.copies import can_clone
+
     settings = load_settings()
     paths = settings.paths
     table = Table(title=f"Disk under {paths.root}")
@@ -226,6 +332,9 @@ def graph(
     if output not in GRAPH_FORMATS:
         console.print(f"[red]error:[/red] --format must be one of {', '.join(GRAPH_FORMATS)}, not {output!r}")
         raise typer.Exit(2)
+    from pipelines.diagram import diagram_lines
+    from pipelines.graph import load_graph
+
     pipeline = load_graph()
     if output != "text":
         typer.echo("\n".join(diagram_lines(pipeline, output)))
@@ -247,6 +356,8 @@ def events(
     limit: Annotated[int, typer.Option(min=1, help="Most events to show.")] = 200,
 ) -> None:
     """Show the event log of an update: its states and each flow's rows and data quality."""
+    from pipelines.embedded import PipelineError, read_events
+
     settings = load_settings()
     try:
         rows = read_events(settings.paths.lakehouse, update=update, event_type=event_type, limit=limit)
@@ -296,6 +407,9 @@ def coverage_command(
     ] = False,
 ) -> None:
     """Per RESO resource: DD 2.0 fields filled, X_ extension fields, Qobrix source columns carried."""
+    from pipelines.coverage import as_markdown, coverage
+    from pipelines.embedded import Lakehouse
+
     settings = load_settings()
     report = coverage(Lakehouse(settings.paths.lakehouse) if data else None)
     if markdown:

@@ -3,7 +3,7 @@ the declared graph and the gold tables to serve are handed to the engine, which 
 
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from conf.settings import DataPaths
@@ -22,6 +22,7 @@ from pipelines._engine.storage import space_needed as space_needed_by_engine
 from pipelines.declaration import Graph
 from pipelines.gold import served_tables
 from pipelines.graph import graph_is_built, load_graph
+from pipelines.snapshot import publishing_seconds
 from pipelines.spark_sql import parse
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "run_update",
     "space_needed",
     "table_view",
+    "update_report",
 ]
 
 
@@ -56,6 +58,23 @@ def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) 
     full_refresh, refresh, full_refresh_selection, progress, memory_limit, cause, cancel, update_id, lock,
     key_index_rows)."""
     return run_on_engine(paths, graph or product_graph(paths), served_tables(), **options)
+
+
+def update_report(result: UpdateResult) -> dict:
+    """What an update did, as JSON: each flow's rows, and the publish after it (its seconds and what
+    it did to each served table). `mls2 pipeline run` prints it, from its own update or a server's."""
+    published = result.published
+    return {
+        "update_id": result.update_id,
+        "state": result.state,
+        "flows": [asdict(flow) for flow in result.flows],
+        "published": published
+        and {
+            "update_id": published["update_id"],
+            "seconds": publishing_seconds(published),
+            "tables": published.get("tables", {}),
+        },
+    }
 
 
 def product_graph(paths: DataPaths) -> Graph:

@@ -52,6 +52,21 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(mls2_data_dir=tmp_path / "data")
 
 
+OPERATOR_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def landed(settings: Settings) -> Settings:
+    """A small sandbox synced into landing, not yet run through the pipeline; operator `ops` may sign
+    in to its pipeline UI with OPERATOR_PASSWORD."""
+    from pipelines.ui.operators import OperatorRegistry
+
+    with SandboxServer(SandboxWorld(seed=3, properties=15)) as server:
+        make_sync(settings, server)()
+    OperatorRegistry(settings.paths.operators).add("ops", OPERATOR_PASSWORD)
+    return settings
+
+
 def data_quality(settings: Settings, update_id: str, dataset: str) -> dict:
     """The event log's `data_quality` of `dataset`'s flow in update `update_id`."""
     from pipelines._engine.events import read_events

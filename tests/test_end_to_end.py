@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -10,15 +11,18 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import requests
 
-from conf.settings import Settings
+from conf.settings import DataPaths, Settings, load_settings
 from graphql_odata.main import create_app
 from graphql_odata.security.clients import ClientRegistry
 from ingestion.sandbox import BackgroundServer, SandboxServer, SandboxWorld
 from pipelines import load_graph, run_update
 from pipelines._engine.lakehouse import Lakehouse
+from pipelines.ui.runs import RunLog
+from tests.bounded import wait_until
 from tests.conftest import PublishedGold, register_test_client, sandbox_records
 from tests.pinned_values import EXPECTED
 
@@ -181,3 +185,33 @@ def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
         after = served(f"QOBRIX_{changed_id}")
         assert after == expected_property(changed) == by_key(f"QOBRIX_{changed_id}"), "patched, index and all"
         assert after["ModificationTimestamp"] > before["ModificationTimestamp"]
+
+
+def test_mls2_serve_takes_the_updates_of_mls2_pipeline_run_until_it_stops(
+    published_gold: PublishedGold, tmp_path: Path
+) -> None:
+    """`mls2 serve` announces itself in the data folder; `mls2 pipeline run` from another shell sends
+    its update there (the server's run list has it), and after SIGTERM runs its own again."""
+    data = tmp_path / "data"
+    shutil.copytree(published_gold.settings.paths.root, data)
+    paths = DataPaths(data)
+    env = {**os.environ, "MLS2_DATA_DIR": str(data), "MLS2_INTEGRITY_AFTER_UPDATE": "false"}
+    mls2 = str(Path(sys.executable).with_name("mls2"))
+    process = subprocess.Popen(
+        [mls2, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_until(paths.server_announcement.exists, timeout=60, what="the server's announcement")
+        url = orjson.loads(paths.server_announcement.read_bytes())["url"]
+        wait_for(f"{url}/health", process)
+        sent = subprocess.run([mls2, "pipeline", "run"], env=env, capture_output=True, text=True, timeout=300)
+        assert sent.returncode == 0 and "runs on the server" in sent.stderr, sent.stderr
+        [run] = RunLog(load_settings(mls2_data_dir=data)).runs()
+        assert run.state == "COMPLETED" and run.run_id in sent.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert not paths.server_announcement.exists(), f"a stopped server left its announcement: {output[-2000:]}"
+    after = subprocess.run([mls2, "pipeline", "run"], env=env, capture_output=True, text=True, timeout=300)
+    assert after.returncode == 0 and "runs on the server" not in after.stderr, after.stderr
+    assert len(RunLog(load_settings(mls2_data_dir=data)).runs()) == 1

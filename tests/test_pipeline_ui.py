@@ -24,18 +24,8 @@ from pipelines.ui.operators import OperatorError, OperatorRegistry
 from pipelines.ui.runs import RunBusy, RunManager, RunRequest
 from pipelines.ui.schedule import Schedule, ScheduleError, Scheduler
 from pipelines.ui.sessions import SessionStore
+from tests.conftest import OPERATOR_PASSWORD as PASSWORD
 from tests.conftest import make_sync, register_test_client
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def landed(settings: Settings) -> Settings:
-    """A small sandbox synced into landing, not yet run through the pipeline."""
-    with SandboxServer(SandboxWorld(seed=3, properties=15)) as server:
-        make_sync(settings, server)()
-    OperatorRegistry(settings.paths.operators).add("ops", PASSWORD)
-    return settings
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ shown once, when it is made, and only its PBKDF2 hash is kept.
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -73,8 +72,9 @@ class ClientRegistry:
 
     def _save(self, entries: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.path, orjson.dumps(entries, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-        os.chmod(self.path, 0o600)
+        write_atomically(
+            self.path, orjson.dumps(entries, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), mode=0o600
+        )
 
     def add(self, client_id: str, requests_per_minute: int | None = None, *, replace: bool = False) -> str:
         """Register a client (or, with `replace`, give it a new secret) and return the secret, shown once."""

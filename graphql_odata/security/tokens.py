@@ -4,7 +4,6 @@ The key is MLS2_API_TOKEN_SECRET when set (several API processes share it), othe
 key kept in MLS2_DATA_DIR/state (readable by the owner only), so tokens outlive a restart.
 """
 
-import os
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,8 +25,7 @@ def signing_key(configured: str | None, key_file: Path) -> bytes:
     if configured:
         return configured.encode()
     if not key_file.exists():
-        write_atomically(key_file, secrets.token_hex(32).encode())
-        os.chmod(key_file, 0o600)
+        write_atomically(key_file, secrets.token_hex(32).encode(), mode=0o600)
     return key_file.read_bytes().strip()
 
 

@@ -1,6 +1,10 @@
-"""A local Qobrix API v2 serving deterministic generated records (the product's embedded source)."""
+"""A local Qobrix API v2 serving deterministic generated records (the product's embedded source).
 
-from importlib import import_module
+Its names load with their module on first use: the server's (FastAPI, uvicorn) would otherwise load
+with every `mls2` command that only needs the world or the fault settings.
+"""
+
+from conf.lazy import lazy_attributes
 
 _HOMES = {
     "SANDBOX_API_KEY": "server",
@@ -11,11 +15,4 @@ _HOMES = {
     "SandboxWorld": "world",
 }
 __all__ = list(_HOMES)
-
-
-def __getattr__(name: str) -> object:
-    """Names load with their module on first use: the server's (FastAPI, uvicorn) would otherwise load
-    with every `mls2` command that only needs the world or the fault settings."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

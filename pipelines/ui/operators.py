@@ -76,8 +76,7 @@ class OperatorRegistry:
 
     def _write(self, operators: dict) -> None:
         """Replace the registry whole, readable by its owner only."""
-        write_atomically(self.path, orjson.dumps(operators, option=orjson.OPT_INDENT_2))
-        self.path.chmod(0o600)
+        write_atomically(self.path, orjson.dumps(operators, option=orjson.OPT_INDENT_2), mode=0o600)
 
     def verify(self, name: str, password: str) -> bool:
         """Whether `password` is `name`'s; as slow for a name that is not an operator."""

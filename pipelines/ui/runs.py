@@ -6,10 +6,11 @@ the one and records the other.
 """
 
 import logging
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from pipelines.embedded import (
     maintain_if_due,
     pipeline_lock,
     run_update,
+    update_report,
 )
 from pipelines.graph import load_graph
 from pipelines.ui.database import connect
@@ -35,7 +37,10 @@ ACTIONS = {
     "update": "Update",
     "full_refresh": "Full refresh",
     "refresh_selection": "Refresh selection",
+    "full_refresh_selection": "Full refresh selection",
 }
+SELECTIONS = ("refresh_selection", "full_refresh_selection")
+"""The actions on the datasets a run names: refreshed, or recomputed from scratch."""
 CAUSES = {"manual": "USER_ACTION", "api": "API_CALL", "schedule": "SCHEDULED"}
 """What the event log records as an update's cause, by what started it."""
 FINISHED = ("COMPLETED", "FAILED", "CANCELED")
@@ -78,6 +83,8 @@ class Run:
     sync: dict | None = None
     checks: str | None = None
     """After a completed update: `passed` or `failed` (a critical integrity expectation)."""
+    report: dict | None = None
+    """What the completed update did (`pipelines.embedded.update_report`)."""
     flows: list[dict] = field(default_factory=list)
 
     @property
@@ -85,7 +92,7 @@ class Run:
         return ACTIONS.get(self.action, self.action)
 
 
-RUN_COLUMNS = "run_id, action, trigger, state, started_at, finished_at, operator, datasets, error, sync, checks"
+RUN_COLUMNS = "run_id, action, trigger, state, started_at, finished_at, operator, datasets, error, sync, checks, report"
 
 
 class RunLog:
@@ -97,8 +104,11 @@ class RunLog:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, action TEXT, trigger TEXT, state TEXT, "
                 "started_at TEXT, finished_at TEXT, operator TEXT, datasets TEXT, error TEXT, sync TEXT, checks TEXT, "
-                "cancel_requested INTEGER DEFAULT 0)"
+                "cancel_requested INTEGER DEFAULT 0, report TEXT)"
             )
+            if "report" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+                with suppress(sqlite3.OperationalError):  # another process added it meanwhile
+                    db.execute("ALTER TABLE runs ADD COLUMN report TEXT")  # a file an older version made
             db.execute(
                 "CREATE TABLE IF NOT EXISTS run_flows (run_id TEXT, sequence INTEGER, dataset TEXT, state TEXT, "
                 "at TEXT, PRIMARY KEY (run_id, sequence))"
@@ -107,7 +117,7 @@ class RunLog:
     def begin(self, run_id: str, request: RunRequest) -> None:
         with connect(self.path) as db:
             db.execute(
-                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, 'RUNNING', ?, NULL, ?, ?, NULL, NULL, NULL)",
+                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, 'RUNNING', ?, NULL, ?, ?, NULL, NULL, NULL, NULL)",
                 (run_id, request.action, request.trigger, _now(), request.operator, orjson.dumps(request.datasets)),
             )
 
@@ -135,6 +145,10 @@ class RunLog:
     def sync_done(self, run_id: str, summary: dict) -> None:
         with connect(self.path) as db:
             db.execute("UPDATE runs SET sync = ? WHERE run_id = ?", (orjson.dumps(summary), run_id))
+
+    def record_report(self, run_id: str, report: dict) -> None:
+        with connect(self.path) as db:
+            db.execute("UPDATE runs SET report = ? WHERE run_id = ?", (orjson.dumps(report), run_id))
 
     def finish(self, run_id: str, state: str, error: str | None = None, checks: str | None = None) -> None:
         with connect(self.path) as db:
@@ -180,7 +194,7 @@ class RunLog:
 
 
 def _run(row: tuple) -> Run:
-    run_id, action, trigger, state, started, finished, operator, datasets, error, sync, checks = row
+    run_id, action, trigger, state, started, finished, operator, datasets, error, sync, checks, report = row
     return Run(
         run_id,
         action,
@@ -193,6 +207,7 @@ def _run(row: tuple) -> Run:
         error,
         orjson.loads(sync) if sync else None,
         checks,
+        orjson.loads(report) if report else None,
     )
 
 
@@ -220,9 +235,9 @@ class RunManager:
             raise RunRefused(f"unknown action {request.action!r}: one of {', '.join(ACTIONS)}")
         if request.trigger not in CAUSES:
             raise RunRefused(f"unknown trigger {request.trigger!r}: one of {', '.join(CAUSES)}")
-        if request.action == "refresh_selection":
+        if request.action in SELECTIONS:
             if not request.datasets:
-                raise RunRefused("Refresh selection needs at least one dataset")
+                raise RunRefused(f"{ACTIONS[request.action]} needs at least one dataset")
             try:
                 load_graph().check_names(list(request.datasets))
             except DeclarationError as error:
@@ -291,10 +306,12 @@ class RunManager:
                     step = None
                 if cancel.is_set():
                     raise UpdateCanceled("canceled before the update started")
-                run_update(
+                selected = list(request.datasets)
+                result = run_update(
                     self.settings.paths,
                     full_refresh=request.action == "full_refresh",
-                    refresh=list(request.datasets) if request.action == "refresh_selection" else None,
+                    refresh=selected if request.action == "refresh_selection" else None,
+                    full_refresh_selection=selected if request.action == "full_refresh_selection" else None,
                     progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state),
                     memory_limit=self.settings.mls2_engine_memory_limit,
                     key_index_rows=self.settings.mls2_engine_key_index_rows,
@@ -306,6 +323,7 @@ class RunManager:
                 )
             finally:
                 lock.__exit__(None, None, None)  # taken by `start`, when the run was asked for
+            self.log.record_report(run_id, update_report(result))
             # The lock is released: the integrity suite and a vacuum take it for themselves.
             if self.after_update is not None:
                 checks = "passed" if self.after_update(self.settings) else "failed"

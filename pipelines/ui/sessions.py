@@ -16,6 +16,9 @@ class Session:
     session_id: str
     operator: str
     csrf_token: str
+    from_shell: bool = False
+    """A shell's request with the announced server's token (`pipelines.ui.control`), not a signed-in
+    browser: no other site's page can make a browser send that header, so it needs no CSRF token."""
 
 
 class SessionStore:

@@ -24,6 +24,7 @@ from pipelines.diagram import diagram_lines, node_id
 from pipelines.gold import served_tables
 from pipelines.graph import load_graph
 from pipelines.snapshot import read_pointer
+from pipelines.ui.announcement import shell_token_matches
 from pipelines.ui.history import flow_states, last_flow_states, update_flows, update_summary, updates
 from pipelines.ui.operators import OperatorError, OperatorRegistry
 from pipelines.ui.quality import (
@@ -37,6 +38,7 @@ from pipelines.ui.quality import (
 from pipelines.ui.runs import (
     ACTIONS,
     FINISHED,
+    SELECTIONS,
     AfterUpdate,
     RunBusy,
     RunManager,
@@ -53,7 +55,13 @@ QUARANTINE_PAGE = 50
 SESSION_COOKIE = "mls2_ui_session"
 LOGIN_COOKIE = "mls2_ui_login"
 """A login form's CSRF token (double submit): a form posted from another site cannot carry it."""
-STREAM_POLL_SECONDS = 0.3
+STREAM_POLL_SECONDS = 0.1
+"""How often a progress stream reads its run's state (a SQLite read): the follower, such as a shell
+waiting for its update, learns of the end this soon."""
+KEEP_ALIVE_SECONDS = 15.0
+"""Longest silence of a progress stream while a flow runs (a shell following it gives up after 60 s)."""
+SHELL_OPERATOR = "shell (mls2 pipeline run)"
+"""Who the UI's run list names for an update a shell sent."""
 
 
 class LoginAttempts:
@@ -120,14 +128,22 @@ def page_session(request: Request) -> Session:
 
 
 def api_session(request: Request) -> Session:
+    """A signed-in operator's session, or a shell's (`mls2 pipeline run`) sending the token this
+    folder's server announced."""
     session = _session(request)
-    if session is None:
-        raise HTTPException(401, "sign in at /ui/login first (an operator's session; API tokens do not open the UI)")
-    return session
+    if session is not None:
+        return session
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and shell_token_matches(_state(request).settings.paths, sent.strip()):
+        return Session("", SHELL_OPERATOR, "", from_shell=True)
+    raise HTTPException(401, "sign in at /ui/login first (an operator's session; API tokens do not open the UI)")
 
 
 def checked_action(request: Request, session: Annotated[Session, Depends(api_session)]) -> Session:
-    """The session of an action, whose X-CSRF-Token header must be the session's token."""
+    """The session of an action, whose X-CSRF-Token header must be the session's token (a shell's
+    request has none: see `Session.from_shell`)."""
+    if session.from_shell:
+        return session
     sent = request.headers.get("x-csrf-token", "")
     if not _same(sent, session.csrf_token):
         raise HTTPException(403, "missing or wrong X-CSRF-Token: reload the page and try again")
@@ -235,6 +251,7 @@ def overview(
     context = {
         "session": session,
         "actions": ACTIONS,
+        "selections": SELECTIONS,
         "datasets": [dataset.name for dataset in graph.ordered()],
         "mermaid": mermaid,
         "nodes": {node_id(name): name for name in graph.datasets},
@@ -432,14 +449,24 @@ async def update_events(
         raise HTTPException(404, f"no update {update_id} started from the UI")
 
     async def stream():
-        sent = 0
+        sent, said = 0, time.monotonic()
         while True:
             run = await asyncio.to_thread(log.run, update_id)
             for flow in run.flows[sent:]:
                 yield f"event: flow\ndata: {orjson.dumps(flow).decode()}\n\n"
+                said = time.monotonic()
             sent = len(run.flows)
+            if time.monotonic() - said > KEEP_ALIVE_SECONDS:
+                yield ": the update runs\n\n"  # a comment: the follower knows the server is there
+                said = time.monotonic()
             if run.state in FINISHED:
-                end = {"state": run.state, "error": run.error, "sync": run.sync, "checks": run.checks}
+                end = {
+                    "state": run.state,
+                    "error": run.error,
+                    "sync": run.sync,
+                    "checks": run.checks,
+                    "report": run.report,
+                }
                 yield f"event: end\ndata: {orjson.dumps(end).decode()}\n\n"
                 return
             if await request.is_disconnected():

@@ -66,10 +66,9 @@ for (const button of document.querySelectorAll("button[data-action]")) {
   button.addEventListener("click", async () => {
     show("");
     const action = button.dataset.action;
-    const datasets =
-      action === "refresh_selection"
-        ? [...document.getElementById("selection").selectedOptions].map((option) => option.value)
-        : [];
+    const datasets = button.closest("details")
+      ? [...document.getElementById("selection").selectedOptions].map((option) => option.value)
+      : [];
     try {
       const started = await post("/ui/api/updates", { action, datasets });
       shown.add(new URL(`/ui/updates/${started.update_id}`, location).href);

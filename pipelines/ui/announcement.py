@@ -1,0 +1,74 @@
+"""The announcement of the server that runs this data folder's pipeline UI (`mls2 serve`, the demo).
+
+While it serves, the process writes `state/server.json`: its URL, its pid and a random token,
+readable by the folder's owner only. A shell sending the token is let into the UI's API
+(`pipelines.ui.control` is that shell's side). Whoever reads the token can run the pipeline on the
+folder's files anyway, so it opens nothing the folder does not.
+"""
+
+import hmac
+import os
+import secrets
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from conf.files import write_atomically
+from conf.settings import DataPaths
+
+
+def local_url(host: str, port: int) -> str:
+    """Where a shell on this machine reaches a server listening on `host`:`port`."""
+    reachable = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
+
+
+@contextmanager
+def announced(paths: DataPaths, url: str) -> Iterator[None]:
+    """Announce this process as the folder's server while it serves; the announcement goes with it
+    (unless another server has announced itself since), also when SIGTERM stops the server."""
+    document = {
+        "url": url,
+        "pid": os.getpid(),
+        "data_dir": str(paths.root.resolve()),
+        "token": secrets.token_urlsafe(32),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_atomically(paths.server_announcement, orjson.dumps(document), mode=0o600)
+
+    def withdraw() -> None:
+        if read_announcement(paths.server_announcement).get("pid") == os.getpid():
+            paths.server_announcement.unlink(missing_ok=True)
+
+    def stopped(signum: int, _frame: object) -> None:
+        # uvicorn stops a server on SIGTERM, then raises the signal again with the handler it found:
+        # this one withdraws the announcement, then lets the signal end the process as it would have.
+        withdraw()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    before = signal.signal(signal.SIGTERM, stopped)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        withdraw()
+
+
+def shell_token_matches(paths: DataPaths, sent: str) -> bool:
+    """Whether `sent` is the token of the server announced for this folder (read at each request:
+    every worker process of a server checks the one token its supervisor announced)."""
+    token = read_announcement(paths.server_announcement).get("token")
+    return isinstance(token, str) and bool(sent) and hmac.compare_digest(sent.encode(), token.encode())
+
+
+def read_announcement(path: Path) -> dict:
+    try:
+        document = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return document if isinstance(document, dict) else {}
