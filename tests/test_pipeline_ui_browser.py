@@ -1,11 +1,16 @@
 """The pipeline UI in a real browser (Debian's Chromium, driven by Playwright) against `mls2 serve`'s
 application on uvicorn, fed by the sandbox: sign in, see the graph, sync and update and watch the
 flows complete live, advance the sandbox and sync again, open the update, set a 1-minute schedule
-and see an update start on its own, sign out. A screenshot of
-each page goes to .cache/screenshots (CI keeps that folder)."""
+and see an update start on its own, sign out; an update sent by `mls2 pipeline run` from a shell
+is listed, and a full refresh selection runs only its dataset. A screenshot of each page goes to
+.cache/screenshots (CI keeps that folder)."""
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,6 +20,7 @@ from conf.settings import Settings, load_settings
 from ingestion.sandbox import SANDBOX_API_KEY, SANDBOX_API_USER, SandboxServer, SandboxWorld
 from ingestion.sandbox.faults import FaultConfig
 from pipelines.graph import load_graph
+from pipelines.ui.announcement import announced
 from pipelines.ui.operators import OperatorRegistry
 from pipelines.ui.views import HERE
 from tests.conftest import SCREENSHOTS, served
@@ -41,7 +47,7 @@ def site(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> It
         qobrix_api_key=SANDBOX_API_KEY,
     )
     OperatorRegistry(settings.paths.operators).add("ops", PASSWORD)
-    with served(serving_app(settings)) as base:
+    with served(serving_app(settings)) as base, announced(settings.paths, base):
         yield base, settings
 
 
@@ -64,6 +70,14 @@ def run_and_watch(page, action_label: str, skipped: tuple[str, ...] = ()) -> str
         skipped, "SKIPPED"
     ), states
     return page.locator("#live-link").get_attribute("href").rsplit("/", 1)[1]
+
+
+def sign_in(page, base: str) -> None:
+    page.goto(f"{base}/ui/login")
+    page.get_by_label("Operator").fill("ops")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/ui/")
 
 
 def test_an_operator_signs_in_runs_updates_live_and_signs_out(browser, site, sandbox: SandboxServer) -> None:
@@ -162,4 +176,33 @@ def test_an_operator_signs_in_runs_updates_live_and_signs_out(browser, site, san
     page.goto(f"{base}/ui/")
     assert page.url.endswith("/ui/login"), "the session outlived signing out"
     assert requested and all(url.startswith(base) for url in requested), "every request stays on this machine"
+    page.close()
+
+
+def test_a_shells_update_is_listed_and_a_full_refresh_selection_runs_only_its_datasets(browser, site) -> None:
+    """`mls2 pipeline run` from a shell runs in the server (listed with the trigger `api`), and the
+    overview's *Full refresh selection* recomputes the datasets picked, and no other."""
+    base, settings = site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, base)
+    before = page.locator("#updates tbody tr").count()
+    environment = {**os.environ, "MLS2_DATA_DIR": str(settings.paths.root)}
+    mls2 = str(Path(sys.executable).with_name("mls2"))
+    shell = subprocess.run([mls2, "pipeline", "run"], env=environment, capture_output=True, text=True, timeout=300)
+    assert shell.returncode == 0 and "runs on the server" in shell.stderr, shell.stderr
+    page.reload()
+    rows = page.locator("#updates tbody tr")
+    assert rows.count() == before + 1 and rows.first.locator("td").nth(2).inner_text() == "api"
+
+    page.locator("summary", has_text="Refresh selection").click()
+    page.locator("#selection").select_option(["reso_gold.office"])
+    page.get_by_role("button", name="Full refresh selection", exact=True).click()
+    page.locator("#live-flows li").first.wait_for(timeout=60_000)
+    page.wait_for_function("document.getElementById('live').dataset.finished", timeout=240_000)
+    assert page.locator("#live-state").inner_text() == "COMPLETED"
+    states = dict(
+        page.locator("#live-flows li").evaluate_all("items => items.map(i => [i.dataset.dataset, i.dataset.state])")
+    )
+    assert {name for name, state in states.items() if state == "COMPLETED"} == {"reso_gold.office"}, states
+    shot(page, "full-refresh-selection")
     page.close()

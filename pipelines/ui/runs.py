@@ -121,13 +121,16 @@ class RunLog:
                 (run_id, request.action, request.trigger, _now(), request.operator, orjson.dumps(request.datasets)),
             )
 
-    def flow(self, run_id: str, dataset: str, state: str) -> None:
-        with connect(self.path) as db:
-            db.execute(
-                "INSERT INTO run_flows SELECT ?, coalesce(max(sequence), -1) + 1, ?, ?, ? FROM run_flows "
-                "WHERE run_id = ?",
-                (run_id, dataset, state, _now(), run_id),
-            )
+    def flow(self, run_id: str, dataset: str, state: str, db: sqlite3.Connection | None = None) -> None:
+        """Record a flow's new state (on `db` when given: an update's progress keeps one connection)."""
+        if db is None:
+            with connect(self.path) as db:
+                self.flow(run_id, dataset, state, db)
+            return
+        db.execute(
+            "INSERT INTO run_flows SELECT ?, coalesce(max(sequence), -1) + 1, ?, ?, ? FROM run_flows WHERE run_id = ?",
+            (run_id, dataset, state, _now(), run_id),
+        )
 
     def request_cancel(self, run_id: str) -> bool:
         """Ask a running run to stop (whichever serving process runs it); whether it is running."""
@@ -307,20 +310,21 @@ class RunManager:
                 if cancel.is_set():
                     raise UpdateCanceled("canceled before the update started")
                 selected = list(request.datasets)
-                result = run_update(
-                    self.settings.paths,
-                    full_refresh=request.action == "full_refresh",
-                    refresh=selected if request.action == "refresh_selection" else None,
-                    full_refresh_selection=selected if request.action == "full_refresh_selection" else None,
-                    progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state),
-                    memory_limit=self.settings.mls2_engine_memory_limit,
-                    key_index_rows=self.settings.mls2_engine_key_index_rows,
-                    reserve_bytes=self.settings.mls2_min_free_mb * 2**20,
-                    cause=CAUSES[request.trigger],
-                    cancel=cancel,
-                    update_id=run_id,
-                    lock=False,
-                )
+                with connect(self.log.path) as progress:
+                    result = run_update(
+                        self.settings.paths,
+                        full_refresh=request.action == "full_refresh",
+                        refresh=selected if request.action == "refresh_selection" else None,
+                        full_refresh_selection=selected if request.action == "full_refresh_selection" else None,
+                        progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state, progress),
+                        memory_limit=self.settings.mls2_engine_memory_limit,
+                        key_index_rows=self.settings.mls2_engine_key_index_rows,
+                        reserve_bytes=self.settings.mls2_min_free_mb * 2**20,
+                        cause=CAUSES[request.trigger],
+                        cancel=cancel,
+                        update_id=run_id,
+                        lock=False,
+                    )
             finally:
                 lock.__exit__(None, None, None)  # taken by `start`, when the run was asked for
             self.log.record_report(run_id, update_report(result))
