@@ -189,8 +189,9 @@ def _login_form(request: Request, error: str | None = None, status_code: int = 4
 
 
 def _same(sent: str, expected: str) -> bool:
-    """Whether two tokens are equal, in constant time (whatever characters were sent)."""
-    return secrets.compare_digest(sent.encode(), expected.encode())
+    """Whether two tokens are equal, in constant time (whatever characters were sent); an empty one
+    equals nothing."""
+    return bool(expected) and secrets.compare_digest(sent.encode(), expected.encode())
 
 
 @router.post("/login")
