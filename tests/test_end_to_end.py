@@ -187,18 +187,24 @@ def test_changes_in_the_sandbox_reach_the_api_and_a_quiet_rerun_changes_nothing(
         assert after["ModificationTimestamp"] > before["ModificationTimestamp"]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_mls2_serve_takes_the_updates_of_mls2_pipeline_run_until_it_stops(
-    published_gold: PublishedGold, tmp_path: Path
+    published_gold: PublishedGold, tmp_path: Path, workers: str
 ) -> None:
     """`mls2 serve` announces itself in the data folder; `mls2 pipeline run` from another shell sends
-    its update there (the server's run list has it), and after SIGTERM runs its own again."""
+    its update there (the server's run list has it; with two server processes, one may start it and
+    the other stream it), and after SIGTERM runs its own again."""
     data = tmp_path / "data"
     shutil.copytree(published_gold.settings.paths.root, data)
     paths = DataPaths(data)
     env = {**os.environ, "MLS2_DATA_DIR": str(data), "MLS2_INTEGRITY_AFTER_UPDATE": "false"}
     mls2 = str(Path(sys.executable).with_name("mls2"))
     process = subprocess.Popen(
-        [mls2, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [mls2, "serve", "--port", "0", "--workers", workers],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         wait_until(paths.server_announcement.exists, timeout=60, what="the server's announcement")
