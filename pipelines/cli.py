@@ -177,45 +177,65 @@ def server_action(
     return "update", []
 
 
+def _follow(server: "RunningServer", update_id: str) -> dict | int:
+    """The update's end event, its progress shown meanwhile; or the exit status when following it
+    failed or was given up (a first Ctrl+C asks the server to cancel it, a second stops following)."""
+    from pipelines.ui.control import ControlError, ServerUnreachable, cancel_update, follow_update
+
+    end: dict = {}
+    canceling = False
+    with console.status("pipeline update (on the server)") as status:
+        while not end:
+            try:
+                for event, data in follow_update(server, update_id):
+                    if event == "flow":
+                        status.update(f"{data['dataset']}: {data['state']} (on the server)")
+                    elif event == "end":
+                        end = data
+            except KeyboardInterrupt:
+                if end:
+                    break
+                if canceling:
+                    console.print(f"Stopped following; the server cancels it: {server.update_page(update_id)}")
+                    return 130
+                canceling = True
+                console.print("Asking the server to cancel the update (Ctrl+C again stops following it)")
+                try:
+                    with suppress(ControlError, ServerUnreachable):  # it ended meanwhile: its end says how
+                        cancel_update(server, update_id)
+                except KeyboardInterrupt:
+                    console.print(f"Stopped following; see {server.update_page(update_id)}")
+                    return 130
+            except (ControlError, ServerUnreachable) as error:
+                console.print(f"[red]error:[/red] {error}")
+                return 1
+    return end
+
+
 def run_on_server(server: "RunningServer", action: str, datasets: list[str]) -> int:
     """Send the update to `server` and follow it to its end; the exit status `run` would have had
     (0 done, 1 failed or canceled, 3 a critical integrity expectation failed). Ctrl+C asks the server
     to cancel it."""
-    from pipelines.ui.control import ControlError, ServerUnreachable, cancel_update, follow_update, start_update
+    from pipelines.ui.control import ControlError, ServerUnreachable, start_update
 
-    try:
-        update_id = start_update(server, action, datasets)
-    except (ControlError, ServerUnreachable) as error:
-        console.print(f"[red]error:[/red] the server at {server.url} did not start the update: {error}")
-        return 1
-    console.print(f"Update {update_id} runs on the server: {server.update_page(update_id)}", soft_wrap=True)
-    end: dict = {}
-    canceling = False
     # Stopping the shell stops its update, as it does an update in the shell's own process.
     stops = {number: signal.signal(number, signal.default_int_handler) for number in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        with console.status("pipeline update (on the server)") as status:
-            while not end:
-                try:
-                    for event, data in follow_update(server, update_id):
-                        if event == "flow":
-                            status.update(f"{data['dataset']}: {data['state']} (on the server)")
-                        elif event == "end":
-                            end = data
-                except KeyboardInterrupt:
-                    if canceling:
-                        console.print(f"Stopped following; the server cancels it: {server.update_page(update_id)}")
-                        return 130
-                    canceling = True
-                    console.print("Asking the server to cancel the update (Ctrl+C again stops following it)")
-                    with suppress(ControlError, ServerUnreachable):  # it ended meanwhile: its end says how
-                        cancel_update(server, update_id)
-                except (ControlError, ServerUnreachable) as error:
-                    console.print(f"[red]error:[/red] {error}")
-                    return 1
+        try:
+            update_id = start_update(server, action, datasets)
+        except (ControlError, ServerUnreachable) as error:
+            console.print(f"[red]error:[/red] the server at {server.url} did not start the update: {error}")
+            return 1
+        except KeyboardInterrupt:
+            console.print(f"Stopped while asking the server: the update may have started (see {server.url}/ui)")
+            return 130
+        console.print(f"Update {update_id} runs on the server: {server.update_page(update_id)}", soft_wrap=True)
+        end = _follow(server, update_id)
     finally:
         for number, handler in stops.items():
             signal.signal(number, handler)
+    if isinstance(end, int):
+        return end
     if end.get("report"):
         print_update(end["report"])
     if end["state"] == "CANCELED":

@@ -56,7 +56,7 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or accepted by a supervisor before its workers answer
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} did not answer within {timeout}s")

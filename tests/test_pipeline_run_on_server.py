@@ -286,3 +286,22 @@ def test_ctrl_c_in_the_shell_cancels_the_update_on_the_server(quiet: Settings, s
     assert run.state == "CANCELED" and process.returncode == 1, errors
     assert "Asking the server to cancel the update" in errors and "canceled before" in errors
     assert not Path(quiet.paths.snapshot_pointer).exists(), "a canceled first update published"
+
+
+def test_sigterm_withdraws_the_announcement_and_reaches_the_handler_before_it(settings: Settings) -> None:
+    received: list[int] = []
+
+    def recorder(number: int, _frame: object) -> None:
+        received.append(number)
+
+    earlier = signal.signal(signal.SIGTERM, recorder)
+    try:
+        with announced(settings.paths, "http://127.0.0.1:9"):
+            assert settings.paths.server_announcement.exists()
+            os.kill(os.getpid(), signal.SIGTERM)
+            wait_until(lambda: received, timeout=10, what="the SIGTERM handler")
+            assert not settings.paths.server_announcement.exists(), "SIGTERM left the announcement"
+        assert received == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is recorder, "the handler before was not put back"
+    finally:
+        signal.signal(signal.SIGTERM, earlier)

@@ -185,6 +185,13 @@ def test_a_shells_update_is_listed_and_a_full_refresh_selection_runs_only_its_da
     base, settings = site
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, base)
+    # On its own of the test before: no schedule, and gold built.
+    page.locator("#schedule-mode").select_option("off")
+    page.get_by_role("button", name="Set").click()
+    page.locator("#schedule", has_text="off").wait_for()
+    if not settings.paths.snapshot_pointer.exists():
+        run_and_watch(page, "Sync and update")
+        page.reload()
     before = page.locator("#updates tbody tr").count()
     environment = {**os.environ, "MLS2_DATA_DIR": str(settings.paths.root)}
     mls2 = str(Path(sys.executable).with_name("mls2"))

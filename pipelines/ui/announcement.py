@@ -44,14 +44,18 @@ def announced(paths: DataPaths, url: str) -> Iterator[None]:
         if read_announcement(paths.server_announcement).get("pid") == os.getpid():
             paths.server_announcement.unlink(missing_ok=True)
 
-    def stopped(signum: int, _frame: object) -> None:
+    def stopped(signum: int, frame: object) -> None:
         # uvicorn stops a server on SIGTERM, then raises the signal again with the handler it found:
-        # this one withdraws the announcement, then lets the signal end the process as it would have.
+        # this one withdraws the announcement, then does what the handler before it did.
         withdraw()
-        signal.signal(signum, signal.SIG_DFL)
+        if callable(before):
+            before(signum, frame)
+            return
+        signal.signal(signum, before)
         signal.raise_signal(signum)
 
-    before = signal.signal(signal.SIGTERM, stopped)
+    # A handler not installed from Python reads as None: the default action, as far as Python can tell.
+    before = signal.signal(signal.SIGTERM, stopped) or signal.SIG_DFL
     try:
         yield
     finally:

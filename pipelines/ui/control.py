@@ -67,12 +67,8 @@ def announced_server(paths: DataPaths) -> RunningServer | None:
         raise ServerUnreachable(f"{path} is not a readable server announcement (a url, a pid and a token)")
     if document.get("data_dir") != str(paths.root.resolve()):
         raise ServerUnreachable(f"{path} announces the server of {document.get('data_dir')} (a copied folder?)")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        raise ServerUnreachable(f"the server {path} announces (pid {pid}) has stopped") from None
-    except PermissionError:  # a process of another user: it answers below, or it is not ours
-        pass
+    if not _alive(pid):
+        raise ServerUnreachable(f"the server {path} announces (pid {pid}) has stopped")
     server = RunningServer(url.rstrip("/"), token)
     # A server announces itself before it listens: one started moments ago is waited for.
     deadline = _started(document) + timedelta(seconds=STARTING_SECONDS)
@@ -81,9 +77,19 @@ def announced_server(paths: DataPaths) -> RunningServer | None:
             _answer(server, "GET", "/ui/api/running")
             return server
         except ServerUnreachable:
-            if datetime.now(UTC) > deadline:
+            if datetime.now(UTC) > deadline or read_announcement(path) != document or not _alive(pid):
                 raise
             time.sleep(0.25)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user
+        return True
+    return True
 
 
 def _started(document: dict) -> datetime:
