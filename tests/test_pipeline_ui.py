@@ -4,6 +4,8 @@ sessions, CSRF on every action, updates started one at a time, followed live and
 import html
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +23,7 @@ from pipelines import PipelineBusy, run_update
 from pipelines._engine.maintenance import vacuum_due
 from pipelines.ui.history import update_flows
 from pipelines.ui.operators import OperatorError, OperatorRegistry
-from pipelines.ui.runs import RunBusy, RunManager, RunRequest
+from pipelines.ui.runs import RunBusy, RunLog, RunManager, RunRequest
 from pipelines.ui.schedule import Schedule, ScheduleError, Scheduler
 from pipelines.ui.sessions import SessionStore
 from tests.conftest import OPERATOR_PASSWORD as PASSWORD
@@ -349,7 +351,7 @@ def test_a_run_holds_the_pipeline_lock_from_start_to_end_and_any_process_can_can
         run_update(landed.paths)  # `mls2 pipeline run` from a shell
     with pytest.raises(RunBusy):
         elsewhere.start(RunRequest("update"))  # another serving process
-    elsewhere.log.abandon_unfinished(landed.paths)
+    elsewhere.log.abandon_unfinished()
     assert here.log.run(update_id).state == "RUNNING", "a running run was taken for a stopped server's"
     assert elsewhere.cancel(update_id)
     here.wait(120)
@@ -383,3 +385,33 @@ def test_secrets_on_disk_are_the_owners_only(landed: Settings) -> None:
     SessionStore(landed.paths.ui_state).open("ops")
     assert landed.paths.operators.stat().st_mode & 0o777 == 0o600
     assert landed.paths.ui_state.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_run_is_abandoned_only_when_no_process_owns_it(settings: Settings) -> None:
+    """A serving process starting marks FAILED the runs left RUNNING by a stopped one; a run whose
+    process lives stays RUNNING, also after its update released the pipeline lock (its integrity
+    suite and vacuum still to come), and also when that process was killed outright it is not."""
+    log = RunLog(settings)
+    for run_id in ("alive", "killed", "older"):
+        log.begin(run_id, RunRequest("update"))
+    owned = log.own("alive")
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from conf.settings import load_settings; from pipelines.ui.runs import RunLog; "
+            f"RunLog(load_settings(mls2_data_dir={str(settings.paths.root)!r})).own('killed'); "
+            "os.kill(os.getpid(), 9)",
+        ],
+        check=False,
+    )
+    assert killed.returncode == -9
+    log.abandon_unfinished()
+    assert {run_id: log.run(run_id).state for run_id in ("alive", "killed", "older")} == {
+        "alive": "RUNNING",
+        "killed": "FAILED",
+        "older": "FAILED",  # a run of a version before runs were owned
+    }
+    log.release("alive", owned)
+    log.abandon_unfinished()
+    assert log.run("alive").state == "FAILED"

@@ -5,6 +5,7 @@ progress and a request to cancel it are kept in the UI's SQLite file: any servin
 the one and records the other.
 """
 
+import fcntl
 import logging
 import sqlite3
 import threading
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -160,23 +163,41 @@ class RunLog:
                 (state, error, checks, _now(), run_id),
             )
 
-    def abandon_unfinished(self, paths) -> None:
-        """Runs a stopped server left RUNNING: their thread is gone and the pipeline lock went with
-        their process (a run that holds the lock is genuinely running: nothing is abandoned then);
-        the update itself converges when run again."""
-        try:
-            with pipeline_lock(paths, "ui (abandoning runs of a stopped server)"):
-                self._abandon()
-        except PipelineBusy:
-            return
+    def _owner_file(self, run_id: str) -> Path:
+        return self.path.parent / "ui_runs" / f"{run_id}.lock"
 
-    def _abandon(self) -> None:
+    def own(self, run_id: str) -> BinaryIO:
+        """Mark `run_id` as this process's until the file returned is closed (`release`): a lock the
+        process's end releases, even by kill -9."""
+        path = self._owner_file(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "ab")  # noqa: SIM115 (held past this call, until `release`)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return handle
+
+    def release(self, run_id: str, owned: BinaryIO) -> None:
+        self._owner_file(run_id).unlink(missing_ok=True)
+        owned.close()
+
+    def abandon_unfinished(self) -> None:
+        """Runs a stopped server left RUNNING: no process owns them any more (`own`). One whose owner
+        lives is running, also between its update and its end (the integrity suite, the vacuum),
+        when it no longer holds the pipeline lock; the update itself converges when run again."""
         with connect(self.path) as db:
-            db.execute(
-                "UPDATE runs SET state = 'FAILED', error = 'the server stopped while it ran', finished_at = ? "
-                "WHERE state = 'RUNNING'",
-                (_now(),),
-            )
+            running = [run_id for (run_id,) in db.execute("SELECT run_id FROM runs WHERE state = 'RUNNING'")]
+        for run_id in running:
+            with open(self._owner_file(run_id), "ab") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner lives
+                with connect(self.path) as db:
+                    db.execute(
+                        "UPDATE runs SET state = 'FAILED', error = 'the server stopped while it ran', finished_at = ? "
+                        "WHERE run_id = ? AND state = 'RUNNING'",
+                        (_now(), run_id),
+                    )
+            self._owner_file(run_id).unlink(missing_ok=True)
 
     def runs(self, limit: int = 50) -> list[Run]:
         with connect(self.path) as db:
@@ -256,12 +277,14 @@ class RunManager:
                 lock.__enter__()
             except PipelineBusy as error:
                 raise RunBusy(str(error)) from None
+            owned = self.log.own(run_id)
             try:
                 self.log.begin(run_id, request)
                 self._cancel[run_id] = threading.Event()
-                self._thread = threading.Thread(target=self._execute, args=(run_id, request, lock), daemon=True)
+                self._thread = threading.Thread(target=self._execute, args=(run_id, request, lock, owned), daemon=True)
                 self._thread.start()
             except BaseException:
+                self.log.release(run_id, owned)
                 lock.__exit__(None, None, None)
                 raise
         return run_id
@@ -294,7 +317,7 @@ class RunManager:
                 cancel.set()
                 return
 
-    def _execute(self, run_id: str, request: RunRequest, lock: AbstractContextManager) -> None:
+    def _execute(self, run_id: str, request: RunRequest, lock: AbstractContextManager, owned: BinaryIO) -> None:
         cancel = self._cancel[run_id]
         done = threading.Event()
         threading.Thread(target=self._watch_cancel, args=(run_id, cancel, done), daemon=True).start()
@@ -347,4 +370,5 @@ class RunManager:
             if step is not None:
                 self.log.flow(run_id, step, "FAILED")
             self.log.finish(run_id, state, error, checks)
+            self.log.release(run_id, owned)
             self._cancel.pop(run_id, None)

@@ -106,7 +106,7 @@ class UiState:
         self.operators = OperatorRegistry(settings.paths.operators)
         self.sessions = SessionStore(settings.paths.ui_state)
         self.runs = RunManager(settings, sync, after_update)
-        self.runs.log.abandon_unfinished(settings.paths)
+        self.runs.log.abandon_unfinished()
         self.logins = LoginAttempts()
         self.scheduler = Scheduler(settings, self.runs)
         self.templates = Jinja2Templates(directory=HERE / "templates")
