@@ -6,7 +6,6 @@ readable by the folder's owner only. A shell sending the token is let into the U
 folder's files anyway, so it opens nothing the folder does not.
 """
 
-import hmac
 import os
 import secrets
 import signal
@@ -63,11 +62,11 @@ def announced(paths: DataPaths, url: str) -> Iterator[None]:
         withdraw()
 
 
-def shell_token_matches(paths: DataPaths, sent: str) -> bool:
-    """Whether `sent` is the token of the server announced for this folder (read at each request:
+def announced_token(paths: DataPaths) -> str:
+    """The token of the server announced for this folder, "" when none is (read at each request:
     every worker process of a server checks the one token its supervisor announced)."""
     token = read_announcement(paths.server_announcement).get("token")
-    return isinstance(token, str) and bool(sent) and hmac.compare_digest(sent.encode(), token.encode())
+    return token if isinstance(token, str) else ""
 
 
 def read_announcement(path: Path) -> dict:

@@ -24,7 +24,7 @@ from pipelines.diagram import diagram_lines, node_id
 from pipelines.gold import served_tables
 from pipelines.graph import load_graph
 from pipelines.snapshot import read_pointer
-from pipelines.ui.announcement import shell_token_matches
+from pipelines.ui.announcement import announced_token
 from pipelines.ui.history import flow_states, last_flow_states, update_flows, update_summary, updates
 from pipelines.ui.operators import OperatorError, OperatorRegistry
 from pipelines.ui.quality import (
@@ -134,7 +134,7 @@ def api_session(request: Request) -> Session:
     if session is not None:
         return session
     scheme, _, sent = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and shell_token_matches(_state(request).settings.paths, sent.strip()):
+    if scheme.lower() == "bearer" and _same(sent.strip(), announced_token(_state(request).settings.paths)):
         return Session("", SHELL_OPERATOR, "", from_shell=True)
     raise HTTPException(401, "sign in at /ui/login first (an operator's session; API tokens do not open the UI)")
 
