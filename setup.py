@@ -35,6 +35,7 @@ setup(
         "pydantic-settings>=2.3",
         "duckdb>=2.0,<3",
         "deltalake>=1.6,<2",
+        "arro3-core>=0.9,<1",
         "pyroaring>=1.2,<2",
         "pyarrow>=16",
         "sqlglot>=30,<31",

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from pipelines._engine import arrow
+from pipelines._engine.arrow import rows_table
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.key_index import Layout, key_index
 from pipelines._engine.lakehouse import (
@@ -40,6 +42,7 @@ TOMBSTONE_RELATION = "cdc_tombstones"
 CDC_TARGET, CDC_APPLIED = "cdc_target", "cdc_applied"
 CDC_TARGET_POSITIONS = "cdc_target_positions"
 CDC_EVENTS_KEYS, CDC_REPLACED_ROWS = "cdc_events_keys", "cdc_replaced_rows"
+CDC_PYTHON_ROWS = "cdc_python_rows"
 TARGET_SEQUENCE, MATCHED = "__target_sequence", "__matched"
 
 
@@ -379,8 +382,10 @@ def _record_tombstones(
         return
     flagged = pa.concat_tables(
         [
-            deletes.append_column(IS_DELETE, pa.array([True] * deletes.num_rows)),
-            upserts.select([*keys, sequence]).append_column(IS_DELETE, pa.array([False] * upserts.num_rows)),
+            deletes.append_column(IS_DELETE, arrow.array([True] * deletes.num_rows, pa.bool_())),
+            upserts.select([*keys, sequence]).append_column(
+                IS_DELETE, arrow.array([False] * upserts.num_rows, pa.bool_())
+            ),
         ],
         promote_options="permissive",
     )
@@ -409,6 +414,17 @@ def _revives(con: duckdb.DuckDBPyConnection, events: str, keys: list[str]) -> bo
     return revives
 
 
+def _python_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> list[dict]:
+    """Arrow rows as dicts of Python values, through DuckDB: pyarrow's `to_pylist` imports pandas on the
+    first timestamp with a time zone."""
+    bind_arrow(con, CDC_PYTHON_ROWS, rows)
+    found = con.execute(f"SELECT * FROM {CDC_PYTHON_ROWS}")
+    columns = [column[0] for column in found.description]
+    values = [dict(zip(columns, row, strict=True)) for row in found.fetchall()]
+    con.execute(f"DROP VIEW {CDC_PYTHON_ROWS}")
+    return values
+
+
 def _apply_scd2(
     con,
     lakehouse: Lakehouse,
@@ -431,7 +447,7 @@ def _apply_scd2(
     tracked = _tracked_columns(dataset, columns)
     target = None if full_refresh else lakehouse.table(dataset.name)
     incoming: dict[tuple, list[dict]] = {}
-    for event in events.to_pylist():
+    for event in _python_rows(con, events):
         incoming.setdefault(tuple(event[k] for k in keys), []).append(event)
     history: dict[tuple, list[dict]] = {}
     stored = None
@@ -445,7 +461,7 @@ def _apply_scd2(
             f"ON {' AND '.join(f't.{quote(k)} IS NOT DISTINCT FROM e.{quote(k)}' for k in keys)}"
         ).to_arrow_table()
         con.execute(f"DROP VIEW {CDC_EVENTS_KEYS}")
-        for row in stored.drop_columns([FILE_COLUMN, ROW_COLUMN]).to_pylist():
+        for row in _python_rows(con, stored.drop_columns([FILE_COLUMN, ROW_COLUMN])):
             history.setdefault(tuple(row[k] for k in keys), []).append(row)
     try:
         rebuilt: list[dict] = []
@@ -455,7 +471,7 @@ def _apply_scd2(
             rebuilt.extend(versions)
             closed += closes
         schema = _scd2_schema(events, pa.schema(target.schema().to_arrow()) if target else None, sequence)
-        table = pa.Table.from_pylist(rebuilt, schema=schema)
+        table = rows_table(rebuilt, schema)
         metrics = CdcMetrics(upserted=len(rebuilt), deleted=closed)
         if target is not None:
             bind_arrow(con, CDC_REPLACED_ROWS, stored.select([FILE_COLUMN, ROW_COLUMN]))

@@ -8,14 +8,16 @@ A flow reads each input under a DuckDB relation named after it: `relation(name)`
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
 
 from conf.settings import DataPaths
+from pipelines._engine import arrow
 from pipelines._engine.compiled import CompiledBodies
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.events import EventLog
@@ -137,14 +139,16 @@ class UpdateContext:
         if rows is None or rows.num_rows == 0:
             return
         count = rows.num_rows
-        stamped = pa.table(
-            {
-                "dataset": pa.array([dataset.name] * count, pa.string()),
-                "broken_rules": rows.column("broken_rules"),
-                "record": rows.column("record"),
-                "update_id": pa.array([self.update_id] * count, pa.string()),
-                "quarantined_at": pa.array([datetime.now(UTC)] * count, pa.timestamp("us", tz="UTC")),
-            }
+        now = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        stamped = pa.Table.from_arrays(
+            [
+                arrow.repeated(dataset.name, count),
+                rows.column("broken_rules"),
+                rows.column("record"),
+                arrow.repeated(self.update_id, count),
+                arrow.array(np.full(count, now, dtype=np.int64), pa.timestamp("us", tz="UTC")),
+            ],
+            names=["dataset", "broken_rules", "record", "update_id", "quarantined_at"],
         )
         self.lakehouse.append(QUARANTINE, stamped)
 
@@ -311,7 +315,7 @@ class UpdateContext:
             bind_arrow(self.con, stream_relation(name), source.schema().to_arrow().empty_table())
             return current, False
         try:
-            changes = pa.table(source.load_cdf(starting_version=done + 1, ending_version=current))
+            changes = arrow.read_stream(source.load_cdf(starting_version=done + 1, ending_version=current))
         except DeltaError as error:
             # A table written merge-on-read keeps no change data feed.
             raise PipelineError(

@@ -11,6 +11,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from pipelines._engine.arrow import rows_table
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.lakehouse import Lakehouse, register_delta
 
@@ -154,7 +155,7 @@ class EventLog:
 
     def flush(self) -> None:
         if self._rows:
-            self.lakehouse.append(EVENT_LOG, pa.Table.from_pylist(self._rows, schema=SCHEMA))
+            self.lakehouse.append(EVENT_LOG, rows_table(self._rows, SCHEMA))
             self._rows.clear()
 
 

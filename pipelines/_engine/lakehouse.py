@@ -17,7 +17,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyroaring import BitMap64
 
-from pipelines._engine import delta_log
+from pipelines._engine import arrow, delta_log
 from pipelines._engine.deletion_vectors import DeletionVectorError, Descriptor, positions_array
 from pipelines._engine.deletion_vectors import write_file as write_dv_file
 from pipelines._engine.delta_log import deletion_vectors, table_root
@@ -208,13 +208,10 @@ def _positions_table(root: Path, bitmaps: dict[str, BitMap64]) -> pa.Table:
     files, rows = [], []
     for path, bitmap in bitmaps.items():
         positions = positions_array(bitmap)
-        files.append(pa.repeat(pa.scalar(str(root / path), pa.string()), len(positions)))
-        rows.append(pa.array(positions, pa.int64()))
-    return pa.table(
-        {
-            FILE_COLUMN: pa.chunked_array(files, pa.string()),
-            ROW_COLUMN: pa.chunked_array(rows, pa.int64()),
-        }
+        files.append(arrow.repeated(str(root / path), len(positions)))
+        rows.append(arrow.array(positions, pa.int64()))
+    return pa.Table.from_arrays(
+        [pa.chunked_array(files, pa.string()), pa.chunked_array(rows, pa.int64())], names=[FILE_COLUMN, ROW_COLUMN]
     )
 
 
@@ -624,7 +621,7 @@ class Lakehouse:
 
     def _files(self, table: DeltaTable) -> dict[str, dict]:
         """The version's data files by path relative to the table: size, modification time, row count."""
-        actions = pa.table(table.get_add_actions(flatten=True)).select(
+        actions = arrow.read_stream(table.get_add_actions(flatten=True)).select(
             ["path", "size_bytes", "modification_time", "num_records"]
         )
         files = {unquote(row.pop("path")): row for row in actions.to_pylist()}

@@ -35,7 +35,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 DOCUMENT_AT, DOCUMENT_SIZE = "__document_at", "__document_size"
 DOCUMENT_COLUMN = "__document"
@@ -131,6 +130,13 @@ class _BlockWriter:
         self.pending = bytearray()
 
 
+def _int64s(buffer: pa.Buffer, offset: int, count: int) -> np.ndarray:
+    """`count` 64-bit integers of an Arrow buffer from position `offset`, as numpy reads them in place.
+    Read in numpy, not through pyarrow (`to_numpy`, its kernels given a Python number), which imports
+    pandas: a noticeable part of a small update's publish in a process of its own."""
+    return np.frombuffer(buffer, dtype=np.int64, count=count, offset=offset * 8)
+
+
 def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, documents: Path, where: str) -> int:
     """Write the `document` (a SQL expression over `table`'s columns) of each row matching `where` after
     the documents `documents` holds, each followed by `SEPARATOR`, as compressed blocks listed in the
@@ -148,14 +154,13 @@ def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, 
         end = begin = blocks.end
         for batch in rows.to_arrow_reader(ROWS_PER_BATCH):
             text = batch.column(1).cast(pa.large_string())
-            offsets = pa.Array.from_buffers(pa.int64(), len(text) + 1, [None, text.buffers()[1]], offset=text.offset)
-            first, last = offsets[0].as_py(), offsets[-1].as_py()
-            beginnings = offsets.slice(0, len(text))
-            writer.add(memoryview(text.buffers()[2])[first:last], pc.subtract(offsets.slice(1), first).to_numpy())
-            starts.append(pc.add(pc.subtract(beginnings, first), end))
-            sizes.append(pc.cast(pc.subtract(pc.subtract(offsets.slice(1), beginnings), len(SEPARATOR)), pa.int32()))
-            # Computed, hence copied: a column imported from DuckDB keeps its whole batch alive, documents too.
-            rowids.append(pc.add(batch.column(0), 0))
+            offsets = _int64s(text.buffers()[1], text.offset, len(text) + 1)
+            first, last = int(offsets[0]), int(offsets[-1])
+            writer.add(memoryview(text.buffers()[2])[first:last], offsets[1:] - first)
+            starts.append(offsets[:-1] - first + end)
+            sizes.append((np.diff(offsets) - len(SEPARATOR)).astype(np.int32))
+            # Copied: a column imported from DuckDB keeps its whole batch alive, documents too.
+            rowids.append(_int64s(batch.column(0).buffers()[1], batch.column(0).offset, len(batch)).copy())
             end += last - first
         writer.finish()
         file.flush()
@@ -163,10 +168,8 @@ def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, 
     if not rowids:
         return 0
     listed = list(zip(*writer.blocks, strict=True)) or [(), (), (), ()]
-    written = pa.table({name: pa.array(values, pa.int64()) for name, values in zip(BLOCK_COLUMNS, listed, strict=True)})
-    positions = pa.table(
-        {"row": pa.chunked_array(rowids), "at": pa.chunked_array(starts), "size": pa.chunked_array(sizes)}
-    )
+    written = {name: np.array(values, dtype=np.int64) for name, values in zip(BLOCK_COLUMNS, listed, strict=True)}
+    positions = {"row": np.concatenate(rowids), "at": np.concatenate(starts), "size": np.concatenate(sizes)}
     con.register("document_blocks", written)
     con.register("document_positions", positions)
     try:

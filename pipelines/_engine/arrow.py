@@ -1,0 +1,83 @@
+"""Arrow values built from Python values without pyarrow's pandas probe.
+
+pyarrow imports pandas the first time it builds an array from Python values (`pa.array`, `pa.table`
+of a mapping, `Table.from_pylist`, `Schema.empty_table`), to ask whether they are pandas objects. An
+update in a process of its own (`mls2 pipeline run` with no server to send it to) needs pandas for
+nothing else, and importing it is a noticeable part of a small update. Arrays built by arro3 (the
+Arrow library deltalake returns its results in) and rows read by Arrow's JSON reader come into
+pyarrow through the Arrow C data interface, which asks nothing.
+"""
+
+import io
+from collections.abc import Sequence
+from decimal import Decimal
+
+import arro3.core
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.json
+
+
+def array(values: Sequence | np.ndarray, kind: pa.DataType) -> pa.Array:
+    """`pa.array(values, kind)` for text, integers and booleans (and other types cast from a numpy
+    array's)."""
+    if isinstance(values, np.ndarray):
+        return pa.array(arro3.core.Array.from_numpy(values)).cast(kind)
+    return pa.array(arro3.core.Array(list(values), arro3.core.DataType.from_arrow(kind)))
+
+
+def repeated(value: str, count: int) -> pa.Array:
+    """`value` `count` times, as text."""
+    return array([value], pa.string()).take(array(np.zeros(count, dtype=np.int64), pa.int64()))
+
+
+JSON_ROWS = 10_000
+"""Rows up to this many go through Arrow's JSON reader; more through pyarrow's own conversion, which is
+faster per row, when the pandas import is a small part of the work."""
+
+
+def rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """`pa.Table.from_pylist(rows, schema=schema)`, through Arrow's JSON reader where `schema`'s types
+    have a JSON form (text, numbers, booleans, timestamps, decimals, and structs and lists of them) and
+    the rows are few. A field a row lacks is NULL."""
+    if not rows:
+        return pa.RecordBatchReader.from_batches(schema, []).read_all()
+    if len(rows) > JSON_ROWS or not all(_json_readable(field.type) for field in schema):
+        return pa.Table.from_pylist(rows, schema=schema)
+    lines = b"\n".join(orjson.dumps(row, default=_decimal_text) for row in rows)
+    options = pyarrow.json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    return pyarrow.json.read_json(io.BytesIO(lines), parse_options=options).select(schema.names).cast(schema)
+
+
+def _json_readable(kind: pa.DataType) -> bool:
+    """Whether Arrow's JSON reader reads values of `kind` from what orjson writes for them."""
+    if pa.types.is_struct(kind):
+        return all(_json_readable(field.type) for field in kind.fields)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _json_readable(kind.value_type)
+    return any(
+        check(kind)
+        for check in (
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_integer,
+            pa.types.is_floating,
+            pa.types.is_boolean,
+            pa.types.is_timestamp,
+            pa.types.is_decimal,
+        )
+    )
+
+
+def _decimal_text(value: object) -> str:
+    """orjson's form of a Decimal: its exact text, which the JSON reader reads into a decimal column."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def read_stream(stream: object) -> pa.Table:
+    """A table of an Arrow stream (an arro3 table or reader, such as deltalake returns): `pa.table`
+    would probe it as a pandas object first."""
+    return pa.RecordBatchReader.from_stream(stream).read_all()

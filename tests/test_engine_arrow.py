@@ -1,0 +1,127 @@
+"""Arrow values the engine builds without pyarrow's pandas probe: the same values pyarrow's own
+conversions give, and an update in a process of its own that never imports pandas."""
+
+import gzip
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pytest
+
+from conf.entities import entities
+from conf.settings import Settings
+from ingestion.landing import LandingWriter
+from pipelines._engine import arrow
+
+TYPED = pa.schema(
+    [
+        ("text", pa.string()),
+        ("number", pa.int64()),
+        ("small", pa.int32()),
+        ("ratio", pa.float64()),
+        ("flag", pa.bool_()),
+        ("price", pa.decimal128(18, 2)),
+        ("local", pa.timestamp("us")),
+        ("instant", pa.timestamp("us", tz="UTC")),
+        ("tags", pa.list_(pa.string())),
+        ("origin", pa.struct([("name", pa.string()), ("rank", pa.int64())])),
+    ]
+)
+TYPED_ROWS = [
+    {
+        "text": "quote ' double \" newline \n unicode é",
+        "number": 2**62,
+        "small": -7,
+        "ratio": 0.1 + 0.2,
+        "flag": True,
+        "price": Decimal("-12345.60"),
+        "local": datetime(2024, 2, 29, 1, 2, 3, 456789),
+        "instant": datetime(2024, 1, 1, 3, tzinfo=timezone(timedelta(hours=2))),
+        "tags": ["a", None],
+        "origin": {"name": "n", "rank": None},
+    },
+    {},
+    {"ratio": 1e300, "instant": datetime(2026, 12, 7, 19, 0, 0, 1, tzinfo=UTC), "tags": []},
+]
+
+
+def test_rows_read_as_json_equal_pyarrows_conversion() -> None:
+    built = arrow.rows_table(TYPED_ROWS, TYPED)
+    assert built.schema == TYPED
+    assert built.equals(pa.Table.from_pylist(TYPED_ROWS, schema=TYPED))
+
+
+def test_rows_of_types_json_cannot_carry_or_many_rows_take_pyarrows_conversion() -> None:
+    dated = pa.schema([("day", pa.date32()), ("pairs", pa.map_(pa.string(), pa.string()))])
+    rows = [{"day": date(2024, 2, 29), "pairs": [("k", "v")]}]
+    assert arrow.rows_table(rows, dated).equals(pa.Table.from_pylist(rows, schema=dated))
+    many = [{"text": str(number), "number": number} for number in range(arrow.JSON_ROWS + 1)]
+    assert arrow.rows_table(many, TYPED).equals(pa.Table.from_pylist(many, schema=TYPED))
+
+
+def test_no_rows_give_an_empty_table_of_the_schema() -> None:
+    empty = arrow.rows_table([], TYPED)
+    assert empty.num_rows == 0 and empty.schema == TYPED
+
+
+def test_a_row_with_a_field_the_schema_lacks_is_refused() -> None:
+    with pytest.raises(pa.ArrowInvalid):
+        arrow.rows_table([{"text": "a", "unknown": 1}], TYPED)
+
+
+def test_arrays_equal_pyarrows() -> None:
+    assert arrow.array(["a", None, "b"], pa.string()).equals(pa.array(["a", None, "b"], pa.string()))
+    assert arrow.array([True, False], pa.bool_()).equals(pa.array([True, False]))
+    positions = np.array([3, 1, 2**40], dtype=np.uint64)
+    assert arrow.array(positions, pa.int64()).equals(pa.array([3, 1, 2**40], pa.int64()))
+    micros = np.full(2, 1_700_000_000_000_000, dtype=np.int64)
+    instant = datetime.fromtimestamp(1_700_000_000, UTC)
+    assert arrow.array(micros, pa.timestamp("us", tz="UTC")).to_pylist() == [instant, instant]
+    assert arrow.repeated("/a/b.parquet", 3).to_pylist() == ["/a/b.parquet"] * 3
+    assert len(arrow.repeated("x", 0)) == 0
+
+
+def change_listings(settings: Settings, count: int) -> list[str]:
+    """Land a later version (new price, later `modified`) of `count` listings already landed."""
+    page = next(settings.paths.landing.glob("properties/**/*.jsonl.gz"))
+    records = [orjson.loads(line)["record"] for line in gzip.decompress(page.read_bytes()).splitlines()][:count]
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    changed = [{**record, "modified": later, "list_selling_price_amount": 123_456} for record in records]
+    LandingWriter(settings.landing_root, "changed", started=datetime.now(UTC)).write_page(
+        entities()["properties"], changed
+    )
+    return [record["id"] for record in changed]
+
+
+def mls2_run_here(settings: Settings) -> str:
+    """`mls2 pipeline run --here` in a process of its own; its standard error, which ends with whether
+    it imported pandas."""
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('pandas imported:', 'pandas' in sys.modules, "
+        "file=sys.stderr)); sys.argv = ['mls2', 'pipeline', 'run', '--here']; from conf.cli import app; app()"
+    )
+    environment = {**os.environ, "MLS2_DATA_DIR": str(settings.paths.root), "MLS2_INTEGRITY_AFTER_UPDATE": "false"}
+    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_an_update_of_changed_listings_in_a_process_of_its_own_never_imports_pandas(landed: Settings) -> None:
+    mls2_run_here(landed)
+    change_listings(landed, 2)
+    errors = mls2_run_here(landed)
+    assert errors.rstrip().endswith("pandas imported: False"), errors
+    # It was a merge on read of the listings (deletion vectors, history rebuilt) and a patched snapshot.
+    from pipelines._engine.events import read_events
+
+    written = [
+        orjson.loads(event["details"])["planning_information"].get("write", {}).get("mode")
+        for event in read_events(landed.paths.lakehouse, event_type="planning_information")
+        if event["dataset"] in ("qobrix_silver.property", "reso_gold.property")
+    ]
+    assert written == ["merge-on-read", "merge-on-read"], written
