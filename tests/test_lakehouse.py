@@ -99,3 +99,20 @@ def test_an_empty_append_adds_no_file_and_moves_the_checkpoint(tmp_path: Path) -
     assert lakehouse.fingerprint(NAME) == held
     assert lakehouse.table(NAME).transaction_version("reader<-landing") == 4
     assert len(list(lakehouse.path(NAME).glob("*.parquet"))) == 1
+
+
+def test_every_writers_commits_are_checkpointed_every_ten_versions(tmp_path: Path) -> None:
+    """Opening a table replays the commits after its last checkpoint: the engine checkpoints every
+    CHECKPOINT_INTERVAL versions whether delta-rs (appends, overwrites) or the engine (merges on read)
+    committed, not every 100 as delta-rs does."""
+    from pipelines._engine import delta_log
+
+    lakehouse = Lakehouse(tmp_path)
+    for number in range(2 * delta_log.CHECKPOINT_INTERVAL + 1):
+        lakehouse.append(NAME, pa.table({"id": [number]}))
+    log = lakehouse.path(NAME) / "_delta_log"
+    assert sorted(path.name for path in log.glob("*.checkpoint.parquet")) == [
+        f"{version:020d}.checkpoint.parquet"
+        for version in (delta_log.CHECKPOINT_INTERVAL, 2 * delta_log.CHECKPOINT_INTERVAL)
+    ]
+    assert sorted(row["id"] for row in rows(lakehouse)) == list(range(2 * delta_log.CHECKPOINT_INTERVAL + 1))

@@ -240,7 +240,7 @@ def _apply_scd1(
         .when_not_matched_insert(updates=assignments, predicate=f"NOT s.{IS_DELETE}")
         .execute()
     )
-    lakehouse.forget(dataset.name)
+    lakehouse.committed(dataset.name)
     return CdcMetrics(
         upserted=result["num_target_rows_inserted"] + result["num_target_rows_updated"],
         deleted=result["num_target_rows_deleted"],
@@ -401,7 +401,7 @@ def _record_tombstones(
         .when_not_matched_insert(updates=assignments, predicate=f"s.{IS_DELETE}")
         .execute()
     )
-    lakehouse.forget(name)
+    lakehouse.committed(name)
 
 
 def _revives(con: duckdb.DuckDBPyConnection, events: str, keys: list[str]) -> bool:

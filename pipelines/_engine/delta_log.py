@@ -39,8 +39,10 @@ LEGACY_WRITER_FEATURES = {
 writer version 7, where features are named."""
 MULTI_PART_CHECKPOINT = re.compile(r"\.\d{10}\.\d{10}\.parquet")
 V2_CHECKPOINT = re.compile(r"\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(json|parquet)")
-CHECKPOINT_INTERVAL = 100
-"""Commits between checkpoints, as delta-rs and Spark checkpoint by default."""
+CHECKPOINT_INTERVAL = 10
+"""Commits between checkpoints, as Spark's Delta Lake checkpoints by default (delta-rs: 100). Opening a
+table replays the commits after its last checkpoint, and an update opens each table it writes before
+and after: with 100, the opening came to cost more than the update's work (benchmarks/RESULTS.md)."""
 
 
 class CommitConflict(PipelineError):
@@ -259,12 +261,21 @@ def commit(table: DeltaTable, actions: list[dict]) -> int:
         raise CommitConflict(f"{table_root(table)}: version {version} was committed by another writer") from None
     finally:
         staged.unlink()
-    if version % CHECKPOINT_INTERVAL == 0:
-        try:
-            DeltaTable(str(table_root(table))).create_checkpoint()
-        except Exception as error:  # the commit stands: readers replay the commits a checkpoint would hold
-            logging.getLogger(__name__).warning("%s: no checkpoint at version %s: %s", log, version, error)
+    checkpoint_if_due(table_root(table), version)
     return version
+
+
+def checkpoint_if_due(root: Path, version: int) -> None:
+    """Checkpoint the table at `root` when `version`, just committed, is a multiple of CHECKPOINT_INTERVAL
+    and has no checkpoint yet (delta-rs writes one itself every 100 versions). A new table's first
+    version is its only commit: nothing to spare a reader."""
+    log = root / "_delta_log"
+    if not version or version % CHECKPOINT_INTERVAL or (log / f"{version:020d}.checkpoint.parquet").exists():
+        return
+    try:
+        DeltaTable(str(root), version=version).create_checkpoint()
+    except Exception as error:  # the commit stands: readers replay the commits a checkpoint would hold
+        logging.getLogger(__name__).warning("%s: no checkpoint at version %s: %s", log, version, error)
 
 
 def abandoned_commits(table: DeltaTable, retention_hours: float) -> list[Path]:

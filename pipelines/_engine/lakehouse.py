@@ -236,7 +236,7 @@ class Lakehouse:
 
     With `cache_tables`, each table is opened once (opening reads its log: an update's repeated opens
     added up to a noticeable part of it) and opened again after a write through this object, or after
-    `forget` for writes made on the table itself (merges). Only for a unit of work that holds the
+    `committed` for writes made on the table itself (merges). Only for a unit of work that holds the
     pipeline lock, so nothing else writes meanwhile.
     """
 
@@ -310,6 +310,13 @@ class Lakehouse:
             self._tables.pop(name, None)
             self._fingerprints.pop(name, None)
 
+    def committed(self, name: str) -> None:
+        """A commit was just made to the table: open it afresh next time, and checkpoint its log when
+        the new version is due one (`delta_log.checkpoint_if_due`), whichever writer committed."""
+        self.forget(name)
+        if (table := self.table(name)) is not None:
+            delta_log.checkpoint_if_due(table_root(table), table.version())
+
     def names(self) -> list[str]:
         """Every Delta table under the root, as `schema.table`."""
         return sorted(f"{log.parent.parent.name}.{log.parent.name}" for log in self.root.glob("*/*/_delta_log"))
@@ -338,7 +345,7 @@ class Lakehouse:
                     path.unlink(missing_ok=True)
             elif present:
                 table.vacuum(dry_run=False, **options)
-            self.forget(name)
+            self.committed(name)
             removed[name] = len(present)
         return removed
 
@@ -386,7 +393,7 @@ class Lakehouse:
             writer_properties=WRITER,
             commit_properties=commit_properties(metadata, checkpoints),
         )
-        self.forget(name)
+        self.committed(name)
         return self.table(name).version()
 
     def replace_with_relation(
@@ -473,7 +480,7 @@ class Lakehouse:
             )
         else:
             table.create_write_transaction(actions, mode=mode, schema=schema, commit_properties=commit)
-        self.forget(name)
+        self.committed(name)
         return self.table(name).version()
 
     def delete_and_add(
@@ -534,7 +541,7 @@ class Lakehouse:
             *({"add": action} for action in adds),
         ]
         version = delta_log.commit(table, actions)
-        self.forget(name)
+        self.committed(name)
         try:
             self.compact(con, name, deleted_fraction=COMPACT_DELETED_FRACTION, small_files=COMPACT_SMALL_FILES)
         except (OSError, duckdb.Error, DeltaError, PipelineError) as error:
@@ -597,7 +604,7 @@ class Lakehouse:
             *({"add": action} for action in adds),
         ]
         delta_log.commit(table, actions)
-        self.forget(name)
+        self.committed(name)
         return len(chosen)
 
     def row_count(self, name: str) -> int:
