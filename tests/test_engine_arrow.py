@@ -16,7 +16,9 @@ import pytest
 from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
-from pipelines._engine import arrow
+from pipelines import run_update
+from pipelines._engine import arrow, delta_log
+from pipelines._engine.lakehouse import Lakehouse
 
 TYPED = pa.schema(
     [
@@ -86,16 +88,15 @@ def test_arrays_equal_pyarrows() -> None:
     assert len(arrow.repeated("x", 0)) == 0
 
 
-def change_listings(settings: Settings, count: int) -> list[str]:
-    """Land a later version (new price, later `modified`) of `count` listings already landed."""
+def change_listings(settings: Settings, count: int, days_later: int) -> None:
+    """Land a later version (new price, `modified` `days_later` from now) of `count` listings landed."""
     page = next(settings.paths.landing.glob("properties/**/*.jsonl.gz"))
     records = [orjson.loads(line)["record"] for line in gzip.decompress(page.read_bytes()).splitlines()][:count]
-    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    changed = [{**record, "modified": later, "list_selling_price_amount": 123_456} for record in records]
-    LandingWriter(settings.landing_root, "changed", started=datetime.now(UTC)).write_page(
+    later = (datetime.now(UTC) + timedelta(days=days_later)).isoformat()
+    changed = [{**record, "modified": later, "list_selling_price_amount": 1_000 + days_later} for record in records]
+    LandingWriter(settings.landing_root, f"changed-{days_later}", started=datetime.now(UTC)).write_page(
         entities()["properties"], changed
     )
-    return [record["id"] for record in changed]
 
 
 def mls2_run_here(settings: Settings) -> str:
@@ -112,8 +113,14 @@ def mls2_run_here(settings: Settings) -> str:
 
 
 def test_an_update_of_changed_listings_in_a_process_of_its_own_never_imports_pandas(landed: Settings) -> None:
+    """Past a checkpoint too: the engine reads a checkpoint's actions itself."""
     mls2_run_here(landed)
-    change_listings(landed, 2)
+    for day in range(1, delta_log.CHECKPOINT_INTERVAL + 1):
+        change_listings(landed, 2, day)
+        run_update(landed.paths)
+    property_log = Lakehouse(landed.paths.lakehouse).path("qobrix_silver.property") / "_delta_log"
+    assert list(property_log.glob("*.checkpoint.parquet"))
+    change_listings(landed, 2, delta_log.CHECKPOINT_INTERVAL + 1)
     errors = mls2_run_here(landed)
     assert errors.rstrip().endswith("pandas imported: False"), errors
     # It was a merge on read of the listings (deletion vectors, history rebuilt) and a patched snapshot.

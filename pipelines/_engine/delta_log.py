@@ -100,11 +100,12 @@ def _file_actions(table: DeltaTable) -> Iterator[tuple[str, dict]]:
     start = 0
     if checkpoints:
         start = max(checkpoints)
-        # Every part's tombstones before any part's files: a part may hold the file a tombstone of
+        # (Read through ParquetFile: `read_table` imports pyarrow.dataset, which imports pandas.) Every
+        # part's tombstones before any part's files: a part may hold the file a tombstone of
         # another part names with its earlier deletion vector.
         for kind in ("remove", "add"):
             for part in sorted(checkpoints[start]):
-                for action in pq.read_table(part, columns=[kind]).column(kind).to_pylist():
+                for action in pq.ParquetFile(part).read(columns=[kind]).column(kind).to_pylist():
                     if action is not None:
                         yield kind, action
         start += 1
