@@ -28,6 +28,7 @@ from pipelines._engine.deletion_vectors import (
     z85_decode,
     z85_encode,
 )
+from pipelines._engine.delta_log import deletion_vectors
 from pipelines._engine.lakehouse import Lakehouse, register_changes_since, register_delta
 from tests.conftest import delta_rows
 
@@ -417,3 +418,22 @@ def test_mls2_pipeline_optimize_compacts_merge_on_read_tables_only(
     assert engine_rows(lakehouse, con) == delta_rs_rows(lakehouse) == sorted(expected.items())
     assert lakehouse.fingerprint(NAME) == held, "a compaction keeps the rows, so what reads them need not recompute"
     assert set(Lakehouse(lakehouse.root).table("s.appended").file_uris()) == appended_files
+
+
+def test_a_table_written_anew_at_the_same_place_and_version_is_not_read_with_the_old_ones_vectors(
+    tmp_path: Path,
+) -> None:
+    """The engine keeps each version's deletion vectors by its commit file: a table removed and written
+    again up to the same version (a full refresh of a table written merge-on-read) has its own."""
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    create(lakehouse, con, 1_000)
+    merge(lakehouse, con, {1: "changed"}, {2})
+    version = lakehouse.table(NAME).version()
+    assert deletion_vectors(lakehouse.table(NAME))
+    lakehouse.drop(NAME)
+    expected = create(lakehouse, con, 1_000)
+    while lakehouse.table(NAME).version() < version:
+        lakehouse.append(NAME, pa.table({"id": pa.array([], pa.int64()), "v": pa.array([], pa.string())}))
+    assert lakehouse.table(NAME).version() == version
+    assert deletion_vectors(lakehouse.table(NAME)) == {}
+    assert engine_rows(lakehouse, con) == sorted(expected.items())

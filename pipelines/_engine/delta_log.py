@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -56,8 +57,25 @@ def table_root(table: DeltaTable) -> Path:
 def deletion_vectors(table: DeltaTable) -> dict[str, Descriptor]:
     """The deletion vector of each data file of the table's version that has one, by the file's path
     relative to the table: from the newest checkpoint at or before the version, then the commits after it."""
+    root, version = table_root(table), table.version()
+    try:
+        commit = (root / "_delta_log" / f"{version:020d}.json").stat()
+    except FileNotFoundError:  # the version's commit is gone from the log (a log cleaned up after a checkpoint)
+        return _deletion_vectors(root, version)
+    return dict(_kept_deletion_vectors(root, version, commit.st_ino, commit.st_mtime_ns))
+
+
+@lru_cache(maxsize=256)
+def _kept_deletion_vectors(root: Path, version: int, inode: int, written_ns: int) -> dict[str, Descriptor]:
+    """`_deletion_vectors`, kept by the identity of the version's commit file: a version of a table never
+    changes, and a table written anew at the same place has another commit file. An update asks for
+    a table's vectors at each read of it, each time replaying its log since the last checkpoint."""
+    return _deletion_vectors(root, version)
+
+
+def _deletion_vectors(root: Path, version: int) -> dict[str, Descriptor]:
     vectors: dict[str, Descriptor] = {}
-    for kind, action in _file_actions(table):
+    for kind, action in _file_actions(root, version):
         path = unquote(action["path"])
         if kind == "remove":
             vectors.pop(path, None)
@@ -73,7 +91,7 @@ def retained_deletion_vector_files(table: DeltaTable, retention_hours: float) ->
     the retention period (a version that recent may still be read)."""
     root, since = table_root(table), now_ms() - retention_hours * 3600 * 1000
     kept = {descriptor.file(root) for descriptor in deletion_vectors(table).values() if descriptor.storage_type != "i"}
-    for kind, action in _file_actions(table):
+    for kind, action in _file_actions(root, table.version()):
         vector = action.get("deletionVector")
         recent = (action.get("deletionTimestamp") or 0) >= since
         if kind == "remove" and vector and vector.get("storageType") != "i" and recent:
@@ -81,11 +99,10 @@ def retained_deletion_vector_files(table: DeltaTable, retention_hours: float) ->
     return kept
 
 
-def _file_actions(table: DeltaTable) -> Iterator[tuple[str, dict]]:
-    """The `add` and `remove` actions from the newest checkpoint at or before the table's version (its
+def _file_actions(root: Path, version: int) -> Iterator[tuple[str, dict]]:
+    """The `add` and `remove` actions from the newest checkpoint at or before the table's `version` (its
     live files and tombstones), then each commit's after it: its removes before its adds (a commit
     names a path at most once per action type, and their order within it carries no meaning)."""
-    root, version = table_root(table), table.version()
     log = root / "_delta_log"
     checkpoints: dict[int, list[str]] = {}
     for entry in os.scandir(log):
