@@ -50,6 +50,9 @@ RESULT_DDL = (
 )
 QUARANTINE_DDL = "dataset string, broken_rules array<string>, record string"
 SYNCS_DDL = "sync_id string, finished_at timestamp"
+CHECKPOINTED = {"delta.checkpointInterval": "10"}
+"""The results tables' property, set when they are created: appended after every update, they are
+checkpointed every 10 versions, as the pipeline's tables are, so opening one replays few commits."""
 
 
 class EngineError(RuntimeError):
@@ -222,7 +225,7 @@ class EmbeddedEngine:
     def _append(self, name: str, rows: pa.Table) -> None:
         path = self.settings.paths.lakehouse.joinpath(*name.split("."))
         try:
-            write_deltalake(str(path), rows, mode="append", schema_mode="merge")
+            write_deltalake(str(path), rows, mode="append", schema_mode="merge", configuration=CHECKPOINTED)
         except (DeltaError, OSError) as error:
             raise EngineError(f"the results could not be appended to {name}: {error}") from None
 

@@ -14,13 +14,13 @@ from conf.entities import entities
 from conf.settings import Settings
 from ingestion.landing import LandingWriter
 from pipelines import AutoCdc, Dataset, Expectation, UpdateFailed, run_update
-from pipelines._engine import cdc, key_index
+from pipelines._engine import cdc, delta_log, key_index
 from pipelines._engine.cdc import END_AT, START_AT
 from pipelines._engine.context import QUARANTINE
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines.bronze import bronze_datasets
 from pipelines.declaration import build_graph
-from tests.conftest import data_quality, delta_rows
+from tests.conftest import apply_by, data_quality, delta_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -541,3 +541,25 @@ def test_scd2_a_null_key_is_one_key_across_batches(settings: Settings, scd2_appl
     stored = delta_rows(Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history")).to_pylist()
     nulls = [(r["price"], r[END_AT]) for r in stored if r["id"] is None]
     assert sorted(nulls, key=lambda pair: pair[0]) == [(90.0, None), (100.0, T0 + timedelta(minutes=20))]
+
+
+@pytest.mark.parametrize("how", ["rewrite", "merge"])
+def test_an_auto_cdc_target_is_checkpointed_whichever_way_it_is_written(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Written anew (delta-rs's overwrite) or merged on read (the engine's commits), the target's log
+    is checkpointed every CHECKPOINT_INTERVAL versions, as every table's is."""
+    apply_by(how, monkeypatch)
+    pipeline = graph(scd(1))
+    for number in range(delta_log.CHECKPOINT_INTERVAL + 1):
+        land(settings, f"s{number}", [event("a", number + 1, price=number), event("b", 1)])
+        run_update(settings.paths, graph=pipeline)
+    table = Lakehouse(settings.paths.lakehouse).table("qobrix_silver.history")
+    assert table.version() >= delta_log.CHECKPOINT_INTERVAL
+    assert list(
+        (Lakehouse(settings.paths.lakehouse).path("qobrix_silver.history") / "_delta_log").glob("*.checkpoint.parquet")
+    )
+    assert [(r["id"], r["price"]) for r in rows(settings, "qobrix_silver.history")] == [
+        ("a", float(delta_log.CHECKPOINT_INTERVAL)),
+        ("b", 100.0),
+    ]

@@ -102,17 +102,43 @@ def test_an_empty_append_adds_no_file_and_moves_the_checkpoint(tmp_path: Path) -
 
 
 def test_every_writers_commits_are_checkpointed_every_ten_versions(tmp_path: Path) -> None:
-    """Opening a table replays the commits after its last checkpoint: the engine checkpoints every
-    CHECKPOINT_INTERVAL versions whether delta-rs (appends, overwrites) or the engine (merges on read)
-    committed, not every 100 as delta-rs does."""
+    """Opening a table replays the commits after its last checkpoint: whether delta-rs's writer
+    (appends) or a transaction of the engine's files committed, the log is checkpointed once
+    CHECKPOINT_INTERVAL versions have passed since the last checkpoint, not every 100 as delta-rs's
+    writer does."""
     from pipelines._engine import delta_log
 
-    lakehouse = Lakehouse(tmp_path)
-    for number in range(2 * delta_log.CHECKPOINT_INTERVAL + 1):
-        lakehouse.append(NAME, pa.table({"id": [number]}))
+    lakehouse, con = Lakehouse(tmp_path), duckdb.connect()
+    versions = 2 * delta_log.CHECKPOINT_INTERVAL + 1
+    for number in range(versions):
+        if number % 2:
+            lakehouse.append(NAME, pa.table({"id": [number]}))
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE batch AS SELECT {number}::BIGINT AS id")
+            mode = "append" if number else "overwrite"
+            lakehouse.commit_files(lakehouse.write_files(con, NAME, "batch"), mode=mode)
     log = lakehouse.path(NAME) / "_delta_log"
     assert sorted(path.name for path in log.glob("*.checkpoint.parquet")) == [
         f"{version:020d}.checkpoint.parquet"
         for version in (delta_log.CHECKPOINT_INTERVAL, 2 * delta_log.CHECKPOINT_INTERVAL)
     ]
-    assert sorted(row["id"] for row in rows(lakehouse)) == list(range(2 * delta_log.CHECKPOINT_INTERVAL + 1))
+    assert sorted(row["id"] for row in rows(lakehouse)) == list(range(versions))
+
+
+def test_a_checkpoint_delta_rs_wrote_itself_counts(tmp_path: Path) -> None:
+    """delta-rs checkpoints at versions 99, 199, ... (its own interval): the engine counts from there,
+    and writes no other at 100."""
+    from pipelines._engine import delta_log
+
+    lakehouse = Lakehouse(tmp_path)
+    lakehouse.append(NAME, pa.table({"id": [0]}))
+    for number in range(1, delta_log.CHECKPOINT_INTERVAL - 1):
+        write_deltalake(str(lakehouse.path(NAME)), pa.table({"id": [number]}), mode="append")
+    DeltaTable(str(lakehouse.path(NAME))).create_checkpoint()  # as delta-rs's writer does at its interval
+    for number in (delta_log.CHECKPOINT_INTERVAL - 1, delta_log.CHECKPOINT_INTERVAL):
+        lakehouse.append(NAME, pa.table({"id": [number]}))
+    assert lakehouse.table(NAME).version() == delta_log.CHECKPOINT_INTERVAL
+    log = lakehouse.path(NAME) / "_delta_log"
+    assert [path.name for path in log.glob("*.checkpoint.parquet")] == [
+        f"{delta_log.CHECKPOINT_INTERVAL - 2:020d}.checkpoint.parquet"
+    ]

@@ -38,33 +38,38 @@ faster per row, when the pandas import is a small part of the work."""
 
 
 def rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    """`pa.Table.from_pylist(rows, schema=schema)`, through Arrow's JSON reader where `schema`'s types
-    have a JSON form (text, numbers, booleans, timestamps, decimals, and structs and lists of them) and
-    the rows are few. A field a row lacks is NULL."""
+    """`pa.Table.from_pylist(rows, schema=schema)`: through Arrow's JSON reader when the rows are few
+    and every field of `schema` allows NULL and is of a type orjson writes and the reader reads back
+    exactly (text, integers, booleans, decimals, timestamps of micro- or nanoseconds, and structs and
+    lists of them). A field a row lacks is NULL; a field the schema lacks is left out. Floats take
+    pyarrow's conversion: orjson writes NaN and infinities as null."""
     if not rows:
         return pa.RecordBatchReader.from_batches(schema, []).read_all()
-    if len(rows) > JSON_ROWS or not all(_json_readable(field.type) for field in schema):
+    if len(rows) > JSON_ROWS or not all(_json_readable(field) for field in schema):
         return pa.Table.from_pylist(rows, schema=schema)
     lines = b"\n".join(orjson.dumps(row, default=_decimal_text) for row in rows)
-    options = pyarrow.json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    options = pyarrow.json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     return pyarrow.json.read_json(io.BytesIO(lines), parse_options=options).select(schema.names).cast(schema)
 
 
-def _json_readable(kind: pa.DataType) -> bool:
-    """Whether Arrow's JSON reader reads values of `kind` from what orjson writes for them."""
+def _json_readable(field: pa.Field) -> bool:
+    """Whether Arrow's JSON reader reads the values of `field` from what orjson writes for them."""
+    kind = field.type
+    if not field.nullable:
+        return False  # the reader refuses a NULL there, where pyarrow's conversion takes it
     if pa.types.is_struct(kind):
-        return all(_json_readable(field.type) for field in kind.fields)
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return _json_readable(kind.value_type)
+        return all(_json_readable(child) for child in kind.fields)
+    if pa.types.is_list(kind):
+        return _json_readable(kind.value_field)
+    if pa.types.is_timestamp(kind):
+        return kind.unit in ("us", "ns")  # coarser units refuse a datetime's microseconds
     return any(
         check(kind)
         for check in (
             pa.types.is_string,
             pa.types.is_large_string,
             pa.types.is_integer,
-            pa.types.is_floating,
             pa.types.is_boolean,
-            pa.types.is_timestamp,
             pa.types.is_decimal,
         )
     )

@@ -15,6 +15,7 @@ land in their place; `track_history_*` limits which columns open a new version.
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from pipelines._engine import arrow
@@ -42,7 +43,7 @@ TOMBSTONE_RELATION = "cdc_tombstones"
 CDC_TARGET, CDC_APPLIED = "cdc_target", "cdc_applied"
 CDC_TARGET_POSITIONS = "cdc_target_positions"
 CDC_EVENTS_KEYS, CDC_REPLACED_ROWS = "cdc_events_keys", "cdc_replaced_rows"
-CDC_PYTHON_ROWS = "cdc_python_rows"
+CDC_PYTHON_ROWS, ORDINAL = "cdc_python_rows", "__ordinal"
 TARGET_SEQUENCE, MATCHED = "__target_sequence", "__matched"
 
 
@@ -415,10 +416,12 @@ def _revives(con: duckdb.DuckDBPyConnection, events: str, keys: list[str]) -> bo
 
 
 def _python_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> list[dict]:
-    """Arrow rows as dicts of Python values, through DuckDB: pyarrow's `to_pylist` imports pandas on the
-    first timestamp with a time zone."""
-    bind_arrow(con, CDC_PYTHON_ROWS, rows)
-    found = con.execute(f"SELECT * FROM {CDC_PYTHON_ROWS}")
+    """Arrow rows as dicts of Python values, in their order, through DuckDB: pyarrow's `to_pylist`
+    imports pandas on the first timestamp with a time zone. Ordered by position: the update's
+    connection does not keep insertion order, and the history rebuilt from events needs it."""
+    positions = arrow.array(np.arange(rows.num_rows, dtype=np.int64), pa.int64())
+    bind_arrow(con, CDC_PYTHON_ROWS, rows.append_column(ORDINAL, positions))
+    found = con.execute(f"SELECT * EXCLUDE ({ORDINAL}) FROM {CDC_PYTHON_ROWS} ORDER BY {ORDINAL}")
     columns = [column[0] for column in found.description]
     values = [dict(zip(columns, row, strict=True)) for row in found.fetchall()]
     con.execute(f"DROP VIEW {CDC_PYTHON_ROWS}")

@@ -57,6 +57,8 @@ def table_root(table: DeltaTable) -> Path:
 def deletion_vectors(table: DeltaTable) -> dict[str, Descriptor]:
     """The deletion vector of each data file of the table's version that has one, by the file's path
     relative to the table: from the newest checkpoint at or before the version, then the commits after it."""
+    if DELETION_VECTORS not in (table.protocol().reader_features or []):
+        return {}
     root, version = table_root(table), table.version()
     try:
         commit = (root / "_delta_log" / f"{version:020d}.json").stat()
@@ -264,8 +266,8 @@ def transactions(checkpoints: dict[str, int]) -> list[dict]:
 
 def commit(table: DeltaTable, actions: list[dict]) -> int:
     """Write `actions` as the table's next version, only if no other writer wrote it first (the file is
-    written whole under a temporary name, then linked into place: put-if-absent, as delta-rs commits);
-    checkpoint every CHECKPOINT_INTERVAL versions. Returns the new version."""
+    written whole under a temporary name, then linked into place: put-if-absent, as delta-rs commits).
+    Returns the new version; `Lakehouse.committed` checkpoints it when due, as for any writer."""
     log = table_root(table) / "_delta_log"
     version = table.version() + 1
     staged = log / f".{version:020d}.json.{uuid.uuid4()}.tmp"
@@ -279,21 +281,24 @@ def commit(table: DeltaTable, actions: list[dict]) -> int:
         raise CommitConflict(f"{table_root(table)}: version {version} was committed by another writer") from None
     finally:
         staged.unlink()
-    checkpoint_if_due(table_root(table), version)
     return version
 
 
-def checkpoint_if_due(root: Path, version: int) -> None:
-    """Checkpoint the table at `root` when `version`, just committed, is a multiple of CHECKPOINT_INTERVAL
-    and has no checkpoint yet (delta-rs writes one itself every 100 versions). A new table's first
-    version is its only commit: nothing to spare a reader."""
-    log = root / "_delta_log"
-    if not version or version % CHECKPOINT_INTERVAL or (log / f"{version:020d}.checkpoint.parquet").exists():
+def checkpoint_if_due(table: DeltaTable) -> None:
+    """Checkpoint the table's version when its last checkpoint (none: version 0) is CHECKPOINT_INTERVAL
+    versions behind or more, whichever writer made them: delta-rs checkpoints on its own too (every
+    `delta.checkpointInterval`, 100 by default, at versions 99, 199, ...), and a vacuum commits twice."""
+    log = table_root(table) / "_delta_log"
+    try:
+        last = orjson.loads((log / "_last_checkpoint").read_bytes())["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        last = 0
+    if not isinstance(last, int) or table.version() - last < CHECKPOINT_INTERVAL:
         return
     try:
-        DeltaTable(str(root), version=version).create_checkpoint()
+        table.create_checkpoint()
     except Exception as error:  # the commit stands: readers replay the commits a checkpoint would hold
-        logging.getLogger(__name__).warning("%s: no checkpoint at version %s: %s", log, version, error)
+        logging.getLogger(__name__).warning("%s: no checkpoint at version %s: %s", log, table.version(), error)
 
 
 def abandoned_commits(table: DeltaTable, retention_hours: float) -> list[Path]:

@@ -97,8 +97,8 @@ def _register_files(
     if not files:
         empty = table.schema().to_arrow().empty_table()
         if positions:
-            empty = empty.append_column(FILE_COLUMN, pa.array([], pa.string()))
-            empty = empty.append_column(ROW_COLUMN, pa.array([], pa.int64()))
+            empty = empty.append_column(FILE_COLUMN, arrow.array([], pa.string()))
+            empty = empty.append_column(ROW_COLUMN, arrow.array([], pa.int64()))
         bind_arrow(con, name, empty)
         return
     con.execute(f"DROP VIEW IF EXISTS {name}")
@@ -315,7 +315,7 @@ class Lakehouse:
         the new version is due one (`delta_log.checkpoint_if_due`), whichever writer committed."""
         self.forget(name)
         if (table := self.table(name)) is not None:
-            delta_log.checkpoint_if_due(table_root(table), table.version())
+            delta_log.checkpoint_if_due(table)
 
     def names(self) -> list[str]:
         """Every Delta table under the root, as `schema.table`."""
