@@ -2,10 +2,10 @@
 
 pyarrow imports pandas the first time it builds an array from Python values (`pa.array`, `pa.table`
 of a mapping, `Table.from_pylist`, `Schema.empty_table`), to ask whether they are pandas objects. An
-update in a process of its own (`mls2 pipeline run` with no server to send it to) needs pandas for
-nothing else, and importing it is a noticeable part of a small update. Arrays built by arro3 (the
-Arrow library deltalake returns its results in) and rows read by Arrow's JSON reader come into
-pyarrow through the Arrow C data interface, which asks nothing.
+update to gold needs pandas for nothing else (the integrity suite after it does, for Great
+Expectations), and importing it is a noticeable part of a small update in a process of its own.
+Arrays built by arro3 (the Arrow library deltalake returns its results in) come into pyarrow through
+the Arrow C data interface, and Arrow's JSON reader builds its own: neither asks.
 """
 
 import io
