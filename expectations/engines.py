@@ -25,7 +25,14 @@ from expectations.by_key import RUN_SCHEMA, RUNS_TABLE, Restriction, table_state
 from expectations.suite_files import QUARANTINE_TABLE, QUARANTINE_VIEW
 from ingestion.saved_state import SavedStateError, restore_state
 from ingestion.state import SyncState
-from pipelines.embedded import PipelineBusy, duckdb_query, last_data_change, pipeline_lock, register_delta
+from pipelines.embedded import (
+    Lakehouse,
+    PipelineBusy,
+    duckdb_query,
+    last_data_change,
+    pipeline_lock,
+    register_delta,
+)
 from pipelines.snapshot.pointer import read_pointer
 from pipelines.spark_sql import SqlError
 
@@ -50,9 +57,6 @@ RESULT_DDL = (
 )
 QUARANTINE_DDL = "dataset string, broken_rules array<string>, record string"
 SYNCS_DDL = "sync_id string, finished_at timestamp"
-CHECKPOINTED = {"delta.checkpointInterval": "10"}
-"""The results tables' property, set when they are created: appended after every update, they are
-checkpointed every 10 versions, as the pipeline's tables are, so opening one replays few commits."""
 
 
 class EngineError(RuntimeError):
@@ -225,7 +229,9 @@ class EmbeddedEngine:
     def _append(self, name: str, rows: pa.Table) -> None:
         path = self.settings.paths.lakehouse.joinpath(*name.split("."))
         try:
-            write_deltalake(str(path), rows, mode="append", schema_mode="merge", configuration=CHECKPOINTED)
+            write_deltalake(str(path), rows, mode="append", schema_mode="merge")
+            # Appended after every update: checkpointed as the pipeline's tables are.
+            Lakehouse(self.settings.paths.lakehouse).committed(name)
         except (DeltaError, OSError) as error:
             raise EngineError(f"the results could not be appended to {name}: {error}") from None
 

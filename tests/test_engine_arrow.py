@@ -174,12 +174,28 @@ def test_an_update_of_changed_listings_in_a_process_of_its_own_never_imports_pan
 
 def test_rows_given_to_python_keep_their_order_on_a_connection_that_does_not_keep_insertion_order() -> None:
     """The SCD 2 history is rebuilt from events in sequence order (a delete after an upsert of the
-    same sequence wins the tie): many rows, read on several threads, come back in their order."""
+    same sequence wins the tie): many rows in many batches, read on several threads, come back in
+    their order."""
     from pipelines._engine.cdc import _python_rows
 
     con = duckdb.connect()
     con.execute("SET threads = 4")
     con.execute("SET preserve_insertion_order = false")
     count = 400_000
-    rows = con.sql(f"SELECT i AS position, 'row ' || i AS text FROM range({count}) t(i) ORDER BY i").to_arrow_table()
-    assert [row["position"] for row in _python_rows(con, rows)] == list(range(count))
+    ordered = con.sql(f"SELECT i AS position, 'row ' || i AS text FROM range({count}) t(i) ORDER BY i")
+    rows = pa.Table.from_batches(ordered.to_arrow_table().to_batches(max_chunksize=2_048))
+    for _ in range(3):
+        assert [row["position"] for row in _python_rows(con, rows)] == list(range(count))
+
+
+def test_rows_given_to_python_keep_a_column_named_as_the_position_the_engine_adds() -> None:
+    from pipelines._engine.cdc import ORDINAL, _python_rows
+
+    rows = pa.table({"k": ["b", "a"], ORDINAL.upper(): [10, 5]})
+    assert _python_rows(duckdb.connect(), rows) == [{"k": "b", ORDINAL.upper(): 10}, {"k": "a", ORDINAL.upper(): 5}]
+
+
+def test_a_row_longer_than_the_json_readers_block_is_read(json_reads: list[int]) -> None:
+    rows = [{"text": "x" * 3_000_000, "number": 1}, {"text": "y"}]
+    assert arrow.rows_table(rows, TYPED).equals(pa.Table.from_pylist(rows, schema=TYPED))
+    assert json_reads == [2]

@@ -363,3 +363,20 @@ def test_a_write_of_no_file_after_publishing_does_not_make_the_snapshot_stale(la
     write_deltalake(path, delta_rows(DeltaTable(path)).slice(0, 0), mode="append")
     run = run_integrity(lakehouse_copy, build_docs=False)
     assert not [r for r in run.results if r.dataset == "snapshot_tables" and not r.success]
+
+
+def test_the_results_tables_are_checkpointed_as_the_pipelines_tables_are(settings: Settings) -> None:
+    """Appended after every update, the run log's table is checkpointed every 10 versions (delta-rs
+    alone would every 100), so reading it replays few commits."""
+    from expectations.by_key import RUN_SCHEMA, RUNS_TABLE
+    from expectations.engines import EmbeddedEngine
+
+    engine = EmbeddedEngine(settings, "run")
+    for number in range(11):
+        engine.append_run({"run_id": f"run {number}", "run_at": datetime.now(UTC), "engine": "embedded"})
+    log = Path(table_path(settings, RUNS_TABLE)) / "_delta_log"
+    assert [path.name for path in log.glob("*.checkpoint.parquet")] == [f"{10:020d}.checkpoint.parquet"]
+    assert sorted(row["run_id"] for row in delta_rows(DeltaTable(str(log.parent))).to_pylist()) == sorted(
+        f"run {number}" for number in range(11)
+    )
+    assert {field.name for field in DeltaTable(str(log.parent)).schema().to_arrow()} >= set(RUN_SCHEMA.names)

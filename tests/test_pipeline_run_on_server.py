@@ -3,6 +3,7 @@ announces (`pipelines.ui.control`), runs there as the UI's updates do, and is re
 without a server, with a stale announcement, or with --here, it runs in the shell's process."""
 
 import ast
+import itertools
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from conf.settings import Settings, load_settings
 from graphql_odata.main import create_app
 from pipelines import run_update
 from pipelines._engine.events import read_events
+from pipelines._engine.runner import Update
 from pipelines.cli import server_action
 from pipelines.embedded import pipeline_lock
 from pipelines.ui.announcement import announced, local_url
@@ -276,7 +278,19 @@ def test_a_shell_sending_its_update_loads_no_engine_library(quiet: Settings, ser
     assert {"duckdb", "pyarrow", "deltalake"} <= set(loaded), errors
 
 
-def test_ctrl_c_in_the_shell_cancels_the_update_on_the_server(quiet: Settings, server: str) -> None:
+def test_ctrl_c_in_the_shell_cancels_the_update_on_the_server(
+    quiet: Settings, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server's update (in this process) waits after its first flow until it is asked to cancel:
+    # a small update could otherwise end before the shell's Ctrl+C reaches the server.
+    checks, check = itertools.count(), Update.stop_if_canceled
+
+    def waiting_after_the_first_flow(update: Update) -> None:
+        if next(checks) == 1:
+            update.canceled.wait(timeout=120)
+        check(update)
+
+    monkeypatch.setattr(Update, "stop_if_canceled", waiting_after_the_first_flow)
     process = shell(quiet, "pipeline", "run", "--full-refresh")
     log = RunLog(quiet)
     wait_until(lambda: [r for r in log.runs() if r.flows or log.run(r.run_id).flows], timeout=120, what="a flow")

@@ -37,19 +37,30 @@ JSON_ROWS = 10_000
 faster per row, when the pandas import is a small part of the work."""
 
 
+JSON_BYTES = 64 * 2**20
+"""At most this much JSON is read in one block; more takes pyarrow's conversion."""
+
+
 def rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     """`pa.Table.from_pylist(rows, schema=schema)`: through Arrow's JSON reader when the rows are few
     and every field of `schema` allows NULL and is of a type orjson writes and the reader reads back
     exactly (text, integers, booleans, decimals, timestamps of micro- or nanoseconds, and structs and
-    lists of them). A field a row lacks is NULL; a field the schema lacks is left out. Floats take
-    pyarrow's conversion: orjson writes NaN and infinities as null."""
+    lists of them), for values of each field's own Python type (datetimes in UTC, or in offsets of
+    whole minutes, as DuckDB gives them under the engine's UTC time zone). A field a row lacks is
+    NULL; a field the schema lacks is left out. Floats take pyarrow's conversion: orjson writes NaN
+    and infinities as null."""
     if not rows:
         return pa.RecordBatchReader.from_batches(schema, []).read_all()
     if len(rows) > JSON_ROWS or not all(_json_readable(field) for field in schema):
         return pa.Table.from_pylist(rows, schema=schema)
     lines = b"\n".join(orjson.dumps(row, default=_decimal_text) for row in rows)
-    options = pyarrow.json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    return pyarrow.json.read_json(io.BytesIO(lines), parse_options=options).select(schema.names).cast(schema)
+    if len(lines) > JSON_BYTES:
+        return pa.Table.from_pylist(rows, schema=schema)
+    parsing = pyarrow.json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    # One block: the reader refuses a row that straddles two.
+    reading = pyarrow.json.ReadOptions(block_size=len(lines) + 1)
+    table = pyarrow.json.read_json(io.BytesIO(lines), read_options=reading, parse_options=parsing)
+    return table.select(schema.names).cast(schema)
 
 
 def _json_readable(field: pa.Field) -> bool:

@@ -419,9 +419,12 @@ def _python_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> list[dict]:
     """Arrow rows as dicts of Python values, in their order, through DuckDB: pyarrow's `to_pylist`
     imports pandas on the first timestamp with a time zone. Ordered by position: the update's
     connection does not keep insertion order, and the history rebuilt from events needs it."""
+    taken, ordinal = {name.lower() for name in rows.column_names}, ORDINAL
+    while ordinal in taken:  # DuckDB names columns case-insensitively
+        ordinal += "_"
     positions = arrow.array(np.arange(rows.num_rows, dtype=np.int64), pa.int64())
-    bind_arrow(con, CDC_PYTHON_ROWS, rows.append_column(ORDINAL, positions))
-    found = con.execute(f"SELECT * EXCLUDE ({ORDINAL}) FROM {CDC_PYTHON_ROWS} ORDER BY {ORDINAL}")
+    bind_arrow(con, CDC_PYTHON_ROWS, rows.append_column(ordinal, positions))
+    found = con.execute(f"SELECT * EXCLUDE ({ordinal}) FROM {CDC_PYTHON_ROWS} ORDER BY {ordinal}")
     columns = [column[0] for column in found.description]
     values = [dict(zip(columns, row, strict=True)) for row in found.fetchall()]
     con.execute(f"DROP VIEW {CDC_PYTHON_ROWS}")

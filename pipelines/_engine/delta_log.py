@@ -43,7 +43,8 @@ V2_CHECKPOINT = re.compile(r"\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 CHECKPOINT_INTERVAL = 10
 """Commits between checkpoints, as Spark's Delta Lake checkpoints by default (delta-rs: 100). Opening a
 table replays the commits after its last checkpoint, and an update opens each table it writes before
-and after: with 100, the opening came to cost more than the update's work (benchmarks/RESULTS.md)."""
+and after its commits: at 50 commits past a checkpoint an open took about five times one just after
+(benchmarks/RESULTS.md)."""
 
 
 class CommitConflict(PipelineError):
@@ -293,7 +294,9 @@ def checkpoint_if_due(table: DeltaTable) -> None:
         last = orjson.loads((log / "_last_checkpoint").read_bytes())["version"]
     except (OSError, ValueError, KeyError, TypeError):
         last = 0
-    if not isinstance(last, int) or table.version() - last < CHECKPOINT_INTERVAL:
+    if type(last) is not int or not 0 <= last <= table.version():  # damaged, or of a log since restored
+        last = 0
+    if table.version() - last < CHECKPOINT_INTERVAL:
         return
     try:
         table.create_checkpoint()
