@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -252,14 +253,17 @@ def test_a_run_log_of_an_earlier_version_gains_the_report_column(settings: Setti
 
 
 def shell(settings: Settings, *arguments: str, check_imports: bool = False) -> subprocess.Popen:
-    """`mls2` in a process of its own; with `check_imports`, it prints the engine libraries it loaded."""
+    """`mls2` in a process of its own, Ctrl+C raising KeyboardInterrupt as in a terminal (a test run
+    started in the background of a shell inherits SIGINT ignored); with `check_imports`, it prints
+    the engine libraries it loaded."""
+    terminal = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     probe = (
         "import atexit, sys; atexit.register(lambda: print('loaded:', "
         f"[m for m in {ENGINE_LIBRARIES!r} if m in sys.modules], file=sys.stderr)); "
         if check_imports
         else "import sys; "
     )
-    code = probe + f"sys.argv = ['mls2', *{list(arguments)!r}]; from conf.cli import app; app()"
+    code = terminal + probe + f"sys.argv = ['mls2', *{list(arguments)!r}]; from conf.cli import app; app()"
     environment = {**os.environ, "MLS2_DATA_DIR": str(settings.paths.root), "MLS2_INTEGRITY_AFTER_UPDATE": "false"}
     return subprocess.Popen(
         [sys.executable, "-c", code], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -294,8 +298,16 @@ def test_ctrl_c_in_the_shell_cancels_the_update_on_the_server(
     process = shell(quiet, "pipeline", "run", "--full-refresh")
     log = RunLog(quiet)
     wait_until(lambda: [r for r in log.runs() if r.flows or log.run(r.run_id).flows], timeout=120, what="a flow")
+    # Ctrl+C once the shell follows the update (it says so just before), as a person would press it.
+    said = ""
+    while "runs on the server" not in said:
+        line = process.stderr.readline()
+        assert line, f"the shell ended before following its update: {said}"
+        said += line
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=120)
+    errors = said + errors
     [run] = log.runs()
     assert run.state == "CANCELED" and process.returncode == 1, errors
     assert "Asking the server to cancel the update" in errors and "canceled before" in errors
