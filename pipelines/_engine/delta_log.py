@@ -55,10 +55,15 @@ def table_root(table: DeltaTable) -> Path:
     return Path(unquote(table.table_uri.removeprefix("file://")))
 
 
+def has_deletion_vectors(table: DeltaTable) -> bool:
+    """Whether the table's protocol names the deletion vectors feature (the engine writes it merge-on-read)."""
+    return DELETION_VECTORS in (table.protocol().reader_features or [])
+
+
 def deletion_vectors(table: DeltaTable) -> dict[str, Descriptor]:
     """The deletion vector of each data file of the table's version that has one, by the file's path
     relative to the table: from the newest checkpoint at or before the version, then the commits after it."""
-    if DELETION_VECTORS not in (table.protocol().reader_features or []):
+    if not has_deletion_vectors(table):
         return {}
     root, version = table_root(table), table.version()
     try:

@@ -20,7 +20,7 @@ from pyroaring import BitMap64
 from pipelines._engine import arrow, delta_log
 from pipelines._engine.deletion_vectors import DeletionVectorError, Descriptor, positions_array
 from pipelines._engine.deletion_vectors import write_file as write_dv_file
-from pipelines._engine.delta_log import deletion_vectors, table_root
+from pipelines._engine.delta_log import deletion_vectors, has_deletion_vectors, table_root
 from pipelines._engine.errors import PipelineError
 from pipelines._engine.sql import quote as quote_identifier
 from pipelines._engine.sql import string_literal
@@ -310,12 +310,13 @@ class Lakehouse:
             self._tables.pop(name, None)
             self._fingerprints.pop(name, None)
 
-    def committed(self, name: str) -> None:
-        """A commit was just made to the table: open it afresh next time, and checkpoint its log when
-        the new version is due one (`delta_log.checkpoint_if_due`), whichever writer committed."""
+    def committed(self, name: str) -> int:
+        """A commit was just made to the table: open it afresh, checkpoint its log when the new version
+        is due one (`delta_log.checkpoint_if_due`), whichever writer committed; the new version."""
         self.forget(name)
-        if (table := self.table(name)) is not None:
-            delta_log.checkpoint_if_due(table)
+        table = self.table(name)
+        delta_log.checkpoint_if_due(table)
+        return table.version()
 
     def names(self) -> list[str]:
         """Every Delta table under the root, as `schema.table`."""
@@ -393,8 +394,7 @@ class Lakehouse:
             writer_properties=WRITER,
             commit_properties=commit_properties(metadata, checkpoints),
         )
-        self.committed(name)
-        return self.table(name).version()
+        return self.committed(name)
 
     def replace_with_relation(
         self,
@@ -480,8 +480,7 @@ class Lakehouse:
             )
         else:
             table.create_write_transaction(actions, mode=mode, schema=schema, commit_properties=commit)
-        self.committed(name)
-        return self.table(name).version()
+        return self.committed(name)
 
     def delete_and_add(
         self,
@@ -697,11 +696,6 @@ def remove_database(path: Path) -> None:
     """Remove a SQLite database and the journal files beside it."""
     for suffix in SQLITE_SUFFIXES:
         path.with_name(path.name + suffix).unlink(missing_ok=True)
-
-
-def has_deletion_vectors(table: DeltaTable) -> bool:
-    """Whether the table's protocol names the deletion vectors feature (the engine writes it merge-on-read)."""
-    return "deletionVectors" in (table.protocol().reader_features or [])
 
 
 def _logical_name(path: str, vectors: dict[str, Descriptor]) -> str:
