@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from pipelines import load_graph
-from pipelines.spark_sql import LANDING_SCHEMA, parse, references
+from pipelines.declaration import LANDING_SCHEMA
+from pipelines.spark_sql import parse, references
 
 LANDING_COLUMNS = """
   get_json_object(value, '$.entity') AS entity,

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from conf.settings import Settings, SettingsError, load_settings
-from expectations.suite_files import SuiteError
 
 console = Console(stderr=True)
 integrity_app = typer.Typer(
@@ -42,7 +41,9 @@ def integrity_after_update(settings: Settings) -> bool:
     no critical expectation failed."""
     if not settings.mls2_integrity_after_update:
         return True
+    # Imported only when the suites run: an update without them imports neither GX nor sqlglot.
     from expectations.integrity import IntegrityError, run_integrity
+    from expectations.suite_files import SuiteError
 
     try:
         with console.status("running the integrity suites"):
@@ -93,6 +94,7 @@ def run(
     # Great Expectations (and Spark) load here, not with every other `mls2` command.
     from expectations.engines import SparkEngine
     from expectations.integrity import IntegrityError, run_integrity
+    from expectations.suite_files import SuiteError
 
     try:
         settings = load_settings()

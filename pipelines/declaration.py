@@ -11,11 +11,11 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Literal
 
-from pipelines.spark_sql import LANDING_SCHEMA, table_references
-
 DatasetKind = Literal["streaming_table", "materialized_view", "temporary_view", "auto_cdc"]
 OnViolation = Literal["warn", "drop", "fail"]
 SCHEMAS = ("qobrix_bronze", "qobrix_silver", "reso_gold")
+LANDING_SCHEMA = "landing"
+"""Pseudo-schema of the landing relations bronze reads: `STREAM(landing.properties)`."""
 
 
 class DeclarationError(ValueError):
@@ -270,6 +270,9 @@ References = Callable[[str, str], tuple[set[str], set[str]]]
 
 
 def tokenized_references(sql: str, origin: str) -> tuple[set[str], set[str]]:
+    # Imported here: a process whose graph comes from kept references (`CompiledBodies`) never tokenizes.
+    from pipelines.spark_sql import table_references
+
     return table_references(sql, origin=origin)
 
 

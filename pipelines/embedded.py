@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from conf.settings import DataPaths
-from pipelines._engine.compiled import CompiledBodies
+from pipelines._engine.compiled import CompiledBodies, declared_texts
 from pipelines._engine.context import COMPILED_BODIES
 from pipelines._engine.errors import PipelineBusy, PipelineError, UpdateCanceled, UpdateFailed
 from pipelines._engine.events import read_events
@@ -16,14 +16,13 @@ from pipelines._engine.lock import UpdateLock
 from pipelines._engine.maintenance import optimize_lakehouse, retire_landing, vacuum_due, vacuum_lakehouse
 from pipelines._engine.runner import UpdateResult
 from pipelines._engine.runner import run_update as run_on_engine
-from pipelines._engine.sql import quote, to_duckdb
+from pipelines._engine.sql_text import quote
 from pipelines._engine.storage import disk_by_layer, human_bytes
 from pipelines._engine.storage import space_needed as space_needed_by_engine
 from pipelines.declaration import Graph
 from pipelines.gold import served_tables
 from pipelines.graph import graph_is_built, load_graph
 from pipelines.snapshot import publishing_seconds
-from pipelines.spark_sql import parse
 
 __all__ = [
     "Lakehouse",
@@ -86,7 +85,7 @@ def product_graph(paths: DataPaths) -> Graph:
     graph = load_graph(kept.kept_references)
     if kept.changed:
         with suppress(OSError):  # Kept only to be faster: a state folder that cannot be written is read again.
-            kept.save([dataset.sql for dataset in graph.datasets.values()])
+            kept.save(declared_texts(graph.datasets.values()))
     return graph
 
 
@@ -127,7 +126,11 @@ def space_needed(paths: DataPaths, reserve_bytes: int) -> dict[str, int]:
 def duckdb_query(spark_sql: str, *, origin: str, relations: Mapping[str, str] | None = None) -> str:
     """A Spark SQL query over the lakehouse's `schema.table` names, as the embedded engine renders it
     for DuckDB (where each table is the view `"schema"."table"`, or the relation `relations` gives
-    for it); raises SqlError naming `origin`."""
+    for it); raises SqlError naming `origin`. The translation is imported here, not with the module:
+    an update does not parse SQL."""
+    from pipelines._engine.sql import to_duckdb
+    from pipelines.spark_sql import parse
+
     chosen = relations or {}
     return to_duckdb(parse(spark_sql, origin=origin), lambda name, streaming: chosen.get(name) or table_view(name))
 

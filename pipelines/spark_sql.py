@@ -11,9 +11,6 @@ from sqlglot import exp
 from sqlglot.dialects.databricks import Databricks
 from sqlglot.tokens import TokenType
 
-LANDING_SCHEMA = "landing"
-"""Pseudo-schema of the landing relations bronze reads: `STREAM(landing.properties)`."""
-
 
 def _to_instant(args: list[exp.Expression], *, safe: bool) -> exp.Expression:
     """Spark's `to_timestamp(s)` yields an instant; keep the offset (DuckDB's TIMESTAMP would drop it)."""

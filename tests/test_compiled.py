@@ -10,9 +10,9 @@ from conf.settings import Settings
 from pipelines import graph as graph_module
 from pipelines import run_update, spark_sql
 from pipelines._engine import compiled, sql
-from pipelines._engine.compiled import CompiledBodies, digest
+from pipelines._engine.compiled import CompiledBodies, declared_texts, digest
 from pipelines._engine.context import COMPILED_BODIES
-from pipelines._engine.sql import to_duckdb
+from pipelines._engine.sql import spark_to_duckdb_expression, to_duckdb
 from pipelines.declaration import Graph, build_graph
 from pipelines.embedded import product_graph
 from pipelines.graph import product_datasets
@@ -75,6 +75,46 @@ def test_the_translator_stamp_covers_sqlglot_and_the_rules(tmp_path: Path) -> No
             sqlglot.__version__, [Path(spark_sql.__file__), Path(sql.__file__), Path(compiled.__file__)]
         )
         == compiled.TRANSLATOR
+    ), "the stamp, found without importing sqlglot, is of the sqlglot and rules an update would import"
+
+
+def test_an_expression_is_translated_once_kept_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "bodies.json"
+    constraint = "get_json_object(record, '$.id') IS NOT NULL AND price > 0"
+    bodies = CompiledBodies(path)
+    assert bodies.expression(constraint) == spark_to_duckdb_expression(constraint)
+    bodies.save([constraint])
+    kept = orjson.loads(path.read_bytes())
+    kept["expressions"][constraint] = "'kept' IS NOT NULL"
+    path.write_bytes(orjson.dumps(kept))
+
+    assert CompiledBodies(path).expression(constraint) == "'kept' IS NOT NULL"
+    with pytest.raises(SqlError, match="does not parse as Spark SQL"):
+        CompiledBodies(path).expression("price >")
+
+
+def test_saving_keeps_the_expressions_the_graph_declares(tmp_path: Path) -> None:
+    """The graph's constraints and CDC conditions are kept; one no longer declared is dropped, and a
+    damaged map of them is translated again."""
+    path = tmp_path / "bodies.json"
+    datasets = product_datasets()
+    declared = declared_texts(datasets)
+    silver = next(d for d in datasets if d.cdc is not None and d.cdc.apply_as_deletes)
+    assert silver.cdc.apply_as_deletes in declared
+    assert {e.constraint for d in datasets for e in d.expectations} <= set(declared)
+    bodies = CompiledBodies(path)
+    for text in [silver.cdc.apply_as_deletes, "retired > 0"]:
+        bodies.expression(text)
+    bodies.save(declared)
+
+    assert orjson.loads(path.read_bytes())["expressions"] == {
+        silver.cdc.apply_as_deletes: spark_to_duckdb_expression(silver.cdc.apply_as_deletes)
+    }
+    damaged = orjson.loads(path.read_bytes())
+    damaged["expressions"][silver.cdc.apply_as_deletes] = 3
+    path.write_bytes(orjson.dumps(damaged))
+    assert CompiledBodies(path).expression(silver.cdc.apply_as_deletes) == spark_to_duckdb_expression(
+        silver.cdc.apply_as_deletes
     )
 
 
@@ -120,7 +160,7 @@ def test_an_update_like_the_last_one_parses_no_body(settings: Settings, monkeypa
     def refuse(sql: str, *, origin: str) -> None:
         raise AssertionError(f"{origin} was parsed again")
 
-    monkeypatch.setattr(compiled, "parse", refuse)
+    monkeypatch.setattr(spark_sql, "parse", refuse)
     land(settings, "s3", [prop("b", 3, price=300_000)])
     result = run_update(settings.paths)
 
@@ -145,7 +185,7 @@ def test_what_bodies_read_is_kept_and_builds_the_graph_tokens_build(tmp_path: Pa
     first.render(BODY, "x", plain)
     built = build_graph(datasets, first.kept_references)
     first.save([BODY, *(dataset.sql for dataset in datasets)])
-    monkeypatch.setattr(compiled, "table_references", refuse_tokens)
+    monkeypatch.setattr(spark_sql, "table_references", refuse_tokens)
 
     kept = CompiledBodies(path)
     assert dependencies(build_graph(datasets, kept.kept_references)) == dependencies(built)
@@ -157,7 +197,7 @@ def test_what_bodies_read_is_kept_and_builds_the_graph_tokens_build(tmp_path: Pa
     lookup = digest(next(d.sql for d in datasets if d.name == "reso_gold.lookup"))
     damaged["references"][lookup]["reads"] = "reso_gold.property"
     path.write_bytes(orjson.dumps(damaged))
-    monkeypatch.setattr(compiled, "table_references", refuse_tokens)
+    monkeypatch.setattr(spark_sql, "table_references", refuse_tokens)
     with pytest.raises(AssertionError, match=r"reso_gold\.lookup was tokenized again"):
         build_graph(datasets, CompiledBodies(path).kept_references)
 
@@ -165,7 +205,8 @@ def test_what_bodies_read_is_kept_and_builds_the_graph_tokens_build(tmp_path: Pa
 def test_a_process_after_an_update_builds_the_graph_without_tokenizing(settings: Settings, monkeypatch) -> None:
     land(settings, "s1", [prop("a", 1)])
     run_update(settings.paths)
+    tokenized = dependencies(build_graph(product_datasets()))
     monkeypatch.setattr(graph_module, "_built", None)
-    monkeypatch.setattr(compiled, "table_references", refuse_tokens)
+    monkeypatch.setattr(spark_sql, "table_references", refuse_tokens)
 
-    assert dependencies(product_graph(settings.paths)) == dependencies(build_graph(product_datasets()))
+    assert dependencies(product_graph(settings.paths)) == tokenized

@@ -1,25 +1,15 @@
 """Arrow values the engine builds without pyarrow's pandas probe: the same values pyarrow's own
-conversions give, and an update in a process of its own that never imports pandas."""
+conversions give (an update that imports no pandas: `test_update_process.py`)."""
 
-import gzip
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import duckdb
 import numpy as np
-import orjson
 import pyarrow as pa
 import pytest
 
-from conf.entities import entities
-from conf.settings import Settings
-from ingestion.landing import LandingWriter
-from pipelines import run_update
-from pipelines._engine import arrow, delta_log
-from pipelines._engine.lakehouse import Lakehouse
+from pipelines._engine import arrow
 
 TYPED = pa.schema(
     [
@@ -123,53 +113,6 @@ def test_arrays_equal_pyarrows() -> None:
     assert arrow.array(micros, pa.timestamp("us", tz="UTC")).to_pylist() == [instant, instant]
     assert arrow.repeated("/a/b.parquet", 3).to_pylist() == ["/a/b.parquet"] * 3
     assert len(arrow.repeated("x", 0)) == 0
-
-
-def change_listings(settings: Settings, count: int, days_later: int) -> None:
-    """Land a later version (new price, `modified` `days_later` from now) of `count` listings landed."""
-    page = next(settings.paths.landing.glob("properties/**/*.jsonl.gz"))
-    records = [orjson.loads(line)["record"] for line in gzip.decompress(page.read_bytes()).splitlines()][:count]
-    later = (datetime.now(UTC) + timedelta(days=days_later)).isoformat()
-    changed = [{**record, "modified": later, "list_selling_price_amount": 1_000 + days_later} for record in records]
-    LandingWriter(settings.landing_root, f"changed-{days_later}", started=datetime.now(UTC)).write_page(
-        entities()["properties"], changed
-    )
-
-
-def mls2_run_here(settings: Settings) -> str:
-    """`mls2 pipeline run --here` in a process of its own; its standard error, which ends with whether
-    it imported pandas."""
-    code = (
-        "import atexit, sys; atexit.register(lambda: print('pandas imported:', 'pandas' in sys.modules, "
-        "file=sys.stderr)); sys.argv = ['mls2', 'pipeline', 'run', '--here']; from conf.cli import app; app()"
-    )
-    environment = {**os.environ, "MLS2_DATA_DIR": str(settings.paths.root), "MLS2_INTEGRITY_AFTER_UPDATE": "false"}
-    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return done.stderr
-
-
-def test_an_update_of_changed_listings_in_a_process_of_its_own_never_imports_pandas(landed: Settings) -> None:
-    """Past a checkpoint too: the engine reads a checkpoint's actions itself."""
-    mls2_run_here(landed)
-    for day in range(1, delta_log.CHECKPOINT_INTERVAL + 1):
-        change_listings(landed, 2, day)
-        run_update(landed.paths)
-    property_log = Lakehouse(landed.paths.lakehouse).path("qobrix_silver.property") / "_delta_log"
-    assert list(property_log.glob("*.checkpoint.parquet"))
-    change_listings(landed, 2, delta_log.CHECKPOINT_INTERVAL + 1)
-    errors = mls2_run_here(landed)
-    assert errors.rstrip().endswith("pandas imported: False"), errors
-    assert "property patched by key" in " ".join(errors.split()), errors
-    # It was a merge on read of the listings (deletion vectors, history rebuilt) and a patched snapshot.
-    from pipelines._engine.events import read_events
-
-    written = [
-        orjson.loads(event["details"])["planning_information"].get("write", {}).get("mode")
-        for event in read_events(landed.paths.lakehouse, event_type="planning_information")
-        if event["dataset"] in ("qobrix_silver.property", "reso_gold.property")
-    ]
-    assert written == ["merge-on-read", "merge-on-read"], written
 
 
 def test_rows_given_to_python_keep_their_order_on_a_connection_that_does_not_keep_insertion_order() -> None:

@@ -25,8 +25,8 @@ from pipelines._engine.context import relation
 from pipelines._engine.lakehouse import Lakehouse
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.sql import to_duckdb
-from pipelines.declaration import Dataset
-from pipelines.spark_sql import LANDING_SCHEMA, parse, references
+from pipelines.declaration import LANDING_SCHEMA, Dataset
+from pipelines.spark_sql import parse, references
 from tests.conftest import delta_rows, make_sync
 
 pytestmark = pytest.mark.slow

@@ -33,7 +33,7 @@ from pipelines._engine.lakehouse import (
     commit_properties,
     register_delta,
 )
-from pipelines._engine.sql import quote, spark_to_duckdb_expression
+from pipelines._engine.sql_text import Translate, quote
 from pipelines.declaration import Dataset
 
 IS_DELETE = "__is_delete"
@@ -86,11 +86,13 @@ def target_columns(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: st
     return chosen
 
 
-def _events_sql(con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: str, *, latest_only: bool) -> str:
+def _events_sql(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, changes: str, translate: Translate, *, latest_only: bool
+) -> str:
     """The change rows with their target columns and a delete flag; for SCD1 only the newest per key."""
     cdc = dataset.cdc
     columns = ", ".join(quote(c) for c in target_columns(con, dataset, changes))
-    delete_when = spark_to_duckdb_expression(cdc.apply_as_deletes) if cdc.apply_as_deletes else "false"
+    delete_when = translate(cdc.apply_as_deletes) if cdc.apply_as_deletes else "false"
     keys = ", ".join(quote(k) for k in cdc.keys)
     newest = (
         f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {quote(cdc.sequence_by)} DESC, {IS_DELETE} DESC) = 1"
@@ -112,15 +114,22 @@ def apply_changes(
     full_refresh: bool,
     metadata: dict,
     checkpoints: dict[str, int],
+    translate: Translate,
 ) -> CdcMetrics:
+    """Apply the change rows of relation `changes` to `dataset`'s target by key (`translate` renders the
+    declaration's Spark SQL conditions for DuckDB)."""
     if not full_refresh:
         _require_declared_columns(lakehouse, dataset)
-    if dataset.cdc.stored_as_scd_type == 2:
-        return _apply_scd2(
-            con, lakehouse, dataset, changes, full_refresh=full_refresh, metadata=metadata, checkpoints=checkpoints
-        )
-    return _apply_scd1(
-        con, lakehouse, dataset, changes, full_refresh=full_refresh, metadata=metadata, checkpoints=checkpoints
+    apply = _apply_scd2 if dataset.cdc.stored_as_scd_type == 2 else _apply_scd1
+    return apply(
+        con,
+        lakehouse,
+        dataset,
+        changes,
+        full_refresh=full_refresh,
+        metadata=metadata,
+        checkpoints=checkpoints,
+        translate=translate,
     )
 
 
@@ -148,6 +157,7 @@ def _apply_scd1(
     full_refresh: bool,
     metadata: dict,
     checkpoints: dict[str, int],
+    translate: Translate,
 ) -> CdcMetrics:
     """The batch stays in DuckDB (which spills under its memory limit); only keys travel as Arrow,
     and new rows stream into the target. When every key occurs once (a full refresh, most
@@ -160,7 +170,7 @@ def _apply_scd1(
     keys, sequence = list(cdc.keys), cdc.sequence_by
     key_list = ", ".join(quote(k) for k in keys)
     repeated = con.execute(f"SELECT count(*) > count(DISTINCT ({key_list})) FROM {changes}").fetchall()[0][0]
-    events_sql = _events_sql(con, dataset, changes, latest_only=repeated)
+    events_sql = _events_sql(con, dataset, changes, translate, latest_only=repeated)
     stones = None if full_refresh else lakehouse.table(tombstones_of(dataset))
     if stones is not None:
         register_delta(con, TOMBSTONE_RELATION, stones)
@@ -440,6 +450,7 @@ def _apply_scd2(
     full_refresh: bool,
     metadata: dict,
     checkpoints: dict[str, int],
+    translate: Translate,
 ) -> CdcMetrics:
     """Rebuild the history of every key the batch touches; keep the other keys' rows as they are."""
     cdc = dataset.cdc
@@ -447,7 +458,7 @@ def _apply_scd2(
     # In sequence order, a delete after an upsert of the same sequence: it wins the tie, as in SCD type 1.
     ordered = f"ORDER BY {quote(sequence)}, {IS_DELETE}"
     events = con.sql(
-        f"SELECT * FROM ({_events_sql(con, dataset, changes, latest_only=False)}) {ordered}"
+        f"SELECT * FROM ({_events_sql(con, dataset, changes, translate, latest_only=False)}) {ordered}"
     ).to_arrow_table()
     columns = [name for name in events.column_names if name != IS_DELETE]
     tracked = _tracked_columns(dataset, columns)

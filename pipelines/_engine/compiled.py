@@ -1,37 +1,54 @@
-"""Dataset bodies translated to DuckDB, kept on disk between updates.
+"""Dataset bodies and expressions translated to DuckDB, kept on disk between updates.
 
 Parsing and rendering a body is pure: its Spark SQL text, the relations its references point to,
 sqlglot's version, the Spark SQL reading (`pipelines/spark_sql.py`) and the engine's translation
 rules (`sql.py`) decide the result. The largest bodies (the RESO lookup's standard values, gold
 Property's mapping, the property payload's schema) cost more to parse than a small update costs to
 run, so an update parses a body only when one of those changed since an update last rendered it.
-What each body reads is kept too, for every body of the graph: a process builds the graph from it
-instead of tokenizing the bodies again.
+The expectations' constraints and AUTO CDC's conditions are kept the same way. What each body reads
+is kept too, for every body of the graph: a process builds the graph from it instead of tokenizing
+the bodies again. An update that finds everything kept never imports sqlglot (`sql` and `spark_sql`
+are imported where something must be parsed).
 """
 
 import hashlib
+from collections.abc import Iterable
+from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 
 import orjson
-import sqlglot
 
 from conf.files import write_atomically
-from pipelines import spark_sql
-from pipelines._engine import sql
-from pipelines._engine.sql import RelationNamer, to_duckdb
-from pipelines.spark_sql import parse, passthrough_stream, references, table_references
+from pipelines._engine.sql_text import RelationNamer
+from pipelines.declaration import Dataset
 
 
-def translator_stamp(version: str, sources: list[Path]) -> str:
+def translator_stamp(sqlglot_version: str, sources: list[Path]) -> str:
     """A digest of what renders bodies and shapes the kept entries: sqlglot's version and these files."""
-    stamp = hashlib.sha256(version.encode())
+    stamp = hashlib.sha256(sqlglot_version.encode())
     for source in sources:
         stamp.update(source.read_bytes())
     return stamp.hexdigest()
 
 
-TRANSLATOR = translator_stamp(sqlglot.__version__, [Path(spark_sql.__file__), Path(sql.__file__), Path(__file__)])
-"""A change of sqlglot, of the engine's rules or of this module makes every kept body stale."""
+TRANSLATOR = translator_stamp(
+    version("sqlglot"),
+    [Path(find_spec(module).origin) for module in ("pipelines.spark_sql", "pipelines._engine.sql")] + [Path(__file__)],
+)
+"""A change of sqlglot, of the engine's rules or of this module makes every kept body stale (found
+without importing them)."""
+
+
+def declared_texts(datasets: Iterable[Dataset]) -> list[str]:
+    """The Spark SQL a graph gives to translate: each body, expectation constraint and CDC condition."""
+    texts = []
+    for dataset in datasets:
+        texts.append(dataset.sql)
+        texts += [expectation.constraint for expectation in dataset.expectations]
+        if dataset.cdc is not None and dataset.cdc.apply_as_deletes:
+            texts.append(dataset.cdc.apply_as_deletes)
+    return texts
 
 
 def digest(text: str) -> str:
@@ -39,14 +56,17 @@ def digest(text: str) -> str:
 
 
 class CompiledBodies:
-    """What each body reads and the DuckDB SQL it renders to under each naming of its references,
-    by the digest of its text; read from `path` when the translator matches, saved by `save`."""
+    """What each body reads and the DuckDB SQL it renders to under each naming of its references, by
+    the digest of its text, and each expression's DuckDB SQL; read from `path` when the translator
+    matches, saved by `save`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.bodies: dict[str, dict] = {}
         self.tokenized: dict[str, dict] = {}
         """What bodies not rendered yet read, from their tokens (`kept_references`), by digest."""
+        self.expressions: dict[str, str] = {}
+        """Each expression's DuckDB SQL, by its Spark SQL."""
         self.changed = False
         try:
             kept = orjson.loads(self.path.read_bytes())
@@ -56,11 +76,16 @@ class CompiledBodies:
             self.bodies = kept["bodies"]
             if isinstance(kept.get("references"), dict):
                 self.tokenized = kept["references"]
+            expressions = kept.get("expressions")
+            if isinstance(expressions, dict) and all(isinstance(text, str) for text in expressions.values()):
+                self.expressions = expressions
 
     def _entry(self, text: str, origin: str) -> dict:
         key = digest(text)
         entry = self.bodies.get(key)
         if not _well_formed(entry):
+            from pipelines.spark_sql import parse, passthrough_stream, references
+
             tree = parse(text, origin=origin)
             reads, streams = references(tree)
             entry = {"reads": sorted(reads), "streams": sorted(streams), "passthrough": passthrough_stream(tree)}
@@ -82,6 +107,8 @@ class CompiledBodies:
         for entry in (self.bodies.get(key), self.tokenized.get(key)):
             if _reads_kept(entry):
                 return set(entry["reads"]), set(entry["streams"])
+        from pipelines.spark_sql import table_references
+
         reads, streams = table_references(text, origin=origin)
         self.tokenized[key] = {"reads": sorted(reads), "streams": sorted(streams)}
         self.changed = True
@@ -99,20 +126,40 @@ class CompiledBodies:
         naming = orjson.dumps(names).decode()
         rendered = entry["renders"].get(naming)
         if rendered is None:
+            from pipelines._engine.sql import to_duckdb
+            from pipelines.spark_sql import parse
+
             rendered = to_duckdb(parse(text, origin=origin), relation)
             entry["renders"][naming] = rendered
             self.changed = True
         return rendered
 
-    def save(self, bodies: list[str]) -> None:
-        """Write what was rendered, keeping only the entries of `bodies` (the graph's current texts)."""
-        current = {digest(text) for text in bodies}
+    def expression(self, text: str) -> str:
+        """A Spark SQL expression (an expectation's constraint, a CDC condition) for DuckDB."""
+        rendered = self.expressions.get(text)
+        if rendered is None:
+            from pipelines._engine.sql import spark_to_duckdb_expression
+
+            rendered = self.expressions[text] = spark_to_duckdb_expression(text)
+            self.changed = True
+        return rendered
+
+    def save(self, texts: list[str]) -> None:
+        """Write what was rendered, keeping only the entries of `texts` (the graph's, `declared_texts`)."""
+        current = {digest(text) for text in texts}
         kept = {key: entry for key, entry in self.bodies.items() if key in current}
         references = {key: entry for key, entry in self.tokenized.items() if key in current}
-        if not self.changed and len(kept) == len(self.bodies) and len(references) == len(self.tokenized):
+        expressions = {text: rendered for text, rendered in self.expressions.items() if digest(text) in current}
+        unchanged = (len(kept), len(references), len(expressions)) == (
+            len(self.bodies),
+            len(self.tokenized),
+            len(self.expressions),
+        )
+        if not self.changed and unchanged:
             return
-        write_atomically(self.path, orjson.dumps({"translator": TRANSLATOR, "bodies": kept, "references": references}))
-        self.bodies, self.tokenized, self.changed = kept, references, False
+        kept_now = {"translator": TRANSLATOR, "bodies": kept, "references": references, "expressions": expressions}
+        write_atomically(self.path, orjson.dumps(kept_now))
+        self.bodies, self.tokenized, self.expressions, self.changed = kept, references, expressions, False
 
 
 def _reads_kept(entry: object) -> bool:

@@ -31,8 +31,7 @@ from pipelines._engine.lakehouse import (
 )
 from pipelines._engine.landing_reader import landing_files, register_landing
 from pipelines._engine.quality import QualityReport
-from pipelines.declaration import Dataset, Graph
-from pipelines.spark_sql import LANDING_SCHEMA
+from pipelines.declaration import LANDING_SCHEMA, Dataset, Graph
 
 QUARANTINE = "mls2_system.quarantine"
 LANDING_METADATA = "mls2.landing_pages"

@@ -22,8 +22,8 @@ from pipelines._engine.deletion_vectors import DeletionVectorError, Descriptor, 
 from pipelines._engine.deletion_vectors import write_file as write_dv_file
 from pipelines._engine.delta_log import deletion_vectors, has_deletion_vectors, table_root
 from pipelines._engine.errors import PipelineError
-from pipelines._engine.sql import quote as quote_identifier
-from pipelines._engine.sql import string_literal
+from pipelines._engine.sql_text import quote as quote_identifier
+from pipelines._engine.sql_text import string_literal
 
 LOG = logging.getLogger(__name__)
 CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines._engine.sql import string_literal
+from pipelines._engine.sql_text import string_literal
 
 LANDING_LINES_SQL = """
 WITH lines AS (

@@ -36,7 +36,7 @@ import duckdb
 from deltalake import DeltaTable
 
 from pipelines._engine.lakehouse import Lakehouse, column_types, register_changes_since, register_delta
-from pipelines._engine.sql import string_literal
+from pipelines._engine.sql_text import string_literal
 from pipelines.snapshot.copies import clone_or_copy, link_or_copy, release_preallocation
 from pipelines.snapshot.documents import (
     DOCUMENT_AT,

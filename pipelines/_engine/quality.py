@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from pipelines._engine.sql import quote, spark_to_duckdb_expression
+from pipelines._engine.sql_text import Translate, quote
 from pipelines.declaration import Dataset
 
 
@@ -59,18 +59,23 @@ class CheckedBatch:
     """Rows dropped because another row holds their unique key."""
 
 
-def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str) -> CheckedBatch:
-    """Evaluate `dataset`'s expectations over relation `batch`; raise on a broken fail rule. A dataset
+def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, translate: Translate) -> CheckedBatch:
+    """Evaluate `dataset`'s expectations (rendered for DuckDB by `translate`) over relation `batch`; raise
+    on a broken fail rule. A dataset
     with a unique key then drops the rows whose key a row before them holds (first by the
     incremental column, then by content)."""
     report = QualityReport(dataset=dataset.name)
     report.input_records = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
-    checked = _expect(con, dataset, batch, report) if dataset.expectations else CheckedBatch(batch, None, report)
+    checked = (
+        _expect(con, dataset, batch, report, translate) if dataset.expectations else CheckedBatch(batch, None, report)
+    )
     return _keep_unique(con, dataset, checked) if dataset.unique_key else checked
 
 
-def _expect(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, report: QualityReport) -> CheckedBatch:
-    conditions = _conditions(dataset)
+def _expect(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, report: QualityReport, translate: Translate
+) -> CheckedBatch:
+    conditions = _conditions(dataset, translate)
     counts = con.execute(
         "SELECT "
         + ", ".join(f"coalesce(count_if(NOT {condition}), 0)" for condition in conditions.values())
@@ -138,6 +143,6 @@ def warns_only(dataset: Dataset) -> bool:
     return all(e.on_violation == "warn" for e in dataset.expectations)
 
 
-def _conditions(dataset: Dataset) -> dict[str, str]:
+def _conditions(dataset: Dataset, translate: Translate) -> dict[str, str]:
     """Each expectation's constraint in DuckDB, NULL counting as broken."""
-    return {e.name: f"coalesce(({spark_to_duckdb_expression(e.constraint)}), false)" for e in dataset.expectations}
+    return {e.name: f"coalesce(({translate(e.constraint)}), false)" for e in dataset.expectations}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from conf.settings import DataPaths
+from pipelines._engine.compiled import declared_texts
 from pipelines._engine.context import FlowResult, ProgressCallback, UpdateContext
 from pipelines._engine.errors import UpdateCanceled, UpdateFailed
 from pipelines._engine.flows import FLOWS, commit_staged
@@ -167,7 +168,7 @@ class Update:
             context.con.close()
             with suppress(OSError):
                 # Only a cache: an update that cannot keep it renders its bodies again next time.
-                context.bodies.save([dataset.sql for dataset in self.graph.datasets.values()])
+                context.bodies.save(declared_texts(self.graph.datasets.values()))
         return result
 
     def stop_if_canceled(self) -> None:

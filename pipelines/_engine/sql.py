@@ -5,19 +5,14 @@ Each gap in sqlglot's own translation is one entry here, with a parity test.
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
+from pipelines._engine.sql_text import RelationNamer
 from pipelines.spark_sql import SparkSql, SqlError, qualified_name, references
-
-
-def quote(name: str) -> str:
-    """A DuckDB identifier, quoted."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _parsed_or_null(text: exp.Expression, function: str, *arguments: exp.Expression) -> exp.Expression:
@@ -68,15 +63,6 @@ class EmbeddedDuckDB(DuckDB):
         def jsonextractscalar_sql(self, expression: exp.JSONExtractScalar) -> str:
             """Spark's `get_json_object` gives NULL on text that is not JSON; DuckDB's `->>` raises."""
             return self.sql(_parsed_or_null(expression.this, "json_extract_string", expression.expression.copy()))
-
-
-def string_literal(text: str) -> str:
-    """`text` as a SQL string literal (single quotes doubled), for places DuckDB takes no parameters."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-RelationNamer = Callable[[str, bool], str]
-"""Maps (`schema.table`, is a STREAM read) to the DuckDB relation that holds its rows."""
 
 
 def to_duckdb(tree: exp.Query, relation: RelationNamer) -> str:

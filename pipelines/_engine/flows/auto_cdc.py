@@ -6,7 +6,7 @@ from pipelines._engine.context import FlowResult, KeyedRows, keyed_column, relat
 from pipelines._engine.events import MAINTENANCE_COMPLETE_RECOMPUTE, MAINTENANCE_ROW_BASED
 from pipelines._engine.flows.base import Flow
 from pipelines._engine.lakehouse import UPDATE_METADATA
-from pipelines._engine.sql import quote
+from pipelines._engine.sql_text import quote
 
 
 class AutoCdcFlow(Flow):
@@ -20,6 +20,7 @@ class AutoCdcFlow(Flow):
             full_refresh=self.full,
             metadata={UPDATE_METADATA: self.context.update_id},
             checkpoints=self.checkpoints,
+            translate=self.context.bodies.expression,
         )
         flow.output_records, flow.deleted_records = metrics.upserted, metrics.deleted
         if metrics.write is not None:

@@ -68,7 +68,7 @@ class Flow:
 
     def checked(self) -> tuple[CheckedBatch, FlowResult]:
         """The batch's expectations checked and its dropped rows quarantined, with the flow's counts so far."""
-        checked = check(self.con, self.dataset, self.batch)
+        checked = check(self.con, self.dataset, self.batch, self.context.bodies.expression)
         self.context.quarantine(self.dataset, checked.quarantine)
         flow = FlowResult(
             dataset=self.dataset.name,

@@ -20,7 +20,7 @@ from pipelines._engine.lakehouse import (
     register_delta,
 )
 from pipelines._engine.quality import CheckedBatch
-from pipelines._engine.sql import quote
+from pipelines._engine.sql_text import quote
 from pipelines.declaration import Dataset
 
 SOURCES_METADATA = "mls2.sources"

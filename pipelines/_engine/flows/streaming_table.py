@@ -38,7 +38,7 @@ class StreamingTableFlow(Flow):
         written = self.lakehouse.write_files(self.con, self.dataset.name, self.batch)
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {WRITTEN} AS SELECT * FROM {written.relation()}")
-            checked = check(self.con, self.dataset, WRITTEN)
+            checked = check(self.con, self.dataset, WRITTEN, self.context.bodies.expression)
         except BaseException:
             written.remove()
             raise
