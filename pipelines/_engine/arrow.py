@@ -23,13 +23,22 @@ def array(values: Sequence | np.ndarray, kind: pa.DataType) -> pa.Array:
     """`pa.array(values, kind)` for text, integers and booleans (and other types cast from a numpy
     array's)."""
     if isinstance(values, np.ndarray):
-        return pa.array(arro3.core.Array.from_numpy(values)).cast(kind)
+        converted = pa.array(arro3.core.Array.from_numpy(values))
+        # A cast to the same type is not free: the first one loads Arrow's compute functions.
+        return converted if converted.type == kind else converted.cast(kind)
     return pa.array(arro3.core.Array(list(values), arro3.core.DataType.from_arrow(kind)))
 
 
+REPEATED = pa.dictionary(pa.int32(), pa.string())
+"""The type of `repeated` text."""
+
+
 def repeated(value: str, count: int) -> pa.Array:
-    """`value` `count` times, as text."""
-    return array([value], pa.string()).take(array(np.zeros(count, dtype=np.int64), pa.int64()))
+    """`value` `count` times, as text: dictionary-encoded (the text once, whatever `count`), which
+    DuckDB reads as VARCHAR. Deletion vectors' positions name their data file once per deleted row."""
+    return pa.DictionaryArray.from_arrays(
+        array(np.zeros(count, dtype=np.int32), pa.int32()), array([value], pa.string())
+    )
 
 
 JSON_ROWS = 10_000
@@ -59,8 +68,8 @@ def rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     parsing = pyarrow.json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     # One block: the reader refuses a row that straddles two.
     reading = pyarrow.json.ReadOptions(block_size=len(lines) + 1)
-    table = pyarrow.json.read_json(io.BytesIO(lines), read_options=reading, parse_options=parsing)
-    return table.select(schema.names).cast(schema)
+    table = pyarrow.json.read_json(io.BytesIO(lines), read_options=reading, parse_options=parsing).select(schema.names)
+    return table if table.schema.equals(schema) else table.cast(schema)
 
 
 def _json_readable(field: pa.Field) -> bool:

@@ -141,10 +141,10 @@ class UpdateContext:
         now = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
         stamped = pa.Table.from_arrays(
             [
-                arrow.repeated(dataset.name, count),
+                arrow.array([dataset.name] * count, pa.string()),
                 rows.column("broken_rules"),
                 rows.column("record"),
-                arrow.repeated(self.update_id, count),
+                arrow.array([self.update_id] * count, pa.string()),
                 arrow.array(np.full(count, now, dtype=np.int64), pa.timestamp("us", tz="UTC")),
             ],
             names=["dataset", "broken_rules", "record", "update_id", "quarantined_at"],

@@ -164,7 +164,8 @@ def register_changes_since(con: duckdb.DuckDBPyConnection, name: str, table: Del
         return False
     root = table_root(table)
     whole_files = [root / path for path in sorted(changed.whole_files)]
-    positions = _positions_table(root, {path: bitmap for path, bitmap in changed.positions.items() if bitmap})
+    marked = {path: bitmap for path, bitmap in changed.positions.items() if bitmap}
+    positions = _positions_table(root, marked)
     if not all(file.exists() for file in (*whole_files, *(root / path for path in changed.positions))):
         return False
     parts = []
@@ -174,7 +175,7 @@ def register_changes_since(con: duckdb.DuckDBPyConnection, name: str, table: Del
         parts.append(f"SELECT * FROM {name}__whole")
     if positions.num_rows:
         bind_arrow(con, f"{name}__positions", positions)
-        listed = ", ".join(string_literal(uri) for uri in positions.column(FILE_COLUMN).unique().to_pylist())
+        listed = ", ".join(string_literal(str(root / path)) for path in marked)
         parts.append(
             f"SELECT * EXCLUDE ({FILE_COLUMN}, file_row_number) FROM read_parquet([{listed}], union_by_name = true, "
             f"filename = '{FILE_COLUMN}', file_row_number = true) p SEMI JOIN {name}__positions d "
@@ -211,7 +212,7 @@ def _positions_table(root: Path, bitmaps: dict[str, BitMap64]) -> pa.Table:
         files.append(arrow.repeated(str(root / path), len(positions)))
         rows.append(arrow.array(positions, pa.int64()))
     return pa.Table.from_arrays(
-        [pa.chunked_array(files, pa.string()), pa.chunked_array(rows, pa.int64())], names=[FILE_COLUMN, ROW_COLUMN]
+        [pa.chunked_array(files, arrow.REPEATED), pa.chunked_array(rows, pa.int64())], names=[FILE_COLUMN, ROW_COLUMN]
     )
 
 
