@@ -52,11 +52,11 @@ def spark_literal(value: object) -> str:
 @cache
 def _string_literal(text: str) -> str:
     """Rendered once per text: building the graph quotes thousands of lookup values, many alike. A
-    printable text is quoted as sqlglot renders it (backslashes and quotes escaped; a test holds them
-    equal), without importing sqlglot into an update, nor thousands of renderings."""
-    if text.isprintable():
+    text without control characters is quoted as sqlglot renders it (backslashes and quotes escaped;
+    a test holds them equal), without importing sqlglot into an update, nor thousands of renderings."""
+    if all(character >= " " and character != "\x7f" for character in text):
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    from sqlglot import exp  # Control characters and separators: sqlglot's own escapes.
+    from sqlglot import exp  # Control characters: sqlglot's own escapes (octal, `\\n`, ...).
 
     return exp.Literal.string(text).sql(dialect="databricks")
 

@@ -1,5 +1,7 @@
-"""Bodies translated to DuckDB are kept between updates, and only while what decides them holds."""
+"""Bodies and expressions translated to DuckDB are kept between updates, and only while what decides
+them holds."""
 
+import sys
 from pathlib import Path
 
 import orjson
@@ -9,7 +11,7 @@ import sqlglot
 from conf.settings import Settings
 from pipelines import graph as graph_module
 from pipelines import run_update, spark_sql
-from pipelines._engine import compiled, sql
+from pipelines._engine import compiled, sql, sql_text
 from pipelines._engine.compiled import CompiledBodies, declared_texts, digest
 from pipelines._engine.context import COMPILED_BODIES
 from pipelines._engine.sql import spark_to_duckdb_expression, to_duckdb
@@ -17,6 +19,7 @@ from pipelines.declaration import Graph, build_graph
 from pipelines.embedded import product_graph
 from pipelines.graph import product_datasets
 from pipelines.spark_sql import SqlError, parse
+from tests.test_architecture import imports
 from tests.test_engine import gold_prices, land, prop
 
 BODY = (
@@ -53,29 +56,41 @@ def test_a_saved_body_is_read_back_not_rendered_again(tmp_path: Path) -> None:
     assert CompiledBodies(path).render(BODY, "x", plain) == "SELECT 'kept' AS marker"
 
 
-def test_kept_bodies_are_dropped_when_sqlglot_or_the_rules_change(tmp_path: Path, monkeypatch) -> None:
+def test_kept_bodies_and_expressions_are_dropped_when_sqlglot_or_the_rules_change(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "bodies.json"
     bodies = CompiledBodies(path)
     bodies.render(BODY, "x", plain)
-    bodies.save([BODY])
+    bodies.expression("price > 0")
+    bodies.save([BODY, "price > 0"])
+    assert CompiledBodies(path).expressions == {"price > 0": spark_to_duckdb_expression("price > 0")}
     monkeypatch.setattr(compiled, "TRANSLATOR", "another translator")
 
-    assert CompiledBodies(path).bodies == {}
+    kept = CompiledBodies(path)
+    assert (kept.bodies, kept.expressions) == ({}, {})
 
 
 def test_the_translator_stamp_covers_sqlglot_and_the_rules(tmp_path: Path) -> None:
-    rules = tmp_path / "sql.py"
+    rules, version = tmp_path / "sql.py", tmp_path / "_version.py"
     rules.write_bytes(Path(sql.__file__).read_bytes())
-    stamp = compiled.translator_stamp("30.0.0", [rules])
-    assert compiled.translator_stamp("30.0.1", [rules]) != stamp
+    version.write_text("__version__ = '30.0.0'\n")
+    stamp = compiled.translator_stamp([version, rules])
     rules.write_bytes(rules.read_bytes() + b"# another rule\n")
-    assert compiled.translator_stamp("30.0.0", [rules]) != stamp
-    assert (
-        compiled.translator_stamp(
-            sqlglot.__version__, [Path(spark_sql.__file__), Path(sql.__file__), Path(compiled.__file__)]
-        )
-        == compiled.TRANSLATOR
-    ), "the stamp, found without importing sqlglot, is of the sqlglot and rules an update would import"
+    assert compiled.translator_stamp([version, rules]) != stamp
+    version.write_text("__version__ = '30.0.1'\n")
+    assert compiled.translator_stamp([version, rules]) != stamp
+    # The stamp, found without importing sqlglot or the rules, is of those an update would import.
+    imported = [Path(sqlglot.__file__).with_name("_version.py"), Path(spark_sql.__file__), Path(sql.__file__)]
+    stamped = [*imported, Path(sql_text.__file__), Path(compiled.__file__)]
+    assert compiled.translator_stamp(stamped) == compiled.TRANSLATOR
+    assert sqlglot.__version__ in imported[0].read_text()
+
+
+def test_the_stamp_covers_every_module_of_the_product_the_translation_imports() -> None:
+    translation = {spark_sql.__name__, sql.__name__}
+    imported = {name for module in translation for name in imports(Path(sys.modules[module].__file__))}
+    assert {name for name in imported if name.startswith("pipelines")} | translation <= set(
+        compiled.TRANSLATION_MODULES
+    )
 
 
 def test_an_expression_is_translated_once_kept_and_read_back(tmp_path: Path) -> None:
@@ -157,14 +172,22 @@ def test_an_update_like_the_last_one_parses_no_body(settings: Settings, monkeypa
     run_update(settings.paths)
     assert (settings.paths.state / COMPILED_BODIES).exists()
 
+    kept = (settings.paths.state / COMPILED_BODIES).stat()
+
     def refuse(sql: str, *, origin: str) -> None:
         raise AssertionError(f"{origin} was parsed again")
 
+    def refuse_expression(text: str) -> None:
+        raise AssertionError(f"{text} was translated again")
+
     monkeypatch.setattr(spark_sql, "parse", refuse)
+    monkeypatch.setattr(sql, "spark_to_duckdb_expression", refuse_expression)
     land(settings, "s3", [prop("b", 3, price=300_000)])
     result = run_update(settings.paths)
 
     assert result.state == "COMPLETED"
+    after = (settings.paths.state / COMPILED_BODIES).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns), "nothing was translated again"
     assert gold_prices(settings) == {"QOBRIX_a": 200_000, "QOBRIX_b": 300_000}
 
 

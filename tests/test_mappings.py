@@ -191,15 +191,29 @@ def sqlglot_literal(text: str) -> str:
 
 
 def test_every_literal_the_graph_quotes_is_quoted_as_sqlglot_quotes_it() -> None:
-    """Plain texts are quoted without sqlglot; the gold bodies' values, and the texts sqlglot escapes
-    (quotes, backslashes, control characters, a line separator), come out as sqlglot writes them."""
+    """Texts without control characters (quotes and backslashes escaped) are quoted without sqlglot;
+    the gold bodies' values, and the texts sqlglot escapes (quotes, backslashes, control characters,
+    a line separator, a no-break space), come out as sqlglot writes them."""
     quoted = [
         text
         for lookup in used_lookups()
         for legacy, standard in reso_lookups()[lookup].items()
         for text in (f"{lookup}.{legacy}", lookup, standard, legacy)
     ]
-    tricky = ["a'b", "a\\b", "tab\there", "line\nbreak", "\x7f", "\u2028", "é ñ 中", "", "--x", "/*x*/"]
+    tricky = [
+        "a'b",
+        "a\\b",
+        "tab\there",
+        "line\nbreak",
+        "\x7f",
+        "\u2028",
+        "\xa0",
+        "\ufeff",
+        "é ñ 中",
+        "",
+        "--x",
+        "/*x*/",
+    ]
     assert len(quoted) > 1_000
     assert {text: spark_literal(text) for text in [*quoted, *tricky]} == {
         text: sqlglot_literal(text) for text in [*quoted, *tricky]

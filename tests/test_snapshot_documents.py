@@ -202,3 +202,18 @@ def test_readers_on_many_threads_read_through_a_small_cache(tmp_path: Path, monk
     with ThreadPoolExecutor(4) as pool:
         read = list(pool.map(lambda item: (item[0], orjson.loads(documents.read("t", *item[1]))), places))
     assert all(document == expected[key] for key, document in read)
+
+
+def test_text_offsets_are_read_in_place_from_32_and_64_bit_offsets_of_a_slice() -> None:
+    """As pyarrow's cast to large text gives them, without it (the cast loads Arrow's compute
+    functions); a type that is not text is refused."""
+    import pyarrow as pa
+
+    values = ["", "a", "bb\u00e9", "x" * 300, "", "tail"]
+    for text in (pa.array(values, pa.string()), pa.array(values, pa.large_string())):
+        sliced = text.slice(2, 3)
+        wide = sliced.cast(pa.large_string())
+        expected = list(memoryview(wide.buffers()[1]).cast("q"))[wide.offset : wide.offset + len(wide) + 1]
+        assert documents_module._text_offsets(sliced).tolist() == expected
+    with pytest.raises(TypeError, match="not int64"):
+        documents_module._text_offsets(pa.array([1, 2]))

@@ -1,8 +1,9 @@
 """An update in a process of its own (`mls2 pipeline run --here`, no server): what it pays to start.
 
 pyarrow imports pandas the first time it converts Python values (the engine builds its Arrow values
-without that, `pipelines/_engine/arrow.py`), and sqlglot with its dialects is imported to parse SQL
-(kept translations, `pipelines/_engine/compiled.py`, leave nothing to parse)."""
+without that, `pipelines/_engine/arrow.py`) and loads its compute functions at the first cast or
+`take`; sqlglot with its dialects is imported to parse SQL (kept translations,
+`pipelines/_engine/compiled.py`, leave nothing to parse)."""
 
 import gzip
 import os
@@ -20,7 +21,7 @@ from pipelines._engine import delta_log
 from pipelines._engine.events import read_events
 from pipelines._engine.lakehouse import Lakehouse
 
-NOT_IMPORTED = ("pandas", "sqlglot")
+NOT_IMPORTED = ("pandas", "sqlglot", "pyarrow.compute")
 
 
 def change_listings(settings: Settings, count: int, days_later: int) -> None:
@@ -48,7 +49,7 @@ def mls2_run_here(settings: Settings) -> str:
     return done.stderr
 
 
-def test_an_update_of_changed_listings_in_a_process_of_its_own_imports_neither_pandas_nor_sqlglot(
+def test_an_update_of_changed_listings_in_a_process_of_its_own_imports_no_pandas_sqlglot_or_arrow_compute(
     landed: Settings,
 ) -> None:
     """Past a checkpoint too: the engine reads a checkpoint's actions itself. Its bodies, expectations

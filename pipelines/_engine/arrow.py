@@ -24,18 +24,22 @@ def array(values: Sequence | np.ndarray, kind: pa.DataType) -> pa.Array:
     array's)."""
     if isinstance(values, np.ndarray):
         converted = pa.array(arro3.core.Array.from_numpy(values))
-        # A cast to the same type is not free: the first one loads Arrow's compute functions.
-        return converted if converted.type == kind else converted.cast(kind)
+        # Not cast where the values stay as they are: the first cast loads Arrow's compute functions.
+        if converted.type == kind:
+            return converted
+        if converted.type == pa.int64() and (pa.types.is_timestamp(kind) or pa.types.is_duration(kind)):
+            return converted.view(kind)
+        return converted.cast(kind)
     return pa.array(arro3.core.Array(list(values), arro3.core.DataType.from_arrow(kind)))
 
 
-REPEATED = pa.dictionary(pa.int32(), pa.string())
+REPEATED_TEXT = pa.dictionary(pa.int32(), pa.string())
 """The type of `repeated` text."""
 
 
 def repeated(value: str, count: int) -> pa.Array:
     """`value` `count` times, as text: dictionary-encoded (the text once, whatever `count`), which
-    DuckDB reads as VARCHAR. Deletion vectors' positions name their data file once per deleted row."""
+    DuckDB reads as VARCHAR."""
     return pa.DictionaryArray.from_arrays(
         array(np.zeros(count, dtype=np.int32), pa.int32()), array([value], pa.string())
     )
@@ -69,7 +73,7 @@ def rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     # One block: the reader refuses a row that straddles two.
     reading = pyarrow.json.ReadOptions(block_size=len(lines) + 1)
     table = pyarrow.json.read_json(io.BytesIO(lines), read_options=reading, parse_options=parsing).select(schema.names)
-    return table if table.schema.equals(schema) else table.cast(schema)
+    return table if table.schema.equals(schema, check_metadata=True) else table.cast(schema)
 
 
 def _json_readable(field: pa.Field) -> bool:

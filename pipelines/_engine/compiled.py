@@ -13,7 +13,6 @@ are imported where something must be parsed).
 
 import hashlib
 from collections.abc import Iterable
-from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -24,20 +23,23 @@ from pipelines._engine.sql_text import RelationNamer
 from pipelines.declaration import Dataset
 
 
-def translator_stamp(sqlglot_version: str, sources: list[Path]) -> str:
-    """A digest of what renders bodies and shapes the kept entries: sqlglot's version and these files."""
-    stamp = hashlib.sha256(sqlglot_version.encode())
+def translator_stamp(sources: list[Path]) -> str:
+    """A digest of what renders bodies and shapes the kept entries: these files."""
+    stamp = hashlib.sha256()
     for source in sources:
         stamp.update(source.read_bytes())
     return stamp.hexdigest()
 
 
+TRANSLATION_MODULES = ("pipelines.spark_sql", "pipelines._engine.sql", "pipelines._engine.sql_text")
+"""The modules that parse and render bodies and expressions (a test holds this list to what they import)."""
 TRANSLATOR = translator_stamp(
-    version("sqlglot"),
-    [Path(find_spec(module).origin) for module in ("pipelines.spark_sql", "pipelines._engine.sql")] + [Path(__file__)],
+    [Path(find_spec("sqlglot").submodule_search_locations[0]) / "_version.py"]
+    + [Path(find_spec(module).origin) for module in TRANSLATION_MODULES]
+    + [Path(__file__)]
 )
-"""A change of sqlglot, of the engine's rules or of this module makes every kept body stale (found
-without importing them)."""
+"""A change of sqlglot (its version file, of the copy Python imports), of the engine's rules or of
+this module makes every kept body and expression stale: found without importing them."""
 
 
 def declared_texts(datasets: Iterable[Dataset]) -> list[str]:

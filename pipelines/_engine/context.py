@@ -37,7 +37,7 @@ QUARANTINE = "mls2_system.quarantine"
 LANDING_METADATA = "mls2.landing_pages"
 """What a landing-fed table's commit records: a digest of the landing pages listed when it read them."""
 COMPILED_BODIES = "compiled_bodies.json"
-"""The bodies' DuckDB SQL kept between updates, under MLS2_DATA_DIR/state."""
+"""The bodies' and expressions' DuckDB SQL kept between updates, under MLS2_DATA_DIR/state."""
 
 ProgressCallback = Callable[[str, str], None]
 """Called with (dataset, state) as each flow starts and ends."""

@@ -205,14 +205,16 @@ def _deleted_positions(root: Path, vectors: dict[str, Descriptor]) -> pa.Table:
 
 def _positions_table(root: Path, bitmaps: dict[str, BitMap64]) -> pa.Table:
     """Positions in data files (by path relative to `root`) as a table of (data file as `file_uris`
-    names it, position)."""
+    names it, position). The file is named once per file, not per deleted row (`arrow.repeated`): a
+    large table's deletion vectors delete hundreds of thousands of rows between compactions."""
     files, rows = [], []
     for path, bitmap in bitmaps.items():
         positions = positions_array(bitmap)
         files.append(arrow.repeated(str(root / path), len(positions)))
         rows.append(arrow.array(positions, pa.int64()))
     return pa.Table.from_arrays(
-        [pa.chunked_array(files, arrow.REPEATED), pa.chunked_array(rows, pa.int64())], names=[FILE_COLUMN, ROW_COLUMN]
+        [pa.chunked_array(files, arrow.REPEATED_TEXT), pa.chunked_array(rows, pa.int64())],
+        names=[FILE_COLUMN, ROW_COLUMN],
     )
 
 

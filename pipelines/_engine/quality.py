@@ -60,10 +60,9 @@ class CheckedBatch:
 
 
 def check(con: duckdb.DuckDBPyConnection, dataset: Dataset, batch: str, translate: Translate) -> CheckedBatch:
-    """Evaluate `dataset`'s expectations (rendered for DuckDB by `translate`) over relation `batch`; raise
-    on a broken fail rule. A dataset
-    with a unique key then drops the rows whose key a row before them holds (first by the
-    incremental column, then by content)."""
+    """Evaluate `dataset`'s expectations (rendered for DuckDB by `translate`) over relation `batch`;
+    raise on a broken fail rule. A dataset with a unique key then drops the rows whose key a row
+    before them holds (first by the incremental column, then by content)."""
     report = QualityReport(dataset=dataset.name)
     report.input_records = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
     checked = (

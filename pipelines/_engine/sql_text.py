@@ -1,5 +1,6 @@
-"""DuckDB SQL text the engine writes itself (identifiers, string literals), without a SQL parser: an
-update whose bodies and expressions are already translated (`compiled`) never imports sqlglot."""
+"""DuckDB SQL text the engine writes itself (identifiers, string literals) and the shapes of what
+translates Spark SQL for it, without a SQL parser: an update whose bodies and expressions are
+already translated (`compiled`) never imports sqlglot."""
 
 from collections.abc import Callable
 

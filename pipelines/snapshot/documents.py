@@ -137,6 +137,18 @@ def _int64s(buffer: pa.Buffer, offset: int, count: int) -> np.ndarray:
     return np.frombuffer(buffer, dtype=np.int64, count=count, offset=offset * 8)
 
 
+def _text_offsets(text: pa.Array) -> np.ndarray:
+    """The offsets of a text array's values in its data buffer, as 64-bit integers: read in numpy
+    whether the offsets are 32-bit (DuckDB's VARCHAR) or 64-bit, not cast by pyarrow (its first cast
+    loads Arrow's compute functions)."""
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        raise TypeError(f"documents are read as Arrow text, not {text.type}")
+    wide = pa.types.is_large_string(text.type)
+    kind = np.int64 if wide else np.int32
+    read = np.frombuffer(text.buffers()[1], dtype=kind, count=len(text) + 1, offset=text.offset * kind().itemsize)
+    return read if wide else read.astype(np.int64)
+
+
 def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, documents: Path, where: str) -> int:
     """Write the `document` (a SQL expression over `table`'s columns) of each row matching `where` after
     the documents `documents` holds, each followed by `SEPARATOR`, as compressed blocks listed in the
@@ -153,8 +165,8 @@ def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, 
         writer = _BlockWriter(file, blocks.end)
         end = begin = blocks.end
         for batch in rows.to_arrow_reader(ROWS_PER_BATCH):
-            text = batch.column(1).cast(pa.large_string())
-            offsets = _int64s(text.buffers()[1], text.offset, len(text) + 1)
+            text = batch.column(1)
+            offsets = _text_offsets(text)
             first, last = int(offsets[0]), int(offsets[-1])
             writer.add(memoryview(text.buffers()[2])[first:last], offsets[1:] - first)
             starts.append(offsets[:-1] - first + end)
