@@ -72,7 +72,13 @@ def rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     parsing = pyarrow.json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     # One block: the reader refuses a row that straddles two.
     reading = pyarrow.json.ReadOptions(block_size=len(lines) + 1)
-    table = pyarrow.json.read_json(io.BytesIO(lines), read_options=reading, parse_options=parsing).select(schema.names)
+    table = pyarrow.json.read_json(io.BytesIO(lines), read_options=reading, parse_options=parsing)
+    return conformed(table.select(schema.names), schema)
+
+
+def conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table.cast(schema)`, without the cast where the table already has that schema (metadata too):
+    the first cast loads Arrow's compute functions."""
     return table if table.schema.equals(schema, check_metadata=True) else table.cast(schema)
 
 

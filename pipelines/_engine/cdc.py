@@ -499,8 +499,7 @@ def _apply_scd2(
                     f"ANTI JOIN {CDC_REPLACED_ROWS} r "
                     f"ON t.{FILE_COLUMN} = r.{FILE_COLUMN} AND t.{ROW_COLUMN} = r.{ROW_COLUMN}"
                 ).to_arrow_table()
-                # Cast only where DuckDB gave other types: the first cast loads Arrow's compute functions.
-                table = pa.concat_tables([kept if kept.schema.equals(schema) else kept.cast(schema), table])
+                table = pa.concat_tables([arrow.conformed(kept, schema), table])
             lakehouse.overwrite(dataset.name, table, metadata=metadata, checkpoints=checkpoints)
             why = "a full refresh" if target is None else "a quarter of it changed"
             metrics.write = {"mode": "rewrite", "reason": why}

@@ -151,7 +151,8 @@ class CompiledBodies:
         current = {digest(text) for text in texts}
         kept = {key: entry for key, entry in self.bodies.items() if key in current}
         references = {key: entry for key, entry in self.tokenized.items() if key in current}
-        expressions = {text: rendered for text, rendered in self.expressions.items() if digest(text) in current}
+        declared = set(texts)
+        expressions = {text: rendered for text, rendered in self.expressions.items() if text in declared}
         unchanged = (len(kept), len(references), len(expressions)) == (
             len(self.bodies),
             len(self.tokenized),

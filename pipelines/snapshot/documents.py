@@ -130,23 +130,21 @@ class _BlockWriter:
         self.pending = bytearray()
 
 
-def _int64s(buffer: pa.Buffer, offset: int, count: int) -> np.ndarray:
-    """`count` 64-bit integers of an Arrow buffer from position `offset`, as numpy reads them in place.
-    Read in numpy, not through pyarrow (`to_numpy`, its kernels given a Python number), which imports
-    pandas: a noticeable part of a small update's publish in a process of its own."""
-    return np.frombuffer(buffer, dtype=np.int64, count=count, offset=offset * 8)
+def _integers(buffer: pa.Buffer, kind: type[np.integer], offset: int, count: int) -> np.ndarray:
+    """`count` integers of `kind` in an Arrow buffer from position `offset`, as numpy reads them in
+    place. Read in numpy, not through pyarrow (`to_numpy`, its kernels given a Python number), which
+    imports pandas: a noticeable part of a small update's publish in a process of its own."""
+    return np.frombuffer(buffer, dtype=kind, count=count, offset=offset * np.dtype(kind).itemsize)
 
 
 def _text_offsets(text: pa.Array) -> np.ndarray:
-    """The offsets of a text array's values in its data buffer, as 64-bit integers: read in numpy
-    whether the offsets are 32-bit (DuckDB's VARCHAR) or 64-bit, not cast by pyarrow (its first cast
-    loads Arrow's compute functions)."""
+    """The offsets of a text array's values in its data buffer, as 64-bit integers, whether they are
+    32-bit (DuckDB's VARCHAR) or 64-bit: not cast by pyarrow (its first cast loads Arrow's compute
+    functions)."""
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         raise TypeError(f"documents are read as Arrow text, not {text.type}")
-    wide = pa.types.is_large_string(text.type)
-    kind = np.int64 if wide else np.int32
-    read = np.frombuffer(text.buffers()[1], dtype=kind, count=len(text) + 1, offset=text.offset * kind().itemsize)
-    return read if wide else read.astype(np.int64)
+    kind = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    return _integers(text.buffers()[1], kind, text.offset, len(text) + 1).astype(np.int64, copy=False)
 
 
 def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, documents: Path, where: str) -> int:
@@ -172,7 +170,7 @@ def append_documents(con: duckdb.DuckDBPyConnection, table: str, document: str, 
             starts.append(offsets[:-1] - first + end)
             sizes.append((np.diff(offsets) - len(SEPARATOR)).astype(np.int32))
             # Copied: a column imported from DuckDB keeps its whole batch alive, documents too.
-            rowids.append(_int64s(batch.column(0).buffers()[1], batch.column(0).offset, len(batch)).copy())
+            rowids.append(_integers(batch.column(0).buffers()[1], np.int64, batch.column(0).offset, len(batch)).copy())
             end += last - first
         writer.finish()
         file.flush()
