@@ -35,15 +35,20 @@ def change_listings(settings: Settings, count: int, days_later: int) -> None:
     )
 
 
-def mls2_run_here(settings: Settings) -> str:
-    """`mls2 pipeline run --here` in a process of its own; its standard error, which ends with the
-    modules of `NOT_IMPORTED` it imported."""
+def mls2_run_here(settings: Settings, **setting: str) -> str:
+    """`mls2 pipeline run --here` in a process of its own, with the settings given; its standard
+    error, which ends with the modules of `NOT_IMPORTED` it imported."""
     code = (
         f"import atexit, sys; atexit.register(lambda: print('imported:', "
         f"[name for name in {NOT_IMPORTED!r} if name in sys.modules], file=sys.stderr)); "
         "sys.argv = ['mls2', 'pipeline', 'run', '--here']; from conf.cli import app; app()"
     )
-    environment = {**os.environ, "MLS2_DATA_DIR": str(settings.paths.root), "MLS2_INTEGRITY_AFTER_UPDATE": "false"}
+    environment = {
+        **os.environ,
+        "MLS2_DATA_DIR": str(settings.paths.root),
+        "MLS2_INTEGRITY_AFTER_UPDATE": "false",
+        **setting,
+    }
     done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return done.stderr
@@ -71,3 +76,23 @@ def test_an_update_of_changed_listings_in_a_process_of_its_own_imports_no_pandas
         if event["dataset"] in ("qobrix_silver.property", "reso_gold.property")
     ]
     assert written == ["merge-on-read", "merge-on-read"], written
+
+
+def test_an_update_through_key_indexes_in_a_process_of_its_own_imports_no_pandas_or_arrow_compute(
+    landed: Settings,
+) -> None:
+    """Large tables find the rows a merge replaces through their key indexes: the update builds them
+    (every data file's keys, timestamps among them), then looks the changed keys up. An update
+    before it translated what a merge translates."""
+    mls2_run_here(landed)
+    change_listings(landed, 2, 1)
+    run_update(landed.paths)
+    change_listings(landed, 2, 2)
+    errors = mls2_run_here(landed, MLS2_ENGINE_KEY_INDEX_ROWS="0")
+    assert errors.rstrip().endswith("imported: []"), errors
+    located = {
+        event["dataset"]: orjson.loads(event["details"])["planning_information"].get("write", {}).get("located_by")
+        for event in read_events(landed.paths.lakehouse, event_type="planning_information")
+        if event["dataset"] in ("qobrix_silver.property", "reso_gold.property")
+    }
+    assert located == {"qobrix_silver.property": "key index", "reso_gold.property": "key index"}, located

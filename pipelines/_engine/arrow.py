@@ -82,6 +82,11 @@ def conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table if table.schema.equals(schema, check_metadata=True) else table.cast(schema)
 
 
+def conformed_array(values: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """`values.cast(kind)`, without the cast where the values are already of `kind`."""
+    return values if values.type == kind else values.cast(kind)
+
+
 def _json_readable(field: pa.Field) -> bool:
     """Whether Arrow's JSON reader reads the values of `field` from what orjson writes for them."""
     kind = field.type

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from conf.settings import Settings
+from pipelines._engine import arrow
 from pipelines._engine.delta_log import deletion_vectors, table_root
 from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, remove_database
 
@@ -67,21 +68,27 @@ def _storable(kind: pa.DataType) -> bool:
     )
 
 
-def _to_sqlite(values: pa.Array) -> list:
-    """Values as SQLite holds them: timestamps and dates as their integer count since the epoch."""
-    kind = values.type
-    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-        values = values.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
-    return values.to_pylist()
+def _counted(kind: pa.DataType) -> pa.DataType | None:
+    """The integer type a timestamp or date type is a count of, as SQLite holds it; None for others."""
+    if pa.types.is_timestamp(kind) or pa.types.is_date64(kind):
+        return pa.int64()
+    return pa.int32() if pa.types.is_date32(kind) else None
+
+
+def _to_sqlite(values: pa.Array | pa.ChunkedArray) -> list:
+    """Values as SQLite holds them: timestamps and dates as their integer count since the epoch (a
+    view of their buffers, not a cast: an update loads no Arrow compute function)."""
+    counted = _counted(values.type)
+    if counted is None:
+        return values.to_pylist()
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    return [value for chunk in chunks for value in chunk.view(counted).to_pylist()]
 
 
 def _from_sqlite(values: list, kind: pa.DataType) -> pa.Array:
     """`_to_sqlite`'s values back as Arrow values of `kind`."""
-    if pa.types.is_timestamp(kind):
-        return pa.array(values, pa.int64()).cast(kind)
-    if pa.types.is_date(kind):
-        return pa.array(values, pa.int32()).cast(kind)
-    return pa.array(values, kind)
+    counted = _counted(kind)
+    return arrow.array(values, kind) if counted is None else arrow.array(values, counted).view(kind)
 
 
 def key_index(lakehouse: Lakehouse, name: str, layout: Layout) -> "KeyIndex | None":
@@ -119,7 +126,7 @@ class KeyIndex:
         (as `file_uris` names it), position, and the layout's columns. NULL matches nothing."""
         if column not in self.layout.lookups:
             raise ValueError(f"{self.path.name} looks rows up by {', '.join(self.layout.lookups)}, not {column}")
-        wanted = [value for value in _to_sqlite(values.cast(self.types[column])) if value is not None]
+        wanted = [value for value in _to_sqlite(arrow.conformed_array(values, self.types[column])) if value is not None]
         batches = [
             orjson.dumps(wanted[start : start + LOOKUP_BATCH]).decode() for start in range(0, len(wanted), LOOKUP_BATCH)
         ]
@@ -143,13 +150,9 @@ class KeyIndex:
                 uri = str(self.root / path)
                 found += [(uri, *row) for row in rows]
         columns = list(zip(*found, strict=True)) if found else [[] for _ in range(2 + len(self.layout.columns))]
-        data = {
-            FILE_COLUMN: pa.array(columns[0], pa.string()),
-            ROW_COLUMN: pa.array(columns[1], pa.int64()),
-        }
-        for i, name in enumerate(self.layout.columns):
-            data[name] = _from_sqlite(list(columns[2 + i]), self.types[name])
-        return pa.table(data)
+        arrays = [arrow.array(columns[0], pa.string()), arrow.array(columns[1], pa.int64())]
+        arrays += [_from_sqlite(list(columns[2 + i]), self.types[name]) for i, name in enumerate(self.layout.columns)]
+        return pa.Table.from_arrays(arrays, names=[FILE_COLUMN, ROW_COLUMN, *self.layout.columns])
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +208,7 @@ class KeyIndex:
             for batch in parquet.iter_batches(columns=read):
                 values = [
                     _to_sqlite(
-                        batch.column(column).cast(self.types[column])
+                        arrow.conformed_array(batch.column(column), self.types[column])
                         if column in present
                         else pa.nulls(batch.num_rows, self.types[column])
                     )
