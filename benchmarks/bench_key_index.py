@@ -7,7 +7,7 @@ per row, files as the engine writes them) goes through merges of `--changed` ran
 merge-on-read as an update does. Before each merge, the positions of the keys' rows, and of any row
 holding a new row's unique media key, are found both ways in the same process, and must be the same
 rows: by scanning the table's files (the engine below
-MLS2_ENGINE_KEY_INDEX_ROWS), and through the key index (above it), which first catches up with the
+MLS2_ENGINE_KEY_INDEX_CELLS cells), and through the key index (above it), which first catches up with the
 merge before. The index's first build is timed apart, as is its size on disk.
 Target (issue 29): the index's figure flat across sizes, where the scan's grows with the table.
 """
@@ -96,7 +96,7 @@ def merge(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, positions: set) 
 
 
 def measure(root: Path, rows: int, changed: int) -> dict:
-    lakehouse, con, draw = Lakehouse(root, key_index_rows=0), duckdb.connect(), random.Random(rows)
+    lakehouse, con, draw = Lakehouse(root, key_index_cells=0), duckdb.connect(), random.Random(rows)
     create(lakehouse, con, rows)
     keys = rows // ROWS_PER_KEY
     started = time.perf_counter()

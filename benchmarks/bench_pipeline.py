@@ -237,7 +237,7 @@ def update_seconds(data: Path) -> float:
 
 DISK_GROUPS = ("landing", "lakehouse", "snapshots")
 KEY_INDEX_LAYER = f"lakehouse/{KEY_INDEX_FOLDER}"
-SCANNING = {"MLS2_ENGINE_KEY_INDEX_ROWS": str(2**62)}
+SCANNING = {"MLS2_ENGINE_KEY_INDEX_CELLS": str(2**62)}
 """The settings of an update that finds replaced rows by scanning, whatever the tables' size."""
 
 

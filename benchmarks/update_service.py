@@ -36,7 +36,7 @@ def main() -> None:
             run_update(
                 settings.paths,
                 memory_limit=settings.mls2_engine_memory_limit,
-                key_index_rows=settings.mls2_engine_key_index_rows,
+                key_index_cells=settings.mls2_engine_key_index_cells,
                 reserve_bytes=settings.mls2_min_free_mb * 2**20,
             )
         seconds = time.perf_counter() - started

@@ -21,7 +21,7 @@ def update_to_gold(settings: Settings, *, full_refresh: bool = False) -> None:
         {},
         full_refresh=full_refresh,
         memory_limit=settings.mls2_engine_memory_limit,
-        key_index_rows=settings.mls2_engine_key_index_rows,
+        key_index_cells=settings.mls2_engine_key_index_cells,
     )
     if result.state != "COMPLETED":
         raise SystemExit(f"update {result.update_id} ended {result.state}")

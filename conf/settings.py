@@ -189,12 +189,18 @@ class Settings(BaseSettings):
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory the embedded engine (DuckDB) may use before spilling to MLS2_DATA_DIR/tmp.",
     )
-    mls2_engine_key_index_rows: int = Field(
-        default=5_000_000,
+    mls2_engine_key_index_cells: int = Field(
+        default=100_000_000,
         ge=0,
-        description="Tables merged by key (AUTO CDC targets, views refreshed by key) of at least this many rows "
-        "find the rows a change replaces through a key index (a SQLite file per table in MLS2_DATA_DIR/"
-        "lakehouse/_key_index) instead of scanning their key columns; 0 indexes every such table.",
+        description="Tables merged by key (AUTO CDC targets, views refreshed by key) of at least this many cells "
+        "(rows times columns) find the rows a change replaces through a key index (a SQLite file per table in "
+        "MLS2_DATA_DIR/lakehouse/_key_index) instead of scanning their key columns; 0 indexes every such table.",
+    )
+    mls2_engine_key_index_rows: str | None = Field(
+        default=None,
+        exclude=True,
+        description="Replaced by MLS2_ENGINE_KEY_INDEX_CELLS: refused, so a threshold once set is not "
+        "silently ignored.",
     )
 
     @field_validator("qobrix_api_user", "qobrix_api_key", mode="before")
@@ -222,6 +228,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_url_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("mls2_engine_key_index_rows")
+    @classmethod
+    def _replaced_setting(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "MLS2_ENGINE_KEY_INDEX_ROWS was replaced by MLS2_ENGINE_KEY_INDEX_CELLS, a threshold of cells "
+                "(rows times columns): set that instead"
+            )
 
     @property
     def has_qobrix_credentials(self) -> bool:

@@ -63,7 +63,7 @@ def update_with_progress(settings: Settings, **selection: object) -> dict:
             settings.paths,
             progress=lambda dataset, state: status.update(f"{dataset}: {state}"),
             memory_limit=settings.mls2_engine_memory_limit,
-            key_index_rows=settings.mls2_engine_key_index_rows,
+            key_index_cells=settings.mls2_engine_key_index_cells,
             reserve_bytes=settings.mls2_min_free_mb * 2**20,
             **selection,
         )

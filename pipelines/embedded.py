@@ -55,7 +55,7 @@ def run_update(paths: DataPaths, *, graph: Graph | None = None, **options: Any) 
     """Run one update of `graph` (the product's, by default) under the pipeline lock and publish gold;
     raises PipelineBusy or UpdateFailed. `options` are the engine's (`pipelines._engine.runner.run_update`:
     full_refresh, refresh, full_refresh_selection, progress, memory_limit, cause, cancel, update_id, lock,
-    key_index_rows)."""
+    key_index_cells)."""
     return run_on_engine(paths, graph or product_graph(paths), served_tables(), **options)
 
 

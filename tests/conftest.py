@@ -88,7 +88,7 @@ def apply_by(how: str, monkeypatch: pytest.MonkeyPatch) -> str:
     fraction = 0 if how == "rewrite" else math.inf
     monkeypatch.setattr(cdc, "REWRITE_FRACTION", fraction)
     monkeypatch.setattr(materialized_view, "REWRITE_FRACTION", fraction)
-    monkeypatch.setattr(key_index, "INDEXED_ROWS", 0 if how == "indexed" else math.inf)
+    monkeypatch.setattr(key_index, "INDEXED_CELLS", 0 if how == "indexed" else math.inf)
     return how
 
 

@@ -143,7 +143,7 @@ def test_scd1_keys_of_another_type_than_the_target_fail_naming_the_conversion(
     """A declaration that changes the key's type: through the key index as in a scan, the update fails
     with DuckDB's error naming the value and the column (the index would cast the keys itself)."""
     monkeypatch.setattr(cdc, "REWRITE_FRACTION", math.inf)
-    monkeypatch.setattr(key_index, "INDEXED_ROWS", 0 if indexed else math.inf)
+    monkeypatch.setattr(key_index, "INDEXED_CELLS", 0 if indexed else math.inf)
     numeric = replace(scd(1), sql=CHANGES_SQL.replace("record_key AS id", "CAST(record_key AS BIGINT) AS id"))
     land(settings, "s1", [event(str(number), 1) for number in range(1, 9)])
     run_update(settings.paths, graph=graph(numeric))

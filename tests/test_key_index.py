@@ -29,7 +29,7 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def every_table_indexed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(key_index_module, "INDEXED_ROWS", 0)
+    monkeypatch.setattr(key_index_module, "INDEXED_CELLS", 0)
 
 
 def create(lakehouse: Lakehouse, con: duckdb.DuckDBPyConnection, rows: int) -> None:
@@ -190,7 +190,10 @@ def test_small_tables_and_columns_sqlite_cannot_hold_exactly_are_scanned(
     lakehouse.commit_files(lakehouse.write_files(con, "s.prices", "decimals"), mode="overwrite")
     assert key_index(lakehouse, "s.prices", Layout(lookups=("price",))) is None
     assert key_index(lakehouse, "s.missing", LAYOUT) is None
-    monkeypatch.setattr(key_index_module, "INDEXED_ROWS", 1_001)
+    # Cells are rows times columns: 1,000 rows of four columns.
+    monkeypatch.setattr(key_index_module, "INDEXED_CELLS", 4_000)
+    assert key_index(lakehouse, NAME, LAYOUT) is not None
+    monkeypatch.setattr(key_index_module, "INDEXED_CELLS", 4_001)
     assert key_index(lakehouse, NAME, LAYOUT) is None
 
 
@@ -207,10 +210,10 @@ def test_dropping_a_table_drops_its_index(tmp_path: Path) -> None:
 def test_mls2_pipeline_run_indexes_the_tables_the_setting_names(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(key_index_module, "INDEXED_ROWS", math.inf)
+    monkeypatch.setattr(key_index_module, "INDEXED_CELLS", math.inf)
     monkeypatch.setenv("MLS2_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MLS2_INTEGRITY_AFTER_UPDATE", "false")
-    monkeypatch.setenv("MLS2_ENGINE_KEY_INDEX_ROWS", "2")
+    monkeypatch.setenv("MLS2_ENGINE_KEY_INDEX_CELLS", "2")
     settings = load_settings()
     land(settings, "s1", [listing(key, 1, [f"{key}1"]) for key in "abcdefghij"])
     assert CliRunner().invoke(app, ["pipeline", "run"]).exit_code == 0

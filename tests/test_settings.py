@@ -39,3 +39,19 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, name: str,
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=problem):
         load_settings()
+
+
+def test_the_replaced_key_index_threshold_is_refused_naming_its_successor(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """From the environment or `.env`: a threshold once set must not be silently ignored."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("MLS2_ENGINE_KEY_INDEX_ROWS=1000000\n")
+    with pytest.raises(SettingsError, match="MLS2_ENGINE_KEY_INDEX_ROWS was replaced by MLS2_ENGINE_KEY_INDEX_CELLS"):
+        load_settings()
+    (tmp_path / ".env").unlink()
+    monkeypatch.setenv("MLS2_ENGINE_KEY_INDEX_ROWS", "0")
+    with pytest.raises(SettingsError, match="MLS2_ENGINE_KEY_INDEX_CELLS"):
+        load_settings()
+    monkeypatch.delenv("MLS2_ENGINE_KEY_INDEX_ROWS")
+    assert load_settings().mls2_engine_key_index_cells == 100_000_000

@@ -88,7 +88,7 @@ def test_an_update_through_key_indexes_in_a_process_of_its_own_imports_no_pandas
     change_listings(landed, 2, 1)
     run_update(landed.paths)
     change_listings(landed, 2, 2)
-    errors = mls2_run_here(landed, MLS2_ENGINE_KEY_INDEX_ROWS="0")
+    errors = mls2_run_here(landed, MLS2_ENGINE_KEY_INDEX_CELLS="0")
     assert errors.rstrip().endswith("imported: []"), errors
     located = {
         event["dataset"]: orjson.loads(event["details"])["planning_information"].get("write", {}).get("located_by")

@@ -93,7 +93,7 @@ class UpdateContext:
         *,
         full_refresh: set[str],
         selected: set[str],
-        key_index_rows: int | None = None,
+        key_index_cells: int | None = None,
     ) -> None:
         self.paths = paths
         self.graph = graph
@@ -101,7 +101,7 @@ class UpdateContext:
         self.con = con
         self.full_refresh = full_refresh
         self.selected = selected
-        self.lakehouse = Lakehouse(paths.lakehouse, cache_tables=True, key_index_rows=key_index_rows)
+        self.lakehouse = Lakehouse(paths.lakehouse, cache_tables=True, key_index_cells=key_index_cells)
         self.events = EventLog(self.lakehouse, update_id)
         self.bodies = CompiledBodies(paths.state / COMPILED_BODIES)
         self.staged: dict[str, tuple[str, str, dict, FlowResult]] = {}

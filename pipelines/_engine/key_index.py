@@ -27,10 +27,13 @@ from pipelines._engine import arrow
 from pipelines._engine.delta_log import deletion_vectors, table_root
 from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, remove_database
 
-INDEXED_ROWS: int = Settings.model_fields["mls2_engine_key_index_rows"].default
-"""Tables of at least this many rows are looked up through an index, unless the lakehouse says otherwise
-(MLS2_ENGINE_KEY_INDEX_ROWS, whose default this is). Below it, a scan of the key column costs about
-what a lookup does, and the index's build and disk are not worth it (benchmarks/RESULTS.md)."""
+INDEXED_CELLS: int = Settings.model_fields["mls2_engine_key_index_cells"].default
+"""Tables of at least this many cells (rows times columns) are looked up through an index, unless the
+lakehouse says otherwise (MLS2_ENGINE_KEY_INDEX_CELLS, whose default this is). A scan of a key column
+reads every row's key and every row group's footer, whose size grows with the table's columns: a
+wide table of a million rows (Property) costs far more to scan than a narrow table of more rows
+(Media). Below it a scan costs about what a lookup does, and the index's build and disk are not
+worth it (benchmarks/RESULTS.md)."""
 FORMAT = "one table per data file"
 """How an index lays out its rows, part of its signature: a file of another format is built anew."""
 CACHE_KIB = 262_144
@@ -94,8 +97,8 @@ def _from_sqlite(values: list, kind: pa.DataType) -> pa.Array:
 def key_index(lakehouse: Lakehouse, name: str, layout: Layout) -> "KeyIndex | None":
     """The index of a table large enough to need one, whose columns SQLite can hold; else None (scan)."""
     table = lakehouse.table(name)
-    threshold = INDEXED_ROWS if lakehouse.key_index_rows is None else lakehouse.key_index_rows
-    if table is None or lakehouse.row_count(name) < threshold:
+    threshold = INDEXED_CELLS if lakehouse.key_index_cells is None else lakehouse.key_index_cells
+    if table is None or lakehouse.row_count(name) * len(table.schema().fields) < threshold:
         return None
     index = KeyIndex(lakehouse.key_index_path(name), layout, table)
     if not all(column in index.types and _storable(index.types[column]) for column in layout.columns):

@@ -243,16 +243,16 @@ class Lakehouse:
     pipeline lock, so nothing else writes meanwhile.
     """
 
-    def __init__(self, root: Path, *, cache_tables: bool = False, key_index_rows: int | None = None) -> None:
+    def __init__(self, root: Path, *, cache_tables: bool = False, key_index_cells: int | None = None) -> None:
         # Resolved, as delta-rs resolves a table's location: paths the engine builds and paths the
         # log names must compare equal (a vacuum keeps the deletion vector files by path).
         self.root = Path(root).resolve()
         self._tables: dict[str, DeltaTable | None] | None = {} if cache_tables else None
         self._fingerprints: dict[str, tuple[DeltaTable, int, str]] = {}
         """With `cache_tables`: each table's fingerprint, with the opened table and version it is of."""
-        self.key_index_rows = key_index_rows
-        """Tables merged by key of at least this many rows are looked up through a key index (None: the
-        `key_index` module's default)."""
+        self.key_index_cells = key_index_cells
+        """Tables merged by key of at least this many cells (rows times columns) are looked up through a
+        key index (None: the `key_index` module's default)."""
 
     def path(self, name: str) -> Path:
         schema, table = name.split(".", 1)

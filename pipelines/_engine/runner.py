@@ -64,7 +64,7 @@ class Update:
         cancel: threading.Event | None = None,
         update_id: str | None = None,
         reserve_bytes: int = DEFAULT_RESERVE_BYTES,
-        key_index_rows: int | None = None,
+        key_index_cells: int | None = None,
     ) -> None:
         self.paths = paths
         self.cause = cause
@@ -95,7 +95,7 @@ class Update:
             con,
             full_refresh=everything if full_refresh else chosen_full,
             selected=everything if not (chosen or chosen_full) else chosen | chosen_full,
-            key_index_rows=key_index_rows,
+            key_index_cells=key_index_cells,
         )
         self.events = self.context.events
 
@@ -202,7 +202,7 @@ def run_update(
     update_id: str | None = None,
     lock: bool = True,
     reserve_bytes: int = DEFAULT_RESERVE_BYTES,
-    key_index_rows: int | None = None,
+    key_index_cells: int | None = None,
 ) -> UpdateResult:
     """Run one update under the pipeline lock; raises PipelineBusy, UpdateFailed or UpdateCanceled.
 
@@ -213,8 +213,8 @@ def run_update(
     caller name the update before it starts (a new UUID by default). `lock=False` is for a caller
     that already holds the pipeline lock (the pipeline UI holds it from its sync to the update's end).
     An update starts only when the disk has room for what it may write plus `reserve_bytes`
-    (`storage.check_free_space`). Tables merged by key of at least `key_index_rows` rows find the rows
-    a change replaces through a key index (`key_index`; None: its default).
+    (`storage.check_free_space`). Tables merged by key of at least `key_index_cells` cells (rows times
+    columns) find the rows a change replaces through a key index (`key_index`; None: its default).
     """
     update = Update(
         paths,
@@ -229,7 +229,7 @@ def run_update(
         cancel=cancel,
         update_id=update_id,
         reserve_bytes=reserve_bytes,
-        key_index_rows=key_index_rows,
+        key_index_cells=key_index_cells,
     )
     if not lock:
         return update.run()

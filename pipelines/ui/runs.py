@@ -341,7 +341,7 @@ class RunManager:
                         full_refresh_selection=selected if request.action == "full_refresh_selection" else None,
                         progress=lambda dataset, flow_state: self.log.flow(run_id, dataset, flow_state, progress),
                         memory_limit=self.settings.mls2_engine_memory_limit,
-                        key_index_rows=self.settings.mls2_engine_key_index_rows,
+                        key_index_cells=self.settings.mls2_engine_key_index_cells,
                         reserve_bytes=self.settings.mls2_min_free_mb * 2**20,
                         cause=CAUSES[request.trigger],
                         cancel=cancel,
