@@ -29,7 +29,7 @@ from pipelines._engine.lakehouse import (
     last_data_change,
     register_delta,
 )
-from pipelines._engine.landing_reader import landing_files, register_landing
+from pipelines._engine.landing_reader import LandingListing, register_landing
 from pipelines._engine.quality import QualityReport
 from pipelines.declaration import LANDING_SCHEMA, Dataset, Graph
 
@@ -38,6 +38,8 @@ LANDING_METADATA = "mls2.landing_pages"
 """What a landing-fed table's commit records: a digest of the landing pages listed when it read them."""
 COMPILED_BODIES = "compiled_bodies.json"
 """The bodies' and expressions' DuckDB SQL kept between updates, under MLS2_DATA_DIR/state."""
+LANDING_LISTING = "landing_listing.json"
+"""Where an update keeps the landing's pages by run folder (`LandingListing`), in the state folder."""
 
 ProgressCallback = Callable[[str, str], None]
 """Called with (dataset, state) as each flow starts and ends."""
@@ -119,6 +121,7 @@ class UpdateContext:
         the landing files read."""
         self.landing_pages: dict[str, list[str]] = {}
         """Each landing folder's pages, listed once an update."""
+        self.landing_listing = LandingListing(paths.landing, paths.state / LANDING_LISTING)
         self.before: dict[str, str] = {}
         """Each dataset's fingerprint before this update wrote it."""
         self.keyed_rows: dict[str, KeyedRows] = {}
@@ -271,7 +274,7 @@ class UpdateContext:
         """The pages of `dataset`'s landing folder, as listed the first time this update asked."""
         entity = dataset.landing.entity
         if entity not in self.landing_pages:
-            self.landing_pages[entity] = landing_files(self.paths.landing, entity)
+            self.landing_pages[entity] = self.landing_listing.pages(entity)
         return self.landing_pages[entity]
 
     def landing_digest(self, dataset: Dataset) -> str:

@@ -166,9 +166,12 @@ class Update:
         finally:
             self.events.flush()
             context.con.close()
+            # Only caches: an update that cannot keep them renders its bodies, and lists the
+            # landing's folders, again next time.
             with suppress(OSError):
-                # Only a cache: an update that cannot keep it renders its bodies again next time.
                 context.bodies.save(declared_texts(self.graph.datasets.values()))
+            with suppress(OSError):
+                context.landing_listing.save()
         return result
 
     def stop_if_canceled(self) -> None:
