@@ -339,6 +339,11 @@ class DataPaths:
         return self.snapshots / "CURRENT.json"
 
 
+def setting_names() -> set[str]:
+    """Every setting a deployment may set, by its field name: not the replaced ones kept to be refused."""
+    return {name for name, field in Settings.model_fields.items() if not field.exclude}
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and `.env`, with explicit overrides on top."""
     try:

@@ -1,8 +1,9 @@
+import re
 from pathlib import Path
 
 import pytest
 
-from conf.settings import SettingsError, load_settings
+from conf.settings import SettingsError, load_settings, setting_names
 
 
 def test_defaults_need_no_environment() -> None:
@@ -55,3 +56,17 @@ def test_the_replaced_key_index_threshold_is_refused_naming_its_successor(
         load_settings()
     monkeypatch.delenv("MLS2_ENGINE_KEY_INDEX_ROWS")
     assert load_settings().mls2_engine_key_index_cells == 100_000_000
+
+
+def test_the_example_environment_file_loads_and_documents_every_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`cp .env.example .env` is how a deployment starts: it must load, and name every setting."""
+    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    (tmp_path / ".env").write_text(example)
+    monkeypatch.chdir(tmp_path)
+    load_settings()
+    named = {name.lower() for name in re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.MULTILINE)}
+    settings = setting_names()
+    assert settings - named == set(), "settings .env.example does not document"
+    assert named - settings == set(), ".env.example names what is not a setting"

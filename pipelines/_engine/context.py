@@ -29,7 +29,8 @@ from pipelines._engine.lakehouse import (
     last_data_change,
     register_delta,
 )
-from pipelines._engine.landing_reader import LandingListing, register_landing
+from pipelines._engine.landing_listing import LandingListing
+from pipelines._engine.landing_reader import register_landing
 from pipelines._engine.quality import QualityReport
 from pipelines.declaration import LANDING_SCHEMA, Dataset, Graph
 
@@ -274,7 +275,8 @@ class UpdateContext:
         """The pages of `dataset`'s landing folder, as listed the first time this update asked."""
         entity = dataset.landing.entity
         if entity not in self.landing_pages:
-            self.landing_pages[entity] = self.landing_listing.pages(entity)
+            relist = dataset.name in self.full_refresh
+            self.landing_pages[entity] = self.landing_listing.pages(entity, relist=relist)
         return self.landing_pages[entity]
 
     def landing_digest(self, dataset: Dataset) -> str:

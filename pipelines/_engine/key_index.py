@@ -28,7 +28,7 @@ from pipelines._engine.delta_log import deletion_vectors, table_root
 from pipelines._engine.lakehouse import FILE_COLUMN, ROW_COLUMN, Lakehouse, remove_database
 
 INDEXED_CELLS: int = Settings.model_fields["mls2_engine_key_index_cells"].default
-"""Tables of at least this many cells (rows times columns) are looked up through an index, unless the
+"""Tables of at least this many cells (rows times top-level columns) are looked up through an index, unless the
 lakehouse says otherwise (MLS2_ENGINE_KEY_INDEX_CELLS, whose default this is). A scan of a key column
 reads every row's key and every row group's footer, whose size grows with the table's columns: a
 wide table of a million rows (Property) costs far more to scan than a narrow table of more rows
@@ -124,7 +124,7 @@ class KeyIndex:
         self.vectors = deletion_vectors(table)
         """The deletion vector of each data file of `table` that has one."""
 
-    def locate(self, column: str, values: pa.Array) -> pa.Table:
+    def locate(self, column: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
         """The table's live rows whose `column` (a lookup column) holds one of `values`: their data file
         (as `file_uris` names it), position, and the layout's columns. NULL matches nothing."""
         if column not in self.layout.lookups:

@@ -6,14 +6,10 @@ A malformed line is kept, in `_corrupt_record`, never skipped.
 """
 
 import glob
-import os
-import time
 from pathlib import Path
 
 import duckdb
-import orjson
 
-from conf.files import write_atomically
 from pipelines._engine.sql_text import string_literal
 
 LANDING_LINES_SQL = """
@@ -64,93 +60,6 @@ def landing_files(landing_root: Path, entity: str) -> list[str]:
         f"{entity}/{page}"
         for page in glob.glob("*/*/*.jsonl*", root_dir=Path(landing_root) / entity)
         if page.endswith(PAGE_SUFFIXES) and not any(part.startswith((".", "_")) for part in page.split("/"))
-    )
-
-
-LISTING_FORMAT = 1
-"""The layout of a kept listing (`LandingListing`): a file of another is not read."""
-SETTLED_NS = 2_000_000_000
-"""A run folder's pages are kept only once its modification time is this old: a filesystem with
-coarse times would leave a folder's time unchanged by a page landed in the same tick as a listing."""
-
-
-class LandingListing:
-    """The landing's pages (`landing_files`), kept by run folder (entity/day/run) with the folder's
-    modification time: a folder whose time is the one kept is not listed again, since landing,
-    renaming or removing a page changes it. Every page ever landed stays in the landing unless
-    retired, and listing them all at each update grew with the brokerage's history.
-
-    Kept in a file between processes (`save`). Only a cache: a lost or damaged file, or one of another
-    format, lists every folder again."""
-
-    def __init__(self, landing_root: Path, path: Path) -> None:
-        self.root, self.path = Path(landing_root), Path(path)
-        self.folders: dict[str, tuple[int, list[str]]] = {}
-        """Each settled run folder's modification time (ns) and page names, by its path in the landing."""
-        self.changed = False
-        try:
-            kept = orjson.loads(self.path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return
-        if isinstance(kept, dict) and kept.get("format") == LISTING_FORMAT and isinstance(kept.get("folders"), dict):
-            self.folders = {
-                folder: (entry[0], entry[1]) for folder, entry in kept["folders"].items() if _well_formed(entry)
-            }
-
-    def pages(self, entity: str) -> list[str]:
-        """What `landing_files(landing_root, entity)` lists, listing only the run folders that changed."""
-        now, pages, seen = time.time_ns(), [], set()
-        for day in _subfolders(self.root / entity):
-            for run in _subfolders(self.root / entity / day):
-                folder = f"{entity}/{day}/{run}"
-                seen.add(folder)
-                modified = (self.root / folder).stat().st_mtime_ns
-                kept = self.folders.get(folder)
-                if kept is not None and kept[0] == modified:
-                    names = kept[1]
-                else:
-                    names = [name for name in os.listdir(self.root / folder) if _is_page(name)]
-                    if now - modified > SETTLED_NS:
-                        self.folders[folder], self.changed = (modified, names), True
-                    elif kept is not None:
-                        del self.folders[folder]
-                        self.changed = True
-                pages += [f"{folder}/{name}" for name in names]
-        gone = [folder for folder in self.folders if folder.split("/", 1)[0] == entity and folder not in seen]
-        for folder in gone:
-            del self.folders[folder]
-        self.changed = self.changed or bool(gone)
-        return sorted(pages)
-
-    def save(self) -> None:
-        """Keep the settled folders' pages for the next update, when they changed."""
-        if self.changed:
-            kept = {folder: [modified, names] for folder, (modified, names) in self.folders.items()}
-            write_atomically(self.path, orjson.dumps({"format": LISTING_FORMAT, "folders": kept}))
-            self.changed = False
-
-
-def _subfolders(folder: Path) -> list[str]:
-    """The folders in `folder` that are not hidden (none when it does not exist)."""
-    try:
-        with os.scandir(folder) as entries:
-            return [entry.name for entry in entries if not entry.name.startswith((".", "_")) and entry.is_dir()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _is_page(name: str) -> bool:
-    return name.endswith(PAGE_SUFFIXES) and not name.startswith((".", "_"))
-
-
-def _well_formed(entry: object) -> bool:
-    """Whether a kept folder has the shape `save` writes (any other is listed again)."""
-    return (
-        isinstance(entry, list)
-        and len(entry) == 2
-        and isinstance(entry[0], int)
-        and isinstance(entry[1], list)
-        and all(isinstance(name, str) for name in entry[1])
     )
 
 
