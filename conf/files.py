@@ -1,9 +1,11 @@
-"""Durable file writes and YAML reading shared by every part that keeps state or declarations on disk."""
+"""Durable file writes, kept caches' reading and YAML reading, shared by every part that keeps state
+or declarations on disk."""
 
 import os
 import uuid
 from pathlib import Path
 
+import orjson
 import yaml
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -14,6 +16,17 @@ part of every `mls2 pipeline run` reading the mappings and SQL headers."""
 def load_yaml(text: str) -> object:
     """`text` as YAML's safe subset (plain data, no tags that build objects)."""
     return yaml.load(text, Loader=YAML_LOADER)
+
+
+def read_kept(path: Path, stamp_key: str, stamp: object) -> dict | None:
+    """The JSON object a cache kept at `path`, when its `stamp_key` is `stamp` (what wrote it, in the
+    layout it wrote); None when the file is missing, unreadable, not a JSON object or of another
+    stamp: the cache is then built again."""
+    try:
+        kept = orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return kept if isinstance(kept, dict) and kept.get(stamp_key) == stamp else None
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:

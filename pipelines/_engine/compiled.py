@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from conf.files import write_atomically
+from conf.files import read_kept, write_atomically
 from pipelines._engine.sql_text import RelationNamer
 from pipelines.declaration import Dataset
 
@@ -70,11 +70,8 @@ class CompiledBodies:
         self.expressions: dict[str, str] = {}
         """Each expression's DuckDB SQL, by its Spark SQL."""
         self.changed = False
-        try:
-            kept = orjson.loads(self.path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return
-        if isinstance(kept, dict) and kept.get("translator") == TRANSLATOR and isinstance(kept.get("bodies"), dict):
+        kept = read_kept(self.path, "translator", TRANSLATOR)
+        if kept is not None and isinstance(kept.get("bodies"), dict):
             self.bodies = kept["bodies"]
             if isinstance(kept.get("references"), dict):
                 self.tokenized = kept["references"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from conf.files import write_atomically
+from conf.files import read_kept, write_atomically
 from pipelines._engine.landing_reader import PAGE_SUFFIXES
 
 LISTING_FORMAT = 2
@@ -36,11 +36,8 @@ class LandingListing:
         self.folders: dict[str, tuple[Stamp, list[str]]] = {}
         """Each settled run folder's times and page names, by its path in the landing."""
         self.changed = False
-        try:
-            kept = orjson.loads(self.path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return
-        if isinstance(kept, dict) and kept.get("format") == LISTING_FORMAT and isinstance(kept.get("folders"), dict):
+        kept = read_kept(self.path, "format", LISTING_FORMAT)
+        if kept is not None and isinstance(kept.get("folders"), dict):
             self.folders = {
                 folder: ((entry[0], entry[1]), entry[2])
                 for folder, entry in kept["folders"].items()
@@ -70,7 +67,7 @@ class LandingListing:
                     continue
                 seen.add(folder)
                 if now - max(stamp) > SETTLED_NS:
-                    if kept is None or kept != (stamp, names):
+                    if kept != (stamp, names):
                         self.folders[folder], self.changed = (stamp, names), True
                 elif kept is not None:
                     del self.folders[folder]
